@@ -1,0 +1,140 @@
+/**
+ * The daemon's settings, read from the environment once at start and frozen. Every field is
+ * validated before anything starts, and all problems are reported together (exit code 2), so an
+ * operator fixes a config in one round instead of one error per restart.
+ */
+import { isIPv4 } from '../domain/ipv4';
+
+export const DEFAULTS = {
+  ETCD_ENDPOINTS: 'http://127.0.0.1:2379',
+  ETCD_PREFIX: '/coreos.com/network',
+  LEASE_TTL: 86400,
+  LEASE_RENEW_MARGIN: 3600,
+  LOG_LEVEL: 'info',
+  PLUGIN_SOCKET: '/run/docker/plugins/overlay-flannel.sock',
+} as const;
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface Settings {
+  readonly etcdEndpoints: readonly string[];
+  readonly etcdPrefix: string; // no trailing slash
+  readonly etcdCaFile?: string;
+  readonly etcdCertFile?: string;
+  readonly etcdKeyFile?: string;
+  readonly etcdUsername?: string;
+  readonly etcdPassword?: string; // never logged: see redactedSettings
+  readonly publicIP?: string; // default: the address of iface
+  readonly iface?: string; // default: the interface of the default route
+  readonly leaseTtlSec: number;
+  readonly leaseRenewMarginSec: number; // effective margin, already scaled to the TTL
+  readonly logLevel: LogLevel;
+  readonly pluginSocket: string;
+}
+
+export class SettingsError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid settings:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'SettingsError';
+  }
+}
+
+
+/** Parse a duration: "90" (seconds), "90s", "15m", "1h". */
+export function parseDuration(text: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$/.exec(text);
+  if (!m) return null;
+  const n = Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
+  return Number.isFinite(n) ? n : null;
+}
+
+export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+  const problems: string[] = [];
+  const get = (k: string): string | undefined => {
+    const v = env[k];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+
+  const endpoints = (get('ETCD_ENDPOINTS') ?? DEFAULTS.ETCD_ENDPOINTS).split(',').map((s) => s.trim()).filter(Boolean);
+  for (const e of endpoints) {
+    let ok = false;
+    try {
+      const u = new URL(e);
+      ok = (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '' && u.port !== '';
+    } catch {
+      ok = false;
+    }
+    if (!ok) problems.push(`ETCD_ENDPOINTS: "${e}" is not a URL like http://127.0.0.1:2379 (scheme, host and port)`);
+  }
+  if (endpoints.length === 0) problems.push('ETCD_ENDPOINTS: no endpoint given');
+
+  let prefix = get('ETCD_PREFIX') ?? DEFAULTS.ETCD_PREFIX;
+  if (!prefix.startsWith('/')) problems.push(`ETCD_PREFIX: "${prefix}" must start with "/" (e.g. /coreos.com/network)`);
+  prefix = prefix.replace(/\/+$/, '');
+  if (prefix === '') problems.push('ETCD_PREFIX: must not be "/" alone');
+
+  const caFile = get('ETCD_CAFILE');
+  const certFile = get('ETCD_CERTFILE');
+  const keyFile = get('ETCD_KEYFILE');
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    problems.push('ETCD_CERTFILE and ETCD_KEYFILE: give both (a client certificate and its key) or neither');
+  }
+  const username = get('ETCD_USERNAME');
+  const password = env.ETCD_PASSWORD;
+  if (username !== undefined && (password === undefined || password === '')) {
+    problems.push('ETCD_PASSWORD: required when ETCD_USERNAME is set');
+  }
+  if (username === undefined && password) problems.push('ETCD_USERNAME: required when ETCD_PASSWORD is set');
+
+  const publicIP = get('PUBLIC_IP');
+  if (publicIP !== undefined && !isIPv4(publicIP)) problems.push(`PUBLIC_IP: "${publicIP}" is not an IPv4 address`);
+  const iface = get('IFACE');
+  if (iface !== undefined && !/^[^\s/]{1,15}$/.test(iface)) problems.push(`IFACE: "${iface}" is not an interface name (1–15 characters)`);
+
+  const ttlText = get('LEASE_TTL');
+  const ttl = ttlText === undefined ? DEFAULTS.LEASE_TTL : parseDuration(ttlText);
+  if (ttl === null || ttl < 2 || ttl > 10 * 365 * 86400 || !Number.isInteger(ttl)) {
+    problems.push(`LEASE_TTL: "${ttlText}" must be a whole number of seconds ≥ 2 (default ${DEFAULTS.LEASE_TTL}, flannel's 24 h)`);
+  }
+  const marginText = get('LEASE_RENEW_MARGIN');
+  let margin = marginText === undefined ? DEFAULTS.LEASE_RENEW_MARGIN : parseDuration(marginText);
+  if (margin === null || margin <= 0) {
+    problems.push(`LEASE_RENEW_MARGIN: "${marginText}" must be a positive duration such as 3600, 60m or 1h`);
+  } else if (ttl !== null && ttl >= 2) {
+    if (marginText !== undefined && margin >= ttl) {
+      problems.push(`LEASE_RENEW_MARGIN: ${margin}s must be shorter than LEASE_TTL (${ttl}s)`);
+    }
+    // The default margin is scaled to short TTLs: renew when two thirds of the TTL have passed.
+    if (marginText === undefined) margin = Math.min(margin, ttl / 3);
+  }
+
+  const logLevel = (get('LOG_LEVEL') ?? DEFAULTS.LOG_LEVEL).toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    problems.push(`LOG_LEVEL: "${logLevel}" must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  const pluginSocket = get('PLUGIN_SOCKET') ?? DEFAULTS.PLUGIN_SOCKET;
+  if (!pluginSocket.startsWith('/')) problems.push(`PLUGIN_SOCKET: "${pluginSocket}" must be an absolute path`);
+
+  if (problems.length) throw new SettingsError(problems);
+  return Object.freeze({
+    etcdEndpoints: Object.freeze(endpoints),
+    etcdPrefix: prefix,
+    ...(caFile ? { etcdCaFile: caFile } : {}),
+    ...(certFile ? { etcdCertFile: certFile } : {}),
+    ...(keyFile ? { etcdKeyFile: keyFile } : {}),
+    ...(username ? { etcdUsername: username } : {}),
+    ...(password ? { etcdPassword: password } : {}),
+    ...(publicIP ? { publicIP } : {}),
+    ...(iface ? { iface } : {}),
+    leaseTtlSec: ttl as number,
+    leaseRenewMarginSec: margin as number,
+    logLevel: logLevel as LogLevel,
+    pluginSocket,
+  });
+}
+
+/** Settings safe to log: secrets replaced. */
+export function redactedSettings(s: Settings): Record<string, unknown> {
+  return { ...s, ...(s.etcdPassword ? { etcdPassword: '<redacted>' } : {}) };
+}

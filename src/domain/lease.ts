@@ -1,0 +1,93 @@
+/**
+ * Subnet leases in flanneld's exact etcd format (flannel-compat.md §2):
+ *   key   <prefix>/subnets/10.1.15.0-24
+ *   value {"PublicIP":"192.0.2.1","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"…"}}
+ * The value is Go's json.Marshal of LeaseAttrs, so field order and `"PublicIPv6":null` matter:
+ * encodeLeaseAttrs writes it byte for byte. Decoding is lenient where Go is (key case, unknown keys)
+ * and strict where a wrong value would program the kernel wrongly (IPs, MACs).
+ */
+import { invalid } from '../errors';
+import { Cidr, cidr, formatIPv4, isIPv4, parseIPv4 } from './ipv4';
+import { field, intField, isObject, parseJsonObject, stringField } from './json-fields';
+import { normalizeMac } from './mac';
+
+export interface VxlanLeaseData {
+  readonly vni: number;
+  readonly vtepMac: string;
+}
+
+export interface LeaseAttrs {
+  readonly publicIP: string;
+  readonly backendType: string; // 'vxlan' | 'host-gw' | other (a flanneld peer with another backend)
+  readonly vxlan?: VxlanLeaseData; // BackendData of a vxlan lease
+  /** BackendData of other backends, kept verbatim (we never rewrite a peer's lease). */
+  readonly rawBackendData?: unknown;
+}
+
+export interface Lease {
+  readonly subnet: Cidr;
+  readonly attrs: LeaseAttrs;
+  /** etcd lease id as a decimal string; "0" = no TTL (a reservation). */
+  readonly etcdLease: string;
+  /** Unix ms when it expires, if known. */
+  readonly expiresAt?: number;
+  readonly modRevision?: bigint;
+}
+
+// flannel matches this against the *suffix* of every key under "<prefix>/subnets".
+const LEASE_KEY_RE = /(\d+\.\d+\.\d+\.\d+)-(\d+)(?:&([a-f\d:]+)-(\d+))?$/;
+
+/** "10.1.15.0-24" for a subnet. */
+export function leaseKeyOf(subnet: Cidr): string {
+  return `${formatIPv4(subnet.base)}-${subnet.len}`;
+}
+
+/** The subnet named by a key (full path or last segment), or null when flannel would not read it as a lease. */
+export function subnetFromLeaseKey(key: string): Cidr | null {
+  const m = LEASE_KEY_RE.exec(key);
+  if (!m || !isIPv4(m[1])) return null;
+  const len = Number(m[2]);
+  if (!Number.isInteger(len) || len < 0 || len > 32) return null;
+  const base = parseIPv4(m[1]);
+  const c = cidr(base, len);
+  if (c.base !== base) return null; // host bits set: not a subnet key
+  return c;
+}
+
+/** The exact bytes flanneld writes for these attributes. */
+export function encodeLeaseAttrs(attrs: LeaseAttrs): string {
+  let out = `{"PublicIP":${JSON.stringify(attrs.publicIP)},"PublicIPv6":null`;
+  if (attrs.backendType) out += `,"BackendType":${JSON.stringify(attrs.backendType)}`;
+  if (attrs.vxlan) {
+    out += `,"BackendData":{"VNI":${attrs.vxlan.vni},"VtepMAC":${JSON.stringify(attrs.vxlan.vtepMac)}}`;
+  } else if (attrs.rawBackendData !== undefined && attrs.rawBackendData !== null) {
+    out += `,"BackendData":${JSON.stringify(attrs.rawBackendData)}`;
+  }
+  return out + '}';
+}
+
+/** Parse a lease value; throws INVALID naming what is wrong (callers skip such leases with a warning). */
+export function decodeLeaseAttrs(text: string, where = 'lease'): LeaseAttrs {
+  const obj = parseJsonObject(text, where);
+  const publicIP = stringField(obj, 'PublicIP', where);
+  if (publicIP === undefined) throw invalid(`${where}: "PublicIP" is missing`);
+  parseIPv4(publicIP, `${where}: PublicIP`);
+  const backendType = stringField(obj, 'BackendType', where) ?? '';
+  const data = field(obj, 'BackendData');
+  if (backendType !== 'vxlan') {
+    return { publicIP, backendType, ...(data !== undefined ? { rawBackendData: data } : {}) };
+  }
+  if (!isObject(data)) throw invalid(`${where}: a vxlan lease needs "BackendData" with VNI and VtepMAC`);
+  const vni = intField(data, 'VNI', `${where}: BackendData`, 0, 16777215) ?? 0;
+  const mac = stringField(data, 'VtepMAC', `${where}: BackendData`);
+  if (mac === undefined) throw invalid(`${where}: BackendData has no "VtepMAC"`);
+  return { publicIP, backendType, vxlan: { vni, vtepMac: normalizeMac(mac, `${where}: VtepMAC`) } };
+}
+
+export function sameAttrs(a: LeaseAttrs, b: LeaseAttrs): boolean {
+  return encodeLeaseAttrs(a) === encodeLeaseAttrs(b);
+}
+
+export function isReservation(lease: Lease): boolean {
+  return lease.etcdLease === '0';
+}

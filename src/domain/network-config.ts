@@ -1,0 +1,160 @@
+/**
+ * flannel's network config (`<prefix>/config`), parsed and validated exactly as flanneld's
+ * CheckNetworkConfig does (flannel-compat.md §1), so that a config flanneld accepts means the same
+ * subnets here. Deliberate differences, each a clear error instead of a silent surprise:
+ * - no "Backend": flanneld falls back to `udp`, which we cannot speak; we say so and how to fix it;
+ * - `udp`, `wireguard`, `ipsec`, … are refused naming the supported backends (vxlan, host-gw);
+ * - IPv6 (EnableIPv6) is not supported yet.
+ */
+import { invalid, unsupported } from '../errors';
+import { Cidr, cidr, cidrContains, cidrSize, formatCidr, formatIPv4, maskOf, nextNetworkBase, parseCidr, parseIPv4 } from './ipv4';
+import { boolField, field, intField, isObject, JsonObject, parseJsonObject, stringField } from './json-fields';
+
+export const DEFAULT_VXLAN_PORT = 8472; // the kernel's default, used when Port is 0
+export const SUPPORTED_BACKENDS = ['vxlan', 'host-gw'] as const;
+
+export interface VxlanBackend {
+  readonly type: 'vxlan';
+  readonly vni: number;
+  readonly port: number; // 0 = kernel default (8472), not sent to netlink, as flannel
+  readonly gbp: boolean;
+  readonly learning: boolean;
+  readonly directRouting: boolean;
+  readonly mtu?: number; // MTU of the underlay to assume; the device gets this minus 50
+}
+
+export interface HostGwBackend {
+  readonly type: 'host-gw';
+}
+
+export type Backend = VxlanBackend | HostGwBackend;
+
+export interface NetworkConfig {
+  readonly network: Cidr;
+  readonly subnetLen: number;
+  readonly subnetMin: number; // u32 base of the first subnet that may be leased
+  readonly subnetMax: number; // u32 base of the last one
+  readonly backend: Backend;
+}
+
+/** Parse the JSON text of `<prefix>/config`. Throws INVALID or UNSUPPORTED with a readable reason. */
+export function parseNetworkConfig(text: string): NetworkConfig {
+  const where = 'network config';
+  const obj = parseJsonObject(text, where);
+  const enableIPv4 = boolField(obj, 'EnableIPv4', where) ?? true;
+  const enableIPv6 = boolField(obj, 'EnableIPv6', where) ?? false;
+  if (enableIPv6) throw unsupported(`${where}: EnableIPv6 is not supported by overlay-flannel yet; remove it or set it to false`);
+  if (!enableIPv4) throw unsupported(`${where}: EnableIPv4 false (an IPv6-only overlay) is not supported yet`);
+
+  const networkText = stringField(obj, 'Network', where);
+  if (networkText === undefined) throw invalid(`${where}: "Network" is required, e.g. {"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}}`);
+  const network = parseCidr(networkText, `${where}: "Network"`);
+
+  let subnetLen = intField(obj, 'SubnetLen', where, 0, 32) ?? 0;
+  if (subnetLen > 0) {
+    if (subnetLen > 30) throw invalid(`${where}: SubnetLen must be less than /31, got ${subnetLen}`);
+    if (subnetLen < network.len + 2) {
+      throw invalid(`${where}: Network ${formatCidr(network)} must be able to accommodate at least four subnets of /${subnetLen}`);
+    }
+  } else if (network.len > 28) {
+    throw invalid(`${where}: Network ${formatCidr(network)} is too small; the minimum useful network prefix is /28`);
+  } else {
+    subnetLen = network.len <= 22 ? 24 : network.len + 2;
+  }
+
+  const size = 2 ** (32 - subnetLen);
+  const subnetMin = boundField(obj, 'SubnetMin', network, (network.base + size) >>> 0, subnetLen);
+  const subnetMax = boundField(obj, 'SubnetMax', network, (nextNetworkBase(network) - size) >>> 0, subnetLen);
+  return { network, subnetLen, subnetMin, subnetMax, backend: parseBackend(field(obj, 'Backend')) };
+}
+
+function boundField(obj: JsonObject, name: string, network: Cidr, dflt: number, subnetLen: number): number {
+  const where = 'network config';
+  const text = stringField(obj, name, where);
+  if (text === undefined || text === '') return dflt;
+  const ip = parseIPv4(text, `${where}: "${name}"`);
+  if (ip === 0) return dflt; // Go's zero IP means "unset"
+  if (!cidrContains(network, ip)) throw invalid(`${where}: ${name} ${text} is not in the range of the Network ${formatCidr(network)}`);
+  if (((ip & maskOf(subnetLen)) >>> 0) !== ip) throw invalid(`${where}: ${name} is not on a SubnetLen boundary: ${text}`);
+  return ip;
+}
+
+function parseBackend(raw: unknown): Backend {
+  const where = 'network config: Backend';
+  if (raw === undefined) {
+    throw unsupported(
+      'network config: no "Backend" given; flanneld then uses the udp backend, which overlay-flannel does not support. ' +
+        'Add "Backend":{"Type":"vxlan"} (or "host-gw")',
+    );
+  }
+  if (!isObject(raw)) throw invalid(`${where} must be an object like {"Type":"vxlan"}`);
+  const type = (stringField(raw, 'Type', where) ?? '').toLowerCase();
+  if (type === '') throw invalid(`${where}: unknown backend type ""; supported: ${SUPPORTED_BACKENDS.join(', ')}`);
+  if (type === 'host-gw') return { type: 'host-gw' };
+  if (type !== 'vxlan') {
+    throw unsupported(`${where}: unsupported backend "${type}"; overlay-flannel supports ${SUPPORTED_BACKENDS.join(' and ')}`);
+  }
+  const mtu = intField(raw, 'MTU', where, 0, 65535);
+  return {
+    type: 'vxlan',
+    vni: intField(raw, 'VNI', where, 0, 16777215) ?? 1,
+    port: intField(raw, 'Port', where, 0, 65535) ?? 0,
+    gbp: boolField(raw, 'GBP', where) ?? false,
+    learning: boolField(raw, 'Learning', where) ?? false,
+    directRouting: boolField(raw, 'DirectRouting', where) ?? false,
+    ...(mtu ? { mtu } : {}),
+  };
+}
+
+/** The subnets flannel may lease, in order, as CIDRs (lazy: a /8 split in /30s is millions). */
+export function* leasableSubnets(cfg: NetworkConfig): Generator<Cidr> {
+  const size = 2 ** (32 - cfg.subnetLen);
+  for (let ip = cfg.subnetMin; ip <= cfg.subnetMax; ip += size) yield cidr(ip, cfg.subnetLen);
+}
+
+export function subnetInRange(cfg: NetworkConfig, subnet: Cidr): boolean {
+  return subnet.len === cfg.subnetLen && subnet.base >= cfg.subnetMin && subnet.base <= cfg.subnetMax && cidrContains(cfg.network, subnet.base);
+}
+
+/** What an operator writes with `overlay-flannel config set`. */
+export interface NetworkConfigInput {
+  network: string;
+  backend?: 'vxlan' | 'host-gw';
+  vni?: number;
+  port?: number;
+  subnetLen?: number;
+  subnetMin?: string;
+  subnetMax?: string;
+  directRouting?: boolean;
+  mtu?: number;
+}
+
+/** Build the JSON flanneld expects; validated by parsing it back, so what we write always loads. */
+export function formatNetworkConfig(input: NetworkConfigInput): string {
+  const backend: Record<string, unknown> = { Type: input.backend ?? 'vxlan' };
+  if ((input.backend ?? 'vxlan') === 'vxlan') {
+    backend.VNI = input.vni ?? 1;
+    if (input.port) backend.Port = input.port;
+    if (input.directRouting) backend.DirectRouting = true;
+    if (input.mtu) backend.MTU = input.mtu;
+  } else if (input.vni !== undefined || input.port !== undefined || input.directRouting) {
+    throw invalid('--vni, --port and --direct-routing apply only to the vxlan backend');
+  }
+  const out: Record<string, unknown> = { Network: input.network };
+  if (input.subnetLen) out.SubnetLen = input.subnetLen;
+  if (input.subnetMin) out.SubnetMin = input.subnetMin;
+  if (input.subnetMax) out.SubnetMax = input.subnetMax;
+  out.Backend = backend;
+  const text = JSON.stringify(out);
+  const parsed = parseNetworkConfig(text);
+  // Write the masked network, as flanneld would read it back.
+  out.Network = formatCidr(parsed.network);
+  return JSON.stringify(out);
+}
+
+export function describeNetworkConfig(cfg: NetworkConfig): string {
+  const b = cfg.backend;
+  const backend = b.type === 'vxlan' ? `vxlan VNI ${b.vni} port ${b.port || DEFAULT_VXLAN_PORT}${b.directRouting ? ' DirectRouting' : ''}` : 'host-gw';
+  const count = Math.floor((cfg.subnetMax - cfg.subnetMin) / cidrSize(cidr(0, cfg.subnetLen))) + 1;
+  return `${formatCidr(cfg.network)}, /${cfg.subnetLen} per host (${formatIPv4(cfg.subnetMin)}–${formatIPv4(cfg.subnetMax)}, ${count} subnets), ${backend}`;
+}

@@ -1,0 +1,42 @@
+/**
+ * Which subnet a host should lease, decided as flanneld's tryAcquireLease does (flannel-compat.md
+ * §2 "Choosing a subnet"): reuse the lease that carries our PublicIP if it still fits the config,
+ * else pick at random among the first 100 free subnets from SubnetMin to SubnetMax. Pure: the store
+ * lists the leases and applies the decision.
+ */
+import { Cidr, cidrsOverlap } from './ipv4';
+import { Lease } from './lease';
+import { leasableSubnets, NetworkConfig, subnetInRange } from './network-config';
+
+export const FREE_CANDIDATES = 100;
+
+export type SubnetChoice =
+  | { kind: 'reuse'; lease: Lease; stale: Lease[] }
+  | { kind: 'new'; candidates: Cidr[]; stale: Lease[] }
+  | { kind: 'exhausted'; stale: Lease[] };
+
+/**
+ * @param leases every lease currently under `<prefix>/subnets` (reservations included)
+ * @param publicIP this host's identity
+ * `stale` lists leases with our PublicIP that no longer fit the config: flannel deletes them.
+ */
+export function chooseSubnet(cfg: NetworkConfig, leases: readonly Lease[], publicIP: string): SubnetChoice {
+  const stale: Lease[] = [];
+  for (const lease of leases) {
+    if (lease.attrs.publicIP !== publicIP) continue;
+    if (subnetInRange(cfg, lease.subnet)) return { kind: 'reuse', lease, stale };
+    stale.push(lease);
+  }
+  const taken = leases.filter((l) => !stale.includes(l)).map((l) => l.subnet);
+  const candidates: Cidr[] = [];
+  for (const subnet of leasableSubnets(cfg)) {
+    if (taken.some((t) => cidrsOverlap(t, subnet))) continue;
+    candidates.push(subnet);
+    if (candidates.length >= FREE_CANDIDATES) break;
+  }
+  return candidates.length ? { kind: 'new', candidates, stale } : { kind: 'exhausted', stale };
+}
+
+export function pickRandom<T>(items: readonly T[], random: () => number = Math.random): T {
+  return items[Math.min(items.length - 1, Math.floor(random() * items.length))];
+}

@@ -1,0 +1,38 @@
+/**
+ * Error kinds with stable codes. Every layer throws an OverlayError (or a subclass); foreign errors
+ * (gRPC, netlink strings, fastify) are translated once, at the adapter that met them.
+ * Messages read "verb object: cause" and name what to do about it where we know.
+ */
+export type ErrorCode =
+  | 'INVALID' // bad input from a user, a request or an etcd value
+  | 'NOT_FOUND'
+  | 'CONFLICT' // lost a race, address taken, object exists with other attributes
+  | 'UNAVAILABLE' // etcd or the kernel cannot be reached right now; retry later
+  | 'UNSUPPORTED' // a missing kernel feature, an unsupported backend
+  | 'KERNEL' // the kernel refused an operation (errno in the message)
+  | 'INTERNAL';
+
+export class OverlayError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'OverlayError';
+  }
+}
+
+export const invalid = (msg: string, cause?: unknown) => new OverlayError('INVALID', msg, { cause });
+export const notFound = (msg: string, cause?: unknown) => new OverlayError('NOT_FOUND', msg, { cause });
+export const conflict = (msg: string, cause?: unknown) => new OverlayError('CONFLICT', msg, { cause });
+export const unavailable = (msg: string, cause?: unknown) => new OverlayError('UNAVAILABLE', msg, { cause });
+export const unsupported = (msg: string, cause?: unknown) => new OverlayError('UNSUPPORTED', msg, { cause });
+
+export function isOverlayError(e: unknown, code?: ErrorCode): e is OverlayError {
+  return e instanceof OverlayError && (code === undefined || e.code === code);
+}
+
+/** A short text for any thrown value, for logs and {"Err"} answers. */
+export function errorText(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  return String(e);
+}

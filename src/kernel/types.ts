@@ -1,0 +1,107 @@
+/**
+ * The kernel as the rest of the daemon sees it. Only src/kernel imports `netlink`; everything else
+ * (reconcile, driver, tests with the fake) codes against this interface.
+ *
+ * Conventions:
+ * - IPv4 addresses are dotted strings, MACs lowercase colon-separated strings, CIDRs "a.b.c.d/n".
+ * - Every write is idempotent ("ensure"/"replace"/"delete if present"): EEXIST/ENOENT are absorbed,
+ *   an object with the wrong attributes is repaired or recreated.
+ * - Failures are OverlayError: code 'KERNEL' with the object and errno in the message, 'UNSUPPORTED'
+ *   for a missing kernel feature (e.g. no vxlan module), 'NOT_FOUND' for a missing link on a lookup.
+ */
+export interface LinkInfo {
+  index: number;
+  name: string;
+  kind: string; // 'vxlan' | 'bridge' | 'veth' | '' (plain device) …
+  mtu: number;
+  mac: string;
+  up: boolean;
+  master: number; // ifindex of the bridge it is enslaved to, 0 if none
+}
+
+export interface VxlanSpec {
+  name: string; // flannel.<VNI>
+  vni: number;
+  parentIndex: number; // the public interface
+  local: string; // PUBLIC_IP
+  port: number; // 0 = kernel default (8472), as flannel
+  learning: boolean;
+  gbp: boolean;
+  mtu: number;
+  mac: string; // deterministic VtepMAC
+}
+
+export interface VxlanInfo extends LinkInfo {
+  vni: number;
+  local: string;
+  port: number; // as the kernel reports it (8472 when created with 0)
+  learning: boolean;
+  parentIndex: number;
+}
+
+export interface AddressEntry {
+  ifindex: number;
+  address: string;
+  prefixLen: number;
+}
+
+export interface RouteEntry {
+  dst: string; // CIDR
+  gateway?: string;
+  oif: number;
+  onlink: boolean;
+}
+
+export interface NeighbourEntry {
+  ifindex: number;
+  ip: string;
+  mac: string;
+  permanent: boolean;
+}
+
+export interface FdbEntry {
+  ifindex: number;
+  mac: string;
+  dst: string; // remote VTEP (PublicIP)
+  permanent: boolean;
+}
+
+export interface Kernel {
+  // links
+  getLink(name: string): Promise<LinkInfo | null>;
+  listLinks(): Promise<LinkInfo[]>;
+  /** Create flannel.<VNI> or keep the existing one if compatible (vni, parent, local, port, learning,
+   *  gbp); recreate otherwise. Sets MTU and MAC, brings it up. */
+  ensureVxlan(spec: VxlanSpec): Promise<VxlanInfo>;
+  getVxlan(name: string): Promise<VxlanInfo | null>;
+  /** Create a bridge (or keep it), set MTU, bring it up. */
+  ensureBridge(name: string, mtu: number): Promise<LinkInfo>;
+  /** A veth pair: `hostName` enslaved to bridge `bridgeName` (if given) and up; `peerName` left down
+   *  in the current namespace for Docker to move. Both ends get `mtu`. Recreated if half present. */
+  ensureVethPair(hostName: string, peerName: string, mtu: number, bridgeName?: string): Promise<void>;
+  deleteLink(name: string): Promise<void>; // absent is fine
+  setLinkUp(name: string): Promise<void>;
+
+  // addresses
+  listAddresses(ifindex: number): Promise<AddressEntry[]>;
+  /** Make `cidr` the only IPv4 address of the link inside `within` (a CIDR; other addresses in it are
+   *  removed, as flannel does for flannel.<VNI>). */
+  ensureOnlyAddress(ifindex: number, cidr: string, within?: string): Promise<void>;
+
+  // routes (main table)
+  listRoutes(oif?: number): Promise<RouteEntry[]>;
+  replaceRoute(r: RouteEntry): Promise<void>;
+  deleteRoute(dst: string): Promise<void>; // absent is fine
+  /** The interface of the IPv4 default route, if any (for IFACE's default). */
+  defaultRouteInterface(): Promise<LinkInfo | null>;
+
+  // neighbours (ARP) and FDB
+  listNeighbours(ifindex: number): Promise<NeighbourEntry[]>;
+  replaceNeighbour(n: NeighbourEntry): Promise<void>;
+  deleteNeighbour(ifindex: number, ip: string): Promise<void>;
+  listFdb(ifindex: number): Promise<FdbEntry[]>;
+  replaceFdb(f: FdbEntry): Promise<void>;
+  deleteFdb(ifindex: number, mac: string, dst?: string): Promise<void>;
+
+  close(): Promise<void>;
+}

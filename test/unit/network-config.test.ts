@@ -1,0 +1,71 @@
+// Table tests for flannel's config parsing (flannel-compat.md §1: CheckNetworkConfig).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { describeNetworkConfig, formatNetworkConfig, parseNetworkConfig } from '../../src/domain/network-config';
+import { formatCidr, formatIPv4 } from '../../src/domain/ipv4';
+
+const vx = '"Backend":{"Type":"vxlan"}';
+
+const accepted: [string, string, { net: string; len: number; min: string; max: string }][] = [
+  ['defaults for a /16', `{"Network":"10.1.0.0/16",${vx}}`, { net: '10.1.0.0/16', len: 24, min: '10.1.1.0', max: '10.1.255.0' }],
+  ['host bits masked', `{"Network":"10.1.2.3/16",${vx}}`, { net: '10.1.0.0/16', len: 24, min: '10.1.1.0', max: '10.1.255.0' }],
+  ['lower-case keys', `{"network":"10.5.0.0/16","backend":{"type":"VXLAN"}}`, { net: '10.5.0.0/16', len: 24, min: '10.5.1.0', max: '10.5.255.0' }],
+  ['/22 still gives /24', `{"Network":"10.0.0.0/22",${vx}}`, { net: '10.0.0.0/22', len: 24, min: '10.0.1.0', max: '10.0.3.0' }],
+  ['/23 gives prefix+2', `{"Network":"10.0.0.0/23",${vx}}`, { net: '10.0.0.0/23', len: 25, min: '10.0.0.128', max: '10.0.1.128' }],
+  ['/28 gives /30', `{"Network":"10.0.0.0/28",${vx}}`, { net: '10.0.0.0/28', len: 30, min: '10.0.0.4', max: '10.0.0.12' }],
+  ['explicit SubnetLen', `{"Network":"10.0.0.0/8","SubnetLen":20,${vx}}`, { net: '10.0.0.0/8', len: 20, min: '10.0.16.0', max: '10.255.240.0' }],
+  ['explicit min/max', `{"Network":"10.1.0.0/16","SubnetMin":"10.1.10.0","SubnetMax":"10.1.20.0",${vx}}`, { net: '10.1.0.0/16', len: 24, min: '10.1.10.0', max: '10.1.20.0' }],
+  ['unknown keys ignored', `{"Network":"10.1.0.0/16","Whatever":[1],${vx}}`, { net: '10.1.0.0/16', len: 24, min: '10.1.1.0', max: '10.1.255.0' }],
+  ['host-gw', `{"Network":"10.1.0.0/16","Backend":{"Type":"host-gw"}}`, { net: '10.1.0.0/16', len: 24, min: '10.1.1.0', max: '10.1.255.0' }],
+];
+
+for (const [name, text, want] of accepted) {
+  test(`config accepted: ${name}`, () => {
+    const cfg = parseNetworkConfig(text);
+    assert.equal(formatCidr(cfg.network), want.net);
+    assert.equal(cfg.subnetLen, want.len);
+    assert.equal(formatIPv4(cfg.subnetMin), want.min);
+    assert.equal(formatIPv4(cfg.subnetMax), want.max);
+  });
+}
+
+const rejected: [string, string, RegExp][] = [
+  ['not JSON', '{"Network":', /not valid JSON/],
+  ['not an object', '[1,2]', /must be a JSON object/],
+  ['no Network', `{${vx}}`, /"Network" is required/],
+  ['bad CIDR', `{"Network":"10.1.0.0",${vx}}`, /not an IPv4 CIDR/],
+  ['IPv6 network', `{"Network":"fc00::/48",${vx}}`, /not an IPv4 CIDR/],
+  ['too small', `{"Network":"10.0.0.0/29",${vx}}`, /too small.*\/28/],
+  ['SubnetLen > 30', `{"Network":"10.0.0.0/8","SubnetLen":31,${vx}}`, /less than \/31/],
+  ['SubnetLen too short', `{"Network":"10.0.0.0/16","SubnetLen":17,${vx}}`, /at least four subnets/],
+  ['SubnetMin outside', `{"Network":"10.1.0.0/16","SubnetMin":"10.2.0.0",${vx}}`, /SubnetMin 10.2.0.0 is not in the range/],
+  ['SubnetMax unaligned', `{"Network":"10.1.0.0/16","SubnetMax":"10.1.20.5",${vx}}`, /SubnetMax is not on a SubnetLen boundary/],
+  ['wrong type', `{"Network":"10.1.0.0/16","SubnetLen":"24",${vx}}`, /"SubnetLen" must be a whole number/],
+  ['no Backend (flanneld: udp)', `{"Network":"10.1.0.0/16"}`, /udp backend.*"Backend":\{"Type":"vxlan"\}/],
+  ['udp backend', `{"Network":"10.1.0.0/16","Backend":{"Type":"udp"}}`, /unsupported backend "udp".*vxlan and host-gw/],
+  ['wireguard backend', `{"Network":"10.1.0.0/16","Backend":{"Type":"wireguard"}}`, /unsupported backend "wireguard"/],
+  ['Backend without Type', `{"Network":"10.1.0.0/16","Backend":{}}`, /unknown backend type/],
+  ['VNI out of range', `{"Network":"10.1.0.0/16","Backend":{"Type":"vxlan","VNI":16777216}}`, /"VNI" must be between/],
+  ['IPv6 enabled', `{"Network":"10.1.0.0/16","EnableIPv6":true,${vx}}`, /EnableIPv6 is not supported/],
+];
+
+for (const [name, text, re] of rejected) {
+  test(`config rejected: ${name}`, () => {
+    assert.throws(() => parseNetworkConfig(text), (e: Error) => re.test(e.message));
+  });
+}
+
+test('vxlan backend keys, case-insensitive, with flannel defaults', () => {
+  const cfg = parseNetworkConfig('{"Network":"10.1.0.0/16","Backend":{"type":"vxlan","vni":42,"port":4789,"directrouting":true,"MTU":1400}}');
+  assert.deepEqual(cfg.backend, { type: 'vxlan', vni: 42, port: 4789, gbp: false, learning: false, directRouting: true, mtu: 1400 });
+  const dflt = parseNetworkConfig(`{"Network":"10.1.0.0/16",${vx}}`);
+  assert.deepEqual(dflt.backend, { type: 'vxlan', vni: 1, port: 0, gbp: false, learning: false, directRouting: false });
+});
+
+test('formatNetworkConfig writes what parses back, masked', () => {
+  const text = formatNetworkConfig({ network: '10.9.3.0/16', vni: 7, port: 8472, subnetLen: 26 });
+  assert.equal(text, '{"Network":"10.9.0.0/16","SubnetLen":26,"Backend":{"Type":"vxlan","VNI":7,"Port":8472}}');
+  assert.match(describeNetworkConfig(parseNetworkConfig(text)), /10\.9\.0\.0\/16, \/26 per host .*1023 subnets.*VNI 7 port 8472/);
+  assert.throws(() => formatNetworkConfig({ network: '10.9.0.0/16', backend: 'host-gw', vni: 3 }), /only to the vxlan backend/);
+  assert.throws(() => formatNetworkConfig({ network: 'nonsense' }), /not an IPv4 CIDR/);
+});

@@ -1,0 +1,43 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadSettings, redactedSettings, SettingsError } from '../../src/config/settings';
+
+test('defaults', () => {
+  const s = loadSettings({});
+  assert.deepEqual(s.etcdEndpoints, ['http://127.0.0.1:2379']);
+  assert.equal(s.etcdPrefix, '/coreos.com/network');
+  assert.equal(s.leaseTtlSec, 86400);
+  assert.equal(s.leaseRenewMarginSec, 3600);
+  assert.equal(s.pluginSocket, '/run/docker/plugins/overlay-flannel.sock');
+  assert.ok(Object.isFrozen(s));
+});
+
+test('a short TTL scales the default renew margin down', () => {
+  assert.equal(loadSettings({ LEASE_TTL: '6' }).leaseRenewMarginSec, 2);
+  assert.equal(loadSettings({ LEASE_TTL: '60', LEASE_RENEW_MARGIN: '10s' }).leaseRenewMarginSec, 10);
+  assert.equal(loadSettings({ LEASE_RENEW_MARGIN: '30m' }).leaseRenewMarginSec, 1800);
+});
+
+test('every bad field is reported at once', () => {
+  try {
+    loadSettings({ ETCD_ENDPOINTS: 'http://a:1,nonsense', ETCD_PREFIX: 'x', PUBLIC_IP: '1.2.3', LEASE_TTL: '-1', LOG_LEVEL: 'loud', ETCD_CERTFILE: '/c', ETCD_USERNAME: 'u' });
+    assert.fail('expected SettingsError');
+  } catch (e) {
+    assert.ok(e instanceof SettingsError);
+    const text = e.problems.join('\n');
+    for (const k of ['ETCD_ENDPOINTS: "nonsense"', 'ETCD_PREFIX', 'PUBLIC_IP', 'LEASE_TTL', 'LOG_LEVEL', 'ETCD_KEYFILE', 'ETCD_PASSWORD']) {
+      assert.ok(text.includes(k), `${k} reported in:\n${text}`);
+    }
+    assert.equal(e.problems.length, 7);
+  }
+});
+
+test('margin must be shorter than the TTL when set', () => {
+  assert.throws(() => loadSettings({ LEASE_TTL: '10', LEASE_RENEW_MARGIN: '10' }), /shorter than LEASE_TTL/);
+});
+
+test('the password never appears in redacted settings', () => {
+  const s = loadSettings({ ETCD_USERNAME: 'root', ETCD_PASSWORD: 's3cret' });
+  assert.equal(s.etcdPassword, 's3cret');
+  assert.ok(!JSON.stringify(redactedSettings(s)).includes('s3cret'));
+});
