@@ -1,0 +1,82 @@
+/**
+ * Command line of the `overlay-flannel` binary. Without a command it runs the daemon; the other
+ * commands are for operators, so nobody has to hand-write flannel JSON into etcdctl.
+ * etcd is reached with the same environment variables as the daemon (ETCD_ENDPOINTS, …).
+ */
+import { parseArgs } from 'node:util';
+import { invalid } from '../errors';
+import { NetworkConfigInput } from '../domain/network-config';
+
+export const USAGE = `Usage:
+  overlay-flannel [daemon]              run the plugin daemon (configured by environment variables)
+  overlay-flannel config set --network CIDR [--backend vxlan|host-gw] [--vni N] [--port N]
+                             [--subnet-len N] [--subnet-min IP] [--subnet-max IP]
+                             [--direct-routing] [--mtu N] [--prefix P]
+                                        validate and write the overlay's flannel config to etcd
+  overlay-flannel config show [--prefix P]  print the config as stored, and what it means
+  overlay-flannel status [--prefix P] [--json]  list every host's lease
+  overlay-flannel help
+
+etcd: ETCD_ENDPOINTS (default http://127.0.0.1:2379), ETCD_PREFIX (default /coreos.com/network),
+ETCD_CAFILE/ETCD_CERTFILE/ETCD_KEYFILE, ETCD_USERNAME/ETCD_PASSWORD. --prefix overrides ETCD_PREFIX.`;
+
+export type Command =
+  | { cmd: 'daemon' }
+  | { cmd: 'help' }
+  | { cmd: 'config-set'; prefix?: string; input: NetworkConfigInput }
+  | { cmd: 'config-show'; prefix?: string }
+  | { cmd: 'status'; prefix?: string; json: boolean };
+
+function int(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw invalid(`--${name}: "${v}" is not a whole number`);
+  return Number(v);
+}
+
+export function parseCommand(argv: string[]): Command {
+  const [first, second] = argv;
+  if (first === undefined || first === 'daemon') return { cmd: 'daemon' };
+  if (first === 'help' || first === '--help' || first === '-h') return { cmd: 'help' };
+  if (first === 'config' && second === 'set') {
+    const { values } = parseArgs({
+      args: argv.slice(2),
+      strict: true,
+      options: {
+        network: { type: 'string' },
+        backend: { type: 'string' },
+        vni: { type: 'string' },
+        port: { type: 'string' },
+        'subnet-len': { type: 'string' },
+        'subnet-min': { type: 'string' },
+        'subnet-max': { type: 'string' },
+        'direct-routing': { type: 'boolean' },
+        mtu: { type: 'string' },
+        prefix: { type: 'string' },
+      },
+    });
+    if (!values.network) throw invalid('config set: --network is required, e.g. --network 10.1.0.0/16');
+    const backend = values.backend ?? 'vxlan';
+    if (backend !== 'vxlan' && backend !== 'host-gw') throw invalid(`--backend: "${backend}" is not supported; use vxlan or host-gw`);
+    const input: NetworkConfigInput = {
+      network: values.network,
+      backend,
+      ...(values.vni !== undefined ? { vni: int('vni', values.vni) } : {}),
+      ...(values.port !== undefined ? { port: int('port', values.port) } : {}),
+      ...(values['subnet-len'] !== undefined ? { subnetLen: int('subnet-len', values['subnet-len']) } : {}),
+      ...(values['subnet-min'] ? { subnetMin: values['subnet-min'] } : {}),
+      ...(values['subnet-max'] ? { subnetMax: values['subnet-max'] } : {}),
+      ...(values['direct-routing'] ? { directRouting: true } : {}),
+      ...(values.mtu !== undefined ? { mtu: int('mtu', values.mtu) } : {}),
+    };
+    return { cmd: 'config-set', input, ...(values.prefix ? { prefix: values.prefix } : {}) };
+  }
+  if (first === 'config' && second === 'show') {
+    const { values } = parseArgs({ args: argv.slice(2), strict: true, options: { prefix: { type: 'string' } } });
+    return { cmd: 'config-show', ...(values.prefix ? { prefix: values.prefix } : {}) };
+  }
+  if (first === 'status') {
+    const { values } = parseArgs({ args: argv.slice(1), strict: true, options: { prefix: { type: 'string' }, json: { type: 'boolean' } } });
+    return { cmd: 'status', json: values.json ?? false, ...(values.prefix ? { prefix: values.prefix } : {}) };
+  }
+  throw invalid(`unknown command "${argv.join(' ')}"\n${USAGE}`);
+}

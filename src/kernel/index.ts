@@ -1,0 +1,4 @@
+export * from './types';
+export { createNetlinkKernel, NetlinkKernel, type NetlinkKernelOptions } from './netlink-kernel';
+export { KernelError, errnoOf, isErrno } from './errno';
+export { checkIfName } from './codec';

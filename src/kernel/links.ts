@@ -1,0 +1,156 @@
+/**
+ * Link primitives: read (by name, by index, dump), parse IFLA_LINKINFO, create, modify, delete.
+ * The "ensure" logic built on them lives in link-ensure.ts.
+ *
+ * Encoding notes: IFLA_LINKINFO is a raw Buffer in the package (ifla.formatInfo/parseInfo), the
+ * vxlan data inside it is ifla.formatVxlan/parseVxlan (port is big-endian), and IFLA_LINK (the
+ * veth peer / vxlan parent ifindex) comes back as a little-endian u32 Buffer.
+ */
+import { AttrStream, FlagsNew, ifla, rt, type StreamData } from 'netlink';
+import { notFound, unsupported } from '../errors';
+import { bufToIp4, bufToMac, checkIfName, readU32le } from './codec';
+import { isErrno } from './errno';
+import type { NlSocket } from './netlink-socket';
+import type { LinkInfo, VxlanInfo } from './types';
+
+export const VXLAN_DEFAULT_PORT = 8472;
+const CE = FlagsNew.CREATE | FlagsNew.EXCL;
+
+/** LinkInfo plus what the ensure functions need to compare. */
+export interface RawLink extends LinkInfo {
+  linkIndex: number; // IFLA_LINK: veth peer or vxlan/vlan parent, 0 if none
+  linkNetnsid?: number; // set when IFLA_LINK lives in another namespace (veth peer moved)
+  infoData?: Buffer; // IFLA_INFO_DATA, kind-specific
+}
+
+export function linkFromMessage(m: rt.LinkMessage): RawLink {
+  const a = m.attrs;
+  let kind = '';
+  let infoData: Buffer | undefined;
+  if (a.linkinfo) {
+    const info = ifla.parseInfo(a.linkinfo);
+    kind = info.kind ?? '';
+    infoData = info.data;
+  }
+  return {
+    index: m.data.index ?? 0,
+    name: a.ifname ?? '',
+    kind,
+    mtu: a.mtu ?? 0,
+    mac: bufToMac(a.address),
+    up: m.data.flags?.up === true,
+    master: a.master ?? 0,
+    linkIndex: readU32le(a.link),
+    ...(a.linkNetnsid !== undefined ? { linkNetnsid: a.linkNetnsid } : {}),
+    ...(infoData ? { infoData } : {}),
+  };
+}
+
+/** The public LinkInfo shape (drops the internal fields). */
+export function publicLink(l: RawLink): LinkInfo {
+  return { index: l.index, name: l.name, kind: l.kind, mtu: l.mtu, mac: l.mac, up: l.up, master: l.master };
+}
+
+export async function getLinkByName(ns: NlSocket, name: string): Promise<RawLink | null> {
+  checkIfName(name);
+  try {
+    const msgs = await ns.call(`get link "${name}"`, (s, timeout) => s.getLink({}, { ifname: name }, { timeout }));
+    const m = msgs.find((x): x is rt.LinkMessage => x.kind === 'link');
+    return m ? linkFromMessage(m) : null;
+  } catch (e) {
+    if (isErrno(e, 'ENODEV')) return null;
+    throw e;
+  }
+}
+
+export async function getLinkByIndex(ns: NlSocket, index: number): Promise<RawLink | null> {
+  try {
+    const msgs = await ns.call(`get link #${index}`, (s, timeout) => s.getLink({ index }, {}, { timeout }));
+    const m = msgs.find((x): x is rt.LinkMessage => x.kind === 'link');
+    return m ? linkFromMessage(m) : null;
+  } catch (e) {
+    if (isErrno(e, 'ENODEV')) return null;
+    throw e;
+  }
+}
+
+export async function listLinks(ns: NlSocket): Promise<RawLink[]> {
+  const msgs = await ns.dump('list links', rt.MessageType.GETLINK, rt.formatLink({}));
+  return msgs.filter((x): x is rt.LinkMessage => x.kind === 'link').map(linkFromMessage);
+}
+
+export interface VxlanDetails extends VxlanInfo {
+  gbp: boolean;
+  group: string; // '' if none
+  l2miss: boolean;
+}
+
+/** Parse a link already known to be vxlan; null for any other kind. */
+export function vxlanFromLink(l: RawLink): VxlanDetails | null {
+  if (l.kind !== 'vxlan' || !l.infoData) return null;
+  const v = ifla.parseVxlan(l.infoData);
+  return {
+    ...publicLink(l),
+    vni: v.id ?? 0,
+    local: bufToIp4(v.local),
+    port: v.port && v.port.length === 2 ? v.port.readUInt16BE(0) : VXLAN_DEFAULT_PORT,
+    learning: (v.learning ?? 1) !== 0,
+    parentIndex: v.link ?? 0,
+    gbp: v.gbp === true,
+    group: bufToIp4(v.group),
+    l2miss: (v.l2miss ?? 0) !== 0,
+  };
+}
+
+/**
+ * newLink with CREATE|EXCL. `kind` is only for messages; EOPNOTSUPP means the kernel lacks the link
+ * type (module not loaded / not built), reported as UNSUPPORTED with the fix.
+ */
+export async function createLink(ns: NlSocket, kind: string, name: string, attrs: ifla.LinkAttrs): Promise<void> {
+  try {
+    await ns.call(`create ${kind} "${name}"`, (s, timeout) => s.newLink({}, { ...attrs, ifname: name }, { flags: CE, timeout }));
+  } catch (e) {
+    if (isErrno(e, 'EOPNOTSUPP')) {
+      throw unsupported(
+        `create ${kind} "${name}": the kernel does not know link type "${kind}" (EOPNOTSUPP); load the ${kind} module: modprobe ${kind}`,
+        e,
+      );
+    }
+    throw e;
+  }
+}
+
+/** Flatten StreamData (what the package's format* functions return) into one padded Buffer. */
+export function toBuf(sd: StreamData): Buffer {
+  const s = new AttrStream();
+  s.emit(sd);
+  return Buffer.concat(s.bufs);
+}
+
+export function linkInfoAttr(kind: string, data?: Buffer): Buffer {
+  return toBuf(ifla.formatInfo(data ? { kind, data } : { kind }));
+}
+
+/** One setLink: attributes plus optionally IFF_UP; skipped when there is nothing to change. */
+export async function modifyLink(ns: NlSocket, what: string, index: number, attrs: ifla.LinkAttrs, up?: boolean): Promise<void> {
+  if (Object.keys(attrs).length === 0 && up === undefined) return;
+  const data: rt.Link = up === undefined ? { index } : { index, flags: up ? { up: true } : {}, change: { up: true } };
+  await ns.call(what, (s, timeout) => s.setLink(data, attrs, { timeout }));
+}
+
+/** Delete by name; a missing link is fine. Deleting one veth end removes both. */
+export async function deleteLinkByName(ns: NlSocket, name: string): Promise<void> {
+  checkIfName(name);
+  try {
+    await ns.call(`delete link "${name}"`, (s, timeout) => s.delLink({}, { ifname: name }, { timeout }));
+  } catch (e) {
+    if (isErrno(e, 'ENODEV')) return;
+    throw e;
+  }
+}
+
+export async function setLinkUpByName(ns: NlSocket, name: string): Promise<void> {
+  const l = await getLinkByName(ns, name);
+  if (!l) throw notFound(`set link "${name}" up: no such link`);
+  if (!l.up) await modifyLink(ns, `set link "${name}" up`, l.index, {}, true);
+}

@@ -1,0 +1,124 @@
+/**
+ * NetlinkKernel: the real Kernel, composing the per-object modules over one scheduled rtnetlink
+ * socket (netlink-socket.ts). Validation of names/addresses happens in the modules (INVALID);
+ * kernel refusals come back as KernelError ('KERNEL', errno kept), timeouts as 'UNAVAILABLE'.
+ * No method dumps a table unless its job is to list or compare, so programming thousands of
+ * neighbour/FDB/route entries costs one request each.
+ */
+import * as addresses from './addresses';
+import * as ensure from './link-ensure';
+import * as links from './links';
+import * as neigh from './neighbours';
+import { NlSocket, type NlSocketOptions } from './netlink-socket';
+import * as routes from './routes';
+import type {
+  AddressEntry,
+  FdbEntry,
+  Kernel,
+  LinkInfo,
+  NeighbourEntry,
+  RouteEntry,
+  VxlanInfo,
+  VxlanSpec,
+} from './types';
+
+function publicVxlan(d: links.VxlanDetails): VxlanInfo {
+  const { index, name, kind, mtu, mac, up, master, vni, local, port, learning, parentIndex } = d;
+  return { index, name, kind, mtu, mac, up, master, vni, local, port, learning, parentIndex };
+}
+
+export class NetlinkKernel implements Kernel {
+  private readonly ns: NlSocket;
+
+  constructor(opts: NlSocketOptions = {}) {
+    this.ns = new NlSocket(opts);
+  }
+
+  // links
+  async getLink(name: string): Promise<LinkInfo | null> {
+    const l = await links.getLinkByName(this.ns, name);
+    return l ? links.publicLink(l) : null;
+  }
+  async listLinks(): Promise<LinkInfo[]> {
+    return (await links.listLinks(this.ns)).map(links.publicLink);
+  }
+  async ensureVxlan(spec: VxlanSpec): Promise<VxlanInfo> {
+    return publicVxlan(await ensure.ensureVxlan(this.ns, spec));
+  }
+  /** null if absent or not a vxlan. */
+  async getVxlan(name: string): Promise<VxlanInfo | null> {
+    const l = await links.getLinkByName(this.ns, name);
+    const v = l ? links.vxlanFromLink(l) : null;
+    return v ? publicVxlan(v) : null;
+  }
+  ensureBridge(name: string, mtu: number): Promise<LinkInfo> {
+    return ensure.ensureBridge(this.ns, name, mtu);
+  }
+  ensureVethPair(hostName: string, peerName: string, mtu: number, bridgeName?: string): Promise<void> {
+    return ensure.ensureVethPair(this.ns, hostName, peerName, mtu, bridgeName);
+  }
+  deleteLink(name: string): Promise<void> {
+    return links.deleteLinkByName(this.ns, name);
+  }
+  setLinkUp(name: string): Promise<void> {
+    return links.setLinkUpByName(this.ns, name);
+  }
+
+  // addresses
+  listAddresses(ifindex: number): Promise<AddressEntry[]> {
+    return addresses.listAddresses(this.ns, ifindex);
+  }
+  ensureOnlyAddress(ifindex: number, cidr: string, within?: string): Promise<void> {
+    return addresses.ensureOnlyAddress(this.ns, ifindex, cidr, within);
+  }
+
+  // routes
+  listRoutes(oif?: number): Promise<RouteEntry[]> {
+    return routes.listRoutes(this.ns, oif);
+  }
+  replaceRoute(r: RouteEntry): Promise<void> {
+    return routes.replaceRoute(this.ns, r);
+  }
+  deleteRoute(dst: string): Promise<void> {
+    return routes.deleteRoute(this.ns, dst);
+  }
+  defaultRouteInterface(): Promise<LinkInfo | null> {
+    return routes.defaultRouteInterface(this.ns);
+  }
+
+  // neighbours and FDB
+  listNeighbours(ifindex: number): Promise<NeighbourEntry[]> {
+    return neigh.listNeighbours(this.ns, ifindex);
+  }
+  replaceNeighbour(n: NeighbourEntry): Promise<void> {
+    return neigh.replaceNeighbour(this.ns, n);
+  }
+  deleteNeighbour(ifindex: number, ip: string): Promise<void> {
+    return neigh.deleteNeighbour(this.ns, ifindex, ip);
+  }
+  listFdb(ifindex: number): Promise<FdbEntry[]> {
+    return neigh.listFdb(this.ns, ifindex);
+  }
+  replaceFdb(f: FdbEntry): Promise<void> {
+    return neigh.replaceFdb(this.ns, f);
+  }
+  deleteFdb(ifindex: number, mac: string, dst?: string): Promise<void> {
+    return neigh.deleteFdb(this.ns, ifindex, mac, dst);
+  }
+
+  /** Pending and queued calls are rejected with 'UNAVAILABLE'; later calls fail the same way. */
+  close(): Promise<void> {
+    return this.ns.close();
+  }
+}
+
+export interface NetlinkKernelOptions {
+  /** Per-request timeout in ms (default 5000). */
+  timeoutMs?: number;
+  /** Concurrent non-dump requests on the socket (default 32). */
+  maxInFlight?: number;
+}
+
+export function createNetlinkKernel(opts: NetlinkKernelOptions = {}): Kernel {
+  return new NetlinkKernel(opts);
+}

@@ -1,0 +1,149 @@
+/**
+ * One rtnetlink request socket with a scheduler in front of it.
+ *
+ * Why a scheduler (see shared/docs/netlink-notes.md, plus one trap found here):
+ * - The package keeps ONE multipart-reassembly buffer per socket. Any reply that arrives between
+ *   two parts of a dump (another dump's part, or just the ACK of a concurrent write) flushes it,
+ *   and the dump fails with "Multipart message not terminated properly". So a dump runs ALONE:
+ *   it waits for in-flight requests to finish and holds back new ones (a reader/writer lock with
+ *   the dump as the writer). Plain requests overlap, capped at `maxInFlight` so that replies can
+ *   never fill the receive buffer (ENOBUFS aborts the process; rcvbuf is 8 MiB anyway).
+ * - No default timeout and no settlement at close: every request gets `timeoutMs`, and we track
+ *   our own pending promises so close() can reject them. After a timeout the socket may hold half
+ *   a dump, so it is replaced once the requests still in flight have settled.
+ * - Dumps carrying NLM_F_DUMP_INTR (the table changed under us) are retried a few times.
+ * Order is FIFO: nothing overtakes a waiting dump, so a write issued before a list is seen by it.
+ */
+import { createRtNetlink, rt, type RtNetlinkSocket } from 'netlink';
+import { closedError, toKernelError } from './errno';
+
+const DUMP_INTR = 0x10;
+const NLM_F_DUMP = 0x300;
+const DUMP_RETRIES = 3;
+
+export interface NlSocketOptions {
+  timeoutMs?: number; // per request, default 5000
+  maxInFlight?: number; // concurrent non-dump requests, default 32
+  recvBufferSize?: number; // default 8 MiB (capped by net.core.rmem_max)
+}
+
+interface Job {
+  exclusive: boolean;
+  start: () => void;
+  fail: (e: Error) => void;
+}
+
+export class NlSocket {
+  readonly timeoutMs: number;
+  private readonly maxInFlight: number;
+  private readonly recvBufferSize: number;
+  private sock: RtNetlinkSocket | null = null;
+  private readonly queue: Job[] = [];
+  private active = 0;
+  private exclusiveActive = false;
+  private stale = false;
+  private closed = false;
+  private readonly pending = new Set<(e: Error) => void>();
+
+  constructor(opts: NlSocketOptions = {}) {
+    this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.maxInFlight = opts.maxInFlight ?? 32;
+    this.recvBufferSize = opts.recvBufferSize ?? 8 << 20;
+    this.sock = this.open();
+  }
+
+  /** A non-dump request. `fn` must pass `timeout` in its options. Errors come back as OverlayError. */
+  call<T>(what: string, fn: (s: RtNetlinkSocket, timeout: number) => Promise<T>): Promise<T> {
+    return this.schedule(false, what, (s) => fn(s, this.timeoutMs));
+  }
+
+  /** A dump: `type` is the GET message type, `payload` its header (+ attributes). Runs exclusively. */
+  dump(what: string, type: rt.MessageType, payload: Uint8Array | Uint8Array[]): Promise<rt.Message[]> {
+    return this.schedule(true, what, async (s) => {
+      for (let attempt = 1; ; attempt++) {
+        const [msgs] = await s.socket.request(type, payload, { flags: NLM_F_DUMP, timeout: this.timeoutMs });
+        const interrupted = msgs.some((m) => (m.flags & DUMP_INTR) !== 0);
+        if (!interrupted || attempt >= DUMP_RETRIES) return msgs.map((m) => rt.parseMessage(m.type, m.data));
+      }
+    });
+  }
+
+  /** Reject everything pending or queued, then close the socket. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const err = closedError('netlink request');
+    for (const job of this.queue.splice(0)) job.fail(err);
+    for (const reject of [...this.pending]) reject(err);
+    this.pending.clear();
+    this.sock?.socket.close();
+    this.sock = null;
+  }
+
+  private open(): RtNetlinkSocket {
+    // sendBufferSize 0 = leave the default (the package only sets truthy sizes)
+    return createRtNetlink({ recvBufferSize: this.recvBufferSize, sendBufferSize: 0, ref: false });
+  }
+
+  private schedule<T>(exclusive: boolean, what: string, fn: (s: RtNetlinkSocket) => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(closedError(what));
+    return new Promise<T>((resolve, reject) => {
+      const start = () => {
+        this.active++;
+        if (exclusive) this.exclusiveActive = true;
+        let settled = false;
+        const done = () => {
+          if (settled) return;
+          settled = true;
+          this.pending.delete(onClose);
+          this.active--;
+          if (exclusive) this.exclusiveActive = false;
+          this.pump();
+        };
+        const onClose = (e: Error) => {
+          done();
+          reject(e);
+        };
+        this.pending.add(onClose);
+        let p: Promise<T>;
+        try {
+          p = fn(this.sock as RtNetlinkSocket);
+        } catch (e) {
+          p = Promise.reject(e);
+        }
+        p.then(
+          (v) => {
+            if (settled) return;
+            done();
+            resolve(v);
+          },
+          (e: unknown) => {
+            if (settled) return;
+            const err = toKernelError(what, e, this.timeoutMs);
+            if (err.code === 'UNAVAILABLE') this.stale = true; // timeout or broken dump: renew socket
+            done();
+            reject(err);
+          },
+        );
+      };
+      this.queue.push({ exclusive, start, fail: reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (!this.closed && this.queue.length > 0) {
+      if (this.stale) {
+        if (this.active > 0) return; // let in-flight requests drain first
+        this.sock?.socket.close();
+        this.sock = this.open();
+        this.stale = false;
+      }
+      const head = this.queue[0] as Job;
+      const canStart = head.exclusive ? this.active === 0 : !this.exclusiveActive && this.active < this.maxInFlight;
+      if (!canStart) return;
+      this.queue.shift();
+      head.start();
+    }
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * One overlay on this host, end to end: wait for its flannel config, hold a lease, keep the kernel
+ * in step with every other host's lease. It owns no I/O of its own: the store (etcd) and the kernel
+ * come in as interfaces, so the same code runs against fakes in unit tests.
+ *
+ * Life cycle: config missing → log once how to write it and wait; config broken → log the reason
+ * and wait for a fix; config ok → acquire a lease (retrying through outages), create the device,
+ * start the lease watcher. A lost lease is re-acquired and the device follows. A config that
+ * changes Network or backend at runtime is reported: as with flanneld, it takes a restart.
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { Kernel } from '../kernel/types';
+import type { ConfigState, LeaseEvent, LeaseKeeper, LeaseKeeperOptions } from '../store/types';
+import { describeNetworkConfig, NetworkConfig } from '../domain/network-config';
+import { formatCidr } from '../domain/ipv4';
+import { Lease, LeaseAttrs } from '../domain/lease';
+import { vtepMacFor } from '../domain/mac';
+import { SerialQueue } from '../util/serial-queue';
+import { OverlayDataplane } from './overlay-dataplane';
+import { PublicInterface } from './public-interface';
+import { errorText } from '../errors';
+
+/** What the agent needs from the store for one overlay prefix. */
+export interface OverlayStorePort {
+  readonly prefix: string;
+  readConfig(): Promise<ConfigState>;
+  watchConfig(onChange: (s: ConfigState) => void): { stop(): void };
+  createKeeper(opts: LeaseKeeperOptions): LeaseKeeper;
+  watchLeases(onEvent: (e: LeaseEvent) => void): { stop(): Promise<void> | void };
+}
+
+export type AgentState = 'waiting-for-config' | 'config-invalid' | 'acquiring' | 'ready' | 'stopped';
+
+export interface AgentOptions {
+  name: string; // "default" or the overlay's name
+  ttlSec: number;
+  renewMarginSec: number;
+  resyncIntervalMs: number;
+}
+
+export class OverlayAgent extends EventEmitter {
+  state: AgentState = 'waiting-for-config';
+  config: NetworkConfig | null = null;
+  dataplane: OverlayDataplane | null = null;
+  lastConfigError: string | null = null;
+  private keeper: LeaseKeeper | null = null;
+  private configWatch: { stop(): void } | null = null;
+  private leaseWatch: { stop(): Promise<void> | void } | null = null;
+  private readonly abort = new AbortController();
+  private ready: Promise<void>;
+  private resolveReady!: () => void;
+
+  constructor(
+    private readonly store: OverlayStorePort,
+    private readonly kernel: Kernel,
+    private readonly queue: SerialQueue,
+    private readonly pub: PublicInterface,
+    private readonly log: Logger,
+    private readonly opts: AgentOptions,
+  ) {
+    super();
+    this.ready = new Promise((r) => (this.resolveReady = r));
+  }
+
+  /** Starts watching the config; resolves at once (use whenReady() to wait for the lease). */
+  async start(): Promise<void> {
+    this.configWatch = this.store.watchConfig((s) => this.onConfig(s));
+    this.onConfig(await this.store.readConfig());
+  }
+
+  /** Resolves when a lease is held and the device is set up. */
+  whenReady(): Promise<void> {
+    return this.ready;
+  }
+
+  lease(): Lease | null {
+    return this.keeper?.current() ?? null;
+  }
+
+  private onConfig(s: ConfigState): void {
+    if (this.state === 'stopped') return;
+    if (s.state === 'missing') {
+      if (this.config) {
+        this.log.error({ prefix: this.store.prefix }, 'overlay config was deleted; keeping the current lease and kernel state until it is back');
+        return;
+      }
+      if (this.state !== 'waiting-for-config' || !this.lastConfigError) {
+        this.log.warn(
+          { prefix: this.store.prefix },
+          `waiting for the overlay config at ${this.store.prefix}/config; write it with: overlay-flannel config set --network 10.1.0.0/16 (prefix ${this.store.prefix})`,
+        );
+      }
+      this.lastConfigError = 'missing';
+      this.state = 'waiting-for-config';
+      return;
+    }
+    if (s.state === 'invalid') {
+      this.lastConfigError = s.error;
+      this.log.error({ prefix: this.store.prefix, error: s.error }, 'overlay config is invalid; waiting for a fixed one');
+      if (!this.config) this.state = 'config-invalid';
+      return;
+    }
+    this.lastConfigError = null;
+    if (this.config) {
+      if (s.raw !== JSON.stringify(this.config) && describeNetworkConfig(s.config) !== describeNetworkConfig(this.config)) {
+        this.log.error(
+          { running: describeNetworkConfig(this.config), stored: describeNetworkConfig(s.config) },
+          'overlay config changed; as with flanneld, a new Network or backend takes effect after a restart of the daemon',
+        );
+      }
+      return;
+    }
+    this.config = s.config;
+    this.log.info({ prefix: this.store.prefix, config: describeNetworkConfig(s.config) }, 'overlay config loaded');
+    this.join(s.config).catch((e) => {
+      if (this.state !== 'stopped') this.log.error({ err: errorText(e) }, 'joining the overlay failed');
+    });
+  }
+
+  private async join(config: NetworkConfig): Promise<void> {
+    this.state = 'acquiring';
+    const dataplane = new OverlayDataplane(this.kernel, this.queue, this.log, config, this.pub);
+    this.dataplane = dataplane;
+    const keeper = this.store.createKeeper({
+      publicIP: this.pub.publicIP,
+      attrsFor: (c) => this.attrsFor(c),
+      ttlSec: this.opts.ttlSec,
+      renewMarginSec: this.opts.renewMarginSec,
+    });
+    this.keeper = keeper;
+    keeper.on('acquired', (e: { lease: Lease }) => {
+      this.log.info({ subnet: formatCidr(e.lease.subnet), publicIP: this.pub.publicIP }, 'lease acquired');
+      this.emit('lease', e.lease);
+      // The first lease is attached below; later ones are re-acquisitions after a loss.
+      if (this.state !== 'ready') return;
+      dataplane.attach(e.lease).catch((err) => this.log.error({ err: errorText(err) }, 'setting up the overlay device failed'));
+    });
+    keeper.on('lost', (e: { subnet: unknown; reason: string }) => this.log.error(e, 'lease lost; re-acquiring'));
+    const lease = await keeper.acquire(config, this.abort.signal);
+    if ((this.state as AgentState) === 'stopped') return;
+    await dataplane.attach(lease);
+    this.leaseWatch = this.store.watchLeases((ev) => this.onLeaseEvent(ev));
+    dataplane.startTimer(this.opts.resyncIntervalMs);
+    this.state = 'ready';
+    this.resolveReady();
+  }
+
+  private onLeaseEvent(ev: LeaseEvent): void {
+    const dp = this.dataplane;
+    if (!dp) return;
+    if (ev.type === 'snapshot') dp.setLeases(ev.leases);
+    else if (ev.type === 'added') dp.leaseAdded(ev.lease);
+    else dp.leaseRemoved(ev.lease);
+    this.emit('peers', ev);
+  }
+
+  private attrsFor(config: NetworkConfig): LeaseAttrs {
+    const b = config.backend;
+    if (b.type === 'vxlan') {
+      return { publicIP: this.pub.publicIP, backendType: 'vxlan', vxlan: { vni: b.vni, vtepMac: vtepMacFor(b.vni, this.pub.publicIP) } };
+    }
+    return { publicIP: this.pub.publicIP, backendType: 'host-gw' };
+  }
+
+  async stop(): Promise<void> {
+    this.state = 'stopped';
+    this.abort.abort();
+    this.configWatch?.stop();
+    this.dataplane?.stop();
+    await this.leaseWatch?.stop();
+    await this.keeper?.stop();
+  }
+}

@@ -1,0 +1,235 @@
+/**
+ * The kernel side of one overlay on this host: its vxlan device and the neighbour/FDB/route
+ * entries for every remote lease.
+ *
+ * Reconciliation, not replay. Two paths share one planner (domain/peers.ts):
+ * - full sync: list what the kernel has for this overlay, diff against the leases, apply. Runs at
+ *   start (removing entries of hosts that vanished while we were down), on every lease snapshot
+ *   (reconnect, compaction) and on a timer, so drift (a deleted route or device) is repaired.
+ * - fast path: on a single lease event, diff against what we last applied, without kernel dumps,
+ *   so a new host is programmed in milliseconds even with thousands of peers.
+ * All kernel writes go through the host's serial queue; runs coalesce while one is in flight.
+ */
+import type { Logger } from 'pino';
+import type { Kernel } from '../kernel/types';
+import { SerialQueue } from '../util/serial-queue';
+import { Cidr, formatCidr, formatIPv4, parseCidr } from '../domain/ipv4';
+import { Lease } from '../domain/lease';
+import { vtepMacFor } from '../domain/mac';
+import { vxlanDeviceName } from '../domain/names';
+import { NetworkConfig } from '../domain/network-config';
+import { desiredPeers, PeerOp, PeerState, planPeers, routeInOverlay } from '../domain/peers';
+import { isOnLink, PublicInterface } from './public-interface';
+import { errorText } from '../errors';
+
+export const VXLAN_OVERHEAD = 50;
+
+export interface DataplaneStats {
+  fullSyncs: number;
+  fastSyncs: number;
+  opsApplied: number;
+  errors: number;
+  lastDrift: number; // ops the last full sync needed (drift or catch-up)
+}
+
+export class OverlayDataplane {
+  private leases = new Map<string, Lease>();
+  private own: Lease | null = null;
+  private vxIndex = 0;
+  private applied: PeerState = { neighbours: [], fdb: [], routes: [] };
+  private pending: 'none' | 'fast' | 'full' = 'none';
+  private running: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private warned = new Set<string>();
+  readonly stats: DataplaneStats = { fullSyncs: 0, fastSyncs: 0, opsApplied: 0, errors: 0, lastDrift: 0 };
+
+  constructor(
+    private readonly kernel: Kernel,
+    private readonly queue: SerialQueue,
+    private readonly log: Logger,
+    private readonly config: NetworkConfig,
+    private readonly pub: PublicInterface,
+  ) {}
+
+  /** The MTU containers on this overlay must use. */
+  get mtu(): number {
+    const b = this.config.backend;
+    return b.type === 'vxlan' ? (b.mtu ?? this.pub.link.mtu) - VXLAN_OVERHEAD : this.pub.link.mtu;
+  }
+
+  get deviceName(): string | null {
+    return this.config.backend.type === 'vxlan' ? vxlanDeviceName(this.config.backend.vni) : null;
+  }
+
+  vtepMac(): string | null {
+    return this.config.backend.type === 'vxlan' ? vtepMacFor(this.config.backend.vni, this.pub.publicIP) : null;
+  }
+
+  /** Create or repair this host's device for `own` (our lease); call again when the lease changes. */
+  async attach(own: Lease): Promise<void> {
+    const previous = this.own;
+    this.own = own;
+    if (previous && formatCidr(previous.subnet) !== formatCidr(own.subnet)) {
+      this.log.error(
+        { old: formatCidr(previous.subnet), new: formatCidr(own.subnet) },
+        'our subnet changed: the device address follows, but containers started on the old subnet must be restarted or reconnected',
+      );
+    }
+    await this.queue.run(() => this.ensureDevice());
+    this.requestSync('full');
+  }
+
+  private async ensureDevice(): Promise<void> {
+    const b = this.config.backend;
+    if (b.type !== 'vxlan' || !this.own) return;
+    const name = vxlanDeviceName(b.vni);
+    const dev = await this.kernel.ensureVxlan({
+      name,
+      vni: b.vni,
+      parentIndex: this.pub.link.index,
+      local: this.pub.address,
+      port: b.port,
+      learning: b.learning,
+      gbp: b.gbp,
+      mtu: this.mtu,
+      mac: vtepMacFor(b.vni, this.pub.publicIP),
+    });
+    if (dev.index !== this.vxIndex && this.vxIndex !== 0) {
+      this.log.warn({ device: name }, 'vxlan device was recreated; reprogramming all peers');
+      this.applied = { neighbours: [], fdb: [], routes: [] };
+    }
+    this.vxIndex = dev.index;
+    await this.kernel.ensureOnlyAddress(dev.index, `${formatIPv4(this.own.subnet.base)}/32`, formatCidr(this.config.network));
+  }
+
+  /** Replace the whole lease set (a watcher snapshot). */
+  setLeases(leases: readonly Lease[]): void {
+    this.leases = new Map(leases.map((l) => [formatCidr(l.subnet), l]));
+    this.requestSync('full');
+  }
+
+  leaseAdded(lease: Lease): void {
+    this.leases.set(formatCidr(lease.subnet), lease);
+    this.requestSync('fast');
+  }
+
+  leaseRemoved(lease: Lease): void {
+    this.leases.delete(formatCidr(lease.subnet));
+    this.requestSync('fast');
+  }
+
+  /** Periodic full syncs (drift repair). */
+  startTimer(intervalMs: number): void {
+    this.timer = setInterval(() => this.requestSync('full'), intervalMs);
+    this.timer.unref();
+  }
+
+  requestSync(kind: 'fast' | 'full'): Promise<void> {
+    if (kind === 'full' || this.pending === 'none') this.pending = kind;
+    if (!this.running) {
+      this.running = this.loop().finally(() => (this.running = null));
+    }
+    return this.running;
+  }
+
+  /** Resolves once every requested sync has run. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    while (this.pending !== 'none') {
+      const kind = this.pending;
+      this.pending = 'none';
+      try {
+        await this.queue.run(() => this.sync(kind));
+      } catch (e) {
+        this.stats.errors++;
+        this.log.error({ err: errorText(e) }, 'overlay sync failed; retrying with a full sync');
+        this.applied = { neighbours: [], fdb: [], routes: [] };
+        await new Promise((r) => setTimeout(r, 1000).unref());
+        if (this.pending === 'none') this.pending = 'full';
+      }
+    }
+  }
+
+  private async sync(kind: 'fast' | 'full'): Promise<void> {
+    if (!this.own && this.config.backend.type === 'vxlan') return; // no device yet
+    if (kind === 'full') await this.ensureDevice();
+    const { state: desired, skipped } = desiredPeers({
+      backend: this.config.backend,
+      ownSubnet: this.own?.subnet ?? null,
+      leases: [...this.leases.values()],
+      onLink: (ip) => isOnLink(this.pub, ip),
+    });
+    for (const s of skipped) {
+      const key = `${s.subnet}|${s.reason}`;
+      if (!this.warned.has(key)) this.log.warn(s, 'peer lease not programmed');
+      this.warned.add(key);
+    }
+    const observed = kind === 'full' ? await this.observe() : this.applied;
+    const ops = planPeers(desired, observed);
+    if (kind === 'full') {
+      this.stats.fullSyncs++;
+      this.stats.lastDrift = ops.length;
+    } else this.stats.fastSyncs++;
+    for (const op of ops) await this.apply(op);
+    this.applied = desired;
+    if (ops.length) this.log.debug({ kind, ops: ops.length }, 'overlay synced');
+  }
+
+  /** What the kernel holds that this overlay owns. */
+  private async observe(): Promise<PeerState> {
+    const state: PeerState = { neighbours: [], fdb: [], routes: [] };
+    if (this.vxIndex) {
+      for (const n of await this.kernel.listNeighbours(this.vxIndex)) if (n.permanent) state.neighbours.push({ ip: n.ip, mac: n.mac });
+      for (const f of await this.kernel.listFdb(this.vxIndex)) {
+        if (f.permanent && f.dst && f.mac !== '00:00:00:00:00:00') state.fdb.push({ mac: f.mac, dst: f.dst });
+      }
+    }
+    for (const r of await this.kernel.listRoutes()) {
+      if (!r.gateway) continue;
+      if (this.vxIndex && r.oif === this.vxIndex) {
+        state.routes.push({ dst: r.dst, gateway: r.gateway, dev: 'vxlan', onlink: r.onlink });
+      } else if (r.oif === this.pub.link.index && routeInOverlay(this.config.network, parseCidr(r.dst)) && parseCidr(r.dst).len === this.config.subnetLen) {
+        state.routes.push({ dst: r.dst, gateway: r.gateway, dev: 'public', onlink: r.onlink });
+      }
+    }
+    return state;
+  }
+
+  private async apply(op: PeerOp): Promise<void> {
+    const k = this.kernel;
+    this.stats.opsApplied++;
+    switch (op.op) {
+      case 'deleteRoute':
+        return k.deleteRoute(op.dst);
+      case 'deleteFdb':
+        return k.deleteFdb(this.vxIndex, op.mac, op.dst);
+      case 'deleteNeighbour':
+        return k.deleteNeighbour(this.vxIndex, op.ip);
+      case 'setNeighbour':
+        return k.replaceNeighbour({ ifindex: this.vxIndex, ip: op.entry.ip, mac: op.entry.mac, permanent: true });
+      case 'setFdb':
+        return k.replaceFdb({ ifindex: this.vxIndex, mac: op.entry.mac, dst: op.entry.dst, permanent: true });
+      case 'setRoute': {
+        const e = op.entry;
+        const oif = e.dev === 'vxlan' ? this.vxIndex : this.pub.link.index;
+        return k.replaceRoute({ dst: e.dst, gateway: e.gateway, oif, onlink: e.onlink });
+      }
+    }
+  }
+
+  ownSubnet(): Cidr | null {
+    return this.own?.subnet ?? null;
+  }
+
+  knownLeases(): Lease[] {
+    return [...this.leases.values()];
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}
