@@ -154,3 +154,23 @@ export async function setLinkUpByName(ns: NlSocket, name: string): Promise<void>
   if (!l) throw notFound(`set link "${name}" up: no such link`);
   if (!l.up) await modifyLink(ns, `set link "${name}" up`, l.index, {}, true);
 }
+
+const AF_INET = 2;
+const IFLA_INET_CONF = 1;
+const IPV4_DEVCONF_FORWARDING = 1;
+
+/**
+ * Per-device IPv4 forwarding (net.ipv4.conf.<dev>.forwarding) over rtnetlink (IFLA_AF_SPEC),
+ * which works where /proc/sys is read-only (a managed plugin). The kernel checks the flag of the
+ * ingress device, so the overlay's own devices are enough: no host-wide ip_forward change.
+ */
+export async function setIpv4Forwarding(ns: NlSocket, index: number, on: boolean): Promise<void> {
+  const value = Buffer.alloc(4);
+  value.writeUInt32LE(on ? 1 : 0);
+  const conf = new AttrStream();
+  conf.push(IPV4_DEVCONF_FORWARDING, value);
+  const inet = new AttrStream();
+  inet.push(IFLA_INET_CONF, Buffer.concat(conf.bufs));
+  const afSpec = new Map([[AF_INET, Buffer.concat(inet.bufs)]]);
+  await ns.call(`set forwarding on link #${index}`, (s, timeout) => s.setLink({ index }, { afSpec } as ifla.LinkAttrs, { timeout }));
+}

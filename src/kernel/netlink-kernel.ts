@@ -60,6 +60,9 @@ export class NetlinkKernel implements Kernel {
   deleteLink(name: string): Promise<void> {
     return links.deleteLinkByName(this.ns, name);
   }
+  setForwarding(ifindex: number, on: boolean): Promise<void> {
+    return links.setIpv4Forwarding(this.ns, ifindex, on);
+  }
   setLinkUp(name: string): Promise<void> {
     return links.setLinkUpByName(this.ns, name);
   }

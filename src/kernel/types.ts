@@ -81,6 +81,8 @@ export interface Kernel {
   ensureVethPair(hostName: string, peerName: string, mtu: number, bridgeName?: string): Promise<void>;
   deleteLink(name: string): Promise<void>; // absent is fine
   setLinkUp(name: string): Promise<void>;
+  /** net.ipv4.conf.<dev>.forwarding: the kernel forwards what arrives on this device. */
+  setForwarding(ifindex: number, on: boolean): Promise<void>;
 
   // addresses
   listAddresses(ifindex: number): Promise<AddressEntry[]>;

@@ -81,7 +81,12 @@ export class OverlayDataplane {
 
   private async ensureDevice(): Promise<void> {
     const b = this.config.backend;
-    if (b.type !== 'vxlan' || !this.own) return;
+    if (b.type !== 'vxlan') {
+      // host-gw: packets from peers arrive on the public interface and are routed to local bridges.
+      await this.kernel.setForwarding(this.pub.link.index, true);
+      return;
+    }
+    if (!this.own) return;
     const name = vxlanDeviceName(b.vni);
     const dev = await this.kernel.ensureVxlan({
       name,
@@ -99,6 +104,7 @@ export class OverlayDataplane {
       this.applied = { neighbours: [], fdb: [], routes: [] };
     }
     this.vxIndex = dev.index;
+    await this.kernel.setForwarding(dev.index, true); // decapsulated packets are routed to local bridges
     await this.kernel.ensureOnlyAddress(dev.index, `${formatIPv4(this.own.subnet.base)}/32`, formatCidr(this.config.network));
   }
 
@@ -147,7 +153,7 @@ export class OverlayDataplane {
         this.stats.errors++;
         this.log.error({ err: errorText(e) }, 'overlay sync failed; retrying with a full sync');
         this.applied = { neighbours: [], fdb: [], routes: [] };
-        await new Promise((r) => setTimeout(r, 1000).unref());
+        await new Promise((r) => setTimeout(r, 1000));
         if (this.pending === 'none') this.pending = 'full';
       }
     }

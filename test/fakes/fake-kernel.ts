@@ -171,6 +171,16 @@ export class FakeKernel implements Kernel {
     if (l) this.removeLink(l);
   }
 
+  /** ifindexes with forwarding on */
+  readonly forwarding = new Set<number>();
+
+  async setForwarding(ifindex: number, on: boolean): Promise<void> {
+    this.enter('setForwarding', String(ifindex), true);
+    if (!this.links.has(ifindex)) throw kerr(`set forwarding on link #${ifindex}`, 'ENODEV');
+    if (on) this.forwarding.add(ifindex);
+    else this.forwarding.delete(ifindex);
+  }
+
   async setLinkUp(name: string): Promise<void> {
     this.enter('setLinkUp', name, true);
     const l = this.byName(name);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 /**
  * Real-kernel checks that only make sense against NetlinkKernel: what it writes is what iproute2
  * reads back (and vice versa), errno mapping, concurrency on one socket, close(), and the cost of
@@ -67,6 +68,15 @@ describe('NetlinkKernel against iproute2', () => {
     const ours = (await k.listLinks()).map((l) => `${l.index}:${l.name}`).sort();
     const theirs = json<{ ifindex: number; ifname: string }[]>('ip', 'link', 'show').map((l) => `${l.ifindex}:${l.ifname}`).sort();
     assert.deepEqual(ours, theirs);
+  });
+
+  it('per-device forwarding is set over netlink, as /proc/sys shows it', async () => {
+    const br = await k.ensureBridge(BR, 1400);
+    const read = () => readFileSync(`/proc/sys/net/ipv4/conf/${BR}/forwarding`, 'utf8').trim();
+    await k.setForwarding(br.index, true);
+    assert.equal(read(), '1');
+    await k.setForwarding(br.index, false);
+    assert.equal(read(), '0');
   });
 
   it('a veth whose peer Docker moved into a container netns is kept, not recreated', async () => {

@@ -1,0 +1,108 @@
+// The overlay dataplane against the fake kernel: first sync, fast path, stale entries, drift, MAC change.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+import { FakeKernel } from '../fakes/fake-kernel';
+import { OverlayDataplane } from '../../src/reconcile/overlay-dataplane';
+import { SerialQueue } from '../../src/util/serial-queue';
+import { parseNetworkConfig } from '../../src/domain/network-config';
+import { parseCidr } from '../../src/domain/ipv4';
+import { Lease } from '../../src/domain/lease';
+import { vtepMacFor } from '../../src/domain/mac';
+import type { PublicInterface } from '../../src/reconcile/public-interface';
+
+const log = pino({ level: 'silent' });
+const cfg = parseNetworkConfig('{"Network":"10.7.0.0/16","Backend":{"Type":"vxlan","VNI":9}}');
+const L = (third: number, host: number, mac = `02:00:00:00:00:${String(third).padStart(2, '0')}`): Lease => ({
+  subnet: parseCidr(`10.7.${third}.0/24`),
+  attrs: { publicIP: `192.0.2.${host}`, backendType: 'vxlan', vxlan: { vni: 9, vtepMac: mac } },
+  etcdLease: '1',
+});
+
+async function setup() {
+  const kernel = new FakeKernel();
+  const eth = kernel.addDevice('eth0', { mtu: 1500, up: true, cidr: '192.0.2.1/24' });
+  const pub: PublicInterface = { link: eth, address: '192.0.2.1', publicIP: '192.0.2.1', networks: [parseCidr('192.0.2.0/24')] };
+  const dp = new OverlayDataplane(kernel, new SerialQueue(), log, cfg, pub);
+  const own = L(1, 1, vtepMacFor(9, '192.0.2.1'));
+  dp.setLeases([own, L(2, 2), L(3, 3)]);
+  await dp.attach(own);
+  await dp.idle();
+  const vx = (await kernel.getVxlan('flannel.9'))!;
+  return { kernel, dp, vx, own };
+}
+
+test('attach creates flannel.<VNI> as flannel does and programs every remote lease', async () => {
+  const { kernel, vx } = await setup();
+  assert.equal(vx.mtu, 1450);
+  assert.equal(vx.mac, vtepMacFor(9, '192.0.2.1'));
+  assert.equal(vx.local, '192.0.2.1');
+  assert.equal(vx.learning, false);
+  assert.deepEqual((await kernel.listAddresses(vx.index)).map((a) => `${a.address}/${a.prefixLen}`), ['10.7.1.0/32']);
+  assert.deepEqual((await kernel.listNeighbours(vx.index)).map((n) => n.ip).sort(), ['10.7.2.0', '10.7.3.0']);
+  assert.deepEqual((await kernel.listFdb(vx.index)).map((f) => f.dst).sort(), ['192.0.2.2', '192.0.2.3']);
+  const routes = (await kernel.listRoutes(vx.index)).filter((r) => r.gateway);
+  assert.deepEqual(routes.map((r) => [r.dst, r.gateway, r.onlink]).sort(), [['10.7.2.0/24', '10.7.2.0', true], ['10.7.3.0/24', '10.7.3.0', true]]);
+});
+
+test('fast path adds and removes one peer without listing the kernel', async () => {
+  const { kernel, dp, vx } = await setup();
+  dp.leaseAdded(L(4, 4));
+  await dp.idle();
+  assert.ok((await kernel.listRoutes(vx.index)).some((r) => r.dst === '10.7.4.0/24'));
+  dp.leaseRemoved(L(2, 2));
+  await dp.idle();
+  assert.ok(!(await kernel.listRoutes(vx.index)).some((r) => r.dst === '10.7.2.0/24'));
+  assert.ok(!(await kernel.listFdb(vx.index)).some((f) => f.dst === '192.0.2.2'));
+  assert.ok(!(await kernel.listNeighbours(vx.index)).some((n) => n.ip === '10.7.2.0'));
+  assert.ok(dp.stats.fastSyncs >= 2);
+});
+
+test('a full sync removes stale entries nobody asks for and repairs drift; a second one changes nothing', async () => {
+  const { kernel, dp, vx } = await setup();
+  await kernel.replaceNeighbour({ ifindex: vx.index, ip: '10.7.99.0', mac: '02:99:00:00:00:00', permanent: true });
+  await kernel.replaceFdb({ ifindex: vx.index, mac: '02:99:00:00:00:00', dst: '192.0.2.99', permanent: true });
+  await kernel.replaceRoute({ dst: '10.7.99.0/24', gateway: '10.7.99.0', oif: vx.index, onlink: true });
+  await kernel.deleteRoute('10.7.3.0/24'); // drift
+  await dp.requestSync('full');
+  await dp.idle();
+  const routes = (await kernel.listRoutes(vx.index)).filter((r) => r.gateway).map((r) => r.dst).sort();
+  assert.deepEqual(routes, ['10.7.2.0/24', '10.7.3.0/24']);
+  assert.deepEqual((await kernel.listNeighbours(vx.index)).map((n) => n.ip).sort(), ['10.7.2.0', '10.7.3.0']);
+  assert.equal(dp.stats.lastDrift, 4);
+  const writes = kernel.writes.length;
+  await dp.requestSync('full');
+  await dp.idle();
+  assert.equal(dp.stats.lastDrift, 0);
+  const peerWrites = kernel.writes.slice(writes).filter((w) => /Neighbour|Fdb|Route/.test(w));
+  assert.deepEqual(peerWrites, [], 'a second full sync writes no peer entry');
+});
+
+test('a changed VtepMAC replaces the neighbour and drops the old FDB entry', async () => {
+  const { kernel, dp, vx } = await setup();
+  dp.leaseAdded(L(2, 2, '02:bb:bb:bb:bb:bb'));
+  await dp.idle();
+  const fdb = (await kernel.listFdb(vx.index)).filter((f) => f.dst === '192.0.2.2');
+  assert.deepEqual(fdb.map((f) => f.mac), ['02:bb:bb:bb:bb:bb']);
+  assert.equal((await kernel.listNeighbours(vx.index)).find((n) => n.ip === '10.7.2.0')?.mac, '02:bb:bb:bb:bb:bb');
+});
+
+test('a deleted vxlan device is recreated by the next full sync with all peers', async () => {
+  const { kernel, dp } = await setup();
+  await kernel.deleteLink('flannel.9');
+  await dp.requestSync('full');
+  await dp.idle();
+  const vx = (await kernel.getVxlan('flannel.9'))!;
+  assert.ok(vx);
+  assert.equal((await kernel.listFdb(vx.index)).length, 2);
+  assert.equal((await kernel.listRoutes(vx.index)).filter((r) => r.gateway).length, 2);
+});
+
+test('a kernel failure is retried with a full sync', async () => {
+  const { kernel, dp, vx } = await setup();
+  kernel.failNext('replaceRoute', new Error('boom'));
+  dp.leaseAdded(L(5, 5));
+  await dp.idle();
+  assert.ok(dp.stats.errors >= 1);
+  assert.ok((await kernel.listRoutes(vx.index)).some((r) => r.dst === '10.7.5.0/24'));
+});
