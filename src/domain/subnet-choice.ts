@@ -1,8 +1,10 @@
 /**
  * Which subnet a host should lease, decided as flanneld's tryAcquireLease does (flannel-compat.md
  * §2 "Choosing a subnet"): reuse the lease that carries our PublicIP if it still fits the config,
- * else pick at random among the first 100 free subnets from SubnetMin to SubnetMax. Pure: the store
- * lists the leases and applies the decision.
+ * else the subnet this host had before (flanneld reads it from subnet.env; we read it from the
+ * vxlan device's address, which outlives the daemon) if it is still free, else pick at random among
+ * the first 100 free subnets from SubnetMin to SubnetMax. Pure: the store lists the leases and
+ * applies the decision.
  */
 import { Cidr, cidrsOverlap } from './ipv4';
 import { Lease } from './lease';
@@ -20,7 +22,7 @@ export type SubnetChoice =
  * @param publicIP this host's identity
  * `stale` lists leases with our PublicIP that no longer fit the config: flannel deletes them.
  */
-export function chooseSubnet(cfg: NetworkConfig, leases: readonly Lease[], publicIP: string): SubnetChoice {
+export function chooseSubnet(cfg: NetworkConfig, leases: readonly Lease[], publicIP: string, previous?: Cidr | null): SubnetChoice {
   const stale: Lease[] = [];
   for (const lease of leases) {
     if (lease.attrs.publicIP !== publicIP) continue;
@@ -28,6 +30,9 @@ export function chooseSubnet(cfg: NetworkConfig, leases: readonly Lease[], publi
     stale.push(lease);
   }
   const taken = leases.filter((l) => !stale.includes(l)).map((l) => l.subnet);
+  if (previous && subnetInRange(cfg, previous) && !taken.some((t) => cidrsOverlap(t, previous))) {
+    return { kind: 'new', candidates: [previous], stale };
+  }
   const candidates: Cidr[] = [];
   for (const subnet of leasableSubnets(cfg)) {
     if (taken.some((t) => cidrsOverlap(t, subnet))) continue;

@@ -24,8 +24,8 @@ import { errorText } from '../errors';
 /** What the agent needs from the store for one overlay prefix. */
 export interface OverlayStorePort {
   readonly prefix: string;
-  readConfig(): Promise<ConfigState>;
-  watchConfig(onChange: (s: ConfigState) => void): { stop(): void };
+  /** Calls back with the current state once known (waiting through outages), then on every change. */
+  watchConfig(onChange: (s: ConfigState) => void): { stop(): Promise<void> | void };
   createKeeper(opts: LeaseKeeperOptions): LeaseKeeper;
   watchLeases(onEvent: (e: LeaseEvent) => void): { stop(): Promise<void> | void };
 }
@@ -45,7 +45,8 @@ export class OverlayAgent extends EventEmitter {
   dataplane: OverlayDataplane | null = null;
   lastConfigError: string | null = null;
   private keeper: LeaseKeeper | null = null;
-  private configWatch: { stop(): void } | null = null;
+  private configWatch: { stop(): Promise<void> | void } | null = null;
+  private configRaw: string | null = null;
   private leaseWatch: { stop(): Promise<void> | void } | null = null;
   private readonly abort = new AbortController();
   private ready: Promise<void>;
@@ -66,7 +67,6 @@ export class OverlayAgent extends EventEmitter {
   /** Starts watching the config; resolves at once (use whenReady() to wait for the lease). */
   async start(): Promise<void> {
     this.configWatch = this.store.watchConfig((s) => this.onConfig(s));
-    this.onConfig(await this.store.readConfig());
   }
 
   /** Resolves when a lease is held and the device is set up. */
@@ -103,7 +103,7 @@ export class OverlayAgent extends EventEmitter {
     }
     this.lastConfigError = null;
     if (this.config) {
-      if (s.raw !== JSON.stringify(this.config) && describeNetworkConfig(s.config) !== describeNetworkConfig(this.config)) {
+      if (s.raw !== this.configRaw && describeNetworkConfig(s.config) !== describeNetworkConfig(this.config)) {
         this.log.error(
           { running: describeNetworkConfig(this.config), stored: describeNetworkConfig(s.config) },
           'overlay config changed; as with flanneld, a new Network or backend takes effect after a restart of the daemon',
@@ -112,6 +112,7 @@ export class OverlayAgent extends EventEmitter {
       return;
     }
     this.config = s.config;
+    this.configRaw = s.raw;
     this.log.info({ prefix: this.store.prefix, config: describeNetworkConfig(s.config) }, 'overlay config loaded');
     this.join(s.config).catch((e) => {
       if (this.state !== 'stopped') this.log.error({ err: errorText(e) }, 'joining the overlay failed');
@@ -166,7 +167,7 @@ export class OverlayAgent extends EventEmitter {
   async stop(): Promise<void> {
     this.state = 'stopped';
     this.abort.abort();
-    this.configWatch?.stop();
+    await this.configWatch?.stop();
     this.dataplane?.stop();
     await this.leaseWatch?.stop();
     await this.keeper?.stop();

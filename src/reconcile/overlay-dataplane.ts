@@ -23,6 +23,19 @@ import { isOnLink, PublicInterface } from './public-interface';
 import { errorText } from '../errors';
 
 export const VXLAN_OVERHEAD = 50;
+const WRITE_PIPELINE = 16; // netlink requests in flight per stage
+const STAGES: PeerOp['op'][] = ['deleteRoute', 'deleteFdb', 'deleteNeighbour', 'setNeighbour', 'setFdb', 'setRoute'];
+const EMPTY: PeerState = Object.freeze({ neighbours: [], fdb: [], routes: [] }) as PeerState;
+
+function mergeStates(states: Iterable<PeerState>): PeerState {
+  const out: PeerState = { neighbours: [], fdb: [], routes: [] };
+  for (const s of states) {
+    out.neighbours.push(...s.neighbours);
+    out.fdb.push(...s.fdb);
+    out.routes.push(...s.routes);
+  }
+  return out;
+}
 
 export interface DataplaneStats {
   fullSyncs: number;
@@ -36,7 +49,9 @@ export class OverlayDataplane {
   private leases = new Map<string, Lease>();
   private own: Lease | null = null;
   private vxIndex = 0;
-  private applied: PeerState = { neighbours: [], fdb: [], routes: [] };
+  /** What we last wrote (or saw) per lease subnet: the fast path diffs against it. */
+  private applied = new Map<string, PeerState>();
+  private dirty = new Set<string>(); // subnets changed since the last sync
   private pending: 'none' | 'fast' | 'full' = 'none';
   private running: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -101,7 +116,7 @@ export class OverlayDataplane {
     });
     if (dev.index !== this.vxIndex && this.vxIndex !== 0) {
       this.log.warn({ device: name }, 'vxlan device was recreated; reprogramming all peers');
-      this.applied = { neighbours: [], fdb: [], routes: [] };
+      this.applied.clear();
     }
     this.vxIndex = dev.index;
     await this.kernel.setForwarding(dev.index, true); // decapsulated packets are routed to local bridges
@@ -115,12 +130,16 @@ export class OverlayDataplane {
   }
 
   leaseAdded(lease: Lease): void {
-    this.leases.set(formatCidr(lease.subnet), lease);
+    const key = formatCidr(lease.subnet);
+    this.leases.set(key, lease);
+    this.dirty.add(key);
     this.requestSync('fast');
   }
 
   leaseRemoved(lease: Lease): void {
-    this.leases.delete(formatCidr(lease.subnet));
+    const key = formatCidr(lease.subnet);
+    this.leases.delete(key);
+    this.dirty.add(key);
     this.requestSync('fast');
   }
 
@@ -152,7 +171,7 @@ export class OverlayDataplane {
       } catch (e) {
         this.stats.errors++;
         this.log.error({ err: errorText(e) }, 'overlay sync failed; retrying with a full sync');
-        this.applied = { neighbours: [], fdb: [], routes: [] };
+        this.applied.clear();
         await new Promise((r) => setTimeout(r, 1000));
         if (this.pending === 'none') this.pending = 'full';
       }
@@ -161,27 +180,61 @@ export class OverlayDataplane {
 
   private async sync(kind: 'fast' | 'full'): Promise<void> {
     if (!this.own && this.config.backend.type === 'vxlan') return; // no device yet
-    if (kind === 'full') await this.ensureDevice();
-    const { state: desired, skipped } = desiredPeers({
+    let ops: PeerOp[];
+    if (kind === 'full') {
+      await this.ensureDevice();
+      this.dirty.clear();
+      const desired = new Map([...this.leases.keys()].map((k) => [k, this.desiredFor(k)]));
+      ops = planPeers(mergeStates(desired.values()), await this.observe());
+      this.stats.fullSyncs++;
+      this.stats.lastDrift = ops.length;
+      await this.applyAll(ops);
+      this.applied = desired;
+    } else {
+      const keys = [...this.dirty];
+      this.dirty.clear();
+      const desired = new Map(keys.map((k) => [k, this.desiredFor(k)]));
+      ops = keys.flatMap((k) => planPeers(desired.get(k)!, this.applied.get(k) ?? EMPTY));
+      this.stats.fastSyncs++;
+      await this.applyAll(ops);
+      for (const [k, v] of desired) {
+        if (v.neighbours.length || v.fdb.length || v.routes.length) this.applied.set(k, v);
+        else this.applied.delete(k);
+      }
+    }
+    if (ops.length) this.log.debug({ kind, ops: ops.length }, 'overlay synced');
+  }
+
+  /** The entries one lease asks for (none if it is gone, ours, or cannot be programmed). */
+  private desiredFor(key: string): PeerState {
+    const lease = this.leases.get(key);
+    if (!lease) return EMPTY;
+    const { state, skipped } = desiredPeers({
       backend: this.config.backend,
       ownSubnet: this.own?.subnet ?? null,
-      leases: [...this.leases.values()],
+      leases: [lease],
       onLink: (ip) => isOnLink(this.pub, ip),
     });
     for (const s of skipped) {
-      const key = `${s.subnet}|${s.reason}`;
-      if (!this.warned.has(key)) this.log.warn(s, 'peer lease not programmed');
-      this.warned.add(key);
+      const warnKey = `${s.subnet}|${s.reason}`;
+      if (!this.warned.has(warnKey)) this.log.warn(s, 'peer lease not programmed');
+      this.warned.add(warnKey);
     }
-    const observed = kind === 'full' ? await this.observe() : this.applied;
-    const ops = planPeers(desired, observed);
-    if (kind === 'full') {
-      this.stats.fullSyncs++;
-      this.stats.lastDrift = ops.length;
-    } else this.stats.fastSyncs++;
-    for (const op of ops) await this.apply(op);
-    this.applied = desired;
-    if (ops.length) this.log.debug({ kind, ops: ops.length }, 'overlay synced');
+    return state;
+  }
+
+  /**
+   * Apply ops stage by stage (deletions, then neighbours, FDB, routes), each stage pipelined on the
+   * netlink socket: the order that matters (a peer's route after its neighbour and FDB entry) is
+   * kept by the stage barrier, and thousands of writes don't wait for each other's round trip.
+   */
+  private async applyAll(ops: PeerOp[]): Promise<void> {
+    for (const stage of STAGES) {
+      const batch = ops.filter((o) => o.op === stage);
+      for (let i = 0; i < batch.length; i += WRITE_PIPELINE) {
+        await Promise.all(batch.slice(i, i + WRITE_PIPELINE).map((op) => this.apply(op)));
+      }
+    }
   }
 
   /** What the kernel holds that this overlay owns. */

@@ -37,6 +37,18 @@ test('candidates are the first 100 free subnets from SubnetMin, skipping taken o
   assert.deepEqual(c.candidates.slice(0, 3).map(formatCidr), ['10.1.2.0/24', '10.1.4.0/24', '10.1.5.0/24']);
 });
 
+test('the previous subnet is taken again when it is still free and fits the config', () => {
+  const prev = parseCidr('10.1.42.0/24');
+  const c = chooseSubnet(cfg, [lease('10.1.3.0/24', '192.0.2.3')], '192.0.2.1', prev);
+  assert.deepEqual(c.kind === 'new' && c.candidates.map(formatCidr), ['10.1.42.0/24']);
+  const taken = chooseSubnet(cfg, [lease('10.1.42.0/24', '192.0.2.3')], '192.0.2.1', prev);
+  assert.ok(taken.kind === 'new' && taken.candidates.length === 100 && !taken.candidates.some((s) => formatCidr(s) === '10.1.42.0/24'));
+  const outside = chooseSubnet(cfg, [], '192.0.2.1', parseCidr('10.2.42.0/24'));
+  assert.ok(outside.kind === 'new' && outside.candidates.length === 100);
+  const wrongLen = chooseSubnet(cfg, [], '192.0.2.1', parseCidr('10.1.42.0/25'));
+  assert.ok(wrongLen.kind === 'new' && wrongLen.candidates.length === 100);
+});
+
 test('a full network is exhausted', () => {
   const small = parseNetworkConfig('{"Network":"10.0.0.0/28","Backend":{"Type":"vxlan"}}'); // 3 leasable /30s
   const leases = ['10.0.0.4/30', '10.0.0.8/30', '10.0.0.12/30'].map((s, i) => lease(s, `192.0.2.${10 + i}`));
@@ -63,4 +75,9 @@ test('requested addresses are checked against the lease', () => {
   assert.throws(() => checkRequestedAddress(subnet, '10.1.7.1'), /reserved/);
   assert.throws(() => checkRequestedAddress(subnet, '10.1.7.255'), /reserved/);
   assert.throws(() => checkRequestedAddress(subnet, 'x'), /not an IPv4 address/);
+});
+
+test('the IPv4 fast path agrees with ip-address on edge cases', () => {
+  for (const t of ['0.0.0.0', '255.255.255.255', '10.1.2.3', '192.0.2.254']) assert.equal(formatIPv4(parseIPv4(t)), t);
+  for (const bad of ['256.1.1.1', '1.2.3', '01.2.3.4x', '', ' 1.2.3.4', '1.2.3.4/8']) assert.throws(() => parseIPv4(bad), /not an IPv4 address/, bad);
 });

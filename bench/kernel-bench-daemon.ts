@@ -1,0 +1,193 @@
+/**
+ * kernel-bench-daemon.ts — the daemon side of bench/kernel-bench.ts, in its own process.
+ *
+ * kernel-bench.ts compiles src/ and this file with tsc (as `npm run build` would) and forks the
+ * result with plain `node`, inside its scratch namespace. Running the daemon apart from the
+ * harness is what makes two of its numbers mean something:
+ * - RSS: the harness runs under tsx (~50 MB of compiler and loader) and holds its own etcd client,
+ *   seed data and 2000-entry kernel dumps; none of that is the daemon's.
+ * - time: the harness's dumps and etcd calls would otherwise share the daemon's event loop.
+ *
+ * Protocol (IPC, `serialization: 'advanced'` so bigint times pass as they are). Times are
+ * process.hrtime.bigint(), i.e. CLOCK_MONOTONIC, comparable between the two processes.
+ *   → {cmd:'start'}                          ← {t:'started', id, t0}   (t0 just before startDaemon())
+ *   → {cmd:'watch', id, type, subnet}        ← {t:'watching', id}, later {t:'event', id, tEvent, tIdle}
+ *       tEvent: the agent emitted 'peers' for that subnet; tIdle: dataplane.idle() resolved after it
+ *       (every netlink write is ACKed before idle() resolves, so the kernel holds the entries).
+ *   → {cmd:'count', id, atLeast?|atMost?}    ← {t:'count', id, tDone}  when the dataplane knows that
+ *       many leases (polled every 2 ms, in-process and cheap) and idle() resolved after that.
+ *   → {cmd:'fullSync', id}                   ← {t:'fullSync', id, ms}  one full sync (drift repair)
+ *   → {cmd:'stats', id}                      ← {t:'stats', id, …}     RSS, heap, dataplane stats, log
+ *   → {cmd:'stop', id}                       ← {t:'stopped', id, ms}   then the process exits
+ * Errors come back as {t:'error', id, message}. The process exits if the harness goes away.
+ */
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { loadSettings } from '../src/config/settings';
+import { startDaemon, type Daemon } from '../src/daemon';
+import { formatCidr } from '../src/domain/ipv4';
+import type { DataplaneStats, OverlayDataplane } from '../src/reconcile/overlay-dataplane';
+import type { LeaseEvent } from '../src/store/types';
+
+export type DaemonCmd =
+  | { cmd: 'start'; id: number }
+  | { cmd: 'watch'; id: number; type: 'added' | 'removed'; subnet: string }
+  | { cmd: 'count'; id: number; atLeast?: number; atMost?: number; timeoutMs: number }
+  | { cmd: 'fullSync'; id: number }
+  | { cmd: 'stats'; id: number }
+  | { cmd: 'stop'; id: number };
+
+export interface DaemonStats {
+  maxRssKb: number;
+  maxRssAtLoadKb: number;
+  /** process.memoryUsage() now, in MB. */
+  mem: { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number };
+  dataplane: DataplaneStats | null;
+  ownSubnet: string | null;
+  log: { warn: number; error: number; first: string[] };
+  marks: Record<string, number>; // ms after t0
+}
+
+export type DaemonMsg =
+  | { t: 'loaded'; maxRssKb: number }
+  | { t: 'started'; id: number; t0: bigint }
+  | { t: 'watching'; id: number }
+  | { t: 'event'; id: number; tEvent: bigint; tIdle: bigint }
+  | { t: 'count'; id: number; tDone: bigint }
+  | { t: 'fullSync'; id: number; ms: number }
+  | ({ t: 'stats'; id: number } & DaemonStats)
+  | { t: 'stopped'; id: number; ms: number }
+  | { t: 'error'; id: number; message: string };
+
+const hr = (): bigint => process.hrtime.bigint();
+const msSince = (t0: bigint): number => Number(hr() - t0) / 1e6;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function memMb(): DaemonStats['mem'] {
+  const m = process.memoryUsage();
+  const f = (b: number) => Math.round((b / 2 ** 20) * 10) / 10;
+  return { rss: f(m.rss), heapTotal: f(m.heapTotal), heapUsed: f(m.heapUsed), external: f(m.external), arrayBuffers: f(m.arrayBuffers) };
+}
+
+function send(m: DaemonMsg): void {
+  process.send?.(m);
+}
+
+function main(): void {
+  const maxRssAtLoadKb = process.resourceUsage().maxRSS;
+  const log = { warn: 0, error: 0, first: [] as string[] };
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (!line) continue;
+        try {
+          const o = JSON.parse(line) as { level?: number; msg?: string; err?: unknown };
+          if ((o.level ?? 0) >= 50) log.error++;
+          else log.warn++;
+          if (log.first.length < 5) log.first.push(`${o.msg ?? ''}${o.err ? ` (${String(o.err)})` : ''}`);
+        } catch {
+          log.error++;
+        }
+      }
+      cb();
+    },
+  });
+  // KERNEL_BENCH_DEBUG=1: the daemon's own debug log on stderr instead of counting warnings.
+  const debug = process.env.KERNEL_BENCH_DEBUG === '1';
+  const logger = debug ? pino({ level: 'debug' }, process.stderr) : pino({ level: 'warn' }, stream);
+  const settings = loadSettings(process.env);
+  let daemon: Daemon | null = null;
+  let t0 = 0n;
+  const marks: Record<string, number> = {};
+  const watches = new Map<string, number>(); // `${type} ${subnet}` -> id
+
+  const dataplane = (): OverlayDataplane | null => (daemon?.agent.state === 'ready' ? daemon.agent.dataplane : null);
+
+  const onPeers = (ev: LeaseEvent): void => {
+    if (ev.type === 'snapshot') {
+      marks.snapshot ??= msSince(t0);
+      return;
+    }
+    const key = `${ev.type} ${formatCidr(ev.lease.subnet)}`;
+    const id = watches.get(key);
+    if (id === undefined) return;
+    const tEvent = hr();
+    watches.delete(key);
+    const dp = daemon?.agent.dataplane;
+    if (!dp) return send({ t: 'error', id, message: 'peers event without a dataplane' });
+    void dp.idle().then(() => send({ t: 'event', id, tEvent, tIdle: hr() }));
+  };
+
+  const handle = async (c: DaemonCmd): Promise<void> => {
+    switch (c.cmd) {
+      case 'start': {
+        t0 = hr();
+        send({ t: 'started', id: c.id, t0 });
+        daemon = await startDaemon(settings, logger);
+        marks.startDaemonReturned = msSince(t0);
+        const agent = daemon.agent;
+        agent.once('lease', () => (marks.leaseAcquired ??= msSince(t0)));
+        agent.on('peers', onPeers);
+        void agent.whenReady().then(() => (marks.ready = msSince(t0)));
+        return;
+      }
+      case 'watch':
+        watches.set(`${c.type} ${c.subnet}`, c.id);
+        return send({ t: 'watching', id: c.id });
+      case 'count': {
+        const until = Date.now() + c.timeoutMs;
+        for (;;) {
+          const n = dataplane()?.knownLeases().length;
+          if (n !== undefined && (c.atLeast === undefined || n >= c.atLeast) && (c.atMost === undefined || n <= c.atMost)) break;
+          if (Date.now() > until) throw new Error(`the dataplane knows ${n ?? 'no'} leases after ${c.timeoutMs} ms`);
+          await sleep(2);
+        }
+        await (dataplane() as OverlayDataplane).idle();
+        return send({ t: 'count', id: c.id, tDone: hr() });
+      }
+      case 'fullSync': {
+        const dp = dataplane();
+        if (!dp) throw new Error('not ready');
+        await dp.idle();
+        const s = hr();
+        await dp.requestSync('full');
+        return send({ t: 'fullSync', id: c.id, ms: msSince(s) });
+      }
+      case 'stats': {
+        const lease = daemon?.agent.lease();
+        return send({
+          t: 'stats',
+          id: c.id,
+          maxRssKb: process.resourceUsage().maxRSS,
+          maxRssAtLoadKb,
+          mem: memMb(),
+          dataplane: daemon?.agent.dataplane ? { ...daemon.agent.dataplane.stats } : null,
+          ownSubnet: lease ? formatCidr(lease.subnet) : null,
+          log,
+          marks,
+        });
+      }
+      case 'stop': {
+        const s = hr();
+        await daemon?.stop();
+        daemon = null;
+        send({ t: 'stopped', id: c.id, ms: msSince(s) });
+        process.disconnect?.();
+        return;
+      }
+    }
+  };
+
+  process.on('message', (c: DaemonCmd) => {
+    handle(c).catch((e: unknown) => send({ t: 'error', id: c.id, message: e instanceof Error ? e.message : String(e) }));
+  });
+  const quit = () => {
+    void Promise.race([daemon?.stop(), sleep(5000)]).finally(() => process.exit(0));
+  };
+  process.on('disconnect', quit);
+  process.on('SIGTERM', quit);
+  process.on('SIGINT', quit);
+  send({ t: 'loaded', maxRssKb: maxRssAtLoadKb });
+}
+
+if (require.main === module) main();

@@ -1,0 +1,685 @@
+/**
+ * kernel-bench.ts — the daemon's kernel path at 2000 peers, against a real kernel and a real etcd.
+ *
+ *   npm run bench:kernel        (root; re-execs itself under `unshare --net`)
+ *
+ * Safety: nothing touches the root namespace's network. Outside a scratch namespace this script
+ * only re-runs itself under `unshare --net` and waits (bounded). Inside, it builds the simulated
+ * underlay: a veth pair (this kernel has no dummy driver) whose end `bk0` has 192.0.2.1/24 and a
+ * default route via 192.0.2.254, and its own etcd on 127.0.0.1 of that namespace.
+ *
+ * The daemon under test is the real one (startDaemon: netlink kernel adapter, etcd store, lease
+ * watcher, overlay agent, dataplane), compiled by tsc as `npm run build` would, and run with plain
+ * node in a separate process (bench/kernel-bench-daemon.ts, driven over IPC). Measured in-process
+ * under tsx it was ~110 MB before the daemon even started (the tsx loader alone is ~35 MB, the
+ * harness's etcd client, seed data and kernel dumps the rest), which made the RSS target
+ * meaningless, and the harness's own work shared the daemon's event loop.
+ * Knobs: KERNEL_BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the daemon process (slows it);
+ * KERNEL_BENCH_DEBUG=1 shows the daemon's debug log.
+ *
+ * Phases (flannel config: Network 10.0.0.0/13, i.e. 2047 leasable /24s, vxlan VNI 1):
+ *  1. 2000 remote leases (flannel's exact value bytes, attached to one etcd lease with a TTL) are
+ *     written to etcd; then the daemon starts from an empty kernel. Timed from just before
+ *     startDaemon() until the dataplane has applied the snapshot. Peak RSS: the daemon process's
+ *     maxRSS (process.resourceUsage()), which includes node itself.
+ *  2. Convergence: WARMUP + SAMPLES sequential puts of a new lease (a free /24, a fresh VtepMAC),
+ *     each timed from just before put() until its FDB entry is in the kernel; then the lease is
+ *     deleted again (timed as "removal"), so the daemon always holds 2000 peers.
+ *     Then a few explicit full syncs are timed (the periodic drift repair, which blocks the queue).
+ *  3. All 2000 leases deleted in etcd (transactions of 100): timed until the FDB is empty.
+ *
+ * How "in the kernel" is detected (the honest cheap way): the dataplane awaits each netlink write's
+ * ACK before its sync loop ends, so OverlayDataplane.idle() resolving after the lease event was
+ * handed to it means the kernel holds the entries. The daemon process timestamps the agent's
+ * 'peers' event and idle() with the monotonic clock (comparable across processes). Polling a
+ * 2000-entry FDB dump instead costs 15-25 ms per dump (printed as "fdb dump") and would measure the
+ * poll. Every result is checked with a kernel dump outside the timed window; if a check fails the
+ * phase falls back to polling the dump and says so in the output.
+ *
+ * Bounded: phases have deadlines, the child gives up after CHILD_BUDGET_MS, the parent kills it
+ * after PARENT_LIMIT_MS and then kills any etcd/daemon it left behind (pid file); the namespace
+ * goes away with the last process in it.
+ */
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+import { Etcd3 } from 'etcd3';
+import { cidr, formatCidr, parseIPv4 } from '../src/domain/ipv4';
+import { encodeLeaseAttrs, leaseKeyOf } from '../src/domain/lease';
+import { stableMac } from '../src/domain/mac';
+import { createNetlinkKernel, type Kernel } from '../src/kernel';
+import { startEtcd, type EtcdServer } from '../test/helpers/etcd-server';
+import { inScratchNetns } from '../test/kernel/netns';
+import type { DaemonCmd, DaemonMsg, DaemonStats } from './kernel-bench-daemon';
+
+const CHILD_ENV = 'OVERLAY_FLANNEL_KERNEL_BENCH_CHILD';
+const PIDFILE_ENV = 'OVERLAY_FLANNEL_KERNEL_BENCH_PIDFILE';
+const PARENT_LIMIT_MS = 175_000;
+const CHILD_BUDGET_MS = 150_000;
+
+const REPO = resolve(__dirname, '..');
+const PREFIX = '/coreos.com/network';
+const NETWORK = '10.0.0.0/13';
+const VNI = 1;
+const DEVICE = `flannel.${VNI}`;
+const PARENT = 'bk0';
+const PARENT_PEER = 'bk0p';
+const OUR_IP = '192.0.2.1';
+const GATEWAY = '192.0.2.254';
+const PEERS = 2000;
+const LAST_SLOT = 2047; // 10.7.255.0/24, flannel's default SubnetMax for this Network
+const WARMUP = 20;
+const SAMPLES = 200;
+const FULL_SYNCS = 3;
+const TXN_OPS = 100; // etcd's --max-txn-ops is 128
+const TARGETS = { programMs: 2000, rssMb: 100, p99Ms: 50 };
+
+// ---------------------------------------------------------------------------------------------
+// parent: re-exec under `unshare --net` and wait, bounded
+// ---------------------------------------------------------------------------------------------
+
+/** Kill what a hard-killed child left behind: pids recorded with a marker their cmdline must hold. */
+function killLeftovers(pidfile: string): void {
+  let text = '';
+  try {
+    text = readFileSync(pidfile, 'utf8');
+  } catch {
+    return;
+  }
+  for (const line of text.split('\n')) {
+    const [pidText, marker] = line.split(' ');
+    const pid = Number(pidText);
+    if (!(pid > 0) || !marker) continue;
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker)) continue;
+      process.kill(pid, 'SIGKILL');
+      console.error(`kernel-bench: killed a leftover process (pid ${pid}, ${marker})`);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+async function runInScratchNetns(): Promise<number> {
+  const pidfile = join(os.tmpdir(), `of-kernel-bench-${process.pid}.pids`);
+  const script = resolve(process.argv[1] as string);
+  const child = spawn('unshare', ['--net', '--', process.execPath, ...process.execArgv, script], {
+    stdio: 'inherit',
+    env: { ...process.env, [CHILD_ENV]: '1', [PIDFILE_ENV]: pidfile },
+  });
+  process.on('SIGINT', () => undefined); // a terminal ^C reaches the child too; it cleans up and exits
+  process.on('SIGTERM', () => child.kill('SIGTERM'));
+  let killTimer: NodeJS.Timeout | undefined;
+  const limit = setTimeout(() => {
+    console.error(`kernel-bench: no result after ${PARENT_LIMIT_MS / 1000} s; stopping it`);
+    child.kill('SIGTERM');
+    killTimer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  }, PARENT_LIMIT_MS);
+  const code = await new Promise<number>((res) => {
+    child.once('error', (e) => {
+      console.error(`kernel-bench: cannot run unshare: ${e.message}`);
+      res(1);
+    });
+    child.once('exit', (c, sig) => res(c ?? (sig ? 128 + (os.constants.signals[sig] ?? 0) : 1)));
+  });
+  clearTimeout(limit);
+  if (killTimer) clearTimeout(killTimer);
+  killLeftovers(pidfile);
+  rmSync(pidfile, { force: true });
+  return code;
+}
+
+// ---------------------------------------------------------------------------------------------
+// child: helpers
+// ---------------------------------------------------------------------------------------------
+
+function sh(cmd: string, ...args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+}
+
+const hr = (): bigint => process.hrtime.bigint();
+const ms = (from: bigint, to: bigint): number => Number(to - from) / 1e6;
+const sleep = (t: number): Promise<void> => new Promise((r) => setTimeout(r, t));
+const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
+const mb = (kb: number): number => round(kb / 1024, 1);
+
+function recordPid(pid: number | undefined, marker: string): void {
+  const file = process.env[PIDFILE_ENV];
+  if (file && pid) appendFileSync(file, `${pid} ${marker}\n`);
+}
+
+/** Nearest-rank percentile of an ascending array. */
+function pct(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
+}
+
+interface Summary {
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+function summary(xs: number[]): Summary {
+  const s = [...xs].sort((a, b) => a - b);
+  const mean = s.reduce((a, b) => a + b, 0) / (s.length || 1);
+  return { n: s.length, p50: round(pct(s, 50), 2), p90: round(pct(s, 90), 2), p99: round(pct(s, 99), 2), max: round(s[s.length - 1] ?? NaN, 2), mean: round(mean, 2) };
+}
+
+/** Underlay addresses for synthetic peers: documentation ranges only, reused round-robin. */
+function peerPublicIPs(): string[] {
+  const ips: string[] = [];
+  for (const net of ['198.51.100', '203.0.113']) for (let h = 1; h <= 254; h++) ips.push(`${net}.${h}`);
+  for (let h = 2; h <= 253; h++) ips.push(`192.0.2.${h}`); // .1 is us, .254 the gateway
+  return ips;
+}
+
+/** The i-th /24 of 10.0.0.0/13 (1 … 2047 are leasable: flannel's default SubnetMin/SubnetMax). */
+function slotSubnet(i: number) {
+  return cidr((parseIPv4('10.0.0.0') + i * 256) >>> 0, 24);
+}
+
+function leaseValue(publicIP: string, vtepMac: string): string {
+  return encodeLeaseAttrs({ publicIP, backendType: 'vxlan', vxlan: { vni: VNI, vtepMac } });
+}
+
+interface KernelCount {
+  fdb: number;
+  neighbours: number;
+  routes: number;
+}
+
+async function fdbCount(k: Kernel, ifindex: number): Promise<number> {
+  return (await k.listFdb(ifindex)).filter((f) => f.permanent && f.mac !== '00:00:00:00:00:00').length;
+}
+
+async function countKernel(k: Kernel, ifindex: number): Promise<KernelCount> {
+  const fdb = await fdbCount(k, ifindex);
+  const neighbours = (await k.listNeighbours(ifindex)).filter((n) => n.permanent).length;
+  const routes = (await k.listRoutes()).filter((r) => r.oif === ifindex && r.gateway).length;
+  return { fdb, neighbours, routes };
+}
+
+/** Compile src/ and the daemon driver with tsc (the project's build options) into `dir`. */
+function buildDaemon(dir: string): string {
+  const config = {
+    extends: join(REPO, 'tsconfig.json'),
+    compilerOptions: { rootDir: REPO, outDir: join(dir, 'out'), sourceMap: false, noEmitOnError: true, typeRoots: [join(REPO, 'node_modules/@types')] },
+    files: [join(REPO, 'bench/kernel-bench-daemon.ts')],
+    include: [],
+  };
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify(config));
+  try {
+    sh(process.execPath, join(REPO, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.json'));
+  } catch (e) {
+    const out = (e as { stdout?: string }).stdout ?? '';
+    throw new Error(`building the daemon failed:\n${out.slice(0, 2000)}`);
+  }
+  return join(dir, 'out/bench/kernel-bench-daemon.js');
+}
+
+/** The daemon process, driven over IPC (see kernel-bench-daemon.ts for the protocol). */
+class DaemonProc {
+  private nextId = 1;
+  private readonly waiters = new Map<string, { res: (m: DaemonMsg) => void; rej: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private exited: Promise<void>;
+  loaded: Promise<Extract<DaemonMsg, { t: 'loaded' }>>;
+
+  constructor(readonly child: ChildProcess) {
+    let onLoaded!: (m: Extract<DaemonMsg, { t: 'loaded' }>) => void;
+    this.loaded = new Promise((r) => (onLoaded = r));
+    child.on('message', (m: DaemonMsg) => {
+      if (m.t === 'loaded') return onLoaded(m);
+      if (m.t === 'error') {
+        for (const [k, w] of this.waiters) {
+          if (k.startsWith(`${m.id}:`)) {
+            clearTimeout(w.timer);
+            this.waiters.delete(k);
+            w.rej(new Error(`daemon process: ${m.message}`));
+          }
+        }
+        return;
+      }
+      const w = this.waiters.get(`${m.id}:${m.t}`);
+      if (!w) return;
+      clearTimeout(w.timer);
+      this.waiters.delete(`${m.id}:${m.t}`);
+      w.res(m);
+    });
+    this.exited = new Promise((r) =>
+      child.once('exit', (code, sig) => {
+        for (const w of this.waiters.values()) {
+          clearTimeout(w.timer);
+          w.rej(new Error(`daemon process exited (code ${code}, signal ${sig})`));
+        }
+        this.waiters.clear();
+        r();
+      }),
+    );
+  }
+
+  /** Wait for a reply of type `t` to command id `id` (register before sending). */
+  private expect<T extends DaemonMsg['t']>(id: number, t: T, timeoutMs: number): Promise<Extract<DaemonMsg, { t: T }>> {
+    return new Promise((res, rej) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(`${id}:${t}`);
+        rej(new Error(`no '${t}' from the daemon process within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiters.set(`${id}:${t}`, { res: res as (m: DaemonMsg) => void, rej, timer });
+    });
+  }
+
+  private send(c: DaemonCmd): void {
+    this.child.send(c);
+  }
+
+  async start(): Promise<bigint> {
+    const id = this.nextId++;
+    const p = this.expect(id, 'started', 10_000);
+    this.send({ cmd: 'start', id });
+    return (await p).t0;
+  }
+
+  /** Registers interest in a peers event; resolves once the daemon has it, with the later event
+   *  wrapped in an object (an async function would flatten a promise returned bare). */
+  async watch(type: 'added' | 'removed', subnet: string, timeoutMs: number): Promise<{ event: Promise<{ tEvent: bigint; tIdle: bigint }> }> {
+    const id = this.nextId++;
+    const ack = this.expect(id, 'watching', 5_000);
+    const ev = this.expect(id, 'event', timeoutMs);
+    ev.catch(() => undefined); // observed by the caller
+    this.send({ cmd: 'watch', id, type, subnet });
+    await ack;
+    return { event: ev };
+  }
+
+  async count(bound: { atLeast?: number; atMost?: number }, timeoutMs: number): Promise<bigint> {
+    const id = this.nextId++;
+    const p = this.expect(id, 'count', timeoutMs + 2_000);
+    this.send({ cmd: 'count', id, ...bound, timeoutMs });
+    return (await p).tDone;
+  }
+
+  async fullSync(): Promise<number> {
+    const id = this.nextId++;
+    const p = this.expect(id, 'fullSync', 30_000);
+    this.send({ cmd: 'fullSync', id });
+    return (await p).ms;
+  }
+
+  async stats(): Promise<DaemonStats> {
+    const id = this.nextId++;
+    const p = this.expect(id, 'stats', 5_000);
+    this.send({ cmd: 'stats', id });
+    return await p;
+  }
+
+  async stop(): Promise<number> {
+    const id = this.nextId++;
+    const p = this.expect(id, 'stopped', 20_000);
+    this.send({ cmd: 'stop', id });
+    const r = await p;
+    await Promise.race([this.exited, sleep(5_000)]);
+    return r.ms;
+  }
+
+  /** Make sure the process is gone (cleanup path). */
+  async kill(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill('SIGTERM');
+    await Promise.race([this.exited, sleep(6_000)]);
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill('SIGKILL');
+      await Promise.race([this.exited, sleep(2_000)]);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// child: the benchmark
+// ---------------------------------------------------------------------------------------------
+
+async function runBench(): Promise<number> {
+  const budgetAt = Date.now() + CHILD_BUDGET_MS;
+  const within = (msMax: number) => Math.max(1_000, Math.min(msMax, budgetAt - Date.now()));
+  const cleanups: Array<() => Promise<unknown> | unknown> = [];
+  let cleaned: Promise<void> | null = null;
+  const cleanup = () =>
+    (cleaned ??= (async () => {
+      for (const c of cleanups.reverse()) {
+        try {
+          await Promise.race([c(), sleep(15_000)]);
+        } catch (e) {
+          console.error(`kernel-bench: cleanup step failed: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
+    })());
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      console.error(`kernel-bench: ${sig}; cleaning up`);
+      void cleanup().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+    });
+  }
+  const hardStop = setTimeout(() => {
+    console.error(`kernel-bench: over budget (${CHILD_BUDGET_MS / 1000} s); cleaning up`);
+    void cleanup().finally(() => process.exit(1));
+  }, CHILD_BUDGET_MS + 5_000);
+  hardStop.unref();
+
+  try {
+    // --- the daemon build (before touching anything) -------------------------------------------
+    const buildDir = mkdtempSync(join(os.tmpdir(), 'of-kernel-bench-'));
+    cleanups.push(() => rmSync(buildDir, { recursive: true, force: true }));
+    const b0 = hr();
+    const daemonJs = buildDaemon(buildDir);
+    const buildMs = ms(b0, hr());
+
+    // --- the underlay, inside the scratch namespace only -------------------------------------
+    sh('ip', 'link', 'set', 'lo', 'up');
+    for (const dev of [DEVICE, PARENT]) {
+      try {
+        sh('ip', 'link', 'del', dev); // present only if this namespace was not a fresh one
+      } catch {
+        /* absent */
+      }
+    }
+    sh('ip', 'link', 'add', PARENT, 'type', 'veth', 'peer', 'name', PARENT_PEER);
+    cleanups.push(() => {
+      for (const dev of [DEVICE, PARENT]) {
+        try {
+          sh('ip', 'link', 'del', dev);
+        } catch {
+          /* gone */
+        }
+      }
+    });
+    sh('ip', 'addr', 'add', `${OUR_IP}/24`, 'dev', PARENT);
+    sh('ip', 'link', 'set', PARENT_PEER, 'up');
+    sh('ip', 'link', 'set', PARENT, 'up');
+    sh('ip', 'route', 'add', 'default', 'via', GATEWAY, 'dev', PARENT);
+
+    // --- etcd and the seed data ---------------------------------------------------------------
+    const etcd: EtcdServer = await startEtcd();
+    cleanups.push(() => etcd.cleanup());
+    recordPid(etcd.pid, etcd.dataDir);
+    const etcdVersion = /etcd Version:\s*(\S+)/.exec(sh('etcd', '--version'))?.[1] ?? 'unknown';
+    const client = new Etcd3({ hosts: etcd.endpoint });
+    cleanups.push(() => client.close());
+
+    await client.put(`${PREFIX}/config`).value(JSON.stringify({ Network: NETWORK, Backend: { Type: 'vxlan', VNI } }));
+    const grant = await client.leaseClient.leaseGrant({ TTL: 600 });
+    const etcdLeaseId = String(grant.ID);
+    const ips = peerPublicIPs();
+    const peerKeys: string[] = [];
+    const s0 = hr();
+    for (let first = 1; first <= PEERS; first += TXN_OPS) {
+      const ops = [];
+      for (let i = first; i < Math.min(first + TXN_OPS, PEERS + 1); i++) {
+        const key = `${PREFIX}/subnets/${leaseKeyOf(slotSubnet(i))}`;
+        peerKeys.push(key);
+        const value = leaseValue(ips[(i - 1) % ips.length] as string, stableMac('bench-peer', i));
+        ops.push({ request_put: { key: Buffer.from(key), value: Buffer.from(value), lease: etcdLeaseId } });
+      }
+      await client.kv.txn({ success: ops });
+    }
+    const seedMs = ms(s0, hr());
+
+    // --- the daemon process -----------------------------------------------------------------------
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      NODE_PATH: join(REPO, 'node_modules'), // the build lives outside the repo
+      ETCD_ENDPOINTS: etcd.endpoint,
+      ETCD_PREFIX: PREFIX,
+      IFACE: PARENT,
+      LOG_LEVEL: 'warn',
+    };
+    delete env.NODE_OPTIONS;
+    delete env[CHILD_ENV];
+    // KERNEL_BENCH_CPU_PROF=<dir>: write a V8 CPU profile of the daemon process there (it costs time).
+    const profDir = process.env.KERNEL_BENCH_CPU_PROF;
+    const execArgv = profDir ? ['--cpu-prof', '--cpu-prof-dir', resolve(profDir)] : [];
+    const proc = new DaemonProc(fork(daemonJs, [], { execArgv, env, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    cleanups.push(() => proc.kill());
+    recordPid(proc.child.pid, 'kernel-bench-daemon');
+    const loaded = await Promise.race([proc.loaded, sleep(20_000).then(() => null)]);
+    if (!loaded) throw new Error('the daemon process did not load within 20 s');
+
+    const probe = createNetlinkKernel({ timeoutMs: 5000 });
+    cleanups.push(() => probe.close());
+
+    // --- phase 1: program 2000 leases from an empty kernel -------------------------------------
+    const t0 = await proc.start();
+    const tDone = await proc.count({ atLeast: PEERS + 1 }, within(60_000)); // + our own lease
+    let programMs = ms(t0, tDone);
+    let programMethod = 'daemon: dataplane idle() after the lease snapshot';
+    const vx = await probe.getLink(DEVICE);
+    if (!vx) throw new Error(`${DEVICE} was not created`);
+    let programmed = await countKernel(probe, vx.index);
+    if (programmed.fdb !== PEERS) {
+      programMethod = `kernel FDB dump polling (idle() resolved with ${programmed.fdb} FDB entries)`;
+      const until = Date.now() + within(30_000);
+      while ((await fdbCount(probe, vx.index)) !== PEERS) {
+        if (Date.now() > until) throw new Error(`FDB never reached ${PEERS} entries`);
+        await sleep(5);
+      }
+      programMs = ms(t0, hr());
+      programmed = await countKernel(probe, vx.index);
+    }
+    const afterProgram = await proc.stats();
+
+    // The cost of one dump of a 2000-entry FDB, i.e. of the polling we chose not to do.
+    const dumpMs: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const d0 = hr();
+      await probe.listFdb(vx.index);
+      dumpMs.push(ms(d0, hr()));
+    }
+
+    // --- phase 2: convergence of one new lease with 2000 peers programmed ----------------------
+    const p2Until = Date.now() + within(60_000);
+    const free: number[] = [];
+    for (let i = PEERS + 1; i <= LAST_SLOT; i++) if (formatCidr(slotSubnet(i)) !== afterProgram.ownSubnet) free.push(i);
+    const total: number[] = [];
+    const putPart: number[] = [];
+    const watchPart: number[] = [];
+    const kernelPart: number[] = [];
+    const removal: number[] = [];
+    let verifyFailures = 0;
+    const fullSyncsBefore = afterProgram.dataplane?.fullSyncs ?? 0;
+    for (let k = 0; k < WARMUP + SAMPLES; k++) {
+      if (Date.now() > p2Until) throw new Error(`phase 2 over its deadline after ${k} samples`);
+      const subnet = slotSubnet(free[k % free.length] as number);
+      const subnetText = formatCidr(subnet);
+      const key = `${PREFIX}/subnets/${leaseKeyOf(subnet)}`;
+      const mac = stableMac('bench-conv', k);
+      const publicIP = ips[k % ips.length] as string;
+
+      const added = await proc.watch('added', subnetText, 10_000);
+      const a0 = hr();
+      await client.put(key).value(leaseValue(publicIP, mac)).lease(etcdLeaseId);
+      const aPut = hr();
+      const a = await added.event;
+      if (k >= WARMUP) {
+        total.push(ms(a0, a.tIdle));
+        putPart.push(ms(a0, aPut));
+        watchPart.push(ms(a0, a.tEvent));
+        kernelPart.push(ms(a.tEvent, a.tIdle));
+      }
+      // outside the timed window: is it really in the kernel?
+      if (!(await probe.listFdb(vx.index)).some((f) => f.mac === mac && f.dst === publicIP)) verifyFailures++;
+
+      const gone = await proc.watch('removed', subnetText, 10_000);
+      const r0 = hr();
+      await client.delete().key(key);
+      const r = await gone.event;
+      if (k >= WARMUP) removal.push(ms(r0, r.tIdle));
+      if (k % 10 === 0 && (await probe.listFdb(vx.index)).some((f) => f.mac === mac)) verifyFailures++;
+    }
+    const afterConvergence = await proc.stats();
+    const fullSyncsDuring = (afterConvergence.dataplane?.fullSyncs ?? 0) - fullSyncsBefore;
+    const fullSyncMs: number[] = [];
+    for (let i = 0; i < FULL_SYNCS; i++) fullSyncMs.push(await proc.fullSync());
+
+    // --- phase 3: remove all 2000 leases ----------------------------------------------------------
+    const beforeRemove = await proc.stats();
+    const d0 = hr();
+    for (let i = 0; i < peerKeys.length; i += TXN_OPS) {
+      const ops = peerKeys.slice(i, i + TXN_OPS).map((key) => ({ request_delete_range: { key: Buffer.from(key) } }));
+      await client.kv.txn({ success: ops });
+    }
+    const deletesWrittenMs = ms(d0, hr());
+    const rDone = await proc.count({ atMost: 1 }, within(60_000)); // only our own lease left
+    let removeMs = ms(d0, rDone);
+    let removeMethod = 'daemon: dataplane idle() after the last removal event';
+    let removed = await countKernel(probe, vx.index);
+    if (removed.fdb !== 0) {
+      removeMethod = `kernel FDB dump polling (idle() resolved with ${removed.fdb} FDB entries)`;
+      const until = Date.now() + within(30_000);
+      while ((await fdbCount(probe, vx.index)) !== 0) {
+        if (Date.now() > until) throw new Error('FDB never emptied');
+        await sleep(5);
+      }
+      removeMs = ms(d0, hr());
+      removed = await countKernel(probe, vx.index);
+    }
+    const final = await proc.stats();
+    const stopMs = await proc.stop();
+
+    // --- report ---------------------------------------------------------------------------------
+    const dpDelta = (a: DaemonStats, b: DaemonStats) => ({
+      fastSyncs: (b.dataplane?.fastSyncs ?? 0) - (a.dataplane?.fastSyncs ?? 0),
+      fullSyncs: (b.dataplane?.fullSyncs ?? 0) - (a.dataplane?.fullSyncs ?? 0),
+      ops: (b.dataplane?.opsApplied ?? 0) - (a.dataplane?.opsApplied ?? 0),
+    });
+    const conv = summary(total);
+    const rssPeakMb = mb(final.maxRssKb);
+    const result = {
+      benchmark: 'kernel',
+      date: new Date().toISOString(),
+      machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cpus: os.cpus().length, node: process.version, kernel: os.release(), etcd: etcdVersion },
+      setup: {
+        network: NETWORK,
+        vni: VNI,
+        peers: PEERS,
+        distinctPublicIPs: Math.min(PEERS, ips.length),
+        parent: `${PARENT} (veth, ${OUR_IP}/24, default via ${GATEWAY}) in a scratch netns`,
+        daemon: 'separate process: src/ compiled by tsc, plain node, driven over IPC (bench/kernel-bench-daemon.ts)',
+        ownSubnet: afterProgram.ownSubnet,
+        buildMs: round(buildMs),
+        seedMs: round(seedMs),
+      },
+      program: {
+        wallMs: round(programMs),
+        method: programMethod,
+        milestonesMs: Object.fromEntries(Object.entries(afterProgram.marks).map(([k, v]) => [k, round(v)])),
+        kernel: programmed,
+        dataplane: afterProgram.dataplane,
+        fdbDumpMs: summary(dumpMs),
+      },
+      memory: {
+        daemonMaxRssPeakMb: rssPeakMb,
+        daemonMaxRssMb: { atLoad: mb(loaded.maxRssKb), afterProgram: mb(afterProgram.maxRssKb), afterConvergence: mb(afterConvergence.maxRssKb), afterFullSyncs: mb(beforeRemove.maxRssKb), end: mb(final.maxRssKb) },
+        daemonMemoryUsageMb: { afterProgram: afterProgram.mem, afterConvergence: afterConvergence.mem, afterFullSyncs: beforeRemove.mem, end: final.mem },
+        note: 'maxRSS of the daemon process (node itself included; "atLoad" = node + modules, before startDaemon())',
+      },
+      convergence: {
+        method:
+          "from just before the harness's put() to dataplane.idle() resolving after the agent's 'peers' added event, " +
+          'timestamped in the daemon process (monotonic clock; netlink writes are ACKed before idle() resolves); ' +
+          'each entry then checked with an FDB dump outside the timed window',
+        warmupDiscarded: WARMUP,
+        totalMs: conv,
+        putReturnedMs: summary(putPart),
+        putToEventMs: summary(watchPart),
+        eventToKernelMs: summary(kernelPart),
+        removalMs: summary(removal),
+        verifyFailures,
+        periodicFullSyncsDuring: fullSyncsDuring,
+        fullSyncMs: summary(fullSyncMs),
+        dataplane: dpDelta(afterProgram, afterConvergence),
+      },
+      removeAll: {
+        wallMs: round(removeMs),
+        deletesWrittenMs: round(deletesWrittenMs),
+        method: removeMethod,
+        kernelAfter: removed,
+        dataplane: dpDelta(beforeRemove, final),
+      },
+      daemonStopMs: round(stopMs),
+      daemonLog: final.log,
+      targets: {
+        program2000: { targetMs: TARGETS.programMs, measuredMs: round(programMs), pass: programMs < TARGETS.programMs },
+        rss: { targetMb: TARGETS.rssMb, measuredMb: rssPeakMb, pass: rssPeakMb < TARGETS.rssMb },
+        convergenceP99: { targetMs: TARGETS.p99Ms, measuredMs: conv.p99, pass: conv.p99 < TARGETS.p99Ms },
+      },
+    };
+
+    const dir = join(__dirname, 'results');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `kernel-${result.date.replace(/[:.]/g, '-')}.json`);
+    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+    printTable(result, file);
+    return programmed.fdb === PEERS && removed.fdb === 0 && verifyFailures === 0 ? 0 : 1;
+  } catch (e) {
+    console.error(`kernel-bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    return 1;
+  } finally {
+    await cleanup();
+  }
+}
+
+function printTable(r: any, file: string): void {
+  const pf = (b: boolean) => (b ? 'pass' : 'MISS');
+  const c = r.convergence;
+  const m = r.memory.daemonMaxRssMb;
+  const u = r.memory.daemonMemoryUsageMb;
+  const lines: Array<[string, string]> = [
+    ['machine', `${r.machine.cpu} × ${r.machine.cpus}, node ${r.machine.node}, kernel ${r.machine.kernel}, etcd ${r.machine.etcd}`],
+    ['setup', `${r.setup.peers} peers (${r.setup.distinctPublicIPs} distinct PublicIPs), ${r.setup.network} vxlan VNI ${r.setup.vni}, own ${r.setup.ownSubnet}; daemon in its own process (tsc build)`],
+    ['program 2000 leases', `${r.program.wallMs} ms  [${r.program.method}]`],
+    ['  milestones (ms)', Object.entries(r.program.milestonesMs).map(([k, v]) => `${k} ${v}`).join(', ')],
+    ['  kernel after', `fdb ${r.program.kernel.fdb}, neigh ${r.program.kernel.neighbours}, routes ${r.program.kernel.routes}; ops ${r.program.dataplane?.opsApplied}, full syncs ${r.program.dataplane?.fullSyncs}`],
+    ['  fdb dump (2000)', `p50 ${r.program.fdbDumpMs.p50} ms, max ${r.program.fdbDumpMs.max} ms (why it is not polled)`],
+    ['daemon peak RSS', `${r.memory.daemonMaxRssPeakMb} MB; maxRSS at load ${m.atLoad}, after program ${m.afterProgram}, after convergence ${m.afterConvergence}, after full syncs ${m.afterFullSyncs}`],
+    ['  heap used/total (MB)', `after program ${u.afterProgram.heapUsed}/${u.afterProgram.heapTotal}, after convergence ${u.afterConvergence.heapUsed}/${u.afterConvergence.heapTotal}, end ${u.end.heapUsed}/${u.end.heapTotal}`],
+    ['convergence (ms)', `p50 ${c.totalMs.p50}, p90 ${c.totalMs.p90}, p99 ${c.totalMs.p99}, max ${c.totalMs.max} (n ${c.totalMs.n}, ${c.warmupDiscarded} warm-up discarded)`],
+    ['  put() / →event / event→kernel', `p50 ${c.putReturnedMs.p50} / ${c.putToEventMs.p50} / ${c.eventToKernelMs.p50}; p99 ${c.putReturnedMs.p99} / ${c.putToEventMs.p99} / ${c.eventToKernelMs.p99}`],
+    ['  removal of one (ms)', `p50 ${c.removalMs.p50}, p99 ${c.removalMs.p99}, max ${c.removalMs.max}`],
+    ['  full sync, 2000 peers (ms)', `p50 ${c.fullSyncMs.p50}, max ${c.fullSyncMs.max}; ${c.periodicFullSyncsDuring} periodic full sync(s) fell in the samples`],
+    ['  checks', `${c.verifyFailures} verify failures (FDB dump after each sample)`],
+    ['  method', "put() → agent 'peers' event → dataplane.idle() (writes ACKed), stamped in the daemon"],
+    ['remove all 2000', `${r.removeAll.wallMs} ms (deletes written in ${r.removeAll.deletesWrittenMs} ms) [${r.removeAll.method}]; fdb after ${r.removeAll.kernelAfter.fdb}`],
+    ['daemon log', `${r.daemonLog.warn} warnings, ${r.daemonLog.error} errors${r.daemonLog.first.length ? `: ${r.daemonLog.first.join(' | ')}` : ''}`],
+    ['target: 2000 leases < 2 s', `${r.targets.program2000.measuredMs} ms  ${pf(r.targets.program2000.pass)}`],
+    ['target: RSS < 100 MB', `${r.targets.rss.measuredMb} MB  ${pf(r.targets.rss.pass)}`],
+    ['target: p99 < 50 ms', `${r.targets.convergenceP99.measuredMs} ms  ${pf(r.targets.convergenceP99.pass)}`],
+  ];
+  const w = Math.max(...lines.map(([k]) => k.length));
+  console.log('\noverlay-flannel kernel benchmark');
+  for (const [k, v] of lines) console.log(`${k.padEnd(w)}  ${v}`);
+  console.log(`results: ${file}`);
+}
+
+async function main(): Promise<number> {
+  if (inScratchNetns()) return runBench();
+  if (process.env[CHILD_ENV]) {
+    console.error('kernel-bench: re-executed under unshare --net but not in a scratch namespace; refusing to touch this one');
+    return 1;
+  }
+  if (!existsSync('/usr/bin/unshare') && !existsSync('/bin/unshare')) {
+    console.error('kernel-bench: needs unshare(1) (util-linux) and root');
+    return 1;
+  }
+  return runInScratchNetns();
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

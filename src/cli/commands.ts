@@ -1,0 +1,95 @@
+/**
+ * Operator commands: write and show an overlay's flannel config, and list every host's lease.
+ * They talk to etcd with the daemon's settings and print to stdout.
+ */
+import type { Logger } from 'pino';
+import type { Settings } from '../config/settings';
+import { openStore } from '../store';
+import { describeNetworkConfig, formatNetworkConfig, parseNetworkConfig } from '../domain/network-config';
+import { formatCidr } from '../domain/ipv4';
+import { Lease } from '../domain/lease';
+import { Command } from './args';
+import { createNetlinkKernel } from '../kernel';
+import { resolvePublicInterface } from '../reconcile/public-interface';
+
+type Out = (line: string) => void;
+
+export async function runCommand(cmd: Exclude<Command, { cmd: 'daemon' | 'help' }>, settings: Settings, log: Logger, out: Out): Promise<number> {
+  const store = openStore(settings, log);
+  try {
+    const ov = store.overlay(cmd.prefix ?? settings.etcdPrefix);
+    if (cmd.cmd === 'config-set') {
+      const text = formatNetworkConfig(cmd.input);
+      await ov.config.write(text);
+      out(`wrote ${ov.keys.config}: ${text}`);
+      out(`  ${describeNetworkConfig(parseNetworkConfig(text))}`);
+      return 0;
+    }
+    if (cmd.cmd === 'config-show') {
+      const s = await ov.config.read();
+      if (s.state === 'missing') {
+        out(`no config at ${ov.keys.config}; write one with: overlay-flannel config set --network 10.1.0.0/16`);
+        return 1;
+      }
+      out(s.raw);
+      out(s.state === 'ok' ? `  ${describeNetworkConfig(s.config)}` : `  INVALID: ${s.error}`);
+      return s.state === 'ok' ? 0 : 1;
+    }
+    const watcher = ov.leases();
+    try {
+      await watcher.start();
+      const leases = watcher.leases();
+      const ownIP = settings.publicIP ?? (await ownPublicIP(settings));
+      const rows = await Promise.all(leases.map(async (l) => leaseRow(l, await watcher.expiryOf(l), ownIP)));
+      rows.sort((a, b) => a.subnet.localeCompare(b.subnet, 'en', { numeric: true }));
+      if (cmd.json) out(JSON.stringify(rows, null, 2));
+      else out(formatTable(rows));
+      return 0;
+    } finally {
+      await watcher.stop();
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+/** This host's public IP as the daemon would pick it; undefined if it cannot be told. */
+async function ownPublicIP(settings: Settings): Promise<string | undefined> {
+  const kernel = createNetlinkKernel({ timeoutMs: 2000 });
+  try {
+    return (await resolvePublicInterface(kernel, { iface: settings.iface, publicIP: settings.publicIP })).publicIP;
+  } catch {
+    return undefined;
+  } finally {
+    await kernel.close();
+  }
+}
+
+interface LeaseRow {
+  subnet: string;
+  publicIP: string;
+  backend: string;
+  vtepMac: string;
+  expires: string;
+  thisHost: boolean;
+}
+
+function leaseRow(l: Lease, expiresAt: number | undefined, ownIP: string | undefined): LeaseRow {
+  const expires = l.etcdLease === '0' ? 'never (reservation)' : expiresAt ? new Date(expiresAt).toISOString() : 'unknown';
+  return {
+    subnet: formatCidr(l.subnet),
+    publicIP: l.attrs.publicIP,
+    backend: l.attrs.backendType || '-',
+    vtepMac: l.attrs.vxlan?.vtepMac ?? '-',
+    expires,
+    thisHost: ownIP !== undefined && l.attrs.publicIP === ownIP,
+  };
+}
+
+function formatTable(rows: LeaseRow[]): string {
+  if (rows.length === 0) return 'no leases';
+  const head = ['SUBNET', 'PUBLIC IP', 'BACKEND', 'VTEP MAC', 'EXPIRES', 'THIS HOST'];
+  const body = rows.map((r) => [r.subnet, r.publicIP, r.backend, r.vtepMac, r.expires, r.thisHost ? '*' : '']);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  return [head, ...body].map((cols) => cols.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+}

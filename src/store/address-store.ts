@@ -1,0 +1,149 @@
+/**
+ * Endpoint addresses inside a host's lease, recorded in etcd so that the IPAM never hands out an
+ * address twice, even after a crash or with two daemons (or a restarted one) on the same lease.
+ *
+ * Design note. One key per address, `<prefix>/overlay-flannel/addresses/<lease-key>/<ip>`, value
+ * `{"owner":…,"createdAt":…}`, written with a create-if-absent transaction (`Version == 0`): the
+ * transaction is the lock, so no in-memory state is needed for correctness. To allocate we list the
+ * lease's records (one small range read), then walk `freeAddresses` round-robin from the most
+ * recently created record (highest create revision, or the last one we handed out if that is newer),
+ * so a just-released address is not reused at once. A lost create means another allocator won that
+ * address: we move on. A create the client retried after a dropped answer finds our own bytes in
+ * the key and counts as ours. The network, gateway (.1) and broadcast addresses are never handed out.
+ */
+import type { Etcd3 } from 'etcd3';
+import type { Logger } from 'pino';
+import { checkRequestedAddress, freeAddresses } from '../domain/addresses';
+import { Cidr, formatCidr, formatIPv4, parseIPv4 } from '../domain/ipv4';
+import { leaseKeyOf } from '../domain/lease';
+import { conflict, invalid } from '../errors';
+import { toStoreError } from './etcd-client';
+import { OverlayKeys, parseAddressKey } from './keys';
+import { KeyValue, toKeyValue } from './list-watch';
+import type { AddressRecord } from './types';
+
+interface Row {
+  record: AddressRecord;
+  kv: KeyValue;
+}
+
+export class AddressStore {
+  /** Last address handed out per lease key, with its create revision. */
+  private readonly last = new Map<string, { ip: number; rev: bigint }>();
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly keys: OverlayKeys,
+    private readonly logger: Logger,
+  ) {}
+
+  /**
+   * Record an address for `owner` in `subnet` and return it (u32).
+   * With `requested`: exactly that one; CONFLICT when another owner holds it or it is reserved,
+   * INVALID when it is outside the subnet. Asking again for an address one already holds returns it.
+   * Without: the next free one, round-robin; CONFLICT "no free address in 10.1.15.0/24" when full.
+   */
+  async allocate(subnet: Cidr, owner: string, requested?: string): Promise<number> {
+    if (!owner) throw invalid('allocate address: an owner is required');
+    const where = `allocate address in ${formatCidr(subnet)}`;
+    try {
+      if (requested !== undefined && requested !== '') {
+        const ip = checkRequestedAddress(subnet, requested);
+        const got = await this.create(subnet, ip, owner);
+        if (got.ok) return ip;
+        if (got.owner === owner) return ip;
+        throw conflict(`address ${requested} is already in use in ${formatCidr(subnet)} (owner ${got.owner || 'unknown'})`);
+      }
+      const rows = await this.rows(this.keys.addressesPrefix(subnet));
+      const taken = new Set(rows.map((r) => r.record.ip));
+      let after: { ip: number; rev: bigint } | undefined = this.last.get(leaseKeyOf(subnet));
+      for (const r of rows) if (!after || r.kv.createRevision > after.rev) after = { ip: r.record.ip, rev: r.kv.createRevision };
+      for (const ip of freeAddresses(subnet, taken, after?.ip)) {
+        const got = await this.create(subnet, ip, owner);
+        if (got.ok) {
+          this.last.set(leaseKeyOf(subnet), { ip, rev: got.rev });
+          return ip;
+        }
+      }
+      throw conflict(`no free address in ${formatCidr(subnet)}`);
+    } catch (e) {
+      throw toStoreError(e, where);
+    }
+  }
+
+  /** Forget the record of `ip` (u32 or dotted). Idempotent: true when a record was deleted. */
+  async release(subnet: Cidr, ip: number | string): Promise<boolean> {
+    const n = typeof ip === 'number' ? ip : parseIPv4(ip, 'address to release');
+    try {
+      const r = await this.client.delete().key(this.keys.addressKey(subnet, n)).exec();
+      return Number(r.deleted) > 0;
+    } catch (e) {
+      throw toStoreError(e, `release address ${formatIPv4(n)} in ${formatCidr(subnet)}`);
+    }
+  }
+
+  /** Every recorded address of the lease, in address order. */
+  async list(subnet: Cidr): Promise<AddressRecord[]> {
+    try {
+      return (await this.rows(this.keys.addressesPrefix(subnet))).map((r) => r.record);
+    } catch (e) {
+      throw toStoreError(e, `list addresses in ${formatCidr(subnet)}`);
+    }
+  }
+
+  /** Release every address held by `owner`, in any lease of this overlay; returns how many. */
+  async releaseOwner(owner: string): Promise<number> {
+    try {
+      let n = 0;
+      for (const row of await this.rows(this.keys.addressesRoot)) {
+        if (row.record.owner !== owner) continue;
+        // Only if unchanged since we read it: it may have been released and handed to someone else.
+        const r = await this.client
+          .if(row.kv.key, 'Mod', '==', row.kv.modRevision.toString())
+          .then(this.client.delete().key(row.kv.key))
+          .commit();
+        if (r.succeeded) n++;
+      }
+      return n;
+    } catch (e) {
+      throw toStoreError(e, `release addresses of ${owner}`);
+    }
+  }
+
+  /** Create-if-absent; on failure, who holds it. */
+  private async create(subnet: Cidr, ip: number, owner: string): Promise<{ ok: true; rev: bigint } | { ok: false; owner: string }> {
+    const key = this.keys.addressKey(subnet, ip);
+    const value = JSON.stringify({ owner, createdAt: new Date().toISOString() });
+    const r = await this.client.if(key, 'Version', '==', 0).then(this.client.put(key).value(value)).else(this.client.get(key)).commit();
+    if (r.succeeded) return { ok: true, rev: BigInt(r.header.revision) };
+    const existing = r.responses[0]?.response_range?.kvs[0];
+    if (!existing) return { ok: false, owner: '' };
+    const text = existing.value.toString('utf8');
+    // Our own create, retried by the client after a dropped answer.
+    if (text === value) return { ok: true, rev: BigInt(existing.create_revision) };
+    return { ok: false, owner: ownerOf(text) };
+  }
+
+  private async rows(prefix: string): Promise<Row[]> {
+    const res = await this.client.getAll().prefix(prefix).exec();
+    const rows: Row[] = [];
+    for (const raw of res.kvs) {
+      const kv = toKeyValue(raw);
+      const parsed = parseAddressKey(this.keys, kv.key);
+      if (!parsed) continue;
+      const owner = ownerOf(kv.value.toString('utf8'));
+      if (!owner) this.logger.warn({ key: kv.key }, 'address record without a readable owner; keeping the address taken');
+      rows.push({ kv, record: { subnet: parsed.subnet, ip: parsed.ip, owner } });
+    }
+    return rows.sort((a, b) => a.record.ip - b.record.ip);
+  }
+}
+
+function ownerOf(text: string): string {
+  try {
+    const v = JSON.parse(text) as { owner?: unknown };
+    return typeof v?.owner === 'string' ? v.owner : '';
+  } catch {
+    return '';
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * The store as the rest of the daemon builds it: one etcd client per process, one OverlayStore per
+ * flannel prefix. Everything made through it is stopped by close(), in order: keepers and watchers
+ * first (they never delete anything), then the client.
+ */
+import type { Etcd3 } from 'etcd3';
+import type { Logger } from 'pino';
+import type { Settings } from '../config/settings';
+import { AddressStore } from './address-store';
+import { ConfigStore } from './config-store';
+import { createEtcdClient, EtcdClientOptions } from './etcd-client';
+import { EtcdLeaseKeeper, KeeperTuning } from './lease-keeper';
+import { LeaseWatcher } from './lease-watcher';
+import { overlayKeys, OverlayKeys } from './keys';
+import type { LeaseKeeperOptions } from './types';
+
+export { AddressStore } from './address-store';
+export { ConfigStore, configStateOf, type ConfigWatch } from './config-store';
+export { createEtcdClient, toStoreError, isUnavailable } from './etcd-client';
+export { EtcdLeaseKeeper, type KeeperTuning } from './lease-keeper';
+export { LeaseWatcher } from './lease-watcher';
+export { overlayKeys, leaseSubnetOfKey, parseAddressKey, type OverlayKeys } from './keys';
+export type * from './types';
+
+/** One overlay (one flannel prefix). */
+export interface OverlayStore {
+  readonly keys: OverlayKeys;
+  readonly config: ConfigStore;
+  /** A new watcher of all leases (call start()). */
+  leases(): LeaseWatcher;
+  /** A new keeper of this host's lease (call acquire()). */
+  keeper(opts: LeaseKeeperOptions, tuning?: KeeperTuning): EtcdLeaseKeeper;
+  readonly addresses: AddressStore;
+}
+
+export interface Store {
+  /** The etcd client (only src/store should call it directly). */
+  readonly client: Etcd3;
+  /** The overlay under `prefix` (default: settings.etcdPrefix); cached per prefix. */
+  overlay(prefix?: string): OverlayStore;
+  /** Stop every keeper and watcher made here, then close the client. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * @example
+ *   const store = openStore(settings, logger);
+ *   const ov = store.overlay();
+ *   const cfg = await ov.config.waitForValid(signal);
+ *   const lease = await ov.keeper({ publicIP, attrsFor, ttlSec, renewMarginSec }).acquire(cfg.config, signal);
+ */
+export function openStore(
+  settings: Pick<Settings, 'etcdEndpoints' | 'etcdPrefix' | 'etcdCaFile' | 'etcdCertFile' | 'etcdKeyFile' | 'etcdUsername' | 'etcdPassword'>,
+  logger: Logger,
+  opts: EtcdClientOptions = {},
+): Store {
+  const client = createEtcdClient(settings, opts);
+  const log = logger.child({ component: 'store' });
+  const overlays = new Map<string, OverlayStore>();
+  const stoppables = new Set<{ stop(): Promise<void> }>();
+  let closed: Promise<void> | null = null;
+
+  const track = <T extends { stop(): Promise<void> }>(x: T): T => {
+    stoppables.add(x);
+    const stop = x.stop.bind(x);
+    x.stop = () => {
+      stoppables.delete(x);
+      return stop();
+    };
+    return x;
+  };
+
+  return {
+    client,
+    overlay(prefix = settings.etcdPrefix) {
+      const keys = overlayKeys(prefix);
+      let ov = overlays.get(keys.prefix);
+      if (!ov) {
+        const olog = log.child({ overlay: keys.prefix });
+        ov = {
+          keys,
+          config: new ConfigStore(client, keys, olog, track),
+          leases: () => track(new LeaseWatcher(client, keys, olog)),
+          keeper: (o, tuning) => track(new EtcdLeaseKeeper(client, keys, olog, o, tuning)),
+          addresses: new AddressStore(client, keys, olog),
+        };
+        overlays.set(keys.prefix, ov);
+      }
+      return ov;
+    },
+    close() {
+      closed ??= (async () => {
+        await Promise.allSettled([...stoppables].map((s) => s.stop()));
+        client.close();
+      })();
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * Key layout of one overlay under its flannel prefix (e.g. /coreos.com/network):
+ *
+ *   <prefix>/config                                         flannel's network config (JSON)
+ *   <prefix>/subnets/10.1.15.0-24                           flannel's leases, one per host
+ *   <prefix>/overlay-flannel/addresses/10.1.15.0-24/10.1.15.7   our endpoint address records
+ *   <prefix>/overlay-flannel/networks/…                     reserved for replicated Docker networks
+ *
+ * flanneld lists and watches the *string* prefix `<prefix>/subnets` (no trailing slash) and reads
+ * any key whose suffix looks like a lease key as a lease, so nothing of ours may start with
+ * `<prefix>/subnets`; everything we add lives under `<prefix>/overlay-flannel/`.
+ */
+import { Cidr, formatIPv4, isIPv4, parseIPv4, cidrContains } from '../domain/ipv4';
+import { leaseKeyOf, subnetFromLeaseKey } from '../domain/lease';
+import { invalid } from '../errors';
+
+/** Our own subtree, beside flannel's keys. */
+export const OWN_DIR = 'overlay-flannel';
+
+export interface OverlayKeys {
+  /** The flannel prefix, without a trailing slash. */
+  readonly prefix: string;
+  /** `<prefix>/config`. */
+  readonly config: string;
+  /** `<prefix>/subnets`: a string prefix (no trailing slash), as flannel lists it. */
+  readonly subnetsPrefix: string;
+  /** `<prefix>/overlay-flannel/addresses/`. */
+  readonly addressesRoot: string;
+  /** `<prefix>/overlay-flannel/networks/` (reserved). */
+  readonly networksRoot: string;
+  /** `<prefix>/subnets/10.1.15.0-24`. */
+  leaseKey(subnet: Cidr): string;
+  /** `<prefix>/overlay-flannel/addresses/10.1.15.0-24/` (with the trailing slash). */
+  addressesPrefix(subnet: Cidr): string;
+  /** `<prefix>/overlay-flannel/addresses/10.1.15.0-24/10.1.15.7`. */
+  addressKey(subnet: Cidr, ip: number): string;
+}
+
+/** Normalise a flannel prefix: must start with "/", trailing slashes dropped. */
+export function normalizePrefix(prefix: string): string {
+  const p = prefix.replace(/\/+$/, '');
+  if (!p.startsWith('/') || p.length < 2) throw invalid(`etcd prefix "${prefix}" must start with "/" and not be "/" alone (e.g. /coreos.com/network)`);
+  return p;
+}
+
+/** The keys of the overlay stored under `prefix`. */
+export function overlayKeys(prefix: string): OverlayKeys {
+  const p = normalizePrefix(prefix);
+  const addressesRoot = `${p}/${OWN_DIR}/addresses/`;
+  return {
+    prefix: p,
+    config: `${p}/config`,
+    subnetsPrefix: `${p}/subnets`,
+    addressesRoot,
+    networksRoot: `${p}/${OWN_DIR}/networks/`,
+    leaseKey: (subnet) => `${p}/subnets/${leaseKeyOf(subnet)}`,
+    addressesPrefix: (subnet) => `${addressesRoot}${leaseKeyOf(subnet)}/`,
+    addressKey: (subnet, ip) => `${addressesRoot}${leaseKeyOf(subnet)}/${formatIPv4(ip)}`,
+  };
+}
+
+/**
+ * The subnet of a key found under `keys.subnetsPrefix`, read as flannel reads it (by suffix), or
+ * null when flannel would ignore the key.
+ */
+export function leaseSubnetOfKey(keys: OverlayKeys, key: string): Cidr | null {
+  if (!key.startsWith(keys.subnetsPrefix)) return null;
+  return subnetFromLeaseKey(key.slice(keys.subnetsPrefix.length));
+}
+
+/** The subnet and address of an address-record key, or null for anything else. */
+export function parseAddressKey(keys: OverlayKeys, key: string): { subnet: Cidr; ip: number } | null {
+  if (!key.startsWith(keys.addressesRoot)) return null;
+  const [leasePart, ipPart, extra] = key.slice(keys.addressesRoot.length).split('/');
+  if (extra !== undefined || ipPart === undefined || !isIPv4(ipPart)) return null;
+  const subnet = subnetFromLeaseKey(leasePart);
+  if (!subnet || `${leaseKeyOf(subnet)}` !== leasePart) return null;
+  const ip = parseIPv4(ipPart);
+  return cidrContains(subnet, ip) ? { subnet, ip } : null;
+}

@@ -1,0 +1,108 @@
+/**
+ * address-store.test.ts — endpoint addresses recorded in etcd: two allocators on two clients never
+ * hand out the same address, release + reallocate is round-robin, requested and reserved addresses,
+ * exhaustion, and releasing everything of one owner. One etcd for the file.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { formatIPv4, parseCidr, parseIPv4 } from '../../src/domain/ipv4';
+import { openStore, type Store } from '../../src/store';
+import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
+import { randomPrefix, testLogger } from '../helpers/store-fixtures';
+
+const subnet = parseCidr('10.1.15.0/24');
+let etcd: EtcdServer;
+let a: Store;
+let b: Store;
+
+before(async () => {
+  etcd = await startEtcd();
+  a = openStore({ etcdEndpoints: [etcd.endpoint], etcdPrefix: '/unused' }, testLogger());
+  b = openStore({ etcdEndpoints: [etcd.endpoint], etcdPrefix: '/unused' }, testLogger());
+});
+after(async () => {
+  await Promise.all([a?.close(), b?.close()]);
+  await etcd?.cleanup();
+});
+
+const isOverlayError = (code: string, re: RegExp) => (e: unknown) =>
+  (e as { code?: string }).code === code && re.test((e as Error).message);
+
+describe('address store', () => {
+  it('two allocators on two clients racing 2×100 allocations never collide', async () => {
+    const prefix = randomPrefix();
+    const [sa, sb] = [a.overlay(prefix).addresses, b.overlay(prefix).addresses];
+    const run = async (s: typeof sa, tag: string) => {
+      const out: number[] = [];
+      // 4 concurrent streams per allocator, 25 each.
+      await Promise.all(
+        [0, 1, 2, 3].map(async (k) => {
+          for (let i = 0; i < 25; i++) out.push(await s.allocate(subnet, `${tag}-${k}-${i}`));
+        }),
+      );
+      return out;
+    };
+    const [ra, rb] = await Promise.all([run(sa, 'a'), run(sb, 'b')]);
+    const all = [...ra, ...rb];
+    assert.equal(all.length, 200);
+    assert.equal(new Set(all).size, 200, 'no address handed out twice');
+    for (const ip of all) assert.ok(ip !== parseIPv4('10.1.15.0') && ip !== parseIPv4('10.1.15.1') && ip !== parseIPv4('10.1.15.255'));
+    const records = await sa.list(subnet);
+    assert.equal(records.length, 200);
+    assert.deepEqual(new Set(records.map((r) => r.ip)), new Set(all));
+  });
+
+  it('release is idempotent; a released address is not reused at once but comes back when the rest is full', async () => {
+    const prefix = randomPrefix();
+    const s = a.overlay(prefix).addresses;
+    const first = await s.allocate(subnet, 'ep-1');
+    assert.equal(formatIPv4(first), '10.1.15.2');
+    const second = await s.allocate(subnet, 'ep-2');
+    assert.equal(await s.release(subnet, first), true);
+    assert.equal(await s.release(subnet, first), false);
+    const third = await s.allocate(subnet, 'ep-3');
+    assert.equal(formatIPv4(third), formatIPv4(second + 1), 'round-robin, not the just-released .2');
+    // A fresh store (a restarted daemon) continues after the newest record too.
+    const restarted = b.overlay(prefix).addresses;
+    assert.equal(formatIPv4(await restarted.allocate(subnet, 'ep-4')), formatIPv4(third + 1));
+    const got = new Set<number>();
+    for (;;) {
+      try {
+        got.add(await s.allocate(subnet, `fill-${got.size}`));
+      } catch (e) {
+        assert.ok(isOverlayError('CONFLICT', /^no free address in 10\.1\.15\.0\/24$/)(e), String(e));
+        break;
+      }
+    }
+    assert.ok(got.has(first), 'the released address was handed out again once the others were used');
+    assert.equal((await s.list(subnet)).length, 253);
+  });
+
+  it('requested addresses: taken → CONFLICT, same owner → same address, reserved and foreign → refused', async () => {
+    const prefix = randomPrefix();
+    const s = a.overlay(prefix).addresses;
+    assert.equal(formatIPv4(await s.allocate(subnet, 'ep-1', '10.1.15.7')), '10.1.15.7');
+    await assert.rejects(s.allocate(subnet, 'ep-2', '10.1.15.7'), isOverlayError('CONFLICT', /10\.1\.15\.7 is already in use in 10\.1\.15\.0\/24 \(owner ep-1\)/));
+    assert.equal(formatIPv4(await b.overlay(prefix).addresses.allocate(subnet, 'ep-1', '10.1.15.7')), '10.1.15.7');
+    await assert.rejects(s.allocate(subnet, 'ep-3', '10.1.15.1'), isOverlayError('CONFLICT', /reserved/));
+    await assert.rejects(s.allocate(subnet, 'ep-3', '10.1.16.9'), isOverlayError('INVALID', /not in this host's subnet/));
+    assert.notEqual(formatIPv4(await s.allocate(subnet, 'ep-4')), '10.1.15.7');
+  });
+
+  it('releaseOwner frees every address of one owner and nothing else; records are small JSON', async () => {
+    const prefix = randomPrefix();
+    const ov = a.overlay(prefix);
+    const other = parseCidr('10.1.16.0/24');
+    await ov.addresses.allocate(subnet, 'pool-x');
+    await ov.addresses.allocate(other, 'pool-x');
+    const kept = await ov.addresses.allocate(subnet, 'pool-y');
+    assert.equal(await ov.addresses.releaseOwner('pool-x'), 2);
+    assert.deepEqual((await ov.addresses.list(subnet)).map((r) => [r.ip, r.owner]), [[kept, 'pool-y']]);
+    assert.deepEqual(await ov.addresses.list(other), []);
+    const raw = (await etcd.etcdctl(['get', '--print-value-only', ov.keys.addressKey(subnet, kept)])).stdout.trim();
+    const v = JSON.parse(raw) as { owner: string; createdAt: string };
+    assert.equal(v.owner, 'pool-y');
+    assert.ok(!Number.isNaN(Date.parse(v.createdAt)));
+    assert.match(ov.keys.addressKey(subnet, kept), new RegExp(`^${prefix}/overlay-flannel/addresses/10\\.1\\.15\\.0-24/10\\.1\\.15\\.\\d+$`));
+  });
+});
