@@ -6,7 +6,7 @@
  * the first 100 free subnets from SubnetMin to SubnetMax. Pure: the store lists the leases and
  * applies the decision.
  */
-import { Cidr, cidrsOverlap } from './ipv4';
+import { Cidr, maskOf } from './ipv4';
 import { Lease } from './lease';
 import { leasableSubnets, NetworkConfig, subnetInRange } from './network-config';
 
@@ -29,17 +29,45 @@ export function chooseSubnet(cfg: NetworkConfig, leases: readonly Lease[], publi
     if (subnetInRange(cfg, lease.subnet)) return { kind: 'reuse', lease, stale };
     stale.push(lease);
   }
-  const taken = leases.filter((l) => !stale.includes(l)).map((l) => l.subnet);
-  if (previous && subnetInRange(cfg, previous) && !taken.some((t) => cidrsOverlap(t, previous))) {
+  const overlapsTaken = overlapIndex(
+    leases.filter((l) => !stale.includes(l)).map((l) => l.subnet),
+    cfg.subnetLen,
+  );
+  if (previous && subnetInRange(cfg, previous) && !overlapsTaken(previous)) {
     return { kind: 'new', candidates: [previous], stale };
   }
   const candidates: Cidr[] = [];
   for (const subnet of leasableSubnets(cfg)) {
-    if (taken.some((t) => cidrsOverlap(t, subnet))) continue;
+    if (overlapsTaken(subnet)) continue;
     candidates.push(subnet);
     if (candidates.length >= FREE_CANDIDATES) break;
   }
   return candidates.length ? { kind: 'new', candidates, stale } : { kind: 'exhausted', stale };
+}
+
+/**
+ * `(c) => taken.some((t) => cidrsOverlap(t, c))` for CIDRs `c` of prefix length `len`, in
+ * O(distinct prefix lengths) per call instead of O(taken): 2047 subnets × 2000 leases were 4 M
+ * comparisons (~75 ms) per acquire attempt.
+ */
+export function overlapIndex(taken: readonly Cidr[], len: number): (c: Cidr) => boolean {
+  const shorter = new Map<number, Set<number>>(); // prefix length (≤ len) -> bases of taken CIDRs
+  const longer = new Set<number>(); // taken CIDRs longer than len, as their enclosing /len base
+  for (const t of taken) {
+    if (t.len <= len) {
+      let bases = shorter.get(t.len);
+      if (!bases) shorter.set(t.len, (bases = new Set()));
+      bases.add(t.base);
+    } else {
+      longer.add((t.base & maskOf(len)) >>> 0);
+    }
+  }
+  return (c) => {
+    if (c.len !== len) throw new Error(`overlapIndex built for /${len}, asked about /${c.len}`);
+    if (longer.has(c.base)) return true;
+    for (const [l, bases] of shorter) if (bases.has((c.base & maskOf(l)) >>> 0)) return true;
+    return false;
+  };
 }
 
 export function pickRandom<T>(items: readonly T[], random: () => number = Math.random): T {

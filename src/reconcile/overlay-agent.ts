@@ -13,7 +13,8 @@ import type { Logger } from 'pino';
 import type { Kernel } from '../kernel/types';
 import type { ConfigState, LeaseEvent, LeaseKeeper, LeaseKeeperOptions } from '../store/types';
 import { describeNetworkConfig, NetworkConfig } from '../domain/network-config';
-import { formatCidr } from '../domain/ipv4';
+import { Cidr, cidr, cidrContains, formatCidr, parseIPv4 } from '../domain/ipv4';
+import { vxlanDeviceName } from '../domain/names';
 import { Lease, LeaseAttrs } from '../domain/lease';
 import { vtepMacFor } from '../domain/mac';
 import { SerialQueue } from '../util/serial-queue';
@@ -123,8 +124,11 @@ export class OverlayAgent extends EventEmitter {
     this.state = 'acquiring';
     const dataplane = new OverlayDataplane(this.kernel, this.queue, this.log, config, this.pub);
     this.dataplane = dataplane;
+    const previous = await this.previousSubnet(config);
+    if (previous) this.log.info({ subnet: formatCidr(previous) }, 'found the subnet this host had before on its device; asking for it again');
     const keeper = this.store.createKeeper({
       publicIP: this.pub.publicIP,
+      previousSubnet: () => previous,
       attrsFor: (c) => this.attrsFor(c),
       ttlSec: this.opts.ttlSec,
       renewMarginSec: this.opts.renewMarginSec,
@@ -145,6 +149,25 @@ export class OverlayAgent extends EventEmitter {
     dataplane.startTimer(this.opts.resyncIntervalMs);
     this.state = 'ready';
     this.resolveReady();
+  }
+
+  /**
+   * The subnet the vxlan device still carries from an earlier run (its `<subnet>.0/32` address
+   * outlives the daemon), so a host whose lease expired while it was down gets its subnet back.
+   */
+  private async previousSubnet(config: NetworkConfig): Promise<Cidr | null> {
+    if (config.backend.type !== 'vxlan') return null;
+    try {
+      const dev = await this.kernel.getVxlan(vxlanDeviceName(config.backend.vni));
+      if (!dev) return null;
+      for (const a of await this.kernel.listAddresses(dev.index)) {
+        const ip = parseIPv4(a.address);
+        if (a.prefixLen === 32 && cidrContains(config.network, ip)) return cidr(ip, config.subnetLen);
+      }
+    } catch (e) {
+      this.log.warn({ err: errorText(e) }, 'could not read the previous subnet from the device');
+    }
+    return null;
   }
 
   private onLeaseEvent(ev: LeaseEvent): void {

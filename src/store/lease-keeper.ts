@@ -147,7 +147,9 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
       }
       kvOf.set({ subnet, attrs: a, etcdLease: kv.lease, modRevision: kv.modRevision }, kv);
     }
-    const choice = chooseSubnet(config, [...kvOf.keys()], this.opts.publicIP);
+    // After a loss, try the subnet we had (containers on it keep working); at start, the caller's hint.
+    const previous = this.lease?.subnet ?? this.opts.previousSubnet?.() ?? null;
+    const choice = chooseSubnet(config, [...kvOf.keys()], this.opts.publicIP, previous);
     for (const stale of choice.stale) {
       const kv = kvOf.get(stale)!;
       this.log.info({ key: kv.key }, 'deleting our lease that no longer fits the network config');

@@ -36,6 +36,8 @@ export interface LeaseKeeperOptions {
   attrsFor(config: NetworkConfig): LeaseAttrs;
   ttlSec: number;
   renewMarginSec: number;
+  /** The subnet this host had before, if known (flanneld: subnet.env); taken again if still free. */
+  previousSubnet?(): Cidr | null;
 }
 
 export interface LeaseKeeper extends EventEmitter {
