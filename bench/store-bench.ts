@@ -7,7 +7,8 @@
  *  1. acquire: N keepers with distinct PublicIPs acquire leases, C at a time, exactly as flanneld
  *     does (each attempt lists every lease, chooses, grant + txn). Each keeper is stopped once it
  *     holds its lease (stop never deletes). Lost create races are counted (they retry).
- *  2. snapshot: a fresh LeaseWatcher, from start() until its first snapshot (N leases) is emitted.
+ *  1b. join: 5 more hosts acquire one at a time on top of the N leases (a real host's wait).
+ *  2. snapshot: a fresh LeaseWatcher, from start() until its first snapshot (N+5 leases) is emitted.
  *  3. fan-in: a running watcher on a second prefix; N lease values put there (32 in flight); time
  *     from the first put until the N-th 'added' event.
  *  4. latency: S sequential puts of one lease value each; from just before put() until the
@@ -74,14 +75,27 @@ async function main(): Promise<void> {
     if (subnets.size !== LEASES) throw new Error(`expected ${LEASES} distinct subnets, got ${subnets.size}`);
     results.acquire = { leases: LEASES, concurrency: CONCURRENCY, ms: Math.round(acquireMs), perSec: Math.round(LEASES / (acquireMs / 1000)), lostRaces: races };
 
+    // 1b. one more host joining the full cluster, alone (what a real host waits for)
+    const joins: number[] = [];
+    for (let j = 0; j < 5; j++) {
+      const ip = hostIP(LEASES + j);
+      const k = ov.keeper({ publicIP: ip, attrsFor: vxlanAttrsFor(ip), ttlSec: 3600, renewMarginSec: 600 });
+      const tj = performance.now();
+      await k.acquire(config, AbortSignal.timeout(30_000));
+      joins.push(performance.now() - tj);
+      await k.stop();
+    }
+    joins.sort((x, y) => x - y);
+    results.join = { existing: LEASES, samples: joins.length, medianMs: Math.round(joins[2] * 10) / 10, maxMs: Math.round(joins[4] * 10) / 10 };
+
     // 2. snapshot
     const w = ov.leases();
     const t1 = performance.now();
     await w.start();
     const snapshotMs = performance.now() - t1;
-    if (w.leases().length !== LEASES) throw new Error(`snapshot has ${w.leases().length} leases`);
+    if (w.leases().length !== LEASES + 5) throw new Error(`snapshot has ${w.leases().length} leases`);
     await w.stop();
-    results.snapshot = { leases: LEASES, ms: Math.round(snapshotMs) };
+    results.snapshot = { leases: LEASES + 5, ms: Math.round(snapshotMs) };
 
     // 3. fan-in
     const ov2 = store.overlay(randomPrefix('bench'));
@@ -135,13 +149,15 @@ async function main(): Promise<void> {
   const etcdVersion = execFileSync('etcd', ['--version'], { encoding: 'utf8' }).split('\n')[0];
   const machine = `${os.cpus()[0]?.model ?? '?'} × ${os.cpus().length}, node ${process.version}, ${etcdVersion}, ${os.type()} ${os.release()}`;
   const a = results.acquire as { ms: number; perSec: number; lostRaces: number };
+  const jn = results.join as { medianMs: number; maxMs: number };
   const s = results.snapshot as { ms: number };
   const f = results.fanIn as { putsMs: number; lastEventMs: number };
   const l = results.latency as { p50: number; p90: number; p99: number; max: number };
   const rows: [string, string][] = [
     ['machine', machine],
     [`acquire ${LEASES} leases (${CONCURRENCY} at a time)`, `${a.ms} ms (${a.perSec}/s, ${a.lostRaces} lost races retried)`],
-    [`fresh watcher snapshot of ${LEASES}`, `${s.ms} ms`],
+    [`one more host joining ${LEASES} (5 samples)`, `median ${jn.medianMs} ms, max ${jn.maxMs} ms`],
+    [`fresh watcher snapshot of ${LEASES + 5}`, `${s.ms} ms`],
     [`${LEASES} puts -> ${LEASES} 'added' events`, `${f.lastEventMs} ms (puts done at ${f.putsMs} ms, 32 in flight)`],
     [`put -> watcher callback (${SAMPLES} sequential)`, `p50 ${l.p50} ms, p90 ${l.p90} ms, p99 ${l.p99} ms, max ${l.max} ms`],
   ];

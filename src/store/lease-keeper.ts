@@ -6,7 +6,9 @@
  * - Acquire = list every lease under `<prefix>/subnets`, `chooseSubnet` (pure, flannel's rules):
  *   reuse the lease carrying our PublicIP (re-put with current attrs and a NEW etcd lease, or with
  *   no lease at all when it is a reservation: lease "0" stays lease-less), delete our stale ones,
- *   or create a random free one with flannel's grant + txn `Version == 0` put. Every write is a
+ *   or create one with flannel's grant + txn `Version == 0` put: the subnet we held last (or
+ *   options.previousSubnet(), flanneld's subnet.env) if free, else a random one of the first 100
+ *   free ones. Every write is a
  *   compare-and-swap against what the list showed, so a concurrent writer makes us re-list rather
  *   than overwrite. flanneld exits when it loses a create race; we re-list and retry with jittered,
  *   capped backoff (50 ms → 5 s) until the caller's AbortSignal aborts, and likewise through etcd
@@ -24,7 +26,7 @@
 import { EventEmitter } from 'node:events';
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { Logger } from 'pino';
-import { formatCidr } from '../domain/ipv4';
+import { Cidr, formatCidr } from '../domain/ipv4';
 import { decodeLeaseAttrs, encodeLeaseAttrs, Lease, LeaseAttrs } from '../domain/lease';
 import type { NetworkConfig } from '../domain/network-config';
 import { chooseSubnet, pickRandom } from '../domain/subnet-choice';
@@ -68,6 +70,9 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
   private value = '';
   private maint: { abort: AbortController; watch: ListWatch; timer?: NodeJS.Timeout } | null = null;
   private recovering = false;
+  private recovery: AbortController | null = null;
+  /** The subnet we held last: after a loss we ask for it again first (flanneld: subnet.env). */
+  private lastSubnet: Cidr | null = null;
 
   constructor(
     private readonly client: Etcd3,
@@ -92,6 +97,9 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
   async acquire(config: NetworkConfig, signal?: AbortSignal): Promise<Lease> {
     if (this.life.signal.aborted) throw unavailable('acquire subnet lease: the keeper was stopped');
     this.config = config;
+    this.recovery?.abort(); // an explicit acquire supersedes a background re-acquire
+    this.recovery = null;
+    this.recovering = false;
     await this.stopMaintenance();
     const lease = await this.acquireLoop(config, signal ? AbortSignal.any([signal, this.life.signal]) : this.life.signal);
     this.fire({ type: 'acquired', lease });
@@ -148,7 +156,7 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
       kvOf.set({ subnet, attrs: a, etcdLease: kv.lease, modRevision: kv.modRevision }, kv);
     }
     // After a loss, try the subnet we had (containers on it keep working); at start, the caller's hint.
-    const previous = this.lease?.subnet ?? this.opts.previousSubnet?.() ?? null;
+    const previous = this.lease?.subnet ?? this.lastSubnet ?? this.opts.previousSubnet?.() ?? null;
     const choice = chooseSubnet(config, [...kvOf.keys()], this.opts.publicIP, previous);
     for (const stale of choice.stale) {
       const kv = kvOf.get(stale)!;
@@ -212,6 +220,7 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
   /** Make `a` current and start renewing and watching it. */
   private install(a: Extract<Attempt, { kind: 'ok' }>): void {
     this.lease = a.lease;
+    this.lastSubnet = a.lease.subnet;
     this.key = a.key;
     this.value = a.value;
     const abort = new AbortController();
@@ -336,16 +345,21 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
     this.lease = null;
     this.log.warn({ subnet: formatCidr(subnet), reason }, 'subnet lease lost; re-acquiring');
     this.fire({ type: 'lost', subnet, reason });
+    const recovery = (this.recovery = new AbortController());
     void (async () => {
       try {
         await this.stopMaintenance();
-        const lease = await this.acquireLoop(config, this.life.signal);
+        const lease = await this.acquireLoop(config, AbortSignal.any([this.life.signal, recovery.signal]));
         this.recovering = false; // before the new watch can report anything
         this.fire({ type: 'acquired', lease });
       } catch (e) {
-        if (!(e instanceof OverlayError && this.life.signal.aborted)) this.log.error({ err: e }, 'could not re-acquire a subnet lease');
+        const aborted = this.life.signal.aborted || recovery.signal.aborted;
+        if (!(e instanceof OverlayError && aborted)) this.log.error({ err: e }, 'could not re-acquire a subnet lease');
       } finally {
-        this.recovering = false;
+        if (this.recovery === recovery) {
+          this.recovering = false;
+          this.recovery = null;
+        }
       }
     })();
   }

@@ -65,7 +65,10 @@ export class LeaseWatcher extends EventEmitter {
     });
   }
 
-  /** Start listing and watching; resolves after the first snapshot was emitted (waits through outages). */
+  /**
+   * Start listing and watching; resolves after the first snapshot was emitted (waiting through
+   * outages), or when stop() is called first.
+   */
   start(): Promise<void> {
     this.lw.start();
     return this.lw.ready;

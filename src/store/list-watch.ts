@@ -80,7 +80,7 @@ export class ListWatch {
   private running: Promise<void> | null = null;
   private cancels = new Set<Promise<unknown>>();
   private resolveReady!: () => void;
-  /** Resolves after the first snapshot was delivered (never rejects; waits through outages). */
+  /** Resolves after the first snapshot was delivered, or on stop() (never rejects; waits through outages). */
   readonly ready: Promise<void> = new Promise((r) => (this.resolveReady = r));
   /** Counters for tests and the status page. */
   readonly stats = { lists: 0, watches: 0, disconnects: 0, cancels: 0, duplicates: 0 };
@@ -102,6 +102,7 @@ export class ListWatch {
   /** Stop watching; waits for the etcd watcher to be cancelled (bounded). */
   async stop(): Promise<void> {
     this.abort.abort();
+    this.resolveReady(); // nobody waits forever on a watch that was stopped during an outage
     await this.running;
     await Promise.race([Promise.allSettled([...this.cancels]), sleep(2000)]);
   }

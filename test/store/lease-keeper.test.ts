@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { formatCidr } from '../../src/domain/ipv4';
+import { formatCidr, parseCidr } from '../../src/domain/ipv4';
 import { encodeLeaseAttrs, type LeaseAttrs } from '../../src/domain/lease';
 import { parseNetworkConfig } from '../../src/domain/network-config';
 import { openStore, overlayKeys, type KeeperEvent, type Store } from '../../src/store';
@@ -127,6 +127,17 @@ describe('acquire', () => {
     assert.equal((await store.client.getAll().prefix(`${prefix}/subnets`).keys()).length, 20);
   });
 
+  it('previousSubnet is tried first when free, and skipped when taken', async () => {
+    const prefix = randomPrefix();
+    const prev = parseCidr('10.1.200.0/24');
+    const opts = (ip: string) => ({ publicIP: ip, attrsFor: vxlanAttrsFor(ip), ttlSec: 60, renewMarginSec: 20, previousSubnet: () => prev });
+    const a = store.overlay(prefix).keeper(opts('192.0.2.80'));
+    assert.deepEqual((await a.acquire(config)).subnet, prev);
+    const b = store.overlay(prefix).keeper(opts('192.0.2.81'));
+    assert.notDeepEqual((await b.acquire(config)).subnet, prev);
+    await Promise.all([a.stop(), b.stop()]);
+  });
+
   it('a restarted keeper with the same PublicIP keeps its subnet, on a new etcd lease', async () => {
     const prefix = randomPrefix();
     const a = keeperOf(prefix, '192.0.2.10');
@@ -185,6 +196,7 @@ describe('maintenance', () => {
     await waitFor(async () => events.length >= 3, { what: 'lost + acquired', timeoutMs: 10_000 });
     assert.deepEqual(events.map((e) => e.type), ['acquired', 'lost', 'acquired']);
     const again = keeper.current()!;
+    assert.deepEqual(again.subnet, lease.subnet, 'the lost subnet is asked for again first (it is free)');
     assert.ok(await rawKv(overlayKeys(prefix).leaseKey(again.subnet)));
     await keeper.stop();
   });
