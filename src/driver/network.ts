@@ -1,0 +1,156 @@
+/**
+ * NetworkDriver use cases. The kernel is the record: a Docker network is the bridge
+ * `ofb-<network id>` whose address is the gateway (.1) of this host's lease, an endpoint is the
+ * veth pair `ofh<id>`/`ofc<id>` on it. Nothing else needs persisting, so a plugin restart loses
+ * nothing, and after a reboot (bridges gone, Docker still has the network) the first
+ * CreateEndpoint rebuilds the bridge from the endpoint's address.
+ * All kernel writes go through the host's serial queue, shared with the overlay reconciler.
+ */
+import type { Logger } from 'pino';
+import type { Kernel, LinkInfo } from '../kernel/types';
+import { gatewayOf } from '../domain/addresses';
+import { Cidr, cidr, cidrContains, formatCidr, formatIPv4, parseCidr, parseIPv4 } from '../domain/ipv4';
+import { bridgeName, vethNames } from '../domain/names';
+import { conflict, invalid, notFound, unsupported } from '../errors';
+import { SerialQueue } from '../util/serial-queue';
+import type { CreateEndpointArgs, CreateEndpointResult, CreateNetworkArgs, JoinArgs, JoinResult } from './types';
+import { OverlayDirectory, OverlayHandle } from './overlays';
+
+export const MTU_OPTION = 'com.docker.network.driver.mtu';
+const RIGHT_COMMAND = 'docker network create -d overlay-flannel:latest --ipam-driver overlay-flannel:latest NAME';
+
+interface BridgeView {
+  link: LinkInfo;
+  gateway: number;
+  subnet: Cidr;
+}
+
+export class NetworkDriver {
+  constructor(
+    private readonly kernel: Kernel,
+    private readonly queue: SerialQueue,
+    private readonly overlays: OverlayDirectory,
+    private readonly log: Logger,
+  ) {}
+
+  async createNetwork(a: CreateNetworkArgs): Promise<void> {
+    if (a.ipv6Data.length > 0 || a.options.enableIPv6) throw unsupported('IPv6 is not supported by overlay-flannel yet: create the network without --ipv6');
+    const data = a.ipv4Data[0];
+    if (!data) throw invalid('CreateNetwork without IPv4 data: create the network with overlay-flannel as its IPAM driver: ' + RIGHT_COMMAND);
+    const pool = parseCidr(data.Pool, 'IPv4Data.Pool');
+    const overlay = this.overlays.all().find((o) => {
+      const l = o.lease();
+      return l !== null && l.subnet.base === pool.base && l.subnet.len === pool.len;
+    });
+    if (!overlay) {
+      throw invalid(
+        `the pool ${data.Pool} (address space "${data.AddressSpace}") does not come from overlay-flannel: an overlay network needs ` +
+          `overlay-flannel's IPAM so that every host uses its own subnet of the overlay. Create it with: ${RIGHT_COMMAND}`,
+      );
+    }
+    const mtu = this.mtuFor(overlay, a.options.generic[MTU_OPTION]);
+    const name = bridgeName(a.networkId);
+    await this.queue.run(async () => {
+      const other = (await this.bridges()).find((b) => b.link.name !== name && cidrContains(pool, b.gateway));
+      if (other) {
+        throw conflict(
+          `overlay "${overlay.name}" already has a Docker network on this host (bridge ${other.link.name}); ` +
+            'use that network, or create another overlay (overlay-flannel config set --name NAME …) and pass --ipam-opt network=NAME',
+        );
+      }
+      await this.ensureBridge(name, pool, mtu);
+    });
+    this.log.info({ network: a.networkId.slice(0, 12), overlay: overlay.name, subnet: formatCidr(pool), bridge: name, mtu }, 'network created');
+  }
+
+  async deleteNetwork(networkId: string): Promise<void> {
+    await this.queue.run(() => this.kernel.deleteLink(bridgeName(networkId)));
+  }
+
+  async createEndpoint(a: CreateEndpointArgs): Promise<CreateEndpointResult> {
+    if (a.addressIPv6) throw unsupported('IPv6 endpoints are not supported by overlay-flannel yet');
+    const names = vethNames(a.endpointId);
+    const bridge = bridgeName(a.networkId);
+    await this.queue.run(async () => {
+      let br = await this.kernel.getLink(bridge);
+      if (!br) br = await this.rebuildBridge(a);
+      await this.kernel.ensureVethPair(names.host, names.container, br.mtu, bridge);
+    });
+    return {};
+  }
+
+  async join(a: JoinArgs): Promise<JoinResult> {
+    const bridge = bridgeName(a.networkId);
+    const names = vethNames(a.endpointId);
+    const view = await this.bridgeView(bridge);
+    if (!view) throw notFound(`network ${a.networkId.slice(0, 12)} has no bridge ${bridge} on this host: remove and re-create the container`);
+    await this.queue.run(() => this.kernel.ensureVethPair(names.host, names.container, view.link.mtu, bridge));
+    const gw = formatIPv4(view.gateway);
+    const overlayNet = this.overlays.all().map((o) => o.network()).find((n) => n && cidrContains(n, view.gateway));
+    return {
+      InterfaceName: { SrcName: names.container, DstPrefix: 'eth' },
+      Gateway: gw,
+      StaticRoutes: overlayNet ? [{ Destination: formatCidr(overlayNet), RouteType: 0, NextHop: gw }] : [],
+    };
+  }
+
+  async leave(): Promise<void> {
+    // Docker moves the container end back out of the sandbox; DeleteEndpoint removes the pair.
+  }
+
+  async deleteEndpoint(endpointId: string): Promise<void> {
+    await this.queue.run(() => this.kernel.deleteLink(vethNames(endpointId).host));
+  }
+
+  async endpointOperInfo(networkId: string, endpointId: string): Promise<Record<string, unknown>> {
+    return { bridge: bridgeName(networkId), hostVeth: vethNames(endpointId).host };
+  }
+
+  private mtuFor(overlay: OverlayHandle, option: string | undefined): number {
+    const max = overlay.mtu() ?? 1450;
+    if (option === undefined || option === '') return max;
+    const n = Number(option);
+    if (!Number.isInteger(n) || n < 576) throw invalid(`-o ${MTU_OPTION}=${option}: must be a whole number ≥ 576`);
+    if (n > max) throw invalid(`-o ${MTU_OPTION}=${option} is larger than the overlay allows (${max}: the underlay MTU minus vxlan's 50 bytes)`);
+    return n;
+  }
+
+  private async ensureBridge(name: string, subnet: Cidr, mtu: number): Promise<LinkInfo> {
+    const br = await this.kernel.ensureBridge(name, mtu);
+    await this.kernel.ensureOnlyAddress(br.index, `${formatIPv4(gatewayOf(subnet))}/${subnet.len}`);
+    await this.kernel.setForwarding(br.index, true);
+    return br;
+  }
+
+  /** After a reboot Docker still knows the network but the bridge is gone: rebuild it from the address. */
+  private async rebuildBridge(a: CreateEndpointArgs): Promise<LinkInfo> {
+    const ip = a.address ? parseIPv4(a.address.split('/')[0], 'endpoint address') : null;
+    const overlay = ip === null ? undefined : this.overlays.all().find((o) => o.lease() && cidrContains(o.lease()!.subnet, ip));
+    if (!overlay || ip === null) {
+      throw notFound(`network ${a.networkId.slice(0, 12)} is not known to overlay-flannel on this host (no bridge ${bridgeName(a.networkId)}); re-create the network`);
+    }
+    const subnet = overlay.lease()!.subnet;
+    this.log.warn({ network: a.networkId.slice(0, 12), subnet: formatCidr(subnet) }, 'bridge missing (host rebooted?): rebuilding it');
+    return this.ensureBridge(bridgeName(a.networkId), subnet, overlay.mtu() ?? 1450);
+  }
+
+  private async bridgeView(name: string): Promise<BridgeView | null> {
+    const link = await this.kernel.getLink(name);
+    if (!link) return null;
+    const addr = (await this.kernel.listAddresses(link.index))[0];
+    if (!addr) return null;
+    const gateway = parseIPv4(addr.address);
+    return { link, gateway, subnet: cidr(gateway, addr.prefixLen) };
+  }
+
+  /** Every bridge of ours with its gateway. */
+  private async bridges(): Promise<BridgeView[]> {
+    const out: BridgeView[] = [];
+    for (const l of await this.kernel.listLinks()) {
+      if (!l.name.startsWith('ofb-')) continue;
+      const v = await this.bridgeView(l.name);
+      if (v) out.push(v);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * How the driver sees the overlays this host has joined: by name (`--ipam-opt network=NAME`,
+ * "default" without it), by pool id, and by address. Pool ids name the overlay and the subnet
+ * ("overlay-flannel/default/10.1.15.0/24"), so every IPAM call after RequestPool is stateless.
+ */
+import type { Cidr } from '../domain/ipv4';
+import { formatCidr, parseCidr } from '../domain/ipv4';
+import type { Lease } from '../domain/lease';
+import { invalid } from '../errors';
+
+export const DEFAULT_OVERLAY = 'default';
+
+export interface AddressAllocator {
+  allocate(subnet: Cidr, owner: string, requested?: string): Promise<number>;
+  release(subnet: Cidr, ip: number | string): Promise<boolean>;
+}
+
+/** One joined overlay, as the driver needs it. */
+export interface OverlayHandle {
+  readonly name: string;
+  readonly prefix: string;
+  /** This host's lease, once held. */
+  lease(): Lease | null;
+  /** The overlay's whole Network, once its config is loaded. */
+  network(): Cidr | null;
+  /** MTU for bridges and veths (vxlan: parent − 50). */
+  mtu(): number | null;
+  /** Resolves when the lease is held and the device is up; rejects after `timeoutMs` with the reason. */
+  whenReady(timeoutMs: number): Promise<void>;
+  readonly addresses: AddressAllocator;
+}
+
+export interface OverlayDirectory {
+  /** The overlay for `--ipam-opt network=NAME` (undefined/'' = default); NOT_FOUND/INVALID if unknown. */
+  byName(name: string | undefined): Promise<OverlayHandle>;
+  /** Every overlay joined so far. */
+  all(): OverlayHandle[];
+}
+
+const POOL_PREFIX = 'overlay-flannel/';
+
+export function poolIdOf(overlay: string, subnet: Cidr): string {
+  return `${POOL_PREFIX}${overlay}/${formatCidr(subnet)}`;
+}
+
+export function parsePoolId(poolId: string): { overlay: string; subnet: Cidr } {
+  const m = /^overlay-flannel\/([^/]+)\/(\d+\.\d+\.\d+\.\d+\/\d+)$/.exec(poolId);
+  if (!m) throw invalid(`pool "${poolId}" was not made by overlay-flannel (expected ${POOL_PREFIX}<overlay>/<subnet>)`);
+  return { overlay: m[1], subnet: parseCidr(m[2], 'pool subnet') };
+}

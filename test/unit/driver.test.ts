@@ -1,0 +1,126 @@
+// The plugin driver's use cases against the fake kernel and an in-memory address allocator.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+import { FakeKernel } from '../fakes/fake-kernel';
+import { OverlayPluginDriver } from '../../src/driver/plugin-driver';
+import { OverlayDirectory, OverlayHandle, parsePoolId } from '../../src/driver/overlays';
+import { SerialQueue } from '../../src/util/serial-queue';
+import { Cidr, formatIPv4, parseCidr } from '../../src/domain/ipv4';
+import { freeAddresses, checkRequestedAddress } from '../../src/domain/addresses';
+import { bridgeName, vethNames } from '../../src/domain/names';
+
+const log = pino({ level: 'silent' });
+const NID = 'a'.repeat(64);
+const EID = 'e1'.repeat(32);
+
+function fakeOverlay(name: string, subnet: string, network: string): OverlayHandle {
+  const taken = new Set<number>();
+  return {
+    name,
+    prefix: `/p/${name}`,
+    lease: () => ({ subnet: parseCidr(subnet), attrs: { publicIP: '192.0.2.1', backendType: 'vxlan' }, etcdLease: '1' }),
+    network: () => parseCidr(network),
+    mtu: () => 1450,
+    whenReady: async () => undefined,
+    addresses: {
+      async allocate(s: Cidr, _owner: string, requested?: string) {
+        const ip = requested ? checkRequestedAddress(s, requested) : freeAddresses(s, taken).next().value!;
+        if (taken.has(ip)) throw new Error(`address ${formatIPv4(ip)} is already in use`);
+        taken.add(ip);
+        return ip;
+      },
+      async release(_s: Cidr, ip: number | string) {
+        return taken.delete(typeof ip === 'number' ? ip : Number(ip));
+      },
+    },
+  };
+}
+
+function setup() {
+  const kernel = new FakeKernel();
+  const overlays = new Map([['default', fakeOverlay('default', '10.9.5.0/24', '10.9.0.0/16')], ['blue', fakeOverlay('blue', '10.10.7.0/24', '10.10.0.0/16')]]);
+  const dir: OverlayDirectory = {
+    async byName(n) {
+      const o = overlays.get(n || 'default');
+      if (!o) throw new Error(`unknown overlay ${n}`);
+      return o;
+    },
+    all: () => [...overlays.values()],
+  };
+  return { kernel, driver: new OverlayPluginDriver(kernel, new SerialQueue(), dir, log) };
+}
+
+const createNetworkArgs = (pool: string, nid = NID, space = 'overlay-flannel-local') => ({
+  networkId: nid,
+  options: { generic: {}, enableIPv6: false, internal: false },
+  ipv4Data: [{ AddressSpace: space, Pool: pool, Gateway: pool.replace('.0/', '.1/') }],
+  ipv6Data: [],
+});
+
+test('RequestPool returns this host lease with its gateway; the pool id names overlay and subnet', async () => {
+  const { driver } = setup();
+  const p = await driver.requestPool({ addressSpace: 'x', pool: '', subPool: '', options: {}, v6: false });
+  assert.deepEqual(p, { poolId: 'overlay-flannel/default/10.9.5.0/24', pool: '10.9.5.0/24', data: { 'com.docker.network.gateway': '10.9.5.1/24' } });
+  const blue = await driver.requestPool({ addressSpace: 'x', pool: '', subPool: '', options: { network: 'blue' }, v6: false });
+  assert.equal(blue.pool, '10.10.7.0/24');
+  assert.deepEqual(parsePoolId(blue.poolId).overlay, 'blue');
+  await assert.rejects(driver.requestPool({ addressSpace: 'x', pool: '10.9.6.0/24', subPool: '', options: {}, v6: false }), /not this host's subnet/);
+  await assert.rejects(driver.requestPool({ addressSpace: 'x', pool: '', subPool: '', options: {}, v6: true }), /IPv6/);
+});
+
+test('RequestAddress: gateway, next free, requested, taken; ReleaseAddress frees', async () => {
+  const { driver } = setup();
+  const poolId = 'overlay-flannel/default/10.9.5.0/24';
+  assert.equal((await driver.requestAddress({ poolId, address: '', options: { RequestAddressType: 'com.docker.network.gateway' } })).address, '10.9.5.1/24');
+  assert.equal((await driver.requestAddress({ poolId, address: '', options: {} })).address, '10.9.5.2/24');
+  assert.equal((await driver.requestAddress({ poolId, address: '10.9.5.77', options: {} })).address, '10.9.5.77/24');
+  await assert.rejects(driver.requestAddress({ poolId, address: '10.9.5.77', options: {} }), /already in use/);
+  await assert.rejects(driver.requestAddress({ poolId, address: '10.9.6.5', options: {} }), /not in this host's subnet/);
+  await assert.rejects(driver.requestAddress({ poolId: 'bogus', address: '', options: {} }), /not made by overlay-flannel/);
+  await driver.releaseAddress(poolId, '10.9.5.1'); // gateway: nothing to do
+});
+
+test('CreateNetwork builds the bridge with the gateway; the default IPAM is refused with the right command', async () => {
+  const { kernel, driver } = setup();
+  await driver.createNetwork(createNetworkArgs('10.9.5.0/24'));
+  const br = (await kernel.getLink(bridgeName(NID)))!;
+  assert.equal(br.mtu, 1450);
+  assert.deepEqual((await kernel.listAddresses(br.index)).map((a) => `${a.address}/${a.prefixLen}`), ['10.9.5.1/24']);
+  assert.ok(kernel.forwarding.has(br.index));
+  await assert.rejects(driver.createNetwork(createNetworkArgs('172.17.0.0/16', 'b'.repeat(64), 'LocalDefault')), /--ipam-driver overlay-flannel:latest/);
+  await assert.rejects(driver.createNetwork(createNetworkArgs('10.9.5.0/24', 'c'.repeat(64))), /already has a Docker network on this host/);
+  await driver.createNetwork(createNetworkArgs('10.9.5.0/24')); // idempotent for the same network
+});
+
+test('CreateEndpoint, Join, DeleteEndpoint: veth on the bridge, Join answer per protocol', async () => {
+  const { kernel, driver } = setup();
+  await driver.createNetwork(createNetworkArgs('10.9.5.0/24'));
+  const v = vethNames(EID);
+  assert.deepEqual(await driver.createEndpoint({ networkId: NID, endpointId: EID, address: '10.9.5.2/24', addressIPv6: '', macAddress: '', options: {} }), {});
+  const host = (await kernel.getLink(v.host))!;
+  assert.equal(host.master, (await kernel.getLink(bridgeName(NID)))!.index);
+  assert.deepEqual(await driver.join({ networkId: NID, endpointId: EID, sandboxKey: '/var/run/docker/netns/x', options: {} }), {
+    InterfaceName: { SrcName: v.container, DstPrefix: 'eth' },
+    Gateway: '10.9.5.1',
+    StaticRoutes: [{ Destination: '10.9.0.0/16', RouteType: 0, NextHop: '10.9.5.1' }],
+  });
+  await driver.leave();
+  await driver.deleteEndpoint(NID, EID);
+  assert.equal(await kernel.getLink(v.host), null);
+  await driver.deleteEndpoint(NID, EID); // unknown: fine
+  await driver.deleteNetwork(NID);
+  assert.equal(await kernel.getLink(bridgeName(NID)), null);
+  await driver.deleteNetwork(NID);
+});
+
+test('after a reboot (bridge gone) CreateEndpoint rebuilds the bridge from the address', async () => {
+  const { kernel, driver } = setup();
+  await driver.createEndpoint({ networkId: NID, endpointId: EID, address: '10.10.7.9/24', addressIPv6: '', macAddress: '', options: {} });
+  const br = (await kernel.getLink(bridgeName(NID)))!;
+  assert.deepEqual((await kernel.listAddresses(br.index)).map((a) => `${a.address}/${a.prefixLen}`), ['10.10.7.1/24']);
+  await assert.rejects(
+    driver.createEndpoint({ networkId: 'f'.repeat(64), endpointId: EID, address: '192.168.1.9/24', addressIPv6: '', macAddress: '', options: {} }),
+    /not known to overlay-flannel/,
+  );
+});
