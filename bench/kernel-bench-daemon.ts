@@ -24,7 +24,7 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { loadSettings } from '../src/config/settings';
-import { startDaemon, type Daemon } from '../src/daemon';
+import { startDaemon, type Daemon } from '../src/daemon/daemon';
 import { formatCidr } from '../src/domain/ipv4';
 import type { DataplaneStats, OverlayDataplane } from '../src/reconcile/overlay-dataplane';
 import type { LeaseEvent } from '../src/store/types';

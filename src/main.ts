@@ -6,7 +6,7 @@
 import { loadSettings, SettingsError } from './config/settings';
 import { parseCommand, USAGE, Command } from './cli/args';
 import { runCommand } from './cli/commands';
-import { startDaemon } from './daemon';
+import { startDaemon } from './daemon/daemon';
 import { createLogger } from './util/logger';
 import { errorText } from './errors';
 

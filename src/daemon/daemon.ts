@@ -1,41 +1,35 @@
 /**
  * The daemon: builds every part in order and stops them in reverse.
- *   settings → kernel → public interface → etcd → overlay agent (config → lease → device → peers)
- * Nothing here exits on a transient fault: etcd outages, a missing config and a broken config are
- * waited out with a log line; only bad settings (exit 2) and an uncaught bug (exit 1) end it.
+ *   settings → kernel → public interface → etcd → overlays (config → lease → device → peers)
+ *   → plugin socket (Docker's NetworkDriver + IpamDriver)
+ * The socket opens as soon as the default overlay is being joined: Docker must not wait on a
+ * plugin that waits on etcd (calicoctl#1801); calls that need a lease wait for it briefly and
+ * otherwise fail with the reason. Nothing here exits on a transient fault: etcd outages, a
+ * missing or broken config are waited out with a log line; only bad settings (exit 2) and an
+ * uncaught bug (exit 1) end the process.
  */
 import type { Logger } from 'pino';
-import { Settings, redactedSettings } from './config/settings';
-import { createNetlinkKernel } from './kernel';
-import type { Kernel } from './kernel/types';
-import { openStore, OverlayStore, Store } from './store';
-import { OverlayAgent, OverlayStorePort } from './reconcile/overlay-agent';
-import { describePublic, PublicInterface, resolvePublicInterface } from './reconcile/public-interface';
-import { SerialQueue } from './util/serial-queue';
-import { Backoff, sleep } from './util/backoff';
-import { errorText } from './errors';
-import { formatCidr } from './domain/ipv4';
+import { Settings, redactedSettings } from '../config/settings';
+import { createNetlinkKernel } from '../kernel';
+import type { Kernel } from '../kernel/types';
+import { openStore, Store } from '../store';
+import { describePublic, PublicInterface, resolvePublicInterface } from '../reconcile/public-interface';
+import { SerialQueue } from '../util/serial-queue';
+import { Backoff, sleep } from '../util/backoff';
+import { errorText } from '../errors';
+import { formatCidr } from '../domain/ipv4';
+import { DEFAULT_OVERLAY } from '../driver/overlays';
+import { OverlayPluginDriver } from '../driver/plugin-driver';
+import { buildApi, closeApi, listenOnSocket } from '../api/server';
+import { AgentDirectory } from './overlay-directory';
+import type { OverlayAgent } from '../reconcile/overlay-agent';
 
 export const RESYNC_INTERVAL_MS = 10_000;
 
 export interface Daemon {
-  readonly agent: OverlayAgent;
+  readonly agent: OverlayAgent; // the default overlay
+  readonly overlays: AgentDirectory;
   stop(): Promise<void>;
-}
-
-/** Adapts the etcd store of one prefix to what the overlay agent needs. */
-export function overlayPort(ov: OverlayStore): OverlayStorePort {
-  return {
-    prefix: ov.keys.prefix,
-    watchConfig: (onChange) => ov.config.watch(onChange),
-    createKeeper: (opts) => ov.keeper(opts),
-    watchLeases: (onEvent) => {
-      const w = ov.leases();
-      w.on('event', onEvent);
-      void w.start();
-      return w;
-    },
-  };
 }
 
 async function waitForPublicInterface(kernel: Kernel, settings: Settings, log: Logger, signal: AbortSignal): Promise<PublicInterface> {
@@ -51,15 +45,17 @@ async function waitForPublicInterface(kernel: Kernel, settings: Settings, log: L
   }
 }
 
-export async function startDaemon(settings: Settings, log: Logger): Promise<Daemon> {
+export async function startDaemon(settings: Settings, log: Logger, opts: { api?: boolean } = {}): Promise<Daemon> {
   log.info({ settings: redactedSettings(settings) }, 'overlay-flannel starting');
   const abort = new AbortController();
   const kernel = createNetlinkKernel();
   let store: Store | null = null;
-  let agent: OverlayAgent | null = null;
+  let overlays: AgentDirectory | null = null;
+  let api: ReturnType<typeof buildApi> | null = null;
   const stop = async () => {
     abort.abort();
-    await agent?.stop().catch((e) => log.warn({ err: errorText(e) }, 'stopping the overlay agent'));
+    if (api) await closeApi(api, settings.pluginSocket).catch((e) => log.warn({ err: errorText(e) }, 'closing the plugin socket'));
+    await overlays?.stop().catch((e) => log.warn({ err: errorText(e) }, 'stopping the overlays'));
     await store?.close().catch((e) => log.warn({ err: errorText(e) }, 'closing etcd'));
     await kernel.close();
     log.info('overlay-flannel stopped');
@@ -68,19 +64,25 @@ export async function startDaemon(settings: Settings, log: Logger): Promise<Daem
     const pub = await waitForPublicInterface(kernel, settings, log, abort.signal);
     log.info({ public: describePublic(pub) }, 'public interface');
     store = openStore(settings, log);
-    agent = new OverlayAgent(overlayPort(store.overlay()), kernel, new SerialQueue(), pub, log.child({ overlay: 'default' }), {
-      name: 'default',
+    const queue = new SerialQueue();
+    overlays = new AgentDirectory(store, kernel, queue, pub, log, {
+      defaultPrefix: settings.etcdPrefix,
       ttlSec: settings.leaseTtlSec,
       renewMarginSec: settings.leaseRenewMarginSec,
       resyncIntervalMs: RESYNC_INTERVAL_MS,
     });
-    await agent.start();
-    const ready = agent;
-    ready.whenReady().then(() => {
-      const lease = ready.lease();
-      log.info({ subnet: lease ? formatCidr(lease.subnet) : null, mtu: ready.dataplane?.mtu }, 'overlay ready');
+    const { agent } = await overlays.join(DEFAULT_OVERLAY);
+    agent.whenReady().then(() => {
+      const lease = agent.lease();
+      log.info({ subnet: lease ? formatCidr(lease.subnet) : null, mtu: agent.dataplane?.mtu }, 'overlay ready');
     });
-    return { agent, stop };
+    if (opts.api !== false) {
+      const driver = new OverlayPluginDriver(kernel, queue, overlays, log.child({ component: 'driver' }));
+      api = buildApi(driver, log.child({ component: 'api' }));
+      await listenOnSocket(api, settings.pluginSocket);
+      log.info({ socket: settings.pluginSocket }, 'plugin API listening');
+    }
+    return { agent, overlays, stop };
   } catch (e) {
     await stop();
     throw e;

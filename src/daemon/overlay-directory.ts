@@ -1,0 +1,109 @@
+/**
+ * The overlays this host has joined, each an OverlayAgent over its own flannel prefix. The default
+ * overlay (ETCD_PREFIX) is joined at start; a named one (`--ipam-opt network=NAME`) lives under
+ * `<ETCD_PREFIX>-<NAME>` (a flanneld joins it with --etcd-prefix=<ETCD_PREFIX>-<NAME>) and is
+ * joined on first use.
+ */
+import type { Logger } from 'pino';
+import type { Kernel } from '../kernel/types';
+import type { Store } from '../store';
+import { OverlayAgent } from '../reconcile/overlay-agent';
+import type { PublicInterface } from '../reconcile/public-interface';
+import { SerialQueue } from '../util/serial-queue';
+import { DEFAULT_OVERLAY, OverlayDirectory, OverlayHandle } from '../driver/overlays';
+import { invalid, unavailable } from '../errors';
+import { overlayPort } from './store-port';
+
+export interface DirectoryOptions {
+  defaultPrefix: string;
+  ttlSec: number;
+  renewMarginSec: number;
+  resyncIntervalMs: number;
+}
+
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+
+export function prefixOfOverlay(defaultPrefix: string, name: string): string {
+  return name === DEFAULT_OVERLAY ? defaultPrefix : `${defaultPrefix}-${name}`;
+}
+
+export class AgentDirectory implements OverlayDirectory {
+  private readonly agents = new Map<string, { agent: OverlayAgent; handle: OverlayHandle }>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly kernel: Kernel,
+    private readonly queue: SerialQueue,
+    private readonly pub: PublicInterface,
+    private readonly log: Logger,
+    private readonly opts: DirectoryOptions,
+  ) {}
+
+  async byName(name: string | undefined): Promise<OverlayHandle> {
+    const n = name === undefined || name === '' ? DEFAULT_OVERLAY : name;
+    if (!NAME_RE.test(n)) throw invalid(`overlay name "${n}" is not valid (letters, digits, "_", ".", "-"; up to 63 characters)`);
+    const known = this.agents.get(n);
+    if (known) return known.handle;
+    return (await this.join(n)).handle;
+  }
+
+  all(): OverlayHandle[] {
+    return [...this.agents.values()].map((a) => a.handle);
+  }
+
+  agentsByName(): Map<string, OverlayAgent> {
+    return new Map([...this.agents].map(([k, v]) => [k, v.agent]));
+  }
+
+  /** Join an overlay: start its agent (config watch → lease → device → peers). */
+  async join(name: string): Promise<{ agent: OverlayAgent; handle: OverlayHandle }> {
+    const existing = this.agents.get(name);
+    if (existing) return existing;
+    const prefix = prefixOfOverlay(this.opts.defaultPrefix, name);
+    const ov = this.store.overlay(prefix);
+    const agent = new OverlayAgent(overlayPort(ov), this.kernel, this.queue, this.pub, this.log.child({ overlay: name }), {
+      name,
+      ttlSec: this.opts.ttlSec,
+      renewMarginSec: this.opts.renewMarginSec,
+      resyncIntervalMs: this.opts.resyncIntervalMs,
+    });
+    const handle: OverlayHandle = {
+      name,
+      prefix,
+      lease: () => agent.lease(),
+      network: () => agent.config?.network ?? null,
+      mtu: () => agent.dataplane?.mtu ?? null,
+      addresses: ov.addresses,
+      whenReady: (timeoutMs) => waitReady(agent, name, prefix, timeoutMs),
+    };
+    const entry = { agent, handle };
+    this.agents.set(name, entry);
+    await agent.start();
+    return entry;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.allSettled([...this.agents.values()].map((a) => a.agent.stop()));
+  }
+}
+
+async function waitReady(agent: OverlayAgent, name: string, prefix: string, timeoutMs: number): Promise<void> {
+  if (agent.state === 'ready') return;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const why =
+        agent.lastConfigError === 'missing'
+          ? `it has no config at ${prefix}/config: write one with overlay-flannel config set ${name === DEFAULT_OVERLAY ? '' : `--name ${name} `}--network CIDR`
+          : agent.lastConfigError
+            ? `its config is invalid: ${agent.lastConfigError}`
+            : 'no lease yet (is etcd reachable?)';
+      reject(unavailable(`overlay "${name}" is not ready on this host: ${why}`));
+    }, timeoutMs);
+  });
+  try {
+    await Promise.race([agent.whenReady(), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
