@@ -7,7 +7,10 @@
 import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
+import { after, before } from 'node:test';
 import pino, { type Logger } from 'pino';
+import { openStore, type Store } from '../../src/store';
+import { startEtcd, type EtcdServer } from './etcd-server';
 import type { LeaseAttrs } from '../../src/domain/lease';
 import { vtepMacFor } from '../../src/domain/mac';
 import type { NetworkConfig } from '../../src/domain/network-config';
@@ -134,4 +137,22 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       await new Promise((r) => server.close(r));
     },
   };
+}
+
+/**
+ * One etcd and one store for a whole test file (CI has 2 cores: never one etcd per test).
+ * `onReady` receives them in before(); both are closed and removed in after().
+ */
+export function withEtcdStore(onReady: (etcd: EtcdServer, store: Store) => void): void {
+  let etcd: EtcdServer | undefined;
+  let store: Store | undefined;
+  before(async () => {
+    etcd = await startEtcd();
+    store = openStore({ etcdEndpoints: [etcd.endpoint], etcdPrefix: '/unused' }, testLogger());
+    onReady(etcd, store);
+  });
+  after(async () => {
+    await store?.close();
+    await etcd?.cleanup();
+  });
 }

@@ -9,19 +9,15 @@ import { after, before, describe, it } from 'node:test';
 import { OverlayError } from '../../src/errors';
 import { createEtcdClient, openStore, toStoreError, type ConfigState, type Store } from '../../src/store';
 import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
-import { randomPrefix, record, testLogger } from '../helpers/store-fixtures';
+import { withEtcdStore, randomPrefix, record, testLogger } from '../helpers/store-fixtures';
 import { waitFor } from '../helpers/wait';
 
 let etcd: EtcdServer;
 let store: Store;
 
-before(async () => {
-  etcd = await startEtcd();
-  store = openStore({ etcdEndpoints: [etcd.endpoint], etcdPrefix: '/unused' }, testLogger());
-});
-after(async () => {
-  await store?.close();
-  await etcd?.cleanup();
+withEtcdStore((e, s) => {
+  etcd = e;
+  store = s;
 });
 
 const code = (c: string, re: RegExp = /./) => (e: unknown) => e instanceof OverlayError && e.code === c && re.test(e.message);

@@ -9,10 +9,11 @@ import { after, before, describe, it } from 'node:test';
 import { formatCidr, parseCidr } from '../../src/domain/ipv4';
 import { encodeLeaseAttrs, type LeaseAttrs } from '../../src/domain/lease';
 import { parseNetworkConfig } from '../../src/domain/network-config';
-import { openStore, overlayKeys, type KeeperEvent, type Store } from '../../src/store';
-import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
+import { overlayKeys, type KeeperEvent, type Store } from '../../src/store';
+import type { EtcdServer } from '../helpers/etcd-server';
 import { run } from '../helpers/run';
-import { nextEvent, randomPrefix, record, testLogger, vxlanAttrsFor } from '../helpers/store-fixtures';
+import { nextEvent, randomPrefix, record, vxlanAttrsFor } from '../helpers/store-fixtures';
+import { withEtcdStore } from '../helpers/store-fixtures';
 import { waitFor } from '../helpers/wait';
 
 const FLANNELD_VXLAN = '{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}';
@@ -22,13 +23,9 @@ const config = parseNetworkConfig(CONFIG_TEXT);
 let etcd: EtcdServer;
 let store: Store;
 
-before(async () => {
-  etcd = await startEtcd();
-  store = openStore({ etcdEndpoints: [etcd.endpoint], etcdPrefix: '/unused' }, testLogger());
-});
-after(async () => {
-  await store?.close();
-  await etcd?.cleanup();
+withEtcdStore((e, s) => {
+  etcd = e;
+  store = s;
 });
 
 const keeperOf = (prefix: string, publicIP: string, extra: { ttlSec?: number; renewMarginSec?: number; attrs?: LeaseAttrs } = {}) =>

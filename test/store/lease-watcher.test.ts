@@ -9,8 +9,9 @@ import { formatCidr } from '../../src/domain/ipv4';
 import { encodeLeaseAttrs, type Lease } from '../../src/domain/lease';
 import { parseNetworkConfig } from '../../src/domain/network-config';
 import { openStore, type LeaseEvent, type Store } from '../../src/store';
-import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
-import { captureLogger, nextEvent, randomPrefix, record, startTcpProxy, testLogger, vxlanAttrsFor } from '../helpers/store-fixtures';
+import type { EtcdServer } from '../helpers/etcd-server';
+import { captureLogger, nextEvent, randomPrefix, record, startTcpProxy, vxlanAttrsFor } from '../helpers/store-fixtures';
+import { withEtcdStore } from '../helpers/store-fixtures';
 import { waitFor } from '../helpers/wait';
 
 const FLANNELD_VXLAN = '{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}';
@@ -20,13 +21,9 @@ const config = parseNetworkConfig('{"Network":"10.1.0.0/16","Backend":{"Type":"v
 let etcd: EtcdServer;
 let store: Store;
 
-before(async () => {
-  etcd = await startEtcd();
-  store = openStore({ etcdEndpoints: [etcd.endpoint], etcdPrefix: '/unused' }, testLogger());
-});
-after(async () => {
-  await store?.close();
-  await etcd?.cleanup();
+withEtcdStore((e, s) => {
+  etcd = e;
+  store = s;
 });
 
 const view = (leases: Lease[]) =>
