@@ -22,6 +22,8 @@ export interface DirectoryOptions {
 }
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+/** Each joined overlay watches etcd and may hold a lease: bound what requests can make us join. */
+export const MAX_OVERLAYS = 64;
 
 export function prefixOfOverlay(defaultPrefix: string, name: string): string {
   return name === DEFAULT_OVERLAY ? defaultPrefix : `${defaultPrefix}-${name}`;
@@ -44,6 +46,9 @@ export class AgentDirectory implements OverlayDirectory {
     if (!NAME_RE.test(n)) throw invalid(`overlay name "${n}" is not valid (letters, digits, "_", ".", "-"; up to 63 characters)`);
     const known = this.agents.get(n);
     if (known) return known.handle;
+    if (this.agents.size >= MAX_OVERLAYS) {
+      throw invalid(`this host already joined ${MAX_OVERLAYS} overlays, the most overlay-flannel allows; "${n}" is not joined`);
+    }
     return (await this.join(n)).handle;
   }
 

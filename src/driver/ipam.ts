@@ -74,12 +74,19 @@ export class Ipam {
     await overlay.addresses.release(subnet, ip);
   }
 
-  /** The overlay and subnet of a pool; with `current`, the subnet must still be this host's lease. */
+  /**
+   * The overlay and subnet of a pool; with `current`, the subnet must be this host's lease (waiting
+   * briefly for the lease, e.g. just after a restart): a pool id naming an overlay without a lease
+   * here, or another subnet, never gets an address.
+   */
   private async poolOf(poolId: string, current = true): Promise<{ overlay: OverlayHandle; subnet: ReturnType<typeof parseCidr> }> {
     const { overlay: name, subnet } = parsePoolId(poolId);
     const overlay = await this.overlays.byName(name);
+    if (!current) return { overlay, subnet };
+    await overlay.whenReady(READY_TIMEOUT_MS);
     const lease = overlay.lease();
-    if (current && lease && !cidrEquals(lease.subnet, subnet)) {
+    if (!lease) throw conflict(`overlay "${name}" has no lease on this host right now; retry in a few seconds`);
+    if (!cidrEquals(lease.subnet, subnet)) {
       throw conflict(
         `this host's lease of overlay "${name}" changed from ${formatCidr(subnet)} to ${formatCidr(lease.subnet)} ` +
           '(it expired while the host was away and was taken): remove and re-create the Docker network on this host',

@@ -9,6 +9,7 @@ import * as addresses from './addresses';
 import * as ensure from './link-ensure';
 import * as links from './links';
 import * as neigh from './neighbours';
+import { ensureForwardAccept, type ForwardResult } from './nft-forward';
 import { NlSocket, type NlSocketOptions } from './netlink-socket';
 import * as routes from './routes';
 import type {
@@ -107,6 +108,11 @@ export class NetlinkKernel implements Kernel {
   }
   deleteFdb(ifindex: number, mac: string, dst?: string): Promise<void> {
     return neigh.deleteFdb(this.ns, ifindex, mac, dst);
+  }
+
+  // firewall (its own short-lived NETLINK_NETFILTER socket per call)
+  ensureForwardAccept(network: string): Promise<ForwardResult> {
+    return ensureForwardAccept(network, this.ns.timeoutMs);
   }
 
   /** Pending and queued calls are rejected with 'UNAVAILABLE'; later calls fail the same way. */

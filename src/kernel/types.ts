@@ -105,5 +105,11 @@ export interface Kernel {
   replaceFdb(f: FdbEntry): Promise<void>;
   deleteFdb(ifindex: number, mac: string, dst?: string): Promise<void>;
 
+  // firewall
+  /** flannel's forward rules: nftables `ip filter` chain FORWARD accepts traffic from and to
+   *  `network` (dockerd sets the FORWARD policy to DROP). Idempotent; 'no-chain' when that chain
+   *  does not exist (nothing done). */
+  ensureForwardAccept(network: string): Promise<'present' | 'added' | 'no-chain'>;
+
   close(): Promise<void>;
 }

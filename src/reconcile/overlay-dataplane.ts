@@ -56,6 +56,7 @@ export class OverlayDataplane {
   private running: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private warned = new Set<string>();
+  private forwardState: 'present' | 'added' | 'no-chain' | 'error' | null = null;
   readonly stats: DataplaneStats = { fullSyncs: 0, fastSyncs: 0, opsApplied: 0, errors: 0, lastDrift: 0 };
 
   constructor(
@@ -95,6 +96,7 @@ export class OverlayDataplane {
   }
 
   private async ensureDevice(): Promise<void> {
+    await this.ensureForwardRules();
     const b = this.config.backend;
     if (b.type !== 'vxlan') {
       // host-gw: packets from peers arrive on the public interface and are routed to local bridges.
@@ -121,6 +123,34 @@ export class OverlayDataplane {
     this.vxIndex = dev.index;
     await this.kernel.setForwarding(dev.index, true); // decapsulated packets are routed to local bridges
     await this.kernel.ensureOnlyAddress(dev.index, `${formatIPv4(this.own.subnet.base)}/32`, formatCidr(this.config.network));
+  }
+
+  /**
+   * flannel's forward rules (FORWARD accepts from and to the overlay Network): dockerd sets the
+   * FORWARD policy to DROP, which drops every routed overlay packet. Checked on every full sync
+   * (dockerd may create its chain after we start); a failure is logged, never fails the sync.
+   */
+  private async ensureForwardRules(): Promise<void> {
+    const network = formatCidr(this.config.network);
+    let state: 'present' | 'added' | 'no-chain';
+    try {
+      state = await this.kernel.ensureForwardAccept(network);
+    } catch (e) {
+      if (this.forwardState !== 'error') {
+        this.log.warn({ err: errorText(e), network }, 'could not add the FORWARD accept rules of the overlay; overlay traffic is dropped where the FORWARD policy is DROP');
+      }
+      this.forwardState = 'error';
+      return;
+    }
+    if (state === 'added') this.log.info({ network }, 'FORWARD accept rules of the overlay added (nftables ip filter FORWARD)');
+    else if (state === 'no-chain' && this.forwardState !== 'no-chain') {
+      this.log.info(
+        { network },
+        'no nftables "ip filter FORWARD" chain (yet); if this host filters forwarded traffic with iptables-legacy, allow the overlay: ' +
+          `iptables -A FORWARD -s ${network} -j ACCEPT; iptables -A FORWARD -d ${network} -j ACCEPT`,
+      );
+    }
+    this.forwardState = state;
   }
 
   /** Replace the whole lease set (a watcher snapshot). */

@@ -297,6 +297,17 @@ export class FakeKernel implements Kernel {
     this.fdb = this.fdb.filter((x) => !(x.ifindex === ifindex && x.mac === m && (!dst || x.dst === dst)));
   }
 
+  /** Networks whose FORWARD accept rules exist; `forwardChain` false = no nftables FORWARD chain. */
+  readonly forwardAccept = new Set<string>();
+  forwardChain = true;
+  async ensureForwardAccept(network: string): Promise<'present' | 'added' | 'no-chain'> {
+    this.enter('ensureForwardAccept', network);
+    if (!this.forwardChain) return 'no-chain';
+    if (this.forwardAccept.has(network)) return 'present';
+    this.forwardAccept.add(network);
+    return 'added';
+  }
+
   async close(): Promise<void> {
     this.closed = true;
   }

@@ -81,6 +81,18 @@ test('RequestAddress: gateway, next free, requested, taken; ReleaseAddress frees
   await driver.releaseAddress(poolId, '10.9.5.1'); // gateway: nothing to do
 });
 
+test('RequestAddress never allocates from a pool that is not this host lease (unknown overlay, another subnet)', async () => {
+  const { driver } = setup();
+  await assert.rejects(driver.requestAddress({ poolId: 'overlay-flannel/default/10.9.6.0/24', address: '', options: {} }), /changed from 10.9.6.0\/24 to 10.9.5.0\/24/);
+  const noLease = { ...fakeOverlay('green', '10.11.1.0/24', '10.11.0.0/16'), lease: () => null };
+  let allocated = 0;
+  noLease.addresses = { allocate: async () => ++allocated, release: async () => true };
+  const dir: OverlayDirectory = { byName: async () => noLease, all: () => [noLease] };
+  const d = new OverlayPluginDriver(new FakeKernel(), new SerialQueue(), dir, log);
+  await assert.rejects(d.requestAddress({ poolId: 'overlay-flannel/green/10.11.1.0/24', address: '', options: {} }), /no lease on this host/);
+  assert.equal(allocated, 0);
+});
+
 test('CreateNetwork builds the bridge with the gateway; the default IPAM is refused with the right command', async () => {
   const { kernel, driver } = setup();
   await driver.createNetwork(createNetworkArgs('10.9.5.0/24'));

@@ -106,3 +106,16 @@ test('a kernel failure is retried with a full sync', async () => {
   assert.ok(dp.stats.errors >= 1);
   assert.ok((await kernel.listRoutes(vx.index)).some((r) => r.dst === '10.7.5.0/24'));
 });
+
+test('the FORWARD accept rules of the overlay are ensured on attach and again by full syncs (when the chain appears later)', async () => {
+  const { kernel, dp } = await setup();
+  assert.deepEqual([...kernel.forwardAccept], ['10.7.0.0/16']);
+  kernel.forwardAccept.clear();
+  kernel.forwardChain = false; // no nftables FORWARD chain: nothing to do, and the sync still succeeds
+  await dp.requestSync('full');
+  assert.deepEqual([...kernel.forwardAccept], []);
+  assert.equal(dp.stats.errors, 0);
+  kernel.forwardChain = true; // dockerd created it since
+  await dp.requestSync('full');
+  assert.deepEqual([...kernel.forwardAccept], ['10.7.0.0/16']);
+});

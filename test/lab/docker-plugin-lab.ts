@@ -1,0 +1,227 @@
+/**
+ * docker-plugin-lab.ts — helpers of docker-plugin.test.ts: the overlay-flannel managed plugin,
+ * installed from the LAN registry on two real dockerds, observed through etcd, the hosts' kernels,
+ * `docker inspect` and the plugin's own socket.
+ *
+ * Design note: everything random per run (overlay Network 10.<100-250>.0.0/16, VNI 2..4000, etcd
+ * prefix), so assertions compare with what etcd and Docker report, never with fixed values.
+ * Every wait is a {@link waitFor} with a deadline; every command has a timeout (run.ts).
+ */
+import { randomBytes, randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import net from 'node:net';
+import type { DockerHost } from '../helpers/docker-lab';
+import type { EtcdServer } from '../helpers/etcd-server';
+import type { Host } from '../helpers/netns-lab';
+import { run } from '../helpers/run';
+import { waitFor } from '../helpers/wait';
+
+export const PLUGIN_REF = '192.0.2.254:5000/overlay-flannel:latest';
+export const DRIVER = 'overlay-flannel:latest';
+
+/** The random overlay of one run. */
+export function randomOverlay(): { network: string; vni: number; prefix: string } {
+  return { network: `10.${randomInt(100, 251)}.0.0/16`, vni: randomInt(2, 4001), prefix: `/of-${randomBytes(4).toString('hex')}/network` };
+}
+
+// ---- IPv4 arithmetic of the assertions (independent of src/domain) ----
+const u32 = (ip: string): number => ip.split('.').reduce((a, o) => a * 256 + Number(o), 0);
+export function inCidr(ip: string, cidr: string): boolean {
+  const [base = '', len = '32'] = cidr.split('/');
+  const size = 2 ** (32 - Number(len));
+  return Math.floor(u32(ip) / size) === Math.floor(u32(base) / size);
+}
+/** `10.1.15.0/24` → `10.1.15.1`. */
+export const gatewayOf = (subnet: string): string => subnet.replace(/\.0\/\d+$/, '.1');
+
+/** Leases under `<prefix>/subnets/`: public IP → subnet (`10.x.y.0/24`). */
+export async function leases(etcd: EtcdServer, prefix: string): Promise<Map<string, string>> {
+  const { stdout } = await etcd.etcdctl(['get', '--prefix', `${prefix}/subnets/`]);
+  const lines = stdout.split('\n').filter(Boolean);
+  const out = new Map<string, string>();
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const m = /(\d+\.\d+\.\d+\.\d+)-(\d+)$/.exec(lines[i] ?? '');
+    const v = JSON.parse(lines[i + 1] ?? '{}') as { PublicIP?: string };
+    if (m && v.PublicIP) out.set(v.PublicIP, `${m[1]}/${m[2]}`);
+  }
+  return out;
+}
+
+/** The addresses recorded in etcd for one lease (`<prefix>/overlay-flannel/addresses/<lease-key>/<ip>`). */
+export async function addressRecords(etcd: EtcdServer, prefix: string, subnet: string): Promise<string[]> {
+  const dir = `${prefix}/overlay-flannel/addresses/${subnet.replace('/', '-')}/`;
+  const { stdout } = await etcd.etcdctl(['get', '--prefix', '--keys-only', dir]);
+  return stdout.split('\n').filter(Boolean).map((k) => k.slice(dir.length)).sort();
+}
+
+/** Names of the links in a host's namespace. */
+export async function linkNames(h: Host): Promise<string[]> {
+  return (await h.execJson<{ ifname: string }[]>(['link', 'show'])).map((l) => l.ifname);
+}
+
+/** IPv4 addresses (`a.b.c.d/len`) of one link in a host's namespace. */
+export async function linkAddrs(h: Host, dev: string): Promise<string[]> {
+  const r = await h.execJson<{ addr_info: { family: string; local: string; prefixlen: number }[] }[]>(['addr', 'show', 'dev', dev]);
+  return (r[0]?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+}
+
+/** A container's address and endpoint id on `net`. */
+export async function endpointOf(d: DockerHost, container: string, netName: string): Promise<{ ip: string; eid: string }> {
+  const f = `{{with index .NetworkSettings.Networks "${netName}"}}{{.IPAddress}} {{.EndpointID}}{{end}}`;
+  const [ip = '', eid = ''] = (await d.dockerOk(['inspect', '-f', f, container])).stdout.trim().split(' ');
+  return { ip, eid };
+}
+
+/** `docker run -d --init --name NAME --network NET ofbox:1 sleep 3600` (init: `docker stop` is quick). */
+export async function runBox(d: DockerHost, name: string, netName: string): Promise<void> {
+  await d.dockerOk(['run', '-d', '--init', '--name', name, '--network', netName, 'ofbox:1', 'sleep', '3600'], { timeoutMs: 120_000 });
+}
+
+/** Ping from a container until answered (deadline 20 s); rejects with the last output. */
+export async function pingOk(d: DockerHost, from: string, ip: string, timeoutMs = 20_000): Promise<void> {
+  await waitFor(
+    async () => {
+      const r = await d.docker(['exec', from, 'ping', '-c', '1', '-W', '2', ip], { timeoutMs: 10_000 });
+      if (r.code !== 0) throw new Error(`${r.stdout}${r.stderr}`.trim().split('\n').slice(-2).join(' | '));
+      return true;
+    },
+    { timeoutMs, intervalMs: 300, what: `ping ${from} → ${ip}` },
+  );
+}
+
+/** Pids in a host's namespace whose command line is `<…>/node /app/dist/main.js` (the plugin). */
+export async function pluginPids(h: Host): Promise<number[]> {
+  const r = await run('ip', ['netns', 'pids', h.ns], { check: false, timeoutMs: 10_000 });
+  const out: number[] = [];
+  for (const p of r.stdout.split(/\s+/).filter(Boolean)) {
+    try {
+      const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      if (argv[0]?.endsWith('/node') && argv[1] === '/app/dist/main.js') out.push(Number(p));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** The plugin's socket: `/run/docker/plugins/<id>/overlay-flannel.sock` (a static path on Linux, whatever the exec-root). */
+export async function pluginSocket(d: DockerHost): Promise<string> {
+  const id = (await d.dockerOk(['plugin', 'inspect', '-f', '{{.Id}}', 'overlay-flannel'])).stdout.trim();
+  return `/run/docker/plugins/${id}/overlay-flannel.sock`;
+}
+
+export interface Answer {
+  status: number;
+  body: string;
+}
+
+/** One HTTP request on a unix socket; resolves with the status and body (status 0 + error text if none came). */
+export function post(sock: string, path: string, body?: string | Buffer, method = 'POST'): Promise<Answer> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (a: Answer): void => {
+      if (!done) resolve(a);
+      done = true;
+    };
+    const req = request({ socketPath: sock, path, method, agent: false, timeout: 15_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => finish({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', (e) => finish({ status: 0, body: `response error: ${e.message}` }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => finish({ status: 0, body: `request error: ${e.message}` }));
+    req.end(body);
+  });
+}
+
+/** Raw bytes on the socket (malformed HTTP); the status line and body of what comes back. */
+export function rawRequest(sock: string, bytes: string): Promise<Answer> {
+  return new Promise((resolve) => {
+    const s = net.connect({ path: sock });
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => s.destroy(), 15_000);
+    s.on('connect', () => s.write(bytes));
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      clearTimeout(timer);
+      const text = Buffer.concat(chunks).toString('utf8');
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(text);
+      resolve({ status: m ? Number(m[1]) : 0, body: text.slice(text.indexOf('\r\n\r\n') + 4) });
+    });
+  });
+}
+
+/** One malformed request of a burst: what to send, and a label for failure messages. */
+export interface Malformed {
+  label: string;
+  send(sock: string): Promise<Answer>;
+}
+
+/**
+ * `count` malformed requests, cycling through: bad JSON, wrong types, unknown paths and methods,
+ * unknown network/endpoint/pool ids (none the driver may accept), `__proto__`, absurd nesting,
+ * garbage HTTP, and a 2 MiB body. Ids are random per request.
+ */
+export function malformedRequests(count: number): Malformed[] {
+  const hex = (n: number): string => randomBytes(n).toString('hex');
+  const unknownOverlay = `nosuch${hex(3)}`;
+  const kinds: Array<[string, (s: string) => Promise<Answer>]> = [
+    ['bad JSON', (s) => post(s, '/NetworkDriver.CreateNetwork', '{"NetworkID":')],
+    ['bad JSON (text)', (s) => post(s, '/IpamDriver.RequestPool', 'not json at all')],
+    ['wrong types CreateNetwork', (s) => post(s, '/NetworkDriver.CreateNetwork', JSON.stringify({ NetworkID: 123, IPv4Data: 'x' }))],
+    ['wrong types RequestAddress', (s) => post(s, '/IpamDriver.RequestAddress', JSON.stringify({ PoolID: 42, Address: [], Options: 'x' }))],
+    ['body is an array', (s) => post(s, '/NetworkDriver.Join', '[1,2,3]')],
+    ['unknown path', (s) => post(s, `/NetworkDriver.No${hex(2)}`, '{}')],
+    ['unknown path (root)', (s) => post(s, '/', '{}')],
+    ['GET Activate', (s) => post(s, '/Plugin.Activate', undefined, 'GET')],
+    ['unknown network id Join', (s) => post(s, '/NetworkDriver.Join', JSON.stringify({ NetworkID: hex(32), EndpointID: hex(32), SandboxKey: '/nonexistent', Options: {} }))],
+    ['unknown network id CreateEndpoint', (s) =>
+      post(s, '/NetworkDriver.CreateEndpoint', JSON.stringify({ NetworkID: hex(32), EndpointID: hex(32), Interface: { Address: '192.0.2.77/24', AddressIPv6: '', MacAddress: '' }, Options: {} }))],
+    ['foreign pool id', (s) => post(s, '/IpamDriver.RequestAddress', JSON.stringify({ PoolID: `pool-${hex(4)}`, Address: '', Options: null }))],
+    ['pool id of another subnet', (s) => post(s, '/IpamDriver.RequestAddress', JSON.stringify({ PoolID: 'overlay-flannel/default/10.254.254.0/24', Address: '', Options: null }))],
+    ['malformed ReleasePool', (s) => post(s, '/IpamDriver.ReleasePool', JSON.stringify({ PoolID: `x/${hex(4)}` }))],
+    ['bad overlay name', (s) => post(s, '/IpamDriver.RequestPool', JSON.stringify({ AddressSpace: 'x', Pool: '', SubPool: '', Options: { network: 'bad name!' }, V6: false }))],
+    ['__proto__ key', (s) => post(s, '/NetworkDriver.CreateNetwork', '{"__proto__":{"polluted":1},"NetworkID":"x"}')],
+    ['deep nesting', (s) => post(s, '/NetworkDriver.CreateNetwork', `${'['.repeat(20_000)}${']'.repeat(20_000)}`)],
+    ['garbage HTTP', (s) => rawRequest(s, `\x00\x01GARBAGE ${hex(4)}\r\n\r\n`)],
+  ];
+  const out: Malformed[] = [];
+  for (let i = 0; i < count; i++) {
+    const [label, send] = kinds[i % kinds.length]!;
+    out.push({ label, send });
+  }
+  // A few well-formed pool ids of an overlay that does not exist (each would otherwise make an address record).
+  for (let i = 0; i < 5 && i < count; i++) {
+    out[i * 7] = {
+      label: 'pool id of an unknown overlay',
+      send: (s) => post(s, '/IpamDriver.RequestAddress', JSON.stringify({ PoolID: `overlay-flannel/${unknownOverlay}/10.9.${i}.0/24`, Address: '', Options: null })),
+    };
+  }
+  // One 2 MiB body (the limit is 1 MiB).
+  out[count - 1] = { label: '2 MiB body', send: (s) => post(s, '/NetworkDriver.CreateNetwork', Buffer.alloc(2 * 1024 * 1024, 0x20)) };
+  return out;
+}
+
+/** Run `tasks` with at most `width` in flight. */
+export async function pool<T>(tasks: Array<() => Promise<T>>, width: number): Promise<T[]> {
+  const results: T[] = new Array<T>(tasks.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, tasks.length) }, async () => {
+      while (next < tasks.length) {
+        const i = next++;
+        results[i] = await tasks[i]!();
+      }
+    }),
+  );
+  return results;
+}
+
+/** Every etcd key starting with `prefix` (no trailing slash: `<prefix>-<overlay>` prefixes of named overlays too). */
+export async function etcdKeys(etcd: EtcdServer, prefix: string): Promise<string[]> {
+  const { stdout } = await etcd.etcdctl(['get', '--prefix', '--keys-only', prefix]);
+  return stdout.split('\n').filter(Boolean).sort();
+}
