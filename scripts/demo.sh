@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # npm run demo [-- --keep]: installs what the demo needs (Debian packages, npm modules), builds,
-# then runs scripts/demo.ts: a lab of simulated hosts in network namespaces, one overlay-flannel
-# daemon per host, and containers on different hosts talking over the overlay.
+# then runs scripts/demo.ts: two Docker hosts in network namespaces with etcd on their LAN, the
+# managed plugin installed on both, and containers on different hosts talking over the overlay.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then echo "the demo needs root (network namespaces, vxlan): sudo npm run demo" >&2; exit 1; fi
@@ -12,6 +12,8 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v busybox >/dev/null || need+=(busybox-static)
 command -v nsenter >/dev/null || need+=(util-linux)
+[ -x /usr/sbin/dockerd ] || need+=(docker.io)
+command -v iptables >/dev/null || need+=(iptables)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; trap 'rm -f /usr/sbin/policy-rc.d' EXIT; }

@@ -1,58 +1,92 @@
 /**
- * The demo: two simulated hosts on a LAN (network namespaces), etcd on the LAN, the real
- * overlay-flannel daemon on each host, a "container" namespace on each, and traffic between them
- * over the vxlan overlay: flannel's classic demo (ping, then a netcat chat).
- * The Docker plugin API is the next milestone; until then containers are plain namespaces wired
- * by the daemon's own kernel module, which is exactly what the plugin will do for Docker.
+ * The demo, as a user would see overlay-flannel: two Docker hosts (network namespaces, each with
+ * its own dockerd), etcd on their LAN, the managed plugin installed on both, one overlay network,
+ * a container on each host, and traffic between them: ping, then a netcat chat (flannel's classic
+ * demo). Everything lives in namespaces this script creates and removes.
  *   node --import tsx scripts/demo.ts [--keep]
  */
-import { OverlayLab } from '../test/lab/overlay-lab';
+import { join, resolve } from 'node:path';
+import { buildPlugin } from './plugin-build';
+import { createDockerLab, importBusybox, labRoot, startDockerd, stopAll, type DockerHost } from '../test/helpers/docker-lab';
+import { startEtcd, type EtcdServer } from '../test/helpers/etcd-server';
+import type { Lab } from '../test/helpers/netns-lab';
 import { waitFor } from '../test/helpers/wait';
-import { run } from '../test/helpers/run';
+import { endpointOf, randomOverlay } from '../test/lab/docker-plugin-lab';
 
+const ROOT = resolve(__dirname, '..');
+const MAIN = join(ROOT, 'dist/main.js');
+const NET = 'demo';
 const keep = process.argv.includes('--keep');
 const say = (s: string) => process.stdout.write(`\n\x1b[1m== ${s}\x1b[0m\n`);
+const show = (s: string) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
 
 async function main(): Promise<void> {
-  say('building a lab: a LAN namespace with etcd, hosts h1 and h2 (192.0.2.1, 192.0.2.2)');
-  const lab = await OverlayLab.create(2);
+  const ov = randomOverlay();
+  let lab: Lab | undefined;
+  let etcd: EtcdServer | undefined;
   let ok = false;
   try {
-    say(`writing the overlay config: Network ${lab.network}, vxlan VNI ${lab.vni}`);
-    process.stdout.write(await lab.cli(['config', 'set', '--network', lab.network, '--vni', String(lab.vni)]));
-    say('starting overlay-flannel on each host (node dist/main.js inside the host namespace)');
-    for (const n of [1, 2]) lab.startDaemon(n, { LOG_LEVEL: 'info' });
-    const leases = await lab.waitForLeases(['192.0.2.1', '192.0.2.2']);
-    process.stdout.write(await lab.cli(['status']));
-    const c1 = await lab.attachContainer(1, leases.get('192.0.2.1')!, '1');
-    const c2 = await lab.attachContainer(2, leases.get('192.0.2.2')!, '2');
-    say(`containers: c1 ${c1.ip} on h1, c2 ${c2.ip} on h2`);
-    const dev = `flannel.${lab.vni}`;
-    say(`what the daemon on h1 programmed for h2 (${dev})`);
-    for (const args of [['route', 'show', 'dev', dev], ['neigh', 'show', 'dev', dev]]) {
-      process.stdout.write((await run('ip', ['-n', lab.host(1).ns, ...args])).stdout);
+    say('a LAN (192.0.2.0/24) with etcd, and two Docker hosts h1 (192.0.2.1) and h2 (192.0.2.2), each running its own dockerd');
+    lab = await createDockerLab('of');
+    const lan = await lab.lan();
+    etcd = await startEtcd({ netns: lan.ns, host: '192.0.2.254' });
+    const h1 = await lab.addHost(1);
+    const h2 = await lab.addHost(2);
+    const [d1, d2, built] = await Promise.all([startDockerd(h1), startDockerd(h2), buildPlugin({ out: join(labRoot(lab.runId), 'plugin'), build: false })]);
+    await Promise.all([importBusybox(d1), importBusybox(d2)]);
+
+    say(`the overlay, written once to etcd: Network ${ov.network}, vxlan VNI ${ov.vni}`);
+    const env = { ...process.env, ETCD_ENDPOINTS: etcd.endpoint, ETCD_PREFIX: ov.prefix };
+    show((await h1.execOk('node', [MAIN, 'config', 'set', '--network', ov.network, '--vni', String(ov.vni)], { env })).stdout);
+
+    const hosts: [string, DockerHost][] = [['h1', d1], ['h2', d2]];
+    for (const [name, d] of hosts) {
+      say(`${name}: docker plugin create overlay-flannel + set + enable, then docker network create`);
+      await d.dockerOk(['plugin', 'create', 'overlay-flannel', built.dir], { timeoutMs: 180_000 });
+      await d.dockerOk(['plugin', 'set', 'overlay-flannel', `ETCD_ENDPOINTS=${etcd.endpoint}`, `ETCD_PREFIX=${ov.prefix}`, 'IFACE=eth0', `docker-socket.source=${d.sock}`]);
+      await d.dockerOk(['plugin', 'enable', 'overlay-flannel'], { timeoutMs: 60_000 });
+      await d.dockerOk(['network', 'create', '-d', 'overlay-flannel:latest', '--ipam-driver', 'overlay-flannel:latest', NET], { timeoutMs: 60_000 });
+      const cfg = (await d.dockerOk(['network', 'inspect', '-f', '{{json .IPAM.Config}}', NET])).stdout.trim();
+      show(`${name}: network "${NET}" ${cfg}`);
     }
-    process.stdout.write((await run('bridge', ['-n', lab.host(1).ns, 'fdb', 'show', 'dev', dev])).stdout);
-    say(`ping c1 → c2 (${c2.ip}) across hosts`);
-    await waitFor(() => lab.ping(c1.ns, c2.ip), { timeoutMs: 15_000, what: 'first ping' });
-    process.stdout.write((await c1.ns.exec('ping', ['-c', '3', c2.ip])).stdout);
-    say('a netcat chat: c2 listens on 7000, c1 says hello');
-    const server = run('nsenter', [`--net=${c2.ns.nsPath}`, 'busybox', 'nc', '-l', '-p', '7000'], { timeoutMs: 15_000, check: false });
-    await waitFor(async () => (await c2.ns.exec('sh', ['-c', 'busybox netstat -ltn | grep -q ":7000"'])).code === 0, { timeoutMs: 5_000, what: 'nc listening' });
-    await c1.ns.execOk('sh', ['-c', `echo "hello from c1 (${c1.ip}) on h1" | busybox nc -w 2 ${c2.ip} 7000`]);
-    process.stdout.write(`c2 received: ${(await server).stdout}`);
+    say('every host leased its own subnet of the overlay (overlay-flannel status)');
+    show((await h1.execOk('node', [MAIN, 'status'], { env })).stdout);
+
+    say('a container on each host');
+    await d1.dockerOk(['run', '-d', '--init', '--name', 'c1', '--network', NET, 'ofbox:1', 'sleep', '3600'], { timeoutMs: 120_000 });
+    await d2.dockerOk(['run', '-d', '--init', '--name', 'c2', '--network', NET, 'ofbox:1', 'sleep', '3600'], { timeoutMs: 120_000 });
+    const ip1 = (await endpointOf(d1, 'c1', NET)).ip;
+    const ip2 = (await endpointOf(d2, 'c2', NET)).ip;
+    show(`c1 on h1: ${ip1}\nc2 on h2: ${ip2}\nroutes in c1:`);
+    show((await d1.dockerOk(['exec', 'c1', 'ip', 'route'])).stdout);
+
+    say(`c1 (h1) pings c2 (h2) at ${ip2}`);
+    await waitFor(async () => (await d1.docker(['exec', 'c1', 'ping', '-c', '1', '-W', '2', ip2])).code === 0, { timeoutMs: 20_000, what: 'first ping' });
+    show((await d1.dockerOk(['exec', 'c1', 'ping', '-c', '3', ip2])).stdout);
+
+    say('a netcat chat across hosts: c2 listens on port 7000, c1 says hello');
+    await d2.dockerOk(['exec', '-d', 'c2', 'sh', '-c', 'nc -l -p 7000 > /tmp/chat']);
+    const msg = `hello from c1 (${ip1}) on h1`;
+    const got = await waitFor(
+      async () => {
+        await d1.docker(['exec', 'c1', 'sh', '-c', `echo "${msg}" | nc -w 2 ${ip2} 7000`], { timeoutMs: 10_000 });
+        const seen = (await d2.docker(['exec', 'c2', 'cat', '/tmp/chat'])).stdout;
+        return seen.includes(msg) ? seen : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 300, what: 'the message in c2' },
+    );
+    show(`c2 received: ${got.trim()}`);
     ok = true;
     if (keep) {
-      say('left running (--keep). Shells:');
-      for (const [name, ns] of [['h1', lab.host(1)], ['h2', lab.host(2)], ['c1', c1.ns], ['c2', c2.ns]] as const) {
-        process.stdout.write(`  ${name}: nsenter --net=${ns.nsPath} bash\n`);
-      }
-      process.stdout.write(`  etcd: ETCDCTL_API=3 etcdctl --endpoints ${lab.etcd.endpoint} (from a host shell)\n  stop: Ctrl-C\n`);
-      await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+      say('left running (--keep); Ctrl-C tears it down. Shells:');
+      for (const [name, d] of hosts) show(`  ${name}: docker -H unix://${d.sock} ps      (host shell: nsenter --net=${d.host.nsPath} bash)`);
+      show(`  etcd: ETCDCTL_API=3 etcdctl --endpoints ${etcd.endpoint}   (from a host shell)`);
+      await new Promise<void>((r) => process.once('SIGINT', () => r()));
     }
   } finally {
-    say(ok ? 'tearing down' : 'demo failed; tearing down');
-    await lab.destroy();
+    say(ok ? 'tearing down' : 'the demo failed; tearing down');
+    await etcd?.cleanup().catch(() => undefined);
+    await stopAll(lab);
   }
 }
 
