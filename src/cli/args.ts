@@ -11,21 +11,32 @@ export const USAGE = `Usage:
   overlay-flannel [daemon]              run the plugin daemon (configured by environment variables)
   overlay-flannel config set --network CIDR [--backend vxlan|host-gw] [--vni N] [--port N]
                              [--subnet-len N] [--subnet-min IP] [--subnet-max IP]
-                             [--direct-routing] [--mtu N] [--prefix P]
+                             [--direct-routing] [--mtu N] [--name NAME | --prefix P]
                                         validate and write the overlay's flannel config to etcd
-  overlay-flannel config show [--prefix P]  print the config as stored, and what it means
-  overlay-flannel status [--prefix P] [--json]  list every host's lease
+  overlay-flannel config show [--name NAME | --prefix P]  print the config as stored, and what it means
+  overlay-flannel status [--name NAME | --prefix P] [--json]  list every host's lease
   overlay-flannel help
 
 etcd: ETCD_ENDPOINTS (default http://127.0.0.1:2379), ETCD_PREFIX (default /coreos.com/network),
-ETCD_CAFILE/ETCD_CERTFILE/ETCD_KEYFILE, ETCD_USERNAME/ETCD_PASSWORD. --prefix overrides ETCD_PREFIX.`;
+ETCD_CAFILE/ETCD_CERTFILE/ETCD_KEYFILE, ETCD_USERNAME/ETCD_PASSWORD. --prefix overrides ETCD_PREFIX.
+--name NAME selects the named overlay that \`--ipam-opt network=NAME\` uses (stored under <ETCD_PREFIX>-NAME);
+each overlay has its own Network, VNI, leases and devices, and traffic between overlays is dropped.`;
 
 export type Command =
   | { cmd: 'daemon' }
   | { cmd: 'help' }
-  | { cmd: 'config-set'; prefix?: string; input: NetworkConfigInput }
-  | { cmd: 'config-show'; prefix?: string }
-  | { cmd: 'status'; prefix?: string; json: boolean };
+  | { cmd: 'config-set'; prefix?: string; name?: string; input: NetworkConfigInput }
+  | { cmd: 'config-show'; prefix?: string; name?: string }
+  | { cmd: 'status'; prefix?: string; name?: string; json: boolean };
+
+/** `--name` and `--prefix` both choose the overlay: at most one of them. */
+function target(values: { name?: string; prefix?: string }): { name?: string; prefix?: string } {
+  if (values.name !== undefined && values.prefix !== undefined) throw invalid('--name and --prefix both choose the overlay: give one of them');
+  if (values.name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(values.name)) {
+    throw invalid(`--name: "${values.name}" is not a valid overlay name (letters, digits, "_", ".", "-"; up to 63 characters)`);
+  }
+  return { ...(values.name ? { name: values.name } : {}), ...(values.prefix ? { prefix: values.prefix } : {}) };
+}
 
 function int(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -52,6 +63,7 @@ export function parseCommand(argv: string[]): Command {
         'direct-routing': { type: 'boolean' },
         mtu: { type: 'string' },
         prefix: { type: 'string' },
+        name: { type: 'string' },
       },
     });
     if (!values.network) throw invalid('config set: --network is required, e.g. --network 10.1.0.0/16');
@@ -68,15 +80,15 @@ export function parseCommand(argv: string[]): Command {
       ...(values['direct-routing'] ? { directRouting: true } : {}),
       ...(values.mtu !== undefined ? { mtu: int('mtu', values.mtu) } : {}),
     };
-    return { cmd: 'config-set', input, ...(values.prefix ? { prefix: values.prefix } : {}) };
+    return { cmd: 'config-set', input, ...target(values) };
   }
   if (first === 'config' && second === 'show') {
-    const { values } = parseArgs({ args: argv.slice(2), strict: true, options: { prefix: { type: 'string' } } });
-    return { cmd: 'config-show', ...(values.prefix ? { prefix: values.prefix } : {}) };
+    const { values } = parseArgs({ args: argv.slice(2), strict: true, options: { prefix: { type: 'string' }, name: { type: 'string' } } });
+    return { cmd: 'config-show', ...target(values) };
   }
   if (first === 'status') {
-    const { values } = parseArgs({ args: argv.slice(1), strict: true, options: { prefix: { type: 'string' }, json: { type: 'boolean' } } });
-    return { cmd: 'status', json: values.json ?? false, ...(values.prefix ? { prefix: values.prefix } : {}) };
+    const { values } = parseArgs({ args: argv.slice(1), strict: true, options: { prefix: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' } } });
+    return { cmd: 'status', json: values.json ?? false, ...target(values) };
   }
   throw invalid(`unknown command "${argv.join(' ')}"\n${USAGE}`);
 }

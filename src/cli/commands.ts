@@ -11,13 +11,15 @@ import { Lease } from '../domain/lease';
 import { Command } from './args';
 import { createNetlinkKernel } from '../kernel';
 import { resolvePublicInterface } from '../reconcile/public-interface';
+import { prefixOfOverlay } from '../daemon/overlay-directory';
+import { DEFAULT_OVERLAY } from '../driver/overlays';
 
 type Out = (line: string) => void;
 
 export async function runCommand(cmd: Exclude<Command, { cmd: 'daemon' | 'help' }>, settings: Settings, log: Logger, out: Out): Promise<number> {
   const store = openStore(settings, log);
   try {
-    const ov = store.overlay(cmd.prefix ?? settings.etcdPrefix);
+    const ov = store.overlay(cmd.prefix ?? prefixOfOverlay(settings.etcdPrefix, cmd.name ?? DEFAULT_OVERLAY));
     if (cmd.cmd === 'config-set') {
       const text = formatNetworkConfig(cmd.input);
       await ov.config.write(text);
@@ -28,7 +30,7 @@ export async function runCommand(cmd: Exclude<Command, { cmd: 'daemon' | 'help' 
     if (cmd.cmd === 'config-show') {
       const s = await ov.config.read();
       if (s.state === 'missing') {
-        out(`no config at ${ov.keys.config}; write one with: overlay-flannel config set --network 10.1.0.0/16`);
+        out(`no config at ${ov.keys.config}; write one with: overlay-flannel config set ${cmd.name ? `--name ${cmd.name} ` : ''}--network 10.1.0.0/16`);
         return 1;
       }
       out(s.raw);

@@ -12,6 +12,9 @@ export const DEFAULTS = {
   LEASE_RENEW_MARGIN: 3600,
   LOG_LEVEL: 'info',
   PLUGIN_SOCKET: '/run/docker/plugins/overlay-flannel.sock',
+  IP_MASQ: true,
+  SUBNET_FILE: '/run/flannel/subnet.env',
+  DOCKER_SOCKET: '/var/run/docker.sock',
 } as const;
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -31,6 +34,12 @@ export interface Settings {
   readonly leaseRenewMarginSec: number; // effective margin, already scaled to the TTL
   readonly logLevel: LogLevel;
   readonly pluginSocket: string;
+  /** flannel's --ip-masq: masquerade traffic leaving the overlays (nft-masq.ts). */
+  readonly ipMasq: boolean;
+  /** flannel's --subnet-file for the default overlay; '' = not written. */
+  readonly subnetFile: string;
+  /** The Docker API socket (network replication; off when it cannot be used). */
+  readonly dockerSocket: string;
 }
 
 export class SettingsError extends Error {
@@ -47,6 +56,12 @@ export function parseDuration(text: string): number | null {
   if (!m) return null;
   const n = Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
   return Number.isFinite(n) ? n : null;
+}
+
+/** "true"/"false"/"1"/"0" (any case), else null. */
+export function parseBool(text: string): boolean | null {
+  const t = text.trim().toLowerCase();
+  return t === 'true' || t === '1' ? true : t === 'false' || t === '0' ? false : null;
 }
 
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
@@ -115,6 +130,14 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   }
   const pluginSocket = get('PLUGIN_SOCKET') ?? DEFAULTS.PLUGIN_SOCKET;
   if (!pluginSocket.startsWith('/')) problems.push(`PLUGIN_SOCKET: "${pluginSocket}" must be an absolute path`);
+  const dockerSocket = get('DOCKER_SOCKET') ?? DEFAULTS.DOCKER_SOCKET;
+  if (!dockerSocket.startsWith('/')) problems.push(`DOCKER_SOCKET: "${dockerSocket}" must be an absolute path`);
+
+  const ipMasqText = get('IP_MASQ');
+  const ipMasq = ipMasqText === undefined ? DEFAULTS.IP_MASQ : parseBool(ipMasqText);
+  if (ipMasq === null) problems.push(`IP_MASQ: "${ipMasqText}" must be true, false, 1 or 0 (default true)`);
+  const subnetFile = env.SUBNET_FILE === undefined ? DEFAULTS.SUBNET_FILE : env.SUBNET_FILE.trim();
+  if (subnetFile !== '' && !subnetFile.startsWith('/')) problems.push(`SUBNET_FILE: "${subnetFile}" must be an absolute path, or empty to not write it`);
 
   if (problems.length) throw new SettingsError(problems);
   return Object.freeze({
@@ -131,6 +154,9 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     leaseRenewMarginSec: margin as number,
     logLevel: logLevel as LogLevel,
     pluginSocket,
+    ipMasq: ipMasq as boolean,
+    subnetFile,
+    dockerSocket,
   });
 }
 

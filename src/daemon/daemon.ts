@@ -23,6 +23,9 @@ import { OverlayPluginDriver } from '../driver/plugin-driver';
 import { buildApi, closeApi, listenOnSocket } from '../api/server';
 import { AgentDirectory } from './overlay-directory';
 import type { OverlayAgent } from '../reconcile/overlay-agent';
+import { OverlayIsolation } from './isolation';
+import { ensureOverlayIsolation } from '../kernel/nft-isolation';
+import { dockerPort, dockerSocketUsable, NetworkReplicator } from '../docker/network-replicator';
 
 export const RESYNC_INTERVAL_MS = 10_000;
 
@@ -52,8 +55,12 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
   let store: Store | null = null;
   let overlays: AgentDirectory | null = null;
   let api: ReturnType<typeof buildApi> | null = null;
+  let isolation: OverlayIsolation | null = null;
+  let replicator: NetworkReplicator | null = null;
   const stop = async () => {
     abort.abort();
+    isolation?.stop();
+    await replicator?.stop().catch((e) => log.warn({ err: errorText(e) }, 'stopping network replication'));
     if (api) await closeApi(api, settings.pluginSocket).catch((e) => log.warn({ err: errorText(e) }, 'closing the plugin socket'));
     await overlays?.stop().catch((e) => log.warn({ err: errorText(e) }, 'stopping the overlays'));
     await store?.close().catch((e) => log.warn({ err: errorText(e) }, 'closing etcd'));
@@ -70,17 +77,38 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
       ttlSec: settings.leaseTtlSec,
       renewMarginSec: settings.leaseRenewMarginSec,
       resyncIntervalMs: RESYNC_INTERVAL_MS,
+      ipMasq: settings.ipMasq,
+      subnetFile: settings.subnetFile,
+      onJoined: (_name, joined) => {
+        isolation?.kick();
+        void joined.whenReady().then(() => isolation?.kick());
+      },
     });
+    const dir = overlays;
+    isolation = new OverlayIsolation(
+      () => dir.all().map((o) => o.network()).filter((n): n is NonNullable<typeof n> => n !== null).map(formatCidr),
+      (nets) => ensureOverlayIsolation(nets),
+      queue,
+      log.child({ component: 'isolation' }),
+    );
+    isolation.start();
     const { agent } = await overlays.join(DEFAULT_OVERLAY);
     agent.whenReady().then(() => {
       const lease = agent.lease();
       log.info({ subnet: lease ? formatCidr(lease.subnet) : null, mtu: agent.dataplane?.mtu }, 'overlay ready');
     });
     if (opts.api !== false) {
-      const driver = new OverlayPluginDriver(kernel, queue, overlays, log.child({ component: 'driver' }));
+      const why = await dockerSocketUsable(settings.dockerSocket);
+      if (why === null) {
+        replicator = new NetworkReplicator(dockerPort(settings.dockerSocket), store.overlay().networks, log.child({ component: 'replication' }), { host: pub.publicIP });
+      } else {
+        log.warn({ dockerSocket: settings.dockerSocket, err: why }, 'the Docker socket cannot be used: network replication is off (create each network on every host yourself)');
+      }
+      const driver = new OverlayPluginDriver(kernel, queue, overlays, log.child({ component: 'driver' }), replicator ?? undefined);
       api = buildApi(driver, log.child({ component: 'api' }));
       await listenOnSocket(api, settings.pluginSocket);
       log.info({ socket: settings.pluginSocket }, 'plugin API listening');
+      replicator?.start(); // after the socket: the networks it creates call back into this plugin
     }
     return { agent, overlays, stop };
   } catch (e) {

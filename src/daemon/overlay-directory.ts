@@ -19,6 +19,10 @@ export interface DirectoryOptions {
   ttlSec: number;
   renewMarginSec: number;
   resyncIntervalMs: number;
+  ipMasq?: boolean;
+  subnetFile?: string; // the default overlay's subnet.env ('' or absent: none)
+  /** Called once per overlay, after its agent started (the daemon re-checks isolation). */
+  onJoined?: (name: string, agent: OverlayAgent) => void;
 }
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
@@ -71,6 +75,8 @@ export class AgentDirectory implements OverlayDirectory {
       ttlSec: this.opts.ttlSec,
       renewMarginSec: this.opts.renewMarginSec,
       resyncIntervalMs: this.opts.resyncIntervalMs,
+      ipMasq: this.opts.ipMasq ?? false,
+      ...(name === DEFAULT_OVERLAY && this.opts.subnetFile ? { subnetFile: this.opts.subnetFile } : {}),
     });
     const handle: OverlayHandle = {
       name,
@@ -84,6 +90,7 @@ export class AgentDirectory implements OverlayDirectory {
     const entry = { agent, handle };
     this.agents.set(name, entry);
     await agent.start();
+    this.opts.onJoined?.(name, agent);
     return entry;
   }
 

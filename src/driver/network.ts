@@ -19,6 +19,15 @@ import { OverlayDirectory, OverlayHandle } from './overlays';
 export const MTU_OPTION = 'com.docker.network.driver.mtu';
 const RIGHT_COMMAND = 'docker network create -d overlay-flannel:latest --ipam-driver overlay-flannel:latest NAME';
 
+/**
+ * Told after a network was created or deleted by Docker (replication). Called before the handler
+ * answers: implementations must only schedule work, never call Docker from here.
+ */
+export interface NetworkEvents {
+  networkCreated(networkId: string): void;
+  networkDeleted(networkId: string): void;
+}
+
 interface BridgeView {
   link: LinkInfo;
   gateway: number;
@@ -31,6 +40,7 @@ export class NetworkDriver {
     private readonly queue: SerialQueue,
     private readonly overlays: OverlayDirectory,
     private readonly log: Logger,
+    private readonly events?: NetworkEvents,
   ) {}
 
   async createNetwork(a: CreateNetworkArgs): Promise<void> {
@@ -61,10 +71,21 @@ export class NetworkDriver {
       await this.ensureBridge(name, pool, mtu);
     });
     this.log.info({ network: a.networkId.slice(0, 12), overlay: overlay.name, subnet: formatCidr(pool), bridge: name, mtu }, 'network created');
+    this.events?.networkCreated(a.networkId);
+  }
+
+  /**
+   * The bridge of ours already using `subnet`'s gateway, if any. RequestPool asks: libnetwork
+   * requests a pool again and again while the one it got overlaps a route of the host (our other
+   * bridge), so without this check a second network on an overlay hangs `docker network create`.
+   */
+  async bridgeUsing(subnet: Cidr): Promise<string | null> {
+    return (await this.bridges()).find((b) => cidrContains(subnet, b.gateway))?.link.name ?? null;
   }
 
   async deleteNetwork(networkId: string): Promise<void> {
     await this.queue.run(() => this.kernel.deleteLink(bridgeName(networkId)));
+    this.events?.networkDeleted(networkId);
   }
 
   async createEndpoint(a: CreateEndpointArgs): Promise<CreateEndpointResult> {

@@ -6,8 +6,10 @@ import type { Logger } from 'pino';
 import type { Kernel } from '../kernel/types';
 import { SerialQueue } from '../util/serial-queue';
 import { Ipam } from './ipam';
-import { NetworkDriver } from './network';
-import type { OverlayDirectory } from './overlays';
+import { NetworkDriver, NetworkEvents } from './network';
+import { DEFAULT_OVERLAY, type OverlayDirectory } from './overlays';
+import { parseCidr } from '../domain/ipv4';
+import { conflict } from '../errors';
 import type {
   CreateEndpointArgs,
   CreateEndpointResult,
@@ -25,16 +27,28 @@ export class OverlayPluginDriver implements PluginDriver {
   private readonly ipam: Ipam;
   private readonly net: NetworkDriver;
 
-  constructor(kernel: Kernel, queue: SerialQueue, overlays: OverlayDirectory, log: Logger) {
+  constructor(kernel: Kernel, queue: SerialQueue, overlays: OverlayDirectory, log: Logger, events?: NetworkEvents) {
     this.ipam = new Ipam(overlays, log.child({ component: 'ipam' }));
-    this.net = new NetworkDriver(kernel, queue, overlays, log.child({ component: 'network' }));
+    this.net = new NetworkDriver(kernel, queue, overlays, log.child({ component: 'network' }), events);
   }
 
   getDefaultAddressSpaces() {
     return this.ipam.getDefaultAddressSpaces();
   }
-  requestPool(a: RequestPoolArgs): Promise<RequestPoolResult> {
-    return this.ipam.requestPool(a);
+  async requestPool(a: RequestPoolArgs): Promise<RequestPoolResult> {
+    const r = await this.ipam.requestPool(a);
+    if (a.pool === '') {
+      // Docker retries RequestPool forever while the pool overlaps a host route: say no instead.
+      const other = await this.net.bridgeUsing(parseCidr(r.pool, 'pool'));
+      if (other) {
+        const overlay = a.options.network || DEFAULT_OVERLAY;
+        throw conflict(
+          `overlay "${overlay}" already has a Docker network on this host (bridge ${other}); ` +
+            'use that network, or create another overlay (overlay-flannel config set --name NAME …) and pass --ipam-opt network=NAME',
+        );
+      }
+    }
+    return r;
   }
   releasePool(poolId: string): Promise<void> {
     return this.ipam.releasePool(poolId);

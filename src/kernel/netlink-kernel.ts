@@ -10,6 +10,7 @@ import * as ensure from './link-ensure';
 import * as links from './links';
 import * as neigh from './neighbours';
 import { ensureForwardAccept, type ForwardResult } from './nft-forward';
+import { ensureMasquerade, removeMasquerade, type MasqResult } from './nft-masq';
 import { NlSocket, type NlSocketOptions } from './netlink-socket';
 import * as routes from './routes';
 import type {
@@ -113,6 +114,12 @@ export class NetlinkKernel implements Kernel {
   // firewall (its own short-lived NETLINK_NETFILTER socket per call)
   ensureForwardAccept(network: string): Promise<ForwardResult> {
     return ensureForwardAccept(network, this.ns.timeoutMs);
+  }
+  ensureMasquerade(network: string, subnet: string): Promise<MasqResult> {
+    return ensureMasquerade(network, subnet, { timeoutMs: this.ns.timeoutMs });
+  }
+  removeMasquerade(network: string): Promise<number | 'no-chain'> {
+    return removeMasquerade(network, this.ns.timeoutMs);
   }
 
   /** Pending and queued calls are rejected with 'UNAVAILABLE'; later calls fail the same way. */

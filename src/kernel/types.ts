@@ -110,6 +110,13 @@ export interface Kernel {
    *  `network` (dockerd sets the FORWARD policy to DROP). Idempotent; 'no-chain' when that chain
    *  does not exist (nothing done). */
   ensureForwardAccept(network: string): Promise<'present' | 'added' | 'no-chain'>;
+  /** flannel's ip-masq rules for overlay `network` with this host's `subnet`, at the head of
+   *  nftables `ip nat` POSTROUTING, commented "overlay-flannel masq <network>" (nft-masq.ts).
+   *  Rewritten (old ones removed) when they differ, e.g. after a subnet change; 'no-chain' when
+   *  that chain does not exist (nothing done). */
+  ensureMasquerade(network: string, subnet: string): Promise<'present' | 'updated' | 'no-chain'>;
+  /** Delete the ip-masq rules of `network`: how many there were, 'no-chain' if no nat chain. */
+  removeMasquerade(network: string): Promise<number | 'no-chain'>;
 
   close(): Promise<void>;
 }

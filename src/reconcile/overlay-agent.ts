@@ -21,6 +21,7 @@ import { SerialQueue } from '../util/serial-queue';
 import { OverlayDataplane } from './overlay-dataplane';
 import { PublicInterface } from './public-interface';
 import { errorText } from '../errors';
+import { subnetEnvContent, writeSubnetFile } from './subnet-env';
 
 /** What the agent needs from the store for one overlay prefix. */
 export interface OverlayStorePort {
@@ -38,6 +39,10 @@ export interface AgentOptions {
   ttlSec: number;
   renewMarginSec: number;
   resyncIntervalMs: number;
+  /** IP_MASQ: flannel's masquerade rules for this overlay (removed again by stop()). */
+  ipMasq?: boolean;
+  /** SUBNET_FILE: write flanneld's subnet.env here on every lease (the default overlay only). */
+  subnetFile?: string;
 }
 
 export class OverlayAgent extends EventEmitter {
@@ -122,7 +127,7 @@ export class OverlayAgent extends EventEmitter {
 
   private async join(config: NetworkConfig): Promise<void> {
     this.state = 'acquiring';
-    const dataplane = new OverlayDataplane(this.kernel, this.queue, this.log, config, this.pub);
+    const dataplane = new OverlayDataplane(this.kernel, this.queue, this.log, config, this.pub, { ipMasq: this.opts.ipMasq ?? false });
     this.dataplane = dataplane;
     const previous = await this.previousSubnet(config);
     if (previous) this.log.info({ subnet: formatCidr(previous) }, 'found the subnet this host had before on its device; asking for it again');
@@ -139,12 +144,16 @@ export class OverlayAgent extends EventEmitter {
       this.emit('lease', e.lease);
       // The first lease is attached below; later ones are re-acquisitions after a loss.
       if (this.state !== 'ready') return;
-      dataplane.attach(e.lease).catch((err) => this.log.error({ err: errorText(err) }, 'setting up the overlay device failed'));
+      dataplane
+        .attach(e.lease)
+        .then(() => this.writeSubnetEnv(config, e.lease))
+        .catch((err) => this.log.error({ err: errorText(err) }, 'setting up the overlay device failed'));
     });
     keeper.on('lost', (e: { subnet: unknown; reason: string }) => this.log.error(e, 'lease lost; re-acquiring'));
     const lease = await keeper.acquire(config, this.abort.signal);
     if ((this.state as AgentState) === 'stopped') return;
     await dataplane.attach(lease);
+    await this.writeSubnetEnv(config, lease);
     this.leaseWatch = this.store.watchLeases((ev) => this.onLeaseEvent(ev));
     dataplane.startTimer(this.opts.resyncIntervalMs);
     this.state = 'ready';
@@ -179,6 +188,19 @@ export class OverlayAgent extends EventEmitter {
     this.emit('peers', ev);
   }
 
+  /** flanneld's subnet.env (SUBNET_FILE); a failure is a warning, never fatal. */
+  private async writeSubnetEnv(config: NetworkConfig, lease: Lease): Promise<void> {
+    const path = this.opts.subnetFile;
+    const dp = this.dataplane;
+    if (!path || !dp || this.state === 'stopped') return;
+    try {
+      await writeSubnetFile(path, subnetEnvContent(config.network, lease.subnet, dp.mtu, this.opts.ipMasq ?? false));
+      this.log.info({ path, subnet: formatCidr(lease.subnet) }, 'subnet.env written');
+    } catch (e) {
+      this.log.warn({ err: errorText(e), path }, 'could not write subnet.env (SUBNET_FILE); the overlay works without it');
+    }
+  }
+
   private attrsFor(config: NetworkConfig): LeaseAttrs {
     const b = config.backend;
     if (b.type === 'vxlan') {
@@ -191,7 +213,7 @@ export class OverlayAgent extends EventEmitter {
     this.state = 'stopped';
     this.abort.abort();
     await this.configWatch?.stop();
-    this.dataplane?.stop();
+    await this.dataplane?.detach();
     await this.leaseWatch?.stop();
     await this.keeper?.stop();
   }

@@ -21,6 +21,7 @@ import { NetworkConfig } from '../domain/network-config';
 import { desiredPeers, PeerOp, PeerState, planPeers, routeInOverlay } from '../domain/peers';
 import { isOnLink, PublicInterface } from './public-interface';
 import { errorText } from '../errors';
+import { masqCommands } from '../domain/masq-rules';
 
 export const VXLAN_OVERHEAD = 50;
 const WRITE_PIPELINE = 16; // netlink requests in flight per stage
@@ -57,6 +58,8 @@ export class OverlayDataplane {
   private timer: NodeJS.Timeout | null = null;
   private warned = new Set<string>();
   private forwardState: 'present' | 'added' | 'no-chain' | 'error' | null = null;
+  private detached = false;
+  private masqState: 'present' | 'updated' | 'no-chain' | 'error' | 'off' | null = null;
   readonly stats: DataplaneStats = { fullSyncs: 0, fastSyncs: 0, opsApplied: 0, errors: 0, lastDrift: 0 };
 
   constructor(
@@ -65,6 +68,7 @@ export class OverlayDataplane {
     private readonly log: Logger,
     private readonly config: NetworkConfig,
     private readonly pub: PublicInterface,
+    private readonly opts: { ipMasq?: boolean } = {},
   ) {}
 
   /** The MTU containers on this overlay must use. */
@@ -97,6 +101,7 @@ export class OverlayDataplane {
 
   private async ensureDevice(): Promise<void> {
     await this.ensureForwardRules();
+    await this.ensureMasqRules();
     const b = this.config.backend;
     if (b.type !== 'vxlan') {
       // host-gw: packets from peers arrive on the public interface and are routed to local bridges.
@@ -153,6 +158,63 @@ export class OverlayDataplane {
     this.forwardState = state;
   }
 
+  /**
+   * flannel's ip-masq rules (IP_MASQ, nft-masq.ts): containers leaving the overlay get the host's
+   * address, overlay ↔ overlay is never translated. Checked on every full sync and on a lease
+   * change (the rules name our subnet, so old ones are replaced). With IP_MASQ off, rules a
+   * previous run left are removed once. Failures are logged, never fail the sync.
+   */
+  private async ensureMasqRules(): Promise<void> {
+    if (this.detached) return;
+    const network = formatCidr(this.config.network);
+    if (!this.opts.ipMasq) {
+      if (this.masqState === 'off') return;
+      this.masqState = 'off';
+      const n = await this.kernel.removeMasquerade(network).catch(() => 0);
+      if (typeof n === 'number' && n > 0) this.log.info({ network, rules: n }, 'IP_MASQ is off: removed the masquerade rules of an earlier run');
+      return;
+    }
+    if (!this.own) return;
+    const subnet = formatCidr(this.own.subnet);
+    let state: 'present' | 'updated' | 'no-chain';
+    try {
+      state = await this.kernel.ensureMasquerade(network, subnet);
+    } catch (e) {
+      if (this.masqState !== 'error') this.log.warn({ err: errorText(e), network }, 'could not write the masquerade rules (IP_MASQ); containers may not reach the outside');
+      this.masqState = 'error';
+      return;
+    }
+    if (state === 'updated') this.log.info({ network, subnet }, 'masquerade rules written (nftables ip nat POSTROUTING)');
+    else if (state === 'no-chain' && this.masqState !== 'no-chain') {
+      this.log.warn(
+        { network, commands: masqCommands(network, subnet) },
+        'no nftables "ip nat POSTROUTING" chain (yet; dockerd creates it); with iptables-legacy, add the masquerade rules by hand',
+      );
+    }
+    this.masqState = state;
+  }
+
+  /**
+   * Leaving the overlay (the daemon stops cleanly): stop syncing, wait for a sync in flight, remove
+   * our masquerade rules (flanneld keeps its own; we don't leave NAT behind for a plugin that is
+   * disabled or removed). The vxlan device and peer entries stay, as with flanneld. Never throws.
+   */
+  async detach(): Promise<void> {
+    this.stop();
+    this.detached = true; // no new syncs, no retries
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.idle(), new Promise((r) => (timer = setTimeout(r, 5000)))]);
+    clearTimeout(timer);
+    if (!this.opts.ipMasq) return;
+    const network = formatCidr(this.config.network);
+    try {
+      const n = await this.queue.run(() => this.kernel.removeMasquerade(network));
+      if (typeof n === 'number' && n > 0) this.log.info({ network, rules: n }, 'masquerade rules removed');
+    } catch (e) {
+      this.log.warn({ err: errorText(e), network }, 'could not remove the masquerade rules');
+    }
+  }
+
   /** Replace the whole lease set (a watcher snapshot). */
   setLeases(leases: readonly Lease[]): void {
     this.leases = new Map(leases.map((l) => [formatCidr(l.subnet), l]));
@@ -180,6 +242,7 @@ export class OverlayDataplane {
   }
 
   requestSync(kind: 'fast' | 'full'): Promise<void> {
+    if (this.detached) return this.running ?? Promise.resolve();
     if (kind === 'full' || this.pending === 'none') this.pending = kind;
     if (!this.running) {
       this.running = this.loop().finally(() => (this.running = null));
@@ -203,7 +266,7 @@ export class OverlayDataplane {
         this.log.error({ err: errorText(e) }, 'overlay sync failed; retrying with a full sync');
         this.applied.clear();
         await new Promise((r) => setTimeout(r, 1000));
-        if (this.pending === 'none') this.pending = 'full';
+        if (this.pending === 'none' && !this.detached) this.pending = 'full';
       }
     }
   }

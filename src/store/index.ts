@@ -12,6 +12,7 @@ import { createEtcdClient, EtcdClientOptions } from './etcd-client';
 import { EtcdLeaseKeeper, KeeperTuning } from './lease-keeper';
 import { LeaseWatcher } from './lease-watcher';
 import { overlayKeys, OverlayKeys } from './keys';
+import { NetworkRecordStore } from './network-records';
 import type { LeaseKeeperOptions } from './types';
 
 export { AddressStore } from './address-store';
@@ -19,6 +20,7 @@ export { ConfigStore, configStateOf, type ConfigWatch } from './config-store';
 export { createEtcdClient, toStoreError, isUnavailable } from './etcd-client';
 export { EtcdLeaseKeeper, type KeeperTuning } from './lease-keeper';
 export { LeaseWatcher } from './lease-watcher';
+export { NetworkRecordStore, parseNetworkRecord, type NetworkRecord, type NetworkRecordEvents } from './network-records';
 export { overlayKeys, leaseSubnetOfKey, parseAddressKey, type OverlayKeys } from './keys';
 export type * from './types';
 
@@ -31,6 +33,8 @@ export interface OverlayStore {
   /** A new keeper of this host's lease (call acquire()). */
   keeper(opts: LeaseKeeperOptions, tuning?: KeeperTuning): EtcdLeaseKeeper;
   readonly addresses: AddressStore;
+  /** Replicated Docker networks (used under the default overlay's prefix). */
+  readonly networks: NetworkRecordStore;
 }
 
 export interface Store {
@@ -83,6 +87,7 @@ export function openStore(
           leases: () => track(new LeaseWatcher(client, keys, olog)),
           keeper: (o, tuning) => track(new EtcdLeaseKeeper(client, keys, olog, o, tuning)),
           addresses: new AddressStore(client, keys, olog),
+          networks: new NetworkRecordStore(client, keys, olog, track),
         };
         overlays.set(keys.prefix, ov);
       }

@@ -308,6 +308,27 @@ export class FakeKernel implements Kernel {
     return 'added';
   }
 
+  /** ip-masq rules: network → the subnet they were written for; `natChain` false = no nftables nat chain. */
+  readonly masquerade = new Map<string, string>();
+  natChain = true;
+  async ensureMasquerade(network: string, subnet: string): Promise<'present' | 'updated' | 'no-chain'> {
+    this.enter('ensureMasquerade', `${network} ${subnet}`);
+    parseNetworkCidr(network);
+    parseNetworkCidr(subnet);
+    if (!this.natChain) return 'no-chain';
+    if (this.masquerade.get(network) === subnet) return 'present';
+    this.masquerade.set(network, subnet);
+    this.writes.push(`ensureMasquerade ${network} ${subnet}`);
+    return 'updated';
+  }
+  async removeMasquerade(network: string): Promise<number | 'no-chain'> {
+    this.enter('removeMasquerade', network);
+    if (!this.natChain) return 'no-chain';
+    const had = this.masquerade.delete(network);
+    if (had) this.writes.push(`removeMasquerade ${network}`);
+    return had ? 5 : 0;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
   }

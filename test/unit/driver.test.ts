@@ -136,3 +136,15 @@ test('after a reboot (bridge gone) CreateEndpoint rebuilds the bridge from the a
     /not known to overlay-flannel/,
   );
 });
+
+test('RequestPool refuses an overlay that already has a network here (Docker would re-request the pool forever); the other overlay and --subnet replays pass', async () => {
+  const { driver } = setup();
+  const args = (options: Record<string, string>, pool = '') => ({ addressSpace: 'x', pool, subPool: '', options, v6: false });
+  await driver.requestPool(args({}));
+  await driver.createNetwork(createNetworkArgs('10.9.5.0/24'));
+  await assert.rejects(driver.requestPool(args({})), /overlay "default" already has a Docker network on this host \(bridge ofb-/);
+  await driver.requestPool(args({ network: 'blue' }));
+  await driver.requestPool(args({}, '10.9.5.0/24'));
+  await driver.deleteNetwork(NID);
+  await driver.requestPool(args({}));
+});

@@ -1,0 +1,109 @@
+/**
+ * The decisions of network replication, as pure functions of the records in etcd and the networks
+ * of the local Docker daemon (src/docker/network-replicator.ts carries them out with dockerode).
+ *   - a record whose name the local Docker does not know → create that network here;
+ *   - a record deleted → remove the local network of that name if it is ours (same driver) and no
+ *     container uses it; otherwise keep it (and say why);
+ *   - a network our driver created for a user → record it (name, driver and IPAM options, labels),
+ *     never its subnet: every host's network gets the subnet of that host's lease.
+ */
+import type { NetworkRecord } from '../store/network-records';
+
+/** A network of the local Docker daemon, as `docker network inspect` shows it. */
+export interface LocalNetwork {
+  id: string;
+  name: string;
+  driver: string;
+  ipamDriver: string;
+  driverOpts: Record<string, string>;
+  ipamOpts: Record<string, string>;
+  labels: Record<string, string>;
+  internal: boolean;
+  attachable: boolean;
+  /** Containers attached on this host (undefined when the listing did not say: unknown). */
+  containers?: number;
+}
+
+/** The records whose network the local Docker lacks (by name), in name order. */
+export function networksToCreate(records: Iterable<NetworkRecord>, local: Iterable<Pick<LocalNetwork, 'name'>>): NetworkRecord[] {
+  const have = new Set([...local].map((n) => n.name));
+  return [...records].filter((r) => !have.has(r.name)).sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export type RemovalDecision =
+  | { action: 'remove'; id: string }
+  | { action: 'keep'; reason: string }
+  | { action: 'none' };
+
+/** What to do with the local network `name` when its record was deleted. */
+export function removalOf(name: string, local: LocalNetwork | null, prev: NetworkRecord | null): RemovalDecision {
+  if (!local) return { action: 'none' };
+  if (prev && local.driver !== prev.driver) return { action: 'keep', reason: `the local network "${name}" has another driver (${local.driver})` };
+  if (local.containers === undefined) return { action: 'keep', reason: `cannot tell whether containers use "${name}"` };
+  if (local.containers > 0) return { action: 'keep', reason: `${local.containers} container(s) on this host still use "${name}"` };
+  return { action: 'remove', id: local.id };
+}
+
+/** The record of a network a user created with our driver on this host. */
+export function recordOf(n: LocalNetwork, createdBy: string): NetworkRecord {
+  return {
+    name: n.name,
+    driver: n.driver,
+    ipamDriver: n.ipamDriver || n.driver,
+    driverOpts: { ...n.driverOpts },
+    ipamOpts: { ...n.ipamOpts },
+    labels: { ...n.labels },
+    internal: n.internal,
+    attachable: n.attachable,
+    createdBy,
+  };
+}
+
+/** The body of Docker's POST /networks/create for a record (no subnet: IPAM picks this host's lease). */
+export function createRequestOf(r: NetworkRecord): {
+  Name: string;
+  Driver: string;
+  CheckDuplicate: boolean;
+  Internal: boolean;
+  Attachable: boolean;
+  Options: Record<string, string>;
+  Labels: Record<string, string>;
+  IPAM: { Driver: string; Options: Record<string, string>; Config: never[] };
+} {
+  return {
+    Name: r.name,
+    Driver: r.driver,
+    CheckDuplicate: true,
+    Internal: r.internal,
+    Attachable: r.attachable,
+    Options: { ...r.driverOpts },
+    Labels: { ...r.labels },
+    IPAM: { Driver: r.ipamDriver, Options: { ...r.ipamOpts }, Config: [] },
+  };
+}
+
+/** A Docker inspect/list entry as a LocalNetwork. */
+export function localNetworkOf(info: {
+  Id: string;
+  Name: string;
+  Driver: string;
+  IPAM?: { Driver?: string; Options?: Record<string, string> | null } | null;
+  Options?: Record<string, string> | null;
+  Labels?: Record<string, string> | null;
+  Internal?: boolean;
+  Attachable?: boolean;
+  Containers?: Record<string, unknown> | null;
+}, withContainers: boolean): LocalNetwork {
+  return {
+    id: info.Id,
+    name: info.Name,
+    driver: info.Driver,
+    ipamDriver: info.IPAM?.Driver ?? '',
+    driverOpts: { ...(info.Options ?? {}) },
+    ipamOpts: { ...(info.IPAM?.Options ?? {}) },
+    labels: { ...(info.Labels ?? {}) },
+    internal: info.Internal ?? false,
+    attachable: info.Attachable ?? false,
+    ...(withContainers ? { containers: Object.keys(info.Containers ?? {}).length } : {}),
+  };
+}

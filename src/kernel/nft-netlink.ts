@@ -1,0 +1,224 @@
+/**
+ * The small nftables-over-netlink toolkit shared by nft-forward.ts and nft-masq.ts: message and
+ * attribute encoding, rule expressions in the shapes iptables-nft writes (so `iptables -S` can
+ * still read a chain we touched, and dockerd's iptables calls keep working), the reply decoder, and
+ * one request/reply exchange over a short-lived NETLINK_NETFILTER socket (CAP_NET_ADMIN only).
+ */
+import { getSystemErrorName } from 'node:util';
+import { RawNetlinkSocket } from 'netlink';
+import { KernelError } from './errno';
+import { OverlayError } from '../errors';
+
+const NETLINK_NETFILTER = 12;
+export const NFNL_SUBSYS_NFTABLES = 10;
+export const NFNL_MSG_BATCH_BEGIN = 0x10;
+export const NFNL_MSG_BATCH_END = 0x11;
+export const NFT_MSG_GETCHAIN = 4;
+export const NFT_MSG_NEWRULE = 6;
+export const NFT_MSG_GETRULE = 7;
+export const NFT_MSG_DELRULE = 8;
+export const NFPROTO_IPV4 = 2;
+export const NLM_F_REQUEST = 0x1;
+export const NLM_F_ACK = 0x4;
+export const NLM_F_DUMP = 0x300;
+export const NLM_F_CREATE = 0x400;
+export const NLM_F_APPEND = 0x800;
+const NLMSG_ERROR = 2;
+const NLMSG_DONE = 3;
+const NLA_F_NESTED = 0x8000;
+export const NFTA_RULE_TABLE = 1;
+export const NFTA_RULE_CHAIN = 2;
+export const NFTA_RULE_HANDLE = 3;
+export const NFTA_RULE_EXPRESSIONS = 4;
+export const NFTA_RULE_USERDATA = 7;
+export const NFTA_CHAIN_TABLE = 1;
+export const NFTA_CHAIN_NAME = 3;
+export const NF_ACCEPT = 1;
+export const NFT_RETURN = -5;
+
+// ---- encoding ----
+export const u32be = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n >>> 0);
+  return b;
+};
+export const str = (s: string): Buffer => Buffer.from(`${s}\0`, 'utf8');
+export function attr(type: number, value: Buffer): Buffer {
+  const len = 4 + value.length;
+  const b = Buffer.alloc((len + 3) & ~3);
+  b.writeUInt16LE(len, 0);
+  b.writeUInt16LE(type, 2);
+  value.copy(b, 4);
+  return b;
+}
+export const nest = (type: number, ...attrs: Buffer[]): Buffer => attr(type | NLA_F_NESTED, Buffer.concat(attrs));
+export function expr(name: string, ...data: Buffer[]): Buffer {
+  return nest(1 /* NFTA_LIST_ELEM */, attr(1 /* NFTA_EXPR_NAME */, str(name)), nest(2 /* NFTA_EXPR_DATA */, ...data));
+}
+const dataValue = (type: number, v: Buffer): Buffer => nest(type, attr(1 /* NFTA_DATA_VALUE */, v));
+export function message(type: number, flags: number, seq: number, family: number, resId: number, body: Buffer[]): Buffer {
+  const payload = Buffer.concat([Buffer.from([family, 0, resId >> 8, resId & 0xff]), ...body]);
+  const h = Buffer.alloc(16);
+  h.writeUInt32LE(16 + payload.length, 0);
+  h.writeUInt16LE(type, 4);
+  h.writeUInt16LE(flags, 6);
+  h.writeUInt32LE(seq, 8);
+  return Buffer.concat([h, payload]);
+}
+export const nftType = (msg: number): number => (NFNL_SUBSYS_NFTABLES << 8) | msg;
+export const batch = (seq: () => number, msgs: Buffer[]): Buffer =>
+  Buffer.concat([
+    message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq(), 0, NFNL_SUBSYS_NFTABLES, []),
+    ...msgs,
+    message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq(), 0, NFNL_SUBSYS_NFTABLES, []),
+  ]);
+
+/** `ip saddr|daddr [!=] a.b.c.d/len` as iptables-nft writes `[!] -s|-d`: load 4 bytes, mask, compare. */
+export function matchAddress(cidr: string, dir: 'src' | 'dst', negate = false): Buffer[] {
+  const [base = '', lenText = ''] = cidr.split('/');
+  const len = Number(lenText);
+  const addr = Buffer.from(base.split('.').map(Number));
+  const mask = u32be(len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0);
+  return [
+    expr('payload', attr(1, u32be(1)) /* DREG reg1 */, attr(2, u32be(1)) /* BASE network header */, attr(3, u32be(dir === 'src' ? 12 : 16)), attr(4, u32be(4))),
+    ...(len < 32 ? [expr('bitwise', attr(1, u32be(1)), attr(2, u32be(1)), attr(3, u32be(4)), dataValue(4, mask), dataValue(5, Buffer.alloc(4)))] : []),
+    expr('cmp', attr(1, u32be(1)) /* SREG */, attr(2, u32be(negate ? 1 : 0)) /* EQ | NEQ */, dataValue(3, addr)),
+  ];
+}
+export const counter = (): Buffer => expr('counter');
+/** An accept/return verdict (`-j ACCEPT`, `-j RETURN`). */
+export const verdict = (code: number): Buffer =>
+  expr('immediate', attr(1, u32be(0)) /* DREG verdict */, nest(2, nest(2 /* NFTA_DATA_VERDICT */, attr(1 /* CODE */, u32be(code)))));
+/**
+ * `-j MASQUERADE [--random-fully]` the way iptables-nft writes it: the xtables target through
+ * nft_compat (struct nf_nat_ipv4_multi_range_compat, rangesize 1, padded to 8 bytes). nft's native
+ * `masq` expression would make the chain unreadable to iptables 1.8 ("incompatible, use nft") and
+ * break dockerd's own iptables calls on that chain.
+ */
+export function masqueradeTarget(randomFully: boolean): Buffer {
+  const info = Buffer.alloc(24);
+  info.writeUInt32LE(1, 0); // rangesize (host order; little-endian hosts only, like the rest of this adapter)
+  info.writeUInt32LE(randomFully ? 0x10 /* NF_NAT_RANGE_PROTO_RANDOM_FULLY */ : 0, 4);
+  return expr('target', attr(1 /* NFTA_TARGET_NAME */, str('MASQUERADE')), attr(2 /* REV */, u32be(0)), attr(3 /* INFO */, info));
+}
+/** A rule comment (`-m comment --comment`), as libnftnl user data. */
+export function commentUdata(comment: string): Buffer {
+  const c = str(comment);
+  return Buffer.concat([Buffer.from([0 /* NFTNL_UDATA_RULE_COMMENT */, c.length]), c]);
+}
+
+// ---- decoding ----
+export interface Reply {
+  type: number;
+  seq: number;
+  payload: Buffer;
+}
+function splitMessages(buf: Buffer): Reply[] {
+  const out: Reply[] = [];
+  for (let off = 0; off + 16 <= buf.length; ) {
+    const len = buf.readUInt32LE(off);
+    if (len < 16 || off + len > buf.length) break;
+    out.push({ type: buf.readUInt16LE(off + 4), seq: buf.readUInt32LE(off + 8), payload: buf.subarray(off + 16, off + len) });
+    off += (len + 3) & ~3;
+  }
+  return out;
+}
+/** Attributes of `buf` from `start` (4 for an nfnetlink payload, after nfgenmsg), type → value. */
+export function attrsOf(buf: Buffer, start = 4): Map<number, Buffer> {
+  const m = new Map<number, Buffer>();
+  for (const [type, value] of attrList(buf, start)) m.set(type, value);
+  return m;
+}
+/** Attributes in order (repeated types kept), flags stripped from the type. */
+export function attrList(buf: Buffer, start = 0): [number, Buffer][] {
+  const out: [number, Buffer][] = [];
+  for (let off = start; off + 4 <= buf.length; ) {
+    const len = buf.readUInt16LE(off);
+    if (len < 4 || off + len > buf.length) break;
+    out.push([buf.readUInt16LE(off + 2) & 0x3fff, buf.subarray(off + 4, off + len)]);
+    off += (len + 3) & ~3;
+  }
+  return out;
+}
+/** The comment in a rule's user data (libnftnl TLVs), if any. */
+export function commentOf(udata: Buffer | undefined): string | undefined {
+  for (let off = 0; udata && off + 2 <= udata.length; off += 2 + udata[off + 1]!) {
+    if (udata[off] === 0) return udata.subarray(off + 2, off + 2 + udata[off + 1]!).toString('utf8').replace(/\0+$/, '');
+  }
+  return undefined;
+}
+
+/** Send `msgs` and collect replies until every seq in `waitSeqs` got its ACK/error (or DONE for dumps). */
+export function exchange(msgs: Buffer, waitSeqs: number[], timeoutMs: number): Promise<Map<number, { errno: number; msgs: Reply[] }>> {
+  return new Promise((resolve, reject) => {
+    const sock = new RawNetlinkSocket(NETLINK_NETFILTER);
+    const results = new Map<number, { errno: number; msgs: Reply[] }>();
+    const open = new Set(waitSeqs);
+    const finish = (err?: Error): void => {
+      clearTimeout(timer);
+      sock.close();
+      if (err) reject(err);
+      else resolve(results);
+    };
+    const timer = setTimeout(() => finish(new OverlayError('UNAVAILABLE', `nftables: no answer from the kernel within ${timeoutMs} ms`)), timeoutMs);
+    sock.on('error', (e) => finish(e));
+    sock.on('message', (buf: Buffer) => {
+      for (const r of splitMessages(buf)) {
+        if (!open.has(r.seq)) continue;
+        const entry = results.get(r.seq) ?? { errno: 0, msgs: [] };
+        results.set(r.seq, entry);
+        if (r.type === NLMSG_ERROR) {
+          entry.errno = r.payload.readInt32LE(0);
+          open.delete(r.seq);
+        } else if (r.type === NLMSG_DONE) open.delete(r.seq);
+        else entry.msgs.push(r);
+      }
+      if (open.size === 0) finish();
+    });
+    sock.send(msgs, {}, (e) => e && finish(e));
+  });
+}
+
+export function kernelError(what: string, errno: number): KernelError {
+  const name = getSystemErrorName(errno);
+  return new KernelError(`${what}: ${name}${name === 'EPERM' ? ' (needs CAP_NET_ADMIN)' : ''}`, name);
+}
+
+/** A sequence counter for one call. */
+export function sequencer(): () => number {
+  let seq = (Date.now() & 0x7fffffff) >>> 0;
+  return () => ++seq;
+}
+
+export interface DumpedRule {
+  handle: bigint;
+  comment: string | undefined;
+  expressions: Buffer;
+}
+
+/**
+ * The rules of `table`/`chain` (family ip), or 'no-chain' if that chain does not exist.
+ */
+export async function dumpChain(table: string, chain: string, timeoutMs: number): Promise<DumpedRule[] | 'no-chain'> {
+  const seq = sequencer();
+  const chainSeq = seq();
+  const dumpSeq = seq();
+  const query = Buffer.concat([
+    message(nftType(NFT_MSG_GETCHAIN), NLM_F_REQUEST | NLM_F_ACK, chainSeq, NFPROTO_IPV4, 0, [attr(NFTA_CHAIN_TABLE, str(table)), attr(NFTA_CHAIN_NAME, str(chain))]),
+    message(nftType(NFT_MSG_GETRULE), NLM_F_REQUEST | NLM_F_DUMP, dumpSeq, NFPROTO_IPV4, 0, [attr(NFTA_RULE_TABLE, str(table)), attr(NFTA_RULE_CHAIN, str(chain))]),
+  ]);
+  const got = await exchange(query, [chainSeq, dumpSeq], timeoutMs);
+  const chainErr = got.get(chainSeq)?.errno ?? 0;
+  if (chainErr === -2 /* ENOENT */) return 'no-chain';
+  if (chainErr < 0) throw kernelError(`nftables: get chain ${table} ${chain}`, chainErr);
+  const dump = got.get(dumpSeq);
+  if (dump && dump.errno < 0) {
+    if (dump.errno === -2) return 'no-chain';
+    throw kernelError(`nftables: list rules of ${table} ${chain}`, dump.errno);
+  }
+  return (dump?.msgs ?? []).map((m) => {
+    const a = attrsOf(m.payload);
+    const h = a.get(NFTA_RULE_HANDLE);
+    return { handle: h && h.length >= 8 ? h.readBigUInt64BE(0) : 0n, comment: commentOf(a.get(NFTA_RULE_USERDATA)), expressions: a.get(NFTA_RULE_EXPRESSIONS) ?? Buffer.alloc(0) };
+  });
+}
