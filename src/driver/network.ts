@@ -11,9 +11,10 @@ import type { Kernel, LinkInfo } from '../kernel/types';
 import { gatewayOf } from '../domain/addresses';
 import { Cidr, cidr, cidrContains, formatCidr, formatIPv4, parseCidr, parseIPv4 } from '../domain/ipv4';
 import { bridgeName, vethNames } from '../domain/names';
-import { conflict, invalid, notFound, unsupported } from '../errors';
+import { conflict, invalid, notFound, unavailable, unsupported } from '../errors';
+import { portRules, portRuleText } from '../domain/port-rules';
 import { SerialQueue } from '../util/serial-queue';
-import type { CreateEndpointArgs, CreateEndpointResult, CreateNetworkArgs, JoinArgs, JoinResult } from './types';
+import type { CreateEndpointArgs, CreateEndpointResult, CreateNetworkArgs, ExternalConnectivityArgs, JoinArgs, JoinResult } from './types';
 import { OverlayDirectory, OverlayHandle } from './overlays';
 
 export const MTU_OPTION = 'com.docker.network.driver.mtu';
@@ -35,6 +36,8 @@ interface BridgeView {
 }
 
 export class NetworkDriver {
+  /** endpoint id → container address (plain IP), from CreateEndpoint; for published ports. */
+  private readonly addresses = new Map<string, string>();
   constructor(
     private readonly kernel: Kernel,
     private readonly queue: SerialQueue,
@@ -97,6 +100,7 @@ export class NetworkDriver {
       if (!br) br = await this.rebuildBridge(a);
       await this.kernel.ensureVethPair(names.host, names.container, br.mtu, bridge);
     });
+    if (a.address) this.addresses.set(a.endpointId, a.address.split('/')[0]!);
     return {};
   }
 
@@ -120,7 +124,47 @@ export class NetworkDriver {
   }
 
   async deleteEndpoint(endpointId: string): Promise<void> {
-    await this.queue.run(() => this.kernel.deleteLink(vethNames(endpointId).host));
+    this.addresses.delete(endpointId);
+    await this.queue.run(async () => {
+      // Normally gone already (Revoke comes first); a failure here must not keep the veth.
+      await this.removePorts(endpointId).catch((e: unknown) => this.log.warn({ endpoint: endpointId.slice(0, 12), err: e }, 'could not remove published-port rules'));
+      await this.kernel.deleteLink(vethNames(endpointId).host);
+    });
+  }
+
+  /**
+   * Published ports: DNAT rules (nat PREROUTING + OUTPUT) from the host ports to the endpoint's
+   * address, which Docker only sent in CreateEndpoint (kept in memory). The rules carry the
+   * endpoint id in their comment, so Revoke/DeleteEndpoint find them without that memory.
+   * Forwarding to the container is already accepted by the overlay's FORWARD rule (-d Network).
+   */
+  async programExternalConnectivity(a: ExternalConnectivityArgs): Promise<void> {
+    const address = this.addresses.get(a.endpointId);
+    const wanted = a.portMap.length > 0;
+    if (!address) {
+      if (!wanted) return;
+      throw notFound(
+        `endpoint ${a.endpointId.slice(0, 12)}: its address is not known to this plugin (restarted since the container was created?), ` +
+          'so its published ports cannot be set up: restart the container',
+      );
+    }
+    const { rules, skipped } = portRules(a.endpointId, address, a.portMap);
+    if (skipped.length > 0) this.log.info({ endpoint: a.endpointId.slice(0, 12), skipped: skipped.map((b) => `[${b.HostIP}]:${b.HostPort}`) }, 'IPv6 port bindings ignored (IPv6 is not supported)');
+    const r = await this.queue.run(() => this.kernel.ensurePortMappings(a.endpointId, rules));
+    if (r === 'no-chain' && rules.length > 0) {
+      throw unavailable(`published ports of endpoint ${a.endpointId.slice(0, 12)}: this host has no nftables "ip nat" table (iptables-legacy?), so nothing was published. Rules wanted:\n` + rules.map((x) => `iptables -t nat ${portRuleText(x).replace('-A ', '-I ')}`).join('\n'));
+    }
+    if (r === 'updated') this.log.info({ endpoint: a.endpointId.slice(0, 12), ports: rules.filter((x) => x.chain === 'PREROUTING').map((x) => x.comment.split(' ').slice(3).join(' ')) }, 'published ports programmed');
+  }
+
+  async revokeExternalConnectivity(endpointId: string): Promise<void> {
+    await this.queue.run(() => this.removePorts(endpointId));
+  }
+
+  /** Inside the queue. */
+  private async removePorts(endpointId: string): Promise<void> {
+    const n = await this.kernel.removePortMappings(endpointId);
+    if (typeof n === 'number' && n > 0) this.log.info({ endpoint: endpointId.slice(0, 12), rules: n }, 'published ports removed');
   }
 
   async endpointOperInfo(networkId: string, endpointId: string): Promise<Record<string, unknown>> {

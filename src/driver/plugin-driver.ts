@@ -1,6 +1,6 @@
 /**
  * The PluginDriver the API serves: IPAM and network use cases side by side. External
- * connectivity (published ports) is answered here and built out by its own module.
+ * connectivity (published ports) is DNAT in the network driver (src/kernel/nft-ports.ts).
  */
 import type { Logger } from 'pino';
 import type { Kernel } from '../kernel/types';
@@ -80,8 +80,10 @@ export class OverlayPluginDriver implements PluginDriver {
   leave(): Promise<void> {
     return this.net.leave();
   }
-  async programExternalConnectivity(_a: ExternalConnectivityArgs): Promise<void> {
-    // Published ports arrive with the outbound-NAT work; until then nothing is exposed.
+  programExternalConnectivity(a: ExternalConnectivityArgs): Promise<void> {
+    return this.net.programExternalConnectivity(a);
   }
-  async revokeExternalConnectivity(): Promise<void> {}
+  revokeExternalConnectivity(_networkId: string, endpointId: string): Promise<void> {
+    return this.net.revokeExternalConnectivity(endpointId);
+  }
 }

@@ -11,6 +11,8 @@ import * as links from './links';
 import * as neigh from './neighbours';
 import { ensureForwardAccept, type ForwardResult } from './nft-forward';
 import { ensureMasquerade, removeMasquerade, type MasqResult } from './nft-masq';
+import { ensurePorts, removePorts, type PortsResult } from './nft-ports';
+import type { PortRule } from '../domain/port-rules';
 import { NlSocket, type NlSocketOptions } from './netlink-socket';
 import * as routes from './routes';
 import type {
@@ -120,6 +122,12 @@ export class NetlinkKernel implements Kernel {
   }
   removeMasquerade(network: string): Promise<number | 'no-chain'> {
     return removeMasquerade(network, this.ns.timeoutMs);
+  }
+  ensurePortMappings(endpointId: string, rules: PortRule[]): Promise<PortsResult> {
+    return ensurePorts(endpointId, rules, this.ns.timeoutMs);
+  }
+  removePortMappings(endpointId: string): Promise<number | 'no-chain'> {
+    return removePorts(endpointId, this.ns.timeoutMs);
   }
 
   /** Pending and queued calls are rejected with 'UNAVAILABLE'; later calls fail the same way. */

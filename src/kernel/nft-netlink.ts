@@ -55,7 +55,7 @@ export const nest = (type: number, ...attrs: Buffer[]): Buffer => attr(type | NL
 export function expr(name: string, ...data: Buffer[]): Buffer {
   return nest(1 /* NFTA_LIST_ELEM */, attr(1 /* NFTA_EXPR_NAME */, str(name)), nest(2 /* NFTA_EXPR_DATA */, ...data));
 }
-const dataValue = (type: number, v: Buffer): Buffer => nest(type, attr(1 /* NFTA_DATA_VALUE */, v));
+export const dataValue = (type: number, v: Buffer): Buffer => nest(type, attr(1 /* NFTA_DATA_VALUE */, v));
 export function message(type: number, flags: number, seq: number, family: number, resId: number, body: Buffer[]): Buffer {
   const payload = Buffer.concat([Buffer.from([family, 0, resId >> 8, resId & 0xff]), ...body]);
   const h = Buffer.alloc(16);

@@ -9,6 +9,8 @@
  * - Failures are OverlayError: code 'KERNEL' with the object and errno in the message, 'UNSUPPORTED'
  *   for a missing kernel feature (e.g. no vxlan module), 'NOT_FOUND' for a missing link on a lookup.
  */
+import type { PortRule } from '../domain/port-rules';
+
 export interface LinkInfo {
   index: number;
   name: string;
@@ -117,6 +119,12 @@ export interface Kernel {
   ensureMasquerade(network: string, subnet: string): Promise<'present' | 'updated' | 'no-chain'>;
   /** Delete the ip-masq rules of `network`: how many there were, 'no-chain' if no nat chain. */
   removeMasquerade(network: string): Promise<number | 'no-chain'>;
+  /** Published ports of endpoint `endpointId`: make its DNAT rules in nftables `ip nat` PREROUTING
+   *  and OUTPUT exactly `rules` (found by their comment, src/domain/port-rules.ts; nft-ports.ts).
+   *  'no-chain' when there is no `ip nat` table (nothing done). */
+  ensurePortMappings(endpointId: string, rules: PortRule[]): Promise<'present' | 'updated' | 'no-chain'>;
+  /** Delete endpoint `endpointId`'s DNAT rules: how many there were, 'no-chain' if no nat table. */
+  removePortMappings(endpointId: string): Promise<number | 'no-chain'>;
 
   close(): Promise<void>;
 }

@@ -14,6 +14,7 @@
 import { conflict, invalid, notFound, OverlayError } from '../../src/errors';
 import { checkIfName, cidrContains, intToIp4, ip4ToInt, macToBuf, parseCidr, parseNetworkCidr } from '../../src/kernel/codec';
 import { KernelError } from '../../src/kernel/errno';
+import { portConflict, portInUse, portRuleText, type PortRule } from '../../src/domain/port-rules';
 import type {
   AddressEntry,
   FdbEntry,
@@ -327,6 +328,32 @@ export class FakeKernel implements Kernel {
     const had = this.masquerade.delete(network);
     if (had) this.writes.push(`removeMasquerade ${network}`);
     return had ? 5 : 0;
+  }
+
+  /** Published-port rules: endpoint id (12) → the rules as `iptables -S` text. */
+  readonly ports = new Map<string, string[]>();
+  async ensurePortMappings(endpointId: string, rules: PortRule[]): Promise<'present' | 'updated' | 'no-chain'> {
+    this.enter('ensurePortMappings', endpointId.slice(0, 12));
+    const want = rules.map(portRuleText);
+    const key = endpointId.slice(0, 12);
+    if (!this.natChain) return want.length === 0 ? 'present' : 'no-chain';
+    const others = [...this.ports].filter(([k]) => k !== key).flatMap(([, v]) => v.map((t) => /--comment "([^"]*)"/.exec(t)?.[1]));
+    const clash = portConflict(endpointId, rules, others);
+    if (clash) throw portInUse(endpointId, clash);
+    const had = this.ports.get(key) ?? [];
+    if (had.length === want.length && had.every((x, i) => x === want[i])) return 'present';
+    if (want.length === 0) this.ports.delete(key);
+    else this.ports.set(key, want);
+    this.writes.push(`ensurePortMappings ${key} ${want.length}`);
+    return 'updated';
+  }
+  async removePortMappings(endpointId: string): Promise<number | 'no-chain'> {
+    this.enter('removePortMappings', endpointId.slice(0, 12));
+    if (!this.natChain) return 'no-chain';
+    const key = endpointId.slice(0, 12);
+    const n = this.ports.get(key)?.length ?? 0;
+    if (this.ports.delete(key)) this.writes.push(`removePortMappings ${key}`);
+    return n;
   }
 
   async close(): Promise<void> {
