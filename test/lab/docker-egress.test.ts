@@ -62,16 +62,7 @@ describe('outbound NAT and subnet.env with the managed plugin', { timeout: 240_0
     etcd = await startEtcd({ netns: lan.ns, host: '192.0.2.254' });
     h1 = await lab.addHost(1);
     h2 = await lab.addHost(2);
-    // The outside: 198.51.100.1, reached through the LAN namespace (the hosts' default gateway).
-    outside = await lab.addContainerNs(undefined, 'out');
-    const ip = (ns: string, ...a: string[]) => run('ip', ['-n', ns, ...a], { timeoutMs: 10_000 });
-    await ip(lan.ns, 'link', 'add', 'vout', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside.ns);
-    await ip(lan.ns, 'addr', 'add', '198.51.100.254/24', 'dev', 'vout');
-    await ip(lan.ns, 'link', 'set', 'vout', 'up');
-    await ip(outside.ns, 'addr', 'add', `${OUTSIDE}/24`, 'dev', 'eth0');
-    await ip(outside.ns, 'link', 'set', 'eth0', 'up');
-    await ip(outside.ns, 'route', 'add', 'default', 'via', '198.51.100.254');
-    await run('ip', ['netns', 'exec', lan.ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    outside = await L.addOutsideNamespace(lab, lan, OUTSIDE);
     const www = join(labRoot(lab.runId), 'www');
     mkdirSync(join(www, 'cgi-bin'), { recursive: true });
     writeFileSync(join(www, 'cgi-bin', 'peer'), CGI);

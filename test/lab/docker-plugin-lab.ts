@@ -13,7 +13,7 @@ import { request } from 'node:http';
 import net from 'node:net';
 import type { DockerHost } from '../helpers/docker-lab';
 import type { EtcdServer } from '../helpers/etcd-server';
-import type { Host } from '../helpers/netns-lab';
+import type { Host, Lab, Ns } from '../helpers/netns-lab';
 import { run } from '../helpers/run';
 import { waitFor } from '../helpers/wait';
 
@@ -224,4 +224,21 @@ export async function pool<T>(tasks: Array<() => Promise<T>>, width: number): Pr
 export async function etcdKeys(etcd: EtcdServer, prefix: string): Promise<string[]> {
   const { stdout } = await etcd.etcdctl(['get', '--prefix', '--keys-only', prefix]);
   return stdout.split('\n').filter(Boolean).sort();
+}
+
+/**
+ * A namespace outside the overlay at `ip` (in 198.51.100.0/24), reached through the LAN namespace,
+ * which routes between it and the hosts (their default gateway is the LAN's 192.0.2.254).
+ */
+export async function addOutsideNamespace(lab: Lab, lan: Ns, ip: string): Promise<Ns> {
+  const outside = await lab.addContainerNs(undefined, 'out');
+  const sh = (ns: string, ...a: string[]) => run('ip', ['-n', ns, ...a], { timeoutMs: 10_000 });
+  await sh(lan.ns, 'link', 'add', 'vout', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside.ns);
+  await sh(lan.ns, 'addr', 'add', '198.51.100.254/24', 'dev', 'vout');
+  await sh(lan.ns, 'link', 'set', 'vout', 'up');
+  await sh(outside.ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0');
+  await sh(outside.ns, 'link', 'set', 'eth0', 'up');
+  await sh(outside.ns, 'route', 'add', 'default', 'via', '198.51.100.254');
+  await run('ip', ['netns', 'exec', lan.ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+  return outside;
 }

@@ -60,15 +60,7 @@ describe('published ports with the managed plugin', { timeout: 240_000 }, () => 
     const lan = await lab.lan();
     etcd = await startEtcd({ netns: lan.ns, host: '192.0.2.254' });
     h1 = await lab.addHost(1);
-    outside = await lab.addContainerNs(undefined, 'out');
-    const ip = (ns: string, ...a: string[]) => run('ip', ['-n', ns, ...a], { timeoutMs: 10_000 });
-    await ip(lan.ns, 'link', 'add', 'vout', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside.ns);
-    await ip(lan.ns, 'addr', 'add', '198.51.100.254/24', 'dev', 'vout');
-    await ip(lan.ns, 'link', 'set', 'vout', 'up');
-    await ip(outside.ns, 'addr', 'add', `${OUTSIDE}/24`, 'dev', 'eth0');
-    await ip(outside.ns, 'link', 'set', 'eth0', 'up');
-    await ip(outside.ns, 'route', 'add', 'default', 'via', '198.51.100.254');
-    await run('ip', ['netns', 'exec', lan.ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    outside = await L.addOutsideNamespace(lab, lan, OUTSIDE);
 
     let built;
     [d1, built] = await Promise.all([startDockerd(h1), buildPlugin({ out: join(labRoot(lab.runId), 'plugin'), build: false })]);
