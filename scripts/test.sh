@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(unit helpers store kernel lab)
+[ ${#suites[@]} -gt 0 ] || suites=(unit helpers store kernel lab faults)
 files=()
 for s in "${suites[@]}"; do
   while IFS= read -r f; do files+=("$f"); done < <(find "test/$s" -name '*.test.ts' 2>/dev/null | sort)

@@ -34,6 +34,12 @@ export interface StartEtcdOptions {
   extraArgs?: string[];
   /** Readiness deadline in milliseconds. Default 15 000. */
   readyTimeoutMs?: number;
+  /**
+   * Serve clients over TLS: the client URL becomes https:// and etcdctl (readiness probe included)
+   * uses these files. The etcd side (--cert-file, --key-file, --client-cert-auth, --trusted-ca-file)
+   * is still given in `extraArgs`.
+   */
+  clientTls?: { caFile: string; certFile: string; keyFile: string };
 }
 
 /** A running (or stopped) etcd made by {@link startEtcd}. */
@@ -136,10 +142,12 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdServer
   let exited: Promise<void> = Promise.resolve();
   let removed = false;
 
-  const endpoint = (): string => `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const scheme = opts.clientTls ? 'https' : 'http';
+  const tlsArgs = opts.clientTls ? [`--cacert=${opts.clientTls.caFile}`, `--cert=${opts.clientTls.certFile}`, `--key=${opts.clientTls.keyFile}`] : [];
+  const endpoint = (): string => `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
   const etcdctl = (args: string[], o: RunOptions = {}): Promise<RunResult> => {
-    const [cmd, a] = inNetns(opts.netns, 'etcdctl', [`--endpoints=${endpoint()}`, '--dial-timeout=2s', '--command-timeout=5s', ...args]);
+    const [cmd, a] = inNetns(opts.netns, 'etcdctl', [`--endpoints=${endpoint()}`, '--dial-timeout=2s', '--command-timeout=5s', ...tlsArgs, ...args]);
     return run(cmd, a, { timeoutMs: 15_000, ...o, env: { ...process.env, ETCDCTL_API: '3', ...o.env } });
   };
 
