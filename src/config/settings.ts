@@ -15,6 +15,7 @@ export const DEFAULTS = {
   IP_MASQ: true,
   SUBNET_FILE: '/run/flannel/subnet.env',
   DOCKER_SOCKET: '/var/run/docker.sock',
+  STATUS_ADDR: '',
 } as const;
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -40,6 +41,8 @@ export interface Settings {
   readonly subnetFile: string;
   /** The Docker API socket (network replication; off when it cannot be used). */
   readonly dockerSocket: string;
+  /** STATUS_ADDR host:port of the status server (page, JSON API, /metrics); '' = off. */
+  readonly statusAddr: string;
 }
 
 export class SettingsError extends Error {
@@ -139,6 +142,12 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const subnetFile = env.SUBNET_FILE === undefined ? DEFAULTS.SUBNET_FILE : env.SUBNET_FILE.trim();
   if (subnetFile !== '' && !subnetFile.startsWith('/')) problems.push(`SUBNET_FILE: "${subnetFile}" must be an absolute path, or empty to not write it`);
 
+  const statusAddr = get('STATUS_ADDR') ?? DEFAULTS.STATUS_ADDR;
+  if (statusAddr !== '') {
+    const m = /^(.+):(\d{1,5})$/.exec(statusAddr);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) problems.push(`STATUS_ADDR: "${statusAddr}" must be host:port such as 127.0.0.1:9890, or empty for no status server`);
+  }
+
   if (problems.length) throw new SettingsError(problems);
   return Object.freeze({
     etcdEndpoints: Object.freeze(endpoints),
@@ -157,6 +166,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     ipMasq: ipMasq as boolean,
     subnetFile,
     dockerSocket,
+    statusAddr,
   });
 }
 

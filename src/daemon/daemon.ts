@@ -21,6 +21,8 @@ import { formatCidr } from '../domain/ipv4';
 import { DEFAULT_OVERLAY } from '../driver/overlays';
 import { OverlayPluginDriver } from '../driver/plugin-driver';
 import { buildApi, closeApi, listenOnSocket } from '../api/server';
+import { buildStatusServer, parseHostPort, StatusMetrics } from '../api/status-server';
+import type { FastifyInstance } from 'fastify';
 import { AgentDirectory } from './overlay-directory';
 import type { OverlayAgent } from '../reconcile/overlay-agent';
 import { OverlayIsolation } from './isolation';
@@ -57,8 +59,13 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
   let api: ReturnType<typeof buildApi> | null = null;
   let isolation: OverlayIsolation | null = null;
   let replicator: NetworkReplicator | null = null;
+  let status: FastifyInstance | null = null;
+  let socketServing: boolean | null = opts.api === false ? null : false;
+  const metrics = settings.statusAddr ? new StatusMetrics() : null;
+  metrics?.install();
   const stop = async () => {
     abort.abort();
+    await status?.close().catch((e) => log.warn({ err: errorText(e) }, 'closing the status server'));
     isolation?.stop();
     await replicator?.stop().catch((e) => log.warn({ err: errorText(e) }, 'stopping network replication'));
     if (api) await closeApi(api, settings.pluginSocket).catch((e) => log.warn({ err: errorText(e) }, 'closing the plugin socket'));
@@ -93,6 +100,25 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
     );
     isolation.start();
     const { agent } = await overlays.join(DEFAULT_OVERLAY);
+    if (metrics) {
+      const addr = parseHostPort(settings.statusAddr)!;
+      status = buildStatusServer(
+        {
+          defaultOverlay: DEFAULT_OVERLAY,
+          overlays: () => [...dir.agentsByName()].map(([name, a]) => ({ name, prefix: dir.all().find((h) => h.name === name)?.prefix ?? '', agent: a })),
+          socketServing: () => socketServing,
+          publicIP: pub.publicIP,
+        },
+        log.child({ component: 'status' }),
+        { metrics },
+      );
+      try {
+        await status.listen({ host: addr.host, port: addr.port });
+        log.info({ addr: settings.statusAddr }, 'status server listening (/, /api/v1/…, /metrics, /healthz)');
+      } catch (e) {
+        log.error({ addr: settings.statusAddr, err: errorText(e) }, 'the status server cannot listen; running without it');
+      }
+    }
     agent.whenReady().then(() => {
       const lease = agent.lease();
       log.info({ subnet: lease ? formatCidr(lease.subnet) : null, mtu: agent.dataplane?.mtu }, 'overlay ready');
@@ -105,8 +131,9 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
         log.warn({ dockerSocket: settings.dockerSocket, err: why }, 'the Docker socket cannot be used: network replication is off (create each network on every host yourself)');
       }
       const driver = new OverlayPluginDriver(kernel, queue, overlays, log.child({ component: 'driver' }), replicator ?? undefined);
-      api = buildApi(driver, log.child({ component: 'api' }));
+      api = buildApi(driver, log.child({ component: 'api' }), metrics ? { observer: metrics.apiObserver } : {});
       await listenOnSocket(api, settings.pluginSocket);
+      socketServing = true;
       log.info({ socket: settings.pluginSocket }, 'plugin API listening');
       replicator?.start(); // after the socket: the networks it creates call back into this plugin
     }

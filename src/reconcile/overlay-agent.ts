@@ -149,6 +149,7 @@ export class OverlayAgent extends EventEmitter {
         .then(() => this.writeSubnetEnv(config, e.lease))
         .catch((err) => this.log.error({ err: errorText(err) }, 'setting up the overlay device failed'));
     });
+    keeper.on('renewed', (e: { lease: Lease }) => this.emit('renewed', e.lease));
     keeper.on('lost', (e: { subnet: unknown; reason: string }) => this.log.error(e, 'lease lost; re-acquiring'));
     const lease = await keeper.acquire(config, this.abort.signal);
     if ((this.state as AgentState) === 'stopped') return;

@@ -46,6 +46,16 @@ export interface DataplaneStats {
   lastDrift: number; // ops the last full sync needed (drift or catch-up)
 }
 
+/** Optional metrics hook (the status server sets it); calls must be cheap and must not throw. */
+export interface DataplaneObserver {
+  onSync(kind: 'fast' | 'full', seconds: number, ok: boolean): void;
+  onOp(op: string): void;
+}
+let observer: DataplaneObserver | null = null;
+export function setDataplaneObserver(o: DataplaneObserver | null): void {
+  observer = o;
+}
+
 export class OverlayDataplane {
   private leases = new Map<string, Lease>();
   private own: Lease | null = null;
@@ -259,9 +269,12 @@ export class OverlayDataplane {
     while (this.pending !== 'none') {
       const kind = this.pending;
       this.pending = 'none';
+      const t0 = performance.now();
       try {
         await this.queue.run(() => this.sync(kind));
+        observer?.onSync(kind, (performance.now() - t0) / 1000, true);
       } catch (e) {
+        observer?.onSync(kind, (performance.now() - t0) / 1000, false);
         this.stats.errors++;
         this.log.error({ err: errorText(e) }, 'overlay sync failed; retrying with a full sync');
         this.applied.clear();
@@ -353,6 +366,7 @@ export class OverlayDataplane {
   private async apply(op: PeerOp): Promise<void> {
     const k = this.kernel;
     this.stats.opsApplied++;
+    observer?.onOp(op.op);
     switch (op.op) {
       case 'deleteRoute':
         return k.deleteRoute(op.dst);
@@ -374,6 +388,11 @@ export class OverlayDataplane {
 
   ownSubnet(): Cidr | null {
     return this.own?.subnet ?? null;
+  }
+
+  /** The peer entries last programmed, per lease subnet (the status server's kernel view). */
+  appliedPeers(): Map<string, PeerState> {
+    return new Map(this.applied);
   }
 
   knownLeases(): Lease[] {

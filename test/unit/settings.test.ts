@@ -41,3 +41,11 @@ test('the password never appears in redacted settings', () => {
   assert.equal(s.etcdPassword, 's3cret');
   assert.ok(!JSON.stringify(redactedSettings(s)).includes('s3cret'));
 });
+
+test('STATUS_ADDR: off by default, host:port when set, refused otherwise', () => {
+  assert.equal(loadSettings({}).statusAddr, '');
+  assert.equal(loadSettings({ STATUS_ADDR: '127.0.0.1:9890' }).statusAddr, '127.0.0.1:9890');
+  for (const bad of ['9890', 'localhost', '127.0.0.1:0', '127.0.0.1:70000']) {
+    assert.throws(() => loadSettings({ STATUS_ADDR: bad }), /STATUS_ADDR/, bad);
+  }
+});

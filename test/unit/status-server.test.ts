@@ -1,0 +1,161 @@
+// The status server through app.inject with fake agents: JSON shapes, /healthz, /metrics names,
+// the API observer, the dataplane hook, the SSE stream and the page.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import pino from 'pino';
+import { buildStatusServer, StatusAgent, StatusMetrics, StatusSource } from '../../src/api/status-server';
+import { parseCidr } from '../../src/domain/ipv4';
+import type { Lease } from '../../src/domain/lease';
+import { setDataplaneObserver } from '../../src/reconcile/overlay-dataplane';
+
+const silent = pino({ level: 'silent' });
+
+function lease(subnet: string, publicIP: string, mac: string): Lease {
+  return { subnet: parseCidr(subnet), attrs: { publicIP, backendType: 'vxlan', vxlan: { vni: 7, vtepMac: mac } }, etcdLease: '1', expiresAt: Date.UTC(2030, 0, 1) };
+}
+
+class FakeAgent extends EventEmitter {
+  state: StatusAgent['state'] = 'ready';
+  lastConfigError: string | null = null;
+  config = { network: parseCidr('10.5.0.0/16'), subnetLen: 24, backend: { type: 'vxlan', vni: 7 } };
+  own = lease('10.5.1.0/24', '192.0.2.1', '0e:00:00:00:00:01');
+  leases = [this.own, lease('10.5.2.0/24', '192.0.2.2', '0e:00:00:00:00:02')];
+  dataplane = {
+    knownLeases: () => this.leases,
+    appliedPeers: () => new Map([['10.5.2.0/24', { neighbours: [{ ip: '10.5.2.0', mac: '0e:00:00:00:00:02' }], fdb: [{ mac: '0e:00:00:00:00:02', dst: '192.0.2.2' }], routes: [{ dst: '10.5.2.0/24', gateway: '10.5.2.0', dev: 'vxlan', onlink: true }] }]]),
+    stats: { fullSyncs: 3, fastSyncs: 2, opsApplied: 6, errors: 0, lastDrift: 1 },
+    deviceName: 'flannel.7',
+    mtu: 1450,
+  };
+  lease(): Lease | null {
+    return this.state === 'ready' ? this.own : null;
+  }
+}
+
+function setup(agent = new FakeAgent(), serving: boolean | null = true) {
+  const src: StatusSource = { defaultOverlay: 'default', overlays: () => [{ name: 'default', prefix: '/x/network', agent: agent as unknown as StatusAgent }], socketServing: () => serving, publicIP: '192.0.2.1' };
+  const metrics = new StatusMetrics();
+  const app = buildStatusServer(src, silent, { metrics, wireIntervalMs: 20 });
+  return { app, agent, metrics };
+}
+
+test('/api/v1/overlays lists config, state, own lease and every lease', async () => {
+  const { app } = setup();
+  const r = await app.inject('/api/v1/overlays');
+  assert.equal(r.statusCode, 200);
+  const j = r.json();
+  assert.equal(j.publicIP, '192.0.2.1');
+  const o = j.overlays[0];
+  assert.deepEqual(
+    { name: o.name, prefix: o.prefix, state: o.state, network: o.config.network, subnetLen: o.config.subnetLen, backend: o.config.backend.type },
+    { name: 'default', prefix: '/x/network', state: 'ready', network: '10.5.0.0/16', subnetLen: 24, backend: 'vxlan' },
+  );
+  assert.deepEqual(o.lease, { subnet: '10.5.1.0/24', publicIP: '192.0.2.1', backend: 'vxlan', vtepMac: '0e:00:00:00:00:01', expiresAt: '2030-01-01T00:00:00.000Z', own: true });
+  assert.deepEqual(o.leases.map((l: { subnet: string; own: boolean }) => [l.subnet, l.own]), [['10.5.1.0/24', true], ['10.5.2.0/24', false]]);
+  await app.close();
+});
+
+test('/api/v1/kernel shows programmed peers and stats', async () => {
+  const { app } = setup();
+  const j = (await app.inject('/api/v1/kernel')).json();
+  const k = j.overlays[0];
+  assert.equal(k.device, 'flannel.7');
+  assert.equal(k.mtu, 1450);
+  assert.deepEqual(k.peers.map((p: { subnet: string }) => p.subnet), ['10.5.2.0/24']);
+  assert.equal(k.peers[0].fdb[0].dst, '192.0.2.2');
+  assert.deepEqual(k.stats, { fullSyncs: 3, fastSyncs: 2, opsApplied: 6, errors: 0, lastDrift: 1 });
+  await app.close();
+});
+
+test('/healthz: 200 when ready and serving, else 503 with the reason', async () => {
+  const a = setup();
+  assert.equal((await a.app.inject('/healthz')).statusCode, 200);
+  a.agent.state = 'waiting-for-config';
+  a.agent.lastConfigError = 'missing';
+  const r = await a.app.inject('/healthz');
+  assert.equal(r.statusCode, 503);
+  assert.match(r.json().reason, /waiting-for-config.*no overlay config/);
+  await a.app.close();
+  const b = setup(new FakeAgent(), false);
+  const r2 = await b.app.inject('/healthz');
+  assert.equal(r2.statusCode, 503);
+  assert.match(r2.json().reason, /plugin socket/);
+  await b.app.close();
+});
+
+test('/metrics: names, leases gauge, API observer, dataplane hook, renewals', async () => {
+  const { app, metrics, agent } = setup();
+  metrics.install();
+  try {
+    metrics.apiObserver.onCall('NetworkDriver.CreateEndpoint', 200, 12);
+    metrics.apiObserver.onCall('NetworkDriver.CreateEndpoint', 503, 40);
+    metrics.dataplaneObserver.onSync('full', 0.02, true);
+    metrics.dataplaneObserver.onSync('fast', 0.001, false);
+    metrics.dataplaneObserver.onOp('replaceRoute');
+    agent.emit('renewed', agent.own);
+    const r = await app.inject('/metrics');
+    assert.equal(r.statusCode, 200);
+    assert.match(String(r.headers['content-type']), /text\/plain/);
+    const t = r.body;
+    for (const line of [
+      'overlay_flannel_leases{overlay="default"} 2',
+      'overlay_flannel_reconcile_runs_total{kind="full"} 1',
+      'overlay_flannel_reconcile_runs_total{kind="fast"} 1',
+      'overlay_flannel_reconcile_errors_total 1',
+      'overlay_flannel_kernel_ops_total{op="replaceRoute"} 1',
+      'overlay_flannel_api_requests_total{call="NetworkDriver.CreateEndpoint",status="200"} 1',
+      'overlay_flannel_api_requests_total{call="NetworkDriver.CreateEndpoint",status="503"} 1',
+      'overlay_flannel_api_request_duration_seconds_count{call="NetworkDriver.CreateEndpoint"} 2',
+      'overlay_flannel_reconcile_duration_seconds_count{kind="full"} 1',
+      'overlay_flannel_lease_renewals_total{overlay="default"} 1',
+    ]) {
+      assert.ok(t.includes(line), `missing ${line} in\n${t}`);
+    }
+  } finally {
+    setDataplaneObserver(null);
+    await app.close();
+  }
+});
+
+test('/api/v1/events streams a snapshot, then another when peers change; / serves the page', async () => {
+  const { app, agent } = setup();
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const port = (app.server.address() as { port: number }).port;
+  const ac = new AbortController();
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1/events`, { signal: ac.signal });
+    assert.match(String(res.headers.get('content-type')), /text\/event-stream/);
+    const reader = res.body!.getReader();
+    let buf = '';
+    const nextEvent = async (): Promise<{ overlays: { leases: { subnet: string }[] }[] }> => {
+      for (;;) {
+        const i = buf.indexOf('\n\n');
+        if (i >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const data = block.split('\n').find((l) => l.startsWith('data: '));
+          if (data) return JSON.parse(data.slice(6));
+          continue;
+        }
+        const { value, done } = await reader.read();
+        if (done) throw new Error('stream ended');
+        buf += Buffer.from(value).toString();
+      }
+    };
+    assert.equal((await nextEvent()).overlays[0].leases.length, 2);
+    agent.leases = [...agent.leases, lease('10.5.3.0/24', '192.0.2.3', '0e:00:00:00:00:03')];
+    agent.emit('peers', { type: 'added' });
+    const ev = await nextEvent();
+    assert.deepEqual(ev.overlays[0].leases.map((l) => l.subnet), ['10.5.1.0/24', '10.5.2.0/24', '10.5.3.0/24']);
+    const page = await fetch(`http://127.0.0.1:${port}/`);
+    assert.match(String(page.headers.get('content-type')), /text\/html/);
+    const html = await page.text();
+    assert.match(html, /EventSource\('api\/v1\/events'\)/);
+    assert.match(html, /"subnet":"10.5.3.0\/24"/, 'the first snapshot is inlined');
+    assert.doesNotMatch(html, /https?:\/\//, 'no external resources');
+  } finally {
+    ac.abort();
+    await app.close();
+  }
+});
