@@ -9,20 +9,12 @@
  */
 import type { NetworkRecord } from '../store/network-records';
 
-/** A network of the local Docker daemon, as `docker network inspect` shows it. */
-export interface LocalNetwork {
+/** A network of the local Docker daemon, as `docker network inspect` shows it: a record's fields plus its id. */
+export type LocalNetwork = Omit<NetworkRecord, 'createdBy'> & {
   id: string;
-  name: string;
-  driver: string;
-  ipamDriver: string;
-  driverOpts: Record<string, string>;
-  ipamOpts: Record<string, string>;
-  labels: Record<string, string>;
-  internal: boolean;
-  attachable: boolean;
   /** Containers attached on this host (undefined when the listing did not say: unknown). */
   containers?: number;
-}
+};
 
 /** The records whose network the local Docker lacks (by name), in name order. */
 export function networksToCreate(records: Iterable<NetworkRecord>, local: Iterable<Pick<LocalNetwork, 'name'>>): NetworkRecord[] {
