@@ -25,23 +25,18 @@
 import {
   attr,
   attrList,
-  batch,
   commentUdata,
   counter,
   dumpChain,
-  exchange,
-  kernelError,
   masqueradeTarget,
   matchAddress,
   message,
   nest,
   NFPROTO_IPV4,
-  NFT_MSG_DELRULE,
   NFT_MSG_NEWRULE,
   NFT_RETURN,
   NFTA_RULE_CHAIN,
   NFTA_RULE_EXPRESSIONS,
-  NFTA_RULE_HANDLE,
   NFTA_RULE_TABLE,
   NFTA_RULE_USERDATA,
   nftType,
@@ -50,11 +45,13 @@ import {
   NLM_F_REQUEST,
   sequencer,
   str,
-  u32be,
   verdict,
+  commitBatch,
+  delRuleMessage,
+  natBaseChain,
+  tableExists,
 } from './nft-netlink';
 
-const NFT_MSG_GETTABLE = 1;
 const NFT_MSG_NEWCHAIN = 3;
 import { masqComment, masqRules, type MasqRule } from '../domain/masq-rules';
 
@@ -130,7 +127,7 @@ export async function ensureMasquerade(network: string, subnet: string, opts: { 
     acks.push(s);
     msgs.push(message(nftType(NFT_MSG_NEWCHAIN), NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK, s, NFPROTO_IPV4, 0, postroutingChain()));
   }
-  for (const r of ours) msgs.push(delRule(base, r.handle, seq, acks));
+  for (const r of ours) msgs.push(delRuleMessage(base, r.handle, seq, acks));
   // Without NLM_F_APPEND a new rule goes to the head of the chain: insert the last one first.
   for (const x of [...want].reverse()) {
     const s = seq();
@@ -150,45 +147,16 @@ export async function removeMasquerade(network: string, timeoutMs = 5000): Promi
   const seq = sequencer();
   const acks: number[] = [];
   const base = [attr(NFTA_RULE_TABLE, str(NAT_TABLE)), attr(NFTA_RULE_CHAIN, str(NAT_CHAIN))];
-  const msgs = ours.map((r) => delRule(base, r.handle, seq, acks));
+  const msgs = ours.map((r) => delRuleMessage(base, r.handle, seq, acks));
   await commit(msgs, acks, seq, timeoutMs, `delete masquerade rules of ${network}`);
   return ours.length;
 }
 
 /** `chain POSTROUTING { type nat hook postrouting priority srcnat (100); policy accept; }`, as iptables-nft makes it. */
 function postroutingChain(): Buffer[] {
-  return [
-    attr(1 /* NFTA_CHAIN_TABLE */, str(NAT_TABLE)),
-    attr(3 /* NFTA_CHAIN_NAME */, str(NAT_CHAIN)),
-    nest(4 /* NFTA_CHAIN_HOOK */, attr(1 /* HOOKNUM */, u32be(4 /* NF_INET_POST_ROUTING */)), attr(2 /* PRIORITY */, u32be(100 /* NF_IP_PRI_NAT_SRC */))),
-    attr(5 /* NFTA_CHAIN_POLICY */, u32be(1 /* NF_ACCEPT */)),
-    attr(7 /* NFTA_CHAIN_TYPE */, str('nat')),
-  ];
+  return natBaseChain(NAT_TABLE, NAT_CHAIN, 4 /* NF_INET_POST_ROUTING */, 100 /* NF_IP_PRI_NAT_SRC */);
 }
 
-/** Whether nftables table `ip <table>` exists. */
-async function tableExists(table: string, timeoutMs: number): Promise<boolean> {
-  const seq = sequencer();
-  const s = seq();
-  const got = await exchange(message(nftType(NFT_MSG_GETTABLE), NLM_F_REQUEST | NLM_F_ACK, s, NFPROTO_IPV4, 0, [attr(1 /* NFTA_TABLE_NAME */, str(table))]), [s], timeoutMs);
-  const errno = got.get(s)?.errno ?? 0;
-  if (errno === -2) return false;
-  if (errno < 0) throw kernelError(`nftables: get table ${table}`, errno);
-  return true;
-}
-
-function delRule(base: Buffer[], handle: bigint, seq: () => number, acks: number[]): Buffer {
-  const h = Buffer.alloc(8);
-  h.writeBigUInt64BE(handle);
-  const s = seq();
-  acks.push(s);
-  return message(nftType(NFT_MSG_DELRULE), NLM_F_REQUEST | NLM_F_ACK, s, NFPROTO_IPV4, 0, [...base, attr(NFTA_RULE_HANDLE, h)]);
-}
-
-async function commit(msgs: Buffer[], acks: number[], seq: () => number, timeoutMs: number, what: string): Promise<void> {
-  const got = await exchange(batch(seq, msgs), acks, timeoutMs);
-  for (const s of acks) {
-    const errno = got.get(s)?.errno ?? 0;
-    if (errno < 0) throw kernelError(`nftables: ${what} in ${NAT_TABLE} ${NAT_CHAIN}`, errno);
-  }
+function commit(msgs: Buffer[], acks: number[], seq: () => number, timeoutMs: number, what: string): Promise<void> {
+  return commitBatch(msgs, acks, seq, timeoutMs, `${what} in ${NAT_TABLE} ${NAT_CHAIN}`);
 }

@@ -222,3 +222,45 @@ export async function dumpChain(table: string, chain: string, timeoutMs: number)
     return { handle: h && h.length >= 8 ? h.readBigUInt64BE(0) : 0n, comment: commentOf(a.get(NFTA_RULE_USERDATA)), expressions: a.get(NFTA_RULE_EXPRESSIONS) ?? Buffer.alloc(0) };
   });
 }
+
+const NFT_MSG_GETTABLE_ = 1;
+
+/** Whether nftables table `ip <table>` exists. */
+export async function tableExists(table: string, timeoutMs: number): Promise<boolean> {
+  const seq = sequencer();
+  const s = seq();
+  const got = await exchange(message(nftType(NFT_MSG_GETTABLE_), NLM_F_REQUEST | NLM_F_ACK, s, NFPROTO_IPV4, 0, [attr(1 /* NFTA_TABLE_NAME */, str(table))]), [s], timeoutMs);
+  const errno = got.get(s)?.errno ?? 0;
+  if (errno === -2) return false;
+  if (errno < 0) throw kernelError(`nftables: get table ${table}`, errno);
+  return true;
+}
+
+/** A base chain of a `nat` table as iptables-nft makes it (policy accept). */
+export function natBaseChain(table: string, name: string, hooknum: number, priority: number): Buffer[] {
+  return [
+    attr(1 /* NFTA_CHAIN_TABLE */, str(table)),
+    attr(3 /* NFTA_CHAIN_NAME */, str(name)),
+    nest(4 /* NFTA_CHAIN_HOOK */, attr(1 /* HOOKNUM */, u32be(hooknum)), attr(2 /* PRIORITY */, u32be(priority))),
+    attr(5 /* NFTA_CHAIN_POLICY */, u32be(1 /* NF_ACCEPT */)),
+    attr(7 /* NFTA_CHAIN_TYPE */, str('nat')),
+  ];
+}
+
+/** A DELRULE message for the rule `handle` of the chain named in `base`; its sequence goes into `acks`. */
+export function delRuleMessage(base: Buffer[], handle: bigint, seq: () => number, acks: number[]): Buffer {
+  const h = Buffer.alloc(8);
+  h.writeBigUInt64BE(handle);
+  const s = seq();
+  acks.push(s);
+  return message(nftType(NFT_MSG_DELRULE), NLM_F_REQUEST | NLM_F_ACK, s, NFPROTO_IPV4, 0, [...base, attr(NFTA_RULE_HANDLE, h)]);
+}
+
+/** Send `msgs` as one transaction; any refused message fails it with `what` and the errno. */
+export async function commitBatch(msgs: Buffer[], acks: number[], seq: () => number, timeoutMs: number, what: string): Promise<void> {
+  const got = await exchange(batch(seq, msgs), acks, timeoutMs);
+  for (const s of acks) {
+    const errno = got.get(s)?.errno ?? 0;
+    if (errno < 0) throw kernelError(`nftables: ${what}`, errno);
+  }
+}

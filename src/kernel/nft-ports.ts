@@ -12,24 +12,19 @@
  */
 import {
   attr,
-  batch,
   commentUdata,
   counter,
   dataValue,
   dumpChain,
-  exchange,
   expr,
-  kernelError,
   matchAddress,
   message,
   nest,
   NFPROTO_IPV4,
   NFTA_RULE_CHAIN,
   NFTA_RULE_EXPRESSIONS,
-  NFTA_RULE_HANDLE,
   NFTA_RULE_TABLE,
   NFTA_RULE_USERDATA,
-  NFT_MSG_DELRULE,
   NFT_MSG_NEWRULE,
   nftType,
   NLM_F_ACK,
@@ -39,11 +34,14 @@ import {
   str,
   u32be,
   type DumpedRule,
+  commitBatch,
+  delRuleMessage,
+  natBaseChain,
+  tableExists,
 } from './nft-netlink';
 import { isPortCommentOf, portConflict, portInUse, type PortChain, type PortRule } from '../domain/port-rules';
 
 const NAT_TABLE = 'nat';
-const NFT_MSG_GETTABLE = 1;
 const NFT_MSG_NEWCHAIN = 3;
 const CHAINS: Record<PortChain, number> = { PREROUTING: 0 /* NF_INET_PRE_ROUTING */, OUTPUT: 3 /* NF_INET_LOCAL_OUT */ };
 export type PortsResult = 'present' | 'updated' | 'no-chain';
@@ -147,7 +145,7 @@ export async function removePorts(endpointId: string, timeoutMs = 5000): Promise
 async function dumpBoth(timeoutMs: number): Promise<Record<PortChain, DumpedRule[] | 'no-chain'> | 'no-chain'> {
   const pre = await dumpChain(NAT_TABLE, 'PREROUTING', timeoutMs);
   const out = await dumpChain(NAT_TABLE, 'OUTPUT', timeoutMs);
-  if (pre === 'no-chain' && out === 'no-chain' && !(await tableExists(timeoutMs))) return 'no-chain';
+  if (pre === 'no-chain' && out === 'no-chain' && !(await tableExists(NAT_TABLE, timeoutMs))) return 'no-chain';
   return { PREROUTING: pre, OUTPUT: out };
 }
 
@@ -155,37 +153,13 @@ const ruleBase = (chain: PortChain): Buffer[] => [attr(NFTA_RULE_TABLE, str(NAT_
 
 /** `chain PREROUTING|OUTPUT { type nat hook … priority dstnat (-100); policy accept; }`, as iptables-nft makes it. */
 function baseChain(chain: PortChain): Buffer[] {
-  return [
-    attr(1 /* NFTA_CHAIN_TABLE */, str(NAT_TABLE)),
-    attr(3 /* NFTA_CHAIN_NAME */, str(chain)),
-    nest(4 /* NFTA_CHAIN_HOOK */, attr(1 /* HOOKNUM */, u32be(CHAINS[chain])), attr(2 /* PRIORITY */, u32be(-100 /* NF_IP_PRI_NAT_DST */))),
-    attr(5 /* NFTA_CHAIN_POLICY */, u32be(1 /* NF_ACCEPT */)),
-    attr(7 /* NFTA_CHAIN_TYPE */, str('nat')),
-  ];
-}
-
-async function tableExists(timeoutMs: number): Promise<boolean> {
-  const seq = sequencer();
-  const s = seq();
-  const got = await exchange(message(nftType(NFT_MSG_GETTABLE), NLM_F_REQUEST | NLM_F_ACK, s, NFPROTO_IPV4, 0, [attr(1 /* NFTA_TABLE_NAME */, str(NAT_TABLE))]), [s], timeoutMs);
-  const errno = got.get(s)?.errno ?? 0;
-  if (errno === -2) return false;
-  if (errno < 0) throw kernelError(`nftables: get table ${NAT_TABLE}`, errno);
-  return true;
+  return natBaseChain(NAT_TABLE, chain, CHAINS[chain], -100 /* NF_IP_PRI_NAT_DST */);
 }
 
 function delRule(chain: PortChain, handle: bigint, seq: () => number, acks: number[]): Buffer {
-  const h = Buffer.alloc(8);
-  h.writeBigUInt64BE(handle);
-  const s = seq();
-  acks.push(s);
-  return message(nftType(NFT_MSG_DELRULE), NLM_F_REQUEST | NLM_F_ACK, s, NFPROTO_IPV4, 0, [...ruleBase(chain), attr(NFTA_RULE_HANDLE, h)]);
+  return delRuleMessage(ruleBase(chain), handle, seq, acks);
 }
 
-async function commit(msgs: Buffer[], acks: number[], seq: () => number, timeoutMs: number, what: string): Promise<void> {
-  const got = await exchange(batch(seq, msgs), acks, timeoutMs);
-  for (const s of acks) {
-    const errno = got.get(s)?.errno ?? 0;
-    if (errno < 0) throw kernelError(`nftables: ${what} in ${NAT_TABLE}`, errno);
-  }
+function commit(msgs: Buffer[], acks: number[], seq: () => number, timeoutMs: number, what: string): Promise<void> {
+  return commitBatch(msgs, acks, seq, timeoutMs, `${what} in ${NAT_TABLE}`);
 }
