@@ -1,9 +1,12 @@
 /**
  * NetworkDriver use cases. The kernel is the record: a Docker network is the bridge
  * `ofb-<network id>` whose address is the gateway (.1) of this host's lease, an endpoint is the
- * veth pair `ofh<id>`/`ofc<id>` on it. Nothing else needs persisting, so a plugin restart loses
+ * veth pair `ofh<id>`/`ofc<id>`. Nothing else needs persisting, so a plugin restart loses
  * nothing, and after a reboot (bridges gone, Docker still has the network) the first
  * CreateEndpoint rebuilds the bridge from the endpoint's address.
+ * Data paths (src/domain/datapath.ts): routed (default) leaves the bridge without ports — it only
+ * records the network and holds the link-local gateway 169.254.1.1, which marks the mode — and
+ * gives each endpoint a host route `<address>/32 dev ofh<id>`; bridge enslaves the veths.
  * All kernel writes go through the host's serial queue, shared with the overlay reconciler.
  */
 import type { Logger } from 'pino';
@@ -11,6 +14,7 @@ import type { Kernel, LinkInfo } from '../kernel/types';
 import { gatewayOf } from '../domain/addresses';
 import { Cidr, cidr, cidrContains, formatCidr, formatIPv4, parseCidr, parseIPv4 } from '../domain/ipv4';
 import { bridgeName, vethNames } from '../domain/names';
+import { datapathOption, joinRoutes, LINK_LOCAL_GATEWAY, LINK_LOCAL_GATEWAY_CIDR, LINK_LOCAL_SCOPE, type Datapath } from '../domain/datapath';
 import { conflict, invalid, notFound, unavailable, unsupported } from '../errors';
 import { portRules, portRuleText } from '../domain/port-rules';
 import { SerialQueue } from '../util/serial-queue';
@@ -33,11 +37,16 @@ interface BridgeView {
   link: LinkInfo;
   gateway: number;
   subnet: Cidr;
+  mode: Datapath;
 }
+
+const LINK_LOCAL = parseCidr(LINK_LOCAL_SCOPE);
 
 export class NetworkDriver {
   /** endpoint id → container address (plain IP), from CreateEndpoint; for published ports. */
   private readonly addresses = new Map<string, string>();
+  /** network id → its data path, as last read from or written to the kernel (for a rebuild). */
+  private readonly modes = new Map<string, Datapath>();
   constructor(
     private readonly kernel: Kernel,
     private readonly queue: SerialQueue,
@@ -62,6 +71,7 @@ export class NetworkDriver {
       );
     }
     const mtu = this.mtuFor(overlay, a.options.generic[MTU_OPTION]);
+    const mode = datapathOption(a.options.generic);
     const name = bridgeName(a.networkId);
     await this.queue.run(async () => {
       const other = (await this.bridges()).find((b) => b.link.name !== name && cidrContains(pool, b.gateway));
@@ -71,9 +81,10 @@ export class NetworkDriver {
             'use that network, or create another overlay (overlay-flannel config set --name NAME …) and pass --ipam-opt network=NAME',
         );
       }
-      await this.ensureBridge(name, pool, mtu);
+      await this.ensureBridge(name, pool, mtu, mode);
+      this.modes.set(a.networkId, mode);
     });
-    this.log.info({ network: a.networkId.slice(0, 12), overlay: overlay.name, subnet: formatCidr(pool), bridge: name, mtu }, 'network created');
+    this.log.info({ network: a.networkId.slice(0, 12), overlay: overlay.name, subnet: formatCidr(pool), bridge: name, mtu, datapath: mode }, 'network created');
     this.events?.networkCreated(a.networkId);
   }
 
@@ -88,6 +99,7 @@ export class NetworkDriver {
 
   async deleteNetwork(networkId: string): Promise<void> {
     await this.queue.run(() => this.kernel.deleteLink(bridgeName(networkId)));
+    this.modes.delete(networkId);
     this.events?.networkDeleted(networkId);
   }
 
@@ -95,13 +107,25 @@ export class NetworkDriver {
     if (a.addressIPv6) throw unsupported('IPv6 endpoints are not supported by overlay-flannel yet');
     const names = vethNames(a.endpointId);
     const bridge = bridgeName(a.networkId);
+    const address = a.address ? a.address.split('/')[0]! : undefined;
     await this.queue.run(async () => {
-      let br = await this.kernel.getLink(bridge);
-      if (!br) br = await this.rebuildBridge(a);
-      await this.kernel.ensureVethPair(names.host, names.container, br.mtu, bridge);
+      const view = (await this.bridgeView(bridge)) ?? (await this.rebuildBridge(a));
+      this.modes.set(a.networkId, view.mode);
+      await this.ensureEndpointLinks(view, names, address);
     });
-    if (a.address) this.addresses.set(a.endpointId, a.address.split('/')[0]!);
+    if (address) this.addresses.set(a.endpointId, address);
     return {};
+  }
+
+  /** Inside the queue. The veth pair, and in routed mode forwarding and the host route on its host end. */
+  private async ensureEndpointLinks(view: BridgeView, names: { host: string; container: string }, address: string | undefined): Promise<void> {
+    if (view.mode === 'bridge') {
+      await this.kernel.ensureVethPair(names.host, names.container, view.link.mtu, view.link.name);
+      return;
+    }
+    const host = await this.kernel.ensureVethPair(names.host, names.container, view.link.mtu);
+    await this.kernel.setForwarding(host.index, true);
+    if (address) await this.kernel.replaceRoute({ dst: `${address}/32`, oif: host.index, onlink: false });
   }
 
   async join(a: JoinArgs): Promise<JoinResult> {
@@ -109,13 +133,13 @@ export class NetworkDriver {
     const names = vethNames(a.endpointId);
     const view = await this.bridgeView(bridge);
     if (!view) throw notFound(`network ${a.networkId.slice(0, 12)} has no bridge ${bridge} on this host: remove and re-create the container`);
-    await this.queue.run(() => this.kernel.ensureVethPair(names.host, names.container, view.link.mtu, bridge));
+    await this.queue.run(() => this.ensureEndpointLinks(view, names, this.addresses.get(a.endpointId)));
     const gw = formatIPv4(view.gateway);
-    const overlayNet = this.overlays.all().map((o) => o.network()).find((n) => n && cidrContains(n, view.gateway));
+    const overlayNet = this.overlays.all().map((o) => o.network()).find((n) => n && cidrContains(n, view.gateway)) ?? null;
     return {
       InterfaceName: { SrcName: names.container, DstPrefix: 'eth' },
-      Gateway: gw,
-      StaticRoutes: overlayNet ? [{ Destination: formatCidr(overlayNet), RouteType: 0, NextHop: gw }] : [],
+      Gateway: view.mode === 'routed' ? LINK_LOCAL_GATEWAY : gw,
+      StaticRoutes: joinRoutes(view.mode, view.subnet, overlayNet, gw),
     };
   }
 
@@ -168,7 +192,8 @@ export class NetworkDriver {
   }
 
   async endpointOperInfo(networkId: string, endpointId: string): Promise<Record<string, unknown>> {
-    return { bridge: bridgeName(networkId), hostVeth: vethNames(endpointId).host };
+    const mode = this.modes.get(networkId);
+    return { bridge: bridgeName(networkId), hostVeth: vethNames(endpointId).host, ...(mode ? { datapath: mode } : {}) };
   }
 
   private mtuFor(overlay: OverlayHandle, option: string | undefined): number {
@@ -180,32 +205,42 @@ export class NetworkDriver {
     return n;
   }
 
-  private async ensureBridge(name: string, subnet: Cidr, mtu: number): Promise<LinkInfo> {
+  private async ensureBridge(name: string, subnet: Cidr, mtu: number, mode: Datapath): Promise<BridgeView> {
     const br = await this.kernel.ensureBridge(name, mtu);
-    await this.kernel.ensureOnlyAddress(br.index, `${formatIPv4(gatewayOf(subnet))}/${subnet.len}`);
-    await this.kernel.setForwarding(br.index, true);
-    return br;
+    const gateway = gatewayOf(subnet);
+    if (mode === 'bridge') {
+      await this.kernel.ensureOnlyAddress(br.index, `${formatIPv4(gateway)}/${subnet.len}`);
+      await this.kernel.setForwarding(br.index, true);
+    } else {
+      await this.kernel.ensureOnlyAddress(br.index, `${formatIPv4(gateway)}/${subnet.len}`, formatCidr(subnet));
+      await this.kernel.ensureOnlyAddress(br.index, LINK_LOCAL_GATEWAY_CIDR, LINK_LOCAL_SCOPE);
+    }
+    return { link: br, gateway, subnet, mode };
   }
 
   /** After a reboot Docker still knows the network but the bridge is gone: rebuild it from the address. */
-  private async rebuildBridge(a: CreateEndpointArgs): Promise<LinkInfo> {
+  private async rebuildBridge(a: CreateEndpointArgs): Promise<BridgeView> {
     const ip = a.address ? parseIPv4(a.address.split('/')[0], 'endpoint address') : null;
     const overlay = ip === null ? undefined : this.overlays.all().find((o) => o.lease() && cidrContains(o.lease()!.subnet, ip));
     if (!overlay || ip === null) {
       throw notFound(`network ${a.networkId.slice(0, 12)} is not known to overlay-flannel on this host (no bridge ${bridgeName(a.networkId)}); re-create the network`);
     }
     const subnet = overlay.lease()!.subnet;
-    this.log.warn({ network: a.networkId.slice(0, 12), subnet: formatCidr(subnet) }, 'bridge missing (host rebooted?): rebuilding it');
-    return this.ensureBridge(bridgeName(a.networkId), subnet, overlay.mtu() ?? 1450);
+    // The mode was only in the lost bridge (Docker does not repeat network options here): the default.
+    const mode = this.modes.get(a.networkId) ?? 'routed';
+    this.log.warn({ network: a.networkId.slice(0, 12), subnet: formatCidr(subnet), datapath: mode }, 'bridge missing (host rebooted?): rebuilding it');
+    return this.ensureBridge(bridgeName(a.networkId), subnet, overlay.mtu() ?? 1450, mode);
   }
 
   private async bridgeView(name: string): Promise<BridgeView | null> {
     const link = await this.kernel.getLink(name);
     if (!link) return null;
-    const addr = (await this.kernel.listAddresses(link.index))[0];
+    const addrs = await this.kernel.listAddresses(link.index);
+    const addr = addrs.find((x) => !cidrContains(LINK_LOCAL, parseIPv4(x.address)));
     if (!addr) return null;
     const gateway = parseIPv4(addr.address);
-    return { link, gateway, subnet: cidr(gateway, addr.prefixLen) };
+    const mode: Datapath = addrs.some((x) => x.address === LINK_LOCAL_GATEWAY) ? 'routed' : 'bridge';
+    return { link, gateway, subnet: cidr(gateway, addr.prefixLen), mode };
   }
 
   /** Every bridge of ours with its gateway. */

@@ -115,7 +115,7 @@ export async function ensureBridge(ns: NlSocket, name: string, mtu: number): Pro
   return publicLink(await mustGet(ns, name, 'bridge'));
 }
 
-export async function ensureVethPair(ns: NlSocket, hostName: string, peerName: string, mtu: number, bridgeName?: string): Promise<void> {
+export async function ensureVethPair(ns: NlSocket, hostName: string, peerName: string, mtu: number, bridgeName?: string): Promise<LinkInfo> {
   checkIfName(hostName, 'veth host name');
   checkIfName(peerName, 'veth peer name');
   if (hostName === peerName) throw invalid(`veth "${hostName}": host and peer names must differ`);
@@ -149,6 +149,7 @@ export async function ensureVethPair(ns: NlSocket, hostName: string, peerName: s
   await modifyLink(ns, `set veth "${hostName}" mtu ${mtu}${bridge ? ` master "${bridge.name}"` : ''} up`, host.index, attrs, host.up ? undefined : true);
   const peer = host.linkNetnsid === undefined ? await getLinkByName(ns, peerName) : null;
   if (peer && peer.mtu !== mtu) await modifyLink(ns, `set veth "${peerName}" mtu ${mtu}`, peer.index, { mtu });
+  return { ...publicLink(host), mtu, up: true, master: bridge ? bridge.index : host.master };
 }
 
 async function mustGet(ns: NlSocket, name: string, kind: string): Promise<RawLink> {

@@ -58,7 +58,7 @@ export class NetlinkKernel implements Kernel {
   ensureBridge(name: string, mtu: number): Promise<LinkInfo> {
     return ensure.ensureBridge(this.ns, name, mtu);
   }
-  ensureVethPair(hostName: string, peerName: string, mtu: number, bridgeName?: string): Promise<void> {
+  ensureVethPair(hostName: string, peerName: string, mtu: number, bridgeName?: string): Promise<LinkInfo> {
     return ensure.ensureVethPair(this.ns, hostName, peerName, mtu, bridgeName);
   }
   deleteLink(name: string): Promise<void> {

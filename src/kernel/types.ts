@@ -80,7 +80,7 @@ export interface Kernel {
   ensureBridge(name: string, mtu: number): Promise<LinkInfo>;
   /** A veth pair: `hostName` enslaved to bridge `bridgeName` (if given) and up; `peerName` left down
    *  in the current namespace for Docker to move. Both ends get `mtu`. Recreated if half present. */
-  ensureVethPair(hostName: string, peerName: string, mtu: number, bridgeName?: string): Promise<void>;
+  ensureVethPair(hostName: string, peerName: string, mtu: number, bridgeName?: string): Promise<LinkInfo>; // the host end
   deleteLink(name: string): Promise<void>; // absent is fine
   setLinkUp(name: string): Promise<void>;
   /** net.ipv4.conf.<dev>.forwarding: the kernel forwards what arrives on this device. */

@@ -135,7 +135,7 @@ export class FakeKernel implements Kernel {
     return pub(l);
   }
 
-  async ensureVethPair(hostName: string, peerName: string, mtu: number, bridgeName?: string): Promise<void> {
+  async ensureVethPair(hostName: string, peerName: string, mtu: number, bridgeName?: string): Promise<LinkInfo> {
     this.enter('ensureVethPair', `${hostName} ${peerName}`, true);
     checkIfName(hostName, 'veth host name');
     checkIfName(peerName, 'veth peer name');
@@ -163,6 +163,7 @@ export class FakeKernel implements Kernel {
     if (bridge) host.master = bridge.index;
     this.bringUp(host);
     if (p) p.mtu = mtu;
+    return pub(host);
   }
 
   async deleteLink(name: string): Promise<void> {

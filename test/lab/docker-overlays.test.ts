@@ -103,13 +103,14 @@ describe('several isolated overlays, networks defined once', { timeout: 300_000 
     assert.equal(rec.createdBy, h1.ip);
   });
 
-  it('2. network B on the named overlay (--ipam-opt network=blue) appears on h2 with its options', async () => {
-    const r = await d1.docker(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '--ipam-opt', `network=${NAMED}`, 'netB'], { timeoutMs: 60_000 });
+  it('2. network B on the named overlay (--ipam-opt network=blue, -o datapath=bridge) appears on h2 with its options', async () => {
+    const r = await d1.docker(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '--ipam-opt', `network=${NAMED}`, '-o', 'datapath=bridge', 'netB'], { timeoutMs: 60_000 });
     assert.equal(r.code, 0, `network create netB on h1: ${r.stderr}\n${dockerLog(d1)}`);
     await appears(d2, 'netB').catch((e) => assert.fail(`${e}\n${dockerLog(d2)}`));
     const held = await L.leases(etcd!, bPrefix);
     const i2 = await ipamOf(d2, 'netB');
     assert.deepEqual(i2.Options, { network: NAMED });
+    assert.equal((await d2.dockerOk(['network', 'inspect', '-f', '{{index .Options "datapath"}}', 'netB'])).stdout.trim(), 'bridge');
     assert.equal(i2.Config[0]?.Subnet, held.get(h2.ip));
     assert.ok(L.inCidr(held.get(h2.ip)!.split('/')[0]!, b.network));
     for (const h of [h1, h2]) {
@@ -123,9 +124,18 @@ describe('several isolated overlays, networks defined once', { timeout: 300_000 
     assert.match(dup.stderr, /already has a Docker network on this host/, `after ${Date.now() - t0} ms: ${dup.stdout}\n${dockerLog(d2)}`);
   });
 
-  it('3. containers on both hosts: A↔A and B↔B across hosts work, A↔B is dropped on the same host and across hosts', async () => {
+  it('3. containers on both hosts: A↔A (routed) and B↔B (bridge) across hosts work, A↔B is dropped on the same host and across hosts', async () => {
     await Promise.all([L.runBox(d1, 'a1', 'netA'), L.runBox(d2, 'a2', 'netA'), L.runBox(d1, 'b1', 'netB'), L.runBox(d2, 'b2', 'netB')]);
-    for (const [d, c, n] of [[d1, 'a1', 'netA'], [d2, 'a2', 'netA'], [d1, 'b1', 'netB'], [d2, 'b2', 'netB']] as const) ips[c] = (await L.endpointOf(d, c, n)).ip;
+    const eid: Record<string, string> = {};
+    for (const [d, c, n] of [[d1, 'a1', 'netA'], [d2, 'a2', 'netA'], [d1, 'b1', 'netB'], [d2, 'b2', 'netB']] as const) ({ ip: ips[c], eid: eid[c] } = await L.endpointOf(d, c, n));
+    // The data path of each network on each host: routed veths have a /32 route and no master; bridged ones a master.
+    for (const [h, c, routed] of [[h1, 'a1', true], [h2, 'a2', true], [h1, 'b1', false], [h2, 'b2', false]] as const) {
+      const dev = `ofh${eid[c]!.slice(0, 12)}`;
+      const [link] = await h.execJson<{ master?: string }[]>(['link', 'show', 'dev', dev]);
+      const routes = (await h.execJson<{ dst: string }[]>(['route', 'show', 'dev', dev])).map((r) => r.dst);
+      if (routed) assert.deepEqual([link?.master, routes], [undefined, [ips[c]]], `${c}: routed veth ${dev}`);
+      else assert.deepEqual([link?.master?.startsWith('ofb-'), routes], [true, []], `${c}: bridged veth ${dev}`);
+    }
     assert.ok(L.inCidr(ips.a2!, a.network) && L.inCidr(ips.b2!, b.network));
     await Promise.all([L.pingOk(d1, 'a1', ips.a2!), L.pingOk(d2, 'b2', ips.b1!)]);
     for (const h of [h1, h2]) {

@@ -102,7 +102,8 @@ describe('overlay-flannel as a managed Docker plugin on two hosts', { timeout: 4
       assert.deepEqual(cfg, { Subnet: sub, Gateway: L.gatewayOf(sub) });
       const id = (await d.dockerOk(['network', 'inspect', '-f', '{{.Id}}', NET])).stdout.trim();
       netId.set(d, id);
-      assert.deepEqual(await L.linkAddrs(d.host, `ofb-${id.slice(0, 11)}`), [`${L.gatewayOf(sub)}/${sub.split('/')[1]}`]);
+      // The record of the network (routed data path: no ports; the link-local gateway marks the mode).
+      assert.deepEqual((await L.linkAddrs(d.host, `ofb-${id.slice(0, 11)}`)).sort(), [`${L.gatewayOf(sub)}/${sub.split('/')[1]}`, '169.254.1.1/32']);
       assert.ok((await L.linkNames(d.host)).includes(`flannel.${ov.vni}`));
     }
   });
@@ -130,6 +131,22 @@ describe('overlay-flannel as a managed Docker plugin on two hosts', { timeout: 4
       },
       { timeoutMs: 20_000, intervalMs: 300, what: `"${msg}" from c1 in c2's netcat output` },
     );
+  });
+
+  it('2b. routed data path: the container routes via 169.254.1.1, same-host containers reach each other, inspect shows real addresses', async () => {
+    await L.runBox(d1, 'c3', NET);
+    const c3 = await L.endpointOf(d1, 'c3', NET);
+    const routes = (await d1.dockerOk(['exec', 'c3', 'ip', 'route'])).stdout;
+    assert.match(routes, /^default via 169\.254\.1\.1 dev eth0/m, routes);
+    const sub = lease.get(d1)!;
+    const [base, len] = sub.split('/');
+    assert.ok(routes.includes(`${base}/${Number(len) + 1} via 169.254.1.1`), `the first half of ${sub} via the gateway:\n${routes}`);
+    assert.equal((await d1.dockerOk(['inspect', '-f', `{{(index .NetworkSettings.Networks "${NET}").IPAddress}}`, 'c3'])).stdout.trim(), c3.ip);
+    assert.deepEqual((await h1.execJson<{ dst: string }[]>(['route', 'show', 'dev', `ofh${c3.eid.slice(0, 12)}`])).map((r) => r.dst), [c3.ip]);
+    await L.pingOk(d1, 'c3', ips.c1!); // same host
+    await L.pingOk(d1, 'c1', c3.ip);
+    await L.pingOk(d2, 'c2', c3.ip); // from the other host
+    await d1.dockerOk(['rm', '-f', 'c3']);
   });
 
   it('3. 20 concurrent containers get 20 distinct recorded addresses; rm -f frees the records and the veths', async () => {

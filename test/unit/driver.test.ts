@@ -93,26 +93,70 @@ test('RequestAddress never allocates from a pool that is not this host lease (un
   assert.equal(allocated, 0);
 });
 
-test('CreateNetwork builds the bridge with the gateway; the default IPAM is refused with the right command', async () => {
-  const { kernel, driver } = setup();
+const netArgs = (pool: string, generic: Record<string, string>, nid = NID) => ({ ...createNetworkArgs(pool, nid), options: { generic, enableIPv6: false, internal: false } });
+const addrsOf = async (kernel: FakeKernel, name: string): Promise<string[]> => (await kernel.listAddresses((await kernel.getLink(name))!.index)).map((a) => `${a.address}/${a.prefixLen}`).sort();
+
+test('CreateNetwork: routed (default) and bridge records; bad data path, default IPAM and a second network are refused', async () => {
+  for (const [generic, addrs, forwarding] of [
+    [{}, ['10.9.5.1/24', '169.254.1.1/32'], false],
+    [{ datapath: 'routed' }, ['10.9.5.1/24', '169.254.1.1/32'], false],
+    [{ datapath: 'bridge' }, ['10.9.5.1/24'], true],
+    [{ 'overlay-flannel.datapath': 'Bridge' }, ['10.9.5.1/24'], true],
+  ] as const) {
+    const { kernel, driver } = setup();
+    await driver.createNetwork(netArgs('10.9.5.0/24', generic));
+    const br = (await kernel.getLink(bridgeName(NID)))!;
+    assert.equal(br.mtu, 1450);
+    assert.deepEqual(await addrsOf(kernel, bridgeName(NID)), addrs, JSON.stringify(generic));
+    assert.equal(kernel.forwarding.has(br.index), forwarding);
+    await driver.createNetwork(netArgs('10.9.5.0/24', generic)); // idempotent for the same network
+    assert.deepEqual(await addrsOf(kernel, bridgeName(NID)), addrs);
+  }
+  const { driver } = setup();
+  await assert.rejects(driver.createNetwork(netArgs('10.9.5.0/24', { datapath: 'fast' })), /-o datapath=fast: unknown data path; use -o datapath=routed/);
   await driver.createNetwork(createNetworkArgs('10.9.5.0/24'));
-  const br = (await kernel.getLink(bridgeName(NID)))!;
-  assert.equal(br.mtu, 1450);
-  assert.deepEqual((await kernel.listAddresses(br.index)).map((a) => `${a.address}/${a.prefixLen}`), ['10.9.5.1/24']);
-  assert.ok(kernel.forwarding.has(br.index));
   await assert.rejects(driver.createNetwork(createNetworkArgs('172.17.0.0/16', 'b'.repeat(64), 'LocalDefault')), /--ipam-driver overlay-flannel:latest/);
   await assert.rejects(driver.createNetwork(createNetworkArgs('10.9.5.0/24', 'c'.repeat(64))), /already has a Docker network on this host/);
-  await driver.createNetwork(createNetworkArgs('10.9.5.0/24')); // idempotent for the same network
 });
 
-test('CreateEndpoint, Join, DeleteEndpoint: veth on the bridge, Join answer per protocol', async () => {
+const endpointArgs = (address: string, nid = NID) => ({ networkId: nid, endpointId: EID, address, addressIPv6: '', macAddress: '', options: {} });
+const joinArgs = { networkId: NID, endpointId: EID, sandboxKey: '/var/run/docker/netns/x', options: {} };
+
+test('routed: CreateEndpoint makes a veth off any bridge with forwarding and a /32 host route; Join gives the link-local gateway', async () => {
   const { kernel, driver } = setup();
   await driver.createNetwork(createNetworkArgs('10.9.5.0/24'));
   const v = vethNames(EID);
-  assert.deepEqual(await driver.createEndpoint({ networkId: NID, endpointId: EID, address: '10.9.5.2/24', addressIPv6: '', macAddress: '', options: {} }), {});
+  assert.deepEqual(await driver.createEndpoint(endpointArgs('10.9.5.2/24')), {});
+  const host = (await kernel.getLink(v.host))!;
+  assert.equal(host.master, 0);
+  assert.ok(kernel.forwarding.has(host.index));
+  assert.deepEqual((await kernel.listRoutes(host.index)).map((r) => r.dst), ['10.9.5.2/32']);
+  assert.deepEqual(await driver.join(joinArgs), {
+    InterfaceName: { SrcName: v.container, DstPrefix: 'eth' },
+    Gateway: '169.254.1.1',
+    StaticRoutes: [
+      { Destination: '169.254.1.1/32', RouteType: 1 },
+      { Destination: '10.9.5.0/25', RouteType: 0, NextHop: '169.254.1.1' },
+      { Destination: '10.9.5.128/25', RouteType: 0, NextHop: '169.254.1.1' },
+      { Destination: '10.9.0.0/16', RouteType: 0, NextHop: '169.254.1.1' },
+    ],
+  });
+  assert.deepEqual(await driver.endpointOperInfo(NID, EID), { bridge: bridgeName(NID), hostVeth: v.host, datapath: 'routed' });
+  await driver.deleteEndpoint(NID, EID);
+  assert.equal(await kernel.getLink(v.host), null);
+  await driver.deleteNetwork(NID);
+  assert.equal(await kernel.getLink(bridgeName(NID)), null);
+});
+
+test('bridge: CreateEndpoint, Join, DeleteEndpoint: veth on the bridge, Join answer per protocol', async () => {
+  const { kernel, driver } = setup();
+  await driver.createNetwork(netArgs('10.9.5.0/24', { datapath: 'bridge' }));
+  const v = vethNames(EID);
+  assert.deepEqual(await driver.createEndpoint(endpointArgs('10.9.5.2/24')), {});
   const host = (await kernel.getLink(v.host))!;
   assert.equal(host.master, (await kernel.getLink(bridgeName(NID)))!.index);
-  assert.deepEqual(await driver.join({ networkId: NID, endpointId: EID, sandboxKey: '/var/run/docker/netns/x', options: {} }), {
+  assert.deepEqual(await kernel.listRoutes(host.index), []);
+  assert.deepEqual(await driver.join(joinArgs), {
     InterfaceName: { SrcName: v.container, DstPrefix: 'eth' },
     Gateway: '10.9.5.1',
     StaticRoutes: [{ Destination: '10.9.0.0/16', RouteType: 0, NextHop: '10.9.5.1' }],
@@ -126,15 +170,12 @@ test('CreateEndpoint, Join, DeleteEndpoint: veth on the bridge, Join answer per 
   await driver.deleteNetwork(NID);
 });
 
-test('after a reboot (bridge gone) CreateEndpoint rebuilds the bridge from the address', async () => {
+test('after a reboot (bridge gone) CreateEndpoint rebuilds the record from the address, routed; an unknown network is refused', async () => {
   const { kernel, driver } = setup();
-  await driver.createEndpoint({ networkId: NID, endpointId: EID, address: '10.10.7.9/24', addressIPv6: '', macAddress: '', options: {} });
-  const br = (await kernel.getLink(bridgeName(NID)))!;
-  assert.deepEqual((await kernel.listAddresses(br.index)).map((a) => `${a.address}/${a.prefixLen}`), ['10.10.7.1/24']);
-  await assert.rejects(
-    driver.createEndpoint({ networkId: 'f'.repeat(64), endpointId: EID, address: '192.168.1.9/24', addressIPv6: '', macAddress: '', options: {} }),
-    /not known to overlay-flannel/,
-  );
+  await driver.createEndpoint(endpointArgs('10.10.7.9/24'));
+  assert.deepEqual(await addrsOf(kernel, bridgeName(NID)), ['10.10.7.1/24', '169.254.1.1/32']);
+  assert.deepEqual((await kernel.listRoutes((await kernel.getLink(vethNames(EID).host))!.index)).map((r) => r.dst), ['10.10.7.9/32']);
+  await assert.rejects(driver.createEndpoint(endpointArgs('192.168.1.9/24', 'f'.repeat(64))), /not known to overlay-flannel/);
 });
 
 test('RequestPool refuses an overlay that already has a network here (Docker would re-request the pool forever); the other overlay and --subnet replays pass', async () => {

@@ -1,0 +1,79 @@
+/**
+ * The two data paths a Docker network of overlay-flannel can use, and the pure parts of each.
+ *
+ * - routed (default): no bridge in the packet path. Each container's veth carries a host route
+ *   `<address>/32 dev ofh<id>`; inside the container the gateway is the link-local 169.254.1.1
+ *   (as Calico's libnetwork plugin did), which the host answers for because that address sits on
+ *   the network's (port-less) record bridge. Docker gives the container its address with the
+ *   host subnet's prefix (a /24 makes a connected /24 route in the container), so Join also
+ *   returns the two halves of that subnet via the gateway: longer prefixes than the connected
+ *   route, so even a container on the same host is reached through the host (one routing hop,
+ *   no proxy-ARP and no ARP delay). Peers see nothing different: the host still owns its subnet
+ *   behind its `.0` on flannel.<VNI>.
+ * - bridge: flannel's model: veths enslaved to the bridge `ofb-<id>` that holds the gateway `.1`.
+ *
+ * The record bridge exists in both modes (it carries the network's gateway, MTU and, in routed
+ * mode, the link-local gateway address that marks the mode), so the kernel stays the record.
+ */
+import { invalid } from '../errors';
+import { cidr, Cidr, cidrContains, formatCidr, maskOf } from './ipv4';
+
+export type Datapath = 'routed' | 'bridge';
+export const DATAPATHS: readonly Datapath[] = ['routed', 'bridge'];
+export const DEFAULT_DATAPATH: Datapath = 'routed';
+/** The `docker network create -o` keys that choose the data path. */
+export const DATAPATH_OPTIONS = ['datapath', 'overlay-flannel.datapath'] as const;
+export const LINK_LOCAL_GATEWAY = '169.254.1.1';
+export const LINK_LOCAL_GATEWAY_CIDR = `${LINK_LOCAL_GATEWAY}/32`;
+export const LINK_LOCAL_SCOPE = '169.254.0.0/16';
+
+/** The data path asked for in a network's generic options (`-o datapath=routed|bridge`). */
+export function datapathOption(generic: Record<string, string | undefined>): Datapath {
+  const given = DATAPATH_OPTIONS.map((k) => [k, generic[k]] as const).filter(([, v]) => v !== undefined && v !== '');
+  if (given.length === 0) return DEFAULT_DATAPATH;
+  const [key, value] = given[0]!;
+  const v = value!.trim().toLowerCase();
+  if (!(DATAPATHS as readonly string[]).includes(v)) {
+    throw invalid(`-o ${key}=${value}: unknown data path; use -o datapath=routed (the default: no bridge, fastest) or -o datapath=bridge (flannel's bridge model)`);
+  }
+  return v as Datapath;
+}
+
+export interface StaticRoute {
+  Destination: string;
+  RouteType: 0 | 1; // 0: via NextHop, 1: connected (on the interface)
+  NextHop?: string;
+}
+
+/** The two halves of `subnet` (len+1 each); none for a /31 or /32. */
+export function subnetHalves(subnet: Cidr): Cidr[] {
+  if (subnet.len >= 31) return [];
+  const half = subnet.len + 1;
+  return [cidr(subnet.base, half), cidr((subnet.base + 2 ** (32 - half)) >>> 0, half)];
+}
+
+/**
+ * The routes Join returns for a container on this host's `subnet` of `overlay`.
+ * routed: the link-local gateway on-link, both halves of the subnet and the overlay via it.
+ * bridge: the overlay via the bridge's gateway (the subnet is on-link through the bridge).
+ */
+export function joinRoutes(mode: Datapath, subnet: Cidr, overlay: Cidr | null, bridgeGateway: string): StaticRoute[] {
+  if (mode === 'bridge') return overlay ? [{ Destination: formatCidr(overlay), RouteType: 0, NextHop: bridgeGateway }] : [];
+  const via = (c: Cidr): StaticRoute => ({ Destination: formatCidr(c), RouteType: 0, NextHop: LINK_LOCAL_GATEWAY });
+  return [{ Destination: LINK_LOCAL_GATEWAY_CIDR, RouteType: 1 }, ...subnetHalves(subnet).map(via), ...(overlay ? [via(overlay)] : [])];
+}
+
+/**
+ * `network` minus `subnet` as the fewest aligned CIDRs (one per prefix length between them), e.g.
+ * 10.5.0.0/16 minus 10.5.3.0/24 = 10.5.2.0/24, 10.5.0.0/23, 10.5.4.0/22 … 10.5.128.0/17.
+ * Empty when `subnet` is not inside `network` or equals it. Ordered from the longest prefix.
+ */
+export function cidrsExcept(network: Cidr, subnet: Cidr): Cidr[] {
+  if (subnet.len < network.len || !cidrContains(network, subnet.base)) return [];
+  const out: Cidr[] = [];
+  for (let len = subnet.len; len > network.len; len--) {
+    const sibling = (subnet.base & maskOf(len)) ^ 2 ** (32 - len);
+    out.push(cidr(sibling >>> 0, len));
+  }
+  return out;
+}
