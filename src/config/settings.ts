@@ -13,6 +13,7 @@ export const DEFAULTS = {
   LOG_LEVEL: 'info',
   PLUGIN_SOCKET: '/run/docker/plugins/overlay-flannel.sock',
   IP_MASQ: true,
+  NOTRACK: true,
   SUBNET_FILE: '/run/flannel/subnet.env',
   DOCKER_SOCKET: '/var/run/docker.sock',
   STATUS_ADDR: '',
@@ -37,6 +38,8 @@ export interface Settings {
   readonly pluginSocket: string;
   /** flannel's --ip-masq: masquerade traffic leaving the overlays (nft-masq.ts). */
   readonly ipMasq: boolean;
+  /** Bypass connection tracking for overlay ↔ overlay and vxlan traffic (nft-notrack.ts). */
+  readonly notrack: boolean;
   /** flannel's --subnet-file for the default overlay; '' = not written. */
   readonly subnetFile: string;
   /** The Docker API socket (network replication; off when it cannot be used). */
@@ -139,6 +142,9 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const ipMasqText = get('IP_MASQ');
   const ipMasq = ipMasqText === undefined ? DEFAULTS.IP_MASQ : parseBool(ipMasqText);
   if (ipMasq === null) problems.push(`IP_MASQ: "${ipMasqText}" must be true, false, 1 or 0 (default true)`);
+  const notrackText = get('NOTRACK');
+  const notrack = notrackText === undefined ? DEFAULTS.NOTRACK : parseBool(notrackText);
+  if (notrack === null) problems.push(`NOTRACK: "${notrackText}" must be true, false, 1 or 0 (default true)`);
   const subnetFile = env.SUBNET_FILE === undefined ? DEFAULTS.SUBNET_FILE : env.SUBNET_FILE.trim();
   if (subnetFile !== '' && !subnetFile.startsWith('/')) problems.push(`SUBNET_FILE: "${subnetFile}" must be an absolute path, or empty to not write it`);
 
@@ -164,6 +170,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     logLevel: logLevel as LogLevel,
     pluginSocket,
     ipMasq: ipMasq as boolean,
+    notrack: notrack as boolean,
     subnetFile,
     dockerSocket,
     statusAddr,

@@ -85,6 +85,7 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
       renewMarginSec: settings.leaseRenewMarginSec,
       resyncIntervalMs: RESYNC_INTERVAL_MS,
       ipMasq: settings.ipMasq,
+      notrack: settings.notrack,
       subnetFile: settings.subnetFile,
       onJoined: (_name, joined) => {
         isolation?.kick();

@@ -20,6 +20,7 @@ export interface DirectoryOptions {
   renewMarginSec: number;
   resyncIntervalMs: number;
   ipMasq?: boolean;
+  notrack?: boolean;
   subnetFile?: string; // the default overlay's subnet.env ('' or absent: none)
   /** Called once per overlay, after its agent started (the daemon re-checks isolation). */
   onJoined?: (name: string, agent: OverlayAgent) => void;
@@ -76,6 +77,7 @@ export class AgentDirectory implements OverlayDirectory {
       renewMarginSec: this.opts.renewMarginSec,
       resyncIntervalMs: this.opts.resyncIntervalMs,
       ipMasq: this.opts.ipMasq ?? false,
+      notrack: this.opts.notrack ?? false,
       ...(name === DEFAULT_OVERLAY && this.opts.subnetFile ? { subnetFile: this.opts.subnetFile } : {}),
     });
     const handle: OverlayHandle = {

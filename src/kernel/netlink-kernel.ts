@@ -12,6 +12,8 @@ import * as neigh from './neighbours';
 import { ensureForwardAccept, type ForwardResult } from './nft-forward';
 import { ensureMasquerade, removeMasquerade, type MasqResult } from './nft-masq';
 import { ensurePorts, removePorts, type PortsResult } from './nft-ports';
+import { ensureNotrack, removeNotrack } from './nft-notrack';
+import type { NotrackRule } from '../domain/notrack-rules';
 import type { PortRule } from '../domain/port-rules';
 import { NlSocket, type NlSocketOptions } from './netlink-socket';
 import * as routes from './routes';
@@ -122,6 +124,12 @@ export class NetlinkKernel implements Kernel {
   }
   removeMasquerade(network: string): Promise<number | 'no-chain'> {
     return removeMasquerade(network, this.ns.timeoutMs);
+  }
+  ensureNotrack(network: string, rules: NotrackRule[]): Promise<'present' | 'updated'> {
+    return ensureNotrack(network, rules, this.ns.timeoutMs);
+  }
+  removeNotrack(network: string): Promise<number> {
+    return removeNotrack(network, this.ns.timeoutMs);
   }
   ensurePortMappings(endpointId: string, rules: PortRule[]): Promise<PortsResult> {
     return ensurePorts(endpointId, rules, this.ns.timeoutMs);

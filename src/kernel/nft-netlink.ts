@@ -85,6 +85,17 @@ export function matchAddress(cidr: string, dir: 'src' | 'dst', negate = false): 
     expr('cmp', attr(1, u32be(1)) /* SREG */, attr(2, u32be(negate ? 1 : 0)) /* EQ | NEQ */, dataValue(3, addr)),
   ];
 }
+/** `-p tcp|udp --dport N`: meta l4proto, transport header bytes 2–3. */
+export function matchProtoPort(proto: number, port: number): Buffer[] {
+  const p = Buffer.alloc(2);
+  p.writeUInt16BE(port);
+  return [
+    expr('meta', attr(2 /* NFTA_META_KEY */, u32be(16 /* NFT_META_L4PROTO */)), attr(1 /* DREG */, u32be(1))),
+    expr('cmp', attr(1, u32be(1)), attr(2, u32be(0)), dataValue(3, Buffer.from([proto]))),
+    expr('payload', attr(1, u32be(1)), attr(2, u32be(2)) /* transport header */, attr(3, u32be(2)), attr(4, u32be(2))),
+    expr('cmp', attr(1, u32be(1)), attr(2, u32be(0)), dataValue(3, p)),
+  ];
+}
 export const counter = (): Buffer => expr('counter');
 /** An accept/return verdict (`-j ACCEPT`, `-j RETURN`). */
 export const verdict = (code: number): Buffer =>
@@ -236,16 +247,18 @@ export async function tableExists(table: string, timeoutMs: number): Promise<boo
   return true;
 }
 
-/** A base chain of a `nat` table as iptables-nft makes it (policy accept). */
-export function natBaseChain(table: string, name: string, hooknum: number, priority: number): Buffer[] {
+/** A base chain as iptables-nft makes it (policy accept), of chain type `type` (nat, filter). */
+export function baseChain(table: string, name: string, hooknum: number, priority: number, type: 'nat' | 'filter'): Buffer[] {
   return [
     attr(1 /* NFTA_CHAIN_TABLE */, str(table)),
     attr(3 /* NFTA_CHAIN_NAME */, str(name)),
     nest(4 /* NFTA_CHAIN_HOOK */, attr(1 /* HOOKNUM */, u32be(hooknum)), attr(2 /* PRIORITY */, u32be(priority))),
     attr(5 /* NFTA_CHAIN_POLICY */, u32be(1 /* NF_ACCEPT */)),
-    attr(7 /* NFTA_CHAIN_TYPE */, str('nat')),
+    attr(7 /* NFTA_CHAIN_TYPE */, str(type)),
   ];
 }
+/** A base chain of a `nat` table as iptables-nft makes it (policy accept). */
+export const natBaseChain = (table: string, name: string, hooknum: number, priority: number): Buffer[] => baseChain(table, name, hooknum, priority, 'nat');
 
 /** A DELRULE message for the rule `handle` of the chain named in `base`; its sequence goes into `acks`. */
 export function delRuleMessage(base: Buffer[], handle: bigint, seq: () => number, acks: number[]): Buffer {

@@ -38,6 +38,7 @@ import {
   delRuleMessage,
   natBaseChain,
   tableExists,
+  matchProtoPort,
 } from './nft-netlink';
 import { isPortCommentOf, portConflict, portInUse, type PortChain, type PortRule } from '../domain/port-rules';
 
@@ -63,22 +64,11 @@ export function dnatTarget(ip: string, port: number): Buffer {
   info.writeUInt16BE(port, 38); // max_proto
   return expr('target', attr(1 /* NFTA_TARGET_NAME */, str('DNAT')), attr(2 /* REV */, u32be(1)), attr(3 /* INFO */, info));
 }
-/** `-p tcp|udp --dport N`: meta l4proto, transport header bytes 2–3. */
-function protoPort(proto: number, port: number): Buffer[] {
-  const p = Buffer.alloc(2);
-  p.writeUInt16BE(port);
-  return [
-    expr('meta', attr(2 /* NFTA_META_KEY */, u32be(16 /* NFT_META_L4PROTO */)), attr(1 /* DREG */, u32be(1))),
-    expr('cmp', attr(1, u32be(1)), attr(2, u32be(0)), dataValue(3, Buffer.from([proto]))),
-    expr('payload', attr(1, u32be(1)), attr(2, u32be(2)) /* transport header */, attr(3, u32be(2)), attr(4, u32be(2))),
-    expr('cmp', attr(1, u32be(1)), attr(2, u32be(0)), dataValue(3, p)),
-  ];
-}
 export function portRuleExpressions(r: PortRule): Buffer[] {
   return [
     ...(r.notLoopback ? matchAddress('127.0.0.0/8', 'dst', true) : []),
     ...(r.hostIP ? matchAddress(`${r.hostIP}/32`, 'dst') : [addrtypeLocal()]),
-    ...protoPort(r.proto, r.hostPort),
+    ...matchProtoPort(r.proto, r.hostPort),
     counter(),
     dnatTarget(r.toAddress, r.toPort),
   ];

@@ -10,6 +10,7 @@
  *   for a missing kernel feature (e.g. no vxlan module), 'NOT_FOUND' for a missing link on a lookup.
  */
 import type { PortRule } from '../domain/port-rules';
+import type { NotrackRule } from '../domain/notrack-rules';
 
 export interface LinkInfo {
   index: number;
@@ -119,6 +120,12 @@ export interface Kernel {
   ensureMasquerade(network: string, subnet: string): Promise<'present' | 'updated' | 'no-chain'>;
   /** Delete the ip-masq rules of `network`: how many there were, 'no-chain' if no nat chain. */
   removeMasquerade(network: string): Promise<number | 'no-chain'>;
+  /** Connection-tracking bypass (NOTRACK) for overlay `network`: make our rules in nftables `ip raw`
+   *  exactly `rules` (src/domain/notrack-rules.ts; nft-notrack.ts), creating the table and its
+   *  PREROUTING/OUTPUT chains as iptables-nft would when missing. */
+  ensureNotrack(network: string, rules: NotrackRule[]): Promise<'present' | 'updated'>;
+  /** Delete our NOTRACK rules of `network`: how many there were. */
+  removeNotrack(network: string): Promise<number>;
   /** Published ports of endpoint `endpointId`: make its DNAT rules in nftables `ip nat` PREROUTING
    *  and OUTPUT exactly `rules` (found by their comment, src/domain/port-rules.ts; nft-ports.ts).
    *  'no-chain' when there is no `ip nat` table (nothing done). */

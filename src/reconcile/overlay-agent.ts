@@ -41,6 +41,8 @@ export interface AgentOptions {
   resyncIntervalMs: number;
   /** IP_MASQ: flannel's masquerade rules for this overlay (removed again by stop()). */
   ipMasq?: boolean;
+  /** NOTRACK: conntrack bypass rules for this overlay's traffic (removed again by stop()). */
+  notrack?: boolean;
   /** SUBNET_FILE: write flanneld's subnet.env here on every lease (the default overlay only). */
   subnetFile?: string;
 }
@@ -127,7 +129,7 @@ export class OverlayAgent extends EventEmitter {
 
   private async join(config: NetworkConfig): Promise<void> {
     this.state = 'acquiring';
-    const dataplane = new OverlayDataplane(this.kernel, this.queue, this.log, config, this.pub, { ipMasq: this.opts.ipMasq ?? false });
+    const dataplane = new OverlayDataplane(this.kernel, this.queue, this.log, config, this.pub, { ipMasq: this.opts.ipMasq ?? false, notrack: this.opts.notrack ?? false });
     this.dataplane = dataplane;
     const previous = await this.previousSubnet(config);
     if (previous) this.log.info({ subnet: formatCidr(previous) }, 'found the subnet this host had before on its device; asking for it again');

@@ -21,9 +21,10 @@ import { NetworkConfig } from '../domain/network-config';
 import { desiredPeers, PeerOp, PeerState, planPeers, routeInOverlay } from '../domain/peers';
 import { isOnLink, PublicInterface } from './public-interface';
 import { errorText } from '../errors';
-import { masqCommands } from '../domain/masq-rules';
+import { OverlayFirewall, type FirewallOptions } from './overlay-firewall';
 
 export const VXLAN_OVERHEAD = 50;
+const DEFAULT_VXLAN_PORT = 8472; // port 0 in the config: the kernel's default, as flannel
 const WRITE_PIPELINE = 16; // netlink requests in flight per stage
 const STAGES: PeerOp['op'][] = ['deleteRoute', 'deleteFdb', 'deleteNeighbour', 'setNeighbour', 'setFdb', 'setRoute'];
 const EMPTY: PeerState = Object.freeze({ neighbours: [], fdb: [], routes: [] }) as PeerState;
@@ -67,9 +68,8 @@ export class OverlayDataplane {
   private running: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private warned = new Set<string>();
-  private forwardState: 'present' | 'added' | 'no-chain' | 'error' | null = null;
   private detached = false;
-  private masqState: 'present' | 'updated' | 'no-chain' | 'error' | 'off' | null = null;
+  private readonly firewall: OverlayFirewall;
   readonly stats: DataplaneStats = { fullSyncs: 0, fastSyncs: 0, opsApplied: 0, errors: 0, lastDrift: 0 };
 
   constructor(
@@ -78,8 +78,10 @@ export class OverlayDataplane {
     private readonly log: Logger,
     private readonly config: NetworkConfig,
     private readonly pub: PublicInterface,
-    private readonly opts: { ipMasq?: boolean } = {},
-  ) {}
+    opts: Partial<FirewallOptions> = {},
+  ) {
+    this.firewall = new OverlayFirewall(kernel, log, formatCidr(config.network), { ipMasq: opts.ipMasq ?? false, notrack: opts.notrack ?? false });
+  }
 
   /** The MTU containers on this overlay must use. */
   get mtu(): number {
@@ -110,9 +112,11 @@ export class OverlayDataplane {
   }
 
   private async ensureDevice(): Promise<void> {
-    await this.ensureForwardRules();
-    await this.ensureMasqRules();
     const b = this.config.backend;
+    if (!this.detached) {
+      const vxlan = b.type === 'vxlan' ? { publicIP: this.pub.address, port: b.port || DEFAULT_VXLAN_PORT } : null;
+      await this.firewall.ensure(this.own ? formatCidr(this.own.subnet) : null, vxlan);
+    }
     if (b.type !== 'vxlan') {
       // host-gw: packets from peers arrive on the public interface and are routed to local bridges.
       await this.kernel.setForwarding(this.pub.link.index, true);
@@ -141,72 +145,8 @@ export class OverlayDataplane {
   }
 
   /**
-   * flannel's forward rules (FORWARD accepts from and to the overlay Network): dockerd sets the
-   * FORWARD policy to DROP, which drops every routed overlay packet. Checked on every full sync
-   * (dockerd may create its chain after we start); a failure is logged, never fails the sync.
-   */
-  private async ensureForwardRules(): Promise<void> {
-    const network = formatCidr(this.config.network);
-    let state: 'present' | 'added' | 'no-chain';
-    try {
-      state = await this.kernel.ensureForwardAccept(network);
-    } catch (e) {
-      if (this.forwardState !== 'error') {
-        this.log.warn({ err: errorText(e), network }, 'could not add the FORWARD accept rules of the overlay; overlay traffic is dropped where the FORWARD policy is DROP');
-      }
-      this.forwardState = 'error';
-      return;
-    }
-    if (state === 'added') this.log.info({ network }, 'FORWARD accept rules of the overlay added (nftables ip filter FORWARD)');
-    else if (state === 'no-chain' && this.forwardState !== 'no-chain') {
-      this.log.info(
-        { network },
-        'no nftables "ip filter FORWARD" chain (yet); if this host filters forwarded traffic with iptables-legacy, allow the overlay: ' +
-          `iptables -A FORWARD -s ${network} -j ACCEPT; iptables -A FORWARD -d ${network} -j ACCEPT`,
-      );
-    }
-    this.forwardState = state;
-  }
-
-  /**
-   * flannel's ip-masq rules (IP_MASQ, nft-masq.ts): containers leaving the overlay get the host's
-   * address, overlay ↔ overlay is never translated. Checked on every full sync and on a lease
-   * change (the rules name our subnet, so old ones are replaced). With IP_MASQ off, rules a
-   * previous run left are removed once. Failures are logged, never fail the sync.
-   */
-  private async ensureMasqRules(): Promise<void> {
-    if (this.detached) return;
-    const network = formatCidr(this.config.network);
-    if (!this.opts.ipMasq) {
-      if (this.masqState === 'off') return;
-      this.masqState = 'off';
-      const n = await this.kernel.removeMasquerade(network).catch(() => 0);
-      if (typeof n === 'number' && n > 0) this.log.info({ network, rules: n }, 'IP_MASQ is off: removed the masquerade rules of an earlier run');
-      return;
-    }
-    if (!this.own) return;
-    const subnet = formatCidr(this.own.subnet);
-    let state: 'present' | 'updated' | 'no-chain';
-    try {
-      state = await this.kernel.ensureMasquerade(network, subnet);
-    } catch (e) {
-      if (this.masqState !== 'error') this.log.warn({ err: errorText(e), network }, 'could not write the masquerade rules (IP_MASQ); containers may not reach the outside');
-      this.masqState = 'error';
-      return;
-    }
-    if (state === 'updated') this.log.info({ network, subnet }, 'masquerade rules written (nftables ip nat POSTROUTING)');
-    else if (state === 'no-chain' && this.masqState !== 'no-chain') {
-      this.log.warn(
-        { network, commands: masqCommands(network, subnet) },
-        'no nftables "ip nat POSTROUTING" chain (yet; dockerd creates it); with iptables-legacy, add the masquerade rules by hand',
-      );
-    }
-    this.masqState = state;
-  }
-
-  /**
    * Leaving the overlay (the daemon stops cleanly): stop syncing, wait for a sync in flight, remove
-   * our masquerade rules (flanneld keeps its own; we don't leave NAT behind for a plugin that is
+   * our masquerade and NOTRACK rules (flanneld keeps its own; we don't leave NAT behind for a plugin that is
    * disabled or removed). The vxlan device and peer entries stay, as with flanneld. Never throws.
    */
   async detach(): Promise<void> {
@@ -215,14 +155,7 @@ export class OverlayDataplane {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.idle(), new Promise((r) => (timer = setTimeout(r, 5000)))]);
     clearTimeout(timer);
-    if (!this.opts.ipMasq) return;
-    const network = formatCidr(this.config.network);
-    try {
-      const n = await this.queue.run(() => this.kernel.removeMasquerade(network));
-      if (typeof n === 'number' && n > 0) this.log.info({ network, rules: n }, 'masquerade rules removed');
-    } catch (e) {
-      this.log.warn({ err: errorText(e), network }, 'could not remove the masquerade rules');
-    }
+    await this.queue.run(() => this.firewall.remove()).catch(() => undefined);
   }
 
   /** Replace the whole lease set (a watcher snapshot). */

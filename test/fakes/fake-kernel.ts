@@ -11,6 +11,7 @@
  * - errors are the same KernelError/OverlayError kinds and messages as the real adapter.
  * Test hooks: addDevice() (a plain NIC), failNext() (inject a failure), writes (a call log).
  */
+import { notrackRuleText, type NotrackRule } from '../../src/domain/notrack-rules';
 import { conflict, invalid, notFound, OverlayError } from '../../src/errors';
 import { checkIfName, cidrContains, intToIp4, ip4ToInt, macToBuf, parseCidr, parseNetworkCidr } from '../../src/kernel/codec';
 import { KernelError } from '../../src/kernel/errno';
@@ -329,6 +330,25 @@ export class FakeKernel implements Kernel {
     const had = this.masquerade.delete(network);
     if (had) this.writes.push(`removeMasquerade ${network}`);
     return had ? 5 : 0;
+  }
+
+  /** NOTRACK rules: network → the rules as `iptables -t raw -S` text. */
+  readonly notrack = new Map<string, string[]>();
+  async ensureNotrack(network: string, rules: NotrackRule[]): Promise<'present' | 'updated'> {
+    this.enter('ensureNotrack', network);
+    parseNetworkCidr(network);
+    const want = rules.map(notrackRuleText);
+    if (JSON.stringify(this.notrack.get(network)) === JSON.stringify(want)) return 'present';
+    this.notrack.set(network, want);
+    this.writes.push(`ensureNotrack ${network} ${want.length}`);
+    return 'updated';
+  }
+  async removeNotrack(network: string): Promise<number> {
+    this.enter('removeNotrack', network);
+    const had = this.notrack.get(network)?.length ?? 0;
+    this.notrack.delete(network);
+    if (had) this.writes.push(`removeNotrack ${network}`);
+    return had;
   }
 
   /** Published-port rules: endpoint id (12) → the rules as `iptables -S` text. */

@@ -49,3 +49,11 @@ test('STATUS_ADDR: off by default, host:port when set, refused otherwise', () =>
     assert.throws(() => loadSettings({ STATUS_ADDR: bad }), /STATUS_ADDR/, bad);
   }
 });
+
+test('IP_MASQ and NOTRACK: on by default, booleans only', () => {
+  for (const [env, masq, notrack] of [[{}, true, true], [{ NOTRACK: 'false' }, true, false], [{ NOTRACK: '0', IP_MASQ: 'false' }, false, false], [{ NOTRACK: 'TRUE' }, true, true]] as const) {
+    const s = loadSettings(env);
+    assert.deepEqual([s.ipMasq, s.notrack], [masq, notrack], JSON.stringify(env));
+  }
+  assert.throws(() => loadSettings({ NOTRACK: 'maybe' }), /NOTRACK: "maybe" must be true, false, 1 or 0/);
+});

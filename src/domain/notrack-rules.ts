@@ -1,0 +1,59 @@
+/**
+ * Connection-tracking bypass for overlay traffic, as data: what src/kernel/nft-notrack.ts writes to
+ * nftables `ip raw` (iptables-nft's raw table) and what the logs print as iptables commands.
+ *
+ * Why: every routed overlay packet otherwise costs a conntrack lookup (and an entry per flow) on
+ * both hosts, twice with vxlan (the inner packet and the outer UDP). Overlay ↔ overlay traffic is
+ * never translated (the masquerade rules RETURN for it) and the FORWARD accept rules match on
+ * addresses only, so it needs no tracking.
+ * What stays tracked: traffic between this host's subnet and itself, so the reply of a container
+ * reached through a published port of this host (DNAT) by a container on the same host is still
+ * un-NATed; everything to or from outside the overlay (masquerade, published ports from outside).
+ * So the inner rules pair this host's subnet S with the rest of the Network N, as the fewest aligned
+ * blocks (domain/datapath.ts cidrsExcept): `-s S -d B` and `-s B -d S` for each block B.
+ * The outer vxlan UDP packets to and from this host's public address on the overlay's port are
+ * untracked in PREROUTING and OUTPUT (the kernel's vxlan socket needs no state).
+ * Caveat (README): a cross-host container reaching a published port of this host with its own
+ * overlay address (its host not masquerading, IP_MASQ=false there) gets no un-DNAT on the reply.
+ */
+import { cidrsExcept } from './datapath';
+import { formatCidr, parseCidr } from './ipv4';
+
+export type NotrackChain = 'PREROUTING' | 'OUTPUT';
+export interface NotrackRule {
+  chain: NotrackChain;
+  src?: string;
+  dst?: string;
+  udpDport?: number;
+}
+
+export function notrackComment(network: string): string {
+  return `overlay-flannel notrack ${network}`;
+}
+
+/** The rules for Network `network`, this host's `subnet`, and (vxlan) the public IP and UDP port. */
+export function notrackRules(network: string, subnet: string, vxlan: { publicIP: string; port: number } | null): NotrackRule[] {
+  const rest = cidrsExcept(parseCidr(network), parseCidr(subnet)).map(formatCidr);
+  const out: NotrackRule[] = [];
+  if (vxlan) {
+    out.push({ chain: 'PREROUTING', dst: `${vxlan.publicIP}/32`, udpDport: vxlan.port });
+    out.push({ chain: 'OUTPUT', src: `${vxlan.publicIP}/32`, udpDport: vxlan.port });
+  }
+  for (const b of rest) out.push({ chain: 'PREROUTING', src: subnet, dst: b }, { chain: 'PREROUTING', src: b, dst: subnet });
+  return out;
+}
+
+/** A rule as `iptables -t raw -S` prints it (without the comment). */
+export function notrackRuleText(r: NotrackRule): string {
+  const parts = [`-A ${r.chain}`];
+  if (r.src) parts.push(`-s ${r.src}`);
+  if (r.dst) parts.push(`-d ${r.dst}`);
+  if (r.udpDport !== undefined) parts.push(`-p udp -m udp --dport ${r.udpDport}`);
+  parts.push('-j CT --notrack');
+  return parts.join(' ');
+}
+
+/** The equivalent iptables commands (for the log when nftables cannot be written). */
+export function notrackCommands(network: string, rules: NotrackRule[]): string[] {
+  return rules.map((r) => `iptables -t raw ${notrackRuleText(r)} -m comment --comment "${notrackComment(network)}"`);
+}

@@ -1,0 +1,153 @@
+/**
+ * The netfilter side of one overlay on this host, kept by the dataplane on every full sync and
+ * lease change (the rules name our subnet): flannel's FORWARD accept rules, flannel's masquerade
+ * rules (IP_MASQ) and our conntrack bypass (NOTRACK). Each is idempotent in src/kernel; failures
+ * are logged once per state change and never fail a sync. remove() (a clean stop) takes the
+ * masquerade and NOTRACK rules away again; FORWARD accepts stay, as with flanneld.
+ * Callers run these inside the host's serial queue.
+ */
+import type { Logger } from 'pino';
+import type { Kernel } from '../kernel/types';
+import { errorText } from '../errors';
+import { masqCommands } from '../domain/masq-rules';
+import { notrackCommands, notrackRules } from '../domain/notrack-rules';
+
+export interface FirewallOptions {
+  ipMasq: boolean;
+  notrack: boolean;
+}
+
+/** What the overlay's vxlan device receives on (none for host-gw). */
+export interface VxlanEndpoint {
+  publicIP: string;
+  port: number;
+}
+
+export class OverlayFirewall {
+  private forwardState: 'present' | 'added' | 'no-chain' | 'error' | null = null;
+  private masqState: 'present' | 'updated' | 'no-chain' | 'error' | 'off' | null = null;
+  private notrackState: 'present' | 'updated' | 'error' | 'off' | null = null;
+
+  constructor(
+    private readonly kernel: Kernel,
+    private readonly log: Logger,
+    private readonly network: string,
+    private readonly opts: FirewallOptions,
+  ) {}
+
+  /** All three rule sets for this host's `subnet` (null before the lease: forward rules only). */
+  async ensure(subnet: string | null, vxlan: VxlanEndpoint | null): Promise<void> {
+    await this.ensureForward();
+    await this.ensureMasq(subnet);
+    await this.ensureNotrack(subnet, vxlan);
+  }
+
+  /**
+   * flannel's forward rules (FORWARD accepts from and to the overlay Network): dockerd sets the
+   * FORWARD policy to DROP, which drops every routed overlay packet. Checked on every full sync
+   * (dockerd may create its chain after we start).
+   */
+  private async ensureForward(): Promise<void> {
+    const network = this.network;
+    let state: 'present' | 'added' | 'no-chain';
+    try {
+      state = await this.kernel.ensureForwardAccept(network);
+    } catch (e) {
+      if (this.forwardState !== 'error') {
+        this.log.warn({ err: errorText(e), network }, 'could not add the FORWARD accept rules of the overlay; overlay traffic is dropped where the FORWARD policy is DROP');
+      }
+      this.forwardState = 'error';
+      return;
+    }
+    if (state === 'added') this.log.info({ network }, 'FORWARD accept rules of the overlay added (nftables ip filter FORWARD)');
+    else if (state === 'no-chain' && this.forwardState !== 'no-chain') {
+      this.log.info(
+        { network },
+        'no nftables "ip filter FORWARD" chain (yet); if this host filters forwarded traffic with iptables-legacy, allow the overlay: ' +
+          `iptables -A FORWARD -s ${network} -j ACCEPT; iptables -A FORWARD -d ${network} -j ACCEPT`,
+      );
+    }
+    this.forwardState = state;
+  }
+
+  /**
+   * flannel's ip-masq rules (IP_MASQ, nft-masq.ts): containers leaving the overlay get the host's
+   * address, overlay ↔ overlay is never translated. With IP_MASQ off, rules a previous run left
+   * are removed once.
+   */
+  private async ensureMasq(subnet: string | null): Promise<void> {
+    const network = this.network;
+    if (!this.opts.ipMasq) {
+      if (this.masqState === 'off') return;
+      this.masqState = 'off';
+      const n = await this.kernel.removeMasquerade(network).catch(() => 0);
+      if (typeof n === 'number' && n > 0) this.log.info({ network, rules: n }, 'IP_MASQ is off: removed the masquerade rules of an earlier run');
+      return;
+    }
+    if (!subnet) return;
+    let state: 'present' | 'updated' | 'no-chain';
+    try {
+      state = await this.kernel.ensureMasquerade(network, subnet);
+    } catch (e) {
+      if (this.masqState !== 'error') this.log.warn({ err: errorText(e), network }, 'could not write the masquerade rules (IP_MASQ); containers may not reach the outside');
+      this.masqState = 'error';
+      return;
+    }
+    if (state === 'updated') this.log.info({ network, subnet }, 'masquerade rules written (nftables ip nat POSTROUTING)');
+    else if (state === 'no-chain' && this.masqState !== 'no-chain') {
+      this.log.warn(
+        { network, commands: masqCommands(network, subnet) },
+        'no nftables "ip nat POSTROUTING" chain (yet; dockerd creates it); with iptables-legacy, add the masquerade rules by hand',
+      );
+    }
+    this.masqState = state;
+  }
+
+  /** NOTRACK (domain/notrack-rules.ts): overlay ↔ overlay and vxlan packets skip conntrack. */
+  private async ensureNotrack(subnet: string | null, vxlan: VxlanEndpoint | null): Promise<void> {
+    const network = this.network;
+    if (!this.opts.notrack) {
+      if (this.notrackState === 'off') return;
+      this.notrackState = 'off';
+      const n = await this.kernel.removeNotrack(network).catch(() => 0);
+      if (n > 0) this.log.info({ network, rules: n }, 'NOTRACK is off: removed the conntrack bypass rules of an earlier run');
+      return;
+    }
+    if (!subnet) return;
+    const rules = notrackRules(network, subnet, vxlan);
+    try {
+      const state = await this.kernel.ensureNotrack(network, rules);
+      if (state === 'updated') this.log.info({ network, subnet, rules: rules.length }, 'conntrack bypass rules written (nftables ip raw PREROUTING/OUTPUT)');
+      this.notrackState = state;
+    } catch (e) {
+      if (this.notrackState !== 'error') {
+        this.log.warn(
+          { err: errorText(e), network, commands: notrackCommands(network, rules) },
+          'could not write the conntrack bypass rules (NOTRACK); overlay traffic works but is tracked. With iptables-legacy add them by hand, or set NOTRACK=false',
+        );
+      }
+      this.notrackState = 'error';
+    }
+  }
+
+  /** A clean stop: remove our masquerade and NOTRACK rules. Never throws. */
+  async remove(): Promise<void> {
+    const network = this.network;
+    if (this.opts.ipMasq) {
+      try {
+        const n = await this.kernel.removeMasquerade(network);
+        if (typeof n === 'number' && n > 0) this.log.info({ network, rules: n }, 'masquerade rules removed');
+      } catch (e) {
+        this.log.warn({ err: errorText(e), network }, 'could not remove the masquerade rules');
+      }
+    }
+    if (this.opts.notrack) {
+      try {
+        const n = await this.kernel.removeNotrack(network);
+        if (n > 0) this.log.info({ network, rules: n }, 'conntrack bypass rules removed');
+      } catch (e) {
+        this.log.warn({ err: errorText(e), network }, 'could not remove the conntrack bypass rules');
+      }
+    }
+  }
+}
