@@ -138,11 +138,14 @@ describe('overlay-flannel as a managed Docker plugin on two hosts', { timeout: 4
     const c3 = await L.endpointOf(d1, 'c3', NET);
     const routes = (await d1.dockerOk(['exec', 'c3', 'ip', 'route'])).stdout;
     assert.match(routes, /^default via 169\.254\.1\.1 dev eth0/m, routes);
+    // The MTU stays right: the underlay's 1500 minus vxlan's 50, inside the container and on the host end.
+    assert.match((await d1.dockerOk(['exec', 'c3', 'ip', 'link', 'show', 'eth0'])).stdout, /\bmtu 1450\b/);
     const sub = lease.get(d1)!;
     const [base, len] = sub.split('/');
     assert.ok(routes.includes(`${base}/${Number(len) + 1} via 169.254.1.1`), `the first half of ${sub} via the gateway:\n${routes}`);
     assert.equal((await d1.dockerOk(['inspect', '-f', `{{(index .NetworkSettings.Networks "${NET}").IPAddress}}`, 'c3'])).stdout.trim(), c3.ip);
     assert.deepEqual((await h1.execJson<{ dst: string }[]>(['route', 'show', 'dev', `ofh${c3.eid.slice(0, 12)}`])).map((r) => r.dst), [c3.ip]);
+    assert.equal((await h1.execJson<{ mtu: number }[]>(['link', 'show', 'dev', `ofh${c3.eid.slice(0, 12)}`]))[0]?.mtu, 1450);
     await L.pingOk(d1, 'c3', ips.c1!); // same host
     await L.pingOk(d1, 'c1', c3.ip);
     await L.pingOk(d2, 'c2', c3.ip); // from the other host
