@@ -35,14 +35,16 @@ svg{max-width:100%;height:auto;display:block;margin:4px auto}
 <script id="initial" type="application/json">__INITIAL__</script>
 <script>
 const esc=(s)=>String(s??'').replace(/[&<>"]/g,(c)=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]));
-function ago(iso){if(!iso)return '';const s=Math.round((Date.parse(iso)-Date.now())/1000);const a=Math.abs(s);
- const t=a<120?a+' s':a<7200?Math.round(a/60)+' min':Math.round(a/3600)+' h';return s>=0?'in '+t:t+' ago';}
+const span=(a)=>a<120?a+' s':a<7200?Math.round(a/60)+' min':Math.round(a/3600)+' h';
+function until(iso){if(!iso)return '';const s=Math.round((Date.parse(iso)-Date.now())/1000);return s>0?'in '+span(s):'expired';}
+function since(iso){if(!iso)return '';const s=Math.max(0,Math.round((Date.now()-Date.parse(iso))/1000));return s<1?'just now':span(s)+' ago';}
 const td=(label,html,cls)=>'<td data-label="'+label+'"'+(cls?' class="'+cls+'"':'')+'>'+html+'</td>';
-function picture(o){const n=o.leases.length;if(!n)return '';const W=320,H=170,cx=160,cy=88,r=n>1?62:0;
+function picture(o){const n=o.leases.length;if(!n)return '';const W=420,H=200,cx=210,cy=100,r=n>1?64:0;
  let s='<svg viewBox="0 0 '+W+' '+H+'" width="'+W+'" height="'+H+'" role="img" aria-label="hosts and vxlan links">';
  const pts=o.leases.map((l,i)=>[cx+r*Math.cos(2*Math.PI*i/n-Math.PI/2),cy+r*Math.sin(2*Math.PI*i/n-Math.PI/2),l]);
  for(let i=0;i<n;i++)for(let j=i+1;j<n;j++)s+='<line x1="'+pts[i][0]+'" y1="'+pts[i][1]+'" x2="'+pts[j][0]+'" y2="'+pts[j][1]+'" stroke="#bbb"/>';
- for(const [x,y,l] of pts)s+='<circle cx="'+x+'" cy="'+y+'" r="9" fill="'+(l.own?'#2f6fde':'#888')+'"/><text x="'+x+'" y="'+(y>cy?y+22:y-13)+'" font-size="10" text-anchor="middle">'+esc(l.subnet)+' · '+esc(l.publicIP)+'</text>';
+ for(const [x,y,l] of pts){const below=y>cy+1,side=Math.abs(x-cx)>r*0.6&&n>4;const ax=side?(x>cx?'start':'end'):'middle';const tx=side?x+(x>cx?13:-13):x;const ty=side?y-2:below?y+22:y-24;
+  s+='<circle cx="'+x+'" cy="'+y+'" r="9" fill="'+(l.own?'#2f6fde':'#888')+'"/><text x="'+tx+'" y="'+ty+'" font-size="10" text-anchor="'+ax+'"><tspan x="'+tx+'">'+esc(l.subnet)+'</tspan><tspan x="'+tx+'" dy="11" fill="#666">'+esc(l.publicIP)+'</tspan></text>';}
  return s+'</svg>';}
 function overlay(o,kv){const programmed=new Set((kv?.peers??[]).map((p)=>p.subnet));
  let h='<div class="card overlay" data-overlay="'+esc(o.name)+'"><h2>'+esc(o.name)+' <span class="st '+(o.state==='ready'?'ok':'bad')+'">'+esc(o.state)+'</span></h2>';
@@ -50,7 +52,7 @@ function overlay(o,kv){const programmed=new Set((kv?.peers??[]).map((p)=>p.subne
  h+=picture(o);
  h+='<table><thead><tr><th>subnet</th><th>public IP</th><th>backend</th><th>VTEP MAC</th><th>lease expires</th><th>last seen</th><th>kernel</th></tr></thead><tbody>';
  for(const l of o.leases)h+='<tr class="host'+(l.own?' own':'')+'" data-subnet="'+esc(l.subnet)+'">'+td('subnet',esc(l.subnet)+(l.own?' (this host)':''))+td('public IP',esc(l.publicIP))+td('backend',esc(l.backend))+td('VTEP MAC',esc(l.vtepMac??''))
-  +'<td data-label="lease expires" class="expires" title="'+esc(l.expiresAt)+'">'+esc(ago(l.expiresAt))+'</td><td data-label="last seen" class="seen" title="'+esc(l.lastSeen)+'">'+esc(ago(l.lastSeen))+'</td>'
+  +'<td data-label="lease expires" class="expires" title="'+esc(l.expiresAt)+'">'+esc(until(l.expiresAt))+'</td><td data-label="last seen" class="seen" title="'+esc(l.lastSeen)+'">'+esc(since(l.lastSeen))+'</td>'
   +td('kernel',l.own?'—':programmed.has(l.subnet)?'<span class="ok">programmed</span>':'<span class="bad">not programmed</span>')+'</tr>';
  h+='</tbody></table>';
  if(kv&&kv.stats)h+='<div class="muted kernel">device '+esc(kv.device??'-')+' · mtu '+esc(kv.mtu)+' · full syncs '+kv.stats.fullSyncs+' · fast syncs '+kv.stats.fastSyncs+' · ops '+kv.stats.opsApplied+' · errors '+kv.stats.errors+' · last drift '+kv.stats.lastDrift+'</div>';

@@ -142,7 +142,7 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
     });
     if (opts.api !== false) {
       const why = await dockerSocketUsable(settings.dockerSocket);
-      dockerUnusable = why === null ? null : `the Docker socket ${settings.dockerSocket} cannot be used: ${why}`;
+      dockerUnusable = why === null ? null : `the Docker socket (DOCKER_SOCKET) is not usable: ${why}`;
       if (why === null) {
         replicator = new NetworkReplicator(dockerPort(settings.dockerSocket), store.overlay().networks, log.child({ component: 'replication' }), { host: pub.publicIP });
       } else {
