@@ -71,6 +71,7 @@ export async function localEndpoints(src: LocalEndpointSources): Promise<Contain
       containerId: d?.containerId ?? null,
     });
   }
-  endpoints.sort((a, b) => (a.container ?? '~' + a.endpoint).localeCompare(b.container ?? '~' + b.endpoint));
+  // Named containers first, by name; then the unnamed, by endpoint id.
+  endpoints.sort((a, b) => Number(a.container === null) - Number(b.container === null) || (a.container ?? a.endpoint).localeCompare(b.container ?? b.endpoint));
   return { source: docker ? 'docker' : 'kernel', dockerError, endpoints };
 }
