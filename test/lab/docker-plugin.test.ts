@@ -12,7 +12,7 @@
  * busybox-static, etcd; fails (never skips) otherwise. `npm run build` must have run (scripts/test.sh).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildPlugin, type BuildResult } from '../../scripts/plugin-build';
@@ -21,6 +21,7 @@ import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
 import type { Host, Lab } from '../helpers/netns-lab';
 import { waitFor } from '../helpers/wait';
 import * as L from './docker-plugin-lab';
+import { launchBrowserIn } from './status-browser';
 
 const ROOT = resolve(__dirname, '../..');
 const MAIN = join(ROOT, 'dist/main.js');
@@ -121,6 +122,20 @@ describe('overlay-flannel as a managed Docker plugin on two hosts', { timeout: 4
       status.endpoints.filter((e: { container: string }) => e.container === 'c1').map((e: Record<string, string>) => [e.address, e.network, e.endpoint, e.networkId]),
       [[ips.c1, NET, ep1.eid.slice(0, 12), netId.get(d1)]],
     );
+    // …and so does the page, in Chromium on h1 (docs/status-page.png is a copy of this screenshot).
+    const browser = await launchBrowserIn(h1, `${lab!.runId}-docker`);
+    try {
+      const page = await browser.browser.newPage({ viewport: { width: 1100, height: 700 } });
+      await page.goto(`http://${STATUS}/`, { timeout: 30_000 });
+      const row = page.locator(`tr.endpoint[data-endpoint="${ep1.eid.slice(0, 12)}"]`);
+      await row.waitFor({ timeout: 20_000 });
+      const shown = await row.innerText();
+      for (const want of ['c1', ips.c1, NET]) assert.ok(shown.includes(want), `the page's row of c1 shows ${want}: ${shown}`);
+      mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true });
+      await page.screenshot({ path: join(ROOT, 'test-artifacts', 'status-page-docker.png'), fullPage: true });
+    } finally {
+      await browser.close();
+    }
     assert.ok(L.inCidr(ips.c1, lease.get(d1)!), `c1 ${ips.c1} in ${lease.get(d1)}`);
     assert.ok(L.inCidr(ips.c2, lease.get(d2)!), `c2 ${ips.c2} in ${lease.get(d2)}`);
     // As on every fresh Docker host, dockerd set the FORWARD policy to DROP: the overlay must pass it.
