@@ -8,7 +8,7 @@
 import type { OverlayAgent } from '../reconcile/overlay-agent';
 import { formatCidr } from '../domain/ipv4';
 import type { Lease } from '../domain/lease';
-import type { ContainersView } from '../daemon/local-endpoints';
+import type { ContainersView } from '../docker/containers';
 
 /** The subset of OverlayAgent the status server reads (fakes implement it in tests). */
 export type StatusAgent = Pick<OverlayAgent, 'state' | 'config' | 'dataplane' | 'lease' | 'lastConfigError' | 'on' | 'off'> &

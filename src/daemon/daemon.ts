@@ -28,8 +28,8 @@ import type { OverlayAgent } from '../reconcile/overlay-agent';
 import { OverlayIsolation } from './isolation';
 import { ensureOverlayIsolation } from '../kernel/nft-isolation';
 import { dockerPort, dockerSocketUsable, NetworkReplicator } from '../docker/network-replicator';
-import { dockerEndpointLister } from '../docker/containers';
-import { localEndpoints } from './local-endpoints';
+import { dockerEndpointLister, localEndpoints } from '../docker/containers';
+
 
 export const RESYNC_INTERVAL_MS = 10_000;
 

@@ -1,8 +1,13 @@
 // "Containers on this host" from the kernel's veths, named through Docker when it answers, with the
-// driver's remembered address when it does not.
+// driver's remembered address when it does not; and the Docker lister against a fake Docker API
+// on a unix socket (what dockerode asks, and how the answer is read).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { localEndpoints } from '../../src/daemon/local-endpoints';
+import { createServer } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dockerEndpointLister, localEndpoints } from '../../src/docker/containers';
 import type { LinkInfo } from '../../src/kernel/types';
 import type { DockerEndpoint } from '../../src/docker/containers';
 
@@ -36,4 +41,30 @@ test('Docker failing or unusable: kernel rows, and the reason', async () => {
   assert.equal(unusable.source, 'kernel');
   assert.equal(unusable.dockerError, 'DOCKER_SOCKET /x: ENOENT');
   assert.equal(unusable.endpoints.length, 2);
+});
+
+test('the Docker lister reads GET /containers/json: one row per attachment with an endpoint, names without "/"', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'of-containers-'));
+  const sock = join(dir, 'docker.sock');
+  const asked: string[] = [];
+  const server = createServer((req, res) => {
+    asked.push(`${req.method} ${req.url}`);
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify([
+      { Id: 'c-web', Names: ['/web'], NetworkSettings: { Networks: { chat: { NetworkID: NET, EndpointID: EP_A, IPAddress: '10.5.1.2' }, other: { NetworkID: 'n2', EndpointID: 'e2', IPAddress: '10.9.0.2' } } } },
+      { Id: 'c-idle', Names: ['/idle'], NetworkSettings: { Networks: { none: { NetworkID: 'n3', EndpointID: '', IPAddress: '' } } } },
+    ]));
+  });
+  await new Promise<void>((r) => server.listen(sock, r));
+  try {
+    const rows = await dockerEndpointLister(sock)();
+    assert.ok(asked.some((a) => a.startsWith('GET ') && a.includes('/containers/json')), asked.join(', '));
+    assert.deepEqual(rows, [
+      { container: 'web', containerId: 'c-web', network: 'chat', networkId: NET, endpointId: EP_A, address: '10.5.1.2' },
+      { container: 'web', containerId: 'c-web', network: 'other', networkId: 'n2', endpointId: 'e2', address: '10.9.0.2' },
+    ]);
+  } finally {
+    await new Promise((r) => server.close(r));
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
