@@ -37,11 +37,12 @@ export interface StatusSource {
 const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 
 /** A peer's expiry from etcd, bounded in time: the page must not wait on an etcd outage. */
-async function expiryOf(agent: StatusAgent, l: Lease): Promise<number | undefined> {
+async function expiryOf(agent: StatusAgent, l: Lease, etcdUp: boolean): Promise<number | undefined> {
   if (l.expiresAt !== undefined) return l.expiresAt;
   if (!agent.leaseExpiry) return undefined;
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 2000)));
+  // etcd known down: only what the watcher has cached answers in time (a call would hit its deadline).
+  const timeout = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), etcdUp ? 2000 : 50)));
   try {
     return await Promise.race([agent.leaseExpiry(l).catch(() => undefined), timeout]);
   } finally {
@@ -49,14 +50,30 @@ async function expiryOf(agent: StatusAgent, l: Lease): Promise<number | undefine
   }
 }
 
-async function leaseJson(agent: StatusAgent, l: Lease, ownSubnet: string | null) {
+/** Peer expiries not cached yet are etcd calls: a page opened on 2000 hosts asks at most this many at once. */
+const EXPIRY_LOOKUPS_AT_ONCE = 32;
+
+async function mapLimited<T, R>(items: T[], limit: number, fn: (x: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+async function leaseJson(agent: StatusAgent, l: Lease, ownSubnet: string | null, etcdUp: boolean) {
   const subnet = formatCidr(l.subnet);
   return {
     subnet,
     publicIP: l.attrs.publicIP,
     backend: l.attrs.backendType,
     vtepMac: l.attrs.vxlan?.vtepMac ?? null,
-    expiresAt: iso(await expiryOf(agent, l)),
+    expiresAt: iso(await expiryOf(agent, l, etcdUp)),
     lastSeen: iso(agent.lastSeen?.(subnet)),
     own: subnet === ownSubnet,
   };
@@ -65,6 +82,7 @@ async function leaseJson(agent: StatusAgent, l: Lease, ownSubnet: string | null)
 export type LeaseJson = Awaited<ReturnType<typeof leaseJson>>;
 
 export async function overlaysView(src: StatusSource) {
+  const etcdUp = src.etcd?.().up !== false;
   return Promise.all(
     src.overlays().map(async ({ name, prefix, agent }) => {
       const own = agent.lease();
@@ -73,7 +91,7 @@ export async function overlaysView(src: StatusSource) {
       // Our own entry comes from the keeper: it knows our expiry without asking etcd.
       const known = (agent.dataplane?.knownLeases() ?? []).map((l) => (own && formatCidr(l.subnet) === ownSubnet ? own : l));
       if (own && !known.some((l) => formatCidr(l.subnet) === ownSubnet)) known.push(own);
-      const leases = await Promise.all(known.map((l) => leaseJson(agent, l, ownSubnet)));
+      const leases = await mapLimited(known, EXPIRY_LOOKUPS_AT_ONCE, (l) => leaseJson(agent, l, ownSubnet, etcdUp));
       leases.sort((a, b) => a.subnet.localeCompare(b.subnet, 'en', { numeric: true }));
       return {
         name,
