@@ -1,156 +1,32 @@
 /**
  * The status server (STATUS_ADDR, opt-in): a small HTTP server of its own, separate from the
  * plugin socket.
- *   /                 a live HTML page (inline CSS/JS, no CDN), fed by /api/v1/events (SSE)
- *   /healthz          200 when the default overlay holds a lease and the plugin socket serves
- *   /api/v1/overlays  every joined overlay: config, state, own lease, all leases known
- *   /api/v1/kernel    per overlay: peers programmed (the dataplane's applied state) and sync stats
- *   /api/v1/events    server-sent events: an "overlays" snapshot whenever leases come and go
- *   /metrics          Prometheus (prom-client)
+ *   /                    a live HTML page (inline CSS/JS/SVG, no CDN), fed by /api/v1/events (SSE)
+ *   /healthz             200 when the default overlay holds a lease and the plugin socket serves
+ *   /api/v1/status       everything below in one object (what each event carries)
+ *   /api/v1/overlays     every joined overlay: config, state, own lease, all leases known
+ *   /api/v1/kernel       per overlay: peers programmed (the dataplane's applied state) and sync stats
+ *   /api/v1/containers   the endpoints on this host, named through the Docker API when it answers
+ *   /api/v1/etcd         the store's view of etcd: up, since, last error
+ *   /api/v1/events       server-sent events: a "status" snapshot when leases come and go, and every 5 s
+ *   /metrics             Prometheus (prom-client, see status-metrics.ts)
  */
 import Fastify, { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ServerResponse } from 'node:http';
-import type { OverlayAgent } from '../reconcile/overlay-agent';
-import { DataplaneObserver, setDataplaneObserver } from '../reconcile/overlay-dataplane';
-import type { ApiObserver } from './server';
-import { formatCidr } from '../domain/ipv4';
-import type { Lease } from '../domain/lease';
 import { statusPage } from './status-page';
+import { StatusMetrics } from './status-metrics';
+import { containersView, etcdView, health, kernelView, overlaysView, snapshot, StatusSource } from './status-views';
 
-/** The subset of OverlayAgent the status server reads (fakes implement it in tests). */
-export type StatusAgent = Pick<OverlayAgent, 'state' | 'config' | 'dataplane' | 'lease' | 'lastConfigError' | 'on' | 'off'>;
-
-export interface StatusSource {
-  defaultOverlay: string;
-  /** The joined overlays, by name. */
-  overlays(): { name: string; prefix: string; agent: StatusAgent }[];
-  /** Whether the plugin socket is listening (null: no plugin API in this process). */
-  socketServing(): boolean | null;
-  publicIP?: string;
-}
-
-export class StatusMetrics {
-  readonly registry = new Registry();
-  readonly reconcileRuns = new Counter({ name: 'overlay_flannel_reconcile_runs_total', help: 'Dataplane syncs run, by kind (fast, full)', labelNames: ['kind'], registers: [this.registry] });
-  readonly reconcileDuration = new Histogram({
-    name: 'overlay_flannel_reconcile_duration_seconds',
-    help: 'Dataplane sync duration',
-    labelNames: ['kind'],
-    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
-    registers: [this.registry],
-  });
-  readonly reconcileErrors = new Counter({ name: 'overlay_flannel_reconcile_errors_total', help: 'Dataplane syncs that failed', registers: [this.registry] });
-  readonly kernelOps = new Counter({ name: 'overlay_flannel_kernel_ops_total', help: 'Kernel writes by the reconciler, by op', labelNames: ['op'], registers: [this.registry] });
-  readonly apiRequests = new Counter({ name: 'overlay_flannel_api_requests_total', help: 'Plugin API calls, by call and HTTP status', labelNames: ['call', 'status'], registers: [this.registry] });
-  readonly apiDuration = new Histogram({
-    name: 'overlay_flannel_api_request_duration_seconds',
-    help: 'Plugin API call latency',
-    labelNames: ['call'],
-    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
-    registers: [this.registry],
-  });
-  readonly renewals = new Counter({ name: 'overlay_flannel_lease_renewals_total', help: 'Lease renewals of this host, by overlay', labelNames: ['overlay'], registers: [this.registry] });
-  readonly leases: Gauge;
-
-  constructor(private source: () => StatusSource | null = () => null) {
-    this.leases = new Gauge({
-      name: 'overlay_flannel_leases',
-      help: 'Leases known per overlay (this host included)',
-      labelNames: ['overlay'],
-      registers: [this.registry],
-      collect: () => {
-        this.leases.reset();
-        for (const o of this.source()?.overlays() ?? []) this.leases.set({ overlay: o.name }, o.agent.dataplane?.knownLeases().length ?? 0);
-      },
-    });
-  }
-
-  setSource(s: () => StatusSource | null): void {
-    this.source = s;
-  }
-
-  readonly apiObserver: ApiObserver = {
-    onCall: (call, status, ms) => {
-      this.apiRequests.inc({ call, status: String(status) });
-      this.apiDuration.observe({ call }, ms / 1000);
-    },
-  };
-
-  readonly dataplaneObserver: DataplaneObserver = {
-    onSync: (kind, seconds, ok) => {
-      this.reconcileRuns.inc({ kind });
-      this.reconcileDuration.observe({ kind }, seconds);
-      if (!ok) this.reconcileErrors.inc();
-    },
-    onOp: (op) => this.kernelOps.inc({ op }),
-  };
-
-  /** Feed the process-wide dataplane hook into these metrics. */
-  install(): void {
-    setDataplaneObserver(this.dataplaneObserver);
-  }
-}
-
-function leaseJson(l: Lease, ownSubnet: string | null) {
-  const subnet = formatCidr(l.subnet);
-  return {
-    subnet,
-    publicIP: l.attrs.publicIP,
-    backend: l.attrs.backendType,
-    vtepMac: l.attrs.vxlan?.vtepMac ?? null,
-    expiresAt: l.expiresAt !== undefined ? new Date(l.expiresAt).toISOString() : null,
-    own: subnet === ownSubnet,
-  };
-}
-
-export function overlaysView(src: StatusSource) {
-  return src.overlays().map(({ name, prefix, agent }) => {
-    const own = agent.lease();
-    const ownSubnet = own ? formatCidr(own.subnet) : null;
-    const c = agent.config;
-    // Our own entry from the keeper: it knows the expiry (peers' leases come from the watch, without one).
-    const leases = (agent.dataplane?.knownLeases() ?? []).map((l) => (own && formatCidr(l.subnet) === ownSubnet ? leaseJson(own, ownSubnet) : leaseJson(l, ownSubnet)));
-    if (own && !leases.some((l) => l.own)) leases.push(leaseJson(own, ownSubnet));
-    leases.sort((a, b) => a.subnet.localeCompare(b.subnet, 'en', { numeric: true }));
-    return {
-      name,
-      prefix,
-      state: agent.state,
-      configError: agent.lastConfigError,
-      config: c ? { network: formatCidr(c.network), subnetLen: c.subnetLen, backend: c.backend } : null,
-      lease: own ? leaseJson(own, ownSubnet) : null,
-      leases,
-    };
-  });
-}
-
-export function kernelView(src: StatusSource) {
-  return src.overlays().map(({ name, agent }) => {
-    const dp = agent.dataplane;
-    const peers = dp
-      ? [...dp.appliedPeers()].map(([subnet, st]) => ({ subnet, neighbours: st.neighbours, fdb: st.fdb, routes: st.routes })).sort((a, b) => a.subnet.localeCompare(b.subnet, 'en', { numeric: true }))
-      : [];
-    return { name, device: dp?.deviceName ?? null, mtu: dp?.mtu ?? null, peers, stats: dp ? { ...dp.stats } : null };
-  });
-}
-
-export function health(src: StatusSource): { ok: boolean; reason?: string } {
-  const def = src.overlays().find((o) => o.name === src.defaultOverlay);
-  if (!def) return { ok: false, reason: 'the default overlay is not joined yet' };
-  if (def.agent.state !== 'ready') {
-    const why = def.agent.lastConfigError === 'missing' ? 'no overlay config in etcd' : def.agent.lastConfigError ? `config invalid: ${def.agent.lastConfigError}` : 'no lease yet';
-    return { ok: false, reason: `the default overlay is ${def.agent.state} (${why})` };
-  }
-  if (src.socketServing() === false) return { ok: false, reason: 'the plugin socket is not serving' };
-  return { ok: true };
-}
+export { StatusMetrics } from './status-metrics';
+export { health, kernelView, overlaysView, snapshot, type StatusAgent, type StatusSource } from './status-views';
 
 export interface StatusServerOptions {
   metrics?: StatusMetrics;
   /** How often new agents are looked for (to follow their events); default 1 s. */
   wireIntervalMs?: number;
+  /** How often open pages get a fresh snapshot even without lease events; default 5 s. */
+  refreshMs?: number;
 }
 
 export function buildStatusServer(src: StatusSource, log: Logger, opts: StatusServerOptions = {}): FastifyInstance {
@@ -160,12 +36,18 @@ export function buildStatusServer(src: StatusSource, log: Logger, opts: StatusSe
   const clients = new Set<ServerResponse>();
   const wired = new WeakSet<object>();
   let pending: NodeJS.Timeout | null = null;
+  const event = async () => `event: status\ndata: ${JSON.stringify(await snapshot(src))}\n\n`;
+  const send = () => {
+    if (clients.size === 0) return;
+    event()
+      .then((data) => clients.forEach((c) => c.write(data)))
+      .catch((e) => log.warn({ err: e instanceof Error ? e.message : String(e) }, 'status snapshot failed'));
+  };
   const broadcast = () => {
     if (pending || clients.size === 0) return;
     pending = setTimeout(() => {
       pending = null;
-      const data = `event: overlays\ndata: ${JSON.stringify({ overlays: overlaysView(src), kernel: kernelView(src) })}\n\n`;
-      for (const c of clients) c.write(data);
+      send();
     }, 100);
   };
   const wire = () => {
@@ -180,8 +62,11 @@ export function buildStatusServer(src: StatusSource, log: Logger, opts: StatusSe
   wire();
   const timer = setInterval(wire, opts.wireIntervalMs ?? 1000);
   timer.unref();
+  const refresh = setInterval(send, opts.refreshMs ?? 5000);
+  refresh.unref();
   app.addHook('onClose', async () => {
     clearInterval(timer);
+    clearInterval(refresh);
     if (pending) clearTimeout(pending);
     for (const c of clients) c.end();
     clients.clear();
@@ -191,18 +76,22 @@ export function buildStatusServer(src: StatusSource, log: Logger, opts: StatusSe
     const h = health(src);
     return reply.code(h.ok ? 200 : 503).send(h.ok ? { status: 'ok' } : { status: 'unavailable', reason: h.reason });
   });
-  app.get('/api/v1/overlays', async () => ({ publicIP: src.publicIP ?? null, overlays: overlaysView(src) }));
+  app.get('/api/v1/status', async () => snapshot(src));
+  app.get('/api/v1/overlays', async () => ({ publicIP: src.publicIP ?? null, overlays: await overlaysView(src) }));
   app.get('/api/v1/kernel', async () => ({ overlays: kernelView(src) }));
+  app.get('/api/v1/containers', async () => containersView(src));
+  app.get('/api/v1/etcd', async () => etcdView(src) ?? { up: null, lastOkAt: null, since: null, lastError: null });
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });
-  app.get('/api/v1/events', (req, reply) => {
+  app.get('/api/v1/events', async (req, reply) => {
     wire();
+    const first = await event();
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    res.write(`event: overlays\ndata: ${JSON.stringify({ overlays: overlaysView(src), kernel: kernelView(src) })}\n\n`);
+    res.write(first);
     clients.add(res);
     const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
     req.raw.on('close', () => {
@@ -210,7 +99,7 @@ export function buildStatusServer(src: StatusSource, log: Logger, opts: StatusSe
       clients.delete(res);
     });
   });
-  app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(statusPage({ overlays: overlaysView(src), kernel: kernelView(src) })));
+  app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(statusPage(await snapshot(src))));
   return app;
 }
 
@@ -222,4 +111,3 @@ export function parseHostPort(addr: string): { host: string; port: number } | nu
   if (port < 1 || port > 65535) return null;
   return { host: m[1].replace(/^\[|\]$/g, ''), port };
 }
-

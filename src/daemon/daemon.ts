@@ -28,6 +28,8 @@ import type { OverlayAgent } from '../reconcile/overlay-agent';
 import { OverlayIsolation } from './isolation';
 import { ensureOverlayIsolation } from '../kernel/nft-isolation';
 import { dockerPort, dockerSocketUsable, NetworkReplicator } from '../docker/network-replicator';
+import { dockerEndpointLister, localEndpoints } from '../docker/containers';
+
 
 export const RESYNC_INTERVAL_MS = 10_000;
 
@@ -61,6 +63,8 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
   let replicator: NetworkReplicator | null = null;
   let status: FastifyInstance | null = null;
   let socketServing: boolean | null = opts.api === false ? null : false;
+  let driver: OverlayPluginDriver | null = null;
+  let dockerUnusable: string | null = 'not checked yet';
   const metrics = settings.statusAddr ? new StatusMetrics() : null;
   metrics?.install();
   const stop = async () => {
@@ -101,6 +105,7 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
     );
     isolation.start();
     const { agent } = await overlays.join(DEFAULT_OVERLAY);
+    const listDocker = dockerEndpointLister(settings.dockerSocket);
     if (metrics) {
       const addr = parseHostPort(settings.statusAddr)!;
       status = buildStatusServer(
@@ -109,6 +114,18 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
           overlays: () => [...dir.agentsByName()].map(([name, a]) => ({ name, prefix: dir.all().find((h) => h.name === name)?.prefix ?? '', agent: a })),
           socketServing: () => socketServing,
           publicIP: pub.publicIP,
+          etcd: () => store!.health(),
+          ...(opts.api === false
+            ? {}
+            : {
+                containers: () =>
+                  localEndpoints({
+                    kernel,
+                    docker: dockerUnusable === null ? listDocker : null,
+                    dockerUnusable: dockerUnusable ?? undefined,
+                    addressOf: (id) => driver?.endpointAddress(id),
+                  }),
+              }),
         },
         log.child({ component: 'status' }),
         { metrics },
@@ -126,12 +143,13 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
     });
     if (opts.api !== false) {
       const why = await dockerSocketUsable(settings.dockerSocket);
+      dockerUnusable = why === null ? null : `the Docker socket (DOCKER_SOCKET) is not usable: ${why}`;
       if (why === null) {
         replicator = new NetworkReplicator(dockerPort(settings.dockerSocket), store.overlay().networks, log.child({ component: 'replication' }), { host: pub.publicIP });
       } else {
         log.warn({ dockerSocket: settings.dockerSocket, err: why }, 'the Docker socket cannot be used: network replication is off (create each network on every host yourself)');
       }
-      const driver = new OverlayPluginDriver(kernel, queue, overlays, log.child({ component: 'driver' }), replicator ?? undefined);
+      driver = new OverlayPluginDriver(kernel, queue, overlays, log.child({ component: 'driver' }), replicator ?? undefined);
       api = buildApi(driver, log.child({ component: 'api' }), metrics ? { observer: metrics.apiObserver } : {});
       await listenOnSocket(api, settings.pluginSocket);
       socketServing = true;

@@ -147,6 +147,12 @@ export class NetworkDriver {
     // Docker moves the container end back out of the sandbox; DeleteEndpoint removes the pair.
   }
 
+  /** The address of an endpoint created since this process started, by the start of its id. */
+  addressOf(endpointIdPrefix: string): string | undefined {
+    for (const [id, ip] of this.addresses) if (id.toLowerCase().startsWith(endpointIdPrefix)) return ip;
+    return undefined;
+  }
+
   async deleteEndpoint(endpointId: string): Promise<void> {
     this.addresses.delete(endpointId);
     await this.queue.run(async () => {

@@ -71,6 +71,10 @@ export class OverlayPluginDriver implements PluginDriver {
   endpointOperInfo(networkId: string, endpointId: string) {
     return this.net.endpointOperInfo(networkId, endpointId);
   }
+  /** For the status page: an endpoint's address, if created since this process started. */
+  endpointAddress(endpointIdPrefix: string): string | undefined {
+    return this.net.addressOf(endpointIdPrefix);
+  }
   deleteEndpoint(_networkId: string, endpointId: string): Promise<void> {
     return this.net.deleteEndpoint(endpointId);
   }

@@ -29,7 +29,13 @@ export interface OverlayStorePort {
   /** Calls back with the current state once known (waiting through outages), then on every change. */
   watchConfig(onChange: (s: ConfigState) => void): { stop(): Promise<void> | void };
   createKeeper(opts: LeaseKeeperOptions): LeaseKeeper;
-  watchLeases(onEvent: (e: LeaseEvent) => void): { stop(): Promise<void> | void };
+  watchLeases(onEvent: (e: LeaseEvent) => void): LeaseWatchHandle;
+}
+
+export interface LeaseWatchHandle {
+  stop(): Promise<void> | void;
+  /** When a lease expires (unix ms), asked from etcd (cached per etcd lease); absent in fakes. */
+  expiryOf?(lease: Lease): Promise<number | undefined>;
 }
 
 export type AgentState = 'waiting-for-config' | 'config-invalid' | 'acquiring' | 'ready' | 'stopped';
@@ -55,7 +61,9 @@ export class OverlayAgent extends EventEmitter {
   private keeper: LeaseKeeper | null = null;
   private configWatch: { stop(): Promise<void> | void } | null = null;
   private configRaw: string | null = null;
-  private leaseWatch: { stop(): Promise<void> | void } | null = null;
+  private leaseWatch: LeaseWatchHandle | null = null;
+  /** subnet → when the lease watch last saw that lease written (new, renewed, changed). */
+  private readonly seen = new Map<string, { etcdLease: string; modRevision?: bigint; at: number }>();
   private readonly abort = new AbortController();
   private ready: Promise<void>;
   private resolveReady!: () => void;
@@ -182,9 +190,35 @@ export class OverlayAgent extends EventEmitter {
     return null;
   }
 
+  /** When the lease watch last saw `subnet`'s lease written (unix ms): its last renewal or change. */
+  lastSeen(subnet: string): number | undefined {
+    return this.seen.get(subnet)?.at;
+  }
+
+  /** A peer lease's expiry (unix ms) from etcd; undefined when unknown or not watching yet. */
+  async leaseExpiry(lease: Lease): Promise<number | undefined> {
+    return this.leaseWatch?.expiryOf?.(lease);
+  }
+
+  private noteSeen(ev: LeaseEvent): void {
+    const now = Date.now();
+    const note = (l: Lease) => {
+      const k = formatCidr(l.subnet);
+      const prev = this.seen.get(k);
+      if (!prev || prev.etcdLease !== l.etcdLease || prev.modRevision !== l.modRevision) this.seen.set(k, { etcdLease: l.etcdLease, modRevision: l.modRevision, at: now });
+    };
+    if (ev.type === 'snapshot') {
+      const present = new Set(ev.leases.map((l) => formatCidr(l.subnet)));
+      for (const k of this.seen.keys()) if (!present.has(k)) this.seen.delete(k);
+      ev.leases.forEach(note);
+    } else if (ev.type === 'added') note(ev.lease);
+    else this.seen.delete(formatCidr(ev.lease.subnet));
+  }
+
   private onLeaseEvent(ev: LeaseEvent): void {
     const dp = this.dataplane;
     if (!dp) return;
+    this.noteSeen(ev);
     if (ev.type === 'snapshot') dp.setLeases(ev.leases);
     else if (ev.type === 'added') dp.leaseAdded(ev.lease);
     else dp.leaseRemoved(ev.lease);

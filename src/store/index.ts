@@ -13,6 +13,7 @@ import { EtcdLeaseKeeper, KeeperTuning } from './lease-keeper';
 import { LeaseWatcher } from './lease-watcher';
 import { overlayKeys, OverlayKeys } from './keys';
 import { NetworkRecordStore } from './network-records';
+import { etcdHealthOf, EtcdHealthView } from './etcd-health';
 import type { LeaseKeeperOptions } from './types';
 
 export { AddressStore } from './address-store';
@@ -21,6 +22,7 @@ export { createEtcdClient, toStoreError, isUnavailable } from './etcd-client';
 export { EtcdLeaseKeeper, type KeeperTuning } from './lease-keeper';
 export { LeaseWatcher } from './lease-watcher';
 export { NetworkRecordStore, parseNetworkRecord, type NetworkRecord, type NetworkRecordEvents } from './network-records';
+export { etcdHealthOf, type EtcdHealthView } from './etcd-health';
 export { overlayKeys, leaseSubnetOfKey, parseAddressKey, type OverlayKeys } from './keys';
 export type * from './types';
 
@@ -42,6 +44,8 @@ export interface Store {
   readonly client: Etcd3;
   /** The overlay under `prefix` (default: settings.etcdPrefix); cached per prefix. */
   overlay(prefix?: string): OverlayStore;
+  /** Whether etcd answered the last call or watch (see etcd-health.ts). */
+  health(): EtcdHealthView;
   /** Stop every keeper and watcher made here, then close the client. Idempotent. */
   close(): Promise<void>;
 }
@@ -93,6 +97,7 @@ export function openStore(
       }
       return ov;
     },
+    health: () => etcdHealthOf(client).view(),
     close() {
       closed ??= (async () => {
         await Promise.allSettled([...stoppables].map((s) => s.stop()));

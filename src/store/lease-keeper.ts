@@ -34,6 +34,7 @@ import { conflict, errorText, OverlayError, unavailable } from '../errors';
 import { Backoff, sleep } from '../util/backoff';
 import { SerialQueue } from '../util/serial-queue';
 import { toStoreError } from './etcd-client';
+import { etcdHealthOf } from './etcd-health';
 import { leaseSubnetOfKey, OverlayKeys } from './keys';
 import { KeyValue, ListWatch, toKeyValue } from './list-watch';
 import type { KeeperEvent, LeaseKeeper, LeaseKeeperOptions } from './types';
@@ -272,6 +273,7 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
           .else(this.client.get(this.key))
           .commit();
         if (signal.aborted) return;
+        etcdHealthOf(this.client).ok();
         if (r.succeeded) {
           this.lease = { ...lease, etcdLease: id, expiresAt: started + this.opts.ttlSec * 1000, modRevision: BigInt(r.header.revision) };
           this.log.debug({ etcdLease: id, attempts: attempt }, 'subnet lease renewed');
@@ -285,6 +287,7 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
         return;
       } catch (e) {
         const err = toStoreError(e, `renew subnet lease ${this.key}`);
+        etcdHealthOf(this.client).failed('renew the subnet lease', err);
         if (lease.expiresAt !== undefined && Date.now() > lease.expiresAt) {
           this.lost(`renewal failed past the lease expiry: ${err.message}`);
           return;

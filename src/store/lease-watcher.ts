@@ -142,6 +142,8 @@ export class LeaseWatcher extends EventEmitter {
     if (c.type === 'put') {
       const lease = this.decode(c.kv);
       if (lease) {
+        const before = this.cache.get(c.kv.key);
+        if (before && before.etcdLease !== lease.etcdLease) this.expiries.delete(before.etcdLease); // renewed: a new etcd lease
         this.cache.set(c.kv.key, lease);
         this.fire({ type: 'added', lease });
         return;

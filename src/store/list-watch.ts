@@ -23,6 +23,7 @@ import type { Logger } from 'pino';
 import { Backoff, BackoffOptions, sleep } from '../util/backoff';
 import { errorText } from '../errors';
 import { toStoreError } from './etcd-client';
+import { etcdHealthOf } from './etcd-health';
 
 /** A key-value as we pass it on: key as text, revisions as bigint, lease id as a decimal string. */
 export interface KeyValue {
@@ -116,6 +117,7 @@ export class ListWatch {
           const { kvs, revision } = await this.list();
           if (signal.aborted) break;
           this.stats.lists++;
+          etcdHealthOf(this.opts.client).ok();
           this.rev = revision;
           this.deliver(() => this.opts.onSnapshot(kvs, revision));
           this.resolveReady();
@@ -124,6 +126,7 @@ export class ListWatch {
           this.downSince = null;
         } catch (e) {
           const err = toStoreError(e, `list ${this.opts.what}`);
+          etcdHealthOf(this.opts.client).failed(`list ${this.opts.what}`, err);
           if (this.downSince === null) this.log.warn({ err: err.message }, 'list failed; retrying with backoff');
           else this.log.debug({ err: err.message }, 'list failed again');
           this.downSince ??= Date.now();
@@ -141,6 +144,7 @@ export class ListWatch {
         needList = true;
       } else {
         this.stats.disconnects++;
+        etcdHealthOf(this.opts.client).failed(`watch ${this.opts.what}`, outcome.err);
         if (this.downSince === null) this.log.warn({ err: errorText(outcome.err) }, 'watch disconnected; reconnecting with backoff');
         else this.log.debug({ err: errorText(outcome.err) }, 'watch still disconnected');
         this.downSince ??= Date.now();
@@ -177,6 +181,7 @@ export class ListWatch {
       };
       const onAbort = () => finish({ kind: 'stopped' }, true);
       w.on('connected', () => {
+        etcdHealthOf(this.opts.client).ok();
         if (this.downSince !== null) this.log.info({ downMs: Date.now() - this.downSince, from: String(from) }, 'watch resumed');
         else this.log.debug({ from: String(from) }, 'watch connected');
         this.downSince = null;

@@ -12,7 +12,7 @@
  * busybox-static, etcd; fails (never skips) otherwise. `npm run build` must have run (scripts/test.sh).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildPlugin, type BuildResult } from '../../scripts/plugin-build';
@@ -21,6 +21,7 @@ import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
 import type { Host, Lab } from '../helpers/netns-lab';
 import { waitFor } from '../helpers/wait';
 import * as L from './docker-plugin-lab';
+import { launchBrowserIn } from './status-browser';
 
 const ROOT = resolve(__dirname, '../..');
 const MAIN = join(ROOT, 'dist/main.js');
@@ -29,6 +30,8 @@ if (process.getuid?.() !== 0) throw new Error('the docker plugin lab needs root'
 if (missing.length) throw new Error(`the docker plugin lab needs ${missing.join(', ')} (apt-get install docker.io docker-registry busybox-static; npm run build)`);
 
 const NET = 'ofnet';
+/** The plugin's status server, on each host's loopback (the managed plugin shares the host's network). */
+const STATUS = '127.0.0.1:9890';
 
 describe('overlay-flannel as a managed Docker plugin on two hosts', { timeout: 420_000 }, () => {
   const ov = L.randomOverlay();
@@ -77,7 +80,7 @@ describe('overlay-flannel as a managed Docker plugin on two hosts', { timeout: 4
     t.diagnostic(`overlay ${ov.network} VNI ${ov.vni} prefix ${ov.prefix}`);
     await Promise.all(
       [d1, d2].map(async (d) => {
-        const settings = [`ETCD_ENDPOINTS=${etcd!.endpoint}`, `ETCD_PREFIX=${ov.prefix}`, 'IFACE=eth0', 'LOG_LEVEL=debug', `docker-socket.source=${d.sock}`];
+        const settings = [`ETCD_ENDPOINTS=${etcd!.endpoint}`, `ETCD_PREFIX=${ov.prefix}`, 'IFACE=eth0', 'LOG_LEVEL=debug', `docker-socket.source=${d.sock}`, `STATUS_ADDR=${STATUS}`];
         const r = await d.docker(['plugin', 'install', '--grant-all-permissions', '--alias', 'overlay-flannel', L.PLUGIN_REF, ...settings], { timeoutMs: 180_000 });
         assert.equal(r.code, 0, `install on ${d.host.ns}: ${r.stderr}\n${dockerLog(d)}`);
         const ls = await d.dockerOk(['plugin', 'ls', '--format', '{{.Name}} {{.Enabled}}']);
@@ -110,8 +113,30 @@ describe('overlay-flannel as a managed Docker plugin on two hosts', { timeout: 4
 
   it('2. c1 on h1 and c2 on h2 get addresses of their hosts\' leases, ping each other and chat over netcat', async () => {
     await Promise.all([L.runBox(d1, 'c1', NET), L.runBox(d2, 'c2', NET)]);
-    ips.c1 = (await L.endpointOf(d1, 'c1', NET)).ip;
+    const ep1 = await L.endpointOf(d1, 'c1', NET);
+    ips.c1 = ep1.ip;
     ips.c2 = (await L.endpointOf(d2, 'c2', NET)).ip;
+    // The plugin's status server (STATUS_ADDR set at install) names c1 through the Docker API.
+    const status = JSON.parse((await h1.execOk('curl', ['-s', '-m', '10', `http://${STATUS}/api/v1/containers`], { timeoutMs: 15_000 })).stdout);
+    assert.equal(status.source, 'docker', `containers from Docker: ${JSON.stringify(status)}`);
+    assert.deepEqual(
+      status.endpoints.filter((e: { container: string }) => e.container === 'c1').map((e: Record<string, string>) => [e.address, e.network, e.endpoint, e.networkId]),
+      [[ips.c1, NET, ep1.eid.slice(0, 12), netId.get(d1)]],
+    );
+    // …and so does the page, in Chromium on h1 (docs/status-page.png is a copy of this screenshot).
+    const browser = await launchBrowserIn(h1, `${lab!.runId}-docker`);
+    try {
+      const page = await browser.browser.newPage({ viewport: { width: 1100, height: 700 } });
+      await page.goto(`http://${STATUS}/`, { timeout: 30_000 });
+      const row = page.locator(`tr.endpoint[data-endpoint="${ep1.eid.slice(0, 12)}"]`);
+      await row.waitFor({ timeout: 20_000 });
+      const shown = await row.innerText();
+      for (const want of ['c1', ips.c1, NET]) assert.ok(shown.includes(want), `the page's row of c1 shows ${want}: ${shown}`);
+      mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true });
+      await page.screenshot({ path: join(ROOT, 'test-artifacts', 'status-page-docker.png'), fullPage: true });
+    } finally {
+      await browser.close();
+    }
     assert.ok(L.inCidr(ips.c1, lease.get(d1)!), `c1 ${ips.c1} in ${lease.get(d1)}`);
     assert.ok(L.inCidr(ips.c2, lease.get(d2)!), `c2 ${ips.c2} in ${lease.get(d2)}`);
     // As on every fresh Docker host, dockerd set the FORWARD policy to DROP: the overlay must pass it.

@@ -11,15 +11,15 @@ import { setDataplaneObserver } from '../../src/reconcile/overlay-dataplane';
 
 const silent = pino({ level: 'silent' });
 
-function lease(subnet: string, publicIP: string, mac: string): Lease {
-  return { subnet: parseCidr(subnet), attrs: { publicIP, backendType: 'vxlan', vxlan: { vni: 7, vtepMac: mac } }, etcdLease: '1', expiresAt: Date.UTC(2030, 0, 1) };
+function lease(subnet: string, publicIP: string, mac: string, expiresAt?: number): Lease {
+  return { subnet: parseCidr(subnet), attrs: { publicIP, backendType: 'vxlan', vxlan: { vni: 7, vtepMac: mac } }, etcdLease: '1', ...(expiresAt !== undefined ? { expiresAt } : {}) };
 }
 
 class FakeAgent extends EventEmitter {
   state: StatusAgent['state'] = 'ready';
   lastConfigError: string | null = null;
   config = { network: parseCidr('10.5.0.0/16'), subnetLen: 24, backend: { type: 'vxlan', vni: 7 } };
-  own = lease('10.5.1.0/24', '192.0.2.1', '0e:00:00:00:00:01');
+  own = lease('10.5.1.0/24', '192.0.2.1', '0e:00:00:00:00:01', Date.UTC(2030, 0, 1));
   leases = [this.own, lease('10.5.2.0/24', '192.0.2.2', '0e:00:00:00:00:02')];
   dataplane = {
     knownLeases: () => this.leases,
@@ -31,10 +31,25 @@ class FakeAgent extends EventEmitter {
   lease(): Lease | null {
     return this.state === 'ready' ? this.own : null;
   }
+  lastSeen(subnet: string): number | undefined {
+    return subnet === '10.5.2.0/24' ? Date.UTC(2029, 5, 1) : undefined;
+  }
+  async leaseExpiry(l: Lease): Promise<number | undefined> {
+    return l.attrs.publicIP === '192.0.2.2' ? Date.UTC(2029, 5, 2) : undefined;
+  }
 }
 
+const etcdState = { up: true as boolean | null, lastOkAt: Date.UTC(2029, 0, 1), since: Date.UTC(2028, 0, 1), lastError: null as string | null };
+
 function setup(agent = new FakeAgent(), serving: boolean | null = true) {
-  const src: StatusSource = { defaultOverlay: 'default', overlays: () => [{ name: 'default', prefix: '/x/network', agent: agent as unknown as StatusAgent }], socketServing: () => serving, publicIP: '192.0.2.1' };
+  const src: StatusSource = {
+    defaultOverlay: 'default',
+    overlays: () => [{ name: 'default', prefix: '/x/network', agent: agent as unknown as StatusAgent }],
+    socketServing: () => serving,
+    publicIP: '192.0.2.1',
+    etcd: () => etcdState,
+    containers: async () => ({ source: 'docker', dockerError: null, endpoints: [{ endpoint: 'abcdef012345', hostVeth: 'ofhabcdef012345', bridge: 'ofb-0123456789a', network: 'chat', networkId: '0123456789abcdef', address: '10.5.1.2', container: 'web', containerId: 'c1' }] }),
+  };
   const metrics = new StatusMetrics();
   const app = buildStatusServer(src, silent, { metrics, wireIntervalMs: 20 });
   return { app, agent, metrics };
@@ -51,8 +66,22 @@ test('/api/v1/overlays lists config, state, own lease and every lease', async ()
     { name: o.name, prefix: o.prefix, state: o.state, network: o.config.network, subnetLen: o.config.subnetLen, backend: o.config.backend.type },
     { name: 'default', prefix: '/x/network', state: 'ready', network: '10.5.0.0/16', subnetLen: 24, backend: 'vxlan' },
   );
-  assert.deepEqual(o.lease, { subnet: '10.5.1.0/24', publicIP: '192.0.2.1', backend: 'vxlan', vtepMac: '0e:00:00:00:00:01', expiresAt: '2030-01-01T00:00:00.000Z', own: true });
+  assert.deepEqual(o.lease, { subnet: '10.5.1.0/24', publicIP: '192.0.2.1', backend: 'vxlan', vtepMac: '0e:00:00:00:00:01', expiresAt: '2030-01-01T00:00:00.000Z', lastSeen: null, own: true });
   assert.deepEqual(o.leases.map((l: { subnet: string; own: boolean }) => [l.subnet, l.own]), [['10.5.1.0/24', true], ['10.5.2.0/24', false]]);
+  // a peer: expiry asked from etcd (through the agent), last seen from the watch
+  assert.deepEqual([o.leases[1].expiresAt, o.leases[1].lastSeen], ['2029-06-02T00:00:00.000Z', '2029-06-01T00:00:00.000Z']);
+  await app.close();
+});
+
+test('/api/v1/containers and /api/v1/etcd', async () => {
+  const { app } = setup();
+  const c = (await app.inject('/api/v1/containers')).json();
+  assert.equal(c.source, 'docker');
+  assert.deepEqual([c.endpoints[0].container, c.endpoints[0].address, c.endpoints[0].network], ['web', '10.5.1.2', 'chat']);
+  const e = (await app.inject('/api/v1/etcd')).json();
+  assert.deepEqual(e, { up: true, lastOkAt: '2029-01-01T00:00:00.000Z', since: '2028-01-01T00:00:00.000Z', lastError: null });
+  const all = (await app.inject('/api/v1/status')).json();
+  assert.deepEqual(Object.keys(all).sort(), ['containers', 'etcd', 'kernel', 'overlays', 'publicIP']);
   await app.close();
 });
 
@@ -109,9 +138,13 @@ test('/metrics: names, leases gauge, API observer, dataplane hook, renewals', as
       'overlay_flannel_api_request_duration_seconds_count{call="NetworkDriver.CreateEndpoint"} 2',
       'overlay_flannel_reconcile_duration_seconds_count{kind="full"} 1',
       'overlay_flannel_lease_renewals_total{overlay="default"} 1',
+      'overlay_flannel_etcd_up 1',
     ]) {
       assert.ok(t.includes(line), `missing ${line} in\n${t}`);
     }
+    etcdState.up = false;
+    assert.match((await app.inject('/metrics')).body, /overlay_flannel_etcd_up 0\n/);
+    etcdState.up = true;
   } finally {
     setDataplaneObserver(null);
     await app.close();
@@ -153,6 +186,8 @@ test('/api/v1/events streams a snapshot, then another when peers change; / serve
     const html = await page.text();
     assert.match(html, /EventSource\('api\/v1\/events'\)/);
     assert.match(html, /"subnet":"10.5.3.0\/24"/, 'the first snapshot is inlined');
+    assert.match(html, /"container":"web"/, 'the containers are inlined');
+    assert.match(html, /<meta name="viewport" content="width=device-width/);
     assert.doesNotMatch(html, /https?:\/\//, 'no external resources');
   } finally {
     ac.abort();

@@ -1,0 +1,81 @@
+/**
+ * The status server's Prometheus metrics (prom-client, one Registry per daemon). Counters and
+ * histograms are fed by hooks (the plugin API's observer, the dataplane's process-wide observer,
+ * the agents' 'renewed' events); gauges are read from the daemon at scrape time.
+ * The README's "Metrics" table lists every name and label: keep both in step.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { DataplaneObserver, setDataplaneObserver } from '../reconcile/overlay-dataplane';
+import type { ApiObserver } from './server';
+import type { StatusSource } from './status-views';
+
+export class StatusMetrics {
+  readonly registry = new Registry();
+  readonly reconcileRuns = new Counter({ name: 'overlay_flannel_reconcile_runs_total', help: 'Dataplane syncs run, by kind (fast, full)', labelNames: ['kind'], registers: [this.registry] });
+  readonly reconcileDuration = new Histogram({
+    name: 'overlay_flannel_reconcile_duration_seconds',
+    help: 'Dataplane sync duration',
+    labelNames: ['kind'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [this.registry],
+  });
+  readonly reconcileErrors = new Counter({ name: 'overlay_flannel_reconcile_errors_total', help: 'Dataplane syncs that failed', registers: [this.registry] });
+  readonly kernelOps = new Counter({ name: 'overlay_flannel_kernel_ops_total', help: 'Kernel writes by the reconciler, by op', labelNames: ['op'], registers: [this.registry] });
+  readonly apiRequests = new Counter({ name: 'overlay_flannel_api_requests_total', help: 'Plugin API calls, by call and HTTP status', labelNames: ['call', 'status'], registers: [this.registry] });
+  readonly apiDuration = new Histogram({
+    name: 'overlay_flannel_api_request_duration_seconds',
+    help: 'Plugin API call latency',
+    labelNames: ['call'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+    registers: [this.registry],
+  });
+  readonly renewals = new Counter({ name: 'overlay_flannel_lease_renewals_total', help: 'Lease renewals of this host, by overlay', labelNames: ['overlay'], registers: [this.registry] });
+  readonly leases: Gauge;
+  readonly etcdUp: Gauge;
+
+  constructor(private source: () => StatusSource | null = () => null) {
+    this.leases = new Gauge({
+      name: 'overlay_flannel_leases',
+      help: 'Leases known per overlay (this host included)',
+      labelNames: ['overlay'],
+      registers: [this.registry],
+      collect: () => {
+        this.leases.reset();
+        for (const o of this.source()?.overlays() ?? []) this.leases.set({ overlay: o.name }, o.agent.dataplane?.knownLeases().length ?? 0);
+      },
+    });
+    this.etcdUp = new Gauge({
+      name: 'overlay_flannel_etcd_up',
+      help: '1 when the last etcd call or watch of this daemon succeeded, 0 when it failed (or none had an outcome yet)',
+      registers: [this.registry],
+      collect: () => {
+        this.etcdUp.set(this.source()?.etcd?.().up === true ? 1 : 0);
+      },
+    });
+  }
+
+  setSource(s: () => StatusSource | null): void {
+    this.source = s;
+  }
+
+  readonly apiObserver: ApiObserver = {
+    onCall: (call, status, ms) => {
+      this.apiRequests.inc({ call, status: String(status) });
+      this.apiDuration.observe({ call }, ms / 1000);
+    },
+  };
+
+  readonly dataplaneObserver: DataplaneObserver = {
+    onSync: (kind, seconds, ok) => {
+      this.reconcileRuns.inc({ kind });
+      this.reconcileDuration.observe({ kind }, seconds);
+      if (!ok) this.reconcileErrors.inc();
+    },
+    onOp: (op) => this.kernelOps.inc({ op }),
+  };
+
+  /** Feed the process-wide dataplane hook into these metrics. */
+  install(): void {
+    setDataplaneObserver(this.dataplaneObserver);
+  }
+}
