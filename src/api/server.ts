@@ -27,8 +27,8 @@ import { ROUTES } from './routes';
 
 export const PLUGIN_CONTENT_TYPE = 'application/vnd.docker.plugins.v1+json';
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
-/** Owner and group only: see listenOnSocket. */
-export const SOCKET_MODE = 0o660;
+/** Owner (root) only: see listenOnSocket. */
+export const SOCKET_MODE = 0o600;
 
 /** Metrics hook: called once per answered request (not for connection-level HTTP errors). */
 export interface ApiObserver {
@@ -247,10 +247,12 @@ function socketIsLive(p: string): Promise<boolean> {
 
 /**
  * Listen on a unix socket: creates the parent directory, removes a stale socket left by a crashed
- * run (never a live one, never a file that is not a socket), listens, then chmods the socket 0660.
- * Why 0660: dockerd runs as root and is the only intended client (a managed plugin's socket lives
- * under /run/docker/plugins/<id>/); anyone who can connect can allocate addresses and plumb
- * interfaces, so other users get no access. (The socket exists with umask permissions for the
+ * run (never a live one, never a file that is not a socket), listens, then chmods the socket 0600.
+ * Why 0600: dockerd runs as root and is the only client (a managed plugin's socket lives under
+ * /run/docker/plugins/<id>/, the legacy one under /run/docker/plugins/); anyone who can connect
+ * can allocate addresses and plumb interfaces, so neither the group nor other users get access
+ * (the docker group reaches Docker's API, not this socket). The fault suite checks Docker uses it.
+ * (The socket exists with umask permissions for the
  * moment between bind and chmod; the parent directory is what guards that window.)
  */
 export async function listenOnSocket(app: FastifyInstance, socketPath: string): Promise<void> {
