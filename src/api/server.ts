@@ -12,6 +12,9 @@
  *   404 is reserved for unknown paths and non-POST methods.
  * - Nothing a request carries may crash the process: parse, schema and driver errors all land in
  *   one error handler; malformed HTTP is answered by clientErrorHandler; observer faults are caught.
+ * - An empty body where fields are required gets its own message: Docker's plugin client resends a
+ *   call whose connection broke (the plugin restarted while answering) with the body already
+ *   consumed, i.e. empty; "NetworkID is required" alone would puzzle the user (fault suite).
  * - No serialisation here: Docker calls in parallel and the driver orders what must be ordered.
  * - Logging: one debug line per call (call, ids, status, ms); expected failures at warn, unexpected
  *   ones at error with the stack, each exactly once, always with the request id.
@@ -27,8 +30,8 @@ import { ROUTES } from './routes';
 
 export const PLUGIN_CONTENT_TYPE = 'application/vnd.docker.plugins.v1+json';
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
-/** Owner and group only: see listenOnSocket. */
-export const SOCKET_MODE = 0o660;
+/** Owner (root) only: see listenOnSocket. */
+export const SOCKET_MODE = 0o600;
 
 /** Metrics hook: called once per answered request (not for connection-level HTTP errors). */
 export interface ApiObserver {
@@ -85,6 +88,9 @@ function callIds(body: unknown): Record<string, string> {
   }
   return out;
 }
+
+/** Requests whose body was empty (no bytes, or whitespace only): see the note at the top. */
+const emptyBodies = new WeakSet<object>();
 
 function rejectProtoKeys(key: string, value: unknown): unknown {
   if (key === '__proto__') throw new SyntaxError('the key "__proto__" is not allowed');
@@ -143,7 +149,10 @@ export function buildApi(driver: PluginDriver, logger: Logger, opts: ApiOptions 
   app.addContentTypeParser('*', { parseAs: 'string' }, (req, raw, done) => {
     if (req.is404) return done(null, {}); // the 404 answer must not depend on the body
     const text = (raw as string).trim();
-    if (text === '') return done(null, {});
+    if (text === '') {
+      emptyBodies.add(req);
+      return done(null, {});
+    }
     try {
       done(null, JSON.parse(text, rejectProtoKeys) ?? {});
     } catch (e) {
@@ -154,7 +163,10 @@ export function buildApi(driver: PluginDriver, logger: Logger, opts: ApiOptions 
   });
   // Content-Length 0 skips the parser entirely: body is undefined.
   app.addHook('preValidation', (req, _reply, done) => {
-    if (req.body === undefined || req.body === null) req.body = {};
+    if (req.body === undefined || req.body === null) {
+      emptyBodies.add(req);
+      req.body = {};
+    }
     done();
   });
 
@@ -187,6 +199,9 @@ export function buildApi(driver: PluginDriver, logger: Logger, opts: ApiOptions 
     } else if (err?.validation) {
       status = 400;
       msg = `invalid request to ${where}: ${describeValidation(err)}`;
+      if (emptyBodies.has(req) && err.validation[0]?.keyword === 'required') {
+        msg += ' (the request had an empty body: Docker resends a call with an empty body when the plugin restarted while answering it; run the command again)';
+      }
     } else if (err?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       status = 413;
       msg = `request to ${where} is larger than the ${bodyLimit}-byte limit`;
@@ -247,10 +262,12 @@ function socketIsLive(p: string): Promise<boolean> {
 
 /**
  * Listen on a unix socket: creates the parent directory, removes a stale socket left by a crashed
- * run (never a live one, never a file that is not a socket), listens, then chmods the socket 0660.
- * Why 0660: dockerd runs as root and is the only intended client (a managed plugin's socket lives
- * under /run/docker/plugins/<id>/); anyone who can connect can allocate addresses and plumb
- * interfaces, so other users get no access. (The socket exists with umask permissions for the
+ * run (never a live one, never a file that is not a socket), listens, then chmods the socket 0600.
+ * Why 0600: dockerd runs as root and is the only client (a managed plugin's socket lives under
+ * /run/docker/plugins/<id>/, the legacy one under /run/docker/plugins/); anyone who can connect
+ * can allocate addresses and plumb interfaces, so neither the group nor other users get access
+ * (the docker group reaches Docker's API, not this socket). The fault suite checks Docker uses it.
+ * (The socket exists with umask permissions for the
  * moment between bind and chmod; the parent directory is what guards that window.)
  */
 export async function listenOnSocket(app: FastifyInstance, socketPath: string): Promise<void> {

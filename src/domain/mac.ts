@@ -38,3 +38,13 @@ export function stableMac(...parts: (string | number)[]): string {
 export function vtepMacFor(vni: number, publicIP: string): string {
   return stableMac('vtep', vni, publicIP);
 }
+
+/**
+ * The MAC of a Docker network's bridge, stable for its name. Set explicitly, it pins the bridge:
+ * left alone, Linux gives a bridge the lowest MAC of its ports, so every container that starts or
+ * stops can change the gateway's MAC under the other containers, whose ARP entries then point at a
+ * MAC nobody has until they expire (seconds of lost traffic; Docker's bridge driver pins it too).
+ */
+export function bridgeMacFor(bridgeName: string): string {
+  return stableMac('bridge', bridgeName);
+}

@@ -7,7 +7,9 @@
  * - vxlan (as flannel's vxlanLinksIncompat): keep only if vni, parent, local, port (0 = 8472),
  *   learning and gbp match and no group/l2miss is set; otherwise delete and recreate. A non-vxlan
  *   link of that name is ours to replace (the name flannel.<VNI> is reserved for us).
- * - bridge: a non-bridge link of that name is somebody else's: CONFLICT, never deleted.
+ * - bridge: a non-bridge link of that name is somebody else's: CONFLICT, never deleted. Its MAC is
+ *   set to bridgeMacFor(name), which pins it (see src/domain/mac.ts): ports coming and going never
+ *   change the gateway's MAC.
  * - veth: kept when both ends pair up, or when the host end's peer lives in another namespace
  *   (Docker already moved it into the container: recreating would cut the container off).
  *   A foreign non-veth link under either name is a CONFLICT.
@@ -15,6 +17,7 @@
  */
 import { ifla, rt } from 'netlink';
 import { conflict, invalid, notFound, OverlayError } from '../errors';
+import { bridgeMacFor } from '../domain/mac';
 import { checkIfName, ip4ToBuf, macToBuf } from './codec';
 import { isErrno } from './errno';
 import {
@@ -111,7 +114,11 @@ export async function ensureBridge(ns: NlSocket, name: string, mtu: number): Pro
     await createLink(ns, 'bridge', name, { linkinfo: linkInfoAttr('bridge') });
     return mustGet(ns, name, 'bridge');
   });
-  await modifyLink(ns, `set bridge "${name}" mtu ${mtu} up`, link.index, link.mtu !== mtu ? { mtu } : {}, link.up ? undefined : true);
+  const mac = bridgeMacFor(name);
+  const attrs: ifla.LinkAttrs = {};
+  if (link.mtu !== mtu) attrs.mtu = mtu;
+  if (link.mac !== mac) attrs.address = macToBuf(mac, `bridge "${name}" MAC`);
+  await modifyLink(ns, `set bridge "${name}" mtu ${mtu} address ${mac} up`, link.index, attrs, link.up ? undefined : true);
   return publicLink(await mustGet(ns, name, 'bridge'));
 }
 

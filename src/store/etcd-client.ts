@@ -120,6 +120,30 @@ function redact(text: string): string {
   return out;
 }
 
+/**
+ * A TLS failure in an etcd error, said so an operator knows which file to fix; null when the
+ * message is not about TLS. gRPC wraps OpenSSL's text ("…:SSL routines:ssl3_read_bytes:sslv3
+ * alert bad certificate:…"): only the alert or reason is quoted, never the rest.
+ */
+export function tlsProblem(msg: string): string | null {
+  const alert = /alert ([a-z ]+?)(?::|$|\n)/i.exec(msg)?.[1]?.trim();
+  if (alert && /certificate|unknown ca|handshake failure|access denied/i.test(alert)) {
+    return (
+      `etcd refused this client's certificate (ETCD_CERTFILE, ETCD_KEYFILE): it must be signed by a CA etcd trusts ` +
+      `(etcd's --trusted-ca-file), be valid now and allow client authentication [TLS alert: ${alert}]`
+    );
+  }
+  const verify = /(certificate verify failed|unable to verify[^:\n]*|self[- ]signed certificate[^:\n]*|unable to get local issuer certificate|certificate has expired|Hostname\/IP does not match[^:\n]*|ERR_TLS_CERT[A-Z_]*)/i.exec(msg)?.[1];
+  if (verify) {
+    return `etcd's server certificate is not trusted: ETCD_CAFILE must hold the CA that signed it, and it must name the host of ETCD_ENDPOINTS [${verify.trim()}]`;
+  }
+  if (/certificate|SSL|TLS|handshake|wrong version number/i.test(msg)) {
+    const first = msg.split('\n')[0]!.slice(0, 200);
+    return `check ETCD_CAFILE, ETCD_CERTFILE, ETCD_KEYFILE and that ETCD_ENDPOINTS use https:// [${first}]`;
+  }
+  return null;
+}
+
 function grpcCode(e: unknown): number | undefined {
   const code = (e as { code?: unknown } | null)?.code;
   return typeof code === 'number' ? code : undefined;
@@ -154,8 +178,8 @@ export function toStoreError(e: unknown, what: string): OverlayError {
   const msg = redact(e instanceof Error ? e.message : String(e));
   const make = (code: OverlayError['code'], text: string) => new OverlayError(code, `${what}: ${text}`, { cause: e });
   if (isUnavailable(e)) {
-    const hint = /certificate|SSL|TLS|handshake/i.test(msg) ? ' (TLS problem: check ETCD_CAFILE, ETCD_CERTFILE, ETCD_KEYFILE and https:// endpoints)' : '';
-    return make('UNAVAILABLE', `etcd unavailable: ${msg}${hint}`);
+    const tls = tlsProblem(msg);
+    return make('UNAVAILABLE', tls ? `etcd unavailable: TLS problem: ${tls}` : `etcd unavailable: ${msg}`);
   }
   if (e instanceof EtcdAuthenticationFailedError) {
     return make('INVALID', 'etcd rejected the credentials: check ETCD_USERNAME/ETCD_PASSWORD');

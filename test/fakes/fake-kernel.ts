@@ -16,6 +16,7 @@ import { conflict, invalid, notFound, OverlayError } from '../../src/errors';
 import { checkIfName, cidrContains, intToIp4, ip4ToInt, macToBuf, parseCidr, parseNetworkCidr } from '../../src/kernel/codec';
 import { KernelError } from '../../src/kernel/errno';
 import { portConflict, portInUse, portRuleText, type PortRule } from '../../src/domain/port-rules';
+import { bridgeMacFor } from '../../src/domain/mac';
 import type {
   AddressEntry,
   FdbEntry,
@@ -132,6 +133,7 @@ export class FakeKernel implements Kernel {
     }
     if (!l) l = this.newLink(name, 'bridge', 1500);
     l.mtu = mtu;
+    l.mac = bridgeMacFor(name);
     this.bringUp(l);
     return pub(l);
   }

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { isOverlayError } from '../../src/errors';
 import { errnoOf } from '../../src/kernel/errno';
 import type { Kernel, VxlanSpec } from '../../src/kernel/types';
+import { bridgeMacFor } from '../../src/domain/mac';
 
 export interface ContractEnv {
   kernel: Kernel;
@@ -117,6 +118,9 @@ export function kernelContract(label: string, setup: () => Promise<ContractEnv>)
       const p1 = await k.getLink(vp);
       assert.ok(h1 && p1);
       assert.deepEqual([h1.kind, h1.master, h1.up, h1.mtu], ['veth', b1.index, true, 1400]);
+      // The bridge keeps its pinned MAC when a port joins (unpinned, it would take the port's).
+      assert.equal(b1.mac, bridgeMacFor(br));
+      assert.equal((await k.getLink(br))?.mac, bridgeMacFor(br), 'a joining port must not change the bridge MAC');
       assert.deepEqual([p1.kind, p1.master, p1.up, p1.mtu], ['veth', 0, false, 1400]);
       await k.ensureVethPair(vh, vp, 1400, br);
       assert.equal((await k.getLink(vh))?.index, h1.index, 'an intact pair is kept');

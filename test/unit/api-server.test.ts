@@ -93,7 +93,11 @@ test('bodyless calls accept no body, Content-Length 0, whitespace, "null" and an
   }
   const empty = await post(app, '/NetworkDriver.CreateNetwork', '', { 'content-length': '0' });
   assert.equal(empty.status, 400);
-  assert.match(String(empty.json.Err), /NetworkID is required/);
+  assert.match(String(empty.json.Err), /NetworkID is required \(the request had an empty body: .*plugin restarted.*run the command again\)/);
+  // A body with content but a missing field is an ordinary validation error.
+  const partial = await post(app, '/NetworkDriver.CreateNetwork', '{"Options":{}}');
+  assert.equal(partial.status, 400);
+  assert.doesNotMatch(String(partial.json.Err), /empty body/);
   await app.close();
 });
 

@@ -61,14 +61,14 @@ function rawExchange(socketPath: string, bytes: string): Promise<string> {
   });
 }
 
-test('serves over a unix socket with mode 0660, no Content-Type needed; closeApi removes the socket', async () => {
+test('serves over a unix socket with mode 0600, no Content-Type needed; closeApi removes the socket', async () => {
   const dir = tempDir();
   const sock = path.join(dir, 'nested', 'run', 'overlay-flannel.sock'); // parents are created
   const app = buildApi(new FakeDriver(), silent);
   await listenOnSocket(app, sock);
   const st = fs.statSync(sock);
   assert.ok(st.isSocket());
-  assert.equal(st.mode & 0o777, 0o660);
+  assert.equal(st.mode & 0o777, 0o600);
   const r = await request(sock, '/Plugin.Activate');
   assert.equal(r.status, 200);
   assert.equal(r.body, '{"Implements":["NetworkDriver","IpamDriver"]}');

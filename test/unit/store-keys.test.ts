@@ -58,6 +58,19 @@ test('toStoreError maps etcd3, cockatiel and raw gRPC errors', () => {
   assert.equal(toStoreError(own, 'x'), own);
 });
 
+test('TLS failures name the file to fix and quote only the alert, not OpenSSL\'s text', () => {
+  const badCert = new GRPCUnavailableError(
+    '14 UNAVAILABLE: No connection established. Last error: 808C8752967F0000:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:../deps/openssl/openssl/ssl/record/rec_layer_s3.c:1601:SSL alert number 42\n (2026-11-23T15:00:00.000Z)',
+  );
+  const m = toStoreError(badCert, 'list config').message;
+  assert.match(m, /^list config: etcd unavailable: TLS problem: etcd refused this client's certificate \(ETCD_CERTFILE, ETCD_KEYFILE\).*\[TLS alert: bad certificate\]$/);
+  assert.doesNotMatch(m, /rec_layer|808C/);
+  const untrusted = new GRPCUnavailableError('14 UNAVAILABLE: No connection established. Last error: Error: self-signed certificate in certificate chain');
+  assert.match(toStoreError(untrusted, 'x').message, /TLS problem: etcd's server certificate is not trusted: ETCD_CAFILE/);
+  const plain = new GRPCUnavailableError('14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:2379');
+  assert.equal(toStoreError(plain, 'x').message, 'x: etcd unavailable: 14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:2379');
+});
+
 test('the password never appears in a mapped message', () => {
   createEtcdClient({ etcdEndpoints: ['http://127.0.0.1:1'], etcdUsername: 'u', etcdPassword: 'pa55-w0rd' }).close();
   assert.equal(toStoreError(new Error('boom pa55-w0rd boom'), 'x').message, 'x: boom <redacted> boom');
