@@ -15,7 +15,7 @@ import { overlayKeys, OverlayKeys } from './keys';
 import { NetworkRecordStore } from './network-records';
 import type { LeaseKeeperOptions } from './types';
 
-export { AddressStore } from './address-store';
+export { AddressStore, type DetailedAddressRecord } from './address-store';
 export { ConfigStore, configStateOf, type ConfigWatch } from './config-store';
 export { createEtcdClient, toStoreError, isUnavailable } from './etcd-client';
 export { EtcdLeaseKeeper, type KeeperTuning } from './lease-keeper';
