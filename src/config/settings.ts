@@ -17,6 +17,7 @@ export const DEFAULTS = {
   SUBNET_FILE: '/run/flannel/subnet.env',
   DOCKER_SOCKET: '/var/run/docker.sock',
   STATUS_ADDR: '',
+  ADDRESS_AUDIT_INTERVAL: 300,
 } as const;
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -46,6 +47,8 @@ export interface Settings {
   readonly dockerSocket: string;
   /** STATUS_ADDR host:port of the status server (page, JSON API, /metrics); '' = off. */
   readonly statusAddr: string;
+  /** ADDRESS_AUDIT_INTERVAL in seconds: period of the orphan address-record audit; 0 = only once after start. */
+  readonly addressAuditIntervalSec: number;
 }
 
 export class SettingsError extends Error {
@@ -154,6 +157,12 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) problems.push(`STATUS_ADDR: "${statusAddr}" must be host:port such as 127.0.0.1:9890, or empty for no status server`);
   }
 
+  const auditText = get('ADDRESS_AUDIT_INTERVAL');
+  const audit = auditText === undefined ? DEFAULTS.ADDRESS_AUDIT_INTERVAL : parseDuration(auditText);
+  if (audit === null || (audit !== 0 && audit < 10) || audit > 86400) {
+    problems.push(`ADDRESS_AUDIT_INTERVAL: "${auditText}" must be 0 (audit once after start) or a duration from 10s to 24h such as 300, 5m (default ${DEFAULTS.ADDRESS_AUDIT_INTERVAL})`);
+  }
+
   if (problems.length) throw new SettingsError(problems);
   return Object.freeze({
     etcdEndpoints: Object.freeze(endpoints),
@@ -174,6 +183,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     subnetFile,
     dockerSocket,
     statusAddr,
+    addressAuditIntervalSec: audit as number,
   });
 }
 

@@ -29,7 +29,8 @@ import { OverlayIsolation } from './isolation';
 import { ensureOverlayIsolation } from '../kernel/nft-isolation';
 import { dockerPort, dockerSocketUsable, NetworkReplicator } from '../docker/network-replicator';
 import { dockerEndpointLister, localEndpoints } from '../docker/containers';
-
+import { dockerEndpoints } from '../docker/endpoint-addresses';
+import { AddressAudit } from './address-audit';
 
 export const RESYNC_INTERVAL_MS = 10_000;
 
@@ -61,6 +62,7 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
   let api: ReturnType<typeof buildApi> | null = null;
   let isolation: OverlayIsolation | null = null;
   let replicator: NetworkReplicator | null = null;
+  let audit: AddressAudit | null = null;
   let status: FastifyInstance | null = null;
   let socketServing: boolean | null = opts.api === false ? null : false;
   let driver: OverlayPluginDriver | null = null;
@@ -71,6 +73,7 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
     abort.abort();
     await status?.close().catch((e) => log.warn({ err: errorText(e) }, 'closing the status server'));
     isolation?.stop();
+    await audit?.stop().catch((e) => log.warn({ err: errorText(e) }, 'stopping the address audit'));
     await replicator?.stop().catch((e) => log.warn({ err: errorText(e) }, 'stopping network replication'));
     if (api) await closeApi(api, settings.pluginSocket).catch((e) => log.warn({ err: errorText(e) }, 'closing the plugin socket'));
     await overlays?.stop().catch((e) => log.warn({ err: errorText(e) }, 'stopping the overlays'));
@@ -146,8 +149,18 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
       dockerUnusable = why === null ? null : `the Docker socket (DOCKER_SOCKET) is not usable: ${why}`;
       if (why === null) {
         replicator = new NetworkReplicator(dockerPort(settings.dockerSocket), store.overlay().networks, log.child({ component: 'replication' }), { host: pub.publicIP });
+        const st = store;
+        audit = new AddressAudit(
+          () => dir.all().map((h) => ({ name: h.name, subnet: () => h.lease()?.subnet ?? null, records: st.overlay(h.prefix).addresses })),
+          dockerEndpoints(settings.dockerSocket),
+          log.child({ component: 'address-audit' }),
+          { intervalMs: settings.addressAuditIntervalSec * 1000, ready: agent.whenReady() },
+        );
       } else {
-        log.warn({ dockerSocket: settings.dockerSocket, err: why }, 'the Docker socket cannot be used: network replication is off (create each network on every host yourself)');
+        log.warn(
+          { dockerSocket: settings.dockerSocket, err: why },
+          'the Docker socket cannot be used: network replication and the address audit are off (create each network on every host yourself)',
+        );
       }
       driver = new OverlayPluginDriver(kernel, queue, overlays, log.child({ component: 'driver' }), replicator ?? undefined);
       api = buildApi(driver, log.child({ component: 'api' }), metrics ? { observer: metrics.apiObserver } : {});
@@ -155,6 +168,7 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
       socketServing = true;
       log.info({ socket: settings.pluginSocket }, 'plugin API listening');
       replicator?.start(); // after the socket: the networks it creates call back into this plugin
+      audit?.start(); // waits for the Docker API itself (dockerd starts a managed plugin before it serves)
     }
     return { agent, overlays, stop };
   } catch (e) {

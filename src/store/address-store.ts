@@ -27,6 +27,13 @@ interface Row {
   kv: KeyValue;
 }
 
+/** A record as the address audit needs it: when it was written, and its revision for a guarded delete. */
+export interface DetailedAddressRecord extends AddressRecord {
+  /** `createdAt` of the value (ms since the epoch), or null when it has none readable. */
+  createdAt: number | null;
+  modRevision: bigint;
+}
+
 export class AddressStore {
   /** Last address handed out per lease key, with its create revision. */
   private readonly last = new Map<string, { ip: number; rev: bigint }>();
@@ -91,6 +98,33 @@ export class AddressStore {
     }
   }
 
+  /** Every recorded address of the lease with its createdAt and mod revision (for the address audit). */
+  async listDetailed(subnet: Cidr): Promise<DetailedAddressRecord[]> {
+    try {
+      return (await this.rows(this.keys.addressesPrefix(subnet))).map((r) => ({
+        ...r.record,
+        createdAt: createdAtOf(r.kv.value.toString('utf8')),
+        modRevision: r.kv.modRevision,
+      }));
+    } catch (e) {
+      throw toStoreError(e, `list addresses in ${formatCidr(subnet)}`);
+    }
+  }
+
+  /**
+   * Delete the record of `ip` only if it is unchanged since it was read at `modRevision` (it may
+   * have been released and handed out again meanwhile). True when it was deleted.
+   */
+  async releaseIfUnchanged(subnet: Cidr, ip: number, modRevision: bigint): Promise<boolean> {
+    const key = this.keys.addressKey(subnet, ip);
+    try {
+      const r = await this.client.if(key, 'Mod', '==', modRevision.toString()).then(this.client.delete().key(key)).commit();
+      return r.succeeded;
+    } catch (e) {
+      throw toStoreError(e, `release address ${formatIPv4(ip)} in ${formatCidr(subnet)}`);
+    }
+  }
+
   /** Release every address held by `owner`, in any lease of this overlay; returns how many. */
   async releaseOwner(owner: string): Promise<number> {
     try {
@@ -136,6 +170,16 @@ export class AddressStore {
       rows.push({ kv, record: { subnet: parsed.subnet, ip: parsed.ip, owner } });
     }
     return rows.sort((a, b) => a.record.ip - b.record.ip);
+  }
+}
+
+function createdAtOf(text: string): number | null {
+  try {
+    const v = JSON.parse(text) as { createdAt?: unknown };
+    const t = typeof v?.createdAt === 'string' ? Date.parse(v.createdAt) : NaN;
+    return Number.isFinite(t) ? t : null;
+  } catch {
+    return null;
   }
 }
 

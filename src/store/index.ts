@@ -16,7 +16,7 @@ import { NetworkRecordStore } from './network-records';
 import { etcdHealthOf, EtcdHealthView } from './etcd-health';
 import type { LeaseKeeperOptions } from './types';
 
-export { AddressStore } from './address-store';
+export { AddressStore, type DetailedAddressRecord } from './address-store';
 export { ConfigStore, configStateOf, type ConfigWatch } from './config-store';
 export { createEtcdClient, toStoreError, isUnavailable } from './etcd-client';
 export { EtcdLeaseKeeper, type KeeperTuning } from './lease-keeper';

@@ -213,6 +213,28 @@ export class DockerHost {
     await this.start();
   }
 
+  /**
+   * A power cut: SIGKILL dockerd, its containerd and shims (and `extraPids`, e.g. the processes of
+   * host-network plugins, which name no folder of this daemon) all at once; then what a reboot
+   * clears: the containers, mounts, cgroups, plugin runtime folders and the exec-root. The
+   * data-root stays, so {@link start} boots the same daemon again. Bounded (~30 s).
+   */
+  async crash(extraPids: number[] = []): Promise<void> {
+    const pids = [...new Set([...extraPids, ...(this.pid() !== undefined ? [this.pid()!] : []), ...pidsNaming(this.dir)])];
+    for (const p of pids) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    await waitFor(() => Promise.resolve(pids.every((p) => !alive(p))), { timeoutMs: 10_000, intervalMs: 50, what: 'crashed processes gone' });
+    if (this.handle) await Promise.race([this.handle.exited, sleep(5_000)]);
+    this.handle = undefined;
+    await teardownFolder(this.dir, this.cgroupParent);
+    rmSync(this.execRoot, { recursive: true, force: true });
+  }
+
   /** Full stop in lab.md's order; leaves the folder (data) in place. Bounded (~1 min worst case). */
   async stop(): Promise<void> {
     if (this.pid() !== undefined) {

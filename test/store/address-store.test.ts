@@ -105,4 +105,22 @@ describe('address store', () => {
     assert.ok(!Number.isNaN(Date.parse(v.createdAt)));
     assert.match(ov.keys.addressKey(subnet, kept), new RegExp(`^${prefix}/overlay-flannel/addresses/10\\.1\\.15\\.0-24/10\\.1\\.15\\.\\d+$`));
   });
+  it('listDetailed reads createdAt (null without one); releaseIfUnchanged deletes only an unchanged record', async () => {
+    const prefix = randomPrefix();
+    const ov = a.overlay(prefix);
+    const t0 = Date.now();
+    const mine = await ov.addresses.allocate(subnet, 'ep-a');
+    const legacyIp = parseIPv4('10.1.15.200');
+    await etcd.etcdctl(['put', ov.keys.addressKey(subnet, legacyIp), '{"owner":"docker/old"}']);
+    const rows = await ov.addresses.listDetailed(subnet);
+    assert.deepEqual(rows.map((r) => [formatIPv4(r.ip), r.owner]), [[formatIPv4(mine), 'ep-a'], ['10.1.15.200', 'docker/old']]);
+    assert.ok(rows[0]!.createdAt !== null && rows[0]!.createdAt >= t0 - 1000 && rows[0]!.createdAt <= Date.now() + 1000, `createdAt ${rows[0]!.createdAt}`);
+    assert.equal(rows[1]!.createdAt, null);
+    // Changed since it was read (re-written): not deleted.
+    await etcd.etcdctl(['put', ov.keys.addressKey(subnet, legacyIp), '{"owner":"docker/new"}']);
+    assert.equal(await ov.addresses.releaseIfUnchanged(subnet, legacyIp, rows[1]!.modRevision), false);
+    assert.equal((await ov.addresses.list(subnet)).length, 2);
+    assert.equal(await ov.addresses.releaseIfUnchanged(subnet, mine, rows[0]!.modRevision), true);
+    assert.deepEqual((await ov.addresses.list(subnet)).map((r) => r.owner), ['docker/new']);
+  });
 });

@@ -57,3 +57,12 @@ test('IP_MASQ and NOTRACK: on by default, booleans only', () => {
   }
   assert.throws(() => loadSettings({ NOTRACK: 'maybe' }), /NOTRACK: "maybe" must be true, false, 1 or 0/);
 });
+
+test('ADDRESS_AUDIT_INTERVAL: 300 s by default, durations and 0 accepted, nonsense refused naming the setting', () => {
+  assert.equal(loadSettings({}).addressAuditIntervalSec, 300);
+  assert.equal(loadSettings({ ADDRESS_AUDIT_INTERVAL: '10m' }).addressAuditIntervalSec, 600);
+  assert.equal(loadSettings({ ADDRESS_AUDIT_INTERVAL: '0' }).addressAuditIntervalSec, 0);
+  for (const bad of ['5', 'soon', '-1', '2d', '25h']) {
+    assert.throws(() => loadSettings({ ADDRESS_AUDIT_INTERVAL: bad }), /ADDRESS_AUDIT_INTERVAL: .* must be 0 .* or a duration from 10s to 24h/, bad);
+  }
+});

@@ -1,0 +1,141 @@
+/**
+ * The address audit: releases address records in etcd that no Docker endpoint on this host holds
+ * (orphans), so addresses do not leak after a crash, a reboot or a plugin that was down while
+ * Docker cleaned up. Runs once as soon as the Docker API answers after start, then every
+ * ADDRESS_AUDIT_INTERVAL.
+ *
+ * Design note: for each joined overlay with a lease, read the lease's records (etcd), then the
+ * addresses Docker's endpoints hold on networks of that subnet (dockerode, src/docker); the pure
+ * rule (src/domain/orphan-addresses.ts) picks the orphans older than the grace period, and each
+ * is deleted only if unchanged since it was read. Records are read BEFORE Docker is asked: a
+ * record created after the read is not judged at all, and one created just before is inside the
+ * grace period, so an address an in-flight RequestAddress just recorded is never released. Any
+ * failure skips that overlay for this round (never a decision on a partial picture); it runs
+ * beside the request handlers, never inside one.
+ */
+import type { Logger } from 'pino';
+import type { Cidr } from '../domain/ipv4';
+import { formatCidr, formatIPv4 } from '../domain/ipv4';
+import { orphanAddresses } from '../domain/orphan-addresses';
+import type { EndpointsPort } from '../docker/endpoint-addresses';
+import type { DetailedAddressRecord } from '../store';
+import { errorText } from '../errors';
+import { Backoff, sleep } from '../util/backoff';
+
+/** The default audit period (ADDRESS_AUDIT_INTERVAL). */
+export const DEFAULT_AUDIT_INTERVAL_SEC = 300;
+/** A record younger than this is never released (Docker creates the endpoint right after RequestAddress). */
+export const AUDIT_GRACE_MS = 120_000;
+
+/** The address records of one overlay, as the audit needs them (AddressStore in production). */
+export interface AuditRecordsPort {
+  listDetailed(subnet: Cidr): Promise<DetailedAddressRecord[]>;
+  releaseIfUnchanged(subnet: Cidr, ip: number, modRevision: bigint): Promise<boolean>;
+}
+
+/** One joined overlay: its name, this host's lease subnet (null without a lease), its records. */
+export interface AuditTarget {
+  name: string;
+  subnet(): Cidr | null;
+  records: AuditRecordsPort;
+}
+
+export interface AddressAuditOptions {
+  /** Period between audits, ms (0: only the one after start). */
+  intervalMs: number;
+  /** Grace period, ms. Default {@link AUDIT_GRACE_MS}. */
+  graceMs?: number;
+  now?: () => number;
+  /** The first audit waits for this too (the default overlay's lease: before it there is nothing to audit). */
+  ready?: Promise<unknown>;
+}
+
+/** What one audit released, per overlay. */
+export interface AuditResult {
+  released: Array<{ overlay: string; subnet: string; address: string; owner: string; createdAt: string | null }>;
+  waiting: number;
+  skipped: string[];
+}
+
+export class AddressAudit {
+  private readonly abort = new AbortController();
+  private readonly firstSeen = new Map<string, Map<number, number>>(); // overlay/subnet → ip → ms
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<unknown> = Promise.resolve();
+  readonly stats = { runs: 0, released: 0 };
+
+  constructor(
+    private readonly targets: () => AuditTarget[],
+    private readonly docker: EndpointsPort,
+    private readonly log: Logger,
+    private readonly opts: AddressAuditOptions,
+  ) {}
+
+  /** Wait for the Docker API (quietly, with backoff) and `ready`, audit once, then every intervalMs. */
+  start(): void {
+    this.running = (async () => {
+      const backoff = new Backoff({ initialMs: 500, maxMs: 10_000 });
+      for (let logged = false; !this.abort.signal.aborted; ) {
+        try {
+          await this.docker.ping();
+          break;
+        } catch (e) {
+          if (!logged) this.log.info({ err: errorText(e) }, 'address audit: waiting for the Docker API');
+          logged = true;
+          await sleep(backoff.next(), this.abort.signal);
+        }
+      }
+      if (this.opts.ready) await Promise.race([this.opts.ready, new Promise((r) => this.abort.signal.addEventListener('abort', r, { once: true }))]);
+      if (this.abort.signal.aborted) return;
+      await this.runOnce();
+      if (this.opts.intervalMs > 0 && !this.abort.signal.aborted) {
+        this.timer = setInterval(() => {
+          this.running = this.running.then(() => this.runOnce());
+        }, this.opts.intervalMs);
+        this.timer.unref();
+      }
+    })().catch((e) => this.log.error({ err: errorText(e) }, 'address audit failed (a bug)'));
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    if (this.timer) clearInterval(this.timer);
+    await this.running.catch(() => undefined);
+  }
+
+  /** One audit of every overlay with a lease. Never throws: failures skip the overlay and are logged. */
+  async runOnce(): Promise<AuditResult> {
+    const result: AuditResult = { released: [], waiting: 0, skipped: [] };
+    this.stats.runs++;
+    for (const t of this.targets()) {
+      if (this.abort.signal.aborted) break;
+      const subnet = t.subnet();
+      if (!subnet) continue;
+      const where = `${t.name}/${formatCidr(subnet)}`;
+      try {
+        const records = await t.records.listDetailed(subnet);
+        const { addresses } = await this.docker.addressesIn([formatCidr(subnet)]);
+        const held = new Set(records.filter((r) => addresses.has(formatIPv4(r.ip))).map((r) => r.ip));
+        const now = (this.opts.now ?? Date.now)();
+        const d = orphanAddresses(records, held, now, this.opts.graceMs ?? AUDIT_GRACE_MS, this.firstSeen.get(where));
+        this.firstSeen.set(where, d.firstSeen);
+        result.waiting += d.waiting.length;
+        const byIp = new Map(records.map((r) => [r.ip, r]));
+        for (const o of d.release) {
+          const r = byIp.get(o.ip)!;
+          if (!(await t.records.releaseIfUnchanged(subnet, r.ip, r.modRevision))) continue;
+          const entry = { overlay: t.name, subnet: formatCidr(subnet), address: formatIPv4(r.ip), owner: r.owner, createdAt: r.createdAt === null ? null : new Date(r.createdAt).toISOString() };
+          result.released.push(entry);
+          d.firstSeen.delete(r.ip);
+          this.stats.released++;
+          this.log.warn(entry, 'address audit: released an address record no Docker endpoint holds');
+        }
+      } catch (e) {
+        result.skipped.push(where);
+        this.log.warn({ overlay: t.name, subnet: formatCidr(subnet), err: errorText(e) }, 'address audit: skipped this round');
+      }
+    }
+    this.log.debug({ released: result.released.length, waiting: result.waiting, skipped: result.skipped }, 'address audit done');
+    return result;
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Orphan address records: records in etcd for addresses of this host's lease that no Docker
+ * endpoint holds any more (a crash between RequestAddress and ReleaseAddress, a plugin that was
+ * down while Docker cleaned up after a reboot, a dockerd that lost its state). Left alone they
+ * leak the subnet's addresses one by one. The address audit (src/daemon/address-audit.ts) asks
+ * Docker which addresses its endpoints hold and this module decides which records to release.
+ *
+ * Design note: a record is written by RequestAddress *before* Docker creates the endpoint that
+ * holds the address, so a record without an endpoint is normal for a moment. Only a record older
+ * than `graceMs` is released: its age comes from the `createdAt` the record carries; a record
+ * without a readable one (written by an older version, or by hand) is aged from the first audit
+ * that found it without an endpoint (`firstSeen`, kept by the caller between audits). A record
+ * whose createdAt lies in the future (clock skew between hosts) counts as just created.
+ */
+
+/** One address record as the audit sees it. */
+export interface AuditedRecord {
+  /** The address, u32. */
+  ip: number;
+  /** When it was written (ms since the epoch), or null when the record does not say. */
+  createdAt: number | null;
+}
+
+/** What to do with the records of one lease. */
+export interface OrphanDecision {
+  /** Records to release: no endpoint holds them and they are older than the grace period. */
+  release: AuditedRecord[];
+  /** Records without an endpoint, still inside the grace period (kept for now). */
+  waiting: AuditedRecord[];
+  /** The new first-seen map to keep until the next audit (only records still without an endpoint). */
+  firstSeen: Map<number, number>;
+}
+
+/**
+ * Decide which records of one lease are orphans.
+ * @param records every address record of the lease
+ * @param held the addresses Docker's endpoints hold (u32)
+ * @param now the time of the audit (ms since the epoch)
+ * @param graceMs how old a record without an endpoint must be before it is released
+ * @param firstSeen ip → when an earlier audit first found it without an endpoint
+ */
+export function orphanAddresses(
+  records: readonly AuditedRecord[],
+  held: ReadonlySet<number>,
+  now: number,
+  graceMs: number,
+  firstSeen: ReadonlyMap<number, number> = new Map(),
+): OrphanDecision {
+  if (!(graceMs >= 0)) throw new RangeError(`orphanAddresses: graceMs must be ≥ 0, got ${graceMs}`);
+  const out: OrphanDecision = { release: [], waiting: [], firstSeen: new Map() };
+  for (const r of records) {
+    if (held.has(r.ip)) continue;
+    const seen = firstSeen.get(r.ip) ?? now;
+    out.firstSeen.set(r.ip, seen);
+    const born = r.createdAt === null || !Number.isFinite(r.createdAt) ? seen : Math.min(r.createdAt, now);
+    if (now - born >= graceMs) out.release.push(r);
+    else out.waiting.push(r);
+  }
+  return out;
+}

@@ -1,0 +1,129 @@
+/**
+ * The orphan-record decision of the address audit (src/domain/orphan-addresses.ts), as a table:
+ * records of one lease, the addresses Docker's endpoints hold, the time, the grace period and
+ * what earlier audits saw → which records are released, which wait, what is remembered. Then the
+ * AddressAudit that carries the decision out, over fakes of the etcd records and of Docker.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { orphanAddresses, type AuditedRecord } from '../../src/domain/orphan-addresses';
+import { formatIPv4, parseCidr, parseIPv4, type Cidr } from '../../src/domain/ipv4';
+import { AddressAudit } from '../../src/daemon/address-audit';
+import type { EndpointsPort } from '../../src/docker/endpoint-addresses';
+import type { DetailedAddressRecord } from '../../src/store';
+import { captureLogger, testLogger } from '../helpers/store-fixtures';
+
+const NOW = Date.parse('2026-01-01T12:00:00Z');
+const GRACE = 120_000;
+const ip = (s: string): number => parseIPv4(s);
+const rec = (a: string, ageMs: number | null): AuditedRecord => ({ ip: ip(a), createdAt: ageMs === null ? null : NOW - ageMs });
+const names = (rs: AuditedRecord[]): string[] => rs.map((r) => formatIPv4(r.ip));
+
+const table: Array<{
+  name: string;
+  records: AuditedRecord[];
+  held: string[];
+  firstSeen?: Array<[string, number]>; // ip, ms before NOW
+  release: string[];
+  waiting: string[];
+  remembered: string[];
+}> = [
+  { name: 'no records', records: [], held: ['10.1.2.3'], release: [], waiting: [], remembered: [] },
+  { name: 'every record held', records: [rec('10.1.2.2', 3_600_000), rec('10.1.2.3', 1)], held: ['10.1.2.2', '10.1.2.3'], release: [], waiting: [], remembered: [] },
+  { name: 'old record without endpoint is released', records: [rec('10.1.2.2', 3_600_000), rec('10.1.2.3', 10)], held: ['10.1.2.3'], release: ['10.1.2.2'], waiting: [], remembered: ['10.1.2.2'] },
+  { name: 'young record without endpoint waits (in-flight RequestAddress)', records: [rec('10.1.2.4', 5_000)], held: [], release: [], waiting: ['10.1.2.4'], remembered: ['10.1.2.4'] },
+  { name: 'exactly the grace period old is released', records: [rec('10.1.2.5', GRACE)], held: [], release: ['10.1.2.5'], waiting: [], remembered: ['10.1.2.5'] },
+  { name: 'one ms younger than the grace period waits', records: [rec('10.1.2.5', GRACE - 1)], held: [], release: [], waiting: ['10.1.2.5'], remembered: ['10.1.2.5'] },
+  { name: 'createdAt in the future (clock skew) counts as now', records: [rec('10.1.2.6', -3_600_000)], held: [], release: [], waiting: ['10.1.2.6'], remembered: ['10.1.2.6'] },
+  { name: 'no createdAt, first audit: waits and is remembered', records: [rec('10.1.2.7', null)], held: [], release: [], waiting: ['10.1.2.7'], remembered: ['10.1.2.7'] },
+  { name: 'no createdAt, seen orphaned a grace period ago: released', records: [rec('10.1.2.7', null)], held: [], firstSeen: [['10.1.2.7', GRACE]], release: ['10.1.2.7'], waiting: [], remembered: ['10.1.2.7'] },
+  { name: 'no createdAt, seen orphaned recently: waits', records: [rec('10.1.2.7', null)], held: [], firstSeen: [['10.1.2.7', 1_000]], release: [], waiting: ['10.1.2.7'], remembered: ['10.1.2.7'] },
+  { name: 'held again: forgotten', records: [rec('10.1.2.8', null)], held: ['10.1.2.8'], firstSeen: [['10.1.2.8', GRACE * 2]], release: [], waiting: [], remembered: [] },
+  { name: 'record gone: forgotten', records: [], held: [], firstSeen: [['10.1.2.9', GRACE * 2]], release: [], waiting: [], remembered: [] },
+  {
+    name: 'mixed lease',
+    records: [rec('10.1.2.2', 7_200_000), rec('10.1.2.3', 7_200_000), rec('10.1.2.4', 2_000), rec('10.1.2.5', null)],
+    held: ['10.1.2.3', '10.9.9.9'],
+    release: ['10.1.2.2'],
+    waiting: ['10.1.2.4', '10.1.2.5'],
+    remembered: ['10.1.2.2', '10.1.2.4', '10.1.2.5'],
+  },
+];
+
+for (const row of table) {
+  test(`orphanAddresses: ${row.name}`, () => {
+    const firstSeen = new Map((row.firstSeen ?? []).map(([a, ago]) => [ip(a), NOW - ago] as [number, number]));
+    const d = orphanAddresses(row.records, new Set(row.held.map(ip)), NOW, GRACE, firstSeen);
+    assert.deepEqual(names(d.release), row.release);
+    assert.deepEqual(names(d.waiting), row.waiting);
+    assert.deepEqual([...d.firstSeen.keys()].map(formatIPv4).sort(), [...row.remembered].sort());
+    for (const [k, v] of d.firstSeen) assert.equal(v, firstSeen.get(k) ?? NOW, `first seen of ${formatIPv4(k)} kept, or now`);
+  });
+}
+
+test('orphanAddresses: a negative grace period is a clear error', () => {
+  assert.throws(() => orphanAddresses([], new Set(), NOW, -1), /graceMs must be ≥ 0/);
+});
+
+// ---- AddressAudit (src/daemon/address-audit.ts) over fakes of etcd and Docker ----
+
+/** Records of one lease in memory, with mod revisions, as AddressStore keeps them in etcd. */
+function fakeRecords(rows: Array<{ ip: string; owner: string; ageMs: number | null }>) {
+  let rev = 10n;
+  const m = new Map(rows.map((r) => [ip(r.ip), { owner: r.owner, createdAt: r.ageMs === null ? null : NOW - r.ageMs, rev: rev++ }]));
+  return {
+    m,
+    port: {
+      async listDetailed(subnet: Cidr): Promise<DetailedAddressRecord[]> {
+        return [...m].sort(([a], [b]) => a - b).map(([k, v]) => ({ subnet, ip: k, owner: v.owner, createdAt: v.createdAt, modRevision: v.rev }));
+      },
+      async releaseIfUnchanged(_s: Cidr, k: number, modRevision: bigint): Promise<boolean> {
+        if (m.get(k)?.rev !== modRevision) return false;
+        m.delete(k);
+        return true;
+      },
+    },
+  };
+}
+
+const fakeDocker = (held: string[], opts: { fail?: boolean } = {}): EndpointsPort => ({
+  async ping() {},
+  async addressesIn() {
+    if (opts.fail) throw new Error('connect ENOENT /var/run/docker.sock');
+    return { addresses: new Set(held), networks: ['ofnet'] };
+  },
+});
+
+test('AddressAudit: releases old orphans, keeps held and young records, logs each release', async () => {
+  const subnet = parseCidr('10.1.2.0/24');
+  const recs = fakeRecords([
+    { ip: '10.1.2.2', owner: 'docker/aaa', ageMs: 3_600_000 },
+    { ip: '10.1.2.3', owner: 'docker/bbb', ageMs: 3_600_000 },
+    { ip: '10.1.2.4', owner: 'docker/ccc', ageMs: 1_000 },
+  ]);
+  const { logger, lines } = captureLogger('warn');
+  const audit = new AddressAudit(() => [{ name: 'default', subnet: () => subnet, records: recs.port }], fakeDocker(['10.1.2.3']), logger, { intervalMs: 0, graceMs: GRACE, now: () => NOW });
+  const r = await audit.runOnce();
+  assert.deepEqual(r.released.map((x) => [x.address, x.owner]), [['10.1.2.2', 'docker/aaa']]);
+  assert.equal(r.waiting, 1);
+  assert.deepEqual([...recs.m.keys()].map(formatIPv4), ['10.1.2.3', '10.1.2.4']);
+  assert.ok(lines.some((l) => /released an address record no Docker endpoint holds/.test(String(l.msg)) && l.address === '10.1.2.2'), JSON.stringify(lines));
+});
+
+test('AddressAudit: Docker not answering skips the round and releases nothing; no lease, nothing audited', async () => {
+  const subnet = parseCidr('10.1.2.0/24');
+  const recs = fakeRecords([{ ip: '10.1.2.2', owner: 'docker/aaa', ageMs: 3_600_000 }]);
+  const audit = new AddressAudit(
+    () => [
+      { name: 'default', subnet: () => subnet, records: recs.port },
+      { name: 'blue', subnet: () => null, records: recs.port },
+    ],
+    fakeDocker([], { fail: true }),
+    testLogger(),
+    { intervalMs: 0, graceMs: GRACE, now: () => NOW },
+  );
+  const r = await audit.runOnce();
+  assert.deepEqual(r.skipped, ['default/10.1.2.0/24']);
+  assert.deepEqual(r.released, []);
+  assert.equal(recs.m.size, 1);
+});
