@@ -19,7 +19,7 @@ import { waitFor } from '../helpers/wait';
 import * as L from '../lab/docker-plugin-lab';
 import { auditAddresses, type AuditResult } from './address-audit';
 import { pluginPid, recordFigures, requireDockerLab, rssKiB, startFaultLab, type FaultLab } from './fault-lab';
-import { hostileRequests, isErrAnswer } from './hostile-requests';
+import { hostileRequests, isErrAnswer, OVER_LIMIT, overLimitOutcome } from './hostile-requests';
 import { ProbeStream } from './probe-stream';
 
 requireDockerLab();
@@ -72,12 +72,15 @@ describe('Docker-side faults on two hosts with continuous traffic', { timeout: 6
     const before = (await L.addressRecords(fl.etcd, fl.ov.prefix, lease)).length;
     const names = Array.from({ length: 20 }, (_, i) => `k${i}`);
     const started = Date.now();
-    const runs = names.map((n) => d1.docker(runArgs(n), { timeoutMs: 180_000 }));
+    let settled = 0;
+    const runs = names.map((n) => d1.docker(runArgs(n), { timeoutMs: 180_000 }).finally(() => settled++));
     // "In the middle": once a few runs have their address recorded, the others still on their way.
     await waitFor(async () => (await L.addressRecords(fl.etcd, fl.ov.prefix, lease)).length >= before + 4, { timeoutMs: 90_000, intervalMs: 50, what: '4 new address records' });
     const recordsAtKill = (await L.addressRecords(fl.etcd, fl.ov.prefix, lease)).length - before;
+    const settledAtKill = settled;
     process.kill(oldPid, 'SIGKILL');
     const killedAt = Date.now();
+    assert.ok(settledAtKill < names.length, 'the plugin was killed while runs were still going');
     const newPid = await waitFor(async () => {
       const p = await L.pluginPids(h1);
       return p.length === 1 && p[0] !== oldPid && p[0];
@@ -110,6 +113,7 @@ describe('Docker-side faults on two hosts with continuous traffic', { timeout: 6
       failedCleanly: failures.length,
       failureMessages: [...new Set(failures.map(({ r }) => r.stderr.trim().split('\n').pop()!.replace(/[0-9a-f]{12,}/g, '<id>').slice(0, 200)))],
       recordsAtKill,
+      runsDoneAtKill: settledAtKill,
       pluginRestartMs: restartMs,
       runsWallMs: runsMs,
       auditCleanAfterRunsMs: running.ms,
@@ -132,13 +136,23 @@ describe('Docker-side faults on two hosts with continuous traffic', { timeout: 6
     const answers = await L.pool(reqs.map((r) => () => r.send(sock)), 32);
     const ms = Date.now() - t0;
     const rssAfter = rssKiB(pid);
-    const bad = answers.map((a, i) => ({ a, label: reqs[i]!.label })).filter(({ a }) => !isErrAnswer(a));
+    const labelled = answers.map((a, i) => ({ a, label: reqs[i]!.label }));
+    const bad = labelled.filter(({ a, label }) => (OVER_LIMIT.has(label) ? overLimitOutcome(a) === 'wrong' : !isErrAnswer(a)));
+    const overLimit = { requests: 0, answered413: 0, closedBeforeAnswerRead: 0 };
+    for (const { a, label } of labelled) {
+      if (!OVER_LIMIT.has(label)) continue;
+      overLimit.requests++;
+      if (overLimitOutcome(a) === '413') overLimit.answered413++;
+      if (overLimitOutcome(a) === 'closed') overLimit.closedBeforeAnswerRead++;
+    }
     const byStatus: Record<string, number> = {};
     for (const a of answers) byStatus[a.status] = (byStatus[a.status] ?? 0) + 1;
-    const figures = { requests: reqs.length, wallMs: ms, perSecond: Math.round((reqs.length * 1000) / ms), byStatus, rssBeforeMiB: Math.round(rssBefore / 1024), rssAfterMiB: Math.round(rssAfter / 1024), rssGrowthMiB: Math.round((rssAfter - rssBefore) / 1024) };
+    const figures = { requests: reqs.length, wallMs: ms, perSecond: Math.round((reqs.length * 1000) / ms), byStatus, overLimit, rssBeforeMiB: Math.round(rssBefore / 1024), rssAfterMiB: Math.round(rssAfter / 1024), rssGrowthMiB: Math.round((rssAfter - rssBefore) / 1024) };
     t.diagnostic(JSON.stringify(figures));
     recordFigures(FIGURES, 'hostileInput', figures);
     assert.deepEqual(bad.slice(0, 8).map(({ a, label }) => `${label}: ${a.status} ${a.body.slice(0, 200)}`), [], `${bad.length} answers were not a non-2xx "Err"`);
+    // Over the limit: the 413 answer is the rule (a lost answer is a client-side race, see hostile-requests.ts).
+    assert.ok(overLimit.answered413 >= overLimit.requests - 2, `over-limit bodies answered 413: ${JSON.stringify(overLimit)}`);
     assert.deepEqual(await L.pluginPids(h1), [pid], 'the same plugin process serves');
     assert.ok(rssAfter - rssBefore < 64 * 1024, `RSS grew by ${Math.round((rssAfter - rssBefore) / 1024)} MiB (≥ 64 MiB)`);
     assert.deepEqual(await L.etcdKeys(fl.etcd, fl.ov.prefix), keysBefore, 'no etcd key was written by the requests');

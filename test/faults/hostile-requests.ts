@@ -4,8 +4,9 @@
  * plus bodies over the plugin's 1 MiB limit, sent three ways: with a Content-Length just over it,
  * with a large Content-Length (8 MiB), and chunked without any length (4 MiB). The plugin answers
  * each of them 413 with an "Err" as soon as it knows the body is too large, then closes the
- * connection without reading the rest (README, "Plugin socket limits"): a client that reads the
- * answer while it writes (Docker's Go client does) shows the Err text to the user.
+ * connection without reading the rest (README, "Install on real hosts"). A client still writing
+ * when that close comes may lose the answer (its write fails first: EPIPE/ECONNRESET); rawPost
+ * reads while it writes, like Docker's Go client, so it nearly always sees the 413.
  */
 import net from 'node:net';
 import * as L from '../lab/docker-plugin-lab';
@@ -72,6 +73,20 @@ export function hostileRequests(count: number): L.Malformed[] {
   ];
   for (let i = 500, k = 0; i < count; i += 1000, k++) out[i] = huge[k % huge.length]!;
   return out;
+}
+
+/** Labels of the requests whose body is over the limit. */
+export const OVER_LIMIT = new Set(['body 1 MiB + 1 byte', 'body 8 MiB', 'chunked body 4 MiB', '2 MiB body']);
+
+/**
+ * How an over-limit body was refused: `413` (the answer, with "Err"), `closed` (the server closed
+ * the connection after answering, before this client read the answer: no bytes at all), or
+ * `wrong` (anything else, e.g. a 2xx or an answer without "Err").
+ */
+export function overLimitOutcome(a: L.Answer): '413' | 'closed' | 'wrong' {
+  if (a.status === 413 && isErrAnswer(a)) return '413';
+  if (a.status === 0) return 'closed';
+  return 'wrong';
 }
 
 /** A failure the way Docker reads one: a non-2xx status and a JSON body with a string "Err". */
