@@ -84,17 +84,19 @@ async function main(): Promise<number> {
     return false;
   };
   const servers = new Servers();
-  let tornDown = false;
-  const teardown = async () => {
-    if (tornDown) return;
-    tornDown = true;
-    log('teardown');
-    await servers.stopAll();
-    await teardownLab(log);
-  };
+  // One teardown, shared by a signal and the normal end (whichever comes first; the other awaits it).
+  let tearing: Promise<void> | undefined;
+  const teardown = (): Promise<void> =>
+    (tearing ??= (async () => {
+      log('teardown');
+      await servers.stopAll();
+      await teardownLab(log);
+    })());
+  let aborted: NodeJS.Signals | undefined;
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
-      log(`${sig}: tearing the lab down`);
+      aborted = sig;
+      log(`${sig}: tearing the lab down (a second ${sig} kills this process without cleanup)`);
       void teardown().finally(() => process.exit(130));
     });
   }
@@ -224,6 +226,7 @@ async function main(): Promise<number> {
   } finally {
     await teardown();
   }
+  if (aborted) return 130; // no scale benchmarks, no results: the run was interrupted
 
   // Scale last, on a machine without the lab: bench:store (~85 s at 2000 leases here), bench:kernel (~60 s).
   if (args.scale && inBudget('bench:store')) {
