@@ -1,0 +1,112 @@
+/**
+ * hand-paths.ts — the kernel references of the overlay benchmark, built by hand with iproute2 on
+ * the same two hosts (h1, h2) as the product, between plain namespaces standing in for containers.
+ *
+ * Design note (shared docs lab.md §9 and perf-notes.md):
+ * - "hand vxlan" is flannel's model with zero control plane: a vxlan device (VNI 4091, port 8472,
+ *   nolearning, fixed MAC, `10.251.N.0/32`), a bridge `hvbr` with the gateway `10.251.N.1/24`, a
+ *   veth into the namespace (`10.251.N.2/24`, default via .1); towards the other host an onlink
+ *   route `10.251.M.0/24 via 10.251.M.0`, a permanent neighbour (that address → remote VTEP MAC)
+ *   and an FDB entry (remote VTEP MAC → remote host IP).
+ * - "hand routed vxlan" is perf-notes' "routed L3" design: no bridge; the namespace's address is a
+ *   /32 on its veth with a default route via the link-local gateway 169.254.1.1 (a permanent
+ *   neighbour entry to the host end's MAC), the host has `10.252.N.2/32 dev <veth>` plus a
+ *   permanent neighbour; vxlan VNI 4092 on its own port 8473 so that raw-table NOTRACK rules for
+ *   its UDP flows and its inner packets touch nothing else on the host.
+ * Docker set FORWARD's policy to DROP on both hosts: each path gets ACCEPT rules for its /16.
+ * No overlay of the product uses 10.251/16, 10.252/16 or these VNIs (lab.ts). Everything lives in
+ * the lab's namespaces and goes away with them.
+ */
+import type { Host, Lab, Ns } from '../test/helpers/netns-lab';
+import { run } from '../test/helpers/run';
+
+/** One end of a measured path: a network namespace (by path) and the address to reach it at. */
+export interface Endpoint {
+  netns: string;
+  ip: string;
+}
+
+const ip = (ns: string, ...a: string[]) => run('ip', ['-n', ns, ...a], { timeoutMs: 10_000 });
+const inNs = (ns: string, cmd: string, ...a: string[]) => run('nsenter', [`--net=/var/run/netns/${ns}`, cmd, ...a], { timeoutMs: 10_000 });
+const mac = (vni: number, n: number): string => `02:${(vni >> 8).toString(16).padStart(2, '0')}:${(vni & 0xff).toString(16).padStart(2, '0')}:00:00:${n.toString(16).padStart(2, '0')}`;
+
+async function linkMac(ns: string, dev: string): Promise<string> {
+  const { stdout } = await run('ip', ['-n', ns, '-j', 'link', 'show', 'dev', dev], { timeoutMs: 10_000 });
+  const m = (JSON.parse(stdout) as { address?: string }[])[0]?.address;
+  if (!m) throw new Error(`no MAC on ${dev} in ${ns}`);
+  return m;
+}
+
+/** The vxlan device of a hand path on host `h`, its address `<net>.<n>.0/32`, and ACCEPT rules for the /16. */
+async function vtep(h: Host, dev: string, vni: number, port: number, net: string): Promise<void> {
+  await ip(h.ns, 'link', 'add', dev, 'address', mac(vni, h.n), 'type', 'vxlan', 'id', String(vni), 'local', h.ip, 'dev', 'eth0', 'dstport', String(port), 'nolearning');
+  await ip(h.ns, 'link', 'set', dev, 'mtu', '1450', 'up');
+  await ip(h.ns, 'addr', 'add', `${net}.${h.n}.0/32`, 'dev', dev);
+  await run('ip', ['netns', 'exec', h.ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'], { timeoutMs: 10_000 });
+  for (const dir of ['-s', '-d']) await inNs(h.ns, 'iptables', '-I', 'FORWARD', '1', dir, `${net}.0.0/16`, '-j', 'ACCEPT');
+}
+
+/** Route, neighbour and FDB entry on `h` towards the other host `peer` (flannel's three entries). */
+async function peerEntries(h: Host, peer: Host, dev: string, vni: number, net: string): Promise<void> {
+  const gw = `${net}.${peer.n}.0`;
+  await ip(h.ns, 'route', 'add', `${net}.${peer.n}.0/24`, 'via', gw, 'dev', dev, 'onlink');
+  await ip(h.ns, 'neigh', 'add', gw, 'lladdr', mac(vni, peer.n), 'dev', dev, 'nud', 'permanent');
+  await run('bridge', ['-n', h.ns, 'fdb', 'append', mac(vni, peer.n), 'dev', dev, 'dst', peer.ip, 'self', 'permanent'], { timeoutMs: 10_000 });
+}
+
+/** A namespace `<host>hv` behind a veth `<hostDev>` on host `h`, its end named eth0 with MTU 1450. */
+async function attached(lab: Lab, h: Host, suffix: string, hostDev: string): Promise<Ns> {
+  const c = await lab.addContainerNs(h, suffix);
+  await ip(h.ns, 'link', 'add', hostDev, 'mtu', '1450', 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', '1450', 'netns', c.ns);
+  await ip(h.ns, 'link', 'set', hostDev, 'up');
+  await ip(c.ns, 'link', 'set', 'eth0', 'up');
+  return c;
+}
+
+/** Flannel's model by hand (bridge, gateway .1, routing, vxlan) between `<h1>hv` and `<h2>hv`. */
+export async function handVxlan(lab: Lab, h1: Host, h2: Host): Promise<[Endpoint, Endpoint]> {
+  const vni = 4091;
+  const net = '10.251';
+  const ends: Endpoint[] = [];
+  for (const h of [h1, h2]) {
+    await vtep(h, 'hvx', vni, 8472, net);
+    await ip(h.ns, 'link', 'add', 'hvbr', 'type', 'bridge');
+    await ip(h.ns, 'addr', 'add', `${net}.${h.n}.1/24`, 'dev', 'hvbr');
+    await ip(h.ns, 'link', 'set', 'hvbr', 'up');
+    const c = await attached(lab, h, 'hv', 'hvv');
+    await ip(h.ns, 'link', 'set', 'hvv', 'master', 'hvbr');
+    await ip(c.ns, 'addr', 'add', `${net}.${h.n}.2/24`, 'dev', 'eth0');
+    await ip(c.ns, 'route', 'add', 'default', 'via', `${net}.${h.n}.1`);
+    ends.push({ netns: c.nsPath, ip: `${net}.${h.n}.2` });
+  }
+  await peerEntries(h1, h2, 'hvx', vni, net);
+  await peerEntries(h2, h1, 'hvx', vni, net);
+  return [ends[0]!, ends[1]!];
+}
+
+/** perf-notes' routed L3 by hand (/32 on the veth, link-local gateway, no bridge, NOTRACK) between `<h1>hr` and `<h2>hr`. */
+export async function handRoutedVxlan(lab: Lab, h1: Host, h2: Host): Promise<[Endpoint, Endpoint]> {
+  const vni = 4092;
+  const port = 8473;
+  const net = '10.252';
+  const ends: Endpoint[] = [];
+  for (const h of [h1, h2]) {
+    await vtep(h, 'hvr', vni, port, net);
+    const c = await attached(lab, h, 'hr', 'hrv');
+    const addr = `${net}.${h.n}.2`;
+    await ip(c.ns, 'addr', 'add', `${addr}/32`, 'dev', 'eth0');
+    await ip(c.ns, 'route', 'add', '169.254.1.1', 'dev', 'eth0', 'scope', 'link');
+    await ip(c.ns, 'route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0');
+    await ip(c.ns, 'neigh', 'add', '169.254.1.1', 'lladdr', await linkMac(h.ns, 'hrv'), 'dev', 'eth0', 'nud', 'permanent');
+    await ip(h.ns, 'route', 'add', `${addr}/32`, 'dev', 'hrv');
+    await ip(h.ns, 'neigh', 'add', addr, 'lladdr', await linkMac(c.ns, 'eth0'), 'dev', 'hrv', 'nud', 'permanent');
+    const raw = (...a: string[]) => inNs(h.ns, 'iptables', '-t', 'raw', '-A', ...a, '-j', 'NOTRACK');
+    await raw('PREROUTING', '-s', `${net}.0.0/16`, '-d', `${net}.0.0/16`);
+    await raw('PREROUTING', '-p', 'udp', '--dport', String(port));
+    await raw('OUTPUT', '-p', 'udp', '--dport', String(port));
+    ends.push({ netns: c.nsPath, ip: addr });
+  }
+  await peerEntries(h1, h2, 'hvr', vni, net);
+  await peerEntries(h2, h1, 'hvr', vni, net);
+  return [ends[0]!, ends[1]!];
+}

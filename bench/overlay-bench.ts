@@ -1,0 +1,257 @@
+/**
+ * overlay-bench.ts — `npm run bench`: overlay-flannel side by side with Docker's swarm overlay and
+ * the kernel's own paths, in one run on one two-host lab (shared docs lab.md, perf-notes.md).
+ *
+ *   npm run bench                      full run (< 15 min; root; not part of npm test)
+ *   npm run bench -- --quick           fewer and shorter repetitions, for development
+ *   npm run bench -- --only of-vxlan,swarm,hand-vxlan   only these paths (ids below)
+ *   npm run bench -- --no-scale        without bench:store / bench:kernel
+ *
+ * Paths (all h1 → h2): underlay, hand-vxlan, hand-routed (hand-paths.ts), of-vxlan, of-bridge
+ * (`-o datapath=bridge`; skipped with a note when network create refuses it), of-hostgw, of-dr
+ * (vxlan DirectRouting), swarm. Workloads: workloads.ts (data plane), control.ts (docker run,
+ * control plane, API latency), scale.ts. Output: report.ts.
+ *
+ * Design note: the npm script runs this under `unshare --net` (as scripts/test.sh does), and the
+ * lab lives in its own namespaces. Repetitions are interleaved across paths (stats.interleave) so
+ * drift of the shared machine hits every path alike. A time budget guards the 15 minutes: a phase
+ * that would start after it is skipped with a note. SIGINT/SIGTERM and failures tear the lab down
+ * (lab.teardownLab) before exiting; a crashed run's leftovers are swept by the next one.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { DOCKER, DOCKERD } from '../test/helpers/docker-lab';
+import { apiUnderBurst, dockerRunWalls, enableToPing, startToReach } from './control';
+import { handRoutedVxlan, handVxlan } from './hand-paths';
+import { BRIDGE_NET, buildLab, containerPair, MAIN, ROOT, SWARM_NET, teardownLab, type BenchContainer, type BenchLab } from './lab';
+import { renderTables, writeChart, writeJson, type PathResult, type Results } from './report';
+import { kernelBench, storeBench } from './scale';
+import { interleave } from './stats';
+import { iperf, ping, reachable, Servers, udpRR, type Path } from './workloads';
+
+const ALL_PATHS = ['underlay', 'hand-vxlan', 'hand-routed', 'of-vxlan', 'of-bridge', 'of-hostgw', 'of-dr', 'swarm'] as const;
+
+function parseArgs(argv: string[]): { quick: boolean; only?: Set<string>; scale: boolean } {
+  let quick = false;
+  let scale = true;
+  let only: Set<string> | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--quick') quick = true;
+    else if (a === '--no-scale') scale = false;
+    else if (a === '--only' || a.startsWith('--only=')) {
+      const v = a.includes('=') ? a.slice(7) : argv[++i];
+      only = new Set((v ?? '').split(',').filter(Boolean));
+      const bad = [...only].filter((p) => !(ALL_PATHS as readonly string[]).includes(p));
+      if (bad.length || !only.size) throw new Error(`--only: unknown path(s) "${bad.join(',')}"; choose from ${ALL_PATHS.join(',')}`);
+    } else throw new Error(`unknown argument "${a}"; use --quick, --only ${ALL_PATHS.join(',')}, --no-scale`);
+  }
+  return { quick, only, scale };
+}
+
+function machine(): Record<string, string | number> {
+  const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? '?';
+  const sh = (c: string, a: string[]) => {
+    try {
+      return execFileSync(c, a, { encoding: 'utf8', timeout: 10_000 }).trim().split('\n')[0] ?? '';
+    } catch {
+      return '?';
+    }
+  };
+  return { cpu, cpus: os.cpus().length, kernel: os.release(), docker: sh(DOCKER, ['--version']), iperf3: sh('iperf3', ['--version']), node: process.version, loadavg: os.loadavg().map((l) => l.toFixed(2)).join(' ') };
+}
+
+const log = (l: string): void => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${l}`);
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  if (process.getuid?.() !== 0) throw new Error('npm run bench needs root (namespaces, dockerd, iproute2)');
+  const missing = [DOCKERD, DOCKER, '/bin/busybox', '/usr/bin/iperf3', '/usr/bin/taskset', MAIN].filter((f) => !existsSync(f));
+  if (missing.length) throw new Error(`missing ${missing.join(', ')} (apt-get install docker.io busybox-static iperf3 util-linux; npm run build)`);
+  const S = args.quick
+    ? { reps1: 2, reps4: 1, secs1: 3, secs4: 3, pings: 50, udp: 200, runs: 3, cpReps: 1, budgetS: 600, storeLeases: 200 }
+    : { reps1: 5, reps4: 2, secs1: 6, secs4: 5, pings: 200, udp: 500, runs: 10, cpReps: 3, budgetS: 720, storeLeases: 2000 };
+  const t0 = performance.now();
+  const elapsedS = () => (performance.now() - t0) / 1000;
+  const results: Results = { date: new Date().toISOString(), quick: args.quick, machine: machine(), settings: { ...S }, notes: [], paths: [], dockerRun: {}, control: { startToReach: {}, errors: [] }, scale: { errors: [] } };
+  const want = (id: string) => !args.only || args.only.has(id);
+  const inBudget = (phase: string): boolean => {
+    if (elapsedS() < S.budgetS) return true;
+    results.notes.push(`${phase} skipped: the run reached its time budget (${S.budgetS} s)`);
+    return false;
+  };
+  const servers = new Servers();
+  // One teardown, shared by a signal and the normal end (whichever comes first; the other awaits it).
+  let tearing: Promise<void> | undefined;
+  const teardown = (): Promise<void> =>
+    (tearing ??= (async () => {
+      log('teardown');
+      await servers.stopAll();
+      await teardownLab(log);
+    })());
+  let aborted: NodeJS.Signals | undefined;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      aborted = sig;
+      log(`${sig}: tearing the lab down (a second ${sig} kills this process without cleanup)`);
+      void teardown().finally(() => process.exit(130));
+    });
+  }
+
+  try {
+    const b: BenchLab = await buildLab(log);
+    results.notes.push(...b.notes);
+    log(`containers on ${[...b.nets].join(', ')}; hand-built paths`);
+    const pairs = new Map<string, [BenchContainer, BenchContainer]>();
+    for (const net of b.nets) pairs.set(net, await containerPair(b, net));
+    const ends = (net: string) => {
+      const p = pairs.get(net);
+      return p && { a: { netns: `/proc/${p[0].pid}/ns/net`, ip: p[0].ip }, b: { netns: `/proc/${p[1].pid}/ns/net`, ip: p[1].ip } };
+    };
+    const dp = (net: string) => (b.datapath[net] ? ` [${b.datapath[net]}]` : '');
+    if (b.nets.has('ofbd')) results.notes.push(`network create accepted -o datapath=bridge; datapath seen in h1's kernel (a bridge ofb-<id> or none): ${Object.entries(b.datapath).map(([n, d]) => `${n} ${d}`).join(', ')}`);
+    const paths: Array<Path & { ref?: string; datapath?: string }> = [];
+    if (want('underlay')) paths.push({ id: 'underlay', label: 'underlay (h1 ↔ h2)', kind: 'reference', a: { netns: b.h1.nsPath, ip: b.h1.ip }, b: { netns: b.h2.nsPath, ip: b.h2.ip } });
+    if (want('hand-vxlan')) {
+      const [a, z] = await handVxlan(b.lab, b.h1, b.h2);
+      paths.push({ id: 'hand-vxlan', label: 'hand vxlan (flannel model)', kind: 'reference', a, b: z });
+    }
+    if (want('hand-routed')) {
+      const [a, z] = await handRoutedVxlan(b.lab, b.h1, b.h2);
+      paths.push({ id: 'hand-routed', label: 'hand routed vxlan + NOTRACK', kind: 'reference', a, b: z });
+    }
+    const product: Array<[string, string, string, string]> = [
+      ['of-vxlan', 'ofvx', 'overlay-flannel vxlan', 'hand-vxlan'],
+      ['of-bridge', 'ofbd', 'overlay-flannel vxlan -o datapath=bridge', 'hand-vxlan'],
+      ['of-hostgw', 'ofhg', 'overlay-flannel host-gw', 'underlay'],
+      ['of-dr', 'ofdr', 'overlay-flannel vxlan DirectRouting', 'underlay'],
+    ];
+    for (const [id, net, label, ref] of product) {
+      const e = ends(net);
+      if (want(id) && e) paths.push({ id, label: `${label}${dp(net)}`, kind: 'product', ref, datapath: b.datapath[net], ...e });
+    }
+    const sw = ends(SWARM_NET);
+    if (want('swarm') && sw) paths.push({ id: 'swarm', label: 'Docker swarm overlay', kind: 'swarm', ...sw });
+
+    const byId = new Map<string, PathResult>();
+    for (const p of paths) {
+      const r: PathResult = { id: p.id, label: p.label, kind: p.kind, ref: p.ref, datapath: p.datapath, tcp1Gbps: [], tcp4Gbps: [], pingMs: [], pingLost: 0, udpUs: [], udpLost: 0, errors: [] };
+      results.paths.push(r);
+      byId.set(p.id, r);
+    }
+    log('reachability and servers of every path');
+    const live: Path[] = [];
+    for (const p of paths) {
+      try {
+        await reachable(p);
+        await servers.start(p, 1200);
+        live.push(p);
+      } catch (e) {
+        byId.get(p.id)!.errors.push(`not reachable / servers: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    const measure = async (phase: string, reps: number, fn: (p: Path, r: PathResult) => Promise<void>) => {
+      if (!inBudget(phase)) return;
+      log(`${phase}: ${reps} interleaved round(s) over ${live.length} paths`);
+      for (const p of interleave(live, reps)) {
+        if (elapsedS() > S.budgetS) {
+          results.notes.push(`${phase} cut short: the run reached its time budget (${S.budgetS} s)`);
+          break;
+        }
+        const r = byId.get(p.id)!;
+        await fn(p, r).catch((e: unknown) => r.errors.push(`${phase}: ${e instanceof Error ? e.message : String(e)}`));
+      }
+    };
+    await measure('TCP warm-up (1 s, not counted)', 1, async (p) => void (await iperf(p, 1, 1)));
+    await measure('TCP 1 stream', S.reps1, async (p, r) => void r.tcp1Gbps.push(await iperf(p, S.secs1, 1)));
+    await measure('TCP 4 streams', S.reps4, async (p, r) => void r.tcp4Gbps.push(await iperf(p, S.secs4, 4)));
+    await measure('ping', 2, async (p, r) => {
+      const x = await ping(p, S.pings / 2);
+      r.pingMs.push(...x.rttMs);
+      r.pingLost += x.lost;
+    });
+    await measure('UDP RR', 2, async (p, r) => {
+      const x = await udpRR(p, S.udp / 2);
+      r.udpUs.push(...x.rttUs);
+      r.udpLost += x.lost;
+    });
+    await servers.stopAll();
+
+    const runNets: Array<[string, string]> = [['none', 'none'], [BRIDGE_NET, 'docker bridge (user-defined)'], ['ofvx', 'overlay-flannel vxlan'], ['ofbd', 'overlay-flannel -o datapath=bridge'], [SWARM_NET, 'swarm overlay']];
+    const usable = runNets.filter(([n]) => n === 'none' || n === BRIDGE_NET || b.nets.has(n));
+    if (inBudget('docker run')) {
+      log(`docker run --rm: ${S.runs} interleaved rounds over ${usable.length} networks`);
+      try {
+        const walls = await dockerRunWalls(b.d1, usable.map(([n]) => n), S.runs);
+        for (const [n, label] of usable) results.dockerRun[label] = walls[n]!;
+      } catch (e) {
+        results.control.errors.push(`docker run: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    const cp = async (what: string, fn: () => Promise<void>) => {
+      if (!inBudget(what)) return;
+      log(what);
+      await fn().catch((e: unknown) => results.control.errors.push(`${what}: ${e instanceof Error ? e.message : String(e)}`));
+    };
+    for (const net of ['ofvx', SWARM_NET].filter((n) => pairs.has(n))) {
+      await cp(`start → reachable (${net})`, async () => {
+        const s = (results.control.startToReach[net] = { runMs: [] as number[], reachMs: [] as number[] });
+        for (let i = 0; i < S.cpReps; i++) {
+          const x = await startToReach(b, net, pairs.get(net)![1], `reach${i}`);
+          s.runMs.push(x.runMs);
+          s.reachMs.push(x.reachMs);
+        }
+      });
+    }
+    if (pairs.has('ofvx')) {
+      await cp('API latency under 20 concurrent docker run', async () => {
+        const x = await apiUnderBurst(b, 'ofvx', 20);
+        results.control.api = { method: "plugin debug log 'plugin call' lines (fastify elapsedTime, 0.1 ms resolution)", concurrent: 20, ...x };
+      });
+      await cp('plugin enable → first ping', async () => {
+        const s = (results.control.enableToPing = { pingMs: [] as number[], enableMs: [] as number[] });
+        for (let i = 0; i < S.cpReps; i++) {
+          const x = await enableToPing(b, ...pairs.get('ofvx')!);
+          s.pingMs.push(x.pingMs);
+          s.enableMs.push(x.enableMs);
+        }
+      });
+    }
+  } catch (e) {
+    results.notes.push(`run aborted: ${e instanceof Error ? e.message : String(e)}`);
+    log(`failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  } finally {
+    await teardown();
+  }
+  if (aborted) return 130; // no scale benchmarks, no results: the run was interrupted
+
+  // Scale last, on a machine without the lab: bench:store (~85 s at 2000 leases here), bench:kernel (~60 s).
+  if (args.scale && inBudget('bench:store')) {
+    await storeBench(S.storeLeases, log).then((s) => (results.scale.store = s), (e: unknown) => results.scale.errors.push(String(e)));
+  }
+  if (args.scale) {
+    if (elapsedS() < S.budgetS + 80) await kernelBench(log).then((k) => (results.scale.kernel = k), (e: unknown) => results.scale.errors.push(String(e)));
+    else results.notes.push(`bench:kernel skipped: the run reached its time budget (${S.budgetS + 80} s)`);
+  }
+  results.durationS = Math.round(elapsedS());
+  const dir = join(ROOT, 'bench/results');
+  const file = writeJson(results, dir);
+  const chart = await writeChart(results, join(dir, 'latest'));
+  if (chart.error) results.notes.push(`chart: ${chart.error}`);
+  console.log(`\n## overlay-flannel benchmark, ${results.date}${args.quick ? ' (--quick)' : ''}`);
+  console.log(`\nMachine: ${results.machine.cpus} × ${results.machine.cpu}, kernel ${results.machine.kernel}, ${results.machine.docker}, ${results.machine.iperf3}; load average at start ${results.machine.loadavg}; run took ${results.durationS} s.`);
+  console.log(renderTables(results));
+  console.log(`\nresults: ${file}, ${join(dir, 'latest.json')}${chart.png ? `, chart ${chart.png}` : ''}`);
+  return results.notes.some((n) => n.startsWith('run aborted')) ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(e instanceof Error ? e.message : String(e));
+    process.exit(1);
+  },
+);

@@ -1,0 +1,210 @@
+/**
+ * report.ts — what the overlay benchmark prints and writes: a table per workload (absolute numbers
+ * with their spread, and the ratios the issue asks for), the JSON of every raw sample under
+ * bench/results/ (timestamped + latest.json), and a chart (SVG rendered to PNG by headless
+ * Chromium: bench/results/latest.png).
+ *
+ * Design note: ratios are product/peer of medians (throughput) or of means (latency, as the issue
+ * states latency as averages); each product path is compared with swarm's overlay and with its
+ * kernel reference: hand vxlan for the vxlan paths, the underlay for host-gw and DirectRouting
+ * (on one L2 segment DirectRouting is host-gw's route). A missing side prints "-", never 0.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from '../test/helpers/run';
+import { scaleRows } from './scale';
+import { mean, ratio, round, summarize } from './stats';
+import type { Path } from './workloads';
+
+export interface PathResult {
+  id: string;
+  label: string;
+  kind: Path['kind'];
+  /** Path id this one is compared with besides swarm (hand vxlan or the underlay). */
+  ref?: string;
+  datapath?: string;
+  tcp1Gbps: number[];
+  tcp4Gbps: number[];
+  pingMs: number[];
+  pingLost: number;
+  udpUs: number[];
+  udpLost: number;
+  errors: string[];
+}
+
+export interface Results {
+  date: string;
+  quick: boolean;
+  machine: Record<string, string | number>;
+  settings: Record<string, number | string>;
+  notes: string[];
+  paths: PathResult[];
+  /** `docker run --rm` wall ms per network label. */
+  dockerRun: Record<string, number[]>;
+  control: {
+    enableToPing?: { pingMs: number[]; enableMs: number[] };
+    startToReach: Record<string, { runMs: number[]; reachMs: number[] }>;
+    api?: { method: string; concurrent: number; wallMs: number; calls: Record<string, number[]> };
+    errors: string[];
+  };
+  scale: { store?: Record<string, unknown>; kernel?: Record<string, unknown>; errors: string[] };
+  durationS?: number;
+}
+
+const f = (x: number, d = 2): string => (Number.isFinite(x) ? round(x, d).toFixed(d) : '-');
+const med = (xs: number[]): number => summarize(xs).median;
+const avg = (xs: number[]): number => (xs.length ? mean(xs) : NaN);
+const p99 = (xs: number[]): number => summarize(xs).p99;
+
+function table(title: string, head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(' | ')} |`;
+  return [`\n### ${title}\n`, line(head), `|${w.map((x, i) => (i === 0 ? `${'-'.repeat(x + 1)}-` : `${'-'.repeat(x + 1)}:`)).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+/** Every table of a result as Markdown (printed to stdout and pasted into the README). */
+export function renderTables(r: Results): string {
+  const byId = new Map(r.paths.map((p) => [p.id, p]));
+  const swarm = byId.get('swarm');
+  const spread = (xs: number[]) => (xs.length ? `${f(med(xs))} [${f(Math.min(...xs))}–${f(Math.max(...xs))}]` : '-');
+  const out: string[] = [];
+  const tput = r.paths.map((p) => {
+    const ref = p.ref ? byId.get(p.ref) : undefined;
+    const x = (a: number, b: number | undefined) => (p.kind === 'product' ? f(ratio(a, b)) : '');
+    return [
+      p.label,
+      spread(p.tcp1Gbps),
+      x(med(p.tcp1Gbps), swarm && med(swarm.tcp1Gbps)),
+      x(med(p.tcp1Gbps), ref && med(ref.tcp1Gbps)),
+      spread(p.tcp4Gbps),
+      x(med(p.tcp4Gbps), swarm && med(swarm.tcp4Gbps)),
+      x(med(p.tcp4Gbps), ref && med(ref.tcp4Gbps)),
+    ];
+  });
+  out.push(table('TCP throughput, Gbit/s: median [min–max] of interleaved runs (iperf3, client core 0, server core 1)', ['path', '1 stream', '×swarm', '×ref', '4 streams', '×swarm', '×ref'], tput));
+  const lat = r.paths.map((p) => {
+    const ref = p.ref ? byId.get(p.ref) : undefined;
+    const x = (a: number, b: number | undefined) => (p.kind === 'product' ? f(ratio(a, b)) : '');
+    return [
+      p.label,
+      f(avg(p.pingMs), 3),
+      f(p99(p.pingMs), 3),
+      x(avg(p.pingMs), swarm && avg(swarm.pingMs)),
+      x(avg(p.pingMs), ref && avg(ref.pingMs)),
+      f(avg(p.udpUs), 0),
+      f(med(p.udpUs), 0),
+      f(p99(p.udpUs), 0),
+      x(avg(p.udpUs), swarm && avg(swarm.udpUs)),
+      x(avg(p.udpUs), ref && avg(ref.udpUs)),
+      String(p.pingLost + p.udpLost),
+    ];
+  });
+  out.push(table('Latency: ping every 20 ms (ms) and UDP request/response (µs, node echo): avg, p99', ['path', 'ping avg', 'p99', '×swarm', '×ref', 'UDP RR avg', 'p50', 'p99', '×swarm', '×ref', 'lost'], lat));
+  out.push('\n×ref: the vxlan paths against hand vxlan, host-gw and DirectRouting against the underlay; latency ratios compare averages (lower is better).');
+  const errs = r.paths.filter((p) => p.errors.length).map((p) => `- ${p.id}: ${p.errors.length} failed measurement(s), first: ${p.errors[0]}`);
+  if (errs.length) out.push(`\nFailed measurements (left out, not counted as 0):\n${errs.join('\n')}`);
+
+  const none = med(r.dockerRun.none ?? []);
+  const runRows = Object.entries(r.dockerRun).map(([n, xs]) => [n, f(med(xs), 0), `${f(Math.min(...xs), 0)}–${f(Math.max(...xs), 0)}`, n === 'none' ? '' : `${med(xs) >= none ? '+' : ''}${f(med(xs) - none, 0)}`, String(xs.length)]);
+  out.push(table('`docker run --rm` of a trivial container on h1, ms (interleaved)', ['network', 'median', 'min–max', 'over none', 'n'], runRows));
+
+  const c = r.control;
+  const cp: string[][] = [];
+  if (c.enableToPing) {
+    cp.push(['plugin enable on h2 (fresh lease) → first h1→h2 ping', `${spread(c.enableToPing.pingMs)}`, `enable returned ${f(med(c.enableToPing.enableMs), 0)} ms`]);
+  }
+  for (const [n, s] of Object.entries(c.startToReach)) cp.push([`docker run -d on h1 (${n}) → ping from h2 answered`, spread(s.reachMs), `docker run returned ${f(med(s.runMs), 0)} ms`]);
+  out.push(table('Control plane, ms: median [min–max]', ['what', 'ms', 'note'], cp));
+  if (c.api) {
+    const rows = Object.entries(c.api.calls)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([call, xs]) => { const s = summarize(xs); return [call, String(s.n), f(s.p50, 1), f(s.p99, 1), f(s.max, 1)]; });
+    out.push(table(`Plugin API latency under ${c.api.concurrent} concurrent docker run (burst ${f(c.api.wallMs, 0)} ms), ms — ${c.api.method}`, ['call', 'n', 'p50', 'p99', 'max'], rows));
+  }
+  if (c.errors.length) out.push(`\nControl-plane errors: ${c.errors.join('; ')}`);
+
+  const s = r.scale;
+  const sc = scaleRows(s);
+  if (sc.length) out.push(table('Scale (bench:store, bench:kernel)', ['what', 'result'], sc));
+  if (s.errors.length) out.push(`\nScale errors: ${s.errors.join('; ')}`);
+  if (r.notes.length) out.push(`\nNotes:\n${r.notes.map((n) => `- ${n}`).join('\n')}`);
+  return out.join('\n');
+}
+
+/** Write `<dir>/overlay-<date>.json` and `<dir>/latest.json`; returns the timestamped file. */
+export function writeJson(r: Results, dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `overlay-${r.date.replace(/[:.]/g, '-')}.json`);
+  const text = `${JSON.stringify(r, null, 1)}\n`;
+  writeFileSync(file, text);
+  writeFileSync(join(dir, 'latest.json'), text);
+  return file;
+}
+
+const COLORS: Record<Path['kind'], string> = { product: '#1f77b4', swarm: '#d62728', reference: '#7f7f7f' };
+
+/** Horizontal bar panel: one bar per row (value, label, colour) with an optional min–max whisker, scaled to the panel's max. */
+function panel(x: number, y: number, w: number, title: string, unit: string, rows: Array<{ label: string; value: number; color: string; lo?: number; hi?: number }>): { svg: string; h: number } {
+  const bar = 18;
+  const labelW = 340;
+  const fin = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? v : 0);
+  const max = Math.max(...rows.map((r) => Math.max(fin(r.value), fin(r.hi))), 1e-9);
+  const scale = (v: number) => ((w - labelW - 130) * v) / max;
+  const parts = [`<text x="${x}" y="${y + 16}" font-size="16" font-weight="bold">${esc(title)}</text>`];
+  rows.forEach((r, i) => {
+    const yy = y + 28 + i * (bar + 6);
+    const len = scale(fin(r.value));
+    parts.push(`<text x="${x + labelW - 8}" y="${yy + 14}" font-size="13" text-anchor="end">${esc(r.label)}</text>`);
+    parts.push(`<rect x="${x + labelW}" y="${yy}" width="${len.toFixed(1)}" height="${bar}" fill="${r.color}"/>`);
+    if (r.lo !== undefined && r.hi !== undefined && Number.isFinite(r.lo) && Number.isFinite(r.hi)) {
+      const [a, b] = [x + labelW + scale(r.lo), x + labelW + scale(r.hi)];
+      parts.push(`<line x1="${a.toFixed(1)}" x2="${b.toFixed(1)}" y1="${yy + bar / 2}" y2="${yy + bar / 2}" stroke="black" stroke-width="1.5"/>`);
+      for (const e of [a, b]) parts.push(`<line x1="${e.toFixed(1)}" x2="${e.toFixed(1)}" y1="${yy + 4}" y2="${yy + bar - 4}" stroke="black" stroke-width="1.5"/>`);
+    }
+    const end = Math.max(len, r.hi !== undefined && Number.isFinite(r.hi) ? scale(r.hi) : 0);
+    parts.push(`<text x="${x + labelW + end + 6}" y="${yy + 14}" font-size="13">${Number.isFinite(r.value) ? `${round(r.value, 2)} ${unit}` : 'n/a'}</text>`);
+  });
+  return { svg: parts.join('\n'), h: 28 + rows.length * (bar + 6) + 16 };
+}
+
+const esc = (t: string): string => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** The comparison as one SVG: throughput (1 and 4 streams), latency (ping, UDP RR), docker run. */
+export function chartSvg(r: Results): string {
+  const W = 1000;
+  let y = 50;
+  const parts: string[] = [];
+  const add = (p: { svg: string; h: number }) => {
+    parts.push(p.svg);
+    y += p.h;
+  };
+  const ps = r.paths;
+  const mm = (xs: number[]) => (xs.length ? { lo: Math.min(...xs), hi: Math.max(...xs) } : {});
+  add(panel(20, y, W, 'TCP throughput, 1 stream (median, whisker min–max)', 'Gbit/s', ps.map((p) => ({ label: p.label, value: med(p.tcp1Gbps), color: COLORS[p.kind], ...mm(p.tcp1Gbps) }))));
+  add(panel(20, y, W, 'TCP throughput, 4 streams (median, whisker min–max)', 'Gbit/s', ps.map((p) => ({ label: p.label, value: med(p.tcp4Gbps), color: COLORS[p.kind], ...mm(p.tcp4Gbps) }))));
+  add(panel(20, y, W, 'ping latency (avg, lower is better)', 'ms', ps.map((p) => ({ label: p.label, value: avg(p.pingMs), color: COLORS[p.kind] }))));
+  add(panel(20, y, W, 'UDP request/response (median, lower is better)', 'µs', ps.map((p) => ({ label: p.label, value: med(p.udpUs), color: COLORS[p.kind] }))));
+  const runColor = (n: string): string => (n.startsWith('overlay-flannel') ? COLORS.product : n.startsWith('swarm') ? COLORS.swarm : COLORS.reference);
+  add(panel(20, y, W, 'docker run --rm wall time (median, whisker min–max, lower is better)', 'ms', Object.entries(r.dockerRun).map(([n, xs]) => ({ label: n, value: med(xs), color: runColor(n), ...mm(xs) }))));
+  const head = `<text x="20" y="28" font-size="18" font-weight="bold">overlay-flannel benchmark ${r.date.slice(0, 16)}Z${r.quick ? ' (--quick)' : ''} — ${r.machine.cpus} × ${r.machine.cpu}, kernel ${r.machine.kernel}</text>`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${y + 10}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>${head}\n${parts.join('\n')}</svg>\n`;
+}
+
+/** Write the chart as `<base>.svg` and render `<base>.png` with headless Chromium; returns the PNG path or an error text. */
+export async function writeChart(r: Results, base: string): Promise<{ png?: string; error?: string }> {
+  const svg = chartSvg(r);
+  writeFileSync(`${base}.svg`, svg);
+  const height = Number(/height="(\d+)"/.exec(svg)?.[1] ?? 1000);
+  const tmp = mkdtempSync(join(tmpdir(), 'of-bench-chart-'));
+  const html = join(tmp, 'chart.html');
+  writeFileSync(html, `<!doctype html><html><body style="margin:0">${svg}</body></html>`);
+  const res = await run('/usr/bin/chromium', ['--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars', `--screenshot=${base}.png`, `--window-size=1000,${height}`, `file://${html}`], {
+    check: false,
+    timeoutMs: 90_000,
+    // Chromium's profile and caches go to the scratch folder, removed below.
+    env: { ...process.env, HOME: tmp },
+  }).finally(() => rmSync(tmp, { recursive: true, force: true }));
+  if (res.code !== 0) return { error: `chromium exited ${res.code}: ${res.stderr.slice(-300)}` };
+  return { png: `${base}.png` };
+}
