@@ -10,6 +10,9 @@
  * so a just-released address is not reused at once. A lost create means another allocator won that
  * address: we move on. A create the client retried after a dropped answer finds our own bytes in
  * the key and counts as ours. The network, gateway (.1) and broadcast addresses are never handed out.
+ * Speed under concurrency (20 `docker run` at once): addresses this process is creating right now
+ * are skipped by its other allocations (an in-memory hint, not a lock), so concurrent requests try
+ * different addresses and each create wins at the first attempt instead of racing for the same one.
  */
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
@@ -37,6 +40,8 @@ export interface DetailedAddressRecord extends AddressRecord {
 export class AddressStore {
   /** Last address handed out per lease key, with its create revision. */
   private readonly last = new Map<string, { ip: number; rev: bigint }>();
+  /** Addresses whose create is in flight in this process, per lease key. */
+  private readonly inFlight = new Map<string, Set<number>>();
 
   constructor(
     private readonly client: Etcd3,
@@ -65,11 +70,21 @@ export class AddressStore {
       const taken = new Set(rows.map((r) => r.record.ip));
       let after: { ip: number; rev: bigint } | undefined = this.last.get(leaseKeyOf(subnet));
       for (const r of rows) if (!after || r.kv.createRevision > after.rev) after = { ip: r.record.ip, rev: r.kv.createRevision };
+      const lease = leaseKeyOf(subnet);
+      const busy = this.inFlight.get(lease) ?? new Set<number>();
+      this.inFlight.set(lease, busy);
       for (const ip of freeAddresses(subnet, taken, after?.ip)) {
-        const got = await this.create(subnet, ip, owner);
-        if (got.ok) {
-          this.last.set(leaseKeyOf(subnet), { ip, rev: got.rev });
-          return ip;
+        if (busy.has(ip)) continue;
+        busy.add(ip);
+        try {
+          const got = await this.create(subnet, ip, owner);
+          if (got.ok) {
+            const prev = this.last.get(lease);
+            if (!prev || got.rev > prev.rev) this.last.set(lease, { ip, rev: got.rev });
+            return ip;
+          }
+        } finally {
+          busy.delete(ip);
         }
       }
       throw conflict(`no free address in ${formatCidr(subnet)}`);
