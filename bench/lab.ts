@@ -69,7 +69,7 @@ export interface BenchLab {
   prefix: string;
   /** Docker networks that exist on both hosts (overlay-flannel + swarm), by name. */
   nets: Set<string>;
-  /** Datapath of each overlay-flannel network as seen in h1's kernel: a bridge `ofb-<id>` or none (routed). */
+  /** Datapath of each overlay-flannel network as seen in h1's kernel: routed when its record bridge holds 169.254.1.1. */
   datapath: Record<string, 'bridge' | 'routed'>;
   notes: string[];
 }
@@ -145,8 +145,9 @@ export async function buildLab(log: Log): Promise<BenchLab> {
     }
     await waitFor(async () => (await d2.docker(['network', 'inspect', n.net], { timeoutMs: 15_000 })).code === 0, { timeoutMs: 30_000, intervalMs: 200, what: `network ${n.net} replicated to h2` });
     const id = (await d1.dockerOk(['network', 'inspect', '-f', '{{.Id}}', n.net])).stdout.trim();
-    const links = (await h1.execJson<{ ifname: string }[]>(['link', 'show'])).map((l) => l.ifname);
-    datapath[n.net] = links.includes(`ofb-${id.slice(0, 11)}`) ? 'bridge' : 'routed';
+    // The routed data path keeps a port-less record bridge that holds the link-local gateway 169.254.1.1.
+    const addrs = await h1.execJson<{ addr_info: { local: string }[] }[]>(['addr', 'show', 'dev', `ofb-${id.slice(0, 11)}`]).catch(() => []);
+    datapath[n.net] = (addrs[0]?.addr_info ?? []).some((x) => x.local === '169.254.1.1') ? 'routed' : 'bridge';
     nets.add(n.net);
   }
 

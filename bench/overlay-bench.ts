@@ -112,7 +112,7 @@ async function main(): Promise<number> {
       return p && { a: { netns: `/proc/${p[0].pid}/ns/net`, ip: p[0].ip }, b: { netns: `/proc/${p[1].pid}/ns/net`, ip: p[1].ip } };
     };
     const dp = (net: string) => (b.datapath[net] ? ` [${b.datapath[net]}]` : '');
-    if (b.nets.has('ofbd')) results.notes.push(`network create accepted -o datapath=bridge; datapath seen in h1's kernel (a bridge ofb-<id> or none): ${Object.entries(b.datapath).map(([n, d]) => `${n} ${d}`).join(', ')}`);
+    if (b.nets.has('ofbd')) results.notes.push(`network create accepted -o datapath=bridge; datapath seen in h1's kernel (routed: the record bridge holds 169.254.1.1): ${Object.entries(b.datapath).map(([n, d]) => `${n} ${d}`).join(', ')}`);
     const paths: Array<Path & { ref?: string; datapath?: string }> = [];
     if (want('underlay')) paths.push({ id: 'underlay', label: 'underlay (h1 ↔ h2)', kind: 'reference', a: { netns: b.h1.nsPath, ip: b.h1.ip }, b: { netns: b.h2.nsPath, ip: b.h2.ip } });
     if (want('hand-vxlan')) {
