@@ -127,6 +127,7 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
                     docker: dockerUnusable === null ? listDocker : null,
                     dockerUnusable: dockerUnusable ?? undefined,
                     addressOf: (id) => driver?.endpointAddress(id),
+                    networkOf: (id) => driver?.endpointNetwork(id),
                   }),
               }),
         },

@@ -1,7 +1,8 @@
 /**
  * "Containers on this host" for the status page. The kernel is the truth about which endpoints
- * this plugin serves here: every host-side veth `ofh<endpoint id>` (enslaved to a network's
- * bridge `ofb-<network id>`). Docker, when its socket answers, adds the container's name, the
+ * this plugin serves here: every host-side veth `ofh<endpoint id>` (enslaved to the network's
+ * bridge `ofb-<network id>` in the bridge data path; in the routed one the driver remembers the
+ * network of endpoints it created). Docker, when its socket answers, adds the container's name, the
  * network's name and the address (`GET /containers/json`, read-only, bounded in time); without
  * Docker the rows still show, with the address the driver remembers (endpoints created since
  * this process started) and no names. The kernel's links come in as a port: no netlink here.
@@ -9,6 +10,7 @@
 import Docker from 'dockerode';
 import type { LinkInfo } from '../kernel/types';
 import { errorText } from '../errors';
+import { bridgeName } from '../domain/names';
 
 export interface DockerEndpoint {
   /** The container's name, without Docker's leading "/". */
@@ -69,6 +71,8 @@ export interface LocalEndpointSources {
   dockerUnusable?: string;
   /** The driver's memory of endpoint addresses, by endpoint id prefix. */
   addressOf?(endpointIdPrefix: string): string | undefined;
+  /** The driver's memory of endpoint networks (a routed veth has no bridge as master to tell it). */
+  networkOf?(endpointIdPrefix: string): string | undefined;
 }
 
 export async function localEndpoints(src: LocalEndpointSources): Promise<ContainersView> {
@@ -87,7 +91,8 @@ export async function localEndpoints(src: LocalEndpointSources): Promise<Contain
   for (const l of links) {
     if (!l.name.startsWith('ofh')) continue;
     const short = l.name.slice(3);
-    const bridge = l.master ? (byIndex.get(l.master)?.name ?? null) : null;
+    const remembered = src.networkOf?.(short);
+    const bridge = l.master ? (byIndex.get(l.master)?.name ?? null) : remembered ? bridgeName(remembered) : null;
     const d = docker?.find((e) => e.endpointId.toLowerCase().startsWith(short));
     endpoints.push({
       endpoint: short,

@@ -47,6 +47,8 @@ export class NetworkDriver {
   private readonly addresses = new Map<string, string>();
   /** network id → its data path, as last read from or written to the kernel (for a rebuild). */
   private readonly modes = new Map<string, Datapath>();
+  /** endpoint id → network id, from CreateEndpoint (for the status page). */
+  private readonly endpointNetworks = new Map<string, string>();
   constructor(
     private readonly kernel: Kernel,
     private readonly queue: SerialQueue,
@@ -114,6 +116,7 @@ export class NetworkDriver {
       await this.ensureEndpointLinks(view, names, address);
     });
     if (address) this.addresses.set(a.endpointId, address);
+    this.endpointNetworks.set(a.endpointId, a.networkId);
     return {};
   }
 
@@ -153,8 +156,15 @@ export class NetworkDriver {
     return undefined;
   }
 
+  /** The network of an endpoint created since this process started (routed veths have no master to tell it). */
+  networkOf(endpointIdPrefix: string): string | undefined {
+    for (const [id, net] of this.endpointNetworks) if (id.toLowerCase().startsWith(endpointIdPrefix)) return net;
+    return undefined;
+  }
+
   async deleteEndpoint(endpointId: string): Promise<void> {
     this.addresses.delete(endpointId);
+    this.endpointNetworks.delete(endpointId);
     await this.queue.run(async () => {
       // Normally gone already (Revoke comes first); a failure here must not keep the veth.
       await this.removePorts(endpointId).catch((e: unknown) => this.log.warn({ endpoint: endpointId.slice(0, 12), err: e }, 'could not remove published-port rules'));

@@ -75,6 +75,10 @@ export class OverlayPluginDriver implements PluginDriver {
   endpointAddress(endpointIdPrefix: string): string | undefined {
     return this.net.addressOf(endpointIdPrefix);
   }
+  /** For the status page: an endpoint's network id, if created since this process started. */
+  endpointNetwork(endpointIdPrefix: string): string | undefined {
+    return this.net.networkOf(endpointIdPrefix);
+  }
   deleteEndpoint(_networkId: string, endpointId: string): Promise<void> {
     return this.net.deleteEndpoint(endpointId);
   }
