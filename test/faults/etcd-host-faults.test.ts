@@ -177,30 +177,44 @@ describe('etcd and host faults on two Docker hosts with the managed plugin', { t
     const probe = F.startProbe(await F.containerPid(d1, 'c1'), await ipOf(d2, 'c2'), { maxSeconds: 120 });
     await waitFor(async () => probe.answered().length > 10, { timeoutMs: 10_000, what: 'probe answers before the cut' });
     const lan = (await lab!.lan()).ns;
-    await run('ip', ['-n', lan, 'link', 'set', 'p2', 'down']);
-    const cut = Date.now();
-    let expiredMs = 0;
-    await waitFor(async () => {
-      if (!expiredMs && !(await F.storedLeases(etcd, ov.prefix)).has(h2.ip)) expiredMs = F.since(cut);
-      const e = await F.peerEntries(h1, ov.vni, peer);
-      return expiredMs > 0 && !e.neigh && !e.fdb && !e.route;
-    }, { timeoutMs: (SHORT_TTL + 30) * 1000, intervalMs: 200, what: 'h2\'s lease expired and its entries gone from h1' });
-    const removedMs = F.since(cut);
-    await run('ip', ['-n', lan, 'link', 'set', 'p2', 'up']);
-    const up = Date.now();
-    const after2 = await waitFor(async () => (await F.storedLeases(etcd, ov.prefix)).get(h2.ip), { timeoutMs: 30_000, intervalMs: 200, what: 'h2\'s lease back' });
-    const leaseBackMs = F.since(up);
-    await waitFor(async () => {
-      const e = await F.peerEntries(h1, ov.vni, peer);
-      return e.neigh && e.fdb && e.route;
-    }, { timeoutMs: 30_000, intervalMs: 100, what: 'h1 re-learned h2' });
-    const relearnMs = F.since(up);
+    const key = `${ov.prefix}/subnets/${before2.subnet.replace('/', '-')}`;
+    const watch = F.watchKey(etcd, key, (await F.etcdRevision(etcd)) + 1);
+    const entriesOnH1 = () => F.peerEntries(h1, ov.vni, peer);
+    let cut = 0;
+    let up = 0;
+    let after2: F.StoredLease;
+    let expiredMs: number, removedMs: number, leaseBackMs: number, relearnMs: number;
+    try {
+      await run('ip', ['-n', lan, 'link', 'set', 'p2', 'down']);
+      cut = Date.now();
+      await waitFor(async () => {
+        const e = await entriesOnH1();
+        return !e.neigh && !e.fdb && !e.route;
+      }, { timeoutMs: (SHORT_TTL + 30) * 1000, intervalMs: 100, what: 'h2\'s entries gone from h1' });
+      removedMs = F.since(cut);
+      const deleted = await waitFor(async () => watch.events.find((e) => e.type === 'DELETE'), { timeoutMs: 10_000, what: `DELETE of ${key} (expiry)` });
+      expiredMs = deleted.at - cut;
+      await run('ip', ['-n', lan, 'link', 'set', 'p2', 'up']);
+      up = Date.now();
+      // Both timed from the moment h2 is back on the LAN, independently.
+      [leaseBackMs, relearnMs] = await Promise.all([
+        waitFor(async () => watch.events.find((e) => e.type === 'PUT' && e.at >= up), { timeoutMs: 30_000, intervalMs: 20, what: 'h2\'s lease back' }).then((e) => e.at - up),
+        waitFor(async () => {
+          const e = await entriesOnH1();
+          return e.neigh && e.fdb && e.route;
+        }, { timeoutMs: 30_000, intervalMs: 100, what: 'h1 re-learned h2' }).then(() => F.since(up)),
+      ]);
+      after2 = (await F.storedLeases(etcd, ov.prefix)).get(h2.ip)!;
+    } finally {
+      watch.stop();
+    }
     await waitFor(async () => probe.answered().some((a) => a > up), { timeoutMs: 30_000, what: 'probe answers after h2 came back' });
     const trafficMs = Math.min(...probe.answered().filter((a) => a > up)) - up;
     const res = await probe.stop();
     figures.hostLost = { leaseTtlSec: SHORT_TTL, cutMs: up - cut, leaseExpiredAfterCutMs: expiredMs, entriesRemovedAfterCutMs: removedMs, leaseBackMs, relearnedMs: relearnMs, trafficBackMs: trafficMs, lostProbes: res.lost, longestGapMs: res.longestGapMs, sameSubnet: after2.subnet === before2.subnet, sameVtepMac: after2.vtepMac === before2.vtepMac };
     t.diagnostic(`host lost: lease expired ${expiredMs} ms and h1's entries removed ${removedMs} ms after the cut; back: lease in ${leaseBackMs} ms, re-learned in ${relearnMs} ms, traffic in ${trafficMs} ms; ${res.lost} probes lost, longest gap ${res.longestGapMs} ms`);
     assert.ok(expiredMs <= (SHORT_TTL + 10) * 1000, `expiry ${expiredMs} ms after the cut, TTL ${SHORT_TTL} s`);
+    assert.ok(removedMs - expiredMs < 5_000, `h1 removed the entries ${removedMs - expiredMs} ms after the expiry`);
     assert.equal(after2.subnet, before2.subnet, 'h2 got its subnet back');
     assert.equal(after2.vtepMac, before2.vtepMac, 'h2 got its VtepMAC back');
     assert.notEqual(after2.createRevision, before2.createRevision, 'the lease key was re-created (it had expired)');

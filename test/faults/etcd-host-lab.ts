@@ -169,5 +169,41 @@ export async function addressProblems(etcd: EtcdServer, prefix: string, hosts: A
   return problems;
 }
 
+/** The PUT and DELETE events of one etcd key from revision `fromRev` on, timed as they arrive (`etcdctl watch`). */
+export interface KeyWatch {
+  events: Array<{ type: 'PUT' | 'DELETE'; at: number }>;
+  stop(): void;
+}
+
+export function watchKey(etcd: EtcdServer, key: string, fromRev: number): KeyWatch {
+  const args = [`--endpoints=${etcd.endpoint}`, 'watch', `--rev=${fromRev}`, key];
+  const child = etcd.netns ? spawn('nsenter', [`--net=/var/run/netns/${etcd.netns}`, 'etcdctl', ...args], { env: { ...process.env, ETCDCTL_API: '3' }, stdio: ['ignore', 'pipe', 'ignore'] }) : spawn('etcdctl', args, { env: { ...process.env, ETCDCTL_API: '3' }, stdio: ['ignore', 'pipe', 'ignore'] });
+  const events: KeyWatch['events'] = [];
+  let buf = '';
+  child.stdout.on('data', (d: Buffer) => {
+    buf += d.toString('utf8');
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line === 'PUT' || line === 'DELETE') events.push({ type: line, at: Date.now() });
+    }
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 300_000); // bounded, whatever the caller does
+  return {
+    events,
+    stop() {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+    },
+  };
+}
+
+/** The current revision of the etcd store. */
+export async function etcdRevision(etcd: EtcdServer): Promise<number> {
+  const { stdout } = await etcd.etcdctl(['get', '/', '-w', 'json']);
+  return Number(/"revision":(\d+)/.exec(stdout)?.[1] ?? NaN);
+}
+
 /** Milliseconds since `t0`, rounded. */
 export const since = (t0: number): number => Math.round(Date.now() - t0);
