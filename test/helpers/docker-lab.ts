@@ -20,15 +20,20 @@
  *   Processes of host-network plugins live in the host namespace: Lab.destroy() kills them.
  * - Crash safety: the run folder holds an `owner` file ("pid starttime", as netns-lab's owner
  *   files); {@link sweepStaleDocker} tears down folders whose owner is gone, and only those.
- * Every loop and command is bounded in time.
+ * Every loop and command is bounded in time. Teardown and leftover sweeping live in
+ * docker-teardown.ts, image building in docker-images.ts (both re-exported here).
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dockerfileRootfs, hostNodeRootfs, lddLibs, type BuildResult, type DockerCli } from '../../scripts/plugin-build';
+import type { DockerCli } from '../../scripts/plugin-build';
 import { createLab, type DaemonHandle, type Host, type Lab } from './netns-lab';
 import { run, RunError, type RunOptions, type RunResult } from './run';
 import { sleep, waitFor } from './wait';
+import { alive, killAndWait, mountsUnder, pidsNaming, procStamp, sweepStaleDocker, teardownFolder } from './docker-teardown';
+
+export { sweepStaleDocker };
+export { dockerfilePlugin, importBusybox, importNodeBase } from './docker-images';
 
 export const DOCKER = '/usr/bin/docker';
 /** Debian's docker.io installs dockerd in /usr/sbin (not /usr/bin). */
@@ -36,7 +41,6 @@ export const DOCKERD = existsSync('/usr/sbin/dockerd') ? '/usr/sbin/dockerd' : '
 export const REGISTRY_BIN = '/usr/bin/docker-registry';
 export const REGISTRY_ADDR = '192.0.2.254:5000';
 const ROOT_PREFIX = '/tmp/of-docker-';
-const PLUGIN_RUN = '/run/docker/plugins';
 const SYSTEM_CONTAINERD = '/run/containerd/containerd.sock';
 
 /** Options of {@link startDockerd}. */
@@ -53,25 +57,6 @@ export interface DockerdOptions {
 
 const daemons = new Set<DockerHost>();
 const registries = new Set<Registry>();
-
-/** "pid starttime" of a process (the owner-file format of netns-lab), or undefined when gone. */
-function procStamp(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return `${pid} ${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}`;
-  } catch {
-    return undefined;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** `/tmp/of-docker-<runId>`, created with this process as owner. */
 export function labRoot(runId: string): string {
@@ -275,188 +260,6 @@ export async function startDockerd(host: Host, opts: DockerdOptions = {}): Promi
   return d;
 }
 
-/** SIGTERM the pids, wait up to `graceMs` for them to exit, SIGKILL the rest (and wait 3 s). */
-async function killAndWait(pids: number[], graceMs: number): Promise<void> {
-  const signal = (sig: NodeJS.Signals): void => {
-    for (const p of pids) {
-      try {
-        process.kill(p, sig);
-      } catch {
-        /* gone */
-      }
-    }
-  };
-  signal('SIGTERM');
-  const gone = (): Promise<boolean> => Promise.resolve(pids.every((p) => !alive(p)));
-  await waitFor(gone, { timeoutMs: graceMs, intervalMs: 100 }).catch(async () => {
-    signal('SIGKILL');
-    await waitFor(gone, { timeoutMs: 3_000, intervalMs: 100 }).catch(() => undefined);
-  });
-}
-
-/** Pids whose command line names a path under `dir` (dockerd, containerd, shims of one daemon). */
-function pidsNaming(dir: string): number[] {
-  const out: number[] = [];
-  for (const f of readdirSync('/proc')) {
-    if (!/^\d+$/.test(f)) continue;
-    const pid = Number(f);
-    if (pid === process.pid) continue;
-    try {
-      const cmd = readFileSync(`/proc/${f}/cmdline`, 'utf8');
-      if (cmd.split('\0').some((a) => a === dir || a.startsWith(`${dir}/`) || a.includes(`=${dir}/`))) out.push(pid);
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
-
-/** Cgroup folders of a cgroup parent, in every v1 hierarchy and in the v2 one. */
-function cgroupDirs(parent: string): string[] {
-  const base = '/sys/fs/cgroup';
-  const out: string[] = [];
-  if (existsSync(join(base, parent, 'cgroup.procs'))) out.push(join(base, parent));
-  try {
-    for (const c of readdirSync(base)) {
-      const p = join(base, c);
-      if (lstatSync(p).isSymbolicLink() || !statSync(p).isDirectory()) continue;
-      if (existsSync(join(p, parent, 'cgroup.procs'))) out.push(join(p, parent));
-    }
-  } catch {
-    /* no cgroupfs */
-  }
-  return out;
-}
-
-/** Kill every process in the cgroup parent, then remove its cgroup folders (deepest first). */
-async function teardownCgroup(parent: string): Promise<void> {
-  const dirs = cgroupDirs(parent);
-  if (!dirs.length) return;
-  const tree = (d: string): string[] => {
-    const sub: string[] = [];
-    try {
-      for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) sub.push(...tree(join(d, e.name)));
-    } catch {
-      /* gone */
-    }
-    return [...sub, d];
-  };
-  const pids = new Set<number>();
-  for (const d of dirs) {
-    for (const c of tree(d)) {
-      try {
-        for (const p of readFileSync(join(c, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) pids.add(Number(p));
-      } catch {
-        /* gone */
-      }
-    }
-  }
-  if (pids.size) await killAndWait([...pids], 5_000);
-  for (const d of dirs) {
-    for (const c of tree(d)) {
-      // Cgroup folders go with rmdir(2) (their control files cannot be unlinked); EBUSY while a
-      // killed process is still being reaped.
-      for (let i = 0; i < 20; i++) {
-        try {
-          rmdirSync(c);
-          break;
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === 'ENOENT') break;
-          await sleep(100);
-        }
-      }
-    }
-  }
-}
-
-/** Mount points (from /proc/self/mountinfo) at or below one of `roots`, deepest first. */
-function mountsUnder(roots: string[]): string[] {
-  let info = '';
-  try {
-    info = readFileSync('/proc/self/mountinfo', 'utf8');
-  } catch {
-    return [];
-  }
-  const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-  const out = new Set<string>();
-  for (const line of info.split('\n')) {
-    const mp = line.split(' ')[4];
-    if (!mp) continue;
-    const p = unescape(mp);
-    if (roots.some((r) => p === r || p.startsWith(`${r}/`))) out.add(p);
-  }
-  return [...out].sort((a, b) => b.length - a.length);
-}
-
-/** Ids of the managed plugins a data-root holds (their runtime folders are /run/docker/plugins/<id>). */
-function pluginIds(dataRoot: string): string[] {
-  try {
-    return readdirSync(join(dataRoot, 'plugins')).filter((f) => /^[0-9a-f]{64}$/.test(f));
-  } catch {
-    return [];
-  }
-}
-
-/**
- * Tear down what a stopped (or crashed) daemon left: processes naming its folder, its cgroup
- * parent, mounts under its folder and under its plugins' runtime folders. Leaves the folder.
- */
-async function teardownFolder(dir: string, cgroupParent: string): Promise<void> {
-  const leftovers = pidsNaming(dir);
-  if (leftovers.length) await killAndWait(leftovers, 5_000);
-  await teardownCgroup(cgroupParent);
-  const pluginRuns = pluginIds(join(dir, 'data')).map((id) => join(PLUGIN_RUN, id));
-  for (let round = 0; round < 3; round++) {
-    const mps = mountsUnder([dir, ...pluginRuns]);
-    if (!mps.length) break;
-    for (const mp of mps) await run('umount', ['-l', mp], { check: false, timeoutMs: 10_000 });
-  }
-  for (const p of pluginRuns) rmSync(p, { recursive: true, force: true });
-}
-
-/**
- * Remove `/tmp/of-docker-*` folders of runs whose owner process is gone: stop their dockerd,
- * containerd and shims, orphaned containers, unmount, remove. Live runs are left alone.
- * @returns the folders removed
- */
-export async function sweepStaleDocker(): Promise<string[]> {
-  const removed: string[] = [];
-  let names: string[] = [];
-  try {
-    names = readdirSync('/tmp').filter((f) => f.startsWith('of-docker-'));
-  } catch {
-    return removed;
-  }
-  for (const name of names) {
-    const root = join('/tmp', name);
-    try {
-      if (!lstatSync(root).isDirectory()) continue;
-      let owner = '';
-      try {
-        owner = readFileSync(join(root, 'owner'), 'utf8').trim();
-      } catch {
-        owner = '';
-      }
-      if (owner && procStamp(Number(owner.split(' ')[0])) === owner) continue;
-      const runId = name.slice('of-docker-'.length);
-      for (const h of readdirSync(root)) {
-        const dir = join(root, h);
-        if (!/^h\d+$/.test(h) || !lstatSync(dir).isDirectory()) continue;
-        await teardownFolder(dir, `/of-docker-${runId}-${h}`);
-      }
-      // The registry and anything else of that run.
-      const rest = pidsNaming(root);
-      if (rest.length) await killAndWait(rest, 5_000);
-      for (const mp of mountsUnder([root])) await run('umount', ['-l', mp], { check: false, timeoutMs: 10_000 });
-      rmSync(root, { recursive: true, force: true });
-      removed.push(root);
-    } catch {
-      /* tolerate: the next sweep tries again */
-    }
-  }
-  return removed;
-}
-
 /** A docker-registry serving the lab's LAN. */
 export interface Registry {
   /** `192.0.2.254:5000` (host:port, as image references use it). */
@@ -509,83 +312,6 @@ export async function startRegistry(lab: Lab): Promise<Registry> {
     throw new Error(`${e instanceof Error ? e.message : String(e)}\n--- registry log ---\n${h.logs().slice(-3000)}`);
   }
   return reg;
-}
-
-/** `tar -C dir -c .` into a file and `docker import` it as `tag` (with `changes`, e.g. CMD). */
-async function importDir(d: DockerHost, dir: string, tag: string, changes: string[] = []): Promise<void> {
-  const tar = `${dir}.tar`;
-  if (!existsSync(tar)) await run('tar', ['-C', dir, '-c', '-f', tar, '.'], { timeoutMs: 120_000 });
-  await d.dockerOk(['import', ...changes.flatMap((c) => ['--change', c]), tar, tag], { timeoutMs: 180_000 });
-}
-
-/** Copy a host file to the same path under `root` (dereferenced). */
-async function copyHostFile(root: string, file: string): Promise<void> {
-  const dst = join(root, file);
-  mkdirSync(join(dst, '..'), { recursive: true });
-  await run('cp', ['-L', '--preserve=mode', file, dst], { timeoutMs: 30_000 });
-}
-
-const building = new Map<string, Promise<string>>();
-
-/** Build a folder once per run (concurrent callers share the work). */
-function once(path: string, make: (dir: string) => Promise<void>): Promise<string> {
-  let p = building.get(path);
-  if (!p) {
-    p = (async () => {
-      rmSync(path, { recursive: true, force: true });
-      rmSync(`${path}.tar`, { force: true });
-      mkdirSync(path, { recursive: true });
-      await make(path);
-      return path;
-    })();
-    building.set(path, p);
-    p.catch(() => building.delete(path));
-  }
-  return p;
-}
-
-/**
- * Import a busybox image (busybox-static with a symlink for every applet in /bin: sh, ip, ping,
- * nc, sleep, cat, echo, ifconfig, route, hostname, wget, httpd, ls, grep, …), CMD sh.
- * With `iperf3`, /usr/bin/iperf3 and the libraries `ldd` lists for it (plus the loader) too.
- */
-export async function importBusybox(d: DockerHost, tag = 'ofbox:1', opts: { iperf3?: boolean } = {}): Promise<void> {
-  const dir = join(d.dir, '..', 'images', opts.iperf3 ? 'busybox-iperf3' : 'busybox');
-  await once(dir, async (root) => {
-    mkdirSync(join(root, 'bin'), { recursive: true });
-    await run('cp', ['/bin/busybox', join(root, 'bin/busybox')]);
-    const list = (await run('/bin/busybox', ['--list'])).stdout.split('\n').filter((a) => /^[\w.[-]+$/.test(a) && a !== 'busybox');
-    for (const a of list) symlinkSync('busybox', join(root, 'bin', a));
-    for (const f of ['etc', 'tmp', 'root', 'proc', 'sys', 'dev', 'usr/bin', 'var/run']) mkdirSync(join(root, f), { recursive: true });
-    writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
-    writeFileSync(join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
-    await run('chmod', ['1777', join(root, 'tmp')]);
-    if (opts.iperf3) {
-      await copyHostFile(root, '/usr/bin/iperf3');
-      for (const l of new Set([...(await lddLibs('/usr/bin/iperf3')), '/lib64/ld-linux-x86-64.so.2'])) await copyHostFile(root, l);
-    }
-  });
-  await importDir(d, dir, tag, ['CMD ["sh"]']);
-}
-
-/**
- * Import a node base image made of this machine's files (node at /usr/local/bin/node, its
- * libraries, the loader, a minimal /etc) — a stand-in for node:20-bookworm-slim offline.
- */
-export async function importNodeBase(d: DockerHost, tag = 'ofnode:20'): Promise<void> {
-  const dir = join(d.dir, '..', 'images', 'node-base');
-  await once(dir, (root) => hostNodeRootfs(root));
-  await importDir(d, dir, tag, ['CMD ["/usr/local/bin/node"]']);
-}
-
-/**
- * The Dockerfile path offline (lab.md §11): import a node base from host files on `d`, build the
- * repository's Dockerfile with `--build-arg BASE=<it>`, export the container filesystem into
- * `<out>/rootfs` and put plugin/config.json beside it. Needs dist/ and node_modules/.
- */
-export async function dockerfilePlugin(d: DockerHost, out: string, opts: { log?: (l: string) => void } = {}): Promise<BuildResult> {
-  await importNodeBase(d, 'ofnode:20');
-  return dockerfileRootfs(d.cli, { out, base: 'ofnode:20', tag: 'of-plugin-rootfs:test', log: opts.log });
 }
 
 /**
