@@ -143,6 +143,10 @@ async function main(): Promise<number> {
       byId.set(p.id, r);
     }
     log('reachability and servers of every path');
+    if (process.env.BENCH_EXPERIMENT === 'flush-nft') {
+      for (const h of [b.h1, b.h2]) await h.execOk('nft', ['flush', 'ruleset']);
+      log('EXPERIMENT: nft ruleset flushed on h1 and h2');
+    }
     const live: Path[] = [];
     for (const p of paths) {
       try {
