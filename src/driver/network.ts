@@ -136,7 +136,8 @@ export class NetworkDriver {
     const names = vethNames(a.endpointId);
     const view = await this.bridgeView(bridge);
     if (!view) throw notFound(`network ${a.networkId.slice(0, 12)} has no bridge ${bridge} on this host: remove and re-create the container`);
-    await this.queue.run(() => this.ensureEndpointLinks(view, names, this.addresses.get(a.endpointId)));
+    // CreateEndpoint of this process made the links moments ago; after a plugin restart in between, make sure.
+    if (!this.endpointNetworks.has(a.endpointId)) await this.queue.run(() => this.ensureEndpointLinks(view, names, this.addresses.get(a.endpointId)));
     const gw = formatIPv4(view.gateway);
     const overlayNet = this.overlays.all().map((o) => o.network()).find((n) => n && cidrContains(n, view.gateway)) ?? null;
     return {

@@ -249,7 +249,7 @@ describe('etcd and host faults on two Docker hosts with the managed plugin', { t
     const ghostPeer = { subnet: ghost, vtepMac: ghostMac, publicIP: '192.0.2.99' };
     assert.deepEqual(await F.peerEntries(h2, ov.vni, ghostPeer), { neigh: true, fdb: true, route: true }, 'stale entries in place');
     // Stale records in h2's lease: three left from before the crash (an hour old) and one just written.
-    const used = new Set(await F.recordedAddresses(etcd, ov.prefix, before3.subnet));
+    const used = new Set(await L.addressRecords(etcd, ov.prefix, before3.subnet));
     const base = before3.subnet.split('/')[0]!.split('.').slice(0, 3).join('.');
     const free = Array.from({ length: 50 }, (_, i) => `${base}.${200 + i}`).filter((a) => !used.has(a));
     const [old1, old2, old3, young] = free;
@@ -273,11 +273,11 @@ describe('etcd and host faults on two Docker hosts with the managed plugin', { t
     }, { timeoutMs: 30_000, intervalMs: 200, what: 'stale entries gone and h1\'s entries back on h2' });
     const kernelMs = F.since(started);
     await waitFor(async () => {
-      const recs = await F.recordedAddresses(etcd, ov.prefix, before3.subnet);
+      const recs = await L.addressRecords(etcd, ov.prefix, before3.subnet);
       return ![old1, old2, old3].some((a) => recs.includes(a!));
     }, { timeoutMs: 60_000, intervalMs: 300, what: 'the stale records released' });
     const recordsMs = F.since(started);
-    const recs = await F.recordedAddresses(etcd, ov.prefix, before3.subnet);
+    const recs = await L.addressRecords(etcd, ov.prefix, before3.subnet);
     assert.ok(recs.includes(young!), `the young orphan record ${young} is kept (grace period): ${recs.join(' ')}`);
     const releasedLines = logSince(d2, logAt).split('\n').filter((l) => /released an address record no Docker endpoint holds/.test(l));
     for (const a of [old1, old2, old3]) assert.ok(releasedLines.some((l) => l.includes(a!)), `the plugin logged the release of ${a}`);

@@ -22,6 +22,7 @@ import type { EtcdServer } from '../helpers/etcd-server';
 import type { Host } from '../helpers/netns-lab';
 import { run } from '../helpers/run';
 import { sleep } from '../helpers/wait';
+import * as L from '../lab/docker-plugin-lab';
 
 /** What a probe measured. */
 export interface ProbeResult {
@@ -165,13 +166,6 @@ export async function containersOn(d: DockerHost, net: string): Promise<Map<stri
   return new Map(Object.values(eps ?? {}).map((e) => [e.Name, e.IPv4Address.split('/')[0]!]));
 }
 
-/** The addresses recorded in etcd for one lease. */
-export async function recordedAddresses(etcd: EtcdServer, prefix: string, subnet: string): Promise<string[]> {
-  const dir = `${prefix}/overlay-flannel/addresses/${subnet.replace('/', '-')}/`;
-  const { stdout } = await etcd.etcdctl(['get', '--prefix', '--keys-only', dir]);
-  return stdout.split('\n').filter(Boolean).map((k) => k.slice(dir.length)).sort();
-}
-
 /**
  * The address audit of the issue: every container's address is unique across the hosts and
  * recorded under its host's lease, and no record lacks a container. Returns the problems (empty = ok).
@@ -181,7 +175,7 @@ export async function addressProblems(etcd: EtcdServer, prefix: string, hosts: A
   const owner = new Map<string, string>();
   for (const { d, subnet } of hosts) {
     const cs = await containersOn(d, net);
-    const recs = new Set(await recordedAddresses(etcd, prefix, subnet));
+    const recs = new Set(await L.addressRecords(etcd, prefix, subnet));
     for (const [name, ip] of cs) {
       const prev = owner.get(ip);
       if (prev) problems.push(`duplicate address ${ip}: ${prev} and ${d.host.ns}/${name}`);

@@ -189,3 +189,17 @@ test('RequestPool refuses an overlay that already has a network here (Docker wou
   await driver.deleteNetwork(NID);
   await driver.requestPool(args({}));
 });
+
+test('Join repairs the endpoint links only when this process did not create them (plugin restarted in between)', async () => {
+  const { kernel, driver } = setup();
+  await driver.createNetwork(createNetworkArgs('10.9.5.0/24'));
+  await driver.createEndpoint(endpointArgs('10.9.5.2/24'));
+  const v = vethNames(EID);
+  const calls = kernel.writes.filter((c) => c.startsWith('ensureVethPair')).length;
+  await driver.join(joinArgs); // same process: nothing to redo
+  assert.equal(kernel.writes.filter((c) => c.startsWith('ensureVethPair')).length, calls);
+  await kernel.deleteLink(v.host); // lost while the plugin was down
+  const restarted = new OverlayPluginDriver(kernel, new SerialQueue(), { byName: async () => fakeOverlay('default', '10.9.5.0/24', '10.9.0.0/16'), all: () => [fakeOverlay('default', '10.9.5.0/24', '10.9.0.0/16')] }, log);
+  await restarted.join(joinArgs);
+  assert.ok(await kernel.getLink(v.host), 'the veth pair is back');
+});
