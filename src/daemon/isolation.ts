@@ -1,8 +1,9 @@
 /**
- * Keeps the FORWARD drop rules between the overlays this host has joined (nft-isolation.ts) in
- * step with their Networks: checked when an overlay is joined or becomes ready, and every few
- * seconds (a Network can change, Docker can flush its chain on restart). One rule set for all
- * overlays; with a single overlay there is nothing to isolate and nothing is written.
+ * Keeps the head block of FORWARD (domain/forward-head.ts, kernel/nft-isolation.ts: an accept
+ * within each overlay this host has joined, drops between every two of them) in step with their
+ * Networks and in place after Docker's DOCKER-USER jump: checked when an overlay is joined or
+ * becomes ready, and every few seconds (a Network can change, Docker can flush its chain on restart
+ * or insert rules above ours when it creates a bridge network). One rule set for all overlays.
  */
 import type { Logger } from 'pino';
 import { errorText } from '../errors';
@@ -43,16 +44,16 @@ export class OverlayIsolation {
         this.pending = false;
         if (this.stopped) return;
         const nets = this.networks();
-        // Rules exist only between overlays; with <2 networks we still clean up stale ones once rules were written.
-        if (nets.length < 2 && this.lastState === null) return;
+        // Nothing joined yet and nothing written: nothing to do.
+        if (nets.length === 0 && this.lastState === null) return;
         let state: string;
         try {
           const r = await this.ensure(nets);
           state = r.state;
-          if (r.state === 'ok' && (r.added || r.removed)) this.log.info({ networks: nets, added: r.added, removed: r.removed }, 'FORWARD drop rules between overlays updated (isolation)');
+          if (r.state === 'ok' && (r.added || r.removed)) this.log.info({ networks: nets, added: r.added, removed: r.removed }, 'overlay rules at the head of FORWARD (accept within, drop between overlays) rewritten');
         } catch (e) {
           state = 'error';
-          if (this.lastState !== 'error') this.log.warn({ err: errorText(e), networks: nets }, 'could not write the isolation rules between overlays; retrying');
+          if (this.lastState !== 'error') this.log.warn({ err: errorText(e), networks: nets }, 'could not write the overlay rules at the head of FORWARD (accept within, drop between overlays); retrying');
         }
         if (state === 'no-chain' && this.lastState !== 'no-chain') {
           this.log.warn({ networks: nets }, 'no nftables "ip filter FORWARD" chain (yet): overlays are not isolated from each other until it exists');

@@ -9,22 +9,24 @@
  * What stays tracked: traffic between this host's subnet and itself, so the reply of a container
  * reached through a published port of this host (DNAT) by a container on the same host is still
  * un-NATed; everything to or from outside the overlay (masquerade, published ports from outside).
- * So the inner rules pair this host's subnet S with the rest of the Network N, as the fewest aligned
- * blocks (domain/datapath.ts cidrsExcept): `-s S -d B` and `-s B -d S` for each block B.
+ * So the inner rules are two, in this order: `-s S -d S -j ACCEPT` (this host's subnet S with
+ * itself: ACCEPT ends the raw chain, conntrack still sees the packet) and `-s N -d N -j CT
+ * --notrack` (the rest of the Network N). Every rule is evaluated for every packet that reaches it,
+ * so the count matters: an earlier layout that paired S with each aligned block of N − S took
+ * 2 × (subnet length − network length) rules, 16 for a /16 of /24s, and measurably cost throughput.
  * The outer vxlan UDP packets to and from this host's public address on the overlay's port are
  * untracked in PREROUTING and OUTPUT (the kernel's vxlan socket needs no state).
  * Caveat (README): a cross-host container reaching a published port of this host with its own
  * overlay address (its host not masquerading, IP_MASQ=false there) gets no un-DNAT on the reply.
  */
-import { cidrsExcept } from './datapath';
-import { formatCidr, parseCidr } from './ipv4';
-
 export type NotrackChain = 'PREROUTING' | 'OUTPUT';
 export interface NotrackRule {
   chain: NotrackChain;
   src?: string;
   dst?: string;
   udpDport?: number;
+  /** `-j CT --notrack`, or `-j ACCEPT` (leave the raw chain: the packet stays tracked). */
+  verdict: 'notrack' | 'accept';
 }
 
 export function notrackComment(network: string): string {
@@ -33,13 +35,12 @@ export function notrackComment(network: string): string {
 
 /** The rules for Network `network`, this host's `subnet`, and (vxlan) the public IP and UDP port. */
 export function notrackRules(network: string, subnet: string, vxlan: { publicIP: string; port: number } | null): NotrackRule[] {
-  const rest = cidrsExcept(parseCidr(network), parseCidr(subnet)).map(formatCidr);
   const out: NotrackRule[] = [];
   if (vxlan) {
-    out.push({ chain: 'PREROUTING', dst: `${vxlan.publicIP}/32`, udpDport: vxlan.port });
-    out.push({ chain: 'OUTPUT', src: `${vxlan.publicIP}/32`, udpDport: vxlan.port });
+    out.push({ chain: 'PREROUTING', dst: `${vxlan.publicIP}/32`, udpDport: vxlan.port, verdict: 'notrack' });
+    out.push({ chain: 'OUTPUT', src: `${vxlan.publicIP}/32`, udpDport: vxlan.port, verdict: 'notrack' });
   }
-  for (const b of rest) out.push({ chain: 'PREROUTING', src: subnet, dst: b }, { chain: 'PREROUTING', src: b, dst: subnet });
+  out.push({ chain: 'PREROUTING', src: subnet, dst: subnet, verdict: 'accept' }, { chain: 'PREROUTING', src: network, dst: network, verdict: 'notrack' });
   return out;
 }
 
@@ -49,7 +50,7 @@ export function notrackRuleText(r: NotrackRule): string {
   if (r.src) parts.push(`-s ${r.src}`);
   if (r.dst) parts.push(`-d ${r.dst}`);
   if (r.udpDport !== undefined) parts.push(`-p udp -m udp --dport ${r.udpDport}`);
-  parts.push('-j CT --notrack');
+  parts.push(r.verdict === 'accept' ? '-j ACCEPT' : '-j CT --notrack');
   return parts.join(' ');
 }
 

@@ -1,36 +1,39 @@
 /**
- * Isolation between overlays, over nftables netlink (nft-netlink.ts): for every ordered pair of
- * overlay Networks (A, B) joined on this host, `ip saddr A ip daddr B counter drop` (iptables-nft's
- * `-s A -d B -j DROP`) at the head of `ip filter FORWARD`, before the accept rules of
- * nft-forward.ts. This is what Docker does between its bridge networks: a container of overlay A
- * cannot reach overlay B through this host, whether B's container is on this host (bridge to
- * bridge) or on another one (bridge to flannel.<VNI of B>); traffic arriving from another host on
- * flannel.<VNI of A> for B's subnet here is dropped the same way, so every host enforces it.
- * Our rules carry the comment `overlay-flannel isolate A B`; rules of ours for pairs no longer
- * wanted (an overlay's Network changed) are deleted by handle. Like nft-forward.ts we never create
- * tables or chains: without `ip filter FORWARD` it reports 'no-chain'.
+ * The head block of `ip filter FORWARD` (src/domain/forward-head.ts) over nftables netlink
+ * (nft-netlink.ts): intra-overlay accepts and the isolation drops between overlays, in
+ * iptables-nft's encoding (`-s N -d N -j ACCEPT`, `-s A -d B -j DROP`, comments as rule user data),
+ * right after Docker's `-j DOCKER-USER` jump (or at the head without one).
+ * Isolation is what Docker does between its bridge networks: a container of overlay A cannot reach
+ * overlay B through this host, whether B's container is on this host or on another one; traffic
+ * arriving from another host for B's subnet here is dropped the same way, so every host enforces it.
+ * When the block is not exactly as wanted and in place, it is rewritten in ONE transaction (delete
+ * ours, insert the wanted rules at the anchor in reverse order), so no packet sees the chain
+ * without it. Like nft-forward.ts we never create tables or chains: without `ip filter FORWARD`
+ * it reports 'no-chain'.
  */
+import { forwardHeadRules, headPlacement, isHeadComment, type HeadRule } from '../domain/forward-head';
 import {
   attr,
-  batch,
   commentUdata,
+  commitBatch,
   counter,
+  delRuleMessage,
   dumpChain,
-  exchange,
-  kernelError,
+  jumpTarget,
   matchAddress,
   message,
+  NF_ACCEPT,
   NFPROTO_IPV4,
-  NFT_MSG_DELRULE,
   NFT_MSG_NEWRULE,
   NFTA_RULE_CHAIN,
   NFTA_RULE_EXPRESSIONS,
-  NFTA_RULE_HANDLE,
+  NFTA_RULE_POSITION,
   NFTA_RULE_TABLE,
   NFTA_RULE_USERDATA,
   nest,
   nftType,
   NLM_F_ACK,
+  NLM_F_APPEND,
   NLM_F_CREATE,
   NLM_F_REQUEST,
   sequencer,
@@ -41,25 +44,14 @@ import {
 const TABLE = 'filter';
 const CHAIN = 'FORWARD';
 const NF_DROP = 0;
-const PREFIX = 'overlay-flannel isolate ';
 
 export type IsolationResult = { state: 'no-chain' } | { state: 'ok'; added: number; removed: number };
 
-export function isolationComment(from: string, to: string): string {
-  return `${PREFIX}${from} ${to}`;
-}
+const base = (): Buffer[] => [attr(NFTA_RULE_TABLE, str(TABLE)), attr(NFTA_RULE_CHAIN, str(CHAIN))];
 
-/** Every ordered pair of distinct networks (as `a.b.c.d/len`), deduplicated. */
-export function isolationPairs(networks: readonly string[]): [string, string][] {
-  const uniq = [...new Set(networks)].sort();
-  const out: [string, string][] = [];
-  for (const a of uniq) for (const b of uniq) if (a !== b) out.push([a, b]);
-  return out;
-}
-
-function ruleBody(from: string, to: string): Buffer[] {
-  const exprs = [...matchAddress(from, 'src'), ...matchAddress(to, 'dst'), counter(), verdict(NF_DROP)];
-  return [attr(NFTA_RULE_TABLE, str(TABLE)), attr(NFTA_RULE_CHAIN, str(CHAIN)), nest(NFTA_RULE_EXPRESSIONS, ...exprs), attr(NFTA_RULE_USERDATA, commentUdata(isolationComment(from, to)))];
+function ruleBody(r: HeadRule): Buffer[] {
+  const exprs = [...matchAddress(r.src, 'src'), ...matchAddress(r.dst, 'dst'), counter(), verdict(r.verdict === 'accept' ? NF_ACCEPT : NF_DROP)];
+  return [nest(NFTA_RULE_EXPRESSIONS, ...exprs), attr(NFTA_RULE_USERDATA, commentUdata(r.comment))];
 }
 
 const u64be = (n: bigint): Buffer => {
@@ -68,39 +60,32 @@ const u64be = (n: bigint): Buffer => {
   return b;
 };
 
-/** Make `ip filter FORWARD` drop traffic between every two of `networks`, and nothing else of ours. */
+/**
+ * Make the head of `ip filter FORWARD` hold exactly the block for `networks` (accept within each
+ * overlay, drop between every two), in place; nothing else of ours there.
+ */
 export async function ensureOverlayIsolation(networks: readonly string[], timeoutMs = 5000): Promise<IsolationResult> {
   const rules = await dumpChain(TABLE, CHAIN, timeoutMs);
   if (rules === 'no-chain') return { state: 'no-chain' };
-  const wanted = new Map(isolationPairs(networks).map(([a, b]) => [isolationComment(a, b), [a, b] as const]));
-  const present = new Set<string>();
-  const stale: bigint[] = [];
-  for (const r of rules) {
-    if (!r.comment?.startsWith(PREFIX)) continue;
-    if (wanted.has(r.comment) && !present.has(r.comment)) present.add(r.comment);
-    else stale.push(r.handle);
-  }
-  const add = [...wanted].filter(([c]) => !present.has(c)).map(([, p]) => p);
-  if (add.length === 0 && stale.length === 0) return { state: 'ok', added: 0, removed: 0 };
+  const wanted = forwardHeadRules(networks);
+  const placement = headPlacement(
+    rules.map((r) => ({ comment: r.comment, jump: jumpTarget(r.expressions) })),
+    wanted,
+  );
+  if (placement.inPlace) return { state: 'ok', added: 0, removed: 0 };
   const seq = sequencer();
-  const seqs: number[] = [];
-  const msgs: Buffer[] = [];
-  for (const h of stale) {
+  const acks: number[] = [];
+  const ours = rules.filter((r) => isHeadComment(r.comment));
+  const msgs = ours.map((r) => delRuleMessage(base(), r.handle, seq, acks));
+  const anchor = placement.anchor === 'after-docker-user' ? rules.find((r) => jumpTarget(r.expressions) === 'DOCKER-USER') : undefined;
+  // Each rule goes right after the anchor (NLM_F_APPEND + position) or to the head (neither):
+  // inserting the wanted rules last to first leaves them in order.
+  for (const r of [...wanted].reverse()) {
     const s = seq();
-    seqs.push(s);
-    msgs.push(message(nftType(NFT_MSG_DELRULE), NLM_F_REQUEST | NLM_F_ACK, s, NFPROTO_IPV4, 0, [attr(NFTA_RULE_TABLE, str(TABLE)), attr(NFTA_RULE_CHAIN, str(CHAIN)), attr(NFTA_RULE_HANDLE, u64be(h))]));
+    acks.push(s);
+    const where = anchor ? [attr(NFTA_RULE_POSITION, u64be(anchor.handle))] : [];
+    msgs.push(message(nftType(NFT_MSG_NEWRULE), NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK | (anchor ? NLM_F_APPEND : 0), s, NFPROTO_IPV4, 0, [...base(), ...where, ...ruleBody(r)]));
   }
-  for (const [a, b] of add) {
-    const s = seq();
-    seqs.push(s);
-    // No NLM_F_APPEND and no position: the rule goes to the head of the chain (`nft insert`).
-    msgs.push(message(nftType(NFT_MSG_NEWRULE), NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK, s, NFPROTO_IPV4, 0, ruleBody(a, b)));
-  }
-  const acks = await exchange(batch(seq, msgs), seqs, timeoutMs);
-  for (const s of seqs) {
-    const errno = acks.get(s)?.errno ?? 0;
-    if (errno === -2) return { state: 'no-chain' };
-    if (errno < 0) throw kernelError(`nftables: isolation rules in ${TABLE} ${CHAIN}`, errno);
-  }
-  return { state: 'ok', added: add.length, removed: stale.length };
+  await commitBatch(msgs, acks, seq, timeoutMs, `overlay rules at the head of ${TABLE} ${CHAIN}`);
+  return { state: 'ok', added: wanted.length, removed: ours.length };
 }

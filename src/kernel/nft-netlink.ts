@@ -30,6 +30,7 @@ export const NFTA_RULE_TABLE = 1;
 export const NFTA_RULE_CHAIN = 2;
 export const NFTA_RULE_HANDLE = 3;
 export const NFTA_RULE_EXPRESSIONS = 4;
+export const NFTA_RULE_POSITION = 6;
 export const NFTA_RULE_USERDATA = 7;
 export const NFTA_CHAIN_TABLE = 1;
 export const NFTA_CHAIN_NAME = 3;
@@ -150,6 +151,19 @@ export function attrList(buf: Buffer, start = 0): [number, Buffer][] {
     off += (len + 3) & ~3;
   }
   return out;
+}
+/** The chain a rule jumps or goes to (`-j CHAIN`: an immediate verdict NFT_JUMP/NFT_GOTO), if it does. */
+export function jumpTarget(expressions: Buffer): string | undefined {
+  for (const [, elem] of attrList(expressions)) {
+    const e = attrsOf(elem, 0);
+    if (e.get(1 /* NFTA_EXPR_NAME */)?.toString('utf8').replace(/\0+$/, '') !== 'immediate') continue;
+    const data = attrsOf(e.get(2 /* NFTA_EXPR_DATA */) ?? Buffer.alloc(0), 0).get(2 /* NFTA_IMMEDIATE_DATA */);
+    const v = attrsOf(attrsOf(data ?? Buffer.alloc(0), 0).get(2 /* NFTA_DATA_VERDICT */) ?? Buffer.alloc(0), 0);
+    const code = v.get(1 /* NFTA_VERDICT_CODE */);
+    const chain = v.get(2 /* NFTA_VERDICT_CHAIN */);
+    if (code && code.length >= 4 && [-3 /* NFT_JUMP */, -4 /* NFT_GOTO */].includes(code.readInt32BE(0)) && chain) return chain.toString('utf8').replace(/\0+$/, '');
+  }
+  return undefined;
 }
 /** The comment in a rule's user data (libnftnl TLVs), if any. */
 export function commentOf(udata: Buffer | undefined): string | undefined {

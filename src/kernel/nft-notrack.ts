@@ -1,7 +1,7 @@
 /**
  * Connection-tracking bypass for overlay traffic (src/domain/notrack-rules.ts) over nftables
  * netlink, in iptables-nft's `raw` table, written the way `iptables -t raw -A … -j CT --notrack`
- * writes it: address and port matches as payload/cmp, the xtables CT target (revision 2, struct
+ * writes it: address and port matches as payload/cmp, `-j ACCEPT` as an accept verdict, the xtables CT target (revision 2, struct
  * xt_ct_target_info_v1 with XT_CT_NOTRACK) through nft_compat, the comment as rule user data. So
  * `iptables -t raw -S` lists our rules and any raw rules of the host keep working.
  * Unlike nat/filter (made by dockerd), nobody creates `ip raw` on a Docker host: we create the table
@@ -21,6 +21,7 @@ import {
   matchAddress,
   matchProtoPort,
   message,
+  NF_ACCEPT,
   nest,
   NFPROTO_IPV4,
   NFT_MSG_NEWRULE,
@@ -36,6 +37,7 @@ import {
   sequencer,
   str,
   u32be,
+  verdict,
   type DumpedRule,
 } from './nft-netlink';
 import { signature } from './nft-masq';
@@ -61,7 +63,7 @@ function expressions(r: NotrackRule): Buffer[] {
     ...(r.dst ? matchAddress(r.dst, 'dst') : []),
     ...(r.udpDport !== undefined ? matchProtoPort(17 /* IPPROTO_UDP */, r.udpDport) : []),
     counter(),
-    notrackTarget(),
+    r.verdict === 'accept' ? verdict(NF_ACCEPT) : notrackTarget(),
   ];
 }
 

@@ -10,7 +10,7 @@ import { createRequestOf, localNetworkOf, networksToCreate, recordOf, removalOf,
 import { dockerSocketUsable, NetworkReplicator, type DockerPort, type RecordsPort } from '../../src/docker/network-replicator';
 import { parseNetworkRecord, type NetworkRecord, type NetworkRecordEvents } from '../../src/store/network-records';
 import { parseCommand } from '../../src/cli/args';
-import { isolationComment, isolationPairs } from '../../src/kernel/nft-isolation';
+import { isolationComment, isolationPairs } from '../../src/domain/forward-head';
 import { loadSettings } from '../../src/config/settings';
 import { waitFor } from '../helpers/wait';
 
