@@ -39,37 +39,36 @@
  * Bounded: phases have deadlines, the child gives up after CHILD_BUDGET_MS, the parent kills it
  * after PARENT_LIMIT_MS and then kills any etcd/daemon it left behind (pid file); the namespace
  * goes away with the last process in it.
+ *
+ * Files: this one (the phases), kernel-bench-parent.ts (the re-exec under unshare and the pid
+ * file), kernel-bench-peers.ts (the synthetic peers, kernel counts), kernel-bench-report.ts
+ * (summaries and the table), kernel-bench-proc.ts / kernel-bench-daemon.ts (the daemon process).
  */
-import { execFileSync, fork, spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, fork } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { cidr, formatCidr, parseIPv4 } from '../src/domain/ipv4';
-import { encodeLeaseAttrs, leaseKeyOf } from '../src/domain/lease';
+import { formatCidr } from '../src/domain/ipv4';
+import { leaseKeyOf } from '../src/domain/lease';
 import { stableMac } from '../src/domain/mac';
-import { createNetlinkKernel, type Kernel } from '../src/kernel';
+import { createNetlinkKernel } from '../src/kernel';
 import { startEtcd, type EtcdServer } from '../test/helpers/etcd-server';
 import { inScratchNetns } from '../test/kernel/netns';
 import type { DaemonStats } from './kernel-bench-daemon';
+import { CHILD_ENV, recordPid, runInScratchNetns } from './kernel-bench-parent';
+import { countKernel, fdbCount, LAST_SLOT, leaseValue, NETWORK, PEERS, peerPublicIPs, PREFIX, slotSubnet, VNI } from './kernel-bench-peers';
 import { buildDaemon, DaemonProc } from './kernel-bench-proc';
+import { mb, printTable, round, summary } from './kernel-bench-report';
 
-const CHILD_ENV = 'OVERLAY_FLANNEL_KERNEL_BENCH_CHILD';
-const PIDFILE_ENV = 'OVERLAY_FLANNEL_KERNEL_BENCH_PIDFILE';
-const PARENT_LIMIT_MS = 175_000;
 const CHILD_BUDGET_MS = 150_000;
 
 const REPO = resolve(__dirname, '..');
-const PREFIX = '/coreos.com/network';
-const NETWORK = '10.0.0.0/13';
-const VNI = 1;
 const DEVICE = `flannel.${VNI}`;
 const PARENT = 'bk0';
 const PARENT_PEER = 'bk0p';
 const OUR_IP = '192.0.2.1';
 const GATEWAY = '192.0.2.254';
-const PEERS = 2000;
-const LAST_SLOT = 2047; // 10.7.255.0/24, flannel's default SubnetMax for this Network
 const WARMUP = 20;
 const SAMPLES = 200;
 const FULL_SYNCS = 3;
@@ -77,62 +76,7 @@ const TXN_OPS = 100; // etcd's --max-txn-ops is 128
 const TARGETS = { programMs: 2000, rssMb: 100, p99Ms: 50 };
 
 // ---------------------------------------------------------------------------------------------
-// parent: re-exec under `unshare --net` and wait, bounded
-// ---------------------------------------------------------------------------------------------
-
-/** Kill what a hard-killed child left behind: pids recorded with a marker their cmdline must hold. */
-function killLeftovers(pidfile: string): void {
-  let text = '';
-  try {
-    text = readFileSync(pidfile, 'utf8');
-  } catch {
-    return;
-  }
-  for (const line of text.split('\n')) {
-    const [pidText, marker] = line.split(' ');
-    const pid = Number(pidText);
-    if (!(pid > 0) || !marker) continue;
-    try {
-      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker)) continue;
-      process.kill(pid, 'SIGKILL');
-      console.error(`kernel-bench: killed a leftover process (pid ${pid}, ${marker})`);
-    } catch {
-      // already gone
-    }
-  }
-}
-
-async function runInScratchNetns(): Promise<number> {
-  const pidfile = join(os.tmpdir(), `of-kernel-bench-${process.pid}.pids`);
-  const script = resolve(process.argv[1] as string);
-  const child = spawn('unshare', ['--net', '--', process.execPath, ...process.execArgv, script], {
-    stdio: 'inherit',
-    env: { ...process.env, [CHILD_ENV]: '1', [PIDFILE_ENV]: pidfile },
-  });
-  process.on('SIGINT', () => undefined); // a terminal ^C reaches the child too; it cleans up and exits
-  process.on('SIGTERM', () => child.kill('SIGTERM'));
-  let killTimer: NodeJS.Timeout | undefined;
-  const limit = setTimeout(() => {
-    console.error(`kernel-bench: no result after ${PARENT_LIMIT_MS / 1000} s; stopping it`);
-    child.kill('SIGTERM');
-    killTimer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  }, PARENT_LIMIT_MS);
-  const code = await new Promise<number>((res) => {
-    child.once('error', (e) => {
-      console.error(`kernel-bench: cannot run unshare: ${e.message}`);
-      res(1);
-    });
-    child.once('exit', (c, sig) => res(c ?? (sig ? 128 + (os.constants.signals[sig] ?? 0) : 1)));
-  });
-  clearTimeout(limit);
-  if (killTimer) clearTimeout(killTimer);
-  killLeftovers(pidfile);
-  rmSync(pidfile, { force: true });
-  return code;
-}
-
-// ---------------------------------------------------------------------------------------------
-// child: helpers
+// child (in the scratch namespace): the benchmark
 // ---------------------------------------------------------------------------------------------
 
 function sh(cmd: string, ...args: string[]): string {
@@ -142,68 +86,6 @@ function sh(cmd: string, ...args: string[]): string {
 const hr = (): bigint => process.hrtime.bigint();
 const ms = (from: bigint, to: bigint): number => Number(to - from) / 1e6;
 const sleep = (t: number): Promise<void> => new Promise((r) => setTimeout(r, t));
-const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
-const mb = (kb: number): number => round(kb / 1024, 1);
-
-function recordPid(pid: number | undefined, marker: string): void {
-  const file = process.env[PIDFILE_ENV];
-  if (file && pid) appendFileSync(file, `${pid} ${marker}\n`);
-}
-
-/** Nearest-rank percentile of an ascending array. */
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
-}
-
-interface Summary {
-  n: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  mean: number;
-}
-
-function summary(xs: number[]): Summary {
-  const s = [...xs].sort((a, b) => a - b);
-  const mean = s.reduce((a, b) => a + b, 0) / (s.length || 1);
-  return { n: s.length, p50: round(pct(s, 50), 2), p90: round(pct(s, 90), 2), p99: round(pct(s, 99), 2), max: round(s[s.length - 1] ?? NaN, 2), mean: round(mean, 2) };
-}
-
-/** Underlay addresses for synthetic peers: documentation ranges only, reused round-robin. */
-function peerPublicIPs(): string[] {
-  const ips: string[] = [];
-  for (const net of ['198.51.100', '203.0.113']) for (let h = 1; h <= 254; h++) ips.push(`${net}.${h}`);
-  for (let h = 2; h <= 253; h++) ips.push(`192.0.2.${h}`); // .1 is us, .254 the gateway
-  return ips;
-}
-
-/** The i-th /24 of 10.0.0.0/13 (1 … 2047 are leasable: flannel's default SubnetMin/SubnetMax). */
-function slotSubnet(i: number) {
-  return cidr((parseIPv4('10.0.0.0') + i * 256) >>> 0, 24);
-}
-
-function leaseValue(publicIP: string, vtepMac: string): string {
-  return encodeLeaseAttrs({ publicIP, backendType: 'vxlan', vxlan: { vni: VNI, vtepMac } });
-}
-
-interface KernelCount {
-  fdb: number;
-  neighbours: number;
-  routes: number;
-}
-
-async function fdbCount(k: Kernel, ifindex: number): Promise<number> {
-  return (await k.listFdb(ifindex)).filter((f) => f.permanent && f.mac !== '00:00:00:00:00:00').length;
-}
-
-async function countKernel(k: Kernel, ifindex: number): Promise<KernelCount> {
-  const fdb = await fdbCount(k, ifindex);
-  const neighbours = (await k.listNeighbours(ifindex)).filter((n) => n.permanent).length;
-  const routes = (await k.listRoutes()).filter((r) => r.oif === ifindex && r.gateway).length;
-  return { fdb, neighbours, routes };
-}
 
 async function runBench(): Promise<number> {
   const budgetAt = Date.now() + CHILD_BUDGET_MS;
@@ -492,38 +374,6 @@ async function runBench(): Promise<number> {
   } finally {
     await cleanup();
   }
-}
-
-function printTable(r: any, file: string): void {
-  const pf = (b: boolean) => (b ? 'pass' : 'MISS');
-  const c = r.convergence;
-  const m = r.memory.daemonMaxRssMb;
-  const u = r.memory.daemonMemoryUsageMb;
-  const lines: Array<[string, string]> = [
-    ['machine', `${r.machine.cpu} × ${r.machine.cpus}, node ${r.machine.node}, kernel ${r.machine.kernel}, etcd ${r.machine.etcd}`],
-    ['setup', `${r.setup.peers} peers (${r.setup.distinctPublicIPs} distinct PublicIPs), ${r.setup.network} vxlan VNI ${r.setup.vni}, own ${r.setup.ownSubnet}; daemon in its own process (tsc build)`],
-    ['program 2000 leases', `${r.program.wallMs} ms  [${r.program.method}]`],
-    ['  milestones (ms)', Object.entries(r.program.milestonesMs).map(([k, v]) => `${k} ${v}`).join(', ')],
-    ['  kernel after', `fdb ${r.program.kernel.fdb}, neigh ${r.program.kernel.neighbours}, routes ${r.program.kernel.routes}; ops ${r.program.dataplane?.opsApplied}, full syncs ${r.program.dataplane?.fullSyncs}`],
-    ['  fdb dump (2000)', `p50 ${r.program.fdbDumpMs.p50} ms, max ${r.program.fdbDumpMs.max} ms (why it is not polled)`],
-    ['daemon peak RSS', `${r.memory.daemonMaxRssPeakMb} MB; maxRSS at load ${m.atLoad}, after program ${m.afterProgram}, after convergence ${m.afterConvergence}, after full syncs ${m.afterFullSyncs}`],
-    ['  heap used/total (MB)', `after program ${u.afterProgram.heapUsed}/${u.afterProgram.heapTotal}, after convergence ${u.afterConvergence.heapUsed}/${u.afterConvergence.heapTotal}, end ${u.end.heapUsed}/${u.end.heapTotal}`],
-    ['convergence (ms)', `p50 ${c.totalMs.p50}, p90 ${c.totalMs.p90}, p99 ${c.totalMs.p99}, max ${c.totalMs.max} (n ${c.totalMs.n}, ${c.warmupDiscarded} warm-up discarded)`],
-    ['  put() / →event / event→kernel', `p50 ${c.putReturnedMs.p50} / ${c.putToEventMs.p50} / ${c.eventToKernelMs.p50}; p99 ${c.putReturnedMs.p99} / ${c.putToEventMs.p99} / ${c.eventToKernelMs.p99}`],
-    ['  removal of one (ms)', `p50 ${c.removalMs.p50}, p99 ${c.removalMs.p99}, max ${c.removalMs.max}`],
-    ['  full sync, 2000 peers (ms)', `p50 ${c.fullSyncMs.p50}, max ${c.fullSyncMs.max}; ${c.periodicFullSyncsDuring} periodic full sync(s) fell in the samples`],
-    ['  checks', `${c.verifyFailures} verify failures (FDB dump after each sample)`],
-    ['  method', "put() → agent 'peers' event → dataplane.idle() (writes ACKed), stamped in the daemon"],
-    ['remove all 2000', `${r.removeAll.wallMs} ms (deletes written in ${r.removeAll.deletesWrittenMs} ms) [${r.removeAll.method}]; fdb after ${r.removeAll.kernelAfter.fdb}`],
-    ['daemon log', `${r.daemonLog.warn} warnings, ${r.daemonLog.error} errors${r.daemonLog.first.length ? `: ${r.daemonLog.first.join(' | ')}` : ''}`],
-    ['target: 2000 leases < 2 s', `${r.targets.program2000.measuredMs} ms  ${pf(r.targets.program2000.pass)}`],
-    ['target: RSS < 100 MB', `${r.targets.rss.measuredMb} MB  ${pf(r.targets.rss.pass)}`],
-    ['target: p99 < 50 ms', `${r.targets.convergenceP99.measuredMs} ms  ${pf(r.targets.convergenceP99.pass)}`],
-  ];
-  const w = Math.max(...lines.map(([k]) => k.length));
-  console.log('\noverlay-flannel kernel benchmark');
-  for (const [k, v] of lines) console.log(`${k.padEnd(w)}  ${v}`);
-  console.log(`results: ${file}`);
 }
 
 async function main(): Promise<number> {

@@ -1,13 +1,15 @@
 /**
- * fault-lab.ts — the two-host Docker lab the Docker-side fault scenarios share: LAN namespace with
- * etcd (192.0.2.254) and a registry, h1 and h2 each with a real dockerd, the managed plugin pushed
- * to the registry and installed from it on both, one random overlay and one network NET.
+ * fault-lab.ts — the two-host Docker lab every fault file with Docker shares (docker-faults.test.ts,
+ * etcd-host-faults.test.ts): LAN namespace with etcd (192.0.2.254) and a registry, h1 and h2 each
+ * with a real dockerd, the managed plugin pushed to the registry and installed from it on both, one
+ * random overlay and one network NET.
  *
  * Design note: the setup is docker-plugin.test.ts's, as one call ({@link startFaultLab}) and one
  * teardown ({@link FaultLab.stop}, which reports what was left behind). Scenario tools live beside
  * it: probe-stream.ts (continuous ping) and address-audit.ts (addresses, records and veths agree).
- * h1's dockerd runs with `--live-restore` when asked (`liveRestore: [true, false]`), so one lab
- * can restart a dockerd both ways.
+ * Per file: `liveRestore` (h1's dockerd with `--live-restore` and h2's without, so one lab can
+ * restart a dockerd both ways; default off on both) and `pluginSettings` (more plugin env at
+ * install, e.g. LEASE_TTL=90, on both hosts).
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -32,7 +34,7 @@ export function requireDockerLab(): void {
 export interface FaultLabOptions {
   /** `--live-restore` per host (h1, h2). Default off on both. */
   liveRestore?: [boolean, boolean];
-  /** More `docker plugin install` settings (KEY=VALUE), on both hosts. */
+  /** More `docker plugin install` settings (KEY=VALUE, e.g. `LEASE_TTL=90`), on both hosts; each must be settable in plugin/config.json. */
   pluginSettings?: string[];
 }
 

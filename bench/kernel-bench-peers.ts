@@ -1,0 +1,54 @@
+/**
+ * kernel-bench-peers.ts — the kernel benchmark's synthetic flannel peers and what the kernel holds
+ * of them. The overlay is flannel's: Network 10.0.0.0/13 (2047 leasable /24s, flannel's default
+ * SubnetMin/SubnetMax), vxlan VNI 1; a peer's lease value is flannel's exact JSON bytes.
+ *
+ * Design note: peers' PublicIPs come from the documentation ranges only (198.51.100.0/24,
+ * 203.0.113.0/24 and 192.0.2.0/24 less our own .1 and the gateway .254), reused round-robin; no
+ * packet is ever sent to them (the FDB only names them). Split out of kernel-bench.ts.
+ */
+import { cidr, parseIPv4 } from '../src/domain/ipv4';
+import { encodeLeaseAttrs } from '../src/domain/lease';
+import type { Kernel } from '../src/kernel';
+
+export const PREFIX = '/coreos.com/network';
+export const NETWORK = '10.0.0.0/13';
+export const VNI = 1;
+/** Remote leases the daemon holds while it is measured. */
+export const PEERS = 2000;
+export const LAST_SLOT = 2047; // 10.7.255.0/24, flannel's default SubnetMax for this Network
+
+/** Underlay addresses for synthetic peers: documentation ranges only, reused round-robin. */
+export function peerPublicIPs(): string[] {
+  const ips: string[] = [];
+  for (const net of ['198.51.100', '203.0.113']) for (let h = 1; h <= 254; h++) ips.push(`${net}.${h}`);
+  for (let h = 2; h <= 253; h++) ips.push(`192.0.2.${h}`); // .1 is us, .254 the gateway
+  return ips;
+}
+
+/** The i-th /24 of 10.0.0.0/13 (1 … 2047 are leasable: flannel's default SubnetMin/SubnetMax). */
+export function slotSubnet(i: number) {
+  return cidr((parseIPv4('10.0.0.0') + i * 256) >>> 0, 24);
+}
+
+export function leaseValue(publicIP: string, vtepMac: string): string {
+  return encodeLeaseAttrs({ publicIP, backendType: 'vxlan', vxlan: { vni: VNI, vtepMac } });
+}
+
+/** The peer entries on the vxlan device: permanent FDB entries (not the flood ones), neighbours, gateway routes. */
+export interface KernelCount {
+  fdb: number;
+  neighbours: number;
+  routes: number;
+}
+
+export async function fdbCount(k: Kernel, ifindex: number): Promise<number> {
+  return (await k.listFdb(ifindex)).filter((f) => f.permanent && f.mac !== '00:00:00:00:00:00').length;
+}
+
+export async function countKernel(k: Kernel, ifindex: number): Promise<KernelCount> {
+  const fdb = await fdbCount(k, ifindex);
+  const neighbours = (await k.listNeighbours(ifindex)).filter((n) => n.permanent).length;
+  const routes = (await k.listRoutes()).filter((r) => r.oif === ifindex && r.gateway).length;
+  return { fdb, neighbours, routes };
+}

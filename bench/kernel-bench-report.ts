@@ -1,0 +1,66 @@
+/**
+ * kernel-bench-report.ts — the kernel benchmark's figures: percentile summaries of samples,
+ * rounding, and the table printed at the end of a run (the full result goes to
+ * bench/results/kernel-<date>.json; the table is a reading of that object).
+ *
+ * Design note: percentiles are nearest-rank on the sorted samples (no interpolation), so every
+ * figure printed is a sample that was measured. Split out of kernel-bench.ts.
+ */
+
+export const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
+/** KiB → MiB, one decimal. */
+export const mb = (kb: number): number => round(kb / 1024, 1);
+
+/** Nearest-rank percentile of an ascending array. */
+function pct(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
+}
+
+export interface Summary {
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+export function summary(xs: number[]): Summary {
+  const s = [...xs].sort((a, b) => a - b);
+  const mean = s.reduce((a, b) => a + b, 0) / (s.length || 1);
+  return { n: s.length, p50: round(pct(s, 50), 2), p90: round(pct(s, 90), 2), p99: round(pct(s, 99), 2), max: round(s[s.length - 1] ?? NaN, 2), mean: round(mean, 2) };
+}
+
+/** Print the result of a run (the object written to `file`) as a table. */
+export function printTable(r: any, file: string): void {
+  const pf = (b: boolean) => (b ? 'pass' : 'MISS');
+  const c = r.convergence;
+  const m = r.memory.daemonMaxRssMb;
+  const u = r.memory.daemonMemoryUsageMb;
+  const lines: Array<[string, string]> = [
+    ['machine', `${r.machine.cpu} × ${r.machine.cpus}, node ${r.machine.node}, kernel ${r.machine.kernel}, etcd ${r.machine.etcd}`],
+    ['setup', `${r.setup.peers} peers (${r.setup.distinctPublicIPs} distinct PublicIPs), ${r.setup.network} vxlan VNI ${r.setup.vni}, own ${r.setup.ownSubnet}; daemon in its own process (tsc build)`],
+    ['program 2000 leases', `${r.program.wallMs} ms  [${r.program.method}]`],
+    ['  milestones (ms)', Object.entries(r.program.milestonesMs).map(([k, v]) => `${k} ${v}`).join(', ')],
+    ['  kernel after', `fdb ${r.program.kernel.fdb}, neigh ${r.program.kernel.neighbours}, routes ${r.program.kernel.routes}; ops ${r.program.dataplane?.opsApplied}, full syncs ${r.program.dataplane?.fullSyncs}`],
+    ['  fdb dump (2000)', `p50 ${r.program.fdbDumpMs.p50} ms, max ${r.program.fdbDumpMs.max} ms (why it is not polled)`],
+    ['daemon peak RSS', `${r.memory.daemonMaxRssPeakMb} MB; maxRSS at load ${m.atLoad}, after program ${m.afterProgram}, after convergence ${m.afterConvergence}, after full syncs ${m.afterFullSyncs}`],
+    ['  heap used/total (MB)', `after program ${u.afterProgram.heapUsed}/${u.afterProgram.heapTotal}, after convergence ${u.afterConvergence.heapUsed}/${u.afterConvergence.heapTotal}, end ${u.end.heapUsed}/${u.end.heapTotal}`],
+    ['convergence (ms)', `p50 ${c.totalMs.p50}, p90 ${c.totalMs.p90}, p99 ${c.totalMs.p99}, max ${c.totalMs.max} (n ${c.totalMs.n}, ${c.warmupDiscarded} warm-up discarded)`],
+    ['  put() / →event / event→kernel', `p50 ${c.putReturnedMs.p50} / ${c.putToEventMs.p50} / ${c.eventToKernelMs.p50}; p99 ${c.putReturnedMs.p99} / ${c.putToEventMs.p99} / ${c.eventToKernelMs.p99}`],
+    ['  removal of one (ms)', `p50 ${c.removalMs.p50}, p99 ${c.removalMs.p99}, max ${c.removalMs.max}`],
+    ['  full sync, 2000 peers (ms)', `p50 ${c.fullSyncMs.p50}, max ${c.fullSyncMs.max}; ${c.periodicFullSyncsDuring} periodic full sync(s) fell in the samples`],
+    ['  checks', `${c.verifyFailures} verify failures (FDB dump after each sample)`],
+    ['  method', "put() → agent 'peers' event → dataplane.idle() (writes ACKed), stamped in the daemon"],
+    ['remove all 2000', `${r.removeAll.wallMs} ms (deletes written in ${r.removeAll.deletesWrittenMs} ms) [${r.removeAll.method}]; fdb after ${r.removeAll.kernelAfter.fdb}`],
+    ['daemon log', `${r.daemonLog.warn} warnings, ${r.daemonLog.error} errors${r.daemonLog.first.length ? `: ${r.daemonLog.first.join(' | ')}` : ''}`],
+    ['target: 2000 leases < 2 s', `${r.targets.program2000.measuredMs} ms  ${pf(r.targets.program2000.pass)}`],
+    ['target: RSS < 100 MB', `${r.targets.rss.measuredMb} MB  ${pf(r.targets.rss.pass)}`],
+    ['target: p99 < 50 ms', `${r.targets.convergenceP99.measuredMs} ms  ${pf(r.targets.convergenceP99.pass)}`],
+  ];
+  const w = Math.max(...lines.map(([k]) => k.length));
+  console.log('\noverlay-flannel kernel benchmark');
+  for (const [k, v] of lines) console.log(`${k.padEnd(w)}  ${v}`);
+  console.log(`results: ${file}`);
+}

@@ -1,0 +1,389 @@
+/**
+ * FakeNetlink: the in-memory netlink half of FakeKernel (test/fakes/fake-kernel.ts): links,
+ * addresses, routes, neighbours and FDB entries, the test hooks, and the call log. FakeKernel adds
+ * the firewall rule tables (nftables/iptables) on top; tests use FakeKernel.
+ *
+ * It models the kernel behaviour callers can trip over, not just a key/value store:
+ * - links get fresh ifindexes when recreated; deleting a link takes its veth peer, addresses,
+ *   routes, neighbours and FDB entries with it, and releases bridge ports;
+ * - an address with prefix < 32 on an UP link adds the connected ("proto kernel") route;
+ * - a route needs its oif up (ENETDOWN) and, without onlink, a gateway on a connected route
+ *   (ENETUNREACH); neighbours/FDB need an existing link (ENODEV);
+ * - errors are the same KernelError/OverlayError kinds and messages as the real adapter.
+ * Test hooks: addDevice() (a plain NIC), failNext() (inject a failure), writes (a call log).
+ * Subclasses go through enter() on every call, so failNext(), close() and the call log apply to them.
+ */
+import { conflict, invalid, notFound, OverlayError } from '../../src/errors';
+import { checkIfName, cidrContains, intToIp4, ip4ToInt, macToBuf, parseCidr, parseNetworkCidr } from '../../src/kernel/codec';
+import { KernelError } from '../../src/kernel/errno';
+import { bridgeMacFor } from '../../src/domain/mac';
+import type {
+  AddressEntry,
+  FdbEntry,
+  Kernel,
+  LinkInfo,
+  NeighbourEntry,
+  RouteEntry,
+  VxlanInfo,
+  VxlanSpec,
+} from '../../src/kernel/types';
+
+interface FakeLink extends LinkInfo {
+  vx?: { vni: number; local: string; port: number; learning: boolean; gbp: boolean; parentIndex: number };
+  peer?: number; // veth peer ifindex
+  peerMoved?: boolean; // peer moved to another netns (simulates Docker's Join)
+}
+interface FakeRoute extends RouteEntry {
+  connected?: boolean;
+}
+
+const DEFAULT_PORT = 8472;
+
+function kerr(what: string, errno: string): KernelError {
+  return new KernelError(`${what}: ${errno}`, errno);
+}
+
+export class FakeNetlink {
+  private nextIndex = 2;
+  private readonly links = new Map<number, FakeLink>();
+  private addrs: AddressEntry[] = [];
+  private routes: FakeRoute[] = [];
+  private neighs: NeighbourEntry[] = [];
+  private fdb: FdbEntry[] = [];
+  private closed = false;
+  private readonly failures: { method: string; error: Error }[] = [];
+  /** Every write call, as "method arg…", in order. */
+  readonly writes: string[] = [];
+
+  constructor() {
+    this.links.set(1, { index: 1, name: 'lo', kind: '', mtu: 65536, mac: '00:00:00:00:00:00', up: true, master: 0 });
+  }
+
+  /** Test hook: a plain device (like a NIC), optionally up with one address. */
+  addDevice(name: string, opts: { mtu?: number; up?: boolean; mac?: string; cidr?: string } = {}): LinkInfo {
+    const l = this.newLink(name, '', opts.mtu ?? 1500, opts.mac);
+    l.up = opts.up ?? true;
+    if (opts.cidr) this.addAddr(l.index, parseCidr(opts.cidr).ip, parseCidr(opts.cidr).len);
+    return { ...l };
+  }
+
+  /** Test hook: the next call of `method` throws `error` (e.g. a KernelError). */
+  failNext(method: keyof Kernel, error: Error): void {
+    this.failures.push({ method, error });
+  }
+
+  /** Test hook: simulate Docker moving a veth peer into a container namespace. */
+  movePeerAway(peerName: string): void {
+    const p = this.byName(peerName);
+    if (!p || p.peer === undefined) throw new Error(`no veth "${peerName}"`);
+    const h = this.links.get(p.peer);
+    this.links.delete(p.index);
+    if (h) h.peerMoved = true;
+  }
+
+  // ---- links
+
+  async getLink(name: string): Promise<LinkInfo | null> {
+    this.enter('getLink', name);
+    const l = this.byName(name);
+    return l ? pub(l) : null;
+  }
+  async listLinks(): Promise<LinkInfo[]> {
+    this.enter('listLinks');
+    return [...this.links.values()].map(pub);
+  }
+  async getVxlan(name: string): Promise<VxlanInfo | null> {
+    this.enter('getVxlan', name);
+    const l = this.byName(name);
+    return l?.vx ? vxPub(l) : null;
+  }
+
+  async ensureVxlan(spec: VxlanSpec): Promise<VxlanInfo> {
+    this.enter('ensureVxlan', spec.name, true);
+    checkIfName(spec.name, 'vxlan name');
+    if (!Number.isInteger(spec.vni) || spec.vni < 1 || spec.vni > 0xffffff) throw invalid(`vxlan "${spec.name}": vni ${spec.vni} is not in 1..16777215`);
+    ip4ToInt(spec.local, `vxlan "${spec.name}" local`);
+    macToBuf(spec.mac, `vxlan "${spec.name}" MAC`);
+    const parent = spec.parentIndex ? this.links.get(spec.parentIndex) : undefined;
+    if (spec.parentIndex && !parent) throw kerr(`create vxlan "${spec.name}"`, 'ENODEV');
+    const want = { vni: spec.vni, local: spec.local, port: spec.port || DEFAULT_PORT, learning: spec.learning, gbp: spec.gbp, parentIndex: spec.parentIndex };
+    let l = this.byName(spec.name);
+    if (l && !(l.vx && (Object.keys(want) as (keyof typeof want)[]).every((k) => l?.vx?.[k] === want[k]))) {
+      this.removeLink(l);
+      l = undefined;
+    }
+    if (!l) {
+      l = this.newLink(spec.name, 'vxlan', parent ? parent.mtu - 50 : 1450);
+      l.vx = want;
+    }
+    const maxMtu = parent ? parent.mtu - 50 : 65535;
+    if (spec.mtu > maxMtu) throw kerr(`set vxlan "${spec.name}" mtu ${spec.mtu} address ${spec.mac} up`, 'EINVAL');
+    l.mtu = spec.mtu;
+    l.mac = spec.mac.toLowerCase();
+    this.bringUp(l);
+    return vxPub(l);
+  }
+
+  async ensureBridge(name: string, mtu: number): Promise<LinkInfo> {
+    this.enter('ensureBridge', name, true);
+    checkIfName(name, 'bridge name');
+    let l = this.byName(name);
+    if (l && l.kind !== 'bridge') {
+      throw conflict(`ensure bridge "${name}": a link of kind "${l.kind || 'device'}" already has this name; remove it or choose another bridge name`);
+    }
+    if (!l) l = this.newLink(name, 'bridge', 1500);
+    l.mtu = mtu;
+    l.mac = bridgeMacFor(name);
+    this.bringUp(l);
+    return pub(l);
+  }
+
+  async ensureVethPair(hostName: string, peerName: string, mtu: number, bridgeName?: string): Promise<LinkInfo> {
+    this.enter('ensureVethPair', `${hostName} ${peerName}`, true);
+    checkIfName(hostName, 'veth host name');
+    checkIfName(peerName, 'veth peer name');
+    if (hostName === peerName) throw invalid(`veth "${hostName}": host and peer names must differ`);
+    const bridge = bridgeName !== undefined ? this.byName(bridgeName) : undefined;
+    if (bridgeName !== undefined && !bridge) throw notFound(`attach veth "${hostName}" to bridge "${bridgeName}": no such bridge`);
+    if (bridge && bridge.kind !== 'bridge') throw conflict(`attach veth "${hostName}" to "${bridgeName}": that link is a ${bridge.kind || 'device'}, not a bridge`);
+    let h = this.byName(hostName);
+    let p = this.byName(peerName);
+    for (const l of [h, p]) {
+      if (l && l.kind !== 'veth') throw conflict(`ensure veth "${hostName}"/"${peerName}": "${l.name}" exists and is a ${l.kind || 'device'}, not a veth`);
+    }
+    const paired = h && p && h.peer === p.index && p.peer === h.index;
+    const moved = h && !p && h.peerMoved === true;
+    if (!(paired || moved)) {
+      if (h) this.removeLink(h);
+      if (p && this.links.has(p.index)) this.removeLink(p);
+      h = this.newLink(hostName, 'veth', mtu);
+      p = this.newLink(peerName, 'veth', mtu);
+      h.peer = p.index;
+      p.peer = h.index;
+    }
+    const host = h as FakeLink;
+    host.mtu = mtu;
+    if (bridge) host.master = bridge.index;
+    this.bringUp(host);
+    if (p) p.mtu = mtu;
+    return pub(host);
+  }
+
+  async deleteLink(name: string): Promise<void> {
+    this.enter('deleteLink', name, true);
+    checkIfName(name);
+    const l = this.byName(name);
+    if (l) this.removeLink(l);
+  }
+
+  /** ifindexes with forwarding on */
+  readonly forwarding = new Set<number>();
+
+  async setForwarding(ifindex: number, on: boolean): Promise<void> {
+    this.enter('setForwarding', String(ifindex), true);
+    if (!this.links.has(ifindex)) throw kerr(`set forwarding on link #${ifindex}`, 'ENODEV');
+    if (on) this.forwarding.add(ifindex);
+    else this.forwarding.delete(ifindex);
+  }
+
+  async setLinkUp(name: string): Promise<void> {
+    this.enter('setLinkUp', name, true);
+    const l = this.byName(name);
+    if (!l) throw notFound(`set link "${name}" up: no such link`);
+    this.bringUp(l);
+  }
+
+  // ---- addresses
+
+  async listAddresses(ifindex: number): Promise<AddressEntry[]> {
+    this.enter('listAddresses');
+    return this.addrs.filter((a) => a.ifindex === ifindex).map((a) => ({ ...a }));
+  }
+
+  async ensureOnlyAddress(ifindex: number, cidr: string, within?: string): Promise<void> {
+    this.enter('ensureOnlyAddress', `${ifindex} ${cidr} ${within ?? ''}`, true);
+    const want = parseCidr(cidr, 'address');
+    const scope = within === undefined ? undefined : parseCidr(within, 'address scope');
+    if (!this.links.has(ifindex)) throw kerr(`add address ${want.ip}/${want.len} to link #${ifindex}`, 'ENODEV');
+    for (const a of this.addrs.filter((x) => x.ifindex === ifindex)) {
+      if (a.address === want.ip && a.prefixLen === want.len) continue;
+      if (scope === undefined || cidrContains(scope, a.address)) this.delAddr(a);
+    }
+    if (!this.addrs.some((a) => a.ifindex === ifindex && a.address === want.ip && a.prefixLen === want.len)) this.addAddr(ifindex, want.ip, want.len);
+  }
+
+  // ---- routes
+
+  async listRoutes(oif?: number): Promise<RouteEntry[]> {
+    this.enter('listRoutes');
+    return this.routes.filter((r) => oif === undefined || r.oif === oif).map(routePub);
+  }
+
+  async replaceRoute(r: RouteEntry): Promise<void> {
+    this.enter('replaceRoute', `${r.dst} ${r.gateway ?? ''} ${r.oif}`, true);
+    const dst = parseNetworkCidr(r.dst);
+    const what = `replace route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.oif ? ` dev #${r.oif}` : ''}${r.onlink ? ' onlink' : ''}`;
+    if (!r.gateway && !r.oif) throw invalid(`${what}: needs a gateway or an oif`);
+    if (r.onlink && (!r.gateway || !r.oif)) throw invalid(`${what}: onlink needs both a gateway and an oif`);
+    let oif = r.oif;
+    if (oif) {
+      const l = this.links.get(oif);
+      if (!l) throw kerr(what, 'ENODEV');
+      if (!l.up) throw kerr(what, 'ENETDOWN');
+    }
+    if (r.gateway && !r.onlink) {
+      const gw = r.gateway;
+      const via = this.routes.find((c) => !c.gateway && (!oif || c.oif === oif) && cidrContains(parseCidr(c.dst), gw));
+      if (!via) throw kerr(what, 'ENETUNREACH');
+      oif = via.oif;
+    }
+    const entry: FakeRoute = { dst: `${intToIp4(dst.net)}/${dst.len}`, oif, onlink: r.onlink };
+    if (r.gateway) entry.gateway = r.gateway;
+    const i = this.routes.findIndex((x) => x.dst === entry.dst);
+    if (i >= 0) this.routes[i] = entry;
+    else this.routes.push(entry);
+  }
+
+  async deleteRoute(dst: string): Promise<void> {
+    this.enter('deleteRoute', dst, true);
+    const d = parseNetworkCidr(dst);
+    const key = `${intToIp4(d.net)}/${d.len}`;
+    const i = this.routes.findIndex((x) => x.dst === key);
+    if (i >= 0) this.routes.splice(i, 1);
+  }
+
+  async defaultRouteInterface(): Promise<LinkInfo | null> {
+    this.enter('defaultRouteInterface');
+    const r = this.routes.find((x) => x.dst === '0.0.0.0/0' && x.oif > 0);
+    const l = r ? this.links.get(r.oif) : undefined;
+    return l ? pub(l) : null;
+  }
+
+  // ---- neighbours and FDB
+
+  async listNeighbours(ifindex: number): Promise<NeighbourEntry[]> {
+    this.enter('listNeighbours');
+    return this.neighs.filter((n) => n.ifindex === ifindex).map((n) => ({ ...n }));
+  }
+
+  async replaceNeighbour(n: NeighbourEntry): Promise<void> {
+    this.enter('replaceNeighbour', `${n.ip} ${n.mac}`, true);
+    ip4ToInt(n.ip, 'neighbour IP');
+    const mac = macToBuf(n.mac, 'neighbour MAC') && n.mac.toLowerCase();
+    if (!this.links.has(n.ifindex)) throw kerr(`replace neighbour ${n.ip} lladdr ${n.mac} dev #${n.ifindex}`, 'ENODEV');
+    this.neighs = this.neighs.filter((x) => !(x.ifindex === n.ifindex && x.ip === n.ip));
+    this.neighs.push({ ifindex: n.ifindex, ip: n.ip, mac, permanent: n.permanent });
+  }
+
+  async deleteNeighbour(ifindex: number, ip: string): Promise<void> {
+    this.enter('deleteNeighbour', ip, true);
+    ip4ToInt(ip, 'neighbour IP');
+    this.neighs = this.neighs.filter((x) => !(x.ifindex === ifindex && x.ip === ip));
+  }
+
+  async listFdb(ifindex: number): Promise<FdbEntry[]> {
+    this.enter('listFdb');
+    return this.fdb.filter((f) => f.ifindex === ifindex).map((f) => ({ ...f }));
+  }
+
+  async replaceFdb(f: FdbEntry): Promise<void> {
+    this.enter('replaceFdb', `${f.mac} ${f.dst}`, true);
+    const mac = macToBuf(f.mac, 'fdb MAC') && f.mac.toLowerCase();
+    ip4ToInt(f.dst, 'fdb dst');
+    if (!this.links.has(f.ifindex)) throw kerr(`replace fdb ${f.mac} dst ${f.dst} dev #${f.ifindex}`, 'ENODEV');
+    const zero = mac === '00:00:00:00:00:00'; // flood entries: one per dst (APPEND)
+    this.fdb = this.fdb.filter((x) => !(x.ifindex === f.ifindex && x.mac === mac && (!zero || x.dst === f.dst)));
+    this.fdb.push({ ifindex: f.ifindex, mac, dst: f.dst, permanent: f.permanent });
+  }
+
+  async deleteFdb(ifindex: number, mac: string, dst?: string): Promise<void> {
+    this.enter('deleteFdb', `${mac} ${dst ?? ''}`, true);
+    const m = macToBuf(mac, 'fdb MAC') && mac.toLowerCase();
+    this.fdb = this.fdb.filter((x) => !(x.ifindex === ifindex && x.mac === m && (!dst || x.dst === dst)));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  // ---- internals
+
+  protected enter(method: keyof Kernel, arg = '', write = false): void {
+    if (this.closed) throw new OverlayError('UNAVAILABLE', `${method}: netlink socket is closed`);
+    const i = this.failures.findIndex((f) => f.method === method);
+    if (i >= 0) {
+      const [f] = this.failures.splice(i, 1);
+      throw (f as { error: Error }).error;
+    }
+    if (write) this.writes.push(arg ? `${method} ${arg}` : method);
+  }
+
+  private byName(name: string): FakeLink | undefined {
+    checkIfName(name);
+    for (const l of this.links.values()) if (l.name === name) return l;
+    return undefined;
+  }
+
+  private newLink(name: string, kind: string, mtu: number, mac?: string): FakeLink {
+    const index = this.nextIndex++;
+    const l: FakeLink = { index, name, kind, mtu, mac: mac ?? fakeMac(index), up: false, master: 0 };
+    this.links.set(index, l);
+    return l;
+  }
+
+  private removeLink(l: FakeLink): void {
+    this.links.delete(l.index);
+    if (l.peer !== undefined && this.links.has(l.peer)) this.removeLink(this.links.get(l.peer) as FakeLink);
+    for (const other of this.links.values()) if (other.master === l.index) other.master = 0;
+    this.addrs = this.addrs.filter((a) => a.ifindex !== l.index);
+    this.routes = this.routes.filter((r) => r.oif !== l.index);
+    this.neighs = this.neighs.filter((n) => n.ifindex !== l.index);
+    this.fdb = this.fdb.filter((f) => f.ifindex !== l.index);
+  }
+
+  private bringUp(l: FakeLink): void {
+    if (l.up) return;
+    l.up = true;
+    for (const a of this.addrs.filter((x) => x.ifindex === l.index)) this.addConnected(a);
+  }
+
+  private addAddr(ifindex: number, address: string, prefixLen: number): void {
+    const a = { ifindex, address, prefixLen };
+    this.addrs.push(a);
+    if (this.links.get(ifindex)?.up) this.addConnected(a);
+  }
+
+  private delAddr(a: AddressEntry): void {
+    this.addrs = this.addrs.filter((x) => x !== a);
+    const dst = connectedDst(a);
+    this.routes = this.routes.filter((r) => !(r.connected && r.oif === a.ifindex && r.dst === dst));
+  }
+
+  private addConnected(a: AddressEntry): void {
+    if (a.prefixLen >= 32) return; // the kernel adds no prefix route for a /32
+    const dst = connectedDst(a);
+    if (!this.routes.some((r) => r.dst === dst && r.oif === a.ifindex)) this.routes.push({ dst, oif: a.ifindex, onlink: false, connected: true });
+  }
+}
+
+function connectedDst(a: AddressEntry): string {
+  const c = parseCidr(`${a.address}/${a.prefixLen}`);
+  return `${intToIp4(c.net)}/${c.len}`;
+}
+
+function fakeMac(index: number): string {
+  return `02:fa:ce:00:${((index >> 8) & 255).toString(16).padStart(2, '0')}:${(index & 255).toString(16).padStart(2, '0')}`;
+}
+
+function pub(l: FakeLink): LinkInfo {
+  return { index: l.index, name: l.name, kind: l.kind, mtu: l.mtu, mac: l.mac, up: l.up, master: l.master };
+}
+
+function vxPub(l: FakeLink): VxlanInfo {
+  const v = l.vx as NonNullable<FakeLink['vx']>;
+  return { ...pub(l), vni: v.vni, local: v.local, port: v.port, learning: v.learning, parentIndex: v.parentIndex };
+}
+
+function routePub(r: FakeRoute): RouteEntry {
+  return r.gateway ? { dst: r.dst, gateway: r.gateway, oif: r.oif, onlink: r.onlink } : { dst: r.dst, oif: r.oif, onlink: r.onlink };
+}
