@@ -7,36 +7,13 @@
  * bridge) or on another one (bridge to flannel.<VNI of B>); traffic arriving from another host on
  * flannel.<VNI of A> for B's subnet here is dropped the same way, so every host enforces it.
  * Our rules carry the comment `overlay-flannel isolate A B`; rules of ours for pairs no longer
- * wanted (an overlay's Network changed) are deleted by handle. Like nft-forward.ts we never create
- * tables or chains: without `ip filter FORWARD` it reports 'no-chain'.
+ * wanted (an overlay's Network changed), and second copies of a wanted one, are deleted by handle,
+ * missing ones inserted, in one transaction (nft-ruleset.ts, match 'comment-unique'). Like
+ * nft-forward.ts we never create tables or chains: without `ip filter FORWARD` (or if it vanishes
+ * before the write) it reports 'no-chain'.
  */
-import {
-  attr,
-  batch,
-  commentUdata,
-  counter,
-  dumpChain,
-  exchange,
-  kernelError,
-  matchAddress,
-  message,
-  NFPROTO_IPV4,
-  NFT_MSG_DELRULE,
-  NFT_MSG_NEWRULE,
-  NFTA_RULE_CHAIN,
-  NFTA_RULE_EXPRESSIONS,
-  NFTA_RULE_HANDLE,
-  NFTA_RULE_TABLE,
-  NFTA_RULE_USERDATA,
-  nest,
-  nftType,
-  NLM_F_ACK,
-  NLM_F_CREATE,
-  NLM_F_REQUEST,
-  sequencer,
-  str,
-  verdict,
-} from './nft-netlink';
+import { counter, matchAddress, verdict } from './nft-netlink';
+import { CommentedRules, type WantedRule } from './nft-ruleset';
 
 const TABLE = 'filter';
 const CHAIN = 'FORWARD';
@@ -57,50 +34,18 @@ export function isolationPairs(networks: readonly string[]): [string, string][] 
   return out;
 }
 
-function ruleBody(from: string, to: string): Buffer[] {
-  const exprs = [...matchAddress(from, 'src'), ...matchAddress(to, 'dst'), counter(), verdict(NF_DROP)];
-  return [attr(NFTA_RULE_TABLE, str(TABLE)), attr(NFTA_RULE_CHAIN, str(CHAIN)), nest(NFTA_RULE_EXPRESSIONS, ...exprs), attr(NFTA_RULE_USERDATA, commentUdata(isolationComment(from, to)))];
+/** `ip saddr <from> ip daddr <to> counter drop`, commented. */
+function dropRule(from: string, to: string): WantedRule {
+  return { chain: CHAIN, comment: isolationComment(from, to), expressions: [...matchAddress(from, 'src'), ...matchAddress(to, 'dst'), counter(), verdict(NF_DROP)] };
 }
-
-const u64be = (n: bigint): Buffer => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64BE(n);
-  return b;
-};
 
 /** Make `ip filter FORWARD` drop traffic between every two of `networks`, and nothing else of ours. */
 export async function ensureOverlayIsolation(networks: readonly string[], timeoutMs = 5000): Promise<IsolationResult> {
-  const rules = await dumpChain(TABLE, CHAIN, timeoutMs);
-  if (rules === 'no-chain') return { state: 'no-chain' };
-  const wanted = new Map(isolationPairs(networks).map(([a, b]) => [isolationComment(a, b), [a, b] as const]));
-  const present = new Set<string>();
-  const stale: bigint[] = [];
-  for (const r of rules) {
-    if (!r.comment?.startsWith(PREFIX)) continue;
-    if (wanted.has(r.comment) && !present.has(r.comment)) present.add(r.comment);
-    else stale.push(r.handle);
-  }
-  const add = [...wanted].filter(([c]) => !present.has(c)).map(([, p]) => p);
-  if (add.length === 0 && stale.length === 0) return { state: 'ok', added: 0, removed: 0 };
-  const seq = sequencer();
-  const seqs: number[] = [];
-  const msgs: Buffer[] = [];
-  for (const h of stale) {
-    const s = seq();
-    seqs.push(s);
-    msgs.push(message(nftType(NFT_MSG_DELRULE), NLM_F_REQUEST | NLM_F_ACK, s, NFPROTO_IPV4, 0, [attr(NFTA_RULE_TABLE, str(TABLE)), attr(NFTA_RULE_CHAIN, str(CHAIN)), attr(NFTA_RULE_HANDLE, u64be(h))]));
-  }
-  for (const [a, b] of add) {
-    const s = seq();
-    seqs.push(s);
-    // No NLM_F_APPEND and no position: the rule goes to the head of the chain (`nft insert`).
-    msgs.push(message(nftType(NFT_MSG_NEWRULE), NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK, s, NFPROTO_IPV4, 0, ruleBody(a, b)));
-  }
-  const acks = await exchange(batch(seq, msgs), seqs, timeoutMs);
-  for (const s of seqs) {
-    const errno = acks.get(s)?.errno ?? 0;
-    if (errno === -2) return { state: 'no-chain' };
-    if (errno < 0) throw kernelError(`nftables: isolation rules in ${TABLE} ${CHAIN}`, errno);
-  }
-  return { state: 'ok', added: add.length, removed: stale.length };
+  const rules = await CommentedRules.load(TABLE, [CHAIN], (c) => c.startsWith(PREFIX), timeoutMs);
+  if (rules.missing.length > 0) return { state: 'no-chain' };
+  // Reversed: missing pairs have always been inserted at the head in pair order, so the chain
+  // lists them last pair first; 'head' keeps the order given, top to bottom.
+  const want = isolationPairs(networks).reverse().map(([a, b]) => dropRule(a, b));
+  const done = await rules.sync(want, { match: 'comment-unique', position: 'head', enoent: 'no-chain', what: `isolation rules in ${TABLE} ${CHAIN}` });
+  return done === 'no-chain' ? { state: 'no-chain' } : { state: 'ok', added: done.added, removed: done.removed };
 }
