@@ -11,35 +11,14 @@
  * comment (nft's rule user data, `comment "overlay-flannel …"`), so calling this again — every full
  * sync, after a plugin restart — adds nothing twice. With no such chain (no Docker rules yet, or
  * iptables-legacy) it reports 'no-chain' and the caller warns; the next sync tries again.
+ * The dump/compare/write shape is nft-ruleset.ts's, matching by comment only: a rule of ours is
+ * never rewritten or deleted here (not even a second copy), missing ones are appended in one
+ * transaction (the src rule before the dst rule); if the chain vanishes between the dump and the
+ * write the result is 'no-chain' too.
  * One short-lived NETLINK_NETFILTER socket per exchange (nft-netlink.ts); needs CAP_NET_ADMIN only.
  */
-import {
-  attr,
-  batch,
-  commentUdata,
-  counter,
-  dumpChain,
-  exchange,
-  kernelError,
-  matchAddress,
-  message,
-  NF_ACCEPT,
-  NFPROTO_IPV4,
-  NFT_MSG_NEWRULE,
-  NFTA_RULE_CHAIN,
-  NFTA_RULE_EXPRESSIONS,
-  NFTA_RULE_TABLE,
-  NFTA_RULE_USERDATA,
-  nest,
-  nftType,
-  NLM_F_ACK,
-  NLM_F_APPEND,
-  NLM_F_CREATE,
-  NLM_F_REQUEST,
-  sequencer,
-  str,
-  verdict,
-} from './nft-netlink';
+import { counter, matchAddress, NF_ACCEPT, verdict } from './nft-netlink';
+import { CommentedRules, type WantedRule } from './nft-ruleset';
 
 export const FORWARD_TABLE = 'filter';
 export const FORWARD_CHAIN = 'FORWARD';
@@ -51,9 +30,8 @@ export function ruleComment(network: string, dir: 'src' | 'dst'): string {
 }
 
 /** `ip saddr|daddr <network> accept`, commented. `network` is `a.b.c.d/len` (base aligned). */
-function ruleBody(network: string, dir: 'src' | 'dst'): Buffer[] {
-  const exprs = [...matchAddress(network, dir), counter(), verdict(NF_ACCEPT)];
-  return [attr(NFTA_RULE_TABLE, str(FORWARD_TABLE)), attr(NFTA_RULE_CHAIN, str(FORWARD_CHAIN)), nest(NFTA_RULE_EXPRESSIONS, ...exprs), attr(NFTA_RULE_USERDATA, commentUdata(ruleComment(network, dir)))];
+function acceptRule(network: string, dir: 'src' | 'dst'): WantedRule {
+  return { chain: FORWARD_CHAIN, comment: ruleComment(network, dir), expressions: [...matchAddress(network, dir), counter(), verdict(NF_ACCEPT)] };
 }
 
 /**
@@ -62,19 +40,11 @@ function ruleBody(network: string, dir: 'src' | 'dst'): Buffer[] {
  * nftables `ip filter` / `FORWARD` on this host (nothing done).
  */
 export async function ensureForwardAccept(network: string, timeoutMs = 5000): Promise<ForwardResult> {
-  const rules = await dumpChain(FORWARD_TABLE, FORWARD_CHAIN, timeoutMs);
-  if (rules === 'no-chain') return 'no-chain';
-  const comments = new Set(rules.map((r) => r.comment).filter(Boolean));
-  const missing = (['src', 'dst'] as const).filter((d) => !comments.has(ruleComment(network, d)));
-  if (missing.length === 0) return 'present';
-  const seq = sequencer();
-  const ruleSeqs = missing.map(() => seq());
-  const msgs = missing.map((d, i) => message(nftType(NFT_MSG_NEWRULE), NLM_F_REQUEST | NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK, ruleSeqs[i]!, NFPROTO_IPV4, 0, ruleBody(network, d)));
-  const acks = await exchange(batch(seq, msgs), ruleSeqs, timeoutMs);
-  for (const s of ruleSeqs) {
-    const errno = acks.get(s)?.errno ?? 0;
-    if (errno === -2) return 'no-chain'; // removed between the two exchanges
-    if (errno < 0) throw kernelError(`nftables: append accept rule for ${network} to ${FORWARD_TABLE} ${FORWARD_CHAIN}`, errno);
-  }
-  return 'added';
+  const want = [acceptRule(network, 'src'), acceptRule(network, 'dst')];
+  const comments = new Set(want.map((r) => r.comment));
+  const rules = await CommentedRules.load(FORWARD_TABLE, [FORWARD_CHAIN], (c) => comments.has(c), timeoutMs);
+  if (rules.missing.length > 0) return 'no-chain';
+  const what = `append accept rule for ${network} to ${FORWARD_TABLE} ${FORWARD_CHAIN}`;
+  const done = await rules.sync(want, { match: 'comment', position: 'append', enoent: 'no-chain', what });
+  return done === 'no-chain' ? 'no-chain' : done.changed ? 'added' : 'present';
 }

@@ -1,8 +1,10 @@
 /**
- * The small nftables-over-netlink toolkit shared by nft-forward.ts and nft-masq.ts: message and
- * attribute encoding, rule expressions in the shapes iptables-nft writes (so `iptables -S` can
- * still read a chain we touched, and dockerd's iptables calls keep working), the reply decoder, and
- * one request/reply exchange over a short-lived NETLINK_NETFILTER socket (CAP_NET_ADMIN only).
+ * The small nftables-over-netlink toolkit under our nftables writers (nft-forward, nft-isolation,
+ * nft-masq, nft-ports, nft-notrack, whose common dump/compare/write shape is nft-ruleset.ts):
+ * message and attribute encoding, rule expressions in the shapes iptables-nft writes (so
+ * `iptables -S` can still read a chain we touched, and dockerd's iptables calls keep working), the
+ * reply decoder, one request/reply exchange over a short-lived NETLINK_NETFILTER socket
+ * (CAP_NET_ADMIN only), and the chain dump / table lookup built on it.
  */
 import { getSystemErrorName } from 'node:util';
 import { RawNetlinkSocket } from 'netlink';
@@ -270,24 +272,4 @@ export function baseChain(table: string, name: string, hooknum: number, priority
     attr(5 /* NFTA_CHAIN_POLICY */, u32be(1 /* NF_ACCEPT */)),
     attr(7 /* NFTA_CHAIN_TYPE */, str(type)),
   ];
-}
-/** A base chain of a `nat` table as iptables-nft makes it (policy accept). */
-export const natBaseChain = (table: string, name: string, hooknum: number, priority: number): Buffer[] => baseChain(table, name, hooknum, priority, 'nat');
-
-/** A DELRULE message for the rule `handle` of the chain named in `base`; its sequence goes into `acks`. */
-export function delRuleMessage(base: Buffer[], handle: bigint, seq: () => number, acks: number[]): Buffer {
-  const h = Buffer.alloc(8);
-  h.writeBigUInt64BE(handle);
-  const s = seq();
-  acks.push(s);
-  return message(nftType(NFT_MSG_DELRULE), NLM_F_REQUEST | NLM_F_ACK, s, NFPROTO_IPV4, 0, [...base, attr(NFTA_RULE_HANDLE, h)]);
-}
-
-/** Send `msgs` as one transaction; any refused message fails it with `what` and the errno. */
-export async function commitBatch(msgs: Buffer[], acks: number[], seq: () => number, timeoutMs: number, what: string): Promise<void> {
-  const got = await exchange(batch(seq, msgs), acks, timeoutMs);
-  for (const s of acks) {
-    const errno = got.get(s)?.errno ?? 0;
-    if (errno < 0) throw kernelError(`nftables: ${what}`, errno);
-  }
 }

@@ -6,45 +6,19 @@
  * `-m addrtype --dst-type LOCAL -j DOCKER`, and like our MASQUERADE), protocol and port are
  * native meta/payload/cmp matches. An explicit HostIP becomes `-d HostIP/32` instead of addrtype.
  * Rules are found by comment (src/domain/port-rules.ts): ensure deletes the endpoint's rules that
- * are not wanted and inserts the missing ones at the head of each chain, in one transaction.
+ * are not wanted and inserts the missing ones at the head of each chain, in one transaction
+ * (nft-ruleset.ts, match 'comment', position 'head').
  * Without table `ip nat` nothing is done ('no-chain'); a missing PREROUTING/OUTPUT base chain in it
  * is created as iptables-nft would.
  */
-import {
-  attr,
-  commentUdata,
-  counter,
-  dataValue,
-  dumpChain,
-  expr,
-  matchAddress,
-  message,
-  nest,
-  NFPROTO_IPV4,
-  NFTA_RULE_CHAIN,
-  NFTA_RULE_EXPRESSIONS,
-  NFTA_RULE_TABLE,
-  NFTA_RULE_USERDATA,
-  NFT_MSG_NEWRULE,
-  nftType,
-  NLM_F_ACK,
-  NLM_F_CREATE,
-  NLM_F_REQUEST,
-  sequencer,
-  str,
-  u32be,
-  type DumpedRule,
-  commitBatch,
-  delRuleMessage,
-  natBaseChain,
-  tableExists,
-  matchProtoPort,
-} from './nft-netlink';
+import { attr, counter, expr, matchAddress, matchProtoPort, str, u32be } from './nft-netlink';
+import { CommentedRules, type BaseChains } from './nft-ruleset';
 import { isPortCommentOf, portConflict, portInUse, type PortChain, type PortRule } from '../domain/port-rules';
 
 const NAT_TABLE = 'nat';
-const NFT_MSG_NEWCHAIN = 3;
-const CHAINS: Record<PortChain, number> = { PREROUTING: 0 /* NF_INET_PRE_ROUTING */, OUTPUT: 3 /* NF_INET_LOCAL_OUT */ };
+const CHAINS: PortChain[] = ['PREROUTING', 'OUTPUT'];
+/** `chain PREROUTING|OUTPUT { type nat hook … priority dstnat (-100); policy accept; }`, as iptables-nft makes it. */
+const BASE_CHAINS: BaseChains = { type: 'nat', priority: -100 /* NF_IP_PRI_NAT_DST */, hooks: { PREROUTING: 0 /* NF_INET_PRE_ROUTING */, OUTPUT: 3 /* NF_INET_LOCAL_OUT */ } };
 export type PortsResult = 'present' | 'updated' | 'no-chain';
 
 /** `-m addrtype --dst-type LOCAL` (xt_addrtype revision 1: u16 source, u16 dest, u32 flags). */
@@ -74,82 +48,23 @@ export function portRuleExpressions(r: PortRule): Buffer[] {
   ];
 }
 
+const load = (endpointId: string, timeoutMs: number): Promise<CommentedRules> => CommentedRules.load(NAT_TABLE, CHAINS, (c) => isPortCommentOf(c, endpointId), timeoutMs);
+
 /** Make endpoint `endpointId`'s DNAT rules exactly `rules` (found by comment). */
 export async function ensurePorts(endpointId: string, rules: PortRule[], timeoutMs = 5000): Promise<PortsResult> {
-  const have = await dumpBoth(timeoutMs);
-  if (have === 'no-chain') return rules.length === 0 ? 'present' : 'no-chain';
-  const pre = have.PREROUTING;
-  const clash = portConflict(endpointId, rules, pre === 'no-chain' ? [] : pre.map((r) => r.comment));
+  const have = await load(endpointId, timeoutMs);
+  if (await have.noTable()) return rules.length === 0 ? 'present' : 'no-chain';
+  const clash = portConflict(endpointId, rules, have.rules('PREROUTING').map((r) => r.comment));
   if (clash) throw portInUse(endpointId, clash);
-  const seq = sequencer();
-  const msgs: Buffer[] = [];
-  const acks: number[] = [];
-  for (const chain of Object.keys(CHAINS) as PortChain[]) {
-    const cur = have[chain];
-    const want = rules.filter((r) => r.chain === chain);
-    const wantComments = new Set(want.map((r) => r.comment));
-    const ours = (cur === 'no-chain' ? [] : cur).filter((r) => isPortCommentOf(r.comment, endpointId));
-    const stale = ours.filter((r) => !wantComments.has(r.comment!));
-    const missing = want.filter((w) => !ours.some((r) => r.comment === w.comment));
-    if (stale.length === 0 && missing.length === 0) continue;
-    if (cur === 'no-chain') {
-      const s = seq();
-      acks.push(s);
-      msgs.push(message(nftType(NFT_MSG_NEWCHAIN), NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK, s, NFPROTO_IPV4, 0, baseChain(chain)));
-    }
-    for (const r of stale) msgs.push(delRule(chain, r.handle, seq, acks));
-    for (const r of [...missing].reverse()) {
-      const s = seq();
-      acks.push(s);
-      msgs.push(
-        message(nftType(NFT_MSG_NEWRULE), NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK, s, NFPROTO_IPV4, 0, [
-          ...ruleBase(chain),
-          nest(NFTA_RULE_EXPRESSIONS, ...portRuleExpressions(r)),
-          attr(NFTA_RULE_USERDATA, commentUdata(r.comment)),
-        ]),
-      );
-    }
-  }
-  if (msgs.length === 0) return 'present';
-  await commit(msgs, acks, seq, timeoutMs, `write published-port rules of endpoint ${endpointId.slice(0, 12)}`);
-  return 'updated';
+  const want = rules.map((r) => ({ chain: r.chain, comment: r.comment, expressions: portRuleExpressions(r) }));
+  const what = `write published-port rules of endpoint ${endpointId.slice(0, 12)} in ${NAT_TABLE}`;
+  const done = await have.sync(want, { match: 'comment', position: 'head', create: BASE_CHAINS, what });
+  return done !== 'no-chain' && done.changed ? 'updated' : 'present';
 }
 
 /** Delete endpoint `endpointId`'s DNAT rules: how many there were, or 'no-chain' (no `ip nat`). */
 export async function removePorts(endpointId: string, timeoutMs = 5000): Promise<number | 'no-chain'> {
-  const have = await dumpBoth(timeoutMs);
-  if (have === 'no-chain') return 'no-chain';
-  const seq = sequencer();
-  const msgs: Buffer[] = [];
-  const acks: number[] = [];
-  for (const chain of Object.keys(CHAINS) as PortChain[]) {
-    const cur = have[chain];
-    if (cur === 'no-chain') continue;
-    for (const r of cur.filter((x) => isPortCommentOf(x.comment, endpointId))) msgs.push(delRule(chain, r.handle, seq, acks));
-  }
-  if (msgs.length === 0) return 0;
-  await commit(msgs, acks, seq, timeoutMs, `delete published-port rules of endpoint ${endpointId.slice(0, 12)}`);
-  return msgs.length;
-}
-
-async function dumpBoth(timeoutMs: number): Promise<Record<PortChain, DumpedRule[] | 'no-chain'> | 'no-chain'> {
-  const pre = await dumpChain(NAT_TABLE, 'PREROUTING', timeoutMs);
-  const out = await dumpChain(NAT_TABLE, 'OUTPUT', timeoutMs);
-  if (pre === 'no-chain' && out === 'no-chain' && !(await tableExists(NAT_TABLE, timeoutMs))) return 'no-chain';
-  return { PREROUTING: pre, OUTPUT: out };
-}
-
-const ruleBase = (chain: PortChain): Buffer[] => [attr(NFTA_RULE_TABLE, str(NAT_TABLE)), attr(NFTA_RULE_CHAIN, str(chain))];
-
-/** `chain PREROUTING|OUTPUT { type nat hook … priority dstnat (-100); policy accept; }`, as iptables-nft makes it. */
-function baseChain(chain: PortChain): Buffer[] {
-  return natBaseChain(NAT_TABLE, chain, CHAINS[chain], -100 /* NF_IP_PRI_NAT_DST */);
-}
-
-function delRule(chain: PortChain, handle: bigint, seq: () => number, acks: number[]): Buffer {
-  return delRuleMessage(ruleBase(chain), handle, seq, acks);
-}
-
-function commit(msgs: Buffer[], acks: number[], seq: () => number, timeoutMs: number, what: string): Promise<void> {
-  return commitBatch(msgs, acks, seq, timeoutMs, `${what} in ${NAT_TABLE}`);
+  const have = await load(endpointId, timeoutMs);
+  if (await have.noTable()) return 'no-chain';
+  return have.remove(`delete published-port rules of endpoint ${endpointId.slice(0, 12)} in ${NAT_TABLE}`);
 }
