@@ -1,6 +1,7 @@
 /**
  * The three nftables writers that only the Docker labs exercised — FORWARD accept (nft-forward),
- * the FORWARD head block of intra-overlay accepts and isolation drops (nft-isolation) and published ports (nft-ports) — against the real kernel in the
+ * the FORWARD head block of intra-overlay accepts and isolation drops (nft-isolation) and
+ * published ports (nft-ports) — against the real kernel in the
  * scratch netns, through their shared "rules found by comment" helper (nft-ruleset.ts): where new
  * rules go (append / head, in which order), what counts as ours, what is deleted (stale rules,
  * extra copies or not), which chains are created and when 'no-chain' is the answer. The host's
