@@ -69,3 +69,13 @@ export function makeParent(name: string, cidr: string): void {
 export function deleteLinkIfPresent(name: string): void {
   if (linkExists(name)) run('ip', 'link', 'del', name);
 }
+
+/** Whether nftables table `ip <table>` exists in this (scratch) namespace. */
+export function nftTableExists(table: string): boolean {
+  try {
+    execFileSync('nft', ['list', 'table', 'ip', table], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}

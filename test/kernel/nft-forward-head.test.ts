@@ -8,18 +8,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { ensureOverlayIsolation } from '../../src/kernel/nft-isolation';
-import { inScratchNetns, SKIP_REASON } from './netns';
+import { inScratchNetns, nftTableExists, SKIP_REASON } from './netns';
 
 const ipt = (...args: string[]): string => execFileSync('iptables', args, { encoding: 'utf8' });
 const forward = (): string[] => ipt('-S', 'FORWARD').trim().split('\n').filter((l) => l.startsWith('-A'));
-const hasFilterTable = (): boolean => {
-  try {
-    execFileSync('nft', ['list', 'table', 'ip', 'filter'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
 const A = '10.61.0.0/16';
 const B = '10.62.0.0/16';
 const OURS = [
@@ -35,7 +27,7 @@ if (!inScratchNetns()) {
 } else {
   describe('FORWARD head block (accept within, drop between overlays) after DOCKER-USER', () => {
     before(() => {
-      if (hasFilterTable()) throw new Error('table ip filter already exists in the scratch netns; this test owns it');
+      if (nftTableExists('filter')) throw new Error('table ip filter already exists in the scratch netns; this test owns it');
       // dockerd 20.10's layout: policy DROP, DOCKER-USER jump first, then isolation, then bridge rules.
       ipt('-P', 'FORWARD', 'DROP');
       for (const c of ['DOCKER-USER', 'DOCKER-ISOLATION-STAGE-1']) {
@@ -48,7 +40,7 @@ if (!inScratchNetns()) {
       ipt('-A', 'FORWARD', '-i', 'br-t1', '!', '-o', 'br-t1', '-j', 'ACCEPT');
     });
     after(() => {
-      if (hasFilterTable()) execFileSync('nft', ['delete', 'table', 'ip', 'filter']);
+      if (nftTableExists('filter')) execFileSync('nft', ['delete', 'table', 'ip', 'filter']);
     });
 
     it('writes the block right after the DOCKER-USER jump, in order; a second call changes nothing', async () => {
@@ -83,7 +75,7 @@ if (!inScratchNetns()) {
     it('no ip filter FORWARD chain → no-chain (never created by us)', async () => {
       execFileSync('nft', ['delete', 'table', 'ip', 'filter']);
       assert.deepEqual(await ensureOverlayIsolation([A, B]), { state: 'no-chain' });
-      assert.equal(hasFilterTable(), false);
+      assert.equal(nftTableExists('filter'), false);
     });
   });
 }

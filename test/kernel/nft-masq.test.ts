@@ -8,17 +8,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createNetlinkKernel } from '../../src/kernel';
 import { ensureMasquerade, removeMasquerade } from '../../src/kernel/nft-masq';
-import { inScratchNetns, SKIP_REASON } from './netns';
+import { inScratchNetns, nftTableExists, SKIP_REASON } from './netns';
 
 const ipt = (...args: string[]): string => execFileSync('iptables', ['-t', 'nat', ...args], { encoding: 'utf8' });
-const tableExists = (): boolean => {
-  try {
-    execFileSync('nft', ['list', 'table', 'ip', 'nat'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
 const DOCKER_RULE = '-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE';
 const masqLines = (network: string, subnet: string): string[] => {
   const c = `-m comment --comment "overlay-flannel masq ${network}"`;
@@ -38,7 +30,7 @@ if (!inScratchNetns()) {
   describe('nftables masquerade rules (ip nat POSTROUTING)', () => {
     let created = false;
     before(() => {
-      if (tableExists()) throw new Error('table ip nat already exists in the scratch netns; this test owns it');
+      if (nftTableExists('nat')) throw new Error('table ip nat already exists in the scratch netns; this test owns it');
     });
     after(() => {
       if (created) execFileSync('nft', ['delete', 'table', 'ip', 'nat']);
@@ -47,7 +39,7 @@ if (!inScratchNetns()) {
     it('without the chain: nothing is created, the result says so', async () => {
       assert.equal(await ensureMasquerade('10.5.0.0/16', '10.5.72.0/24'), 'no-chain');
       assert.equal(await removeMasquerade('10.5.0.0/16'), 'no-chain');
-      assert.equal(tableExists(), false);
+      assert.equal(nftTableExists('nat'), false);
     });
 
     it('in a nat table without POSTROUTING (dockerd --bridge=none) the base chain is created as iptables-nft would', async () => {

@@ -11,17 +11,9 @@ import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { ensureNotrack, removeNotrack } from '../../src/kernel/nft-notrack';
 import { notrackRules, notrackRuleText } from '../../src/domain/notrack-rules';
-import { inScratchNetns, SKIP_REASON } from './netns';
+import { inScratchNetns, nftTableExists, SKIP_REASON } from './netns';
 
 const ipt = (...args: string[]): string => execFileSync('iptables', ['-t', 'raw', ...args], { encoding: 'utf8' });
-const tableExists = (): boolean => {
-  try {
-    execFileSync('nft', ['list', 'table', 'ip', 'raw'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
 const lines = (): string[] => ipt('-S').trim().split('\n').filter((l) => l.startsWith('-A'));
 const NET = '10.77.0.0/16';
 const expected = (subnet: string, vxlan: { publicIP: string; port: number } | null): string[] => {
@@ -36,10 +28,10 @@ if (!inScratchNetns()) {
 } else {
   describe('nftables NOTRACK rules (ip raw PREROUTING/OUTPUT)', () => {
     before(() => {
-      if (tableExists()) throw new Error('table ip raw already exists in the scratch netns; this test owns it');
+      if (nftTableExists('raw')) throw new Error('table ip raw already exists in the scratch netns; this test owns it');
     });
     after(() => {
-      if (tableExists()) execFileSync('nft', ['delete', 'table', 'ip', 'raw']);
+      if (nftTableExists('raw')) execFileSync('nft', ['delete', 'table', 'ip', 'raw']);
     });
 
     it('creates ip raw and its base chains as iptables-nft would; the rules read back with iptables -S', async () => {

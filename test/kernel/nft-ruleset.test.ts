@@ -16,21 +16,13 @@ import { ensureOverlayIsolation } from '../../src/kernel/nft-isolation';
 import { ensurePorts, removePorts } from '../../src/kernel/nft-ports';
 import { portRules } from '../../src/domain/port-rules';
 import { forwardHeadRules } from '../../src/domain/forward-head';
-import { inScratchNetns, SKIP_REASON } from './netns';
+import { inScratchNetns, nftTableExists, SKIP_REASON } from './netns';
 
 const ipt = (table: string, ...args: string[]): string => execFileSync('iptables', ['-t', table, ...args], { encoding: 'utf8' });
 /** `nft add rule ip <table> <chain> …`: a copy of one of our rules, comment as rule user data like ours
  *  (`iptables -m comment` would write an xt comment match instead, which is not ours). */
 const nft = (table: string, chain: string, ...rule: string[]): string => execFileSync('nft', ['add', 'rule', 'ip', table, chain, ...rule], { encoding: 'utf8' });
 const lines = (table: string, chain: string): string[] => ipt(table, '-S', chain).trim().split('\n').filter((l) => l.startsWith('-A'));
-const tableExists = (table: string): boolean => {
-  try {
-    execFileSync('nft', ['list', 'table', 'ip', table], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
 const [A, B, C, D] = ['10.61.0.0/16', '10.62.0.0/16', '10.63.0.0/16', '10.64.0.0/16'];
 const accept = (n: string, dir: 'src' | 'dst'): string => `-A FORWARD ${dir === 'src' ? '-s' : '-d'} ${n} -m comment --comment "overlay-flannel ${n} ${dir}" -j ACCEPT`;
 const drop = (from: string, to: string): string => `-A FORWARD -s ${from} -d ${to} -m comment --comment "overlay-flannel isolate ${from} ${to}" -j DROP`;
@@ -50,10 +42,10 @@ if (!inScratchNetns()) {
 } else {
   describe('nftables rules found by comment: FORWARD accept, overlay isolation, published ports', () => {
     before(() => {
-      for (const t of ['filter', 'nat']) if (tableExists(t)) throw new Error(`table ip ${t} already exists in the scratch netns; this test owns it`);
+      for (const t of ['filter', 'nat']) if (nftTableExists(t)) throw new Error(`table ip ${t} already exists in the scratch netns; this test owns it`);
     });
     after(() => {
-      for (const t of ['filter', 'nat']) if (tableExists(t)) execFileSync('nft', ['delete', 'table', 'ip', t]);
+      for (const t of ['filter', 'nat']) if (nftTableExists(t)) execFileSync('nft', ['delete', 'table', 'ip', t]);
     });
 
     it('without ip filter FORWARD / ip nat: nothing is created, the results say so', async () => {
@@ -62,8 +54,8 @@ if (!inScratchNetns()) {
       assert.equal(await ensurePorts(EP, published(EP, '10.61.1.2', [[8080, 80]])), 'no-chain');
       assert.equal(await ensurePorts(EP, []), 'present');
       assert.equal(await removePorts(EP), 'no-chain');
-      assert.equal(tableExists('filter'), false);
-      assert.equal(tableExists('nat'), false);
+      assert.equal(nftTableExists('filter'), false);
+      assert.equal(nftTableExists('nat'), false);
     });
 
     it('FORWARD accept rules: appended after the host rules, once; a deleted one comes back; a second copy stays', async () => {
