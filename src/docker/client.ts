@@ -4,10 +4,10 @@
  * (endpoint-addresses.ts) and network replication (network-replicator.ts).
  *
  * Design note: each user gets its own client with its own call timeout (a status page must answer
- * quickly, the audit and replication may wait on a busy dockerd); a client holds no connection
- * (dockerode dials the socket per call), so separate clients cost nothing. What they share is
- * here: how the socket is dialled, whether it is usable at all, and how a failed call's HTTP status
- * is read (dockerode puts it on the error as `statusCode`: 404 unknown, 409 conflict).
+ * quickly, the audit and replication may wait on a busy dockerd); a client is only options
+ * (its calls go through node's shared HTTP agent), so separate clients cost nothing. What they
+ * share is here: how the socket is dialled, whether it is usable at all, and how a failed call's
+ * HTTP status is read (dockerode puts it on the error as `statusCode`: 404 unknown, 409 conflict).
  */
 import { access, constants } from 'node:fs/promises';
 import Docker from 'dockerode';
