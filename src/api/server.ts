@@ -12,6 +12,9 @@
  *   404 is reserved for unknown paths and non-POST methods.
  * - Nothing a request carries may crash the process: parse, schema and driver errors all land in
  *   one error handler; malformed HTTP is answered by clientErrorHandler; observer faults are caught.
+ * - A body over the limit is answered 413 at once, and its connection closed only after the rest
+ *   of the body was read and discarded (bounded: drain-body.ts), so a client still writing reads
+ *   its answer instead of EPIPE/ECONNRESET.
  * - An empty body where fields are required gets its own message: Docker's plugin client resends a
  *   call whose connection broke (the plugin restarted while answering) with the body already
  *   consumed, i.e. empty; "NetworkID is required" alone would puzzle the user (fault suite).
@@ -26,6 +29,7 @@ import Fastify, { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } 
 import type { Logger } from 'pino';
 import type { PluginDriver } from '../driver/types';
 import { conflict, ErrorCode, errorText, invalid, isOverlayError, OverlayError } from '../errors';
+import { DEFAULT_DRAIN_BOUNDS, DrainBounds, drainThenClose, isDraining } from './drain-body';
 import { ROUTES } from './routes';
 
 export const PLUGIN_CONTENT_TYPE = 'application/vnd.docker.plugins.v1+json';
@@ -42,6 +46,8 @@ export interface ApiObserver {
 export interface ApiOptions {
   /** Largest accepted request body in bytes (default 1 MiB); larger gets 413. */
   bodyLimit?: number;
+  /** How much of an over-limit body is still read and discarded after its 413 (drain-body.ts). */
+  overLimitDrain?: DrainBounds;
   observer?: ApiObserver;
 }
 
@@ -125,6 +131,7 @@ function describeValidation(err: FastifyError): string {
  */
 export function buildApi(driver: PluginDriver, logger: Logger, opts: ApiOptions = {}): FastifyInstance {
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const drainBounds = opts.overLimitDrain ?? DEFAULT_DRAIN_BOUNDS;
   const app = Fastify({
     logger: false, // we log each call ourselves (onResponse), with our own fields
     bodyLimit,
@@ -133,6 +140,8 @@ export function buildApi(driver: PluginDriver, logger: Logger, opts: ApiOptions 
     clientErrorHandler(err, socket) {
       // Malformed HTTP (no request object): answer like every other failure, then drop the connection.
       if ((err as NodeJS.ErrnoException).code === 'ECONNRESET' || socket.destroyed) return;
+      // A client that got its 413 and closed before sending the rest of its body: nothing to answer.
+      if (isDraining(socket)) return void socket.destroy();
       logger.warn({ err: errorText(err) }, 'malformed HTTP request on the plugin socket');
       if (socket.writable) {
         const body = errorBody(`malformed HTTP request: ${errorText(err)}`);
@@ -205,6 +214,9 @@ export function buildApi(driver: PluginDriver, logger: Logger, opts: ApiOptions 
     } else if (err?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       status = 413;
       msg = `request to ${where} is larger than the ${bodyLimit}-byte limit`;
+      // Answer now, close only after reading on (bounded), so the client still writing reads its 413.
+      reply.header('connection', 'close');
+      drainThenClose(req.raw, reply.raw, drainBounds, (end, bytes) => logger.debug({ reqId, end, bytes }, 'over-limit body drained'));
     } else if (String(err?.code).startsWith('FST_') && typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
       // fastify's own request errors (bad Content-Length, media type…); a foreign error's
       // statusCode is never trusted (a driver bug must not become a 404 = "not implemented").

@@ -7,7 +7,7 @@
  * Docker the rows still show, with the address the driver remembers (endpoints created since
  * this process started) and no names. The kernel's links come in as a port: no netlink here.
  */
-import Docker from 'dockerode';
+import { dockerClient } from './client';
 import type { LinkInfo } from '../kernel/types';
 import { errorText } from '../errors';
 import { bridgeName } from '../domain/names';
@@ -25,7 +25,7 @@ export interface DockerEndpoint {
 
 /** A lister of the running containers' network attachments, over the Docker socket. */
 export function dockerEndpointLister(socketPath: string, timeoutMs = 5000): () => Promise<DockerEndpoint[]> {
-  const docker = new Docker({ socketPath, timeout: timeoutMs });
+  const docker = dockerClient(socketPath, timeoutMs);
   return async () => {
     const out: DockerEndpoint[] = [];
     for (const c of await docker.listContainers()) {

@@ -7,7 +7,7 @@
  * Only reads. Any failure (Docker not answering, a network vanishing between the list and the
  * inspect) rejects: the audit must never decide on a partial picture.
  */
-import Docker from 'dockerode';
+import { dockerClient, dockerStatusOf } from './client';
 
 /** What the audit needs of the local Docker daemon (dockerode in production, a fake in tests). */
 export interface EndpointsPort {
@@ -19,8 +19,6 @@ export interface EndpointsPort {
   addressesIn(subnets: readonly string[]): Promise<{ addresses: Set<string>; networks: string[] }>;
 }
 
-const statusOf = (e: unknown): number | undefined => (e as { statusCode?: number }).statusCode;
-
 interface NetworkInfo {
   Id: string;
   Name: string;
@@ -29,7 +27,7 @@ interface NetworkInfo {
 }
 
 export function dockerEndpoints(socketPath: string): EndpointsPort {
-  const docker = new Docker({ socketPath, timeout: 30_000 });
+  const docker = dockerClient(socketPath, 30_000);
   return {
     async ping() {
       await docker.ping();
@@ -45,7 +43,7 @@ export function dockerEndpoints(socketPath: string): EndpointsPort {
           info = (await docker.getNetwork(n.Id).inspect()) as NetworkInfo;
         } catch (e) {
           // Removed since the list: its endpoints went with it (Docker released their addresses).
-          if (statusOf(e) === 404) continue;
+          if (dockerStatusOf(e) === 404) continue;
           throw e;
         }
         for (const ep of Object.values(info.Containers ?? {})) {

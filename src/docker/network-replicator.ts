@@ -11,12 +11,12 @@
  * (dockerode, the only user of it) happen later on our own serial queue, with retries.
  * Without access to the Docker socket the feature is off, with one log line.
  */
-import { access, constants } from 'node:fs/promises';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { NetworkRecord, NetworkRecordEvents } from '../store/network-records';
 import { errorText } from '../errors';
 import { SerialQueue } from '../util/serial-queue';
+import { dockerClient, dockerStatusOf } from './client';
 import { createRequestOf, LocalNetwork, localNetworkOf, networksToCreate, recordOf, removalOf } from './replication';
 
 /** What the replicator needs of the local Docker daemon (dockerode in production, a fake in tests). */
@@ -44,10 +44,8 @@ export interface ReplicatorOptions {
   resyncMs?: number;
 }
 
-const statusOf = (e: unknown): number | undefined => (e as { statusCode?: number }).statusCode;
-
 export function dockerPort(socketPath: string): DockerPort {
-  const docker = new Docker({ socketPath, timeout: 60_000 });
+  const docker = dockerClient(socketPath, 60_000);
   return {
     async ping() {
       await docker.ping();
@@ -59,7 +57,7 @@ export function dockerPort(socketPath: string): DockerPort {
       try {
         return localNetworkOf((await docker.getNetwork(idOrName).inspect()) as Docker.NetworkInspectInfo, true);
       } catch (e) {
-        if (statusOf(e) === 404) return null;
+        if (dockerStatusOf(e) === 404) return null;
         throw e;
       }
     },
@@ -70,20 +68,10 @@ export function dockerPort(socketPath: string): DockerPort {
       try {
         await docker.getNetwork(id).remove();
       } catch (e) {
-        if (statusOf(e) !== 404) throw e;
+        if (dockerStatusOf(e) !== 404) throw e;
       }
     },
   };
-}
-
-/** Whether the Docker socket can be used at all (exists and is read/writable by us). */
-export async function dockerSocketUsable(path: string): Promise<string | null> {
-  try {
-    await access(path, constants.R_OK | constants.W_OK);
-    return null;
-  } catch (e) {
-    return errorText(e);
-  }
 }
 
 export class NetworkReplicator {
@@ -178,7 +166,7 @@ export class NetworkReplicator {
         this.failures.delete(r.name);
         this.log.info({ network: r.name, driver: r.driver, ipamOpts: r.ipamOpts, from: r.createdBy }, 'replication: created the network defined on another host');
       } catch (e) {
-        if (statusOf(e) === 409) continue; // created meanwhile (by a user, or a replay)
+        if (dockerStatusOf(e) === 409) continue; // created meanwhile (by a user, or a replay)
         failed = true;
         const why = errorText(e);
         if (this.failures.get(r.name) !== why) this.log.warn({ network: r.name, err: why }, 'replication: cannot create the network here; retrying');

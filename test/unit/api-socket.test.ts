@@ -102,7 +102,7 @@ test('a burst of 2000 mixed malformed requests: every answer non-2xx with {"Err"
     () => request(sock, '/NetworkDriver.DeleteNetwork', { agent, method: 'DELETE', body: '{"NetworkID":"N"}' }),
     () => request(sock, '/NetworkDriver.CreateNetwork', { agent, body: '{"NetworkID":"N"}', headers: { 'Content-Type': '/;;' } }),
     () => request(sock, '/NetworkDriver.CreateNetwork', { agent, body: '\u0000\u00ff\ud800garbage' }),
-    () => request(sock, '/NetworkDriver.CreateNetwork', { body: big }), // 413; the server closes that connection
+    () => request(sock, '/NetworkDriver.CreateNetwork', { body: big }), // 413; the server drains the body, then closes that connection
   ];
   const answers = await Promise.all(Array.from({ length: 2000 }, (_, i) => kinds[i % kinds.length]!()));
   for (const [i, a] of answers.entries()) {
