@@ -12,11 +12,15 @@
  * grace period, so an address an in-flight RequestAddress just recorded is never released. Any
  * failure skips that overlay for this round (never a decision on a partial picture); it runs
  * beside the request handlers, never inside one.
+ * The same round also removes host veths (`ofh…`) that no Docker endpoint owns (the plugin died
+ * inside CreateEndpoint, so Docker never asks to delete them), after the same grace counted from
+ * the first round that saw them alone, and only when every overlay was read (domain rule
+ * orphanVeths).
  */
 import type { Logger } from 'pino';
 import type { Cidr } from '../domain/ipv4';
 import { formatCidr, formatIPv4 } from '../domain/ipv4';
-import { orphanAddresses } from '../domain/orphan-addresses';
+import { orphanAddresses, orphanVeths } from '../domain/orphan-addresses';
 import type { EndpointsPort } from '../docker/endpoint-addresses';
 import type { DetailedAddressRecord } from '../store';
 import { errorText } from '../errors';
@@ -40,6 +44,14 @@ export interface AuditTarget {
   records: AuditRecordsPort;
 }
 
+/** The host ends of this plugin's veth pairs (the kernel in production). */
+export interface AuditVethsPort {
+  /** Names of the links named `ofh…`. */
+  hostVeths(): Promise<string[]>;
+  /** Delete a link (both ends of the pair); absent is fine. */
+  remove(name: string): Promise<void>;
+}
+
 export interface AddressAuditOptions {
   /** Period between audits, ms (0: only the one after start). */
   intervalMs: number;
@@ -48,11 +60,15 @@ export interface AddressAuditOptions {
   now?: () => number;
   /** The first audit waits for this too (the default overlay's lease: before it there is nothing to audit). */
   ready?: Promise<unknown>;
+  /** Also remove host veths no Docker endpoint owns. */
+  veths?: AuditVethsPort;
 }
 
 /** What one audit released, per overlay. */
 export interface AuditResult {
   released: Array<{ overlay: string; subnet: string; address: string; owner: string; createdAt: string | null }>;
+  /** Host veths removed (no endpoint owned them for the grace period). */
+  removedVeths: string[];
   waiting: number;
   skipped: string[];
 }
@@ -60,6 +76,7 @@ export interface AuditResult {
 export class AddressAudit {
   private readonly abort = new AbortController();
   private readonly firstSeen = new Map<string, Map<number, number>>(); // overlay/subnet → ip → ms
+  private vethsFirstSeen = new Map<string, number>(); // veth name → ms
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<unknown> = Promise.resolve();
   readonly stats = { runs: 0, released: 0 };
@@ -105,7 +122,9 @@ export class AddressAudit {
 
   /** One audit of every overlay with a lease. Never throws: failures skip the overlay and are logged. */
   async runOnce(): Promise<AuditResult> {
-    const result: AuditResult = { released: [], waiting: 0, skipped: [] };
+    const result: AuditResult = { released: [], removedVeths: [], waiting: 0, skipped: [] };
+    const endpointIds = new Set<string>();
+    let complete = true;
     this.stats.runs++;
     for (const t of this.targets()) {
       if (this.abort.signal.aborted) break;
@@ -114,7 +133,9 @@ export class AddressAudit {
       const where = `${t.name}/${formatCidr(subnet)}`;
       try {
         const records = await t.records.listDetailed(subnet);
-        const { addresses } = await this.docker.addressesIn([formatCidr(subnet)]);
+        const { addresses, endpointIds: ids } = await this.docker.addressesIn([formatCidr(subnet)]);
+        if (ids) for (const id of ids) endpointIds.add(id);
+        else complete = false;
         const held = new Set(records.filter((r) => addresses.has(formatIPv4(r.ip))).map((r) => r.ip));
         const now = (this.opts.now ?? Date.now)();
         const d = orphanAddresses(records, held, now, this.opts.graceMs ?? AUDIT_GRACE_MS, this.firstSeen.get(where));
@@ -131,11 +152,31 @@ export class AddressAudit {
           this.log.warn(entry, 'address audit: released an address record no Docker endpoint holds');
         }
       } catch (e) {
+        complete = false;
         result.skipped.push(where);
         this.log.warn({ overlay: t.name, subnet: formatCidr(subnet), err: errorText(e) }, 'address audit: skipped this round');
       }
     }
-    this.log.debug({ released: result.released.length, waiting: result.waiting, skipped: result.skipped }, 'address audit done');
+    if (complete && this.opts.veths && !this.abort.signal.aborted) await this.auditVeths(this.opts.veths, endpointIds, result);
+    this.log.debug({ released: result.released.length, removedVeths: result.removedVeths.length, waiting: result.waiting, skipped: result.skipped }, 'address audit done');
     return result;
+  }
+
+  /** Remove host veths no endpoint of any of our networks owns (every overlay was read this round). */
+  private async auditVeths(port: AuditVethsPort, endpointIds: Set<string>, result: AuditResult): Promise<void> {
+    try {
+      const now = (this.opts.now ?? Date.now)();
+      const d = orphanVeths(await port.hostVeths(), endpointIds, now, this.opts.graceMs ?? AUDIT_GRACE_MS, this.vethsFirstSeen);
+      this.vethsFirstSeen = d.firstSeen;
+      for (const v of d.remove) {
+        await port.remove(v);
+        this.vethsFirstSeen.delete(v);
+        result.removedVeths.push(v);
+        this.log.warn({ veth: v }, 'address audit: removed a veth no Docker endpoint owns');
+      }
+    } catch (e) {
+      result.skipped.push('veths');
+      this.log.warn({ err: errorText(e) }, 'address audit: veths skipped this round');
+    }
   }
 }

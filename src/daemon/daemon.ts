@@ -156,7 +156,11 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
           () => dir.all().map((h) => ({ name: h.name, subnet: () => h.lease()?.subnet ?? null, records: st.overlay(h.prefix).addresses })),
           dockerEndpoints(settings.dockerSocket),
           log.child({ component: 'address-audit' }),
-          { intervalMs: settings.addressAuditIntervalSec * 1000, ready: agent.whenReady() },
+          {
+            intervalMs: settings.addressAuditIntervalSec * 1000,
+            ready: agent.whenReady(),
+            veths: { hostVeths: async () => (await kernel.listLinks()).map((l) => l.name).filter((n) => n.startsWith('ofh')), remove: (n) => queue.run(() => kernel.deleteLink(n)) },
+          },
         );
       } else {
         log.warn(

@@ -1,8 +1,8 @@
 /**
  * The addresses Docker's endpoints hold, for the address audit (src/daemon/address-audit.ts):
  * every network of the local Docker daemon whose IPAM subnet is one of ours, and the IPv4
- * address of each endpoint on it, as `docker network inspect` shows them (containers that have
- * joined and endpoints not yet in a sandbox, listed as "ep-<id>", alike).
+ * address and endpoint id of each endpoint on it, as `docker network inspect` shows them
+ * (containers that have joined and endpoints not yet in a sandbox, listed as "ep-<id>", alike).
  *
  * Only reads. Any failure (Docker not answering, a network vanishing between the list and the
  * inspect) rejects: the audit must never decide on a partial picture.
@@ -16,14 +16,14 @@ export interface EndpointsPort {
    * The IPv4 addresses (dotted, no prefix length) held by endpoints of every network whose IPAM
    * config has one of `subnets` (e.g. "10.1.15.0/24"), and the networks that were read.
    */
-  addressesIn(subnets: readonly string[]): Promise<{ addresses: Set<string>; networks: string[] }>;
+  addressesIn(subnets: readonly string[]): Promise<{ addresses: Set<string>; networks: string[]; endpointIds?: Set<string> }>;
 }
 
 interface NetworkInfo {
   Id: string;
   Name: string;
   IPAM?: { Config?: Array<{ Subnet?: string }> | null } | null;
-  Containers?: Record<string, { IPv4Address?: string } | undefined> | null;
+  Containers?: Record<string, { IPv4Address?: string; EndpointID?: string } | undefined> | null;
 }
 
 export function dockerEndpoints(socketPath: string): EndpointsPort {
@@ -37,6 +37,7 @@ export function dockerEndpoints(socketPath: string): EndpointsPort {
       const list = (await docker.listNetworks()) as unknown as NetworkInfo[];
       const ours = list.filter((n) => (n.IPAM?.Config ?? []).some((c) => c.Subnet !== undefined && wanted.has(c.Subnet)));
       const addresses = new Set<string>();
+      const endpointIds = new Set<string>();
       for (const n of ours) {
         let info: NetworkInfo;
         try {
@@ -49,9 +50,10 @@ export function dockerEndpoints(socketPath: string): EndpointsPort {
         for (const ep of Object.values(info.Containers ?? {})) {
           const a = ep?.IPv4Address?.split('/')[0];
           if (a) addresses.add(a);
+          if (ep?.EndpointID) endpointIds.add(ep.EndpointID);
         }
       }
-      return { addresses, networks: ours.map((n) => n.Name) };
+      return { addresses, networks: ours.map((n) => n.Name), endpointIds };
     },
   };
 }

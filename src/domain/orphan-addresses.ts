@@ -12,6 +12,7 @@
  * that found it without an endpoint (`firstSeen`, kept by the caller between audits). A record
  * whose createdAt lies in the future (clock skew between hosts) counts as just created.
  */
+import { vethNames } from './names';
 
 /** One address record as the audit sees it. */
 export interface AuditedRecord {
@@ -55,6 +56,32 @@ export function orphanAddresses(
     const born = r.createdAt === null || !Number.isFinite(r.createdAt) ? seen : Math.min(r.createdAt, now);
     if (now - born >= graceMs) out.release.push(r);
     else out.waiting.push(r);
+  }
+  return out;
+}
+
+/**
+ * The host ends of veth pairs (`ofh<first 12 hex of the endpoint id>`, domain/names.ts) that no
+ * Docker endpoint owns: left when the plugin died inside CreateEndpoint (Docker never got the
+ * answer, so it never calls DeleteEndpoint). A veth is judged from the first audit that found it
+ * without an endpoint (`firstSeen`, name → ms) and removed once that is `graceMs` ago, since a
+ * veth exists a moment before Docker records its endpoint.
+ */
+export function orphanVeths(
+  veths: readonly string[],
+  endpointIds: ReadonlySet<string>,
+  now: number,
+  graceMs: number,
+  firstSeen: ReadonlyMap<string, number> = new Map(),
+): { remove: string[]; waiting: string[]; firstSeen: Map<string, number> } {
+  if (!(graceMs >= 0)) throw new RangeError(`orphanVeths: graceMs must be ≥ 0, got ${graceMs}`);
+  const owned = new Set([...endpointIds].map((id) => vethNames(id).host));
+  const out = { remove: [] as string[], waiting: [] as string[], firstSeen: new Map<string, number>() };
+  for (const v of veths) {
+    if (owned.has(v)) continue;
+    const seen = firstSeen.get(v) ?? now;
+    out.firstSeen.set(v, seen);
+    (now - seen >= graceMs ? out.remove : out.waiting).push(v);
   }
   return out;
 }

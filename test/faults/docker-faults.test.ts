@@ -25,7 +25,7 @@ import { ProbeStream } from './probe-stream';
 requireDockerLab();
 const FIGURES = 'faults-docker';
 
-describe('Docker-side faults on two hosts with continuous traffic', { timeout: 600_000 }, () => {
+describe('Docker-side faults on two hosts with continuous traffic', { timeout: 900_000 }, () => {
   let fl: FaultLab;
   let d1: DockerHost, d2: DockerHost;
   const ip: Record<string, string> = {};
@@ -33,14 +33,14 @@ describe('Docker-side faults on two hosts with continuous traffic', { timeout: 6
   const audit = (): Promise<AuditResult> =>
     auditAddresses({ etcd: fl.etcd, prefix: fl.ov.prefix, net: fl.net, hosts: [d1, d2].map((d) => ({ d, lease: fl.lease.get(d)! })) });
 
-  /** Audit until Docker, etcd and the kernels agree (deadline `ms`); returns the time it took. */
-  async function auditClean(what: string, ms = 90_000): Promise<{ ms: number; result: AuditResult }> {
+  /** Audit until Docker, etcd and the kernels agree (deadline `ms`), problems `ignore` aside; returns the time it took. */
+  async function auditClean(what: string, ms = 90_000, ignore: (problem: string) => boolean = () => false): Promise<{ ms: number; result: AuditResult }> {
     const t0 = Date.now();
     let last: AuditResult | undefined;
     try {
       const result = await waitFor(async () => {
         last = await audit();
-        return last.problems.length === 0 && last;
+        return last.problems.every(ignore) && last;
       }, { timeoutMs: ms, intervalMs: 1000, what });
       return { ms: Date.now() - t0, result };
     } catch {
@@ -51,7 +51,8 @@ describe('Docker-side faults on two hosts with continuous traffic', { timeout: 6
   const runArgs = (name: string, extra: string[] = []): string[] => ['run', '-d', '--init', '--name', name, ...extra, '--network', fl.net, 'ofbox:1', 'sleep', '3600'];
 
   before(async () => {
-    fl = await startFaultLab({ liveRestore: [true, false] });
+    // The plugin's orphan audit every 10 s (default 5 min), so scenario 1 can wait for it (grace 2 min).
+    fl = await startFaultLab({ liveRestore: [true, false], pluginSettings: ['ADDRESS_AUDIT_INTERVAL=10'] });
     [d1, d2] = fl.docker;
     await d1.dockerOk(runArgs('c1'), { timeoutMs: 120_000 });
     await d2.dockerOk(runArgs('c2', ['--restart=always']), { timeoutMs: 120_000 });
@@ -102,7 +103,18 @@ describe('Docker-side faults on two hosts with continuous traffic', { timeout: 6
       const { ip: a } = await L.endpointOf(d1, names[i]!, fl.net);
       assert.ok(L.inCidr(a, lease), `${names[i]} got ${a}, in ${lease}`);
     }
-    const running = await auditClean('audit with the surviving containers');
+    // A run whose RequestAddress was recorded in etcd (or whose CreateEndpoint made its veth) but
+    // not yet answered when the plugin died leaves a record (a veth) no container holds: Docker
+    // resends, gets an error and never releases it. At most one of each per failed run, and the
+    // plugin's own audit must remove them once its 2 min grace is over. Everything else must
+    // agree at once.
+    const leftover = (p: string): boolean => /record\(s\) without a container|veth\(s\) without an endpoint/.test(p);
+    const first = await auditClean('audit with the surviving containers (leftovers of the kill aside)', 90_000, leftover);
+    const count = (re: RegExp): number => first.result.problems.filter((p) => re.test(p)).flatMap((p) => p.split(': ').pop()!.trim().split(/\s+/)).length;
+    const leaked = { records: count(/record\(s\) without a container/), veths: count(/veth\(s\) without an endpoint/) };
+    assert.ok(leaked.records <= failures.length && leaked.veths <= failures.length, `leftovers ${JSON.stringify(leaked)} after ${failures.length} failed run(s): ${first.result.problems.join('; ')}`);
+    const anyLeft = leaked.records + leaked.veths > 0;
+    const running = anyLeft ? await auditClean('leftovers of the kill removed by the plugin\'s audit', 200_000) : first;
     await d1.dockerOk(['rm', '-f', ...names], { timeoutMs: 120_000 });
     const cleaned = await auditClean('audit after removing every k* container');
     assert.deepEqual(cleaned.result.records, { [h1.ns]: 1, [fl.hosts[1].ns]: 1 }, 'only c1 and c2 keep a record');
@@ -116,7 +128,8 @@ describe('Docker-side faults on two hosts with continuous traffic', { timeout: 6
       runsDoneAtKill: settledAtKill,
       pluginRestartMs: restartMs,
       runsWallMs: runsMs,
-      auditCleanAfterRunsMs: running.ms,
+      leftoversOfKill: leaked,
+      auditCleanAfterRunsMs: first.ms + (anyLeft ? running.ms : 0),
       auditCleanAfterRemoveMs: cleaned.ms,
       probe,
     };

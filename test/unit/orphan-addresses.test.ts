@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { orphanAddresses, type AuditedRecord } from '../../src/domain/orphan-addresses';
+import { orphanAddresses, orphanVeths, type AuditedRecord } from '../../src/domain/orphan-addresses';
 import { formatIPv4, parseCidr, parseIPv4, type Cidr } from '../../src/domain/ipv4';
 import { AddressAudit } from '../../src/daemon/address-audit';
 import type { EndpointsPort } from '../../src/docker/endpoint-addresses';
@@ -126,4 +126,47 @@ test('AddressAudit: Docker not answering skips the round and releases nothing; n
   assert.deepEqual(r.skipped, ['default/10.1.2.0/24']);
   assert.deepEqual(r.released, []);
   assert.equal(recs.m.size, 1);
+});
+
+test('orphanVeths: veths whose endpoint Docker does not know go once first seen a grace period ago', () => {
+  const ep = (c: string): string => c.repeat(64);
+  const known = new Set([ep('a'), ep('b')]);
+  const rows: [string, string[], Map<string, number>, { remove: string[]; waiting: string[] }][] = [
+    ['owned veths stay', ['ofhaaaaaaaaaaaa', 'ofhbbbbbbbbbbbb'], new Map(), { remove: [], waiting: [] }],
+    ['a new orphan waits', ['ofhcccccccccccc'], new Map(), { remove: [], waiting: ['ofhcccccccccccc'] }],
+    ['seen alone less than the grace ago: waits', ['ofhcccccccccccc'], new Map([['ofhcccccccccccc', NOW - GRACE + 1]]), { remove: [], waiting: ['ofhcccccccccccc'] }],
+    ['seen alone a grace ago: removed', ['ofhcccccccccccc', 'ofhaaaaaaaaaaaa'], new Map([['ofhcccccccccccc', NOW - GRACE]]), { remove: ['ofhcccccccccccc'], waiting: [] }],
+  ];
+  for (const [what, veths, seen, want] of rows) {
+    const d = orphanVeths(veths, known, NOW, GRACE, seen);
+    assert.deepEqual({ remove: d.remove, waiting: d.waiting }, want, what);
+    assert.ok([...d.firstSeen.keys()].every((v) => !['ofhaaaaaaaaaaaa', 'ofhbbbbbbbbbbbb'].includes(v)), `${what}: owned veths are not tracked`);
+  }
+  // An endpoint that came back between two rounds clears its veth's first sighting.
+  assert.equal(orphanVeths(['ofhaaaaaaaaaaaa'], known, NOW, GRACE, new Map([['ofhaaaaaaaaaaaa', 0]])).firstSeen.size, 0);
+});
+
+test('AddressAudit: removes a host veth no endpoint owned for the grace period, only after a complete round', async () => {
+  const subnet = parseCidr('10.1.2.0/24');
+  const recs = fakeRecords([]);
+  let now = NOW;
+  const links = new Set(['ofhaaaaaaaaaaaa', 'ofhdddddddddddd']);
+  const removed: string[] = [];
+  const veths = { hostVeths: async () => [...links], remove: async (n: string) => void (links.delete(n), removed.push(n)) };
+  let fail = false;
+  const docker: EndpointsPort = {
+    async ping() {},
+    async addressesIn() {
+      if (fail) throw new Error('Docker went away');
+      return { addresses: new Set<string>(), networks: ['ofnet'], endpointIds: new Set(['a'.repeat(64)]) };
+    },
+  };
+  const audit = new AddressAudit(() => [{ name: 'default', subnet: () => subnet, records: recs.port }], docker, testLogger(), { intervalMs: 0, graceMs: GRACE, now: () => now, veths });
+  assert.deepEqual((await audit.runOnce()).removedVeths, [], 'first sighting: waits');
+  now += GRACE;
+  fail = true;
+  assert.deepEqual((await audit.runOnce()).removedVeths, [], 'Docker not answering: no decision');
+  fail = false;
+  assert.deepEqual((await audit.runOnce()).removedVeths, ['ofhdddddddddddd']);
+  assert.deepEqual([...links], ['ofhaaaaaaaaaaaa']);
 });
