@@ -12,16 +12,18 @@
  * grace period, so an address an in-flight RequestAddress just recorded is never released. Any
  * failure skips that overlay for this round (never a decision on a partial picture); it runs
  * beside the request handlers, never inside one.
- * The same round also removes host veths (`ofh…`) that no Docker endpoint owns (the plugin died
- * inside CreateEndpoint, so Docker never asks to delete them), after the same grace counted from
- * the first round that saw them alone, and only when every overlay was read (domain rule
- * orphanVeths).
+ * Docker is read once per round, after every overlay's records: the addresses of the endpoints on
+ * each network by its IPAM subnet, and the id of every endpoint of every network. With those ids
+ * the same round removes host veths (`ofh…`) that no Docker endpoint owns (the plugin died inside
+ * CreateEndpoint, so Docker never asks to delete them), after the same grace counted from the
+ * first round that saw them alone (domain rule orphanVeths). Every network counts, not only those
+ * of a current lease, so a network left on an older subnet keeps its containers' veths.
  */
 import type { Logger } from 'pino';
 import type { Cidr } from '../domain/ipv4';
 import { formatCidr, formatIPv4 } from '../domain/ipv4';
 import { orphanAddresses, orphanVeths } from '../domain/orphan-addresses';
-import type { EndpointsPort } from '../docker/endpoint-addresses';
+import type { DockerEndpoints, EndpointsPort } from '../docker/endpoint-addresses';
 import type { DetailedAddressRecord } from '../store';
 import { errorText } from '../errors';
 import { Backoff, sleep } from '../util/backoff';
@@ -123,19 +125,34 @@ export class AddressAudit {
   /** One audit of every overlay with a lease. Never throws: failures skip the overlay and are logged. */
   async runOnce(): Promise<AuditResult> {
     const result: AuditResult = { released: [], removedVeths: [], waiting: 0, skipped: [] };
-    const endpointIds = new Set<string>();
-    let complete = true;
     this.stats.runs++;
+    // Every overlay's records first (see the note at the top), then ONE picture of Docker for all.
+    const read: Array<{ t: AuditTarget; subnet: Cidr; where: string; records: DetailedAddressRecord[] }> = [];
+    const skip = (t: AuditTarget, subnet: Cidr, where: string, e: unknown): void => {
+      result.skipped.push(where);
+      this.log.warn({ overlay: t.name, subnet: formatCidr(subnet), err: errorText(e) }, 'address audit: skipped this round');
+    };
     for (const t of this.targets()) {
       if (this.abort.signal.aborted) break;
       const subnet = t.subnet();
       if (!subnet) continue;
       const where = `${t.name}/${formatCidr(subnet)}`;
       try {
-        const records = await t.records.listDetailed(subnet);
-        const { addresses, endpointIds: ids } = await this.docker.addressesIn([formatCidr(subnet)]);
-        if (ids) for (const id of ids) endpointIds.add(id);
-        else complete = false;
+        read.push({ t, subnet, where, records: await t.records.listDetailed(subnet) });
+      } catch (e) {
+        skip(t, subnet, where, e);
+      }
+    }
+    let docker: DockerEndpoints | null = null;
+    try {
+      if (!this.abort.signal.aborted) docker = await this.docker.endpoints();
+    } catch (e) {
+      for (const { t, subnet, where } of read) skip(t, subnet, where, e);
+      if (read.length === 0) this.log.warn({ err: errorText(e) }, 'address audit: skipped this round');
+    }
+    for (const { t, subnet, where, records } of docker ? read : []) {
+      try {
+        const addresses = docker!.addressesBySubnet.get(formatCidr(subnet)) ?? new Set<string>();
         const held = new Set(records.filter((r) => addresses.has(formatIPv4(r.ip))).map((r) => r.ip));
         const now = (this.opts.now ?? Date.now)();
         const d = orphanAddresses(records, held, now, this.opts.graceMs ?? AUDIT_GRACE_MS, this.firstSeen.get(where));
@@ -152,17 +169,15 @@ export class AddressAudit {
           this.log.warn(entry, 'address audit: released an address record no Docker endpoint holds');
         }
       } catch (e) {
-        complete = false;
-        result.skipped.push(where);
-        this.log.warn({ overlay: t.name, subnet: formatCidr(subnet), err: errorText(e) }, 'address audit: skipped this round');
+        skip(t, subnet, where, e);
       }
     }
-    if (complete && this.opts.veths && !this.abort.signal.aborted) await this.auditVeths(this.opts.veths, endpointIds, result);
+    if (docker && this.opts.veths && !this.abort.signal.aborted) await this.auditVeths(this.opts.veths, docker.endpointIds, result);
     this.log.debug({ released: result.released.length, removedVeths: result.removedVeths.length, waiting: result.waiting, skipped: result.skipped }, 'address audit done');
     return result;
   }
 
-  /** Remove host veths no endpoint of any of our networks owns (every overlay was read this round). */
+  /** Remove host veths whose endpoint id no network of the local Docker has (its complete picture of this round). */
   private async auditVeths(port: AuditVethsPort, endpointIds: Set<string>, result: AuditResult): Promise<void> {
     try {
       const now = (this.opts.now ?? Date.now)();

@@ -32,6 +32,7 @@ import { dockerPort, NetworkReplicator } from '../docker/network-replicator';
 import { dockerEndpointLister, localEndpoints } from '../docker/containers';
 import { dockerEndpoints } from '../docker/endpoint-addresses';
 import { AddressAudit } from './address-audit';
+import { HOST_VETH_PREFIX } from '../domain/names';
 
 export const RESYNC_INTERVAL_MS = 10_000;
 
@@ -159,7 +160,7 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
           {
             intervalMs: settings.addressAuditIntervalSec * 1000,
             ready: agent.whenReady(),
-            veths: { hostVeths: async () => (await kernel.listLinks()).map((l) => l.name).filter((n) => n.startsWith('ofh')), remove: (n) => queue.run(() => kernel.deleteLink(n)) },
+            veths: { hostVeths: async () => (await kernel.listLinks()).map((l) => l.name).filter((n) => n.startsWith(HOST_VETH_PREFIX)), remove: (n) => queue.run(() => kernel.deleteLink(n)) },
           },
         );
       } else {

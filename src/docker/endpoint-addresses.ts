@@ -1,22 +1,28 @@
 /**
- * The addresses Docker's endpoints hold, for the address audit (src/daemon/address-audit.ts):
- * every network of the local Docker daemon whose IPAM subnet is one of ours, and the IPv4
- * address and endpoint id of each endpoint on it, as `docker network inspect` shows them
- * (containers that have joined and endpoints not yet in a sandbox, listed as "ep-<id>", alike).
+ * The endpoints of the local Docker daemon, for the address audit (src/daemon/address-audit.ts):
+ * every network, and the IPv4 address and endpoint id of each endpoint on it, as `docker network
+ * inspect` shows them (containers that have joined and endpoints not yet in a sandbox, listed as
+ * "ep-<id>", alike), the addresses grouped by the network's IPAM subnet.
  *
- * Only reads. Any failure (Docker not answering, a network vanishing between the list and the
- * inspect) rejects: the audit must never decide on a partial picture.
+ * Only reads. Any failure (Docker not answering) rejects: the audit must never decide on a partial
+ * picture. A network removed between the list and its inspect is left out (its endpoints went
+ * with it).
  */
 import { dockerClient, dockerStatusOf } from './client';
+
+/** One picture of the local Docker daemon's endpoints, for one audit round. */
+export interface DockerEndpoints {
+  /** IPv4 addresses (dotted, no prefix length) held by endpoints, by the IPAM subnet of their network (e.g. "10.1.15.0/24"). */
+  addressesBySubnet: Map<string, Set<string>>;
+  /** The id of every endpoint on every network. */
+  endpointIds: Set<string>;
+}
 
 /** What the audit needs of the local Docker daemon (dockerode in production, a fake in tests). */
 export interface EndpointsPort {
   ping(): Promise<void>;
-  /**
-   * The IPv4 addresses (dotted, no prefix length) held by endpoints of every network whose IPAM
-   * config has one of `subnets` (e.g. "10.1.15.0/24"), and the networks that were read.
-   */
-  addressesIn(subnets: readonly string[]): Promise<{ addresses: Set<string>; networks: string[]; endpointIds?: Set<string> }>;
+  /** Every network, inspected once. */
+  endpoints(): Promise<DockerEndpoints>;
 }
 
 interface NetworkInfo {
@@ -32,13 +38,10 @@ export function dockerEndpoints(socketPath: string): EndpointsPort {
     async ping() {
       await docker.ping();
     },
-    async addressesIn(subnets) {
-      const wanted = new Set(subnets);
+    async endpoints() {
       const list = (await docker.listNetworks()) as unknown as NetworkInfo[];
-      const ours = list.filter((n) => (n.IPAM?.Config ?? []).some((c) => c.Subnet !== undefined && wanted.has(c.Subnet)));
-      const addresses = new Set<string>();
-      const endpointIds = new Set<string>();
-      for (const n of ours) {
+      const out: DockerEndpoints = { addressesBySubnet: new Map(), endpointIds: new Set() };
+      for (const n of list) {
         let info: NetworkInfo;
         try {
           info = (await docker.getNetwork(n.Id).inspect()) as NetworkInfo;
@@ -47,13 +50,18 @@ export function dockerEndpoints(socketPath: string): EndpointsPort {
           if (dockerStatusOf(e) === 404) continue;
           throw e;
         }
-        for (const ep of Object.values(info.Containers ?? {})) {
-          const a = ep?.IPv4Address?.split('/')[0];
-          if (a) addresses.add(a);
-          if (ep?.EndpointID) endpointIds.add(ep.EndpointID);
+        const endpoints = Object.values(info.Containers ?? {});
+        for (const ep of endpoints) if (ep?.EndpointID) out.endpointIds.add(ep.EndpointID);
+        for (const subnet of (info.IPAM?.Config ?? []).map((c) => c.Subnet).filter((x): x is string => !!x)) {
+          const held = out.addressesBySubnet.get(subnet) ?? new Set<string>();
+          for (const ep of endpoints) {
+            const a = ep?.IPv4Address?.split('/')[0];
+            if (a) held.add(a);
+          }
+          out.addressesBySubnet.set(subnet, held);
         }
       }
-      return { addresses, networks: ours.map((n) => n.Name), endpointIds };
+      return out;
     },
   };
 }

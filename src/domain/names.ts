@@ -17,10 +17,13 @@ export function bridgeName(networkId: string): string {
   return `ofb-${hex(networkId, 11)}`;
 }
 
+/** How the host end of every endpoint's veth pair is named (then the endpoint id's first 12). */
+export const HOST_VETH_PREFIX = 'ofh';
+
 /** Host and container ends of an endpoint's veth pair. */
 export function vethNames(endpointId: string): { host: string; container: string } {
   const id = hex(endpointId, 12);
-  return { host: `ofh${id}`, container: `ofc${id}` };
+  return { host: `${HOST_VETH_PREFIX}${id}`, container: `ofc${id}` };
 }
 
-export const OUR_LINK_PREFIXES = ['ofb-', 'ofh', 'ofc'] as const;
+export const OUR_LINK_PREFIXES = ['ofb-', HOST_VETH_PREFIX, 'ofc'] as const;

@@ -88,9 +88,9 @@ function fakeRecords(rows: Array<{ ip: string; owner: string; ageMs: number | nu
 
 const fakeDocker = (held: string[], opts: { fail?: boolean } = {}): EndpointsPort => ({
   async ping() {},
-  async addressesIn() {
+  async endpoints() {
     if (opts.fail) throw new Error('connect ENOENT /var/run/docker.sock');
-    return { addresses: new Set(held), networks: ['ofnet'] };
+    return { addressesBySubnet: new Map([['10.1.2.0/24', new Set(held)]]), endpointIds: new Set<string>() };
   },
 });
 
@@ -146,27 +146,30 @@ test('orphanVeths: veths whose endpoint Docker does not know go once first seen 
   assert.equal(orphanVeths(['ofhaaaaaaaaaaaa'], known, NOW, GRACE, new Map([['ofhaaaaaaaaaaaa', 0]])).firstSeen.size, 0);
 });
 
-test('AddressAudit: removes a host veth no endpoint owned for the grace period, only after a complete round', async () => {
-  const subnet = parseCidr('10.1.2.0/24');
+test('AddressAudit: removes a host veth no endpoint of any network owned for the grace period; no decision without Docker', async () => {
   const recs = fakeRecords([]);
   let now = NOW;
-  const links = new Set(['ofhaaaaaaaaaaaa', 'ofhdddddddddddd']);
+  let lease: Cidr | null = parseCidr('10.1.2.0/24');
+  const links = new Set(['ofhaaaaaaaaaaaa', 'ofhbbbbbbbbbbbb', 'ofhdddddddddddd']);
   const removed: string[] = [];
   const veths = { hostVeths: async () => [...links], remove: async (n: string) => void (links.delete(n), removed.push(n)) };
   let fail = false;
   const docker: EndpointsPort = {
     async ping() {},
-    async addressesIn() {
+    async endpoints() {
       if (fail) throw new Error('Docker went away');
-      return { addresses: new Set<string>(), networks: ['ofnet'], endpointIds: new Set(['a'.repeat(64)]) };
+      // 'a' is on a network of the current lease, 'b' on a network left on an older subnet.
+      return { addressesBySubnet: new Map([['10.1.2.0/24', new Set<string>()], ['10.9.7.0/24', new Set(['10.9.7.2'])]]), endpointIds: new Set(['a'.repeat(64), 'b'.repeat(64)]) };
     },
   };
-  const audit = new AddressAudit(() => [{ name: 'default', subnet: () => subnet, records: recs.port }], docker, testLogger(), { intervalMs: 0, graceMs: GRACE, now: () => now, veths });
+  const audit = new AddressAudit(() => [{ name: 'default', subnet: () => lease, records: recs.port }], docker, testLogger(), { intervalMs: 0, graceMs: GRACE, now: () => now, veths });
   assert.deepEqual((await audit.runOnce()).removedVeths, [], 'first sighting: waits');
   now += GRACE;
   fail = true;
-  assert.deepEqual((await audit.runOnce()).removedVeths, [], 'Docker not answering: no decision');
+  const down = await audit.runOnce();
+  assert.deepEqual([down.removedVeths, down.skipped], [[], ['default/10.1.2.0/24']], 'Docker not answering: no decision');
   fail = false;
+  lease = null; // no lease held right now: the veths are still judged by every network's endpoints
   assert.deepEqual((await audit.runOnce()).removedVeths, ['ofhdddddddddddd']);
-  assert.deepEqual([...links], ['ofhaaaaaaaaaaaa']);
+  assert.deepEqual([...links], ['ofhaaaaaaaaaaaa', 'ofhbbbbbbbbbbbb']);
 });
