@@ -34,9 +34,9 @@ export async function ensureOverlayIsolation(networks: readonly string[], timeou
   const have = await CommentedRules.load(TABLE, [CHAIN], isHeadComment, timeoutMs);
   if (have.missing.length > 0) return { state: 'no-chain' };
   const wanted = forwardHeadRules(networks);
-  const chain = have.rules(CHAIN).map((r) => ({ comment: r.comment, jump: jumpTarget(r.expressions) }));
-  const placement = headPlacement(chain, wanted);
-  const anchor = have.rules(CHAIN).find((r) => jumpTarget(r.expressions) === 'DOCKER-USER');
+  const rules = have.rules(CHAIN).map((r) => ({ handle: r.handle, comment: r.comment, jump: jumpTarget(r.expressions) }));
+  const placement = headPlacement(rules, wanted);
+  const anchor = rules.find((r) => r.jump === 'DOCKER-USER');
   const done = await have.sync(wanted.map(wantedRule), {
     match: 'content',
     force: !placement.inPlace,

@@ -154,16 +154,22 @@ export function attrList(buf: Buffer, start = 0): [number, Buffer][] {
   }
   return out;
 }
+/** The verdict an `immediate` expression's NFTA_EXPR_DATA carries: its code and, for a jump/goto, the chain. */
+export function immediateVerdict(exprData: Buffer | undefined): { code: number; chain?: string } | undefined {
+  const data = attrsOf(exprData ?? Buffer.alloc(0), 0).get(2 /* NFTA_IMMEDIATE_DATA */);
+  const v = attrsOf(attrsOf(data ?? Buffer.alloc(0), 0).get(2 /* NFTA_DATA_VERDICT */) ?? Buffer.alloc(0), 0);
+  const code = v.get(1 /* NFTA_VERDICT_CODE */);
+  if (!code || code.length < 4) return undefined;
+  const chain = v.get(2 /* NFTA_VERDICT_CHAIN */)?.toString('utf8').replace(/\0+$/, '');
+  return chain === undefined ? { code: code.readInt32BE(0) } : { code: code.readInt32BE(0), chain };
+}
 /** The chain a rule jumps or goes to (`-j CHAIN`: an immediate verdict NFT_JUMP/NFT_GOTO), if it does. */
 export function jumpTarget(expressions: Buffer): string | undefined {
   for (const [, elem] of attrList(expressions)) {
     const e = attrsOf(elem, 0);
     if (e.get(1 /* NFTA_EXPR_NAME */)?.toString('utf8').replace(/\0+$/, '') !== 'immediate') continue;
-    const data = attrsOf(e.get(2 /* NFTA_EXPR_DATA */) ?? Buffer.alloc(0), 0).get(2 /* NFTA_IMMEDIATE_DATA */);
-    const v = attrsOf(attrsOf(data ?? Buffer.alloc(0), 0).get(2 /* NFTA_DATA_VERDICT */) ?? Buffer.alloc(0), 0);
-    const code = v.get(1 /* NFTA_VERDICT_CODE */);
-    const chain = v.get(2 /* NFTA_VERDICT_CHAIN */);
-    if (code && code.length >= 4 && [-3 /* NFT_JUMP */, -4 /* NFT_GOTO */].includes(code.readInt32BE(0)) && chain) return chain.toString('utf8').replace(/\0+$/, '');
+    const v = immediateVerdict(e.get(2 /* NFTA_EXPR_DATA */));
+    if (v?.chain && (v.code === -3 /* NFT_JUMP */ || v.code === -4) /* NFT_GOTO */) return v.chain;
   }
   return undefined;
 }

@@ -29,6 +29,7 @@ import {
   commentUdata,
   dumpChain,
   exchange,
+  immediateVerdict,
   kernelError,
   message,
   nest,
@@ -102,10 +103,8 @@ export function signature(exprList: Buffer): string {
     if (name === 'payload') out.push(`payload@${d.get(3)?.readUInt32BE(0)}`);
     else if (name === 'bitwise') out.push(`mask=${value(4)}`);
     else if (name === 'cmp') out.push(`cmp${d.get(2)?.readUInt32BE(0)}=${value(3)}`);
-    else if (name === 'immediate') {
-      const v = new Map(attrList(new Map(attrList(d.get(2) ?? Buffer.alloc(0))).get(2) ?? Buffer.alloc(0))).get(1);
-      out.push(`verdict=${v?.readInt32BE(0)}`);
-    } else if (name === 'target') {
+    else if (name === 'immediate') out.push(`verdict=${immediateVerdict(e.get(2))?.code}`);
+    else if (name === 'target') {
       const info = d.get(3);
       out.push(`target=${d.get(1)?.toString('utf8').replace(/\0+$/, '')}/${info && info.length >= 8 ? info.readUInt32LE(4) : '?'}`);
     } else if (name !== 'counter') out.push(name);
