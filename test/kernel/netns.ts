@@ -6,6 +6,7 @@
  * Every test file fails otherwise (never skips), so a plain `node --test` never touches the host.
  */
 import { execFileSync } from 'node:child_process';
+import { after, before } from 'node:test';
 import { readFileSync, readlinkSync } from 'node:fs';
 
 export function inScratchNetns(): boolean {
@@ -78,4 +79,17 @@ export function nftTableExists(table: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Inside a describe(): this test owns nftables tables `ip <tables>` of the scratch namespace. They
+ * must not exist before it (fail loudly otherwise) and are deleted after it if they exist.
+ */
+export function ownNftTables(...tables: string[]): void {
+  before(() => {
+    for (const t of tables) if (nftTableExists(t)) throw new Error(`table ip ${t} already exists in the scratch netns; this test owns it`);
+  });
+  after(() => {
+    for (const t of tables) if (nftTableExists(t)) execFileSync('nft', ['delete', 'table', 'ip', t]);
+  });
 }

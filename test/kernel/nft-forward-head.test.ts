@@ -4,11 +4,11 @@
  * with `iptables -S`): our block goes right after the DOCKER-USER jump, in order, and is moved back
  * there in one transaction when Docker inserts rules above it.
  */
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { ensureOverlayIsolation } from '../../src/kernel/nft-isolation';
-import { inScratchNetns, nftTableExists, SKIP_REASON } from './netns';
+import { inScratchNetns, nftTableExists, ownNftTables, SKIP_REASON } from './netns';
 
 const ipt = (...args: string[]): string => execFileSync('iptables', args, { encoding: 'utf8' });
 const forward = (): string[] => ipt('-S', 'FORWARD').trim().split('\n').filter((l) => l.startsWith('-A'));
@@ -26,8 +26,8 @@ if (!inScratchNetns()) {
   describe('FORWARD head block', () => it('runs in a scratch network namespace', () => assert.fail(SKIP_REASON)));
 } else {
   describe('FORWARD head block (accept within, drop between overlays) after DOCKER-USER', () => {
+    ownNftTables('filter');
     before(() => {
-      if (nftTableExists('filter')) throw new Error('table ip filter already exists in the scratch netns; this test owns it');
       // dockerd 20.10's layout: policy DROP, DOCKER-USER jump first, then isolation, then bridge rules.
       ipt('-P', 'FORWARD', 'DROP');
       for (const c of ['DOCKER-USER', 'DOCKER-ISOLATION-STAGE-1']) {
@@ -38,9 +38,6 @@ if (!inScratchNetns()) {
       ipt('-A', 'FORWARD', '-j', 'DOCKER-ISOLATION-STAGE-1');
       ipt('-A', 'FORWARD', '-o', 'br-t1', '-j', 'ACCEPT');
       ipt('-A', 'FORWARD', '-i', 'br-t1', '!', '-o', 'br-t1', '-j', 'ACCEPT');
-    });
-    after(() => {
-      if (nftTableExists('filter')) execFileSync('nft', ['delete', 'table', 'ip', 'filter']);
     });
 
     it('writes the block right after the DOCKER-USER jump, in order; a second call changes nothing', async () => {

@@ -3,12 +3,12 @@
  * the table/chain is made the way dockerd makes it (iptables-nft), and every assertion reads the
  * chain back with `iptables -t nat -S`, so the rules must stay readable by iptables (and dockerd).
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createNetlinkKernel } from '../../src/kernel';
 import { ensureMasquerade, removeMasquerade } from '../../src/kernel/nft-masq';
-import { inScratchNetns, nftTableExists, SKIP_REASON } from './netns';
+import { inScratchNetns, nftTableExists, ownNftTables, SKIP_REASON } from './netns';
 
 const ipt = (...args: string[]): string => execFileSync('iptables', ['-t', 'nat', ...args], { encoding: 'utf8' });
 const DOCKER_RULE = '-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE';
@@ -28,13 +28,7 @@ if (!inScratchNetns()) {
   describe('nftables masquerade rules', () => it('runs in a scratch network namespace', () => assert.fail(SKIP_REASON)));
 } else {
   describe('nftables masquerade rules (ip nat POSTROUTING)', () => {
-    let created = false;
-    before(() => {
-      if (nftTableExists('nat')) throw new Error('table ip nat already exists in the scratch netns; this test owns it');
-    });
-    after(() => {
-      if (created) execFileSync('nft', ['delete', 'table', 'ip', 'nat']);
-    });
+    ownNftTables('nat');
 
     it('without the chain: nothing is created, the result says so', async () => {
       assert.equal(await ensureMasquerade('10.5.0.0/16', '10.5.72.0/24'), 'no-chain');
@@ -44,7 +38,6 @@ if (!inScratchNetns()) {
 
     it('in a nat table without POSTROUTING (dockerd --bridge=none) the base chain is created as iptables-nft would', async () => {
       ipt('-N', 'DOCKER'); // dockerd's table: DOCKER, PREROUTING, OUTPUT, no POSTROUTING
-      created = true;
       ipt('-A', 'PREROUTING', '-m', 'addrtype', '--dst-type', 'LOCAL', '-j', 'DOCKER');
       assert.throws(() => execFileSync('nft', ['list', 'chain', 'ip', 'nat', 'POSTROUTING'], { stdio: 'ignore' }));
       assert.equal(await ensureMasquerade('10.5.0.0/16', '10.5.72.0/24'), 'updated');

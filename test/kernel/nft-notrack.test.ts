@@ -5,13 +5,13 @@
  * `iptables -t raw -S`, so the rules must stay readable by iptables. A last check sends a real
  * packet and reads the rule's counter.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { ensureNotrack, removeNotrack } from '../../src/kernel/nft-notrack';
 import { notrackRules, notrackRuleText } from '../../src/domain/notrack-rules';
-import { inScratchNetns, nftTableExists, SKIP_REASON } from './netns';
+import { inScratchNetns, ownNftTables, SKIP_REASON } from './netns';
 
 const ipt = (...args: string[]): string => execFileSync('iptables', ['-t', 'raw', ...args], { encoding: 'utf8' });
 const lines = (): string[] => ipt('-S').trim().split('\n').filter((l) => l.startsWith('-A'));
@@ -27,12 +27,7 @@ if (!inScratchNetns()) {
   describe('nftables NOTRACK rules', () => it('runs in a scratch network namespace', () => assert.fail(SKIP_REASON)));
 } else {
   describe('nftables NOTRACK rules (ip raw PREROUTING/OUTPUT)', () => {
-    before(() => {
-      if (nftTableExists('raw')) throw new Error('table ip raw already exists in the scratch netns; this test owns it');
-    });
-    after(() => {
-      if (nftTableExists('raw')) execFileSync('nft', ['delete', 'table', 'ip', 'raw']);
-    });
+    ownNftTables('raw');
 
     it('creates ip raw and its base chains as iptables-nft would; the rules read back with iptables -S', async () => {
       const rules = notrackRules(NET, '10.77.3.0/24', { publicIP: '192.0.2.9', port: 8472 });

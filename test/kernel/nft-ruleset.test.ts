@@ -8,7 +8,7 @@
  * tables are made the way dockerd makes them (iptables-nft) and every check reads back with
  * `iptables -S`, so our rules must stay readable by iptables (and dockerd).
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { ensureForwardAccept } from '../../src/kernel/nft-forward';
@@ -16,7 +16,7 @@ import { ensureOverlayIsolation } from '../../src/kernel/nft-isolation';
 import { ensurePorts, removePorts } from '../../src/kernel/nft-ports';
 import { portRules } from '../../src/domain/port-rules';
 import { forwardHeadRules } from '../../src/domain/forward-head';
-import { inScratchNetns, nftTableExists, SKIP_REASON } from './netns';
+import { inScratchNetns, nftTableExists, ownNftTables, SKIP_REASON } from './netns';
 
 const ipt = (table: string, ...args: string[]): string => execFileSync('iptables', ['-t', table, ...args], { encoding: 'utf8' });
 /** `nft add rule ip <table> <chain> …`: a copy of one of our rules, comment as rule user data like ours
@@ -41,12 +41,7 @@ if (!inScratchNetns()) {
   describe('nftables rules found by comment', () => it('runs in a scratch network namespace', () => assert.fail(SKIP_REASON)));
 } else {
   describe('nftables rules found by comment: FORWARD accept, overlay isolation, published ports', () => {
-    before(() => {
-      for (const t of ['filter', 'nat']) if (nftTableExists(t)) throw new Error(`table ip ${t} already exists in the scratch netns; this test owns it`);
-    });
-    after(() => {
-      for (const t of ['filter', 'nat']) if (nftTableExists(t)) execFileSync('nft', ['delete', 'table', 'ip', t]);
-    });
+    ownNftTables('filter', 'nat');
 
     it('without ip filter FORWARD / ip nat: nothing is created, the results say so', async () => {
       assert.equal(await ensureForwardAccept(A), 'no-chain');
