@@ -16,7 +16,7 @@
  * mode, the link-local gateway address that marks the mode), so the kernel stays the record.
  */
 import { invalid } from '../errors';
-import { cidr, Cidr, cidrContains, formatCidr, maskOf } from './ipv4';
+import { cidr, Cidr, formatCidr } from './ipv4';
 
 export type Datapath = 'routed' | 'bridge';
 export const DATAPATHS: readonly Datapath[] = ['routed', 'bridge'];
@@ -61,19 +61,4 @@ export function joinRoutes(mode: Datapath, subnet: Cidr, overlay: Cidr | null, b
   if (mode === 'bridge') return overlay ? [{ Destination: formatCidr(overlay), RouteType: 0, NextHop: bridgeGateway }] : [];
   const via = (c: Cidr): StaticRoute => ({ Destination: formatCidr(c), RouteType: 0, NextHop: LINK_LOCAL_GATEWAY });
   return [{ Destination: LINK_LOCAL_GATEWAY_CIDR, RouteType: 1 }, ...subnetHalves(subnet).map(via), ...(overlay ? [via(overlay)] : [])];
-}
-
-/**
- * `network` minus `subnet` as the fewest aligned CIDRs (one per prefix length between them), e.g.
- * 10.5.0.0/16 minus 10.5.3.0/24 = 10.5.2.0/24, 10.5.0.0/23, 10.5.4.0/22 … 10.5.128.0/17.
- * Empty when `subnet` is not inside `network` or equals it. Ordered from the longest prefix.
- */
-export function cidrsExcept(network: Cidr, subnet: Cidr): Cidr[] {
-  if (subnet.len < network.len || !cidrContains(network, subnet.base)) return [];
-  const out: Cidr[] = [];
-  for (let len = subnet.len; len > network.len; len--) {
-    const sibling = (subnet.base & maskOf(len)) ^ 2 ** (32 - len);
-    out.push(cidr(sibling >>> 0, len));
-  }
-  return out;
 }

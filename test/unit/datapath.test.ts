@@ -1,7 +1,7 @@
 // The data-path choice and its pure route arithmetic (src/domain/datapath.ts), as tables.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cidrsExcept, datapathOption, joinRoutes, subnetHalves } from '../../src/domain/datapath';
+import { datapathOption, joinRoutes, subnetHalves } from '../../src/domain/datapath';
 import { formatCidr, parseCidr } from '../../src/domain/ipv4';
 
 test('datapathOption: default routed, either key, case-insensitive, unknown refused with the fix', () => {
@@ -27,23 +27,6 @@ test('subnetHalves splits a subnet in two; nothing for /31 and /32', () => {
     ['10.9.5.7/32', []],
   ];
   for (const [s, want] of rows) assert.deepEqual(subnetHalves(parseCidr(s)).map(formatCidr), want, s);
-});
-
-test('cidrsExcept: network minus subnet, fewest aligned blocks, longest first', () => {
-  const rows: [string, string, string[]][] = [
-    ['10.5.0.0/16', '10.5.3.0/24', ['10.5.2.0/24', '10.5.0.0/23', '10.5.4.0/22', '10.5.8.0/21', '10.5.16.0/20', '10.5.32.0/19', '10.5.64.0/18', '10.5.128.0/17']],
-    ['10.5.0.0/16', '10.5.255.0/24', ['10.5.254.0/24', '10.5.252.0/23', '10.5.248.0/22', '10.5.240.0/21', '10.5.224.0/20', '10.5.192.0/19', '10.5.128.0/18', '10.5.0.0/17']],
-    ['10.0.0.0/8', '10.128.0.0/9', ['10.0.0.0/9']],
-    ['10.5.0.0/16', '10.5.0.0/16', []],
-    ['10.5.0.0/16', '10.6.1.0/24', []],
-    ['10.5.0.0/24', '10.5.0.0/16', []],
-  ];
-  for (const [n, s, want] of rows) assert.deepEqual(cidrsExcept(parseCidr(n), parseCidr(s)).map(formatCidr), want, `${n} - ${s}`);
-  // the blocks and the subnet tile the network exactly
-  const n = parseCidr('172.16.0.0/12');
-  const s = parseCidr('172.20.77.0/26');
-  const total = cidrsExcept(n, s).reduce((a, c) => a + 2 ** (32 - c.len), 2 ** (32 - s.len));
-  assert.equal(total, 2 ** (32 - n.len));
 });
 
 test('joinRoutes per data path', () => {
