@@ -1,0 +1,103 @@
+/**
+ * The fast path (routed data path, vxlan backend): what the nftables `netdev` table of
+ * kernel/nft-fastpath.ts should hold, planned from this host's overlays and the host routes the
+ * driver gives each endpoint (`<address>/32 dev ofh<id>`).
+ *
+ * Why: in the routed data path an overlay packet is still routed by the host twice (container →
+ * flannel.<VNI> and back), so it walks the host's netfilter hooks (raw, mangle, Docker's FORWARD
+ * chain) and a FIB lookup on both hosts; swarm's overlay bridges it inside a namespace without
+ * those. At the netdev ingress hook the packet can be handed straight to the other device with
+ * nftables' `fwd ip to <next hop> device <dev>`, which decrements the TTL and fills the Ethernet
+ * header from the neighbour table exactly as routing would:
+ *  - on each endpoint's host veth: `ip daddr <Network>` and not this host's subnet → next hop
+ *    `daddr & subnet mask` (the peer's `.0`, whose permanent neighbour entry the reconciler
+ *    writes on flannel.<VNI>) → flannel.<VNI>. One rule per overlay, whatever the number of peers.
+ *  - on flannel.<VNI>: `ip daddr` looked up in a map address → host veth ifindex → that veth.
+ * Nothing on the wire changes (peers still see the subnet behind `.0`). The fast path only
+ * accelerates: a packet it does not match (other destinations, a missing neighbour or device, a
+ * table that is not written yet) takes the routed path as before, so a stale or absent table
+ * never breaks connectivity. Overlays whose Networks overlap another's are left to routing, where
+ * the FORWARD head block (forward-head.ts) decides between them.
+ */
+import { createHash } from 'node:crypto';
+import { cidrContains, cidrsOverlap, type Cidr, formatCidr, formatIPv4 } from './ipv4';
+
+/** One overlay as the fast path needs it: vxlan only, with a lease and its device up. */
+export interface FastpathOverlayInput {
+  name: string;
+  vni: number;
+  network: Cidr;
+  subnet: Cidr;
+  vxlanDevice: string;
+  vxlanIndex: number;
+}
+
+/** A main-table host route, with its device's name. */
+export interface HostRouteInput {
+  dst: Cidr;
+  oif: number;
+  oifName: string;
+}
+
+export interface FastpathEndpoint {
+  address: number;
+  veth: string;
+  vethIndex: number;
+}
+
+export interface FastpathOverlay extends FastpathOverlayInput {
+  endpoints: FastpathEndpoint[];
+}
+
+export interface FastpathPlan {
+  overlays: FastpathOverlay[];
+  /** Changes whenever anything the table encodes changes (names, addresses, ifindexes). */
+  digest: string;
+}
+
+export interface FastpathSkip {
+  overlay: string;
+  reason: string;
+}
+
+/**
+ * The plan: each usable overlay with the endpoints of its subnet (host routes /32 on a device
+ * named `vethPrefix…`), sorted so equal inputs give equal digests.
+ */
+export function fastpathPlan(overlays: readonly FastpathOverlayInput[], routes: readonly HostRouteInput[], vethPrefix: string): { plan: FastpathPlan; skipped: FastpathSkip[] } {
+  const skipped: FastpathSkip[] = [];
+  const usable = overlays.filter((o) => {
+    const other = overlays.find((x) => x !== o && cidrsOverlap(x.network, o.network));
+    if (other) skipped.push({ overlay: o.name, reason: `its Network ${formatCidr(o.network)} overlaps overlay "${other.name}" (${formatCidr(other.network)}): left to routing` });
+    return !other;
+  });
+  const planned = usable
+    .map((o) => ({
+      ...o,
+      endpoints: routes
+        .filter((r) => r.dst.len === 32 && r.oifName.startsWith(vethPrefix) && cidrContains(o.subnet, r.dst.base) && r.dst.base !== o.subnet.base)
+        .map((r) => ({ address: r.dst.base, veth: r.oifName, vethIndex: r.oif }))
+        .sort((a, b) => a.address - b.address),
+    }))
+    .sort((a, b) => a.vni - b.vni);
+  return { plan: { overlays: planned, digest: digestOf(planned) }, skipped };
+}
+
+function digestOf(overlays: FastpathOverlay[]): string {
+  const text = overlays
+    .map((o) => `${o.vni} ${formatCidr(o.network)} ${formatCidr(o.subnet)} ${o.vxlanDevice}#${o.vxlanIndex} ${o.endpoints.map((e) => `${formatIPv4(e.address)}=${e.veth}#${e.vethIndex}`).join(',')}`)
+    .join('\n');
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+
+/** Names in the table (chains ≤ 256 characters, sets too); a veth's chain is named after it. */
+export const FASTPATH_TABLE = 'overlay-flannel';
+export const toOverlayChain = (vni: number): string => `to-${vni}`;
+export const fromOverlayChain = (vni: number): string => `from-${vni}`;
+export const endpointMap = (vni: number): string => `endpoints-${vni}`;
+export const planMarkerChain = (digest: string): string => `plan-${digest}`;
+
+/** Every chain the table holds for `plan` (for the "is it still what we wrote" check). */
+export function fastpathChains(plan: FastpathPlan): string[] {
+  return [planMarkerChain(plan.digest), ...plan.overlays.flatMap((o) => [toOverlayChain(o.vni), fromOverlayChain(o.vni), ...o.endpoints.map((e) => e.veth)])].sort();
+}
