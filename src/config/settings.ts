@@ -14,6 +14,7 @@ export const DEFAULTS = {
   PLUGIN_SOCKET: '/run/docker/plugins/overlay-flannel.sock',
   IP_MASQ: true,
   NOTRACK: true,
+  FASTPATH: true,
   SUBNET_FILE: '/run/flannel/subnet.env',
   DOCKER_SOCKET: '/var/run/docker.sock',
   STATUS_ADDR: '',
@@ -41,6 +42,8 @@ export interface Settings {
   readonly ipMasq: boolean;
   /** Bypass connection tracking for overlay ↔ overlay and vxlan traffic (nft-notrack.ts). */
   readonly notrack: boolean;
+  /** Hand routed overlay packets between veth and vxlan at the netdev hook (nft-fastpath.ts). */
+  readonly fastpath: boolean;
   /** flannel's --subnet-file for the default overlay; '' = not written. */
   readonly subnetFile: string;
   /** The Docker API socket (network replication; off when it cannot be used). */
@@ -148,6 +151,9 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const notrackText = get('NOTRACK');
   const notrack = notrackText === undefined ? DEFAULTS.NOTRACK : parseBool(notrackText);
   if (notrack === null) problems.push(`NOTRACK: "${notrackText}" must be true, false, 1 or 0 (default true)`);
+  const fastpathText = get('FASTPATH');
+  const fastpath = fastpathText === undefined ? DEFAULTS.FASTPATH : parseBool(fastpathText);
+  if (fastpath === null) problems.push(`FASTPATH: "${fastpathText}" must be true, false, 1 or 0 (default true)`);
   const subnetFile = env.SUBNET_FILE === undefined ? DEFAULTS.SUBNET_FILE : env.SUBNET_FILE.trim();
   if (subnetFile !== '' && !subnetFile.startsWith('/')) problems.push(`SUBNET_FILE: "${subnetFile}" must be an absolute path, or empty to not write it`);
 
@@ -180,6 +186,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     pluginSocket,
     ipMasq: ipMasq as boolean,
     notrack: notrack as boolean,
+    fastpath: fastpath as boolean,
     subnetFile,
     dockerSocket,
     statusAddr,

@@ -27,6 +27,8 @@ import { AgentDirectory } from './overlay-directory';
 import type { OverlayAgent } from '../reconcile/overlay-agent';
 import { OverlayIsolation } from './isolation';
 import { ensureOverlayIsolation } from '../kernel/nft-isolation';
+import { ensureFastpath, removeFastpath } from '../kernel/nft-fastpath';
+import { FastpathKeeper, gatherFastpath } from './fastpath';
 import { dockerSocketUsable } from '../docker/client';
 import { dockerPort, NetworkReplicator } from '../docker/network-replicator';
 import { dockerEndpointLister, localEndpoints } from '../docker/containers';
@@ -63,6 +65,7 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
   let overlays: AgentDirectory | null = null;
   let api: ReturnType<typeof buildApi> | null = null;
   let isolation: OverlayIsolation | null = null;
+  let fastpath: FastpathKeeper | null = null;
   let replicator: NetworkReplicator | null = null;
   let audit: AddressAudit | null = null;
   let status: FastifyInstance | null = null;
@@ -75,6 +78,7 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
     abort.abort();
     await status?.close().catch((e) => log.warn({ err: errorText(e) }, 'closing the status server'));
     isolation?.stop();
+    fastpath?.stop();
     await audit?.stop().catch((e) => log.warn({ err: errorText(e) }, 'stopping the address audit'));
     await replicator?.stop().catch((e) => log.warn({ err: errorText(e) }, 'stopping network replication'));
     if (api) await closeApi(api, settings.pluginSocket).catch((e) => log.warn({ err: errorText(e) }, 'closing the plugin socket'));
@@ -98,7 +102,11 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
       subnetFile: settings.subnetFile,
       onJoined: (_name, joined) => {
         isolation?.kick();
-        void joined.whenReady().then(() => isolation?.kick());
+        fastpath?.kick();
+        void joined.whenReady().then(() => {
+          isolation?.kick();
+          fastpath?.kick();
+        });
       },
     });
     const dir = overlays;
@@ -109,6 +117,13 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
       log.child({ component: 'isolation' }),
     );
     isolation.start();
+    if (settings.fastpath) {
+      fastpath = new FastpathKeeper(() => gatherFastpath(dir.all(), kernel), (plan) => ensureFastpath(plan), queue, log.child({ component: 'fastpath' }));
+      fastpath.start();
+    } else {
+      const removed = await removeFastpath().catch((e) => log.warn({ err: errorText(e) }, 'FASTPATH=false: could not remove the netdev table overlay-flannel of an earlier run'));
+      log.info({ removedEarlierTable: removed === true }, 'FASTPATH=false: overlay packets are routed by the host (no netdev table)');
+    }
     const { agent } = await overlays.join(DEFAULT_OVERLAY);
     const listDocker = dockerEndpointLister(settings.dockerSocket);
     if (metrics) {
@@ -169,7 +184,13 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
           'the Docker socket cannot be used: network replication and the address audit are off (create each network on every host yourself)',
         );
       }
-      driver = new OverlayPluginDriver(kernel, queue, overlays, log.child({ component: 'driver' }), replicator ?? undefined);
+      const repl = replicator;
+      const events = {
+        networkCreated: (id: string) => repl?.networkCreated(id),
+        networkDeleted: (id: string) => repl?.networkDeleted(id),
+        endpointsChanged: () => fastpath?.kick(),
+      };
+      driver = new OverlayPluginDriver(kernel, queue, overlays, log.child({ component: 'driver' }), events);
       api = buildApi(driver, log.child({ component: 'api' }), metrics ? { observer: metrics.apiObserver } : {});
       await listenOnSocket(api, settings.pluginSocket);
       socketServing = true;

@@ -86,6 +86,11 @@ export class AgentDirectory implements OverlayDirectory {
       lease: () => agent.lease(),
       network: () => agent.config?.network ?? null,
       mtu: () => agent.dataplane?.mtu ?? null,
+      vxlan: () => {
+        const backend = agent.config?.backend;
+        const device = agent.dataplane?.deviceName;
+        return backend?.type === 'vxlan' && device ? { vni: backend.vni, device, directRouting: backend.directRouting } : null;
+      },
       addresses: ov.addresses,
       whenReady: (timeoutMs) => waitReady(agent, name, prefix, timeoutMs),
     };

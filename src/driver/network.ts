@@ -31,6 +31,8 @@ const RIGHT_COMMAND = 'docker network create -d overlay-flannel:latest --ipam-dr
 export interface NetworkEvents {
   networkCreated(networkId: string): void;
   networkDeleted(networkId: string): void;
+  /** An endpoint's host route came or went (the fast path follows them). */
+  endpointsChanged?(): void;
 }
 
 interface BridgeView {
@@ -117,6 +119,7 @@ export class NetworkDriver {
     });
     if (address) this.addresses.set(a.endpointId, address);
     this.endpointNetworks.set(a.endpointId, a.networkId);
+    this.events?.endpointsChanged?.();
     return {};
   }
 
@@ -171,6 +174,7 @@ export class NetworkDriver {
       await this.removePorts(endpointId).catch((e: unknown) => this.log.warn({ endpoint: endpointId.slice(0, 12), err: e }, 'could not remove published-port rules'));
       await this.kernel.deleteLink(vethNames(endpointId).host);
     });
+    this.events?.endpointsChanged?.();
   }
 
   /**

@@ -25,6 +25,8 @@ export interface OverlayHandle {
   network(): Cidr | null;
   /** MTU for bridges and veths (vxlan: parent − 50). */
   mtu(): number | null;
+  /** Its vxlan device, once the dataplane exists (null for host-gw). */
+  vxlan(): { vni: number; device: string; directRouting: boolean } | null;
   /** Resolves when the lease is held and the device is up; rejects after `timeoutMs` with the reason. */
   whenReady(timeoutMs: number): Promise<void>;
   readonly addresses: AddressAllocator;

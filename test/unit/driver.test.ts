@@ -23,6 +23,7 @@ function fakeOverlay(name: string, subnet: string, network: string): OverlayHand
     network: () => parseCidr(network),
     mtu: () => 1450,
     whenReady: async () => undefined,
+    vxlan: () => null,
     addresses: {
       async allocate(s: Cidr, _owner: string, requested?: string) {
         const ip = requested ? checkRequestedAddress(s, requested) : freeAddresses(s, taken).next().value!;

@@ -73,6 +73,7 @@ function setup() {
     network: () => parseCidr('10.9.0.0/16'),
     mtu: () => 1450,
     whenReady: async () => undefined,
+    vxlan: () => null,
     addresses: { allocate: async () => 2, release: async () => true },
   };
   const dir: OverlayDirectory = { byName: async () => o, all: () => [o] };

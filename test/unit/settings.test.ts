@@ -50,12 +50,20 @@ test('STATUS_ADDR: off by default, host:port when set, refused otherwise', () =>
   }
 });
 
-test('IP_MASQ and NOTRACK: on by default, booleans only', () => {
-  for (const [env, masq, notrack] of [[{}, true, true], [{ NOTRACK: 'false' }, true, false], [{ NOTRACK: '0', IP_MASQ: 'false' }, false, false], [{ NOTRACK: 'TRUE' }, true, true]] as const) {
+test('IP_MASQ, NOTRACK and FASTPATH: on by default, booleans only', () => {
+  const table = [
+    [{}, true, true, true],
+    [{ NOTRACK: 'false' }, true, false, true],
+    [{ NOTRACK: '0', IP_MASQ: 'false' }, false, false, true],
+    [{ NOTRACK: 'TRUE', FASTPATH: 'false' }, true, true, false],
+    [{ FASTPATH: '1' }, true, true, true],
+  ] as const;
+  for (const [env, masq, notrack, fastpath] of table) {
     const s = loadSettings(env);
-    assert.deepEqual([s.ipMasq, s.notrack], [masq, notrack], JSON.stringify(env));
+    assert.deepEqual([s.ipMasq, s.notrack, s.fastpath], [masq, notrack, fastpath], JSON.stringify(env));
   }
   assert.throws(() => loadSettings({ NOTRACK: 'maybe' }), /NOTRACK: "maybe" must be true, false, 1 or 0/);
+  assert.throws(() => loadSettings({ FASTPATH: 'fast' }), /FASTPATH: "fast" must be true, false, 1 or 0/);
 });
 
 test('ADDRESS_AUDIT_INTERVAL: 300 s by default, durations and 0 accepted, nonsense refused naming the setting', () => {

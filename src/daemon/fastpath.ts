@@ -1,0 +1,110 @@
+/**
+ * Keeps the fast path's netdev table (domain/fastpath.ts, kernel/nft-fastpath.ts) in step with
+ * this host's overlays and endpoints. The kernel is the record here too: the endpoints are the
+ * driver's host routes `<address>/32 dev ofh<id>`, the overlays' devices are read by name, so a
+ * restarted plugin rebuilds the same plan. Checked when an endpoint is created or deleted, when an
+ * overlay is joined or becomes ready, and every few seconds (a device recreated by the reconciler
+ * gets a new ifindex). Writing is cheap when nothing changed (one chain dump) and one transaction
+ * otherwise; since the fast path only accelerates (a packet it misses is routed), a failure is
+ * logged once per kind and retried, never raised to Docker.
+ */
+import type { Logger } from 'pino';
+import { errorText, OverlayError } from '../errors';
+import { fastpathPlan, type FastpathOverlayInput, type FastpathPlan, type FastpathSkip } from '../domain/fastpath';
+import { parseCidr } from '../domain/ipv4';
+import { HOST_VETH_PREFIX } from '../domain/names';
+import type { Kernel } from '../kernel/types';
+import type { FastpathResult } from '../kernel/nft-fastpath';
+import type { OverlayHandle } from '../driver/overlays';
+import type { SerialQueue } from '../util/serial-queue';
+
+/** The plan from the overlays this host joined and the kernel's links and host routes. */
+export async function gatherFastpath(overlays: readonly OverlayHandle[], kernel: Pick<Kernel, 'listLinks' | 'listRoutes'>): Promise<{ plan: FastpathPlan; skipped: FastpathSkip[] }> {
+  const links = await kernel.listLinks();
+  const byName = new Map(links.map((l) => [l.name, l]));
+  const byIndex = new Map(links.map((l) => [l.index, l]));
+  const inputs: FastpathOverlayInput[] = [];
+  const skipped: FastpathSkip[] = [];
+  for (const o of overlays) {
+    const vx = o.vxlan();
+    const network = o.network();
+    const subnet = o.lease()?.subnet;
+    if (!vx || !network || !subnet) continue; // host-gw, or not ready yet
+    if (vx.directRouting) {
+      skipped.push({ overlay: o.name, reason: 'DirectRouting sends same-segment peers around the vxlan device: left to routing' });
+      continue;
+    }
+    const dev = byName.get(vx.device);
+    if (dev?.up) inputs.push({ name: o.name, vni: vx.vni, network, subnet, vxlanDevice: vx.device, vxlanIndex: dev.index });
+  }
+  const routes = inputs.length === 0 ? [] : (await kernel.listRoutes()).filter((r) => r.dst.endsWith('/32') && !r.gateway);
+  const hostRoutes = routes.flatMap((r) => {
+    const name = byIndex.get(r.oif)?.name;
+    return name ? [{ dst: parseCidr(r.dst), oif: r.oif, oifName: name }] : [];
+  });
+  const planned = fastpathPlan(inputs, hostRoutes, HOST_VETH_PREFIX);
+  return { plan: planned.plan, skipped: [...skipped, ...planned.skipped] };
+}
+
+export class FastpathKeeper {
+  private timer: NodeJS.Timeout | null = null;
+  private pending = false;
+  private stopped = false;
+  private lastProblem: string | null = null;
+  private lastOverlays = '';
+  private lastSkipped = '';
+
+  constructor(
+    private readonly gather: () => Promise<{ plan: FastpathPlan; skipped: FastpathSkip[] }>,
+    private readonly ensure: (plan: FastpathPlan) => Promise<FastpathResult>,
+    private readonly queue: SerialQueue,
+    private readonly log: Logger,
+    private readonly intervalMs = 5000,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.kick(), this.intervalMs);
+    this.timer.unref();
+    this.kick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Check the table soon (coalesced with a check already waiting). */
+  kick(): void {
+    if (this.pending || this.stopped) return;
+    this.pending = true;
+    void this.queue
+      .run(async () => {
+        this.pending = false;
+        if (!this.stopped) await this.check();
+      })
+      .catch((e) => this.log.error({ err: errorText(e) }, 'fast path check failed (a bug)'));
+  }
+
+  private async check(): Promise<void> {
+    try {
+      const { plan, skipped } = await this.gather();
+      const skippedText = skipped.map((s) => `${s.overlay}: ${s.reason}`).join('; ');
+      if (skippedText !== this.lastSkipped && skipped.length > 0) this.log.info({ skipped }, 'overlays without the fast path (their packets are routed)');
+      this.lastSkipped = skippedText;
+      const result = await this.ensure(plan);
+      const overlays = plan.overlays.map((o) => `${o.name}/${o.vxlanDevice}`).join(',');
+      if (overlays !== this.lastOverlays) this.log.info({ overlays: plan.overlays.map((o) => ({ overlay: o.name, device: o.vxlanDevice, endpoints: o.endpoints.length })) }, 'fast path (nftables netdev table overlay-flannel) covers these overlays');
+      else if (result === 'updated') this.log.debug({ endpoints: plan.overlays.reduce((n, o) => n + o.endpoints.length, 0), digest: plan.digest }, 'fast path rewritten');
+      this.lastOverlays = overlays;
+      if (this.lastProblem !== null) this.log.info('fast path written again after the earlier problem');
+      this.lastProblem = null;
+    } catch (e) {
+      const text = errorText(e);
+      const kind = e instanceof OverlayError ? e.code : 'other';
+      if (this.lastProblem !== kind) {
+        this.log.warn({ err: text }, kind === 'UNSUPPORTED' ? 'fast path unavailable; overlay packets are routed (correct, a little slower)' : 'could not write the fast path; overlay packets are routed meanwhile; retrying');
+      }
+      this.lastProblem = kind;
+    }
+  }
+}
