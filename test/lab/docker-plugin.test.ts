@@ -177,6 +177,34 @@ describe('overlay-flannel as a managed Docker plugin on two hosts', { timeout: 4
     await d1.dockerOk(['rm', '-f', 'c3']);
   });
 
+  it('2c. fast path: c1↔c2 packets skip both hosts\' IP stack (raw PREROUTING sees only the vxlan packets); a removed container leaves the map', async () => {
+    const endpointsOn = async (h: Host): Promise<string> => (await h.exec('nft', ['list', 'map', 'netdev', 'overlay-flannel', `endpoints-${ov.vni}`])).stdout;
+    for (const [h, ip] of [[h1, ips.c1!], [h2, ips.c2!]] as const) {
+      await waitFor(async () => (await endpointsOn(h)).includes(`${ip} : "ofh`), { timeoutMs: 20_000, intervalMs: 250, what: `${ip} in the fast path map of ${h.ns}` });
+    }
+    // Packet counters of raw PREROUTING: our `-s N -d N` NOTRACK rule counts inner packets that the
+    // host routes; the vxlan-port rule counts the tunnel packets that arrive.
+    const counters = async (h: Host): Promise<{ inner: number; vxlan: number }> => {
+      const rows = (await h.execOk('iptables', ['-t', 'raw', '-L', 'PREROUTING', '-v', '-x', '-n'])).stdout.split('\n').filter((l) => l.includes(`overlay-flannel notrack ${ov.network}`));
+      const pkts = (re: RegExp): number => Number(rows.find((l) => re.test(l))?.trim().split(/\s+/)[0] ?? NaN);
+      return { inner: pkts(new RegExp(`CT .*${ov.network.replace(/\./g, '\\.')}\\s+${ov.network.replace(/\./g, '\\.')}`)), vxlan: pkts(/udp dpt:8472/) };
+    };
+    const before = await Promise.all([counters(h1), counters(h2)]);
+    const ping = await d1.dockerOk(['exec', 'c1', 'ping', '-c', '40', '-i', '0.02', '-W', '2', ips.c2!], { timeoutMs: 30_000 });
+    assert.match(ping.stdout, /40 packets transmitted, 40 (packets )?received/);
+    const after = await Promise.all([counters(h1), counters(h2)]);
+    for (const [i, h] of [h1, h2].entries()) {
+      assert.ok(after[i]!.vxlan - before[i]!.vxlan >= 40, `${h.ns}: ≥ 40 vxlan packets arrived (${JSON.stringify([before[i], after[i]])})`);
+      assert.ok(after[i]!.inner - before[i]!.inner < 4, `${h.ns}: inner packets must not be routed by the host (${JSON.stringify([before[i], after[i]])})`);
+    }
+    await L.runBox(d1, 'c4', NET);
+    const c4 = await L.endpointOf(d1, 'c4', NET);
+    await waitFor(async () => (await endpointsOn(h1)).includes(`${c4.ip} : "ofh${c4.eid.slice(0, 12)}"`), { timeoutMs: 20_000, intervalMs: 250, what: `c4 ${c4.ip} in the map` });
+    await L.pingOk(d2, 'c2', c4.ip);
+    await d1.dockerOk(['rm', '-f', 'c4']);
+    await waitFor(async () => !(await endpointsOn(h1)).includes(`${c4.ip} :`), { timeoutMs: 20_000, intervalMs: 250, what: `c4 ${c4.ip} gone from the map` });
+  });
+
   it('3. 20 concurrent containers get 20 distinct recorded addresses; rm -f frees the records and the veths', async () => {
     const sub = lease.get(d1)!;
     const before = await L.addressRecords(etcd!, ov.prefix, sub);
