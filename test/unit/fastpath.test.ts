@@ -4,7 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fastpathChains, fastpathPlan, type FastpathOverlayInput } from '../../src/domain/fastpath';
 import { formatIPv4, parseCidr } from '../../src/domain/ipv4';
-import { gatherFastpath } from '../../src/daemon/fastpath';
+import pino from 'pino';
+import { FastpathKeeper, gatherFastpath } from '../../src/daemon/fastpath';
+import type { FastpathResult } from '../../src/kernel/nft-fastpath';
+import { OverlayError } from '../../src/errors';
+import { SerialQueue } from '../../src/util/serial-queue';
 import type { OverlayHandle } from '../../src/driver/overlays';
 import type { LinkInfo, RouteEntry } from '../../src/kernel/types';
 
@@ -95,4 +99,40 @@ test('gatherFastpath: vxlan overlays with a lease and an up device; host-gw, Dir
   );
   assert.deepEqual(plan.overlays.map((o) => [o.name, o.vxlanIndex, o.endpoints.map((e) => e.veth)]), [['ready', 10, ['ofhaaaa']]]);
   assert.deepEqual(skipped.map((s) => s.overlay), ['direct']);
+});
+
+test('FastpathKeeper: a failing write is logged once per kind and retried; recovery is logged; kicks coalesce', async () => {
+  const lines: { level: number; msg: string }[] = [];
+  const log = pino({ level: 'debug' }, { write: (s: string) => lines.push(JSON.parse(s)) });
+  const results: (FastpathResult | Error)[] = [
+    new OverlayError('UNSUPPORTED', 'no netdev'),
+    new OverlayError('UNSUPPORTED', 'no netdev'),
+    new OverlayError('KERNEL', 'EBUSY'),
+    'updated',
+    'present',
+  ];
+  let calls = 0;
+  const plan = fastpathPlan([overlay('default', 1, '10.1.0.0/16', '10.1.5.0/24')], [], 'ofh').plan;
+  const keeper = new FastpathKeeper(
+    async () => ({ plan, skipped: [] }),
+    async () => {
+      const r = results[calls++]!;
+      if (r instanceof Error) throw r;
+      return r;
+    },
+    new SerialQueue(),
+    log,
+    3_600_000,
+  );
+  for (let i = 0; i < results.length; i++) {
+    keeper.kick();
+    keeper.kick(); // coalesced with the one waiting
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  keeper.stop();
+  assert.equal(calls, results.length);
+  const warns = lines.filter((l) => l.level === 40).map((l) => l.msg);
+  assert.deepEqual(warns, ['fast path unavailable; overlay packets are routed (correct, a little slower)', 'could not write the fast path; overlay packets are routed meanwhile; retrying']);
+  assert.ok(lines.some((l) => l.msg === 'fast path written again after the earlier problem'));
+  assert.equal(lines.filter((l) => l.msg.startsWith('fast path (nftables netdev table overlay-flannel) covers')).length, 1);
 });
