@@ -1,12 +1,13 @@
 /**
  * Keeps the fast path's netdev table (domain/fastpath.ts, kernel/nft-fastpath.ts) in step with
- * this host's overlays and endpoints. The kernel is the record here too: the endpoints are the
- * driver's host routes `<address>/32 dev ofh<id>`, the overlays' devices are read by name, so a
+ * this host's overlays, peers and endpoints. The kernel is the record here too: the endpoints are
+ * the driver's host routes `<address>/32 dev ofh<id>`, the peers the reconciler's routes
+ * `<subnet> via <subnet>.0 dev flannel.<VNI> onlink`, the devices are read by name, so a
  * restarted plugin rebuilds the same plan. Checked when an endpoint is created or deleted, when an
- * overlay is joined or becomes ready, and every few seconds (a device recreated by the reconciler
- * gets a new ifindex). Writing is cheap when nothing changed (one chain dump) and one transaction
- * otherwise; since the fast path only accelerates (a packet it misses is routed), a failure is
- * logged once per kind and retried, never raised to Docker.
+ * overlay is joined or becomes ready, and every few seconds (a peer came or went, a device
+ * recreated by the reconciler got a new ifindex). Writing is cheap when nothing changed (one chain
+ * dump) and one transaction otherwise; since the fast path only accelerates (a packet it misses
+ * is routed), a failure is logged once per kind and retried, never raised to Docker.
  */
 import type { Logger } from 'pino';
 import { errorText, OverlayError } from '../errors';
@@ -23,7 +24,7 @@ export async function gatherFastpath(overlays: readonly OverlayHandle[], kernel:
   const links = await kernel.listLinks();
   const byName = new Map(links.map((l) => [l.name, l]));
   const byIndex = new Map(links.map((l) => [l.index, l]));
-  const inputs: FastpathOverlayInput[] = [];
+  const ready: Omit<FastpathOverlayInput, 'peerRoutes'>[] = [];
   const skipped: FastpathSkip[] = [];
   for (const o of overlays) {
     const vx = o.vxlan();
@@ -35,10 +36,15 @@ export async function gatherFastpath(overlays: readonly OverlayHandle[], kernel:
       continue;
     }
     const dev = byName.get(vx.device);
-    if (dev?.up) inputs.push({ name: o.name, vni: vx.vni, network, subnet, vxlanDevice: vx.device, vxlanIndex: dev.index });
+    if (dev?.up) ready.push({ name: o.name, vni: vx.vni, network, subnet, vxlanDevice: vx.device, vxlanIndex: dev.index });
   }
-  const routes = inputs.length === 0 ? [] : (await kernel.listRoutes()).filter((r) => r.dst.endsWith('/32') && !r.gateway);
-  const hostRoutes = routes.flatMap((r) => {
+  const routes = ready.length === 0 ? [] : await kernel.listRoutes();
+  // The reconciler's peer routes: `<subnet> via <subnet>.0 dev flannel.<VNI> onlink`.
+  const inputs: FastpathOverlayInput[] = ready.map((o) => ({
+    ...o,
+    peerRoutes: routes.filter((r) => r.oif === o.vxlanIndex && r.onlink && r.gateway !== undefined && r.dst === `${r.gateway}/${r.dst.split('/')[1]}`).map((r) => parseCidr(r.dst)),
+  }));
+  const hostRoutes = routes.filter((r) => r.dst.endsWith('/32') && !r.gateway).flatMap((r) => {
     const name = byIndex.get(r.oif)?.name;
     return name ? [{ dst: parseCidr(r.dst), oif: r.oif, oifName: name }] : [];
   });

@@ -9,9 +9,12 @@
  * those. At the netdev ingress hook the packet can be handed straight to the other device with
  * nftables' `fwd ip to <next hop> device <dev>`, which decrements the TTL and fills the Ethernet
  * header from the neighbour table exactly as routing would:
- *  - on each endpoint's host veth: `ip daddr <Network>` and not this host's subnet → next hop
- *    `daddr & subnet mask` (the peer's `.0`, whose permanent neighbour entry the reconciler
- *    writes on flannel.<VNI>) → flannel.<VNI>. One rule per overlay, whatever the number of peers.
+ *  - on each endpoint's host veth: `daddr & subnet mask` in the set of peer subnets that the
+ *    reconciler routes through flannel.<VNI> (`<subnet> via <subnet>.0 onlink`, read back from the
+ *    kernel) → next hop that `.0` (its permanent neighbour entry is already there) on
+ *    flannel.<VNI>. So the fast path forwards exactly what that route would, one rule and one
+ *    hash lookup per overlay whatever the number of peers; a peer whose lease has another length
+ *    (a config change) or no route yet is simply routed.
  *  - on flannel.<VNI>: `ip daddr` looked up in a map address → host veth ifindex → that veth.
  * Nothing on the wire changes (peers still see the subnet behind `.0`). The fast path only
  * accelerates: a packet it does not match (other destinations, a missing neighbour or device, a
@@ -30,6 +33,8 @@ export interface FastpathOverlayInput {
   subnet: Cidr;
   vxlanDevice: string;
   vxlanIndex: number;
+  /** The subnets routed through the vxlan device (`via <subnet>.0 onlink`): the peers. */
+  peerRoutes: Cidr[];
 }
 
 /** A main-table host route, with its device's name. */
@@ -45,8 +50,10 @@ export interface FastpathEndpoint {
   vethIndex: number;
 }
 
-export interface FastpathOverlay extends FastpathOverlayInput {
+export interface FastpathOverlay extends Omit<FastpathOverlayInput, 'peerRoutes'> {
   endpoints: FastpathEndpoint[];
+  /** Bases of the peer subnets of this host's subnet length, sorted. */
+  peers: number[];
 }
 
 export interface FastpathPlan {
@@ -72,8 +79,9 @@ export function fastpathPlan(overlays: readonly FastpathOverlayInput[], routes: 
     return !other;
   });
   const planned = usable
-    .map((o) => ({
+    .map(({ peerRoutes, ...o }) => ({
       ...o,
+      peers: [...new Set(peerRoutes.filter((p) => p.len === o.subnet.len && p.base !== o.subnet.base).map((p) => p.base))].sort((a, b) => a - b),
       endpoints: routes
         .filter((r) => r.dst.len === 32 && r.oifName.startsWith(vethPrefix) && cidrContains(o.subnet, r.dst.base) && r.dst.base !== o.subnet.base)
         .map((r) => ({ address: r.dst.base, veth: r.oifName, vethIndex: r.oif }))
@@ -85,7 +93,7 @@ export function fastpathPlan(overlays: readonly FastpathOverlayInput[], routes: 
 
 function digestOf(overlays: FastpathOverlay[]): string {
   const text = overlays
-    .map((o) => `${o.vni} ${formatCidr(o.network)} ${formatCidr(o.subnet)} ${o.vxlanDevice}#${o.vxlanIndex} ${o.endpoints.map((e) => `${formatIPv4(e.address)}=${e.veth}#${e.vethIndex}`).join(',')}`)
+    .map((o) => `${o.vni} ${formatCidr(o.network)} ${formatCidr(o.subnet)} ${o.vxlanDevice}#${o.vxlanIndex} ${o.endpoints.map((e) => `${formatIPv4(e.address)}=${e.veth}#${e.vethIndex}`).join(',')} ${o.peers.map(formatIPv4).join(',')}`)
     .join('\n');
   return createHash('sha256').update(text).digest('hex').slice(0, 16);
 }
@@ -95,6 +103,7 @@ export const FASTPATH_TABLE = 'overlay-flannel';
 export const toOverlayChain = (vni: number): string => `to-${vni}`;
 export const fromOverlayChain = (vni: number): string => `from-${vni}`;
 export const endpointMap = (vni: number): string => `endpoints-${vni}`;
+export const peerSet = (vni: number): string => `peers-${vni}`;
 export const planMarkerChain = (digest: string): string => `plan-${digest}`;
 
 /** Every chain the table holds for `plan` (for the "is it still what we wrote" check). */

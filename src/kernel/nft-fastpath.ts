@@ -7,7 +7,8 @@
  *
  *   table netdev overlay-flannel {
  *     map endpoints-<vni> { type ipv4_addr : iface_index; elements = { <address> : <ofh…> } }
- *     chain to-<vni> { ip ttl > 1 ip daddr <Network> ip daddr & <subnet mask> != <this subnet>
+ *     set peers-<vni> { type ipv4_addr; elements = { <peer subnet>.0, … } }
+ *     chain to-<vni> { ip ttl > 1 ip daddr & <subnet mask> @peers-<vni>
  *                      fwd ip to (ip daddr & <subnet mask>) device flannel.<vni> }
  *     chain from-<vni> { type filter hook ingress device flannel.<vni> priority 0;
  *                        ip ttl > 1 fwd ip to ip daddr device (ip daddr map @endpoints-<vni>) }
@@ -18,9 +19,10 @@
  * Needs CONFIG_NF_TABLES_NETDEV and CONFIG_NFT_FWD_NETDEV (Linux ≥ 4.19 for `fwd ip to`); without
  * them the write fails with an UNSUPPORTED error naming the option and the routed path stays.
  */
-import { maskOf, formatCidr, formatIPv4 } from '../domain/ipv4';
+import { maskOf, formatCidr } from '../domain/ipv4';
 import {
   endpointMap,
+  peerSet,
   FASTPATH_TABLE,
   fastpathChains,
   fromOverlayChain,
@@ -29,7 +31,7 @@ import {
   type FastpathOverlay,
   type FastpathPlan,
 } from '../domain/fastpath';
-import { attr, attrsOf, batch, exchange, expr, kernelError, matchAddress, message, nest, nftType, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, sequencer, str, u32be } from './nft-netlink';
+import { attr, attrsOf, batch, exchange, expr, kernelError, message, nest, nftType, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, sequencer, str, u32be } from './nft-netlink';
 import { OverlayError } from '../errors';
 
 const NFPROTO_NETDEV = 5;
@@ -70,15 +72,13 @@ const loadDaddr = (): Buffer => expr('payload', attr(1, u32be(REG_ADDR)), attr(2
 /** `fwd ip to <REG_ADDR> device <REG_DEV>`: neighbour output, TTL decremented, as routing would. */
 const forward = (): Buffer => expr('fwd', attr(1 /* SREG_DEV */, u32be(REG_DEV)), attr(2 /* SREG_ADDR */, u32be(REG_ADDR)), attr(3 /* NFPROTO */, u32be(2 /* IPv4 */)));
 
-/** to-<vni>: another host's subnet of this Network → its `.0` on flannel.<vni>. */
-function toOverlayRule(o: FastpathOverlay): Buffer[] {
-  const subnetLen = o.subnet.len;
+/** to-<vni>: a peer's subnet (its base in peers-<vni>) → that `.0` on flannel.<vni>. */
+function toOverlayRule(o: FastpathOverlay, setId: number): Buffer[] {
   return [
     ...matchIPv4(),
-    ...matchAddress(formatCidr(o.network), 'dst'),
     loadDaddr(),
-    expr('bitwise', attr(1, u32be(REG_ADDR)), attr(2, u32be(REG_ADDR)), attr(3, u32be(4)), nest(4, attr(1, u32be(maskOf(subnetLen)))), nest(5, attr(1, Buffer.alloc(4)))),
-    expr('cmp', attr(1, u32be(REG_ADDR)), attr(2, u32be(1 /* NEQ */)), nest(3, attr(1, ipBytes(o.subnet.base)))),
+    expr('bitwise', attr(1, u32be(REG_ADDR)), attr(2, u32be(REG_ADDR)), attr(3, u32be(4)), nest(4, attr(1, u32be(maskOf(o.subnet.len)))), nest(5, attr(1, Buffer.alloc(4)))),
+    expr('lookup', attr(1 /* SET */, str(peerSet(o.vni))), attr(2 /* SREG */, u32be(REG_ADDR)), attr(4 /* SET_ID */, u32be(setId))),
     expr('immediate', attr(1 /* DREG */, u32be(REG_DEV)), nest(2, attr(1 /* VALUE */, u32le(o.vxlanIndex)))),
     forward(),
   ];
@@ -171,23 +171,23 @@ async function write(overlays: FastpathOverlay[], exists: boolean, timeoutMs: nu
         'chain',
       );
     const rule = (chain: string, exprs: Buffer[], what: string): void => send(NFT_MSG_NEWRULE, NLM_F_CREATE, [table, attr(2, str(chain)), nest(4, ...exprs)], what, 'rule');
+    /** A hash set (map: address → ifindex) with its elements; ids are unique in the batch. */
+    const addressSet = (name: string, setId: number, elems: { key: number; ifindex?: number }[], map: boolean): void => {
+      const kind = map ? [attr(3, u32be(0x8 /* NFT_SET_MAP */)), attr(4, u32be(7 /* ipv4_addr */)), attr(5, u32be(4)), attr(6, u32be(20 /* iface_index */)), attr(7, u32be(4))] : [attr(4, u32be(7)), attr(5, u32be(4))];
+      send(NFT_MSG_NEWSET, NLM_F_CREATE, [table, attr(2, str(name)), ...kind, attr(10, u32be(setId)), attr(13 /* USERDATA */, SET_BYTEORDER_UDATA)], `create ${map ? 'map' : 'set'} ${name}`);
+      if (elems.length === 0) return;
+      const list = elems.map((e) => nest(1, nest(1 /* KEY */, attr(1, ipBytes(e.key))), ...(e.ifindex === undefined ? [] : [nest(2 /* DATA */, attr(1, u32le(e.ifindex)))])));
+      send(NFT_MSG_NEWSETELEM, NLM_F_CREATE, [table, attr(2, str(name)), attr(4, u32be(setId)), nest(3, ...list)], `fill ${name} (${elems.length} elements)`);
+    };
     overlays.forEach((o, i) => {
-      const setId = i + 1;
+      const mapId = 2 * i + 1;
+      const peersId = 2 * i + 2;
+      addressSet(peerSet(o.vni), peersId, o.peers.map((key) => ({ key })), false);
       regularChain(toOverlayChain(o.vni));
-      rule(toOverlayChain(o.vni), toOverlayRule(o), `write the rule to flannel.${o.vni} (${formatCidr(o.network)} except ${formatCidr(o.subnet)})`);
-      const map = endpointMap(o.vni);
-      send(
-        NFT_MSG_NEWSET,
-        NLM_F_CREATE,
-        [table, attr(2, str(map)), attr(3, u32be(0x8 /* NFT_SET_MAP */)), attr(4, u32be(7 /* ipv4_addr */)), attr(5, u32be(4)), attr(6, u32be(20 /* iface_index */)), attr(7, u32be(4)), attr(10, u32be(setId)), attr(13 /* USERDATA */, SET_BYTEORDER_UDATA)],
-        `create map ${map}`,
-      );
-      if (o.endpoints.length > 0) {
-        const elems = o.endpoints.map((e) => nest(1, nest(1 /* KEY */, attr(1, ipBytes(e.address))), nest(2 /* DATA */, attr(1, u32le(e.vethIndex)))));
-        send(NFT_MSG_NEWSETELEM, NLM_F_CREATE, [table, attr(2, str(map)), attr(4, u32be(setId)), nest(3, ...elems)], `fill map ${map} (${o.endpoints.map((e) => formatIPv4(e.address)).join(', ')})`);
-      }
+      rule(toOverlayChain(o.vni), toOverlayRule(o, peersId), `write the rule to flannel.${o.vni} (the peer subnets of ${formatCidr(o.network)})`);
+      addressSet(endpointMap(o.vni), mapId, o.endpoints.map((e) => ({ key: e.address, ifindex: e.vethIndex })), true);
       ingressChain(fromOverlayChain(o.vni), o.vxlanDevice);
-      rule(fromOverlayChain(o.vni), fromOverlayRule(o, setId), `write the rule from ${o.vxlanDevice} to the endpoints`);
+      rule(fromOverlayChain(o.vni), fromOverlayRule(o, mapId), `write the rule from ${o.vxlanDevice} to the endpoints`);
       for (const e of o.endpoints) {
         ingressChain(e.veth, e.veth);
         rule(e.veth, [jumpTo(toOverlayChain(o.vni))], `write the rule of ${e.veth}`);

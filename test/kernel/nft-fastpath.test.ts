@@ -44,7 +44,7 @@ function ping(ns: string, ip: string, extra: string[] = []): number | null {
   }
 }
 function plan(endpoints: { address: string; veth: string }[]): FastpathPlan {
-  const overlay = { name: 'default', vni: VNI, network: parseCidr('10.77.0.0/16'), subnet: parseCidr('10.77.3.0/24'), vxlanDevice: VX, vxlanIndex: ifindex(VX) };
+  const overlay = { name: 'default', vni: VNI, network: parseCidr('10.77.0.0/16'), subnet: parseCidr('10.77.3.0/24'), vxlanDevice: VX, vxlanIndex: ifindex(VX), peerRoutes: [parseCidr('10.77.4.0/24')] };
   const routes = endpoints.map((e) => ({ dst: parseCidr(`${e.address}/32`), oif: e.veth === VETH ? ifindex(VETH) : 999_999, oifName: e.veth }));
   return fastpathPlan([overlay], routes, 'ofh').plan;
 }
@@ -120,11 +120,20 @@ if (!inScratchNetns()) {
       assert.equal(ping(C, '10.77.4.2', ['-t', '3']), 62, 'TTL 3: passes both routers (the reply TTL 62 is that of D through both)');
     });
 
-    it('leaves the same host subnet and other destinations to routing', () => {
-      // this host's own .0 is in the subnet: not forwarded by the fast path, and not routed (forwarding off)
-      // — but it is local, so the container still reaches it through the host stack
+    it('leaves the host itself, and destinations that are not a routed peer, to routing', () => {
       assert.ok(ping(C, '10.77.3.0') !== null, 'the host itself answers its container');
-      assert.equal(ping(C, '10.78.0.1'), null, 'outside the Network: no fast path, no routing');
+      // 10.77.9.0/24 is in the Network but routed through the underlay (as a host-gw or
+      // DirectRouting peer would be): the fast path must not send it into flannel.<vni>.
+      inB('ip', 'addr', 'add', '10.77.9.1/32', 'dev', 'lo');
+      sh('ip', 'route', 'add', '10.77.9.0/24', 'via', '198.51.100.2');
+      try {
+        setForwarding(true);
+        assert.equal(ping(C, '10.77.9.1'), 63, 'routed via the underlay to B (one router: this host)');
+        assert.equal(ping(C, '10.77.4.2'), 62, 'the peer container still answers');
+      } finally {
+        setForwarding(false);
+        sh('ip', 'route', 'del', '10.77.9.0/24');
+      }
     });
 
     it('a write that the kernel refuses changes nothing (one transaction)', async () => {

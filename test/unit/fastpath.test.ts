@@ -12,13 +12,14 @@ import { SerialQueue } from '../../src/util/serial-queue';
 import type { OverlayHandle } from '../../src/driver/overlays';
 import type { LinkInfo, RouteEntry } from '../../src/kernel/types';
 
-const overlay = (name: string, vni: number, network: string, subnet: string, vxlanIndex = 10): FastpathOverlayInput => ({
+const overlay = (name: string, vni: number, network: string, subnet: string, vxlanIndex = 10, peers: string[] = []): FastpathOverlayInput => ({
   name,
   vni,
   network: parseCidr(network),
   subnet: parseCidr(subnet),
   vxlanDevice: `flannel.${vni}`,
   vxlanIndex,
+  peerRoutes: peers.map((p) => parseCidr(p)),
 });
 const route = (dst: string, oif: number, oifName: string) => ({ dst: parseCidr(dst), oif, oifName });
 
@@ -36,6 +37,21 @@ test('fastpathPlan: an overlay takes the /32 host routes of its subnet on our ve
     const { plan, skipped } = fastpathPlan([overlay('default', 1, '10.1.0.0/16', '10.1.5.0/24')], routes, 'ofh');
     assert.deepEqual(skipped, [], what);
     assert.deepEqual(plan.overlays[0]!.endpoints.map((e) => `${formatIPv4(e.address)}=${e.veth}#${e.vethIndex}`), want, what);
+  }
+});
+
+test('fastpathPlan: the peer set holds the routed peer subnets of this host\'s subnet length, once, sorted', () => {
+  const rows: [string[], string[]][] = [
+    [[], []],
+    [['10.1.9.0/24', '10.1.7.0/24'], ['10.1.7.0', '10.1.9.0']],
+    [['10.1.7.0/24', '10.1.7.0/24'], ['10.1.7.0']],
+    // a lease of another length (the config's SubnetLen changed) is left to its route
+    [['10.1.7.0/24', '10.1.8.0/25', '10.1.8.128/25'], ['10.1.7.0']],
+    [['10.1.5.0/24'], []], // this host's own subnet is never a peer
+  ];
+  for (const [peers, want] of rows) {
+    const { plan } = fastpathPlan([overlay('default', 1, '10.1.0.0/16', '10.1.5.0/24', 10, peers)], [], 'ofh');
+    assert.deepEqual(plan.overlays[0]!.peers.map(formatIPv4), want, peers.join(' '));
   }
 });
 
@@ -61,6 +77,7 @@ test('fastpathPlan: the digest follows what the table encodes and nothing else',
   assert.notEqual(d(base, [route('10.2.3.2/32', 42, 'ofh1'), routes[1]!]), same, 'veth recreated');
   assert.notEqual(d(base, routes.slice(1)), same, 'endpoint gone');
   assert.notEqual(d([overlay('x', 7, '10.2.0.0/16', '10.2.4.0/24', 10), base[1]!], routes), same, 'new subnet');
+  assert.notEqual(d([overlay('x', 7, '10.2.0.0/16', '10.2.3.0/24', 10, ['10.2.8.0/24']), base[1]!], routes), same, 'a new peer');
   const { plan } = fastpathPlan(base, routes, 'ofh');
   assert.deepEqual(fastpathChains(plan), [`from-7`, `from-8`, 'ofh1', 'ofh2', `plan-${plan.digest}`, 'to-7', 'to-8']);
 });
@@ -86,6 +103,8 @@ test('gatherFastpath: vxlan overlays with a lease and an up device; host-gw, Dir
   const routes: RouteEntry[] = [
     { dst: '10.1.5.2/32', oif: 20, onlink: false },
     { dst: '10.1.6.0/24', gateway: '10.1.6.0', oif: 10, onlink: true },
+    { dst: '10.1.7.0/24', gateway: '192.0.2.7', oif: 3, onlink: false }, // DirectRouting-style: not via the vxlan device
+    { dst: '10.1.8.0/24', gateway: '10.1.8.0', oif: 11, onlink: true }, // another device
   ];
   const { plan, skipped } = await gatherFastpath(
     [
@@ -97,7 +116,7 @@ test('gatherFastpath: vxlan overlays with a lease and an up device; host-gw, Dir
     ],
     { listLinks: async () => links, listRoutes: async () => routes },
   );
-  assert.deepEqual(plan.overlays.map((o) => [o.name, o.vxlanIndex, o.endpoints.map((e) => e.veth)]), [['ready', 10, ['ofhaaaa']]]);
+  assert.deepEqual(plan.overlays.map((o) => [o.name, o.vxlanIndex, o.endpoints.map((e) => e.veth), o.peers.map(formatIPv4)]), [['ready', 10, ['ofhaaaa'], ['10.1.6.0']]]);
   assert.deepEqual(skipped.map((s) => s.overlay), ['direct']);
 });
 
