@@ -57,6 +57,9 @@ async function waitForPublicInterface(kernel: Kernel, settings: Settings, log: L
   }
 }
 
+/** How long after an endpoint change the fast path is checked (a burst of `docker run` shares one check). */
+const ENDPOINT_CHECK_DELAY_MS = 100;
+
 export async function startDaemon(settings: Settings, log: Logger, opts: { api?: boolean } = {}): Promise<Daemon> {
   log.info({ settings: redactedSettings(settings) }, 'overlay-flannel starting');
   const abort = new AbortController();
@@ -118,7 +121,8 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
     );
     isolation.start();
     if (settings.fastpath) {
-      fastpath = new FastpathKeeper(() => gatherFastpath(dir.all(), kernel), (plan) => ensureFastpath(plan), queue, log.child({ component: 'fastpath' }));
+      // Its own queue (see src/daemon/fastpath.ts): endpoint calls never wait behind it.
+      fastpath = new FastpathKeeper(() => gatherFastpath(dir.all(), kernel), (plan) => ensureFastpath(plan), new SerialQueue(), log.child({ component: 'fastpath' }));
       fastpath.start();
     } else {
       const removed = await removeFastpath().catch((e) => log.warn({ err: errorText(e) }, 'FASTPATH=false: could not remove the netdev table overlay-flannel of an earlier run'));
@@ -188,7 +192,7 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
       const events = {
         networkCreated: (id: string) => repl?.networkCreated(id),
         networkDeleted: (id: string) => repl?.networkDeleted(id),
-        endpointsChanged: () => fastpath?.kick(),
+        endpointsChanged: () => fastpath?.kick(ENDPOINT_CHECK_DELAY_MS),
       };
       driver = new OverlayPluginDriver(kernel, queue, overlays, log.child({ component: 'driver' }), events);
       api = buildApi(driver, log.child({ component: 'api' }), metrics ? { observer: metrics.apiObserver } : {});

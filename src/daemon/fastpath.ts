@@ -5,9 +5,13 @@
  * `<subnet> via <subnet>.0 dev flannel.<VNI> onlink`, the devices are read by name, so a
  * restarted plugin rebuilds the same plan. Checked when an endpoint is created or deleted, when an
  * overlay is joined or becomes ready, and every few seconds (a peer came or went, a device
- * recreated by the reconciler got a new ifindex). Writing is cheap when nothing changed (one chain
- * dump) and one transaction otherwise; since the fast path only accelerates (a packet it misses
- * is routed), a failure is logged once per kind and retried, never raised to Docker.
+ * recreated by the reconciler got a new ifindex). Writing is cheap when nothing changed (dumps of
+ * the chains and sets) and one small transaction otherwise; since the fast path only accelerates
+ * (a packet it misses is routed), a failure is logged once per kind and retried, never raised to
+ * Docker. It runs on its own queue, not the host's kernel queue: it writes only its own table and
+ * reads through the netlink socket (which serialises dumps), and deleting a veth's chain waits
+ * ~10 ms for an RCU grace period that Docker's next plugin call must not wait behind. Endpoint
+ * changes are checked after a short delay, so a burst of `docker run` shares one check.
  */
 import type { Logger } from 'pino';
 import { errorText, OverlayError } from '../errors';
@@ -79,16 +83,17 @@ export class FastpathKeeper {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /** Check the table soon (coalesced with a check already waiting). */
-  kick(): void {
+  /** Check the table in `delayMs` (coalesced with a check already waiting). */
+  kick(delayMs = 0): void {
     if (this.pending || this.stopped) return;
     this.pending = true;
-    void this.queue
-      .run(async () => {
+    const delayed = delayMs > 0 ? new Promise<void>((r) => setTimeout(r, delayMs).unref()) : Promise.resolve();
+    const run = (): Promise<void> =>
+      this.queue.run(async () => {
         this.pending = false;
         if (!this.stopped) await this.check();
-      })
-      .catch((e) => this.log.error({ err: errorText(e) }, 'fast path check failed (a bug)'));
+      });
+    void delayed.then(run).catch((e) => this.log.error({ err: errorText(e) }, 'fast path check failed (a bug)'));
   }
 
   private async check(): Promise<void> {
@@ -100,7 +105,7 @@ export class FastpathKeeper {
       const result = await this.ensure(plan);
       const overlays = plan.overlays.map((o) => `${o.name}/${o.vxlanDevice}`).join(',');
       if (overlays !== this.lastOverlays) this.log.info({ overlays: plan.overlays.map((o) => ({ overlay: o.name, device: o.vxlanDevice, endpoints: o.endpoints.length })) }, 'fast path (nftables netdev table overlay-flannel) covers these overlays');
-      else if (result === 'updated') this.log.debug({ endpoints: plan.overlays.reduce((n, o) => n + o.endpoints.length, 0), digest: plan.digest }, 'fast path rewritten');
+      else if (result === 'updated' || result === 'rewritten') this.log.debug({ result, endpoints: plan.overlays.reduce((n, o) => n + o.endpoints.length, 0), peers: plan.overlays.reduce((n, o) => n + o.peers.length, 0) }, 'fast path table changed');
       this.lastOverlays = overlays;
       if (this.lastProblem !== null) this.log.info('fast path written again after the earlier problem');
       this.lastProblem = null;

@@ -23,7 +23,7 @@
  * the FORWARD head block (forward-head.ts) decides between them.
  */
 import { createHash } from 'node:crypto';
-import { cidrContains, cidrsOverlap, type Cidr, formatCidr, formatIPv4 } from './ipv4';
+import { cidrContains, cidrsOverlap, type Cidr, formatCidr } from './ipv4';
 
 /** One overlay as the fast path needs it: vxlan only, with a lease and its device up. */
 export interface FastpathOverlayInput {
@@ -58,7 +58,8 @@ export interface FastpathOverlay extends Omit<FastpathOverlayInput, 'peerRoutes'
 
 export interface FastpathPlan {
   overlays: FastpathOverlay[];
-  /** Changes whenever anything the table encodes changes (names, addresses, ifindexes). */
+  /** Changes whenever an overlay-level part changes (VNI, Network, subnet, device and its ifindex):
+   *  then the table is written anew; endpoints and peers are applied as element-wise changes. */
   digest: string;
 }
 
@@ -92,21 +93,36 @@ export function fastpathPlan(overlays: readonly FastpathOverlayInput[], routes: 
 }
 
 function digestOf(overlays: FastpathOverlay[]): string {
-  const text = overlays
-    .map((o) => `${o.vni} ${formatCidr(o.network)} ${formatCidr(o.subnet)} ${o.vxlanDevice}#${o.vxlanIndex} ${o.endpoints.map((e) => `${formatIPv4(e.address)}=${e.veth}#${e.vethIndex}`).join(',')} ${o.peers.map(formatIPv4).join(',')}`)
-    .join('\n');
+  const text = overlays.map((o) => `${o.vni} ${formatCidr(o.network)} ${formatCidr(o.subnet)} ${o.vxlanDevice}#${o.vxlanIndex}`).join('\n');
   return createHash('sha256').update(text).digest('hex').slice(0, 16);
 }
 
-/** Names in the table (chains ≤ 256 characters, sets too); a veth's chain is named after it. */
+/**
+ * Names in the table (≤ 256 characters). A veth's chain carries what its hook and rule depend on
+ * (`<veth>.<ifindex>.<vni>`), so a recreated veth or a move to another overlay is a new name:
+ * comparing names is comparing content.
+ */
 export const FASTPATH_TABLE = 'overlay-flannel';
 export const toOverlayChain = (vni: number): string => `to-${vni}`;
 export const fromOverlayChain = (vni: number): string => `from-${vni}`;
 export const endpointMap = (vni: number): string => `endpoints-${vni}`;
 export const peerSet = (vni: number): string => `peers-${vni}`;
 export const planMarkerChain = (digest: string): string => `plan-${digest}`;
+export const vethChain = (e: FastpathEndpoint, vni: number): string => `${e.veth}.${e.vethIndex}.${vni}`;
 
-/** Every chain the table holds for `plan` (for the "is it still what we wrote" check). */
-export function fastpathChains(plan: FastpathPlan): string[] {
-  return [planMarkerChain(plan.digest), ...plan.overlays.flatMap((o) => [toOverlayChain(o.vni), fromOverlayChain(o.vni), ...o.endpoints.map((e) => e.veth)])].sort();
+/** The overlay-level chains of `plan`: when one is missing the table is written anew. */
+export function overlayChains(plan: FastpathPlan): string[] {
+  return [planMarkerChain(plan.digest), ...plan.overlays.flatMap((o) => [toOverlayChain(o.vni), fromOverlayChain(o.vni)])].sort();
+}
+
+/** The per-endpoint chains of `plan`, name → [overlay VNI, host veth]. */
+export function endpointChains(plan: FastpathPlan): Map<string, { vni: number; veth: string }> {
+  return new Map(plan.overlays.flatMap((o) => o.endpoints.map((e) => [vethChain(e, o.vni), { vni: o.vni, veth: e.veth }] as const)));
+}
+
+/** What to change in an address set: keys to delete, entries to add (a changed value is both). */
+export function setChanges(have: ReadonlyMap<number, number | undefined>, want: ReadonlyMap<number, number | undefined>): { remove: number[]; add: [number, number | undefined][] } {
+  const remove = [...have].filter(([k, v]) => !want.has(k) || want.get(k) !== v).map(([k]) => k);
+  const add = [...want].filter(([k, v]) => !have.has(k) || have.get(k) !== v);
+  return { remove, add };
 }

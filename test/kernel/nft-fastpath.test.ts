@@ -45,7 +45,7 @@ function ping(ns: string, ip: string, extra: string[] = []): number | null {
 }
 function plan(endpoints: { address: string; veth: string }[]): FastpathPlan {
   const overlay = { name: 'default', vni: VNI, network: parseCidr('10.77.0.0/16'), subnet: parseCidr('10.77.3.0/24'), vxlanDevice: VX, vxlanIndex: ifindex(VX), peerRoutes: [parseCidr('10.77.4.0/24')] };
-  const routes = endpoints.map((e) => ({ dst: parseCidr(`${e.address}/32`), oif: e.veth === VETH ? ifindex(VETH) : 999_999, oifName: e.veth }));
+  const routes = endpoints.map((e) => ({ dst: parseCidr(`${e.address}/32`), oif: e.veth.length <= 15 ? ifindex(e.veth) : 999_999, oifName: e.veth }));
   return fastpathPlan([overlay], routes, 'ofh').plan;
 }
 
@@ -104,11 +104,11 @@ if (!inScratchNetns()) {
 
     it('forwards both ways with forwarding off, decrementing the TTL like routing', async () => {
       const p = plan([{ address: '10.77.3.2', veth: VETH }]);
-      assert.equal(await ensureFastpath(p), 'updated');
+      assert.equal(await ensureFastpath(p), 'rewritten');
       assert.equal(ping(C, '10.77.4.2'), 62, 'container → peer container through to-<vni> and back through from-<vni>');
       assert.equal(ping(D, '10.77.3.2'), 62, 'peer container → container');
       const listed = sh('nft', 'list', 'table', 'netdev', FASTPATH_TABLE);
-      assert.match(listed, new RegExp(`chain ${VETH} \\{[^}]*hook ingress device "${VETH}"[^}]*jump to-${VNI}`));
+      assert.match(listed, new RegExp(`chain ${VETH}\\.${ifindex(VETH)}\\.${VNI} \\{[^}]*hook ingress device "${VETH}"[^}]*jump to-${VNI}`));
       assert.match(listed, /10\.77\.3\.2 : /);
       assert.equal(await ensureFastpath(p), 'present', 'an unchanged plan is not rewritten');
     });
@@ -136,17 +136,39 @@ if (!inScratchNetns()) {
       }
     });
 
+    it('another endpoint is added and removed in place: the first one\'s chain is not rewritten', async () => {
+      const second = `ofh${id}x`;
+      sh('ip', 'link', 'add', second, 'type', 'veth', 'peer', 'name', `ofc${id}x`);
+      sh('ip', 'link', 'set', second, 'up');
+      const handleOfFirst = (): string => /chain \S+ \{ # handle (\d+)/.exec(sh('nft', '-a', 'list', 'chain', 'netdev', FASTPATH_TABLE, `${VETH}.${ifindex(VETH)}.${VNI}`))?.[1] ?? 'none';
+      const before = handleOfFirst();
+      try {
+        assert.equal(await ensureFastpath(plan([{ address: '10.77.3.2', veth: VETH }, { address: '10.77.3.9', veth: second }])), 'updated');
+        assert.match(sh('nft', 'list', 'map', 'netdev', FASTPATH_TABLE, `endpoints-${VNI}`), new RegExp(`10\\.77\\.3\\.9 : "${second}"`));
+        assert.match(sh('nft', 'list', 'table', 'netdev', FASTPATH_TABLE), new RegExp(`hook ingress device "${second}"`));
+        assert.equal(handleOfFirst(), before, 'the first endpoint\'s chain kept its handle');
+        assert.equal(ping(C, '10.77.4.2'), 62);
+      } finally {
+        quietly('ip', 'link', 'del', second);
+      }
+      assert.equal(await ensureFastpath(plan([{ address: '10.77.3.2', veth: VETH }])), 'updated');
+      assert.doesNotMatch(sh('nft', 'list', 'table', 'netdev', FASTPATH_TABLE), /10\.77\.3\.9|x\./);
+      assert.equal(handleOfFirst(), before);
+      assert.equal(await ensureFastpath(plan([{ address: '10.77.3.2', veth: VETH }])), 'present');
+    });
+
     it('a write that the kernel refuses changes nothing (one transaction)', async () => {
       // A device name longer than IFNAMSIZ is refused by every kernel (a missing device is not:
       // since 6.16 a netdev hook may name a device that does not exist yet).
       const bad = plan([{ address: '10.77.3.2', veth: VETH }, { address: '10.77.3.9', veth: `ofh${id}toolongforifnamsiz` }]);
-      await assert.rejects(ensureFastpath(bad), /nftables: create chain ofh\w+toolongforifnamsiz on the ingress/);
+      await assert.rejects(ensureFastpath(bad), /nftables: create chain ofh\w+toolongforifnamsiz\S* on the ingress of ofh\w+toolongforifnamsiz/);
       assert.equal(ping(C, '10.77.4.2'), 62, 'the table written before still forwards');
     });
 
     it('an endpoint that leaves the plan is rewritten away; an empty plan removes the table', async () => {
       assert.equal(await ensureFastpath(plan([])), 'updated');
       assert.equal(ping(D, '10.77.3.2'), null, 'no endpoint in the map: the reply path is closed again');
+      assert.equal(ping(C, '10.77.4.2'), null, 'no chain on the veth: the way out is closed too');
       assert.equal(await removeFastpath(), true);
       assert.throws(() => sh('nft', 'list', 'table', 'netdev', FASTPATH_TABLE));
       assert.equal(await removeFastpath(), false);

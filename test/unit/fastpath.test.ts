@@ -2,7 +2,7 @@
 // as tables; the netdev table itself is tested against the kernel in test/kernel/nft-fastpath.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fastpathChains, fastpathPlan, type FastpathOverlayInput } from '../../src/domain/fastpath';
+import { endpointChains, fastpathPlan, overlayChains, setChanges, type FastpathOverlayInput } from '../../src/domain/fastpath';
 import { formatIPv4, parseCidr } from '../../src/domain/ipv4';
 import pino from 'pino';
 import { FastpathKeeper, gatherFastpath } from '../../src/daemon/fastpath';
@@ -66,20 +66,34 @@ test('fastpathPlan: overlays whose Networks overlap are left to routing, the oth
   assert.match(skipped[0]!.reason, /overlaps overlay "b" \(10\.5\.0\.0\/16\)/);
 });
 
-test('fastpathPlan: the digest follows what the table encodes and nothing else', () => {
+test('fastpathPlan: the digest follows the overlay-level part only; endpoint chains are named after what they depend on', () => {
   const base = [overlay('x', 7, '10.2.0.0/16', '10.2.3.0/24', 10), overlay('y', 8, '10.3.0.0/16', '10.3.3.0/24', 11)];
   const routes = [route('10.2.3.2/32', 40, 'ofh1'), route('10.3.3.2/32', 41, 'ofh2')];
   const d = (o: FastpathOverlayInput[], r: ReturnType<typeof route>[]) => fastpathPlan(o, r, 'ofh').plan.digest;
   const same = d(base, routes);
   assert.equal(d([...base].reverse(), [...routes].reverse()), same, 'input order');
-  assert.equal(d(base, [...routes, route('10.9.9.9/32', 50, 'eth9')]), same, 'an unrelated route');
+  assert.equal(d(base, routes.slice(1)), same, 'an endpoint gone: changed in place, not a rewrite');
+  assert.equal(d([overlay('x', 7, '10.2.0.0/16', '10.2.3.0/24', 10, ['10.2.8.0/24']), base[1]!], routes), same, 'a new peer: in place');
   assert.notEqual(d([overlay('x', 7, '10.2.0.0/16', '10.2.3.0/24', 12), base[1]!], routes), same, 'vxlan device recreated (new ifindex)');
-  assert.notEqual(d(base, [route('10.2.3.2/32', 42, 'ofh1'), routes[1]!]), same, 'veth recreated');
-  assert.notEqual(d(base, routes.slice(1)), same, 'endpoint gone');
   assert.notEqual(d([overlay('x', 7, '10.2.0.0/16', '10.2.4.0/24', 10), base[1]!], routes), same, 'new subnet');
-  assert.notEqual(d([overlay('x', 7, '10.2.0.0/16', '10.2.3.0/24', 10, ['10.2.8.0/24']), base[1]!], routes), same, 'a new peer');
+  assert.notEqual(d(base.slice(1), routes), same, 'an overlay gone');
   const { plan } = fastpathPlan(base, routes, 'ofh');
-  assert.deepEqual(fastpathChains(plan), [`from-7`, `from-8`, 'ofh1', 'ofh2', `plan-${plan.digest}`, 'to-7', 'to-8']);
+  assert.deepEqual(overlayChains(plan), ['from-7', 'from-8', `plan-${plan.digest}`, 'to-7', 'to-8']);
+  assert.deepEqual([...endpointChains(plan)], [['ofh1.40.7', { vni: 7, veth: 'ofh1' }], ['ofh2.41.8', { vni: 8, veth: 'ofh2' }]]);
+  const recreated = fastpathPlan(base, [route('10.2.3.2/32', 42, 'ofh1'), routes[1]!], 'ofh').plan;
+  assert.deepEqual([...endpointChains(recreated).keys()], ['ofh1.42.7', 'ofh2.41.8'], 'a recreated veth gets a new chain');
+});
+
+test('setChanges: keys to delete and entries to add; a changed value is both', () => {
+  const m = (...e: [number, number | undefined][]) => new Map(e);
+  const rows: [Map<number, number | undefined>, Map<number, number | undefined>, number[], [number, number | undefined][]][] = [
+    [m(), m(), [], []],
+    [m(), m([1, 10]), [], [[1, 10]]],
+    [m([1, 10]), m(), [1], []],
+    [m([1, 10], [2, 20]), m([1, 10], [2, 21], [3, 30]), [2], [[2, 21], [3, 30]]],
+    [m([5, undefined]), m([5, undefined], [6, undefined]), [], [[6, undefined]]],
+  ];
+  for (const [have, want, remove, add] of rows) assert.deepEqual(setChanges(have, want), { remove, add }, JSON.stringify([[...have], [...want]]));
 });
 
 test('gatherFastpath: vxlan overlays with a lease and an up device; host-gw, DirectRouting, not ready and down devices left out', async () => {

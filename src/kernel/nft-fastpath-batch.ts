@@ -1,0 +1,168 @@
+/**
+ * The messages of one nftables transaction on the fast path's table `netdev overlay-flannel`
+ * (nft-fastpath.ts decides what goes in): the table, its chains, sets and rules, set elements
+ * added or deleted, chains deleted; then one exchange whose first refusal becomes an error naming
+ * the object (and, for a kernel without the netdev family or `fwd`, the missing option).
+ * Rule expressions (netdev hooks see every frame, so each rule first checks for IPv4):
+ *  - to-<vni>:   meta protocol ip, ip ttl > 1, reg1 = ip daddr & subnet mask, reg1 in @peers-<vni>,
+ *                reg2 = ifindex of flannel.<vni>, fwd ip to reg1 device reg2;
+ *  - from-<vni>: meta protocol ip, ip ttl > 1, reg1 = ip daddr, reg2 = @endpoints-<vni>[reg1],
+ *                fwd ip to reg1 device reg2;
+ *  - a veth's:   jump to-<vni>.
+ * `fwd ip to` (nft_fwd_netdev) decrements the TTL and fills the Ethernet header from the
+ * neighbour table, as routing does. A TTL that would expire is left to routing (ICMP time
+ * exceeded; `fwd` would pass it on with TTL 0).
+ */
+import { maskOf } from '../domain/ipv4';
+import { endpointMap, FASTPATH_TABLE, peerSet, toOverlayChain, type FastpathOverlay } from '../domain/fastpath';
+import { attr, batch, exchange, expr, kernelError, message, nest, nftType, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, sequencer, str, u32be } from './nft-netlink';
+import { OverlayError } from '../errors';
+
+export const NFPROTO_NETDEV = 5;
+const NFT_MSG_NEWTABLE = 0;
+const NFT_MSG_DELTABLE = 2;
+const NFT_MSG_NEWCHAIN = 3;
+const NFT_MSG_DELCHAIN = 5;
+const NFT_MSG_NEWRULE = 6;
+const NFT_MSG_DELRULE = 8;
+const NFT_MSG_NEWSET = 9;
+const NFT_MSG_NEWSETELEM = 12;
+const NFT_MSG_DELSETELEM = 14;
+const NF_NETDEV_INGRESS = 0;
+const REG_ADDR = 1; // NFT_REG_1: the IPv4 next hop
+const REG_DEV = 2; // NFT_REG_2: the output ifindex
+const NFT_JUMP = -3;
+
+export const u32le = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+};
+/** libnftnl set user data: key big-endian, data host-endian, so `nft list` shows device names. */
+const SET_BYTEORDER_UDATA = Buffer.concat([Buffer.from([0 /* KEYBYTEORDER */, 4]), u32le(2 /* big */), Buffer.from([1 /* DATABYTEORDER */, 4]), u32le(1 /* host */)]);
+
+const ipv4TtlAbove1 = (): Buffer[] => [
+  expr('meta', attr(2 /* KEY */, u32be(1 /* NFT_META_PROTOCOL */)), attr(1 /* DREG */, u32be(REG_ADDR))),
+  expr('cmp', attr(1, u32be(REG_ADDR)), attr(2, u32be(0 /* EQ */)), nest(3, attr(1, Buffer.from([0x08, 0x00])))),
+  expr('payload', attr(1, u32be(REG_ADDR)), attr(2, u32be(1 /* network header */)), attr(3, u32be(8 /* ttl */)), attr(4, u32be(1))),
+  expr('cmp', attr(1, u32be(REG_ADDR)), attr(2, u32be(4 /* GT */)), nest(3, attr(1, Buffer.from([1])))),
+];
+const loadDaddr = (): Buffer => expr('payload', attr(1, u32be(REG_ADDR)), attr(2, u32be(1 /* network header */)), attr(3, u32be(16)), attr(4, u32be(4)));
+const forward = (): Buffer => expr('fwd', attr(1 /* SREG_DEV */, u32be(REG_DEV)), attr(2 /* SREG_ADDR */, u32be(REG_ADDR)), attr(3 /* NFPROTO */, u32be(2 /* IPv4 */)));
+const lookup = (set: string, setId: number, dreg?: number): Buffer =>
+  expr('lookup', attr(1 /* SET */, str(set)), attr(2 /* SREG */, u32be(REG_ADDR)), ...(dreg === undefined ? [] : [attr(3 /* DREG */, u32be(dreg))]), attr(4 /* SET_ID */, u32be(setId)));
+
+function toOverlayRule(o: FastpathOverlay, peersId: number): Buffer[] {
+  return [
+    ...ipv4TtlAbove1(),
+    loadDaddr(),
+    expr('bitwise', attr(1, u32be(REG_ADDR)), attr(2, u32be(REG_ADDR)), attr(3, u32be(4)), nest(4, attr(1, u32be(maskOf(o.subnet.len)))), nest(5, attr(1, Buffer.alloc(4)))),
+    lookup(peerSet(o.vni), peersId),
+    expr('immediate', attr(1 /* DREG */, u32be(REG_DEV)), nest(2, attr(1 /* VALUE */, u32le(o.vxlanIndex)))),
+    forward(),
+  ];
+}
+const fromOverlayRule = (o: FastpathOverlay, mapId: number): Buffer[] => [...ipv4TtlAbove1(), loadDaddr(), lookup(endpointMap(o.vni), mapId, REG_DEV), forward()];
+const jumpTo = (chain: string): Buffer =>
+  expr('immediate', attr(1, u32be(0 /* verdict */)), nest(2, nest(2 /* VERDICT */, attr(1 /* CODE */, u32be(NFT_JUMP >>> 0)), attr(2 /* CHAIN */, str(chain)))));
+
+/** An address-set element: the key and, in a map, the ifindex. */
+export type SetElement = [key: number, ifindex: number | undefined];
+
+type Kind = 'table' | 'chain' | 'rule' | 'fwd-rule' | 'other';
+
+export class FastpathBatch {
+  private readonly seq = sequencer();
+  private readonly msgs: Buffer[] = [];
+  private readonly acks: { seq: number; what: string; kind: Kind }[] = [];
+  private readonly table = attr(1, str(FASTPATH_TABLE));
+  private nextSetId = 1;
+
+  get size(): number {
+    return this.msgs.length;
+  }
+
+  private send(type: number, flags: number, body: Buffer[], what: string, kind: Kind = 'other'): void {
+    const s = this.seq();
+    this.acks.push({ seq: s, what, kind });
+    this.msgs.push(message(nftType(type), NLM_F_REQUEST | NLM_F_ACK | flags, s, NFPROTO_NETDEV, 0, body));
+  }
+
+  deleteTable(): void {
+    this.send(NFT_MSG_DELTABLE, 0, [this.table], `delete table netdev ${FASTPATH_TABLE}`);
+  }
+
+  /** The table with its marker chain and, per overlay, its sets and its to-/from- chains. */
+  createTable(marker: string, overlays: FastpathOverlay[]): void {
+    this.send(NFT_MSG_NEWTABLE, NLM_F_CREATE, [this.table], `create table netdev ${FASTPATH_TABLE}`, 'table');
+    this.send(NFT_MSG_NEWCHAIN, NLM_F_CREATE, [this.table, attr(3, str(marker))], `create chain ${marker}`);
+    for (const o of overlays) {
+      const peersId = this.createSet(peerSet(o.vni), o.peers.map((k) => [k, undefined]), false);
+      this.send(NFT_MSG_NEWCHAIN, NLM_F_CREATE, [this.table, attr(3, str(toOverlayChain(o.vni)))], `create chain ${toOverlayChain(o.vni)}`);
+      this.rule(toOverlayChain(o.vni), toOverlayRule(o, peersId), `write the rule to ${o.vxlanDevice} (the peer subnets)`, 'fwd-rule');
+      const mapId = this.createSet(endpointMap(o.vni), o.endpoints.map((e) => [e.address, e.vethIndex]), true);
+      this.ingressChain(`from-${o.vni}`, o.vxlanDevice);
+      this.rule(`from-${o.vni}`, fromOverlayRule(o, mapId), `write the rule from ${o.vxlanDevice} to the endpoints`, 'fwd-rule');
+    }
+  }
+
+  /** A chain on the ingress of `veth` that jumps to to-<vni>. */
+  addEndpointChain(name: string, veth: string, vni: number): void {
+    this.ingressChain(name, veth);
+    this.rule(name, [jumpTo(toOverlayChain(vni))], `write the rule of ${veth}`);
+  }
+
+  /** Flush, then delete, a chain (older kernels refuse to delete a chain that has rules). */
+  deleteChain(name: string): void {
+    this.send(NFT_MSG_DELRULE, 0, [this.table, attr(2, str(name))], `flush chain ${name}`);
+    this.send(NFT_MSG_DELCHAIN, 0, [this.table, attr(3, str(name))], `delete chain ${name}`);
+  }
+
+  addElements(set: string, elems: SetElement[]): void {
+    if (elems.length > 0) this.send(NFT_MSG_NEWSETELEM, NLM_F_CREATE, [this.table, attr(2, str(set)), nest(3, ...elems.map(element))], `add ${elems.length} element(s) to ${set}`);
+  }
+
+  deleteElements(set: string, keys: number[]): void {
+    if (keys.length > 0) this.send(NFT_MSG_DELSETELEM, 0, [this.table, attr(2, str(set)), nest(3, ...keys.map((k) => element([k, undefined])))], `delete ${keys.length} element(s) of ${set}`);
+  }
+
+  /** Send it all as one transaction; the first refused message fails it. */
+  async commit(timeoutMs: number): Promise<void> {
+    if (this.msgs.length === 0) return;
+    const got = await exchange(batch(this.seq, this.msgs), this.acks.map((a) => a.seq), timeoutMs);
+    for (const a of this.acks) {
+      const errno = got.get(a.seq)?.errno ?? 0;
+      if (errno === 0) continue;
+      if (a.kind === 'table' && errno === -97 /* EAFNOSUPPORT */) throw noNetdevFamily();
+      if (a.kind === 'fwd-rule' && (errno === -2 || errno === -95)) {
+        throw new OverlayError('UNSUPPORTED', `nftables: ${a.what}: ${errno === -2 ? 'ENOENT' : 'EOPNOTSUPP'}: this kernel lacks \`fwd\` in the netdev family (CONFIG_NFT_FWD_NETDEV); the fast path is off and containers use the routed path`);
+      }
+      throw kernelError(`nftables: ${a.what}${a.kind === 'chain' && errno === -2 ? ' (device gone?)' : ''}`, errno);
+    }
+  }
+
+  private ingressChain(name: string, device: string): void {
+    const hook = nest(4, attr(1, u32be(NF_NETDEV_INGRESS)), attr(2, u32be(0)), attr(3, str(device)));
+    this.send(NFT_MSG_NEWCHAIN, NLM_F_CREATE, [this.table, attr(3, str(name)), hook, attr(5, u32be(1 /* accept */)), attr(7, str('filter'))], `create chain ${name} on the ingress of ${device}`, 'chain');
+  }
+
+  private rule(chain: string, exprs: Buffer[], what: string, kind: Kind = 'rule'): void {
+    this.send(NFT_MSG_NEWRULE, NLM_F_CREATE, [this.table, attr(2, str(chain)), nest(4, ...exprs)], what, kind);
+  }
+
+  /** A hash set of addresses (a map address → ifindex when `map`) and its elements; its batch id. */
+  private createSet(name: string, elems: SetElement[], map: boolean): number {
+    const id = this.nextSetId++;
+    const types = map ? [attr(3, u32be(0x8 /* NFT_SET_MAP */)), attr(4, u32be(7 /* ipv4_addr */)), attr(5, u32be(4)), attr(6, u32be(20 /* iface_index */)), attr(7, u32be(4))] : [attr(4, u32be(7)), attr(5, u32be(4))];
+    this.send(NFT_MSG_NEWSET, NLM_F_CREATE, [this.table, attr(2, str(name)), ...types, attr(10, u32be(id)), attr(13 /* USERDATA */, SET_BYTEORDER_UDATA)], `create ${map ? 'map' : 'set'} ${name}`);
+    this.addElements(name, elems);
+    return id;
+  }
+}
+
+function element([key, ifindex]: SetElement): Buffer {
+  return nest(1, nest(1 /* KEY */, attr(1, u32be(key))), ...(ifindex === undefined ? [] : [nest(2 /* DATA */, attr(1, u32le(ifindex)))]));
+}
+
+export const noNetdevFamily = (): OverlayError =>
+  new OverlayError('UNSUPPORTED', 'this kernel has no nftables netdev family (CONFIG_NF_TABLES_NETDEV): the fast path is off and containers use the routed path (set FASTPATH=false to silence this)');
