@@ -22,6 +22,7 @@ import type { Kernel } from '../kernel/types';
 import type { FastpathResult } from '../kernel/nft-fastpath';
 import type { OverlayHandle } from '../driver/overlays';
 import type { SerialQueue } from '../util/serial-queue';
+import { CoalescedTicker } from '../util/coalesced-ticker';
 
 /** The plan from the overlays this host joined and the kernel's links and host routes. */
 export async function gatherFastpath(overlays: readonly OverlayHandle[], kernel: Pick<Kernel, 'listLinks' | 'listRoutes'>): Promise<{ plan: FastpathPlan; skipped: FastpathSkip[] }> {
@@ -57,43 +58,32 @@ export async function gatherFastpath(overlays: readonly OverlayHandle[], kernel:
 }
 
 export class FastpathKeeper {
-  private timer: NodeJS.Timeout | null = null;
-  private pending = false;
-  private stopped = false;
   private lastProblem: string | null = null;
   private lastOverlays = '';
   private lastSkipped = '';
+  private readonly ticker: CoalescedTicker;
 
   constructor(
     private readonly gather: () => Promise<{ plan: FastpathPlan; skipped: FastpathSkip[] }>,
     private readonly ensure: (plan: FastpathPlan) => Promise<FastpathResult>,
-    private readonly queue: SerialQueue,
+    queue: SerialQueue,
     private readonly log: Logger,
-    private readonly intervalMs = 5000,
-  ) {}
+    intervalMs = 5000,
+  ) {
+    this.ticker = new CoalescedTicker(() => this.check(), queue, (e) => this.log.error({ err: errorText(e) }, 'fast path check failed (a bug)'), intervalMs);
+  }
 
   start(): void {
-    this.timer = setInterval(() => this.kick(), this.intervalMs);
-    this.timer.unref();
-    this.kick();
+    this.ticker.start();
   }
 
   stop(): void {
-    this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    this.ticker.stop();
   }
 
   /** Check the table in `delayMs` (coalesced with a check already waiting). */
   kick(delayMs = 0): void {
-    if (this.pending || this.stopped) return;
-    this.pending = true;
-    const delayed = delayMs > 0 ? new Promise<void>((r) => setTimeout(r, delayMs).unref()) : Promise.resolve();
-    const run = (): Promise<void> =>
-      this.queue.run(async () => {
-        this.pending = false;
-        if (!this.stopped) await this.check();
-      });
-    void delayed.then(run).catch((e) => this.log.error({ err: errorText(e) }, 'fast path check failed (a bug)'));
+    this.ticker.kick(delayMs);
   }
 
   private async check(): Promise<void> {

@@ -9,57 +9,51 @@ import type { Logger } from 'pino';
 import { errorText } from '../errors';
 import type { IsolationResult } from '../kernel/nft-isolation';
 import type { SerialQueue } from '../util/serial-queue';
+import { CoalescedTicker } from '../util/coalesced-ticker';
 
 export class OverlayIsolation {
-  private timer: NodeJS.Timeout | null = null;
   private lastState: string | null = null;
-  private pending = false;
-  private stopped = false;
+  private readonly ticker: CoalescedTicker;
 
   constructor(
     private readonly networks: () => string[],
     private readonly ensure: (networks: string[]) => Promise<IsolationResult>,
-    private readonly queue: SerialQueue,
+    queue: SerialQueue,
     private readonly log: Logger,
-    private readonly intervalMs = 5000,
-  ) {}
+    intervalMs = 5000,
+  ) {
+    this.ticker = new CoalescedTicker(() => this.check(), queue, (e) => this.log.error({ err: errorText(e) }, 'isolation check failed (a bug)'), intervalMs);
+  }
 
   start(): void {
-    this.timer = setInterval(() => this.kick(), this.intervalMs);
-    this.timer.unref();
-    this.kick();
+    this.ticker.start();
   }
 
   stop(): void {
-    this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    this.ticker.stop();
   }
 
   /** Check the rules soon (coalesced). */
   kick(): void {
-    if (this.pending || this.stopped) return;
-    this.pending = true;
-    void this.queue
-      .run(async () => {
-        this.pending = false;
-        if (this.stopped) return;
-        const nets = this.networks();
-        // Nothing joined yet and nothing written: nothing to do.
-        if (nets.length === 0 && this.lastState === null) return;
-        let state: string;
-        try {
-          const r = await this.ensure(nets);
-          state = r.state;
-          if (r.state === 'ok' && (r.added || r.removed)) this.log.info({ networks: nets, added: r.added, removed: r.removed }, 'overlay rules at the head of FORWARD (accept within, drop between overlays) rewritten');
-        } catch (e) {
-          state = 'error';
-          if (this.lastState !== 'error') this.log.warn({ err: errorText(e), networks: nets }, 'could not write the overlay rules at the head of FORWARD (accept within, drop between overlays); retrying');
-        }
-        if (state === 'no-chain' && this.lastState !== 'no-chain') {
-          this.log.warn({ networks: nets }, 'no nftables "ip filter FORWARD" chain (yet): overlays are not isolated from each other until it exists');
-        }
-        this.lastState = state;
-      })
-      .catch((e) => this.log.error({ err: errorText(e) }, 'isolation check failed (a bug)'));
+    this.ticker.kick();
+  }
+
+  private async check(): Promise<void> {
+    const nets = this.networks();
+    // Nothing joined yet and nothing written: nothing to do.
+    if (nets.length === 0 && this.lastState === null) return;
+    let state: string;
+    try {
+      const r = await this.ensure(nets);
+      state = r.state;
+      if (r.state === 'ok' && (r.added || r.removed)) this.log.info({ networks: nets, added: r.added, removed: r.removed }, 'overlay rules at the head of FORWARD (accept within, drop between overlays) rewritten');
+    } catch (e) {
+      state = 'error';
+      if (this.lastState !== 'error') this.log.warn({ err: errorText(e), networks: nets }, 'could not write the overlay rules at the head of FORWARD (accept within, drop between overlays); retrying');
+    }
+    if (state === 'no-chain' && this.lastState !== 'no-chain') {
+      this.log.warn({ networks: nets }, 'no nftables "ip filter FORWARD" chain (yet): overlays are not isolated from each other until it exists');
+    }
+    this.lastState = state;
   }
 }
