@@ -17,5 +17,7 @@ if [ "$(id -u)" != 0 ]; then
   echo "the tests need root (network namespaces, the kernel's vxlan, etcd, dockerd): run as root" >&2
   exit 1
 fi
+bash scripts/ensure-packages.sh test # nothing when all is there (as after .ci/run)
+[ -d node_modules ] || npm ci --no-audit --no-fund
 if [ ! -f dist/main.js ] || [ -n "$(find src -newer dist/main.js -name '*.ts' | head -1)" ]; then npm run build; fi
 exec unshare --net sh -c 'ip link set lo up && exec node --import tsx --test --test-concurrency=1 "$@"' sh "${files[@]}"

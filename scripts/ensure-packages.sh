@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# scripts/ensure-packages.sh demo|test: installs the Debian packages that `npm run demo` or
+# `npm test` needs and this machine lacks (a fresh Debian 12 has none of them), as root.
+# While installing, a policy-rc.d forbids service starts: the etcd-server and docker.io packages
+# would start etcd on 2379 and a dockerd; the demo and the tests start their own.
+set -euo pipefail
+what=${1:?usage: ensure-packages.sh demo|test}
+need=()
+want() { # want PACKAGE CHECK: CHECK is a command name or an absolute path
+  case "$2" in
+    /*) [ -e "$2" ] || need+=("$1") ;;
+    *) command -v "$2" >/dev/null || need+=("$1") ;;
+  esac
+}
+want etcd-server etcd
+want etcd-client etcdctl
+want iproute2 ip
+want iputils-ping ping
+want busybox-static busybox
+want util-linux nsenter
+want docker.io /usr/sbin/dockerd
+want iptables iptables
+if [ "$what" = test ]; then
+  want nftables nft
+  want ethtool ethtool
+  want iperf3 iperf3
+  want docker-registry /usr/bin/docker-registry
+  want openssl openssl
+  want procps ps
+  want curl curl
+  want ca-certificates /etc/ssl/certs/ca-certificates.crt
+  want chromium chromium
+  want fonts-liberation /usr/share/fonts/truetype/liberation
+fi
+[ ${#need[@]} -gt 0 ] || exit 0
+echo "== installing ${need[*]}"
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+DEBIAN_FRONTEND=noninteractive apt-get update -q
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
