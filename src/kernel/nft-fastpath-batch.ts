@@ -15,7 +15,7 @@
  */
 import { maskOf } from '../domain/ipv4';
 import { endpointMap, FASTPATH_TABLE, peerSet, toOverlayChain, type FastpathOverlay } from '../domain/fastpath';
-import { attr, batch, exchange, expr, kernelError, message, nest, nftType, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, sequencer, str, u32be } from './nft-netlink';
+import { attr, expr, kernelError, nest, NftTransaction, NLM_F_CREATE, str, u32be } from './nft-netlink';
 import { OverlayError } from '../errors';
 
 export const NFPROTO_NETDEV = 5;
@@ -72,20 +72,16 @@ export type SetElement = [key: number, ifindex: number | undefined];
 type Kind = 'table' | 'chain' | 'rule' | 'fwd-rule' | 'other';
 
 export class FastpathBatch {
-  private readonly seq = sequencer();
-  private readonly msgs: Buffer[] = [];
-  private readonly acks: { seq: number; what: string; kind: Kind }[] = [];
+  private readonly tx = new NftTransaction<{ what: string; kind: Kind }>(NFPROTO_NETDEV);
   private readonly table = attr(1, str(FASTPATH_TABLE));
   private nextSetId = 1;
 
   get size(): number {
-    return this.msgs.length;
+    return this.tx.size;
   }
 
   private send(type: number, flags: number, body: Buffer[], what: string, kind: Kind = 'other'): void {
-    const s = this.seq();
-    this.acks.push({ seq: s, what, kind });
-    this.msgs.push(message(nftType(type), NLM_F_REQUEST | NLM_F_ACK | flags, s, NFPROTO_NETDEV, 0, body));
+    this.tx.add(type, flags, body, { what, kind });
   }
 
   deleteTable(): void {
@@ -128,17 +124,15 @@ export class FastpathBatch {
 
   /** Send it all as one transaction; the first refused message fails it. */
   async commit(timeoutMs: number): Promise<void> {
-    if (this.msgs.length === 0) return;
-    const got = await exchange(batch(this.seq, this.msgs), this.acks.map((a) => a.seq), timeoutMs);
-    for (const a of this.acks) {
-      const errno = got.get(a.seq)?.errno ?? 0;
-      if (errno === 0) continue;
-      if (a.kind === 'table' && errno === -97 /* EAFNOSUPPORT */) throw noNetdevFamily();
-      if (a.kind === 'fwd-rule' && (errno === -2 || errno === -95)) {
-        throw new OverlayError('UNSUPPORTED', `nftables: ${a.what}: ${errno === -2 ? 'ENOENT' : 'EOPNOTSUPP'}: this kernel lacks \`fwd\` in the netdev family (CONFIG_NFT_FWD_NETDEV); the fast path is off and containers use the routed path`);
-      }
-      throw kernelError(`nftables: ${a.what}${a.kind === 'chain' && errno === -2 ? ' (device gone?)' : ''}`, errno);
+    const refused = await this.tx.commit(timeoutMs);
+    if (!refused) return;
+    const { tag, errno } = refused;
+    const { what, kind } = tag!;
+    if (kind === 'table' && errno === -97 /* EAFNOSUPPORT */) throw noNetdevFamily();
+    if (kind === 'fwd-rule' && (errno === -2 || errno === -95)) {
+      throw new OverlayError('UNSUPPORTED', `nftables: ${what}: ${errno === -2 ? 'ENOENT' : 'EOPNOTSUPP'}: this kernel lacks \`fwd\` in the netdev family (CONFIG_NFT_FWD_NETDEV); the fast path is off and containers use the routed path`);
     }
+    throw kernelError(`nftables: ${what}${kind === 'chain' && errno === -2 ? ' (device gone?)' : ''}`, errno);
   }
 
   private ingressChain(name: string, device: string): void {

@@ -23,13 +23,12 @@
  * them the write fails with an UNSUPPORTED error naming the option and the routed path stays.
  */
 import { endpointChains, endpointMap, FASTPATH_TABLE, overlayChains, peerSet, planMarkerChain, setChanges, type FastpathPlan } from '../domain/fastpath';
-import { attr, attrList, attrsOf, exchange, kernelError, message, nftType, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, sequencer, str } from './nft-netlink';
+import { attr, attrList, attrsOf, attrText, exchange, kernelError, message, nftType, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, sequencer, str } from './nft-netlink';
 import { FastpathBatch, NFPROTO_NETDEV, noNetdevFamily } from './nft-fastpath-batch';
 
 const NFT_MSG_GETTABLE = 1;
 const NFT_MSG_GETCHAIN = 4;
 const NFT_MSG_GETSETELEM = 13;
-const text = (b: Buffer | undefined): string => b?.toString('utf8').replace(/\0+$/, '') ?? '';
 
 interface TableState {
   chains: Set<string>;
@@ -58,7 +57,7 @@ async function readTable(sets: string[], timeoutMs: number): Promise<TableState 
   const chains = got.get(c);
   if (chains && chains.errno < 0 && chains.errno !== -2) throw kernelError(`nftables: list chains of netdev ${FASTPATH_TABLE}`, chains.errno);
   const state: TableState = {
-    chains: new Set((chains?.msgs ?? []).map((m) => attrsOf(m.payload)).filter((a) => text(a.get(1)) === FASTPATH_TABLE).map((a) => text(a.get(3)))),
+    chains: new Set((chains?.msgs ?? []).map((m) => attrsOf(m.payload)).filter((a) => attrText(a.get(1)) === FASTPATH_TABLE).map((a) => attrText(a.get(3)) ?? '')),
     sets: new Map(),
   };
   // One dump per exchange: a netlink socket runs one dump at a time (EBUSY otherwise).

@@ -4,7 +4,9 @@
  * message and attribute encoding, rule expressions in the shapes iptables-nft writes (so
  * `iptables -S` can still read a chain we touched, and dockerd's iptables calls keep working), the
  * reply decoder, one request/reply exchange over a short-lived NETLINK_NETFILTER socket
- * (CAP_NET_ADMIN only), and the chain dump / table lookup built on it.
+ * (CAP_NET_ADMIN only), and built on it the chain dump, the table lookup and one transaction
+ * (NftTransaction: a batch of acked messages, answering the first refusal; also used by the
+ * fast path's netdev table, nft-fastpath-batch.ts).
  */
 import { getSystemErrorName } from 'node:util';
 import { RawNetlinkSocket } from 'netlink';
@@ -122,6 +124,8 @@ export function commentUdata(comment: string): Buffer {
 }
 
 // ---- decoding ----
+/** A string attribute's text, without its NUL terminator (undefined for a missing attribute). */
+export const attrText = (b: Buffer | undefined): string | undefined => b?.toString('utf8').replace(/\0+$/, '');
 export interface Reply {
   type: number;
   seq: number;
@@ -160,14 +164,14 @@ export function immediateVerdict(exprData: Buffer | undefined): { code: number; 
   const v = attrsOf(attrsOf(data ?? Buffer.alloc(0), 0).get(2 /* NFTA_DATA_VERDICT */) ?? Buffer.alloc(0), 0);
   const code = v.get(1 /* NFTA_VERDICT_CODE */);
   if (!code || code.length < 4) return undefined;
-  const chain = v.get(2 /* NFTA_VERDICT_CHAIN */)?.toString('utf8').replace(/\0+$/, '');
+  const chain = attrText(v.get(2 /* NFTA_VERDICT_CHAIN */));
   return chain === undefined ? { code: code.readInt32BE(0) } : { code: code.readInt32BE(0), chain };
 }
 /** The chain a rule jumps or goes to (`-j CHAIN`: an immediate verdict NFT_JUMP/NFT_GOTO), if it does. */
 export function jumpTarget(expressions: Buffer): string | undefined {
   for (const [, elem] of attrList(expressions)) {
     const e = attrsOf(elem, 0);
-    if (e.get(1 /* NFTA_EXPR_NAME */)?.toString('utf8').replace(/\0+$/, '') !== 'immediate') continue;
+    if (attrText(e.get(1 /* NFTA_EXPR_NAME */)) !== 'immediate') continue;
     const v = immediateVerdict(e.get(2 /* NFTA_EXPR_DATA */));
     if (v?.chain && (v.code === -3 /* NFT_JUMP */ || v.code === -4) /* NFT_GOTO */) return v.chain;
   }
@@ -176,7 +180,7 @@ export function jumpTarget(expressions: Buffer): string | undefined {
 /** The comment in a rule's user data (libnftnl TLVs), if any. */
 export function commentOf(udata: Buffer | undefined): string | undefined {
   for (let off = 0; udata && off + 2 <= udata.length; off += 2 + udata[off + 1]!) {
-    if (udata[off] === 0) return udata.subarray(off + 2, off + 2 + udata[off + 1]!).toString('utf8').replace(/\0+$/, '');
+    if (udata[off] === 0) return attrText(udata.subarray(off + 2, off + 2 + udata[off + 1]!));
   }
   return undefined;
 }
@@ -221,6 +225,40 @@ export function kernelError(what: string, errno: number): KernelError {
 export function sequencer(): () => number {
   let seq = (Date.now() & 0x7fffffff) >>> 0;
   return () => ++seq;
+}
+
+/**
+ * One nftables transaction of `family`: messages added in order (each acked), sent as one batch
+ * that the kernel applies whole or not at all. `commit` answers the first refused message — the
+ * tag it was added with and its (negative) errno — or null when every message was accepted.
+ */
+export class NftTransaction<Tag = undefined> {
+  private readonly seq = sequencer();
+  private readonly msgs: Buffer[] = [];
+  private readonly sent: { seq: number; tag: Tag | undefined }[] = [];
+
+  constructor(private readonly family: number) {}
+
+  get size(): number {
+    return this.msgs.length;
+  }
+
+  /** Add NFT_MSG_<type> with `flags` (besides REQUEST|ACK) and its attributes. */
+  add(type: number, flags: number, body: Buffer[], tag?: Tag): void {
+    const s = this.seq();
+    this.sent.push({ seq: s, tag });
+    this.msgs.push(message(nftType(type), NLM_F_REQUEST | NLM_F_ACK | flags, s, this.family, 0, body));
+  }
+
+  async commit(timeoutMs: number): Promise<{ tag: Tag | undefined; errno: number } | null> {
+    if (this.msgs.length === 0) return null;
+    const got = await exchange(batch(this.seq, this.msgs), this.sent.map((m) => m.seq), timeoutMs);
+    for (const m of this.sent) {
+      const errno = got.get(m.seq)?.errno ?? 0;
+      if (errno < 0) return { tag: m.tag, errno };
+    }
+    return null;
+  }
 }
 
 export interface DumpedRule {

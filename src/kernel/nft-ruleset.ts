@@ -24,14 +24,12 @@
 import {
   attr,
   attrList,
+  attrText,
   baseChain,
-  batch,
   commentUdata,
   dumpChain,
-  exchange,
   immediateVerdict,
   kernelError,
-  message,
   nest,
   NFPROTO_IPV4,
   NFT_MSG_DELRULE,
@@ -42,12 +40,9 @@ import {
   NFTA_RULE_POSITION,
   NFTA_RULE_TABLE,
   NFTA_RULE_USERDATA,
-  nftType,
-  NLM_F_ACK,
+  NftTransaction,
   NLM_F_APPEND,
   NLM_F_CREATE,
-  NLM_F_REQUEST,
-  sequencer,
   str,
   tableExists,
   type DumpedRule,
@@ -97,7 +92,7 @@ export function signature(exprList: Buffer): string {
   const out: string[] = [];
   for (const [, elem] of attrList(exprList)) {
     const e = new Map(attrList(elem));
-    const name = e.get(1)?.toString('utf8').replace(/\0+$/, '') ?? '?';
+    const name = attrText(e.get(1)) ?? '?';
     const d = new Map(attrList(e.get(2) ?? Buffer.alloc(0)));
     const value = (t: number): string => new Map(attrList(d.get(t) ?? Buffer.alloc(0))).get(1)?.toString('hex') ?? '';
     if (name === 'payload') out.push(`payload@${d.get(3)?.readUInt32BE(0)}`);
@@ -106,7 +101,7 @@ export function signature(exprList: Buffer): string {
     else if (name === 'immediate') out.push(`verdict=${immediateVerdict(e.get(2))?.code}`);
     else if (name === 'target') {
       const info = d.get(3);
-      out.push(`target=${d.get(1)?.toString('utf8').replace(/\0+$/, '')}/${info && info.length >= 8 ? info.readUInt32LE(4) : '?'}`);
+      out.push(`target=${attrText(d.get(1))}/${info && info.length >= 8 ? info.readUInt32LE(4) : '?'}`);
     } else if (name !== 'counter') out.push(name);
   }
   return out.join(' ');
@@ -181,14 +176,8 @@ export class CommentedRules {
       add = want.filter((w) => !kept.has(key(w.chain, w.comment)));
       create = this.missing.filter((c) => add.some((w) => w.chain === c));
     }
-    const seq = sequencer();
-    const msgs: Buffer[] = [];
-    const acks: number[] = [];
-    const send = (type: number, flags: number, body: Buffer[]): void => {
-      const s = seq();
-      acks.push(s);
-      msgs.push(message(nftType(type), NLM_F_REQUEST | NLM_F_ACK | flags, s, NFPROTO_IPV4, 0, body));
-    };
+    const tx = new NftTransaction(NFPROTO_IPV4);
+    const send = (type: number, flags: number, body: Buffer[]): void => tx.add(type, flags, body);
     const base = (chain: string): Buffer[] => [attr(NFTA_RULE_TABLE, str(this.table)), attr(NFTA_RULE_CHAIN, str(chain))];
     const how = opts.create;
     if (how && create.length > 0) {
@@ -205,13 +194,10 @@ export class CommentedRules {
     for (const w of append ? add : [...add].reverse()) {
       send(NFT_MSG_NEWRULE, NLM_F_CREATE | (append || after.length ? NLM_F_APPEND : 0), [...base(w.chain), ...after, nest(NFTA_RULE_EXPRESSIONS, ...w.expressions), attr(NFTA_RULE_USERDATA, commentUdata(w.comment))]);
     }
-    if (msgs.length === 0) return { changed: false, added: 0, removed: 0 };
-    const got = await exchange(batch(seq, msgs), acks, this.timeoutMs);
-    for (const s of acks) {
-      const errno = got.get(s)?.errno ?? 0;
-      if (errno === -2 /* ENOENT */ && opts.enoent === 'no-chain') return 'no-chain';
-      if (errno < 0) throw kernelError(`nftables: ${opts.what}`, errno);
-    }
+    if (tx.size === 0) return { changed: false, added: 0, removed: 0 };
+    const refused = await tx.commit(this.timeoutMs);
+    if (refused?.errno === -2 /* ENOENT */ && opts.enoent === 'no-chain') return 'no-chain';
+    if (refused) throw kernelError(`nftables: ${opts.what}`, refused.errno);
     return { changed: true, added: add.length, removed: stale.length };
   }
 
