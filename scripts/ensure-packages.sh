@@ -3,10 +3,16 @@
 # `npm test` needs and this machine lacks (a fresh Debian 12 has none of them), as root.
 # While installing, a policy-rc.d forbids service starts: the etcd-server and docker.io packages
 # would start etcd on 2379 and a dockerd; the demo and the tests start their own.
+# `--list demo|test` prints every package of that list instead (.ci/run installs them all), so
+# the list lives here only.
 set -euo pipefail
-what=${1:?usage: ensure-packages.sh demo|test}
+list=0
+if [ "${1:-}" = --list ]; then list=1; shift; fi
+what=${1:?usage: ensure-packages.sh [--list] demo|test}
 need=()
+all=()
 want() { # want PACKAGE CHECK: CHECK is a command name or an absolute path
+  all+=("$1")
   case "$2" in
     /*) [ -e "$2" ] || need+=("$1") ;;
     *) command -v "$2" >/dev/null || need+=("$1") ;;
@@ -31,6 +37,10 @@ if [ "$what" = test ]; then
   want ca-certificates /etc/ssl/certs/ca-certificates.crt
   want chromium chromium
   want fonts-liberation /usr/share/fonts/truetype/liberation
+fi
+if [ "$list" = 1 ]; then
+  echo "${all[*]}"
+  exit 0
 fi
 [ ${#need[@]} -gt 0 ] || exit 0
 echo "== installing ${need[*]}"
