@@ -14,10 +14,13 @@ export type ErrorCode =
 
 export class OverlayError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  /** The cause alone, in our words, without the "verb object: " of the message (when known). */
+  readonly reason: string;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; reason?: string }) {
     super(message, options);
     this.code = code;
     this.name = 'OverlayError';
+    this.reason = options?.reason ?? message;
   }
 }
 
@@ -35,4 +38,9 @@ export function isOverlayError(e: unknown, code?: ErrorCode): e is OverlayError 
 export function errorText(e: unknown): string {
   if (e instanceof Error) return e.message;
   return String(e);
+}
+
+/** The cause of a thrown value without its "verb object: " (an OverlayError's reason), else its text. */
+export function reasonText(e: unknown): string {
+  return e instanceof OverlayError ? e.reason : errorText(e);
 }

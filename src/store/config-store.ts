@@ -6,7 +6,7 @@
  */
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
-import { errorText, invalid } from '../errors';
+import { errorText, invalid, OverlayError } from '../errors';
 import { parseNetworkConfig } from '../domain/network-config';
 import { toStoreError } from './etcd-client';
 import type { OverlayKeys } from './keys';
@@ -32,6 +32,8 @@ function sameState(a: ConfigState | null, b: ConfigState): boolean {
 export interface ConfigWatch {
   /** The state last reported. */
   current(): ConfigState | null;
+  /** Why the config cannot be read right now (etcd refused, timed out, …); null when it can. */
+  problem(): OverlayError | null;
   stop(): Promise<void>;
 }
 
@@ -99,7 +101,7 @@ export class ConfigStore {
       },
     });
     lw.start();
-    return this.track({ current: () => last, stop: () => lw.stop() });
+    return this.track({ current: () => last, problem: () => lw.problem, stop: () => lw.stop() });
   }
 
   /**

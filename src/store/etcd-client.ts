@@ -1,5 +1,6 @@
 /**
- * The one etcd3 client of the process, and the one place etcd3/gRPC errors become OverlayErrors.
+ * The one etcd3 client of the process. Its errors become OverlayErrors in etcd-errors.ts; every
+ * error a call throws is tagged here with the endpoints and files used, so messages can name them.
  *
  * Design note (see /work/shared/docs/etcd3-notes.md for the measurements behind each choice):
  * - etcd3's `dialTimeout` is ignored, so a hung server would stall a call forever. Every unary call
@@ -12,27 +13,17 @@
  * - Retried writes are safe for us: every create is a compare-and-create transaction whose
  *   callers recognise their own value when a retry finds the key already written.
  * - Credentials: files are read once, here, and an unreadable one is an INVALID error naming the
- *   setting and the path. The password never appears in a message (see {@link toStoreError}).
+ *   setting and the path. The password never appears in a message (see etcd-errors.ts).
  */
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
-import { ConstantBackoff, ExponentialBackoff, handleWhen, IBackoff, isBrokenCircuitError, noop, retry } from 'cockatiel';
-import {
-  ClientClosedError,
-  Etcd3,
-  EtcdAuthenticationFailedError,
-  EtcdLeaseInvalidError,
-  EtcdPermissionDeniedError,
-  EtcdWatchStreamEnded,
-  GRPCDeadlineExceededError,
-  GRPCInvalidArgumentError,
-  GRPCOutOfRangeError,
-  GRPCUnauthenticatedError,
-  GRPCUnavailableError,
-  IOptions,
-} from 'etcd3';
+import { ConstantBackoff, ExponentialBackoff, handleWhen, IBackoff, IPolicy, noop, retry } from 'cockatiel';
+import { Etcd3, GRPCDeadlineExceededError, GRPCUnavailableError, IOptions } from 'etcd3';
 import type { Settings } from '../config/settings';
 import { OverlayError } from '../errors';
+import { EtcdTarget, registerTarget, tagError } from './etcd-errors';
+
+export { isUnavailable, rawEtcdText, tagWithTarget, tlsProblem, toStoreError, type EtcdTarget } from './etcd-errors';
 
 /** The settings the client needs (a subset of {@link Settings}). */
 export type EtcdClientSettings = Pick<
@@ -47,9 +38,6 @@ export interface EtcdClientOptions {
 
 export const DEFAULT_CALL_DEADLINE_MS = 3000;
 
-/** Secrets that must never show up in an error message, registered by createEtcdClient. */
-const secrets = new Set<string>();
-
 /**
  * Build the process's etcd client. Throws INVALID when a TLS file cannot be read or the endpoint
  * list mixes http:// and https://.
@@ -61,6 +49,14 @@ const secrets = new Set<string>();
 export function createEtcdClient(settings: EtcdClientSettings, opts: EtcdClientOptions = {}): Etcd3 {
   const deadlineMs = opts.callDeadlineMs ?? DEFAULT_CALL_DEADLINE_MS;
   const hosts = [...settings.etcdEndpoints];
+  const target: EtcdTarget = {
+    endpoints: hosts,
+    deadlineMs,
+    ...(settings.etcdCaFile ? { caFile: settings.etcdCaFile } : {}),
+    ...(settings.etcdCertFile ? { certFile: settings.etcdCertFile } : {}),
+    ...(settings.etcdKeyFile ? { keyFile: settings.etcdKeyFile } : {}),
+    ...(settings.etcdUsername !== undefined ? { username: settings.etcdUsername } : {}),
+  };
   const options: IOptions = {
     hosts,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + deadlineMs }),
@@ -68,9 +64,12 @@ export function createEtcdClient(settings: EtcdClientSettings, opts: EtcdClientO
       host: () => noop,
       // One extra attempt per endpoint, only for fast failures; a deadline is not retried on a
       // single endpoint (it would just double the wait).
-      global: retry(
-        handleWhen((e) => e instanceof GRPCUnavailableError || (hosts.length > 1 && e instanceof GRPCDeadlineExceededError)),
-        { maxAttempts: Math.max(1, hosts.length), backoff: new ConstantBackoff(50) },
+      global: tagging(
+        retry(
+          handleWhen((e) => e instanceof GRPCUnavailableError || (hosts.length > 1 && e instanceof GRPCDeadlineExceededError)),
+          { maxAttempts: Math.max(1, hosts.length), backoff: new ConstantBackoff(50) },
+        ),
+        target,
       ),
       // etcd3 types this as IBackoff but calls .next() on it: it wants the factory (as its default).
       // Our ListWatch re-creates watchers itself; this only paces etcd3's own stream reconnects.
@@ -82,7 +81,6 @@ export function createEtcdClient(settings: EtcdClientSettings, opts: EtcdClientO
   if (tls) options.credentials = tls;
   if (settings.etcdUsername !== undefined) {
     const password = settings.etcdPassword ?? '';
-    if (password.length >= 3) secrets.add(password);
     options.auth = {
       username: settings.etcdUsername,
       password,
@@ -90,7 +88,9 @@ export function createEtcdClient(settings: EtcdClientSettings, opts: EtcdClientO
     };
   }
   try {
-    return new Etcd3(options);
+    const client = new Etcd3(options);
+    registerTarget(client, target, settings.etcdPassword);
+    return client;
   } catch (e) {
     throw new OverlayError('INVALID', `configure etcd client: ${(e as Error).message} (ETCD_ENDPOINTS)`, { cause: e });
   }
@@ -114,83 +114,18 @@ function readTlsFiles(s: EtcdClientSettings): IOptions['credentials'] | undefine
   };
 }
 
-function redact(text: string): string {
-  let out = text;
-  for (const s of secrets) out = out.split(s).join('<redacted>');
-  return out;
-}
-
 /**
- * A TLS failure in an etcd error, said so an operator knows which file to fix; null when the
- * message is not about TLS. gRPC wraps OpenSSL's text ("…:SSL routines:ssl3_read_bytes:sslv3
- * alert bad certificate:…"): only the alert or reason is quoted, never the rest.
+ * `policy`, whose failures carry `target` (etcd3 runs every unary call, and the authentication
+ * before it, through the global policy, and only calls its execute()).
  */
-export function tlsProblem(msg: string): string | null {
-  const alert = /alert ([a-z ]+?)(?::|$|\n)/i.exec(msg)?.[1]?.trim();
-  if (alert && /certificate|unknown ca|handshake failure|access denied/i.test(alert)) {
-    return (
-      `etcd refused this client's certificate (ETCD_CERTFILE, ETCD_KEYFILE): it must be signed by a CA etcd trusts ` +
-      `(etcd's --trusted-ca-file), be valid now and allow client authentication [TLS alert: ${alert}]`
-    );
-  }
-  const verify = /(certificate verify failed|unable to verify[^:\n]*|self[- ]signed certificate[^:\n]*|unable to get local issuer certificate|certificate has expired|Hostname\/IP does not match[^:\n]*|ERR_TLS_CERT[A-Z_]*)/i.exec(msg)?.[1];
-  if (verify) {
-    return `etcd's server certificate is not trusted: ETCD_CAFILE must hold the CA that signed it, and it must name the host of ETCD_ENDPOINTS [${verify.trim()}]`;
-  }
-  if (/certificate|SSL|TLS|handshake|wrong version number/i.test(msg)) {
-    const first = msg.split('\n')[0]!.slice(0, 200);
-    return `check ETCD_CAFILE, ETCD_CERTFILE, ETCD_KEYFILE and that ETCD_ENDPOINTS use https:// [${first}]`;
-  }
-  return null;
-}
-
-function grpcCode(e: unknown): number | undefined {
-  const code = (e as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : undefined;
-}
-
-/** True for failures that mean "etcd cannot be reached right now": retry later. */
-export function isUnavailable(e: unknown): boolean {
-  return (
-    e instanceof GRPCUnavailableError ||
-    e instanceof GRPCDeadlineExceededError ||
-    e instanceof EtcdWatchStreamEnded ||
-    e instanceof ClientClosedError ||
-    isBrokenCircuitError(e) ||
-    grpcCode(e) === 14 ||
-    grpcCode(e) === 4
-  );
-}
-
-/**
- * Translate anything an etcd call threw into an OverlayError: "<what>: <cause>".
- * - UNAVAILABLE: refused/dropped connections, deadlines, broken circuits, raw gRPC code 14;
- * - INVALID: authentication and permission problems, with the setting to fix;
- * - CONFLICT: the etcd lease is gone (expired or revoked);
- * - INTERNAL: anything else (including reads of compacted history).
- * OverlayErrors pass through unchanged. The password never appears in the message.
- *
- * @example
- *   try { await client.put(k).value(v) } catch (e) { throw toStoreError(e, `write ${k}`) }
- */
-export function toStoreError(e: unknown, what: string): OverlayError {
-  if (e instanceof OverlayError) return e;
-  const msg = redact(e instanceof Error ? e.message : String(e));
-  const make = (code: OverlayError['code'], text: string) => new OverlayError(code, `${what}: ${text}`, { cause: e });
-  if (isUnavailable(e)) {
-    const tls = tlsProblem(msg);
-    return make('UNAVAILABLE', tls ? `etcd unavailable: TLS problem: ${tls}` : `etcd unavailable: ${msg}`);
-  }
-  if (e instanceof EtcdAuthenticationFailedError) {
-    return make('INVALID', 'etcd rejected the credentials: check ETCD_USERNAME/ETCD_PASSWORD');
-  }
-  if (e instanceof GRPCInvalidArgumentError && /user name is empty/.test(msg)) {
-    return make('INVALID', 'etcd requires authentication: set ETCD_USERNAME and ETCD_PASSWORD');
-  }
-  if (e instanceof EtcdPermissionDeniedError || e instanceof GRPCUnauthenticatedError) {
-    return make('INVALID', `etcd denied access (${msg}): grant the etcd user of ETCD_USERNAME read/write on the prefix`);
-  }
-  if (e instanceof EtcdLeaseInvalidError) return make('CONFLICT', 'the etcd lease expired or was revoked');
-  if (e instanceof GRPCOutOfRangeError) return make('INTERNAL', `history was compacted: ${msg}`);
-  return make('INTERNAL', msg);
+function tagging(policy: IPolicy, target: EtcdTarget): IPolicy {
+  return new Proxy(policy, {
+    get(p, key, receiver) {
+      if (key !== 'execute') return Reflect.get(p, key, receiver);
+      return (fn: Parameters<IPolicy['execute']>[0], signal?: AbortSignal) =>
+        p.execute(fn, signal).catch((e: unknown) => {
+          throw tagError(e, target);
+        });
+    },
+  });
 }

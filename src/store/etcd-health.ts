@@ -6,6 +6,7 @@
  * One tracker per etcd client (WeakMap), read by the status server's `overlay_flannel_etcd_up`.
  */
 import type { Etcd3 } from 'etcd3';
+import { OverlayError } from '../errors';
 
 export interface EtcdHealthView {
   /** null until the first call or watch has an outcome. */
@@ -14,7 +15,7 @@ export interface EtcdHealthView {
   readonly lastOkAt: number | null;
   /** Unix ms of the last change between up and down. */
   readonly since: number | null;
-  /** The last failure, "what: message". */
+  /** The last failure, "what: problem" (a translated error already starts with its what). */
   readonly lastError: string | null;
 }
 
@@ -34,7 +35,7 @@ export class EtcdHealth implements EtcdHealthView {
   failed(what: string, err: unknown): void {
     if (this.up !== false) this.since = Date.now();
     this.up = false;
-    this.lastError = `${what}: ${err instanceof Error ? err.message : String(err)}`;
+    this.lastError = err instanceof OverlayError ? err.message : `${what}: ${err instanceof Error ? err.message : String(err)}`;
   }
 
   view(): EtcdHealthView {

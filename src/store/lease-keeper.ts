@@ -33,7 +33,7 @@ import { chooseSubnet, pickRandom } from '../domain/subnet-choice';
 import { conflict, errorText, OverlayError, unavailable } from '../errors';
 import { Backoff, sleep } from '../util/backoff';
 import { SerialQueue } from '../util/serial-queue';
-import { toStoreError } from './etcd-client';
+import { rawEtcdText, toStoreError } from './etcd-client';
 import { etcdHealthOf } from './etcd-health';
 import { leaseSubnetOfKey, OverlayKeys } from './keys';
 import { KeyValue, ListWatch, toKeyValue } from './list-watch';
@@ -74,6 +74,8 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
   private recovery: AbortController | null = null;
   /** The subnet we held last: after a loss we ask for it again first (flanneld: subnet.env). */
   private lastSubnet: Cidr | null = null;
+  /** Why the current acquire has not succeeded yet (null: not acquiring, or no problem seen). */
+  private acquireProblem: string | null = null;
 
   constructor(
     private readonly client: Etcd3,
@@ -88,6 +90,11 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
 
   current(): Lease | null {
     return this.lease;
+  }
+
+  /** Why no lease is held yet, in our words (etcd refused, no free subnet, …); null if none known. */
+  problem(): string | null {
+    return this.lease ? null : this.acquireProblem;
   }
 
   /**
@@ -124,8 +131,11 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
       } catch (e) {
         const err = toStoreError(e, 'acquire subnet lease');
         r = { kind: 'retry', reason: err.message, quiet: false };
+        this.acquireProblem = err.reason;
+        this.log.debug({ raw: rawEtcdText(e) }, 'acquire failed: the error as etcd3 gave it');
       }
       if (r.kind === 'ok') {
+        this.acquireProblem = null;
         if (signal.aborted) throw unavailable(`acquire subnet lease in ${formatCidr(config.network)}: aborted`);
         this.install(r);
         this.log.info({ subnet: formatCidr(r.lease.subnet), etcdLease: r.lease.etcdLease, attempts: attempt }, 'subnet lease acquired');
@@ -166,6 +176,7 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
     }
     if (choice.kind === 'exhausted') {
       const err = conflict(`no free subnet in ${formatCidr(config.network)} between SubnetMin and SubnetMax (${kvOf.size} leases)`);
+      this.acquireProblem = err.message;
       return { kind: 'retry', reason: err.message, quiet: false };
     }
     const started = Date.now();

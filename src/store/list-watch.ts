@@ -21,8 +21,8 @@
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { Backoff, BackoffOptions, sleep } from '../util/backoff';
-import { errorText } from '../errors';
-import { toStoreError } from './etcd-client';
+import { errorText, OverlayError } from '../errors';
+import { rawEtcdText, tagWithTarget, toStoreError } from './etcd-client';
 import { etcdHealthOf } from './etcd-health';
 
 /** A key-value as we pass it on: key as text, revisions as bigint, lease id as a decimal string. */
@@ -85,6 +85,8 @@ export class ListWatch {
   readonly ready: Promise<void> = new Promise((r) => (this.resolveReady = r));
   /** Counters for tests and the status page. */
   readonly stats = { lists: 0, watches: 0, disconnects: 0, cancels: 0, duplicates: 0 };
+  /** The last failure while no snapshot or watch works (null once one does): why we are waiting. */
+  problem: OverlayError | null = null;
 
   constructor(private readonly opts: ListWatchOptions) {
     this.log = opts.logger.child({ watch: opts.what });
@@ -124,11 +126,14 @@ export class ListWatch {
           needList = false;
           if (this.downSince !== null) this.log.info({ downMs: Date.now() - this.downSince }, 'listed again after an outage');
           this.downSince = null;
+          this.problem = null;
         } catch (e) {
-          const err = toStoreError(e, `list ${this.opts.what}`);
+          const err = toStoreError(tagWithTarget(e, this.opts.client), `list ${this.opts.what}`);
+          this.problem = err;
           etcdHealthOf(this.opts.client).failed(`list ${this.opts.what}`, err);
           if (this.downSince === null) this.log.warn({ err: err.message }, 'list failed; retrying with backoff');
           else this.log.debug({ err: err.message }, 'list failed again');
+          this.log.debug({ raw: rawEtcdText(e) }, 'list failed: the error as etcd3 gave it');
           this.downSince ??= Date.now();
           await sleep(this.backoff.next(), signal);
           continue;
@@ -144,9 +149,12 @@ export class ListWatch {
         needList = true;
       } else {
         this.stats.disconnects++;
-        etcdHealthOf(this.opts.client).failed(`watch ${this.opts.what}`, outcome.err);
-        if (this.downSince === null) this.log.warn({ err: errorText(outcome.err) }, 'watch disconnected; reconnecting with backoff');
-        else this.log.debug({ err: errorText(outcome.err) }, 'watch still disconnected');
+        const err = toStoreError(tagWithTarget(outcome.err, this.opts.client), `watch ${this.opts.what}`);
+        this.problem = err;
+        etcdHealthOf(this.opts.client).failed(`watch ${this.opts.what}`, err);
+        if (this.downSince === null) this.log.warn({ err: err.message }, 'watch disconnected; reconnecting with backoff');
+        else this.log.debug({ err: err.message }, 'watch still disconnected');
+        this.log.debug({ raw: rawEtcdText(outcome.err) }, 'watch disconnected: the error as etcd3 gave it');
         this.downSince ??= Date.now();
       }
       await sleep(this.backoff.next(), signal);
@@ -182,6 +190,7 @@ export class ListWatch {
       const onAbort = () => finish({ kind: 'stopped' }, true);
       w.on('connected', () => {
         etcdHealthOf(this.opts.client).ok();
+        this.problem = null;
         if (this.downSince !== null) this.log.info({ downMs: Date.now() - this.downSince, from: String(from) }, 'watch resumed');
         else this.log.debug({ from: String(from) }, 'watch connected');
         this.downSince = null;

@@ -44,5 +44,7 @@ export interface LeaseKeeper extends EventEmitter {
   /** Acquire (or reuse by PublicIP) a lease; retries races and outages until `signal` aborts. */
   acquire(config: NetworkConfig, signal?: AbortSignal): Promise<Lease>;
   current(): Lease | null;
+  /** Why no lease is held yet, in our words (etcd refused, no free subnet, …); null if none known. */
+  problem?(): string | null;
   stop(): Promise<void>; // stops renewing; never deletes the lease (as flanneld)
 }

@@ -1,11 +1,12 @@
-// Key layout of src/store/keys.ts and the error mapping of src/store/etcd-client.ts (no etcd needed).
+// Key layout of src/store/keys.ts and the error mapping of src/store/etcd-errors.ts (no etcd needed).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BrokenCircuitError } from 'cockatiel';
 import { EtcdAuthenticationFailedError, EtcdLeaseInvalidError, GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
 import { formatCidr, parseCidr, parseIPv4 } from '../../src/domain/ipv4';
 import { OverlayError } from '../../src/errors';
-import { createEtcdClient, toStoreError } from '../../src/store/etcd-client';
+import { createEtcdClient, rawEtcdText, toStoreError, type EtcdTarget } from '../../src/store/etcd-client';
+import { tagError } from '../../src/store/etcd-errors';
 import { leaseSubnetOfKey, overlayKeys, parseAddressKey } from '../../src/store/keys';
 
 const keys = overlayKeys('/coreos.com/network/');
@@ -52,23 +53,57 @@ test('toStoreError maps etcd3, cockatiel and raw gRPC errors', () => {
   for (const e of [new GRPCUnavailableError('x'), new GRPCDeadlineExceededError('x'), new BrokenCircuitError(), raw14]) {
     assert.equal(toStoreError(e, 'read').code, 'UNAVAILABLE', String(e));
   }
-  assert.match(toStoreError(new EtcdAuthenticationFailedError('x'), 'read').message, /^read: etcd rejected the credentials: check ETCD_USERNAME\/ETCD_PASSWORD$/);
+  assert.match(toStoreError(new EtcdAuthenticationFailedError('x'), 'read').message, /^read: etcd rejected the credentials of the user \(authentication failed\): check ETCD_USERNAME\/ETCD_PASSWORD$/);
   assert.equal(toStoreError(new EtcdLeaseInvalidError('1'), 'renew').code, 'CONFLICT');
   const own = new OverlayError('CONFLICT', 'mine');
   assert.equal(toStoreError(own, 'x'), own);
 });
 
-test('TLS failures name the file to fix and quote only the alert, not OpenSSL\'s text', () => {
-  const badCert = new GRPCUnavailableError(
-    '14 UNAVAILABLE: No connection established. Last error: 808C8752967F0000:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:../deps/openssl/openssl/ssl/record/rec_layer_s3.c:1601:SSL alert number 42\n (2026-11-23T15:00:00.000Z)',
-  );
-  const m = toStoreError(badCert, 'list config').message;
-  assert.match(m, /^list config: etcd unavailable: TLS problem: etcd refused this client's certificate \(ETCD_CERTFILE, ETCD_KEYFILE\).*\[TLS alert: bad certificate\]$/);
-  assert.doesNotMatch(m, /rec_layer|808C/);
-  const untrusted = new GRPCUnavailableError('14 UNAVAILABLE: No connection established. Last error: Error: self-signed certificate in certificate chain');
-  assert.match(toStoreError(untrusted, 'x').message, /TLS problem: etcd's server certificate is not trusted: ETCD_CAFILE/);
-  const plain = new GRPCUnavailableError('14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:2379');
-  assert.equal(toStoreError(plain, 'x').message, 'x: etcd unavailable: 14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:2379');
+const target: EtcdTarget = { endpoints: ['https://192.0.2.9:2379'], caFile: '/etc/of/ca.crt', certFile: '/etc/of/c.crt', keyFile: '/etc/of/c.key', username: 'flannel', deadlineMs: 3000 };
+const grpc14 = (last: string) => new GRPCUnavailableError(`14 UNAVAILABLE: No connection established. Last error: ${last}. Resolution note: `);
+
+// Raw texts as etcd3 1.1 / grpc-js give them (the real ones are checked in test/faults/etcd-error-texts.test.ts).
+const translations: Array<[string, unknown, RegExp]> = [
+  ['refused', grpc14('Error: connect ECONNREFUSED 192.0.2.9:2379'), /^etcd at https:\/\/192\.0\.2\.9:2379 refused the connection \(nothing listens there\): check ETCD_ENDPOINTS/],
+  ['no route', grpc14('Error: connect ENETUNREACH 192.0.2.9:2379 - Local (0.0.0.0:0)'), /^etcd at https:\/\/192\.0\.2\.9:2379 is unreachable \(no route/],
+  ['no name', grpc14('Error: getaddrinfo ENOTFOUND etcd.example'), /^the host name in ETCD_ENDPOINTS \(https:\/\/192\.0\.2\.9:2379\) does not resolve/],
+  ['timed out', new GRPCDeadlineExceededError('4 DEADLINE_EXCEEDED: Deadline exceeded after 3.000s,Waiting for LB pick'), /^etcd at https:\/\/192\.0\.2\.9:2379 did not answer within 3 s \(timed out\)/],
+  ['dropped', grpc14('Connection dropped'), /^etcd at https:\/\/192\.0\.2\.9:2379 dropped the connection/],
+  [
+    'client cert refused',
+    grpc14('808C8752967F0000:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:../deps/openssl/openssl/ssl/record/rec_layer_s3.c:1601:SSL alert number 42\n (2026-11-23T15:00:00.000Z)'),
+    /^etcd at https:\/\/192\.0\.2\.9:2379 refused this host's client certificate \(ETCD_CERTFILE=\/etc\/of\/c\.crt, ETCD_KEYFILE=\/etc\/of\/c\.key\): .*\[TLS alert: bad certificate\]$/,
+  ],
+  ['server cert untrusted', grpc14('Error: unable to verify the first certificate'), /^etcd at https:\/\/192\.0\.2\.9:2379 presented a server certificate this host does not trust \(ETCD_CAFILE=\/etc\/of\/ca\.crt\): .*\[unable to verify the first certificate\]$/],
+  ['self-signed', grpc14('Error: self-signed certificate in certificate chain'), /does not trust \(ETCD_CAFILE=.*\[self-signed certificate in certificate chain\]$/],
+  ['no TLS on the server', grpc14('Error: Client network socket disconnected before secure TLS connection was established'), /^etcd at https:\/\/192\.0\.2\.9:2379 refused the TLS handshake: is it serving https\?/],
+  ['TLS on the server only', grpc14('Failed to connect (2026-12-02T18:59:21.460Z)'), /closed the connection at once: if etcd serves TLS, use https:\/\//],
+  [
+    'wrong password',
+    new EtcdAuthenticationFailedError('3 INVALID_ARGUMENT: etcdserver: authentication failed, invalid user ID or password'),
+    /^etcd at https:\/\/192\.0\.2\.9:2379 rejected the credentials of user "flannel" \(authentication failed\): check ETCD_USERNAME\/ETCD_PASSWORD$/,
+  ],
+];
+
+for (const [name, raw, want] of translations) {
+  test(`etcd failure in our words, naming the endpoint: ${name}`, () => {
+    const e = toStoreError(tagError(raw, target), 'read /k');
+    assert.match(e.reason, want);
+    assert.equal(e.message, `read /k: ${e.reason}`);
+    assert.equal(e.cause, raw, 'the raw error stays the cause (for debug logs)');
+    assert.doesNotMatch(e.message, /UNAVAILABLE|DEADLINE_EXCEEDED|INVALID_ARGUMENT|Resolution note|rec_layer|808C|Last error/);
+    assert.match(rawEtcdText(e), /<- (GRPC|Etcd)\w+Error: \d+ [A-Z_]+/, 'rawEtcdText shows the etcd3 error');
+  });
+}
+
+test('a client certificate asked for but not set says which settings to set', () => {
+  const noCert: EtcdTarget = { endpoints: ['https://192.0.2.9:2379'], deadlineMs: 3000 };
+  const e = toStoreError(tagError(grpc14('SSL routines:ssl3_read_bytes:sslv3 alert certificate required:x'), noCert), 'x');
+  assert.match(e.reason, /asks for a client certificate and none is set: set ETCD_CERTFILE and ETCD_KEYFILE/);
+});
+
+test('an untagged error still translates, without an endpoint', () => {
+  assert.match(toStoreError(grpc14('Error: connect ECONNREFUSED 127.0.0.1:2379'), 'x').message, /^x: etcd refused the connection/);
 });
 
 test('the password never appears in a mapped message', () => {
