@@ -5,10 +5,11 @@
  */
 import { loadSettings, SettingsError } from './config/settings';
 import { parseCommand, USAGE, Command } from './cli/args';
-import { runCommand } from './cli/commands';
+import { runCommand, withCommandDeadline } from './cli/commands';
 import { startDaemon } from './daemon/daemon';
 import { createLogger } from './util/logger';
 import { errorText } from './errors';
+import { rawEtcdText } from './store';
 
 async function main(argv: string[]): Promise<number> {
   let command: Command;
@@ -33,10 +34,13 @@ async function main(argv: string[]): Promise<number> {
     throw e;
   }
   if (command.cmd !== 'daemon') {
+    // One line per failure: no DEP0123 ("TLS ServerName to an IP address") on an https://IP endpoint.
+    process.noDeprecation = true;
     const log = createLogger(settings.logLevel === 'info' ? 'warn' : settings.logLevel);
     try {
-      return await runCommand(command, settings, log, (line) => process.stdout.write(line + '\n'));
+      return await withCommandDeadline(runCommand(command, settings, log, (line) => process.stdout.write(line + '\n')), settings);
     } catch (e) {
+      log.debug({ raw: rawEtcdText(e) }, 'the command failed: the error as etcd3 gave it');
       process.stderr.write(`overlay-flannel: ${errorText(e)}\n`);
       return 1;
     }

@@ -1,6 +1,8 @@
 /**
  * Operator commands: write and show an overlay's flannel config, and list every host's lease.
- * They talk to etcd with the daemon's settings and print to stdout.
+ * They talk to etcd with the daemon's settings and print to stdout. Unlike the daemon they never
+ * wait through an etcd outage: each etcd call has its deadline, and the first failure ends the
+ * command (main.ts prints it as one line naming the endpoints and the fix).
  */
 import type { Logger } from 'pino';
 import type { Settings } from '../config/settings';
@@ -13,11 +15,33 @@ import { createNetlinkKernel } from '../kernel';
 import { resolvePublicInterface } from '../reconcile/public-interface';
 import { prefixOfOverlay } from '../daemon/overlay-directory';
 import { DEFAULT_OVERLAY } from '../driver/overlays';
+import { unavailable } from '../errors';
 
 type Out = (line: string) => void;
 
+/** Deadline of each etcd call of a command: an operator waits for an answer, not for an outage. */
+export const COMMAND_CALL_DEADLINE_MS = 2000;
+/** Longest a whole command may take: well above one call's deadline, never "forever". */
+export const COMMAND_DEADLINE_MS = 15_000;
+
+/** `run`, or an UNAVAILABLE error naming the endpoints when it takes longer than `ms`. */
+export async function withCommandDeadline<T>(run: Promise<T>, settings: Pick<Settings, 'etcdEndpoints'>, ms = COMMAND_DEADLINE_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(unavailable(`gave up after ${ms / 1000} s: etcd at ${settings.etcdEndpoints.join(', ')} did not finish answering: check that etcd is healthy (etcdctl endpoint health)`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([run, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function runCommand(cmd: Exclude<Command, { cmd: 'daemon' | 'help' }>, settings: Settings, log: Logger, out: Out): Promise<number> {
-  const store = openStore(settings, log);
+  const store = openStore(settings, log, { callDeadlineMs: COMMAND_CALL_DEADLINE_MS });
   try {
     const ov = store.overlay(cmd.prefix ?? prefixOfOverlay(settings.etcdPrefix, cmd.name ?? DEFAULT_OVERLAY));
     if (cmd.cmd === 'config-set') {
@@ -39,8 +63,7 @@ export async function runCommand(cmd: Exclude<Command, { cmd: 'daemon' | 'help' 
     }
     const watcher = ov.leases();
     try {
-      await watcher.start();
-      const leases = watcher.leases();
+      const leases = await watcher.listOnce();
       const ownIP = settings.publicIP ?? (await ownPublicIP(settings));
       const rows = await Promise.all(leases.map(async (l) => leaseRow(l, await watcher.expiryOf(l), ownIP)));
       rows.sort((a, b) => a.subnet.localeCompare(b.subnet, 'en', { numeric: true }));

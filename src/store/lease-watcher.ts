@@ -22,7 +22,7 @@ import { decodeLeaseAttrs, Lease } from '../domain/lease';
 import { errorText } from '../errors';
 import { toStoreError } from './etcd-client';
 import { leaseSubnetOfKey, OverlayKeys } from './keys';
-import { KeyValue, ListWatch, WatchChange } from './list-watch';
+import { KeyValue, ListWatch, toKeyValue, WatchChange } from './list-watch';
 import type { LeaseEvent } from './types';
 
 type Snapshot = Extract<LeaseEvent, { type: 'snapshot' }>;
@@ -76,6 +76,22 @@ export class LeaseWatcher extends EventEmitter {
 
   stop(): Promise<void> {
     return this.lw.stop();
+  }
+
+  /**
+   * List the leases once, without watching (`overlay-flannel status`): fails at once with the
+   * translated error when etcd does not answer, instead of waiting through the outage as start() does.
+   */
+  async listOnce(): Promise<Lease[]> {
+    let kvs: KeyValue[];
+    try {
+      const res = await this.client.getAll().prefix(this.keys.subnetsPrefix).exec();
+      kvs = res.kvs.map(toKeyValue);
+    } catch (e) {
+      throw toStoreError(e, `list leases ${this.keys.subnetsPrefix}`);
+    }
+    this.onSnapshot(kvs);
+    return this.leases();
   }
 
   /** The current leases (a copy), as of the last event emitted. */
