@@ -92,7 +92,7 @@ export class AgentDirectory implements OverlayDirectory {
         return backend?.type === 'vxlan' && device ? { vni: backend.vni, device, directRouting: backend.directRouting } : null;
       },
       addresses: ov.addresses,
-      whenReady: (timeoutMs) => waitReady(agent, name, prefix, timeoutMs),
+      whenReady: (timeoutMs) => waitReady(agent, name, timeoutMs),
     };
     const entry = { agent, handle };
     this.agents.set(name, entry);
@@ -106,17 +106,12 @@ export class AgentDirectory implements OverlayDirectory {
   }
 }
 
-async function waitReady(agent: OverlayAgent, name: string, prefix: string, timeoutMs: number): Promise<void> {
+async function waitReady(agent: OverlayAgent, name: string, timeoutMs: number): Promise<void> {
   if (agent.state === 'ready') return;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      const why =
-        agent.lastConfigError === 'missing'
-          ? `it has no config at ${prefix}/config: write one with overlay-flannel config set ${name === DEFAULT_OVERLAY ? '' : `--name ${name} `}--network CIDR`
-          : agent.lastConfigError
-            ? `its config is invalid: ${agent.lastConfigError}`
-            : 'no lease yet (is etcd reachable?)';
+      const why = agent.notReadyReason();
       reject(unavailable(`overlay "${name}" is not ready on this host: ${why}`));
     }, timeoutMs);
   });

@@ -26,8 +26,11 @@ import { subnetEnvContent, writeSubnetFile } from './subnet-env';
 /** What the agent needs from the store for one overlay prefix. */
 export interface OverlayStorePort {
   readonly prefix: string;
-  /** Calls back with the current state once known (waiting through outages), then on every change. */
-  watchConfig(onChange: (s: ConfigState) => void): { stop(): Promise<void> | void };
+  /**
+   * Calls back with the current state once known (waiting through outages), then on every change;
+   * problem() says why the config cannot be read right now (etcd refused, timed out, …).
+   */
+  watchConfig(onChange: (s: ConfigState) => void): { stop(): Promise<void> | void; problem?(): { reason: string } | null };
   createKeeper(opts: LeaseKeeperOptions): LeaseKeeper;
   watchLeases(onEvent: (e: LeaseEvent) => void): LeaseWatchHandle;
 }
@@ -59,7 +62,7 @@ export class OverlayAgent extends EventEmitter {
   dataplane: OverlayDataplane | null = null;
   lastConfigError: string | null = null;
   private keeper: LeaseKeeper | null = null;
-  private configWatch: { stop(): Promise<void> | void } | null = null;
+  private configWatch: ReturnType<OverlayStorePort['watchConfig']> | null = null;
   private configRaw: string | null = null;
   private leaseWatch: LeaseWatchHandle | null = null;
   /** subnet → when the lease watch last saw that lease written (new, renewed, changed). */
@@ -92,6 +95,23 @@ export class OverlayAgent extends EventEmitter {
 
   lease(): Lease | null {
     return this.keeper?.current() ?? null;
+  }
+
+  /**
+   * Why this overlay is not ready, for the errors Docker shows: what keeps it from a lease right
+   * now (etcd's answer, the config, the subnets), in the words of the store's errors.
+   */
+  notReadyReason(): string {
+    const prefix = this.store.prefix;
+    const fix = `overlay-flannel config set ${this.opts.name === 'default' ? '' : `--name ${this.opts.name} `}--network CIDR`;
+    const keeperProblem = this.state === 'acquiring' ? this.keeper?.problem?.() : null;
+    if (keeperProblem) return `no lease yet: ${keeperProblem}`;
+    const configProblem = this.configWatch?.problem?.();
+    if (configProblem) return `no lease yet: ${configProblem.reason}`;
+    if (this.lastConfigError === 'missing') return `it has no config at ${prefix}/config: write one with ${fix}`;
+    if (this.lastConfigError) return `its config at ${prefix}/config is invalid: ${this.lastConfigError}; write a valid one with ${fix}`;
+    if (this.state === 'acquiring') return 'no lease yet: still acquiring one';
+    return 'no lease yet: etcd has not answered yet';
   }
 
   private onConfig(s: ConfigState): void {
