@@ -1,0 +1,77 @@
+// Why an overlay is not ready (OverlayAgent.notReadyReason), as Docker shows it: driven through a
+// fake store port and a fake kernel, in the order the agent meets each state.
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { test } from 'node:test';
+import pino from 'pino';
+import { parseCidr } from '../../src/domain/ipv4';
+import { configStateOf } from '../../src/store/config-store';
+import type { ConfigState, LeaseKeeper } from '../../src/store/types';
+import { OverlayAgent, OverlayStorePort } from '../../src/reconcile/overlay-agent';
+import type { PublicInterface } from '../../src/reconcile/public-interface';
+import { SerialQueue } from '../../src/util/serial-queue';
+import { FakeKernel } from '../fakes/fake-kernel';
+
+const log = pino({ level: 'silent' });
+const REFUSED = 'etcd at https://192.0.2.254:2379 refused this host\'s client certificate (ETCD_CERTFILE=/etc/of/c.crt, ETCD_KEYFILE=/etc/of/c.key): …';
+
+/** An agent on a port whose config watch and keeper the test steers. */
+function rig(name: string) {
+  const kernel = new FakeKernel();
+  const eth = kernel.addDevice('eth0', { mtu: 1500, up: true, cidr: '192.0.2.1/24' });
+  const pub: PublicInterface = { link: eth, address: '192.0.2.1', publicIP: '192.0.2.1', networks: [parseCidr('192.0.2.0/24')] };
+  let onConfig: (s: ConfigState) => void = () => undefined;
+  const steer = { configProblem: null as string | null, keeperProblem: null as string | null, keepers: 0 };
+  const port: OverlayStorePort = {
+    prefix: `/coreos.com/network-${name}`,
+    watchConfig: (cb) => {
+      onConfig = cb;
+      return { stop: () => undefined, problem: () => (steer.configProblem ? { reason: steer.configProblem } : null) };
+    },
+    createKeeper: () => {
+      steer.keepers++;
+      const keeper = Object.assign(new EventEmitter(), {
+        acquire: () => new Promise<never>(() => undefined), // etcd keeps refusing
+        current: () => null,
+        problem: () => steer.keeperProblem,
+        stop: async () => undefined,
+      });
+      return keeper as unknown as LeaseKeeper;
+    },
+    watchLeases: () => ({ stop: () => undefined }),
+  };
+  const agent = new OverlayAgent(port, kernel, new SerialQueue(), pub, log, { name, ttlSec: 60, renewMarginSec: 10, resyncIntervalMs: 60_000 });
+  return { agent, steer, config: (raw: string | null) => onConfig(configStateOf(raw)) };
+}
+
+test('not ready: each state names its cause and the fix', async () => {
+  const { agent, steer, config } = rig('blue');
+  await agent.start();
+  assert.equal(agent.notReadyReason(), 'no lease yet: etcd has not answered yet');
+
+  steer.configProblem = REFUSED; // the config watch cannot list
+  assert.equal(agent.notReadyReason(), `no lease yet: ${REFUSED}`);
+
+  steer.configProblem = null;
+  config(null);
+  assert.equal(agent.notReadyReason(), 'it has no config at /coreos.com/network-blue/config: write one with overlay-flannel config set --name blue --network CIDR');
+
+  config('{"Network":"10.9.0.0/16","SubnetLen":33}');
+  assert.match(agent.notReadyReason(), /^its config at \/coreos\.com\/network-blue\/config is invalid: .*"SubnetLen" must be between 0 and 32, got 33; write a valid one with overlay-flannel config set --name blue --network CIDR$/);
+
+  config('{"Network":"10.9.0.0/16","Backend":{"Type":"vxlan","VNI":9}}');
+  for (let i = 0; i < 100 && steer.keepers === 0; i++) await new Promise((r) => setImmediate(r)); // join() makes its keeper
+  assert.equal(agent.state, 'acquiring');
+  assert.equal(agent.notReadyReason(), 'no lease yet: still acquiring one');
+  steer.keeperProblem = 'etcd at http://192.0.2.254:2379 rejected the credentials of user "root" (authentication failed): check ETCD_USERNAME/ETCD_PASSWORD';
+  assert.equal(agent.notReadyReason(), `no lease yet: ${steer.keeperProblem}`);
+  await agent.stop();
+});
+
+test('not ready: the default overlay\'s fix has no --name', async () => {
+  const { agent, config } = rig('default');
+  await agent.start();
+  config(null);
+  assert.match(agent.notReadyReason(), /write one with overlay-flannel config set --network CIDR$/);
+  await agent.stop();
+});
