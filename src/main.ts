@@ -6,7 +6,6 @@
 import { loadSettings, SettingsError } from './config/settings';
 import { parseCommand, USAGE, Command } from './cli/args';
 import { runCommand, withCommandDeadline } from './cli/commands';
-import { startDaemon } from './daemon/daemon';
 import { createLogger } from './util/logger';
 import { errorText } from './errors';
 import { rawEtcdText } from './store';
@@ -51,6 +50,8 @@ async function main(argv: string[]): Promise<number> {
     log.fatal({ err: errorText(e), stack: e.stack }, 'uncaught exception; exiting');
     process.exit(1);
   });
+  // Loaded here, not at the top: an operator command starts without the daemon's modules (~0.5 s).
+  const { startDaemon } = await import('./daemon/daemon');
   const daemon = await startDaemon(settings, log);
   await new Promise<void>((resolve) => {
     let stopping = false;
