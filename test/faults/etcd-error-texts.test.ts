@@ -22,7 +22,7 @@ import { createLab, DaemonHandle, Host, Lab, Ns } from '../helpers/netns-lab';
 import { EtcdServer, findFreePorts, startEtcd } from '../helpers/etcd-server';
 import { post } from '../helpers/plugin-http';
 import { run, RunResult } from '../helpers/run';
-import { etcdTlsArgs, makeCa, makeCert } from '../helpers/tls-certs';
+import { makeEtcdPki, startTlsEtcd } from '../helpers/tls-certs';
 import { waitFor } from '../helpers/wait';
 
 const MAIN = join(resolve(__dirname, '../..'), 'dist/main.js');
@@ -129,17 +129,8 @@ describe('etcd failures in our words: the CLI and the daemon', { timeout: 400_00
     for (const n of [1, 2, 3, 4]) await lab.addHost(n);
     h1 = lab.hosts.get(1)!;
     noRoute = await lab.addContainerNs(undefined, 'nr'); // lo only: no route anywhere
-    await makeCa(dir, 'good');
-    await makeCa(dir, 'rogue');
-    await makeCert(dir, 'good', 'server', 'serverAuth', `IP:${ETCD_IP}`);
-    await makeCert(dir, 'good', 'client', 'clientAuth');
-    await makeCert(dir, 'rogue', 'intruder', 'clientAuth');
-    tlsEtcd = await startEtcd({
-      netns: lan.ns,
-      host: ETCD_IP,
-      clientTls: { caFile: f('good-ca.crt'), certFile: f('client.crt'), keyFile: f('client.key') },
-      extraArgs: etcdTlsArgs(dir, 'good'),
-    });
+    await makeEtcdPki(dir, ETCD_IP);
+    tlsEtcd = await startTlsEtcd(dir, { netns: lan.ns, host: ETCD_IP });
     authEtcd = await startEtcd({ netns: lan.ns, host: ETCD_IP });
     await authEtcd.etcdctl(['user', 'add', 'root', `--new-user-password=${password}`, '--interactive=false']);
     await authEtcd.etcdctl(['auth', 'enable']);

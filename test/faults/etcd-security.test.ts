@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createLab, DaemonHandle, Lab } from '../helpers/netns-lab';
 import { EtcdServer, startEtcd } from '../helpers/etcd-server';
-import { etcdTlsArgs, makeCa, makeCert } from '../helpers/tls-certs';
+import { makeEtcdPki, startTlsEtcd } from '../helpers/tls-certs';
 import { sleep, waitFor } from '../helpers/wait';
 
 const MAIN = join(resolve(__dirname, '../..'), 'dist/main.js');
@@ -80,17 +80,8 @@ describe('etcd security: TLS client certificates and username/password', { timeo
     const tlsEnv = () => ({ ETCD_ENDPOINTS: etcd.endpoint, ETCD_CAFILE: f('good-ca.crt'), ETCD_CERTFILE: f('client.crt'), ETCD_KEYFILE: f('client.key') });
 
     before(async () => {
-      await makeCa(dir, 'good');
-      await makeCa(dir, 'rogue');
-      await makeCert(dir, 'good', 'server', 'serverAuth', `IP:${ETCD_IP}`);
-      await makeCert(dir, 'good', 'client', 'clientAuth');
-      await makeCert(dir, 'rogue', 'intruder', 'clientAuth');
-      etcd = await startEtcd({
-        netns: lanNs,
-        host: ETCD_IP,
-        clientTls: { caFile: f('good-ca.crt'), certFile: f('client.crt'), keyFile: f('client.key') },
-        extraArgs: etcdTlsArgs(dir, 'good'),
-      });
+      await makeEtcdPki(dir, ETCD_IP);
+      etcd = await startTlsEtcd(dir, { netns: lanNs, host: ETCD_IP });
       etcds.push(etcd);
       assert.match(etcd.endpoint, /^https:\/\//);
       await lab.hosts.get(1)!.execOk('node', [MAIN, 'config', 'set', '--network', network, '--vni', String(vni)], {

@@ -2,9 +2,11 @@
  * tls-certs.ts — throwaway certificates for the etcd TLS tests, made with openssl in a directory
  * of the test's own: a CA, certificates it signs (a server certificate for an etcd address, client
  * certificates), and as many unrelated CAs as a test needs to make certificates etcd must refuse.
+ * {@link makeEtcdPki} makes the set both TLS test files use, {@link startTlsEtcd} an etcd on it.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { EtcdServer, startEtcd } from './etcd-server';
 import { run } from './run';
 
 async function openssl(dir: string, args: string[]): Promise<void> {
@@ -25,10 +27,23 @@ export async function makeCert(dir: string, ca: string, name: string, usage: 'se
 }
 
 /**
- * etcd flags that serve clients over TLS and require a client certificate signed by `ca`:
- * `<dir>/<ca>-ca.crt` trusted, `<dir>/server.{crt,key}` served.
+ * In `dir`: CAs `good` and `rogue`; `server` (signed by good, for `serverIp`), `client` (good,
+ * accepted) and `intruder` (rogue: a client certificate etcd must refuse).
  */
-export function etcdTlsArgs(dir: string, ca: string): string[] {
+export async function makeEtcdPki(dir: string, serverIp: string): Promise<void> {
+  await makeCa(dir, 'good');
+  await makeCa(dir, 'rogue');
+  await makeCert(dir, 'good', 'server', 'serverAuth', `IP:${serverIp}`);
+  await makeCert(dir, 'good', 'client', 'clientAuth');
+  await makeCert(dir, 'rogue', 'intruder', 'clientAuth');
+}
+
+/** A real etcd at `host` (in `netns`) serving TLS with `server`, requiring client certificates of CA good. */
+export function startTlsEtcd(dir: string, opts: { netns: string; host: string }): Promise<EtcdServer> {
   const f = (n: string) => join(dir, n);
-  return ['--client-cert-auth', '--trusted-ca-file', f(`${ca}-ca.crt`), '--cert-file', f('server.crt'), '--key-file', f('server.key')];
+  return startEtcd({
+    ...opts,
+    clientTls: { caFile: f('good-ca.crt'), certFile: f('client.crt'), keyFile: f('client.key') },
+    extraArgs: ['--client-cert-auth', '--trusted-ca-file', f('good-ca.crt'), '--cert-file', f('server.crt'), '--key-file', f('server.key')],
+  });
 }
