@@ -19,8 +19,15 @@ import { unavailable } from '../errors';
 
 type Out = (line: string) => void;
 
-/** Deadline of each etcd call of a command: an operator waits for an answer, not for an outage. */
-export const COMMAND_CALL_DEADLINE_MS = 2000;
+/**
+ * Deadline of each attempt of an etcd call of a command: an operator waits for an answer, not for
+ * an outage. A call that times out moves on to the next endpoint, so with several endpoints each
+ * gets a share of ~2.4 s (2 s for one endpoint, at least 1 s each).
+ */
+export function commandCallDeadlineMs(endpoints: number): number {
+  if (endpoints <= 1) return 2000;
+  return Math.max(1000, Math.round(2400 / endpoints / 100) * 100);
+}
 /** Longest a whole command may take: well above one call's deadline, never "forever". */
 export const COMMAND_DEADLINE_MS = 15_000;
 
@@ -41,7 +48,7 @@ export async function withCommandDeadline<T>(run: Promise<T>, settings: Pick<Set
 }
 
 export async function runCommand(cmd: Exclude<Command, { cmd: 'daemon' | 'help' }>, settings: Settings, log: Logger, out: Out): Promise<number> {
-  const store = openStore(settings, log, { callDeadlineMs: COMMAND_CALL_DEADLINE_MS });
+  const store = openStore(settings, log, { callDeadlineMs: commandCallDeadlineMs(settings.etcdEndpoints.length) });
   try {
     const ov = store.overlay(cmd.prefix ?? prefixOfOverlay(settings.etcdPrefix, cmd.name ?? DEFAULT_OVERLAY));
     if (cmd.cmd === 'config-set') {

@@ -184,6 +184,23 @@ describe('etcd failures in our words: the CLI and the daemon', { timeout: 400_00
     }
   });
 
+  it('two endpoints that never answer: both named, each tried, still < 5 s', async () => {
+    const accepted = new Set<Socket>();
+    const second = createServer((s) => accepted.add(s)); // accepts, never answers
+    await new Promise<void>((r) => second.listen(0, '127.0.0.1', r));
+    try {
+      const port2 = (second.address() as { port: number }).port;
+      const args = ['status', '--json'];
+      const r = await cli(undefined, args, { ETCD_ENDPOINTS: `http://127.0.0.1:${hungPort},http://127.0.0.1:${port2}`, ETCD_PREFIX: prefix });
+      console.log(`# two never answer: exit ${r.code} in ${r.ms} ms: ${failureLines(r)[0]}`);
+      assertFailsFast(r, args, new RegExp(`etcd at http://127\\.0\\.0\\.1:${hungPort}, http://127\\.0\\.0\\.1:${port2} did not answer within 1\\.2 s \\(timed out\\)`));
+      assert.ok(r.ms >= 2_300, `both endpoints were waited for (2 × 1.2 s): ${r.ms} ms`);
+    } finally {
+      for (const s of accepted) s.destroy();
+      await new Promise<void>((r) => second.close(() => r()));
+    }
+  });
+
   it('a dropped address and one without a route, from test namespaces: timed out / unreachable, < 5 s', async () => {
     for (const args of [['status'], ['config', 'set', '--network', '10.1.0.0/16', '--name', 'blue'], ['status', '--json', '--name', 'blue']]) {
       const dropped = await cli(h1, args, { ETCD_ENDPOINTS: `http://${BLACKHOLE}:2379`, ETCD_PREFIX: prefix });
