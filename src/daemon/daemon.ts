@@ -13,7 +13,7 @@ import { Settings, redactedSettings } from '../config/settings';
 import { createNetlinkKernel } from '../kernel';
 import type { Kernel } from '../kernel/types';
 import { openStore, Store } from '../store';
-import { describePublic, PublicInterface, resolvePublicInterface } from '../reconcile/public-interface';
+import { describePublic, PublicInterface, resolvePublicInterface } from '../host/public-interface';
 import { SerialQueue } from '../util/serial-queue';
 import { Backoff, sleep } from '../util/backoff';
 import { errorText } from '../errors';
@@ -21,19 +21,19 @@ import { formatCidr } from '../domain/ipv4';
 import { DEFAULT_OVERLAY } from '../driver/overlays';
 import { OverlayPluginDriver } from '../driver/plugin-driver';
 import { buildApi, closeApi, listenOnSocket } from '../api/server';
-import { buildStatusServer, parseHostPort, StatusMetrics } from '../api/status-server';
+import { buildStatusServer, parseHostPort, StatusMetrics } from '../status/server';
 import type { FastifyInstance } from 'fastify';
 import { AgentDirectory } from './overlay-directory';
 import type { OverlayAgent } from '../reconcile/overlay-agent';
-import { OverlayIsolation } from './isolation';
+import { OverlayIsolation } from '../reconcile/isolation-keeper';
 import { ensureOverlayIsolation } from '../kernel/nft-isolation';
 import { ensureFastpath, removeFastpath } from '../kernel/nft-fastpath';
-import { FastpathKeeper, gatherFastpath } from './fastpath';
+import { FastpathKeeper, gatherFastpath } from '../reconcile/fastpath-keeper';
 import { dockerSocketUsable } from '../docker/client';
 import { dockerPort, NetworkReplicator } from '../docker/network-replicator';
 import { dockerEndpointLister, localEndpoints } from '../docker/containers';
 import { dockerEndpoints } from '../docker/endpoint-addresses';
-import { AddressAudit } from './address-audit';
+import { AddressAudit } from '../reconcile/address-audit';
 import { HOST_VETH_PREFIX } from '../domain/names';
 
 export const RESYNC_INTERVAL_MS = 10_000;
@@ -121,7 +121,7 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
     );
     isolation.start();
     if (settings.fastpath) {
-      // Its own queue (see src/daemon/fastpath.ts): endpoint calls never wait behind it.
+      // Its own queue (see src/reconcile/fastpath-keeper.ts): endpoint calls never wait behind it.
       fastpath = new FastpathKeeper(() => gatherFastpath(dir.all(), kernel), (plan) => ensureFastpath(plan), new SerialQueue(), log.child({ component: 'fastpath' }));
       fastpath.start();
     } else {

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Kernel } from '../kernel/types';
 import type { Store } from '../store';
 import { OverlayAgent } from '../reconcile/overlay-agent';
-import type { PublicInterface } from '../reconcile/public-interface';
+import type { PublicInterface } from '../host/public-interface';
 import { SerialQueue } from '../util/serial-queue';
 import { DEFAULT_OVERLAY, OverlayDirectory, OverlayHandle } from '../driver/overlays';
 import { invalid, unavailable } from '../errors';

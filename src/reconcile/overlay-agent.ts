@@ -19,9 +19,9 @@ import { Lease, LeaseAttrs } from '../domain/lease';
 import { vtepMacFor } from '../domain/mac';
 import { SerialQueue } from '../util/serial-queue';
 import { OverlayDataplane } from './overlay-dataplane';
-import { PublicInterface } from './public-interface';
+import { PublicInterface } from '../host/public-interface';
 import { errorText } from '../errors';
-import { subnetEnvContent, writeSubnetFile } from './subnet-env';
+import { subnetEnvContent, writeSubnetFile } from '../host/subnet-env';
 
 /** What the agent needs from the store for one overlay prefix. */
 export interface OverlayStorePort {

@@ -9,17 +9,17 @@
  *   /api/v1/containers   the endpoints on this host, named through the Docker API when it answers
  *   /api/v1/etcd         the store's view of etcd: up, since, last error
  *   /api/v1/events       server-sent events: a "status" snapshot when leases come and go, and every 5 s
- *   /metrics             Prometheus (prom-client, see status-metrics.ts)
+ *   /metrics             Prometheus (prom-client, see metrics.ts)
  */
 import Fastify, { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ServerResponse } from 'node:http';
-import { statusPage } from './status-page';
-import { StatusMetrics } from './status-metrics';
-import { containersView, etcdView, health, kernelView, overlaysView, snapshot, StatusSource } from './status-views';
+import { statusPage } from './page';
+import { StatusMetrics } from './metrics';
+import { containersView, etcdView, health, kernelView, overlaysView, snapshot, StatusSource } from './views';
 
-export { StatusMetrics } from './status-metrics';
-export { health, kernelView, overlaysView, snapshot, type StatusAgent, type StatusSource } from './status-views';
+export { StatusMetrics } from './metrics';
+export { health, kernelView, overlaysView, snapshot, type StatusAgent, type StatusSource } from './views';
 
 export interface StatusServerOptions {
   metrics?: StatusMetrics;

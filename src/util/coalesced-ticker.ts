@@ -1,8 +1,8 @@
 /**
  * A check that runs every `intervalMs` and whenever it is kicked, one at a time on `queue`; a kick
  * while a check is already waiting joins it (so a burst of events costs one check). Used by the
- * keepers of kernel state that must follow both events and drift (daemon/isolation.ts,
- * daemon/fastpath.ts). A check that throws is a bug: it is reported, the ticker goes on.
+ * keepers of kernel state that must follow both events and drift (reconcile/isolation-keeper.ts,
+ * reconcile/fastpath-keeper.ts). A check that throws is a bug: it is reported, the ticker goes on.
  */
 import type { SerialQueue } from './serial-queue';
 

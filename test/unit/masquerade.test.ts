@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { masqComment, masqCommands, masqRules, masqRuleText } from '../../src/domain/masq-rules';
-import { subnetEnvContent, writeSubnetFile } from '../../src/reconcile/subnet-env';
+import { subnetEnvContent, writeSubnetFile } from '../../src/host/subnet-env';
 import { parseCidr } from '../../src/domain/ipv4';
 import { loadSettings, SettingsError } from '../../src/config/settings';
 import { FakeKernel } from '../fakes/fake-kernel';
@@ -16,7 +16,7 @@ import { SerialQueue } from '../../src/util/serial-queue';
 import { parseNetworkConfig } from '../../src/domain/network-config';
 import { Lease } from '../../src/domain/lease';
 import { vtepMacFor } from '../../src/domain/mac';
-import type { PublicInterface } from '../../src/reconcile/public-interface';
+import type { PublicInterface } from '../../src/host/public-interface';
 
 test("the masquerade rules are flannel's v0.20+ set, in flannel's order", () => {
   const cases: [string, string, string[]][] = [

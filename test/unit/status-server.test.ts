@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import pino from 'pino';
-import { buildStatusServer, StatusAgent, StatusMetrics, StatusSource } from '../../src/api/status-server';
+import { buildStatusServer, StatusAgent, StatusMetrics, StatusSource } from '../../src/status/server';
 import { parseCidr } from '../../src/domain/ipv4';
 import type { Lease } from '../../src/domain/lease';
 import { setDataplaneObserver } from '../../src/reconcile/overlay-dataplane';
