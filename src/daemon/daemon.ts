@@ -10,8 +10,7 @@
  */
 import type { Logger } from 'pino';
 import { Settings, redactedSettings } from '../config/settings';
-import { createNetlinkKernel } from '../kernel';
-import type { Kernel } from '../kernel/types';
+import { createNetlinkKernel, type Kernel } from '../kernel';
 import { openStore, Store } from '../store';
 import { describePublic, PublicInterface, resolvePublicInterface } from '../host/public-interface';
 import { SerialQueue } from '../util/serial-queue';
@@ -26,8 +25,6 @@ import type { FastifyInstance } from 'fastify';
 import { AgentDirectory } from './overlay-directory';
 import type { OverlayAgent } from '../reconcile/overlay-agent';
 import { OverlayIsolation } from '../reconcile/isolation-keeper';
-import { ensureOverlayIsolation } from '../kernel/nft-isolation';
-import { ensureFastpath, removeFastpath } from '../kernel/nft-fastpath';
 import { FastpathKeeper, gatherFastpath } from '../reconcile/fastpath-keeper';
 import { dockerSocketUsable } from '../docker/client';
 import { dockerPort, NetworkReplicator } from '../docker/network-replicator';
@@ -115,17 +112,17 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
     const dir = overlays;
     isolation = new OverlayIsolation(
       () => dir.all().map((o) => o.network()).filter((n): n is NonNullable<typeof n> => n !== null).map(formatCidr),
-      (nets) => ensureOverlayIsolation(nets),
+      (nets) => kernel.ensureForwardHead(nets),
       queue,
       log.child({ component: 'isolation' }),
     );
     isolation.start();
     if (settings.fastpath) {
       // Its own queue (see src/reconcile/fastpath-keeper.ts): endpoint calls never wait behind it.
-      fastpath = new FastpathKeeper(() => gatherFastpath(dir.all(), kernel), (plan) => ensureFastpath(plan), new SerialQueue(), log.child({ component: 'fastpath' }));
+      fastpath = new FastpathKeeper(() => gatherFastpath(dir.all(), kernel), (plan) => kernel.ensureFastpath(plan), new SerialQueue(), log.child({ component: 'fastpath' }));
       fastpath.start();
     } else {
-      const removed = await removeFastpath().catch((e) => log.warn({ err: errorText(e) }, 'FASTPATH=false: could not remove the netdev table overlay-flannel of an earlier run'));
+      const removed = await kernel.removeFastpath().catch((e) => log.warn({ err: errorText(e) }, 'FASTPATH=false: could not remove the netdev table overlay-flannel of an earlier run'));
       log.info({ removedEarlierTable: removed === true }, 'FASTPATH=false: overlay packets are routed by the host (no netdev table)');
     }
     const { agent } = await overlays.join(DEFAULT_OVERLAY);

@@ -5,7 +5,7 @@
  * joined on first use.
  */
 import type { Logger } from 'pino';
-import type { Kernel } from '../kernel/types';
+import type { Kernel } from '../kernel';
 import type { Store } from '../store';
 import { OverlayAgent } from '../reconcile/overlay-agent';
 import type { PublicInterface } from '../host/public-interface';

@@ -8,7 +8,7 @@
  * this process started) and no names. The kernel's links come in as a port: no netlink here.
  */
 import { dockerClient } from './client';
-import type { LinkInfo } from '../kernel/types';
+import type { LinkInfo } from '../kernel';
 import { errorText } from '../errors';
 import { bridgeName } from '../domain/names';
 

@@ -10,7 +10,7 @@
  * All kernel writes go through the host's serial queue, shared with the overlay reconciler.
  */
 import type { Logger } from 'pino';
-import type { Kernel, LinkInfo } from '../kernel/types';
+import type { Kernel, LinkInfo } from '../kernel';
 import { gatewayOf } from '../domain/addresses';
 import { Cidr, cidr, cidrContains, formatCidr, formatIPv4, parseCidr, parseIPv4 } from '../domain/ipv4';
 import { bridgeName, vethNames } from '../domain/names';

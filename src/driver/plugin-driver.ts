@@ -3,7 +3,7 @@
  * connectivity (published ports) is DNAT in the network driver (src/kernel/nft-ports.ts).
  */
 import type { Logger } from 'pino';
-import type { Kernel } from '../kernel/types';
+import type { Kernel } from '../kernel';
 import { SerialQueue } from '../util/serial-queue';
 import { Ipam } from './ipam';
 import { NetworkDriver, NetworkEvents } from './network';

@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { errorText } from '../errors';
-import type { IsolationResult } from '../kernel/nft-isolation';
+import type { ForwardHeadResult } from '../kernel';
 import type { SerialQueue } from '../util/serial-queue';
 import { CoalescedTicker } from '../util/coalesced-ticker';
 
@@ -17,7 +17,7 @@ export class OverlayIsolation {
 
   constructor(
     private readonly networks: () => string[],
-    private readonly ensure: (networks: string[]) => Promise<IsolationResult>,
+    private readonly ensure: (networks: string[]) => Promise<ForwardHeadResult>,
     queue: SerialQueue,
     private readonly log: Logger,
     intervalMs = 5000,

@@ -10,7 +10,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { Kernel } from '../kernel/types';
+import type { Kernel } from '../kernel';
 import type { ConfigState, LeaseEvent, LeaseKeeper, LeaseKeeperOptions } from '../store/types';
 import { describeNetworkConfig, NetworkConfig } from '../domain/network-config';
 import { Cidr, cidr, cidrContains, formatCidr, parseIPv4 } from '../domain/ipv4';

@@ -11,7 +11,7 @@
  * All kernel writes go through the host's serial queue; runs coalesce while one is in flight.
  */
 import type { Logger } from 'pino';
-import type { Kernel } from '../kernel/types';
+import type { Kernel } from '../kernel';
 import { SerialQueue } from '../util/serial-queue';
 import { Cidr, formatCidr, formatIPv4, parseCidr } from '../domain/ipv4';
 import { Lease } from '../domain/lease';

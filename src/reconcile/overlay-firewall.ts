@@ -7,7 +7,7 @@
  * Callers run these inside the host's serial queue.
  */
 import type { Logger } from 'pino';
-import type { Kernel } from '../kernel/types';
+import type { Kernel } from '../kernel';
 import { errorText } from '../errors';
 import { masqCommands } from '../domain/masq-rules';
 import { notrackCommands, notrackRules } from '../domain/notrack-rules';

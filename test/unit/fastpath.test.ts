@@ -6,7 +6,7 @@ import { endpointChains, fastpathPlan, overlayChains, setChanges, type FastpathO
 import { formatIPv4, parseCidr } from '../../src/domain/ipv4';
 import pino from 'pino';
 import { FastpathKeeper, gatherFastpath } from '../../src/reconcile/fastpath-keeper';
-import type { FastpathResult } from '../../src/kernel/nft-fastpath';
+import type { FastpathResult } from '../../src/kernel';
 import { OverlayError } from '../../src/errors';
 import { SerialQueue } from '../../src/util/serial-queue';
 import type { OverlayHandle } from '../../src/driver/overlays';
