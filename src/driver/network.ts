@@ -14,7 +14,7 @@ import type { Kernel, LinkInfo } from '../kernel';
 import { gatewayOf } from '../domain/addresses';
 import { Cidr, cidr, cidrContains, formatCidr, formatIPv4, parseCidr, parseIPv4 } from '../domain/ipv4';
 import { bridgeName, vethNames } from '../domain/names';
-import { datapathOption, joinRoutes, LINK_LOCAL_GATEWAY, LINK_LOCAL_GATEWAY_CIDR, LINK_LOCAL_SCOPE, type Datapath } from '../domain/datapath';
+import { datapathOption, joinRoutes, LINK_LOCAL_GATEWAY, LINK_LOCAL_GATEWAY_CIDR, LINK_LOCAL_GATEWAY_IP, LINK_LOCAL_SCOPE, type Datapath } from '../domain/datapath';
 import { conflict, invalid, notFound, unavailable, unsupported } from '../errors';
 import { portRules, portRuleText } from '../domain/port-rules';
 import { SerialQueue } from '../util/serial-queue';
@@ -63,14 +63,14 @@ export class NetworkDriver {
     if (a.ipv6Data.length > 0 || a.options.enableIPv6) throw unsupported('IPv6 is not supported by overlay-flannel yet: create the network without --ipv6');
     const data = a.ipv4Data[0];
     if (!data) throw invalid('CreateNetwork without IPv4 data: create the network with overlay-flannel as its IPAM driver: ' + RIGHT_COMMAND);
-    const pool = parseCidr(data.Pool, 'IPv4Data.Pool');
+    const pool = parseCidr(data.pool, 'IPv4Data.Pool');
     const overlay = this.overlays.all().find((o) => {
       const l = o.lease();
       return l !== null && l.subnet.base === pool.base && l.subnet.len === pool.len;
     });
     if (!overlay) {
       throw invalid(
-        `the pool ${data.Pool} (address space "${data.AddressSpace}") does not come from overlay-flannel: an overlay network needs ` +
+        `the pool ${data.pool} (address space "${data.addressSpace}") does not come from overlay-flannel: an overlay network needs ` +
           `overlay-flannel's IPAM so that every host uses its own subnet of the overlay. Create it with: ${RIGHT_COMMAND}`,
       );
     }
@@ -141,12 +141,11 @@ export class NetworkDriver {
     if (!view) throw notFound(`network ${a.networkId.slice(0, 12)} has no bridge ${bridge} on this host: remove and re-create the container`);
     // CreateEndpoint of this process made the links moments ago; after a plugin restart in between, make sure.
     if (!this.endpointNetworks.has(a.endpointId)) await this.queue.run(() => this.ensureEndpointLinks(view, names, this.addresses.get(a.endpointId)));
-    const gw = formatIPv4(view.gateway);
     const overlayNet = this.overlays.all().map((o) => o.network()).find((n) => n && cidrContains(n, view.gateway)) ?? null;
     return {
-      InterfaceName: { SrcName: names.container, DstPrefix: 'eth' },
-      Gateway: view.mode === 'routed' ? LINK_LOCAL_GATEWAY : gw,
-      StaticRoutes: joinRoutes(view.mode, view.subnet, overlayNet, gw),
+      containerVeth: names.container,
+      gateway: view.mode === 'routed' ? LINK_LOCAL_GATEWAY_IP : view.gateway,
+      routes: joinRoutes(view.mode, view.subnet, overlayNet, view.gateway),
     };
   }
 
@@ -194,7 +193,7 @@ export class NetworkDriver {
       );
     }
     const { rules, skipped } = portRules(a.endpointId, address, a.portMap);
-    if (skipped.length > 0) this.log.info({ endpoint: a.endpointId.slice(0, 12), skipped: skipped.map((b) => `[${b.HostIP}]:${b.HostPort}`) }, 'IPv6 port bindings ignored (IPv6 is not supported)');
+    if (skipped.length > 0) this.log.info({ endpoint: a.endpointId.slice(0, 12), skipped: skipped.map((b) => `[${b.hostIP}]:${b.hostPort}`) }, 'IPv6 port bindings ignored (IPv6 is not supported)');
     const r = await this.queue.run(() => this.kernel.ensurePortMappings(a.endpointId, rules));
     if (r === 'no-chain' && rules.length > 0) {
       throw unavailable(`published ports of endpoint ${a.endpointId.slice(0, 12)}: this host has no nftables "ip nat" table (iptables-legacy?), so nothing was published. Rules wanted:\n` + rules.map((x) => `iptables -t nat ${portRuleText(x).replace('-A ', '-I ')}`).join('\n'));
