@@ -40,15 +40,20 @@ export interface LeaseWatchHandle {
 
 export type AgentState = 'waiting-for-config' | 'config-invalid' | 'acquiring' | 'ready' | 'stopped';
 
+/** How every overlay of this host runs: one frozen object built from the settings, passed whole. */
+export interface OverlayTuning {
+  readonly ttlSec: number;
+  readonly renewMarginSec: number;
+  readonly resyncIntervalMs: number;
+  /** IP_MASQ: flannel's masquerade rules for each overlay (removed again by stop()). */
+  readonly ipMasq: boolean;
+  /** NOTRACK: conntrack bypass rules for each overlay's traffic (removed again by stop()). */
+  readonly notrack: boolean;
+}
+
 export interface AgentOptions {
   name: string; // "default" or the overlay's name
-  ttlSec: number;
-  renewMarginSec: number;
-  resyncIntervalMs: number;
-  /** IP_MASQ: flannel's masquerade rules for this overlay (removed again by stop()). */
-  ipMasq?: boolean;
-  /** NOTRACK: conntrack bypass rules for this overlay's traffic (removed again by stop()). */
-  notrack?: boolean;
+  tuning: OverlayTuning;
   /** SUBNET_FILE: write flanneld's subnet.env here on every lease (the default overlay only). */
   subnetFile?: string;
 }
@@ -137,7 +142,7 @@ export class OverlayAgent extends EventEmitter {
 
   private async join(config: NetworkConfig): Promise<void> {
     this.state = 'acquiring';
-    const dataplane = new OverlayDataplane(this.kernel, this.queue, this.log, config, this.pub, { ipMasq: this.opts.ipMasq ?? false, notrack: this.opts.notrack ?? false });
+    const dataplane = new OverlayDataplane(this.kernel, this.queue, this.log, config, this.pub, this.opts.tuning);
     this.dataplane = dataplane;
     const previous = await this.previousSubnet(config);
     if (previous) this.log.info({ subnet: formatCidr(previous) }, 'found the subnet this host had before on its device; asking for it again');
@@ -145,8 +150,8 @@ export class OverlayAgent extends EventEmitter {
       publicIP: this.pub.publicIP,
       previousSubnet: () => previous,
       attrsFor: (c) => this.attrsFor(c),
-      ttlSec: this.opts.ttlSec,
-      renewMarginSec: this.opts.renewMarginSec,
+      ttlSec: this.opts.tuning.ttlSec,
+      renewMarginSec: this.opts.tuning.renewMarginSec,
     });
     this.keeper = keeper;
     keeper.on('acquired', (e: { lease: Lease }) => {
@@ -166,7 +171,7 @@ export class OverlayAgent extends EventEmitter {
     await dataplane.attach(lease);
     await this.writeSubnetEnv(config, lease);
     this.leaseWatch = this.store.watchLeases((ev) => this.onLeaseEvent(ev));
-    dataplane.startTimer(this.opts.resyncIntervalMs);
+    dataplane.startTimer(this.opts.tuning.resyncIntervalMs);
     this.state = 'ready';
     this.resolveReady();
   }
@@ -231,7 +236,7 @@ export class OverlayAgent extends EventEmitter {
     const dp = this.dataplane;
     if (!path || !dp || this.state === 'stopped') return;
     try {
-      await writeSubnetFile(path, subnetEnvContent(config.network, lease.subnet, dp.mtu, this.opts.ipMasq ?? false));
+      await writeSubnetFile(path, subnetEnvContent(config.network, lease.subnet, dp.mtu, this.opts.tuning.ipMasq));
       this.log.info({ path, subnet: formatCidr(lease.subnet) }, 'subnet.env written');
     } catch (e) {
       this.log.warn({ err: errorText(e), path }, 'could not write subnet.env (SUBNET_FILE); the overlay works without it');

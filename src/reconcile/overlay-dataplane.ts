@@ -78,9 +78,9 @@ export class OverlayDataplane {
     private readonly log: Logger,
     private readonly config: NetworkConfig,
     private readonly pub: PublicInterface,
-    opts: Partial<FirewallOptions> = {},
+    firewall: FirewallOptions = { ipMasq: false, notrack: false },
   ) {
-    this.firewall = new OverlayFirewall(kernel, log, formatCidr(config.network), { ipMasq: opts.ipMasq ?? false, notrack: opts.notrack ?? false });
+    this.firewall = new OverlayFirewall(kernel, log, formatCidr(config.network), firewall);
   }
 
   /** The MTU containers on this overlay must use. */

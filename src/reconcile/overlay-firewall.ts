@@ -13,8 +13,8 @@ import { masqCommands } from '../domain/masq-rules';
 import { notrackCommands, notrackRules } from '../domain/notrack-rules';
 
 export interface FirewallOptions {
-  ipMasq: boolean;
-  notrack: boolean;
+  readonly ipMasq: boolean;
+  readonly notrack: boolean;
 }
 
 /** What the overlay's vxlan device receives on (none for host-gw). */

@@ -120,7 +120,7 @@ function dataplane(ipMasq: boolean) {
   const kernel = new FakeKernel();
   const eth = kernel.addDevice('eth0', { mtu: 1500, up: true, cidr: '192.0.2.1/24' });
   const pub: PublicInterface = { link: eth, address: '192.0.2.1', publicIP: '192.0.2.1', networks: [parseCidr('192.0.2.0/24')] };
-  return { kernel, dp: new OverlayDataplane(kernel, new SerialQueue(), log, cfg, pub, { ipMasq }) };
+  return { kernel, dp: new OverlayDataplane(kernel, new SerialQueue(), log, cfg, pub, { ipMasq, notrack: false }) };
 }
 
 test('the dataplane writes the masquerade rules for its subnet, follows a subnet change, repairs them on a full sync and removes them on detach', async () => {

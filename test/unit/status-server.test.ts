@@ -154,7 +154,7 @@ test('/metrics: names, leases gauge, API observer, dataplane hook, renewals', as
 test('/api/v1/events streams a snapshot, then another when peers change; / serves the page', async () => {
   const { app, agent } = setup();
   await app.listen({ host: '127.0.0.1', port: 0 });
-  const port = (app.server.address() as { port: number }).port;
+  const port = app.address()!.port;
   const ac = new AbortController();
   try {
     const res = await fetch(`http://127.0.0.1:${port}/api/v1/events`, { signal: ac.signal });
