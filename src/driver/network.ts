@@ -13,16 +13,27 @@ import type { Logger } from 'pino';
 import type { Kernel, LinkInfo } from '../kernel';
 import { gatewayOf } from '../domain/addresses';
 import { Cidr, cidr, cidrContains, formatCidr, formatIPv4, parseCidr, parseIPv4 } from '../domain/ipv4';
-import { bridgeName, vethNames } from '../domain/names';
+import { BRIDGE_PREFIX, bridgeName, vethNames } from '../domain/names';
 import { datapathOption, joinRoutes, LINK_LOCAL_GATEWAY, LINK_LOCAL_GATEWAY_CIDR, LINK_LOCAL_GATEWAY_IP, LINK_LOCAL_SCOPE, type Datapath } from '../domain/datapath';
-import { conflict, invalid, notFound, unavailable, unsupported } from '../errors';
+import { conflict, errorText, invalid, notFound, OverlayError, unavailable, unsupported } from '../errors';
 import { portRules, portRuleText } from '../domain/port-rules';
 import { SerialQueue } from '../util/serial-queue';
+import { UndoStack } from '../util/undo-stack';
 import type { CreateEndpointArgs, CreateEndpointResult, CreateNetworkArgs, ExternalConnectivityArgs, JoinArgs, JoinResult } from './types';
 import { OverlayDirectory, OverlayHandle } from './overlays';
 
 export const MTU_OPTION = 'com.docker.network.driver.mtu';
+/** The MTU of an overlay whose device is not up yet: vxlan's on a 1500-byte underlay. */
+const MTU_UNTIL_READY = 1450;
 const RIGHT_COMMAND = 'docker network create -d overlay-flannel:latest --ipam-driver overlay-flannel:latest NAME';
+
+/** The refusal of a second Docker network on one overlay (CreateNetwork, and RequestPool before it). */
+export function overlayHasNetwork(overlay: string, bridge: string): OverlayError {
+  return conflict(
+    `overlay "${overlay}" already has a Docker network on this host (bridge ${bridge}); ` +
+      'use that network, or create another overlay (overlay-flannel config set --name NAME …) and pass --ipam-opt network=NAME',
+  );
+}
 
 /**
  * Told after a network was created or deleted by Docker (replication). Called before the handler
@@ -79,12 +90,7 @@ export class NetworkDriver {
     const name = bridgeName(a.networkId);
     await this.queue.run(async () => {
       const other = (await this.bridges()).find((b) => b.link.name !== name && cidrContains(pool, b.gateway));
-      if (other) {
-        throw conflict(
-          `overlay "${overlay.name}" already has a Docker network on this host (bridge ${other.link.name}); ` +
-            'use that network, or create another overlay (overlay-flannel config set --name NAME …) and pass --ipam-opt network=NAME',
-        );
-      }
+      if (other) throw overlayHasNetwork(overlay.name, other.link.name);
       await this.ensureBridge(name, pool, mtu, mode);
       this.modes.set(a.networkId, mode);
     });
@@ -123,15 +129,29 @@ export class NetworkDriver {
     return {};
   }
 
-  /** Inside the queue. The veth pair, and in routed mode forwarding and the host route on its host end. */
+  /**
+   * Inside the queue. The veth pair, and in routed mode forwarding and the host route on its host
+   * end. A step that fails undoes what this call made (as CNI's bridge plugin does), so a failed
+   * CreateEndpoint leaves no veth for the address audit to sweep minutes later. The pair's undo is
+   * registered before it is made: a create that fails half-way may leave one end behind. The
+   * bridge stays: it is the network's record, not the endpoint's.
+   */
   private async ensureEndpointLinks(view: BridgeView, names: { host: string; container: string }, address: string | undefined): Promise<void> {
-    if (view.mode === 'bridge') {
-      await this.kernel.ensureVethPair(names.host, names.container, view.link.mtu, view.link.name);
-      return;
+    const undo = new UndoStack();
+    undo.push(`delete veth ${names.host}`, () => this.kernel.deleteLink(names.host)); // its routes go with it
+    try {
+      if (view.mode === 'bridge') {
+        await this.kernel.ensureVethPair(names.host, names.container, view.link.mtu, view.link.name);
+      } else {
+        const host = await this.kernel.ensureVethPair(names.host, names.container, view.link.mtu);
+        await this.kernel.setForwarding(host.index, true);
+        if (address) await this.kernel.replaceRoute({ dst: `${address}/32`, oif: host.index, onlink: false });
+      }
+      undo.clear();
+    } catch (e) {
+      await undo.unwind((what, err) => this.log.warn({ veth: names.host, err: errorText(err), cause: errorText(e) }, `undoing a failed endpoint setup: could not ${what}`));
+      throw e;
     }
-    const host = await this.kernel.ensureVethPair(names.host, names.container, view.link.mtu);
-    await this.kernel.setForwarding(host.index, true);
-    if (address) await this.kernel.replaceRoute({ dst: `${address}/32`, oif: host.index, onlink: false });
   }
 
   async join(a: JoinArgs): Promise<JoinResult> {
@@ -217,7 +237,7 @@ export class NetworkDriver {
   }
 
   private mtuFor(overlay: OverlayHandle, option: string | undefined): number {
-    const max = overlay.mtu() ?? 1450;
+    const max = overlay.mtu() ?? MTU_UNTIL_READY;
     if (option === undefined || option === '') return max;
     const n = Number(option);
     if (!Number.isInteger(n) || n < 576) throw invalid(`-o ${MTU_OPTION}=${option}: must be a whole number ≥ 576`);
@@ -249,7 +269,7 @@ export class NetworkDriver {
     // The mode was only in the lost bridge (Docker does not repeat network options here): the default.
     const mode = this.modes.get(a.networkId) ?? 'routed';
     this.log.warn({ network: a.networkId.slice(0, 12), subnet: formatCidr(subnet), datapath: mode }, 'bridge missing (host rebooted?): rebuilding it');
-    return this.ensureBridge(bridgeName(a.networkId), subnet, overlay.mtu() ?? 1450, mode);
+    return this.ensureBridge(bridgeName(a.networkId), subnet, overlay.mtu() ?? MTU_UNTIL_READY, mode);
   }
 
   private async bridgeView(name: string): Promise<BridgeView | null> {
@@ -267,7 +287,7 @@ export class NetworkDriver {
   private async bridges(): Promise<BridgeView[]> {
     const out: BridgeView[] = [];
     for (const l of await this.kernel.listLinks()) {
-      if (!l.name.startsWith('ofb-')) continue;
+      if (!l.name.startsWith(BRIDGE_PREFIX)) continue;
       const v = await this.bridgeView(l.name);
       if (v) out.push(v);
     }

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import { FakeKernel } from '../fakes/fake-kernel';
+import { KernelError } from '../../src/kernel';
 import { OverlayPluginDriver } from '../../src/driver/plugin-driver';
 import { OverlayDirectory, OverlayHandle, parsePoolId } from '../../src/driver/overlays';
 import { SerialQueue } from '../../src/util/serial-queue';
@@ -201,4 +202,52 @@ test('Join repairs the endpoint links only when this process did not create them
   const restarted = new OverlayPluginDriver(kernel, new SerialQueue(), { byName: async () => fakeOverlay('default', '10.9.5.0/24', '10.9.0.0/16'), all: () => [fakeOverlay('default', '10.9.5.0/24', '10.9.0.0/16')] }, log);
   await restarted.join(joinArgs);
   assert.ok(await kernel.getLink(v.host), 'the veth pair is back');
+});
+
+/** Make the next call of `method` do its work and then fail (a step that fails half-way). */
+function failAfterWork(kernel: FakeKernel, method: 'ensureVethPair' | 'setForwarding' | 'replaceRoute'): void {
+  const real = kernel[method].bind(kernel) as (...a: unknown[]) => Promise<unknown>;
+  let once = true;
+  (kernel as unknown as Record<string, unknown>)[method] = async (...a: unknown[]) => {
+    const r = await real(...a);
+    if (!once) return r;
+    once = false;
+    throw new KernelError(`${method}: EBUSY (injected)`, 'EBUSY');
+  };
+}
+
+test('CreateEndpoint undoes what it made when any step fails (routed and bridge): no veth or host route left, the bridge kept, a retry succeeds', async () => {
+  const rows: ['routed' | 'bridge', 'ensureVethPair' | 'setForwarding' | 'replaceRoute'][] = [
+    ['routed', 'ensureVethPair'],
+    ['routed', 'setForwarding'],
+    ['routed', 'replaceRoute'],
+    ['bridge', 'ensureVethPair'],
+  ];
+  const v = vethNames(EID);
+  for (const [mode, step] of rows) {
+    const where = `${mode}, ${step} failing`;
+    const { kernel, driver } = setup();
+    await driver.createNetwork(netArgs('10.9.5.0/24', { datapath: mode }));
+    failAfterWork(kernel, step);
+    await assert.rejects(driver.createEndpoint(endpointArgs('10.9.5.2/24')), /EBUSY \(injected\)/, where);
+    assert.equal(await kernel.getLink(v.host), null, `${where}: host end removed`);
+    assert.equal(await kernel.getLink(v.container), null, `${where}: container end removed`);
+    assert.deepEqual((await kernel.listRoutes()).filter((r) => r.dst === '10.9.5.2/32'), [], `${where}: no host route`);
+    assert.ok(await kernel.getLink(bridgeName(NID)), `${where}: the bridge (the network's record) stays`);
+    assert.equal(driver.endpointAddress(EID.slice(0, 12)), undefined, `${where}: the endpoint is not remembered`);
+    await driver.createEndpoint(endpointArgs('10.9.5.2/24'));
+    assert.ok(await kernel.getLink(v.host), `${where}: a retry makes the pair`);
+    if (mode === 'routed') assert.deepEqual((await kernel.listRoutes()).filter((r) => r.dst === '10.9.5.2/32').length, 1, `${where}: and the route`);
+  }
+});
+
+test('a failing undo does not hide the cause: CreateEndpoint rejects with the step that failed', async () => {
+  const { kernel, driver } = setup();
+  await driver.createNetwork(createNetworkArgs('10.9.5.0/24'));
+  failAfterWork(kernel, 'replaceRoute');
+  kernel.failNext('deleteLink', new KernelError('delete link: EBUSY (undo)', 'EBUSY'));
+  await assert.rejects(driver.createEndpoint(endpointArgs('10.9.5.2/24')), /replaceRoute: EBUSY \(injected\)/);
+  // The pair the undo could not delete is what the address audit sweeps; DeleteEndpoint removes it too.
+  await driver.deleteEndpoint(NID, EID);
+  assert.equal(await kernel.getLink(vethNames(EID).host), null);
 });
