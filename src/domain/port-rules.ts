@@ -74,7 +74,7 @@ export function portRules(endpointId: string, address: string, portMap: PortBind
       throw unsupported(`ephemeral host ports (-P, or -p ${b.port} without a host port) are not supported yet by overlay-flannel: give the host port, e.g. -p 8080:${b.port}`);
     }
     if (b.hostPort < 1 || b.hostPort > 65535 || b.port < 1 || b.port > 65535) throw unsupported(`port binding ${b.hostPort}:${b.port} is out of range`);
-    const hostIP = b.hostIP === '' || b.hostIP === '0.0.0.0' ? null : formatIPv4(parseIPv4(b.hostIP, 'HostIP'));
+    const hostIP = b.hostIP === '' || b.hostIP === '0.0.0.0' ? null : formatIPv4(parseIPv4(b.hostIP, 'published host IP'));
     const proto = b.proto;
     const comment = `${portCommentPrefix(endpointId)} ${PROTO_NAMES[proto]} ${hostIP ?? '*'}:${b.hostPort} > ${to}:${b.port}`;
     if (seen.has(comment)) continue;

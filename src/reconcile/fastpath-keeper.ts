@@ -16,15 +16,22 @@
 import type { Logger } from 'pino';
 import { errorText, OverlayError } from '../errors';
 import { fastpathPlan, type FastpathOverlayInput, type FastpathPlan, type FastpathSkip } from '../domain/fastpath';
-import { parseCidr } from '../domain/ipv4';
+import { parseCidr, type Cidr } from '../domain/ipv4';
 import { HOST_VETH_PREFIX } from '../domain/names';
 import type { FastpathResult, Kernel } from '../kernel';
-import type { OverlayHandle } from '../driver/overlays';
 import type { SerialQueue } from '../util/serial-queue';
 import { CoalescedTicker } from '../util/coalesced-ticker';
 
+/** What the plan needs of a joined overlay (the driver's OverlayHandle in production). */
+export interface FastpathOverlaySource {
+  name: string;
+  vxlan(): { vni: number; device: string; directRouting: boolean } | null;
+  network(): Cidr | null;
+  lease(): { subnet: Cidr } | null;
+}
+
 /** The plan from the overlays this host joined and the kernel's links and host routes. */
-export async function gatherFastpath(overlays: readonly OverlayHandle[], kernel: Pick<Kernel, 'listLinks' | 'listRoutes'>): Promise<{ plan: FastpathPlan; skipped: FastpathSkip[] }> {
+export async function gatherFastpath(overlays: readonly FastpathOverlaySource[], kernel: Pick<Kernel, 'listLinks' | 'listRoutes'>): Promise<{ plan: FastpathPlan; skipped: FastpathSkip[] }> {
   const links = await kernel.listLinks();
   const byName = new Map(links.map((l) => [l.name, l]));
   const byIndex = new Map(links.map((l) => [l.index, l]));
