@@ -23,17 +23,7 @@ import type { CreateEndpointArgs, CreateEndpointResult, CreateNetworkArgs, Exter
 import { OverlayDirectory, OverlayHandle } from './overlays';
 
 export const MTU_OPTION = 'com.docker.network.driver.mtu';
-/** The MTU of an overlay whose device is not up yet: vxlan's on a 1500-byte underlay. */
-const MTU_UNTIL_READY = 1450;
 const RIGHT_COMMAND = 'docker network create -d overlay-flannel:latest --ipam-driver overlay-flannel:latest NAME';
-
-/** The refusal of a second Docker network on one overlay (CreateNetwork, and RequestPool before it). */
-export function overlayHasNetwork(overlay: string, bridge: string): OverlayError {
-  return conflict(
-    `overlay "${overlay}" already has a Docker network on this host (bridge ${bridge}); ` +
-      'use that network, or create another overlay (overlay-flannel config set --name NAME …) and pass --ipam-opt network=NAME',
-  );
-}
 
 /**
  * Told after a network was created or deleted by Docker (replication). Called before the handler
@@ -54,6 +44,16 @@ interface BridgeView {
 }
 
 const LINK_LOCAL = parseCidr(LINK_LOCAL_SCOPE);
+/** The MTU of an overlay whose device is not up yet: vxlan's on a 1500-byte underlay. */
+const MTU_UNTIL_READY = 1450;
+
+/** The refusal of a second Docker network on one overlay (CreateNetwork, and RequestPool before it). */
+export function overlayHasNetwork(overlay: string, bridge: string): OverlayError {
+  return conflict(
+    `overlay "${overlay}" already has a Docker network on this host (bridge ${bridge}); ` +
+      'use that network, or create another overlay (overlay-flannel config set --name NAME …) and pass --ipam-opt network=NAME',
+  );
+}
 
 export class NetworkDriver {
   /** endpoint id → container address (plain IP), from CreateEndpoint; for published ports. */
