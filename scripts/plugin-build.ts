@@ -166,7 +166,8 @@ export async function buildPlugin(opts: BuildOptions = {}): Promise<BuildResult>
   mkdirSync(app, { recursive: true });
   cpSync(join(ROOT, 'dist'), join(app, 'dist'), { recursive: true, verbatimSymlinks: true });
   for (const f of ['package.json', 'package-lock.json']) copyFileSync(join(ROOT, f), join(app, f));
-  cpSync(join(ROOT, 'node_modules'), join(app, 'node_modules'), {
+  // realpath: in a worktree node_modules is a symlink, and copying the link would prune the shared tree.
+  cpSync(realpathSync(join(ROOT, 'node_modules')), join(app, 'node_modules'), {
     recursive: true,
     verbatimSymlinks: true,
     filter: (src) => !src.includes('/node_modules/.cache'),

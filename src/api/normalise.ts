@@ -10,10 +10,10 @@ import type {
   ExternalConnectivityArgs,
   IpamData,
   JoinArgs,
-  PortBinding,
   RequestAddressArgs,
   RequestPoolArgs,
 } from '../driver/types';
+import type { PortBinding } from '../domain/port-rules';
 import type {
   CreateEndpointRequest,
   CreateNetworkRequest,
@@ -70,9 +70,9 @@ export function requestAddressArgs(b: RequestAddressRequest): RequestAddressArgs
 }
 
 function ipamData(d: IPAMData): IpamData {
-  const out: IpamData = { AddressSpace: text(d.AddressSpace), Pool: d.Pool };
-  if (typeof d.Gateway === 'string' && d.Gateway !== '') out.Gateway = d.Gateway;
-  if (isPlainObject(d.AuxAddresses)) out.AuxAddresses = stringMap(d.AuxAddresses);
+  const out: IpamData = { addressSpace: text(d.AddressSpace), pool: d.Pool };
+  if (typeof d.Gateway === 'string' && d.Gateway !== '') out.gateway = d.Gateway;
+  if (isPlainObject(d.AuxAddresses)) out.auxAddresses = stringMap(d.AuxAddresses);
   return out;
 }
 
@@ -109,12 +109,12 @@ export function joinArgs(b: JoinRequest): JoinArgs {
 function portBinding(p: WirePortBinding): PortBinding {
   const hostPort = p.HostPort ?? 0;
   return {
-    Proto: p.Proto,
-    IP: text(p.IP),
-    Port: p.Port,
-    HostIP: text(p.HostIP),
-    HostPort: hostPort,
-    HostPortEnd: p.HostPortEnd ?? hostPort,
+    proto: p.Proto,
+    ip: text(p.IP),
+    port: p.Port,
+    hostIP: text(p.HostIP),
+    hostPort,
+    hostPortEnd: p.HostPortEnd ?? hostPort,
   };
 }
 
@@ -124,6 +124,6 @@ export function externalConnectivityArgs(b: ProgramExternalConnectivityRequest):
     networkId: b.NetworkID,
     endpointId: b.EndpointID,
     portMap: list(o[PORTMAP_OPTION] as WirePortBinding[] | null).map(portBinding),
-    exposedPorts: list(o[EXPOSED_PORTS_OPTION] as WireTransportPort[] | null).map((p) => ({ Proto: p.Proto, Port: p.Port })),
+    exposedPorts: list(o[EXPOSED_PORTS_OPTION] as WireTransportPort[] | null).map((p) => ({ proto: p.Proto, port: p.Port })),
   };
 }

@@ -3,7 +3,8 @@
  * request (normalise.ts), calls one PluginDriver method and shapes the exact answer Docker decodes.
  * server.ts registers them all as POST /<call>; errors thrown here are mapped there.
  */
-import type { PluginDriver } from '../driver/types';
+import type { JoinResult, PluginDriver } from '../driver/types';
+import { formatCidr, formatIPv4 } from '../domain/ipv4';
 import * as s from './schemas';
 import * as n from './normalise';
 import type * as w from './wire';
@@ -27,16 +28,24 @@ export const IPAM_CAPABILITIES: w.IpamCapabilitiesResponse = { RequiresMACAddres
 
 const EMPTY: w.EmptyResponse = {};
 
+/** The prefix Docker renames the moved interface with (eth0, eth1…). */
+export const CONTAINER_IFACE_PREFIX = 'eth';
+
 /** The fields the driver filled in, only non-empty strings: `{}` when it adds nothing. */
-function endpointInterface(i: unknown): w.EndpointInterface {
-  const out: w.EndpointInterface = {};
-  if (typeof i !== 'object' || i === null) return out;
-  const r = i as Record<string, unknown>;
-  for (const k of ['Address', 'AddressIPv6', 'MacAddress'] as const) {
-    const v = r[k];
-    if (typeof v === 'string' && v !== '') out[k] = v;
-  }
-  return out;
+function endpointInterface(macAddress: unknown): w.EndpointInterface {
+  return typeof macAddress === 'string' && macAddress !== '' ? { MacAddress: macAddress } : {};
+}
+
+/** Join's domain answer as the wire's: route type 0 = via NextHop, 1 = connected; "" = no gateway. */
+export function joinResponse(r: JoinResult): w.JoinResponse {
+  return {
+    InterfaceName: { SrcName: r.containerVeth, DstPrefix: CONTAINER_IFACE_PREFIX },
+    Gateway: r.gateway === null ? '' : formatIPv4(r.gateway),
+    StaticRoutes: r.routes.map((x) =>
+      x.nextHop === null ? { Destination: formatCidr(x.destination), RouteType: 1 } : { Destination: formatCidr(x.destination), RouteType: 0, NextHop: formatIPv4(x.nextHop) },
+    ),
+    ...(r.disableGatewayService ? { DisableGatewayService: true } : {}),
+  };
 }
 
 export const ROUTES: readonly Route[] = [
@@ -46,7 +55,7 @@ export const ROUTES: readonly Route[] = [
   route('IpamDriver.GetCapabilities', s.anyBody, () => IPAM_CAPABILITIES),
   route('IpamDriver.GetDefaultAddressSpaces', s.anyBody, (d): w.DefaultAddressSpacesResponse => {
     const r = d.getDefaultAddressSpaces();
-    return { LocalDefaultAddressSpace: r.LocalDefaultAddressSpace, GlobalDefaultAddressSpace: r.GlobalDefaultAddressSpace };
+    return { LocalDefaultAddressSpace: r.local, GlobalDefaultAddressSpace: r.global };
   }),
   route('IpamDriver.RequestPool', s.requestPoolBody, async (d, b: w.RequestPoolRequest): Promise<w.RequestPoolResponse> => {
     const r = await d.requestPool(n.requestPoolArgs(b));
@@ -77,7 +86,7 @@ export const ROUTES: readonly Route[] = [
   }),
   route('NetworkDriver.CreateEndpoint', s.createEndpointBody, async (d, b: w.CreateEndpointRequest): Promise<w.CreateEndpointResponse> => {
     const r = await d.createEndpoint(n.createEndpointArgs(b));
-    return { Interface: endpointInterface(r?.interface) };
+    return { Interface: endpointInterface(r?.macAddress) };
   }),
   route('NetworkDriver.EndpointOperInfo', s.endpointBody, async (d, b: w.EndpointRequest): Promise<w.EndpointOperInfoResponse> => {
     const r = await d.endpointOperInfo(b.NetworkID, b.EndpointID);
@@ -87,7 +96,10 @@ export const ROUTES: readonly Route[] = [
     await d.deleteEndpoint(b.NetworkID, b.EndpointID);
     return EMPTY;
   }),
-  route('NetworkDriver.Join', s.joinBody, async (d, b: w.JoinRequest): Promise<w.JoinResponse> => d.join(n.joinArgs(b))),
+  route('NetworkDriver.Join', s.joinBody, async (d, b: w.JoinRequest): Promise<w.JoinResponse> => {
+    const r = await d.join(n.joinArgs(b));
+    return r && joinResponse(r); // no answer at all is the server's INTERNAL "returned no answer"
+  }),
   route('NetworkDriver.Leave', s.endpointBody, async (d, b: w.EndpointRequest) => {
     await d.leave(b.NetworkID, b.EndpointID);
     return EMPTY;

@@ -319,3 +319,21 @@ export async function closeApi(app: FastifyInstance, socketPath: string): Promis
     });
   }
 }
+
+/** The plugin API as the daemon holds it: serving on its socket until close(). */
+export interface PluginApi {
+  /** Stop serving (in-flight calls finish) and remove the socket file. */
+  close(): Promise<void>;
+}
+
+/** Serve `driver` on the unix socket `socketPath` (buildApi + listenOnSocket); the daemon never sees fastify. */
+export async function servePluginApi(driver: PluginDriver, logger: Logger, socketPath: string, opts: ApiOptions = {}): Promise<PluginApi> {
+  const app = buildApi(driver, logger, opts);
+  try {
+    await listenOnSocket(app, socketPath);
+  } catch (e) {
+    await closeApi(app, socketPath).catch(() => undefined);
+    throw e;
+  }
+  return { close: () => closeApi(app, socketPath) };
+}

@@ -12,7 +12,7 @@ import { formatCidr } from '../domain/ipv4';
 import { Lease } from '../domain/lease';
 import { Command } from './args';
 import { createNetlinkKernel } from '../kernel';
-import { resolvePublicInterface } from '../reconcile/public-interface';
+import { resolvePublicInterface } from '../host/public-interface';
 import { prefixOfOverlay } from '../daemon/overlay-directory';
 import { DEFAULT_OVERLAY } from '../driver/overlays';
 import { unavailable } from '../errors';

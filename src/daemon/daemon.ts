@@ -1,7 +1,10 @@
 /**
  * The daemon: builds every part in order and stops them in reverse.
  *   settings → kernel → public interface → etcd → overlays (config → lease → device → peers)
- *   → plugin socket (Docker's NetworkDriver + IpamDriver)
+ *   → keepers (FORWARD head, fast path) → status server → plugin socket (NetworkDriver +
+ *   IpamDriver) → Docker followers (network replication, address audit)
+ * Each part, once made, pushes its stop onto one undo stack (util/undo-stack.ts); stop() and a
+ * failed start unwind it, so the order of the stops is the reverse of the starts by construction.
  * The socket opens as soon as the default overlay is being joined: Docker must not wait on a
  * plugin that waits on etcd (calicoctl#1801); calls that need a lease wait for it briefly and
  * otherwise fail with the reason. Nothing here exits on a transient fault: etcd outages, a
@@ -10,38 +13,57 @@
  */
 import type { Logger } from 'pino';
 import { Settings, redactedSettings } from '../config/settings';
-import { createNetlinkKernel } from '../kernel';
-import type { Kernel } from '../kernel/types';
+import { createNetlinkKernel, type Kernel } from '../kernel';
 import { openStore, Store } from '../store';
-import { describePublic, PublicInterface, resolvePublicInterface } from '../reconcile/public-interface';
+import { describePublic, PublicInterface, resolvePublicInterface } from '../host/public-interface';
 import { SerialQueue } from '../util/serial-queue';
 import { Backoff, sleep } from '../util/backoff';
+import { UndoStack } from '../util/undo-stack';
 import { errorText } from '../errors';
 import { formatCidr } from '../domain/ipv4';
+import { HOST_VETH_PREFIX } from '../domain/names';
 import { DEFAULT_OVERLAY } from '../driver/overlays';
 import { OverlayPluginDriver } from '../driver/plugin-driver';
-import { buildApi, closeApi, listenOnSocket } from '../api/server';
-import { buildStatusServer, parseHostPort, StatusMetrics } from '../api/status-server';
-import type { FastifyInstance } from 'fastify';
-import { AgentDirectory } from './overlay-directory';
-import type { OverlayAgent } from '../reconcile/overlay-agent';
-import { OverlayIsolation } from './isolation';
-import { ensureOverlayIsolation } from '../kernel/nft-isolation';
-import { ensureFastpath, removeFastpath } from '../kernel/nft-fastpath';
-import { FastpathKeeper, gatherFastpath } from './fastpath';
+import { servePluginApi } from '../api/server';
+import { buildStatusServer, parseHostPort, StatusMetrics } from '../status/server';
+import type { OverlayAgent, OverlayTuning } from '../reconcile/overlay-agent';
+import { OverlayIsolation } from '../reconcile/isolation-keeper';
+import { FastpathKeeper, gatherFastpath } from '../reconcile/fastpath-keeper';
+import { AddressAudit } from '../reconcile/address-audit';
 import { dockerSocketUsable } from '../docker/client';
 import { dockerPort, NetworkReplicator } from '../docker/network-replicator';
 import { dockerEndpointLister, localEndpoints } from '../docker/containers';
 import { dockerEndpoints } from '../docker/endpoint-addresses';
-import { AddressAudit } from './address-audit';
-import { HOST_VETH_PREFIX } from '../domain/names';
+import { AgentDirectory } from './overlay-directory';
 
 export const RESYNC_INTERVAL_MS = 10_000;
+/** How long after an endpoint change the fast path is checked (a burst of `docker run` shares one check). */
+const ENDPOINT_CHECK_DELAY_MS = 100;
 
 export interface Daemon {
   readonly agent: OverlayAgent; // the default overlay
   readonly overlays: AgentDirectory;
   stop(): Promise<void>;
+}
+
+/** What the status page asks of the plugin side, filled in as that side starts. */
+interface PluginSide {
+  /** null: no plugin socket in this process (api: false). */
+  socketServing: boolean | null;
+  /** Why the Docker socket cannot be used, null when it can. */
+  dockerUnusable: string | null;
+  driver: OverlayPluginDriver | null;
+}
+
+/** The tuning every overlay of this host runs with: one frozen object, passed whole. */
+export function overlayTuning(settings: Settings): OverlayTuning {
+  return Object.freeze({
+    ttlSec: settings.leaseTtlSec,
+    renewMarginSec: settings.leaseRenewMarginSec,
+    resyncIntervalMs: RESYNC_INTERVAL_MS,
+    ipMasq: settings.ipMasq,
+    notrack: settings.notrack,
+  });
 }
 
 async function waitForPublicInterface(kernel: Kernel, settings: Settings, log: Logger, signal: AbortSignal): Promise<PublicInterface> {
@@ -57,154 +79,169 @@ async function waitForPublicInterface(kernel: Kernel, settings: Settings, log: L
   }
 }
 
-/** How long after an endpoint change the fast path is checked (a burst of `docker run` shares one check). */
-const ENDPOINT_CHECK_DELAY_MS = 100;
-
 export async function startDaemon(settings: Settings, log: Logger, opts: { api?: boolean } = {}): Promise<Daemon> {
   log.info({ settings: redactedSettings(settings) }, 'overlay-flannel starting');
   const abort = new AbortController();
-  const kernel = createNetlinkKernel();
-  let store: Store | null = null;
-  let overlays: AgentDirectory | null = null;
-  let api: ReturnType<typeof buildApi> | null = null;
-  let isolation: OverlayIsolation | null = null;
-  let fastpath: FastpathKeeper | null = null;
-  let replicator: NetworkReplicator | null = null;
-  let audit: AddressAudit | null = null;
-  let status: FastifyInstance | null = null;
-  let socketServing: boolean | null = opts.api === false ? null : false;
-  let driver: OverlayPluginDriver | null = null;
-  let dockerUnusable: string | null = 'not checked yet';
-  const metrics = settings.statusAddr ? new StatusMetrics() : null;
-  metrics?.install();
+  const undo = new UndoStack();
   const stop = async () => {
     abort.abort();
-    await status?.close().catch((e) => log.warn({ err: errorText(e) }, 'closing the status server'));
-    isolation?.stop();
-    fastpath?.stop();
-    await audit?.stop().catch((e) => log.warn({ err: errorText(e) }, 'stopping the address audit'));
-    await replicator?.stop().catch((e) => log.warn({ err: errorText(e) }, 'stopping network replication'));
-    if (api) await closeApi(api, settings.pluginSocket).catch((e) => log.warn({ err: errorText(e) }, 'closing the plugin socket'));
-    await overlays?.stop().catch((e) => log.warn({ err: errorText(e) }, 'stopping the overlays'));
-    await store?.close().catch((e) => log.warn({ err: errorText(e) }, 'closing etcd'));
-    await kernel.close();
+    await undo.unwind((what, e) => log.warn({ err: errorText(e) }, what));
     log.info('overlay-flannel stopped');
   };
   try {
+    const kernel = createNetlinkKernel();
+    undo.push('closing the kernel', () => kernel.close());
+    const metrics = settings.statusAddr ? new StatusMetrics() : null;
+    metrics?.install();
     const pub = await waitForPublicInterface(kernel, settings, log, abort.signal);
     log.info({ public: describePublic(pub) }, 'public interface');
-    store = openStore(settings, log);
+    const store = openStore(settings, log);
+    undo.push('closing etcd', () => store.close());
     const queue = new SerialQueue();
-    overlays = new AgentDirectory(store, kernel, queue, pub, log, {
-      defaultPrefix: settings.etcdPrefix,
-      ttlSec: settings.leaseTtlSec,
-      renewMarginSec: settings.leaseRenewMarginSec,
-      resyncIntervalMs: RESYNC_INTERVAL_MS,
-      ipMasq: settings.ipMasq,
-      notrack: settings.notrack,
-      subnetFile: settings.subnetFile,
-      onJoined: (_name, joined) => {
-        isolation?.kick();
-        fastpath?.kick();
-        void joined.whenReady().then(() => {
-          isolation?.kick();
-          fastpath?.kick();
-        });
-      },
-    });
-    const dir = overlays;
-    isolation = new OverlayIsolation(
-      () => dir.all().map((o) => o.network()).filter((n): n is NonNullable<typeof n> => n !== null).map(formatCidr),
-      (nets) => ensureOverlayIsolation(nets),
-      queue,
-      log.child({ component: 'isolation' }),
-    );
-    isolation.start();
-    if (settings.fastpath) {
-      // Its own queue (see src/daemon/fastpath.ts): endpoint calls never wait behind it.
-      fastpath = new FastpathKeeper(() => gatherFastpath(dir.all(), kernel), (plan) => ensureFastpath(plan), new SerialQueue(), log.child({ component: 'fastpath' }));
-      fastpath.start();
-    } else {
-      const removed = await removeFastpath().catch((e) => log.warn({ err: errorText(e) }, 'FASTPATH=false: could not remove the netdev table overlay-flannel of an earlier run'));
-      log.info({ removedEarlierTable: removed === true }, 'FASTPATH=false: overlay packets are routed by the host (no netdev table)');
-    }
+    const overlays = new AgentDirectory(store, kernel, queue, pub, log, { defaultPrefix: settings.etcdPrefix, tuning: overlayTuning(settings), subnetFile: settings.subnetFile });
+    undo.push('stopping the overlays', () => overlays.stop());
+    const keepers = await startKeepers(settings, kernel, queue, overlays, log, undo);
     const { agent } = await overlays.join(DEFAULT_OVERLAY);
-    const listDocker = dockerEndpointLister(settings.dockerSocket);
-    if (metrics) {
-      const addr = parseHostPort(settings.statusAddr)!;
-      status = buildStatusServer(
-        {
-          defaultOverlay: DEFAULT_OVERLAY,
-          overlays: () => [...dir.agentsByName()].map(([name, a]) => ({ name, prefix: dir.all().find((h) => h.name === name)?.prefix ?? '', agent: a })),
-          socketServing: () => socketServing,
-          publicIP: pub.publicIP,
-          etcd: () => store!.health(),
-          ...(opts.api === false
-            ? {}
-            : {
-                containers: () =>
-                  localEndpoints({
-                    kernel,
-                    docker: dockerUnusable === null ? listDocker : null,
-                    dockerUnusable: dockerUnusable ?? undefined,
-                    addressOf: (id) => driver?.endpointAddress(id),
-                    networkOf: (id) => driver?.endpointNetwork(id),
-                  }),
-              }),
-        },
-        log.child({ component: 'status' }),
-        { metrics },
-      );
-      try {
-        await status.listen({ host: addr.host, port: addr.port });
-        log.info({ addr: settings.statusAddr }, 'status server listening (/, /api/v1/…, /metrics, /healthz)');
-      } catch (e) {
-        log.error({ addr: settings.statusAddr, err: errorText(e) }, 'the status server cannot listen; running without it');
-      }
-    }
+    const plugin: PluginSide = { socketServing: opts.api === false ? null : false, dockerUnusable: 'not checked yet', driver: null };
+    if (metrics) await startStatusServer(settings, metrics, { kernel, store, overlays, pub, plugin }, log, undo);
     agent.whenReady().then(() => {
       const lease = agent.lease();
       log.info({ subnet: lease ? formatCidr(lease.subnet) : null, mtu: agent.dataplane?.mtu }, 'overlay ready');
     });
-    if (opts.api !== false) {
-      const why = await dockerSocketUsable(settings.dockerSocket);
-      dockerUnusable = why === null ? null : `the Docker socket (DOCKER_SOCKET) is not usable: ${why}`;
-      if (why === null) {
-        replicator = new NetworkReplicator(dockerPort(settings.dockerSocket), store.overlay().networks, log.child({ component: 'replication' }), { host: pub.publicIP });
-        const st = store;
-        audit = new AddressAudit(
-          () => dir.all().map((h) => ({ name: h.name, subnet: () => h.lease()?.subnet ?? null, records: st.overlay(h.prefix).addresses })),
-          dockerEndpoints(settings.dockerSocket),
-          log.child({ component: 'address-audit' }),
-          {
-            intervalMs: settings.addressAuditIntervalSec * 1000,
-            ready: agent.whenReady(),
-            veths: { hostVeths: async () => (await kernel.listLinks()).map((l) => l.name).filter((n) => n.startsWith(HOST_VETH_PREFIX)), remove: (n) => queue.run(() => kernel.deleteLink(n)) },
-          },
-        );
-      } else {
-        log.warn(
-          { dockerSocket: settings.dockerSocket, err: why },
-          'the Docker socket cannot be used: network replication and the address audit are off (create each network on every host yourself)',
-        );
-      }
-      const repl = replicator;
-      const events = {
-        networkCreated: (id: string) => repl?.networkCreated(id),
-        networkDeleted: (id: string) => repl?.networkDeleted(id),
-        endpointsChanged: () => fastpath?.kick(ENDPOINT_CHECK_DELAY_MS),
-      };
-      driver = new OverlayPluginDriver(kernel, queue, overlays, log.child({ component: 'driver' }), events);
-      api = buildApi(driver, log.child({ component: 'api' }), metrics ? { observer: metrics.apiObserver } : {});
-      await listenOnSocket(api, settings.pluginSocket);
-      socketServing = true;
-      log.info({ socket: settings.pluginSocket }, 'plugin API listening');
-      replicator?.start(); // after the socket: the networks it creates call back into this plugin
-      audit?.start(); // waits for the Docker API itself (dockerd starts a managed plugin before it serves)
-    }
+    if (opts.api !== false) await startPluginSide(settings, { kernel, queue, store, overlays, pub, plugin, keepers, metrics, ready: agent.whenReady() }, log, undo);
     return { agent, overlays, stop };
   } catch (e) {
     await stop();
     throw e;
+  }
+}
+
+/** The FORWARD head block and (FASTPATH) the fast path, re-checked whenever an overlay joins or becomes ready. */
+async function startKeepers(settings: Settings, kernel: Kernel, queue: SerialQueue, dir: AgentDirectory, log: Logger, undo: UndoStack): Promise<{ endpointsChanged(): void }> {
+  const isolation = new OverlayIsolation(
+    () => dir.all().map((o) => o.network()).filter((n): n is NonNullable<typeof n> => n !== null).map(formatCidr),
+    (nets) => kernel.ensureForwardHead(nets),
+    queue,
+    log.child({ component: 'isolation' }),
+  );
+  isolation.start();
+  undo.push('stopping the FORWARD head keeper', () => isolation.stop());
+  let fastpath: FastpathKeeper | null = null;
+  if (settings.fastpath) {
+    // Its own queue (see src/reconcile/fastpath-keeper.ts): endpoint calls never wait behind it.
+    const keeper = new FastpathKeeper(() => gatherFastpath(dir.all(), kernel), (plan) => kernel.ensureFastpath(plan), new SerialQueue(), log.child({ component: 'fastpath' }));
+    keeper.start();
+    undo.push('stopping the fast path keeper', () => keeper.stop());
+    fastpath = keeper;
+  } else {
+    const removed = await kernel.removeFastpath().catch((e) => log.warn({ err: errorText(e) }, 'FASTPATH=false: could not remove the netdev table overlay-flannel of an earlier run'));
+    log.info({ removedEarlierTable: removed === true }, 'FASTPATH=false: overlay packets are routed by the host (no netdev table)');
+  }
+  const kick = () => {
+    isolation.kick();
+    fastpath?.kick();
+  };
+  dir.onJoined((_name, joined) => {
+    kick();
+    void joined.whenReady().then(kick);
+  });
+  return { endpointsChanged: () => fastpath?.kick(ENDPOINT_CHECK_DELAY_MS) };
+}
+
+interface StatusParts {
+  kernel: Kernel;
+  store: Store;
+  overlays: AgentDirectory;
+  pub: PublicInterface;
+  plugin: PluginSide;
+}
+
+/** STATUS_ADDR: the status server; one that cannot listen is logged and left out (the daemon runs on). */
+async function startStatusServer(settings: Settings, metrics: StatusMetrics, p: StatusParts, log: Logger, undo: UndoStack): Promise<void> {
+  const addr = parseHostPort(settings.statusAddr)!;
+  const listDocker = dockerEndpointLister(settings.dockerSocket);
+  const status = buildStatusServer(
+    {
+      defaultOverlay: DEFAULT_OVERLAY,
+      overlays: () => [...p.overlays.agentsByName()].map(([name, a]) => ({ name, prefix: p.overlays.all().find((h) => h.name === name)?.prefix ?? '', agent: a })),
+      socketServing: () => p.plugin.socketServing,
+      publicIP: p.pub.publicIP,
+      etcd: () => p.store.health(),
+      ...(p.plugin.socketServing === null
+        ? {}
+        : {
+            containers: () =>
+              localEndpoints({
+                kernel: p.kernel,
+                docker: p.plugin.dockerUnusable === null ? listDocker : null,
+                dockerUnusable: p.plugin.dockerUnusable ?? undefined,
+                addressOf: (id) => p.plugin.driver?.endpointAddress(id),
+                networkOf: (id) => p.plugin.driver?.endpointNetwork(id),
+              }),
+          }),
+    },
+    log.child({ component: 'status' }),
+    { metrics },
+  );
+  undo.push('closing the status server', () => status.close());
+  try {
+    await status.listen({ host: addr.host, port: addr.port });
+    log.info({ addr: settings.statusAddr }, 'status server listening (/, /api/v1/…, /metrics, /healthz)');
+  } catch (e) {
+    log.error({ addr: settings.statusAddr, err: errorText(e) }, 'the status server cannot listen; running without it');
+  }
+}
+
+interface PluginParts extends StatusParts {
+  queue: SerialQueue;
+  keepers: { endpointsChanged(): void };
+  metrics: StatusMetrics | null;
+  /** The default overlay's lease: the address audit waits for it. */
+  ready: Promise<unknown>;
+}
+
+/** The plugin socket, then what follows Docker through its API (replication, address audit) when the Docker socket is usable. */
+async function startPluginSide(settings: Settings, p: PluginParts, log: Logger, undo: UndoStack): Promise<void> {
+  const why = await dockerSocketUsable(settings.dockerSocket);
+  p.plugin.dockerUnusable = why === null ? null : `the Docker socket (DOCKER_SOCKET) is not usable: ${why}`;
+  let replicator: NetworkReplicator | null = null;
+  let audit: AddressAudit | null = null;
+  if (why === null) {
+    replicator = new NetworkReplicator(dockerPort(settings.dockerSocket), p.store.overlay().networks, log.child({ component: 'replication' }), { host: p.pub.publicIP });
+    audit = new AddressAudit(
+      () => p.overlays.all().map((h) => ({ name: h.name, subnet: () => h.lease()?.subnet ?? null, records: p.store.overlay(h.prefix).addresses })),
+      dockerEndpoints(settings.dockerSocket),
+      log.child({ component: 'address-audit' }),
+      {
+        intervalMs: settings.addressAuditIntervalSec * 1000,
+        ready: p.ready,
+        veths: { hostVeths: async () => (await p.kernel.listLinks()).map((l) => l.name).filter((n) => n.startsWith(HOST_VETH_PREFIX)), remove: (n) => p.queue.run(() => p.kernel.deleteLink(n)) },
+      },
+    );
+  } else {
+    log.warn(
+      { dockerSocket: settings.dockerSocket, err: why },
+      'the Docker socket cannot be used: network replication and the address audit are off (create each network on every host yourself)',
+    );
+  }
+  const repl = replicator;
+  const events = {
+    networkCreated: (id: string) => repl?.networkCreated(id),
+    networkDeleted: (id: string) => repl?.networkDeleted(id),
+    endpointsChanged: () => p.keepers.endpointsChanged(),
+  };
+  const driver = new OverlayPluginDriver(p.kernel, p.queue, p.overlays, log.child({ component: 'driver' }), events);
+  p.plugin.driver = driver;
+  const api = await servePluginApi(driver, log.child({ component: 'api' }), settings.pluginSocket, p.metrics ? { observer: p.metrics.apiObserver } : {});
+  undo.push('closing the plugin socket', () => api.close());
+  p.plugin.socketServing = true;
+  log.info({ socket: settings.pluginSocket }, 'plugin API listening');
+  if (replicator) {
+    replicator.start(); // after the socket: the networks it creates call back into this plugin
+    undo.push('stopping network replication', () => replicator.stop());
+  }
+  if (audit) {
+    audit.start(); // waits for the Docker API itself (dockerd starts a managed plugin before it serves)
+    undo.push('stopping the address audit', () => audit.stop());
   }
 }

@@ -5,10 +5,10 @@
  * joined on first use.
  */
 import type { Logger } from 'pino';
-import type { Kernel } from '../kernel/types';
+import type { Kernel } from '../kernel';
 import type { Store } from '../store';
-import { OverlayAgent } from '../reconcile/overlay-agent';
-import type { PublicInterface } from '../reconcile/public-interface';
+import { OverlayAgent, type OverlayTuning } from '../reconcile/overlay-agent';
+import type { PublicInterface } from '../host/public-interface';
 import { SerialQueue } from '../util/serial-queue';
 import { DEFAULT_OVERLAY, OverlayDirectory, OverlayHandle } from '../driver/overlays';
 import { invalid, unavailable } from '../errors';
@@ -16,14 +16,8 @@ import { overlayPort } from './store-port';
 
 export interface DirectoryOptions {
   defaultPrefix: string;
-  ttlSec: number;
-  renewMarginSec: number;
-  resyncIntervalMs: number;
-  ipMasq?: boolean;
-  notrack?: boolean;
+  tuning: OverlayTuning;
   subnetFile?: string; // the default overlay's subnet.env ('' or absent: none)
-  /** Called once per overlay, after its agent started (the daemon re-checks isolation). */
-  onJoined?: (name: string, agent: OverlayAgent) => void;
 }
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
@@ -36,6 +30,7 @@ export function prefixOfOverlay(defaultPrefix: string, name: string): string {
 
 export class AgentDirectory implements OverlayDirectory {
   private readonly agents = new Map<string, { agent: OverlayAgent; handle: OverlayHandle }>();
+  private readonly joinedListeners: Array<(name: string, agent: OverlayAgent) => void> = [];
 
   constructor(
     private readonly store: Store,
@@ -57,6 +52,11 @@ export class AgentDirectory implements OverlayDirectory {
     return (await this.join(n)).handle;
   }
 
+  /** Call `fn` once per overlay, after its agent started (the keepers re-check then). */
+  onJoined(fn: (name: string, agent: OverlayAgent) => void): void {
+    this.joinedListeners.push(fn);
+  }
+
   all(): OverlayHandle[] {
     return [...this.agents.values()].map((a) => a.handle);
   }
@@ -73,11 +73,7 @@ export class AgentDirectory implements OverlayDirectory {
     const ov = this.store.overlay(prefix);
     const agent = new OverlayAgent(overlayPort(ov), this.kernel, this.queue, this.pub, this.log.child({ overlay: name }), {
       name,
-      ttlSec: this.opts.ttlSec,
-      renewMarginSec: this.opts.renewMarginSec,
-      resyncIntervalMs: this.opts.resyncIntervalMs,
-      ipMasq: this.opts.ipMasq ?? false,
-      notrack: this.opts.notrack ?? false,
+      tuning: this.opts.tuning,
       ...(name === DEFAULT_OVERLAY && this.opts.subnetFile ? { subnetFile: this.opts.subnetFile } : {}),
     });
     const handle: OverlayHandle = {
@@ -97,7 +93,7 @@ export class AgentDirectory implements OverlayDirectory {
     const entry = { agent, handle };
     this.agents.set(name, entry);
     await agent.start();
-    this.opts.onJoined?.(name, agent);
+    for (const fn of this.joinedListeners) fn(name, agent);
     return entry;
   }
 

@@ -8,9 +8,9 @@
  * this process started) and no names. The kernel's links come in as a port: no netlink here.
  */
 import { dockerClient } from './client';
-import type { LinkInfo } from '../kernel/types';
+import type { LinkInfo } from '../kernel';
 import { errorText } from '../errors';
-import { bridgeName } from '../domain/names';
+import { BRIDGE_PREFIX, bridgeName } from '../domain/names';
 
 export interface DockerEndpoint {
   /** The container's name, without Docker's leading "/". */
@@ -99,7 +99,7 @@ export async function localEndpoints(src: LocalEndpointSources): Promise<Contain
       hostVeth: l.name,
       bridge,
       network: d?.network ?? null,
-      networkId: d?.networkId || (bridge?.startsWith('ofb-') ? bridge.slice(4) : null),
+      networkId: d?.networkId || (bridge?.startsWith(BRIDGE_PREFIX) ? bridge.slice(BRIDGE_PREFIX.length) : null),
       address: d?.address || src.addressOf?.(short) || null,
       container: d?.container ?? null,
       containerId: d?.containerId ?? null,

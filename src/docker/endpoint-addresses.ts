@@ -1,5 +1,5 @@
 /**
- * The endpoints of the local Docker daemon, for the address audit (src/daemon/address-audit.ts):
+ * The endpoints of the local Docker daemon, for the address audit (src/reconcile/address-audit.ts):
  * every network, and the IPv4 address and endpoint id of each endpoint on it, as `docker network
  * inspect` shows them (containers that have joined and endpoints not yet in a sandbox, listed as
  * "ep-<id>", alike), the addresses grouped by the network's IPAM subnet.

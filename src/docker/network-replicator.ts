@@ -16,6 +16,8 @@ import type { Logger } from 'pino';
 import type { NetworkRecord, NetworkRecordEvents } from '../store/network-records';
 import { errorText } from '../errors';
 import { SerialQueue } from '../util/serial-queue';
+import { CoalescedTicker } from '../util/coalesced-ticker';
+import { StateChanges } from '../util/state-changes';
 import { dockerClient, dockerStatusOf } from './client';
 import { createRequestOf, LocalNetwork, localNetworkOf, networksToCreate, recordOf, removalOf } from './replication';
 
@@ -74,6 +76,9 @@ export function dockerPort(socketPath: string): DockerPort {
   };
 }
 
+/** How soon a failed sync is tried again. */
+const RETRY_MS = 3000;
+
 export class NetworkReplicator {
   private readonly queue = new SerialQueue();
   private readonly records = new Map<string, NetworkRecord>();
@@ -82,12 +87,13 @@ export class NetworkReplicator {
   /** Names we are removing because their record went: their DeleteNetwork must not delete a record. */
   private readonly removing = new Set<string>();
   /** Last failure logged per network name (each distinct failure is logged once). */
-  private readonly failures = new Map<string, string>();
+  private readonly failures = new StateChanges();
   private watch: { ready: Promise<void>; stop(): Promise<void> } | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private retry: NodeJS.Timeout | null = null;
+  /** Syncs: on record changes, every resyncMs, and RETRY_MS after a failure (coalesced). */
+  private readonly ticker: CoalescedTicker;
   private stopped = false;
-  private dockerDownLogged = false;
+  /** 'api': whether the Docker API answered the last sync ('up' | 'down'), logged once per change. */
+  private readonly dockerApi = new StateChanges();
   readonly stats = { created: 0, removed: 0, recorded: 0, unrecorded: 0, syncs: 0 };
 
   constructor(
@@ -95,7 +101,9 @@ export class NetworkReplicator {
     private readonly store: RecordsPort,
     private readonly log: Logger,
     private readonly opts: ReplicatorOptions,
-  ) {}
+  ) {
+    this.ticker = new CoalescedTicker(() => this.sync(), this.queue, (e) => this.log.error({ err: errorText(e) }, 'replication: sync failed (a bug)'), opts.resyncMs ?? 30_000);
+  }
 
   start(): void {
     this.watch = this.store.watch({
@@ -113,14 +121,12 @@ export class NetworkReplicator {
         void this.queue.run(() => this.removeLocal(name, prev)).catch((e) => this.log.warn({ err: errorText(e), network: name }, 'replication: removing the network failed'));
       },
     });
-    this.timer = setInterval(() => this.kick(), this.opts.resyncMs ?? 30_000);
-    this.timer.unref();
+    this.ticker.start(false); // the watch's snapshot kicks the first sync
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    if (this.retry) clearTimeout(this.retry);
+    this.ticker.stop();
     await this.watch?.stop();
     await this.queue.run(async () => undefined).catch(() => undefined);
   }
@@ -137,8 +143,7 @@ export class NetworkReplicator {
 
   /** Schedule a sync (create what the records have and Docker lacks). */
   kick(): void {
-    if (this.stopped) return;
-    void this.queue.run(() => this.sync()).catch((e) => this.log.error({ err: errorText(e) }, "replication: sync failed (a bug)"));
+    this.ticker.kick();
   }
 
   private async sync(): Promise<void> {
@@ -147,11 +152,9 @@ export class NetworkReplicator {
     let local: LocalNetwork[];
     try {
       local = await this.docker.list();
-      if (this.dockerDownLogged) this.log.info('replication: the Docker API answers again');
-      this.dockerDownLogged = false;
+      if (this.dockerApi.get('api') === 'down' && this.dockerApi.changed('api', 'up')) this.log.info('replication: the Docker API answers again');
     } catch (e) {
-      if (!this.dockerDownLogged) this.log.warn({ err: errorText(e) }, 'replication: the Docker API does not answer yet; retrying');
-      this.dockerDownLogged = true;
+      if (this.dockerApi.changed('api', 'down')) this.log.warn({ err: errorText(e) }, 'replication: the Docker API does not answer yet; retrying');
       this.retryLater();
       return;
     }
@@ -163,26 +166,20 @@ export class NetworkReplicator {
       try {
         await this.docker.create(r);
         this.stats.created++;
-        this.failures.delete(r.name);
+        this.failures.forget(r.name);
         this.log.info({ network: r.name, driver: r.driver, ipamOpts: r.ipamOpts, from: r.createdBy }, 'replication: created the network defined on another host');
       } catch (e) {
         if (dockerStatusOf(e) === 409) continue; // created meanwhile (by a user, or a replay)
         failed = true;
         const why = errorText(e);
-        if (this.failures.get(r.name) !== why) this.log.warn({ network: r.name, err: why }, 'replication: cannot create the network here; retrying');
-        this.failures.set(r.name, why);
+        if (this.failures.changed(r.name, why)) this.log.warn({ network: r.name, err: why }, 'replication: cannot create the network here; retrying');
       }
     }
     if (failed) this.retryLater();
   }
 
   private retryLater(): void {
-    if (this.retry || this.stopped) return;
-    this.retry = setTimeout(() => {
-      this.retry = null;
-      this.kick();
-    }, 3000);
-    this.retry.unref();
+    this.ticker.kick(RETRY_MS);
   }
 
   private async record(id: string): Promise<void> {

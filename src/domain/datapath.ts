@@ -16,7 +16,7 @@
  * mode, the link-local gateway address that marks the mode), so the kernel stays the record.
  */
 import { invalid } from '../errors';
-import { cidr, Cidr, formatCidr } from './ipv4';
+import { cidr, Cidr, parseIPv4 } from './ipv4';
 
 export type Datapath = 'routed' | 'bridge';
 export const DATAPATHS: readonly Datapath[] = ['routed', 'bridge'];
@@ -24,6 +24,8 @@ export const DEFAULT_DATAPATH: Datapath = 'routed';
 /** The `docker network create -o` keys that choose the data path. */
 export const DATAPATH_OPTIONS = ['datapath', 'overlay-flannel.datapath'] as const;
 export const LINK_LOCAL_GATEWAY = '169.254.1.1';
+/** The same, as a number (what Join returns). */
+export const LINK_LOCAL_GATEWAY_IP = parseIPv4(LINK_LOCAL_GATEWAY);
 export const LINK_LOCAL_GATEWAY_CIDR = `${LINK_LOCAL_GATEWAY}/32`;
 export const LINK_LOCAL_SCOPE = '169.254.0.0/16';
 
@@ -39,10 +41,10 @@ export function datapathOption(generic: Record<string, string | undefined>): Dat
   return v as Datapath;
 }
 
-export interface StaticRoute {
-  Destination: string;
-  RouteType: 0 | 1; // 0: via NextHop, 1: connected (on the interface)
-  NextHop?: string;
+/** A route Join hands the container: via `nextHop`, or on-link (connected) when it is null. */
+export interface JoinRoute {
+  destination: Cidr;
+  nextHop: number | null;
 }
 
 /** The two halves of `subnet` (len+1 each); none for a /31 or /32. */
@@ -57,8 +59,8 @@ export function subnetHalves(subnet: Cidr): Cidr[] {
  * routed: the link-local gateway on-link, both halves of the subnet and the overlay via it.
  * bridge: the overlay via the bridge's gateway (the subnet is on-link through the bridge).
  */
-export function joinRoutes(mode: Datapath, subnet: Cidr, overlay: Cidr | null, bridgeGateway: string): StaticRoute[] {
-  if (mode === 'bridge') return overlay ? [{ Destination: formatCidr(overlay), RouteType: 0, NextHop: bridgeGateway }] : [];
-  const via = (c: Cidr): StaticRoute => ({ Destination: formatCidr(c), RouteType: 0, NextHop: LINK_LOCAL_GATEWAY });
-  return [{ Destination: LINK_LOCAL_GATEWAY_CIDR, RouteType: 1 }, ...subnetHalves(subnet).map(via), ...(overlay ? [via(overlay)] : [])];
+export function joinRoutes(mode: Datapath, subnet: Cidr, overlay: Cidr | null, bridgeGateway: number): JoinRoute[] {
+  if (mode === 'bridge') return overlay ? [{ destination: overlay, nextHop: bridgeGateway }] : [];
+  const via = (c: Cidr): JoinRoute => ({ destination: c, nextHop: LINK_LOCAL_GATEWAY_IP });
+  return [{ destination: cidr(LINK_LOCAL_GATEWAY_IP, 32), nextHop: null }, ...subnetHalves(subnet).map(via), ...(overlay ? [via(overlay)] : [])];
 }

@@ -12,9 +12,12 @@ export function vxlanDeviceName(vni: number): string {
 
 const hex = (id: string, n: number) => id.replace(/[^0-9a-zA-Z]/g, '').slice(0, n).toLowerCase();
 
+/** How the bridge of every Docker network is named (then the network id's first 11). */
+export const BRIDGE_PREFIX = 'ofb-';
+
 /** The bridge of one Docker network: "ofb-" + the first 11 characters of the network id. */
 export function bridgeName(networkId: string): string {
-  return `ofb-${hex(networkId, 11)}`;
+  return `${BRIDGE_PREFIX}${hex(networkId, 11)}`;
 }
 
 /** How the host end of every endpoint's veth pair is named (then the endpoint id's first 12). */
@@ -25,5 +28,3 @@ export function vethNames(endpointId: string): { host: string; container: string
   const id = hex(endpointId, 12);
   return { host: `${HOST_VETH_PREFIX}${id}`, container: `ofc${id}` };
 }
-
-export const OUR_LINK_PREFIXES = ['ofb-', HOST_VETH_PREFIX, 'ofc'] as const;

@@ -2,7 +2,7 @@
  * Orphan address records: records in etcd for addresses of this host's lease that no Docker
  * endpoint holds any more (a crash between RequestAddress and ReleaseAddress, a plugin that was
  * down while Docker cleaned up after a reboot, a dockerd that lost its state). Left alone they
- * leak the subnet's addresses one by one. The address audit (src/daemon/address-audit.ts) asks
+ * leak the subnet's addresses one by one. The address audit (src/reconcile/address-audit.ts) asks
  * Docker which addresses its endpoints hold and this module decides which records to release.
  *
  * Design note: a record is written by RequestAddress *before* Docker creates the endpoint that

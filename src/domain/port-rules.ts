@@ -7,9 +7,24 @@
  * port> > <container>:<port>": the prefix finds an endpoint's rules without any other state (a
  * plugin restart loses nothing), the whole comment identifies the rule (idempotent ensure).
  */
-import type { PortBinding } from '../driver/types';
 import { conflict, unsupported } from '../errors';
 import { formatIPv4, parseIPv4 } from './ipv4';
+
+/** A published port as Docker asks for it (`-p [hostIP:]hostPort[-hostPortEnd]:port/proto`). */
+export interface PortBinding {
+  proto: number; // 6 tcp, 17 udp, 132 sctp
+  ip: string; // the container's address Docker knows ('' when not yet known)
+  port: number; // in the container
+  hostIP: string; // '' or 0.0.0.0 = any local address
+  hostPort: number; // 0 = ephemeral (-P)
+  hostPortEnd: number; // = hostPort unless a range was given
+}
+
+/** An exposed port (`EXPOSE 80/tcp`). */
+export interface TransportPort {
+  proto: number;
+  port: number;
+}
 
 export type PortChain = 'PREROUTING' | 'OUTPUT';
 export interface PortRule {
@@ -37,9 +52,9 @@ const PROTO_NAMES: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 13
 
 /**
  * The rules for endpoint `endpointId` with container address `address` (plain IP or CIDR) and
- * Docker's port map. IPv6 bindings (HostIP "::…") are skipped (returned in `skipped`); a host port
- * range (HostPort < HostPortEnd, "-p 8000-8010:80": Docker means "any one of them") uses its first
- * port. Throws UNSUPPORTED for ephemeral host ports (HostPort 0, `-P`) and protocols other than
+ * Docker's port map. IPv6 bindings (hostIP "::…") are skipped (returned in `skipped`); a host port
+ * range (hostPort < hostPortEnd, "-p 8000-8010:80": Docker means "any one of them") uses its first
+ * port. Throws UNSUPPORTED for ephemeral host ports (hostPort 0, `-P`) and protocols other than
  * tcp/udp.
  */
 export function portRules(endpointId: string, address: string, portMap: PortBinding[]): { rules: PortRule[]; skipped: PortBinding[] } {
@@ -48,24 +63,24 @@ export function portRules(endpointId: string, address: string, portMap: PortBind
   const skipped: PortBinding[] = [];
   const seen = new Set<string>();
   for (const b of portMap) {
-    if (b.HostIP.includes(':')) {
+    if (b.hostIP.includes(':')) {
       skipped.push(b);
       continue;
     }
-    if (b.Proto !== 6 && b.Proto !== 17) {
-      throw unsupported(`published ports over ${PROTO_NAMES[b.Proto] ?? `protocol ${b.Proto}`} are not supported by overlay-flannel: use tcp or udp`);
+    if (b.proto !== 6 && b.proto !== 17) {
+      throw unsupported(`published ports over ${PROTO_NAMES[b.proto] ?? `protocol ${b.proto}`} are not supported by overlay-flannel: use tcp or udp`);
     }
-    if (!Number.isInteger(b.HostPort) || b.HostPort === 0) {
-      throw unsupported(`ephemeral host ports (-P, or -p ${b.Port} without a host port) are not supported yet by overlay-flannel: give the host port, e.g. -p 8080:${b.Port}`);
+    if (!Number.isInteger(b.hostPort) || b.hostPort === 0) {
+      throw unsupported(`ephemeral host ports (-P, or -p ${b.port} without a host port) are not supported yet by overlay-flannel: give the host port, e.g. -p 8080:${b.port}`);
     }
-    if (b.HostPort < 1 || b.HostPort > 65535 || b.Port < 1 || b.Port > 65535) throw unsupported(`port binding ${b.HostPort}:${b.Port} is out of range`);
-    const hostIP = b.HostIP === '' || b.HostIP === '0.0.0.0' ? null : formatIPv4(parseIPv4(b.HostIP, 'HostIP'));
-    const proto = b.Proto;
-    const comment = `${portCommentPrefix(endpointId)} ${PROTO_NAMES[proto]} ${hostIP ?? '*'}:${b.HostPort} > ${to}:${b.Port}`;
+    if (b.hostPort < 1 || b.hostPort > 65535 || b.port < 1 || b.port > 65535) throw unsupported(`port binding ${b.hostPort}:${b.port} is out of range`);
+    const hostIP = b.hostIP === '' || b.hostIP === '0.0.0.0' ? null : formatIPv4(parseIPv4(b.hostIP, 'published host IP'));
+    const proto = b.proto;
+    const comment = `${portCommentPrefix(endpointId)} ${PROTO_NAMES[proto]} ${hostIP ?? '*'}:${b.hostPort} > ${to}:${b.port}`;
     if (seen.has(comment)) continue;
     seen.add(comment);
     for (const chain of ['PREROUTING', 'OUTPUT'] as const) {
-      rules.push({ chain, proto, hostIP, hostPort: b.HostPort, notLoopback: chain === 'OUTPUT' && hostIP === null, toAddress: to, toPort: b.Port, comment });
+      rules.push({ chain, proto, hostIP, hostPort: b.hostPort, notLoopback: chain === 'OUTPUT' && hostIP === null, toAddress: to, toPort: b.port, comment });
     }
   }
   return { rules, skipped };
@@ -73,7 +88,7 @@ export function portRules(endpointId: string, address: string, portMap: PortBind
 
 /**
  * The first wanted rule whose host port another endpoint already publishes (same protocol and
- * port, same HostIP or either of them "any"), as "<other endpoint12> <its binding>", or null.
+ * port, same host IP or either of them "any"), as "<other endpoint12> <its binding>", or null.
  * Docker allocates no host ports for a remote driver, so nobody else would notice: the newer
  * DNAT rule would silently shadow the older one. `comments` = the comments found in the chain.
  */

@@ -24,7 +24,7 @@ export class Ipam {
   ) {}
 
   getDefaultAddressSpaces() {
-    return { LocalDefaultAddressSpace: ADDRESS_SPACE_LOCAL, GlobalDefaultAddressSpace: ADDRESS_SPACE_GLOBAL };
+    return { local: ADDRESS_SPACE_LOCAL, global: ADDRESS_SPACE_GLOBAL };
   }
 
   async requestPool(a: RequestPoolArgs): Promise<RequestPoolResult> {

@@ -10,14 +10,15 @@
  * All kernel writes go through the host's serial queue, shared with the overlay reconciler.
  */
 import type { Logger } from 'pino';
-import type { Kernel, LinkInfo } from '../kernel/types';
+import type { Kernel, LinkInfo } from '../kernel';
 import { gatewayOf } from '../domain/addresses';
 import { Cidr, cidr, cidrContains, formatCidr, formatIPv4, parseCidr, parseIPv4 } from '../domain/ipv4';
-import { bridgeName, vethNames } from '../domain/names';
-import { datapathOption, joinRoutes, LINK_LOCAL_GATEWAY, LINK_LOCAL_GATEWAY_CIDR, LINK_LOCAL_SCOPE, type Datapath } from '../domain/datapath';
-import { conflict, invalid, notFound, unavailable, unsupported } from '../errors';
+import { BRIDGE_PREFIX, bridgeName, vethNames } from '../domain/names';
+import { datapathOption, joinRoutes, LINK_LOCAL_GATEWAY, LINK_LOCAL_GATEWAY_CIDR, LINK_LOCAL_GATEWAY_IP, LINK_LOCAL_SCOPE, type Datapath } from '../domain/datapath';
+import { conflict, errorText, invalid, notFound, OverlayError, unavailable, unsupported } from '../errors';
 import { portRules, portRuleText } from '../domain/port-rules';
 import { SerialQueue } from '../util/serial-queue';
+import { UndoStack } from '../util/undo-stack';
 import type { CreateEndpointArgs, CreateEndpointResult, CreateNetworkArgs, ExternalConnectivityArgs, JoinArgs, JoinResult } from './types';
 import { OverlayDirectory, OverlayHandle } from './overlays';
 
@@ -43,6 +44,16 @@ interface BridgeView {
 }
 
 const LINK_LOCAL = parseCidr(LINK_LOCAL_SCOPE);
+/** The MTU of an overlay whose device is not up yet: vxlan's on a 1500-byte underlay. */
+const MTU_UNTIL_READY = 1450;
+
+/** The refusal of a second Docker network on one overlay (CreateNetwork, and RequestPool before it). */
+export function overlayHasNetwork(overlay: string, bridge: string): OverlayError {
+  return conflict(
+    `overlay "${overlay}" already has a Docker network on this host (bridge ${bridge}); ` +
+      'use that network, or create another overlay (overlay-flannel config set --name NAME …) and pass --ipam-opt network=NAME',
+  );
+}
 
 export class NetworkDriver {
   /** endpoint id → container address (plain IP), from CreateEndpoint; for published ports. */
@@ -63,14 +74,14 @@ export class NetworkDriver {
     if (a.ipv6Data.length > 0 || a.options.enableIPv6) throw unsupported('IPv6 is not supported by overlay-flannel yet: create the network without --ipv6');
     const data = a.ipv4Data[0];
     if (!data) throw invalid('CreateNetwork without IPv4 data: create the network with overlay-flannel as its IPAM driver: ' + RIGHT_COMMAND);
-    const pool = parseCidr(data.Pool, 'IPv4Data.Pool');
+    const pool = parseCidr(data.pool, 'IPv4Data.Pool');
     const overlay = this.overlays.all().find((o) => {
       const l = o.lease();
       return l !== null && l.subnet.base === pool.base && l.subnet.len === pool.len;
     });
     if (!overlay) {
       throw invalid(
-        `the pool ${data.Pool} (address space "${data.AddressSpace}") does not come from overlay-flannel: an overlay network needs ` +
+        `the pool ${data.pool} (address space "${data.addressSpace}") does not come from overlay-flannel: an overlay network needs ` +
           `overlay-flannel's IPAM so that every host uses its own subnet of the overlay. Create it with: ${RIGHT_COMMAND}`,
       );
     }
@@ -79,12 +90,7 @@ export class NetworkDriver {
     const name = bridgeName(a.networkId);
     await this.queue.run(async () => {
       const other = (await this.bridges()).find((b) => b.link.name !== name && cidrContains(pool, b.gateway));
-      if (other) {
-        throw conflict(
-          `overlay "${overlay.name}" already has a Docker network on this host (bridge ${other.link.name}); ` +
-            'use that network, or create another overlay (overlay-flannel config set --name NAME …) and pass --ipam-opt network=NAME',
-        );
-      }
+      if (other) throw overlayHasNetwork(overlay.name, other.link.name);
       await this.ensureBridge(name, pool, mtu, mode);
       this.modes.set(a.networkId, mode);
     });
@@ -123,15 +129,29 @@ export class NetworkDriver {
     return {};
   }
 
-  /** Inside the queue. The veth pair, and in routed mode forwarding and the host route on its host end. */
+  /**
+   * Inside the queue. The veth pair, and in routed mode forwarding and the host route on its host
+   * end. A step that fails undoes what this call made (as CNI's bridge plugin does), so a failed
+   * CreateEndpoint leaves no veth for the address audit to sweep minutes later. The pair's undo is
+   * registered before it is made: a create that fails half-way may leave one end behind. The
+   * bridge stays: it is the network's record, not the endpoint's.
+   */
   private async ensureEndpointLinks(view: BridgeView, names: { host: string; container: string }, address: string | undefined): Promise<void> {
-    if (view.mode === 'bridge') {
-      await this.kernel.ensureVethPair(names.host, names.container, view.link.mtu, view.link.name);
-      return;
+    const undo = new UndoStack();
+    undo.push(`delete veth ${names.host}`, () => this.kernel.deleteLink(names.host)); // its routes go with it
+    try {
+      if (view.mode === 'bridge') {
+        await this.kernel.ensureVethPair(names.host, names.container, view.link.mtu, view.link.name);
+      } else {
+        const host = await this.kernel.ensureVethPair(names.host, names.container, view.link.mtu);
+        await this.kernel.setForwarding(host.index, true);
+        if (address) await this.kernel.replaceRoute({ dst: `${address}/32`, oif: host.index, onlink: false });
+      }
+      undo.clear();
+    } catch (e) {
+      await undo.unwind((what, err) => this.log.warn({ veth: names.host, err: errorText(err), cause: errorText(e) }, `undoing a failed endpoint setup: could not ${what}`));
+      throw e;
     }
-    const host = await this.kernel.ensureVethPair(names.host, names.container, view.link.mtu);
-    await this.kernel.setForwarding(host.index, true);
-    if (address) await this.kernel.replaceRoute({ dst: `${address}/32`, oif: host.index, onlink: false });
   }
 
   async join(a: JoinArgs): Promise<JoinResult> {
@@ -141,12 +161,11 @@ export class NetworkDriver {
     if (!view) throw notFound(`network ${a.networkId.slice(0, 12)} has no bridge ${bridge} on this host: remove and re-create the container`);
     // CreateEndpoint of this process made the links moments ago; after a plugin restart in between, make sure.
     if (!this.endpointNetworks.has(a.endpointId)) await this.queue.run(() => this.ensureEndpointLinks(view, names, this.addresses.get(a.endpointId)));
-    const gw = formatIPv4(view.gateway);
     const overlayNet = this.overlays.all().map((o) => o.network()).find((n) => n && cidrContains(n, view.gateway)) ?? null;
     return {
-      InterfaceName: { SrcName: names.container, DstPrefix: 'eth' },
-      Gateway: view.mode === 'routed' ? LINK_LOCAL_GATEWAY : gw,
-      StaticRoutes: joinRoutes(view.mode, view.subnet, overlayNet, gw),
+      containerVeth: names.container,
+      gateway: view.mode === 'routed' ? LINK_LOCAL_GATEWAY_IP : view.gateway,
+      routes: joinRoutes(view.mode, view.subnet, overlayNet, view.gateway),
     };
   }
 
@@ -194,7 +213,7 @@ export class NetworkDriver {
       );
     }
     const { rules, skipped } = portRules(a.endpointId, address, a.portMap);
-    if (skipped.length > 0) this.log.info({ endpoint: a.endpointId.slice(0, 12), skipped: skipped.map((b) => `[${b.HostIP}]:${b.HostPort}`) }, 'IPv6 port bindings ignored (IPv6 is not supported)');
+    if (skipped.length > 0) this.log.info({ endpoint: a.endpointId.slice(0, 12), skipped: skipped.map((b) => `[${b.hostIP}]:${b.hostPort}`) }, 'IPv6 port bindings ignored (IPv6 is not supported)');
     const r = await this.queue.run(() => this.kernel.ensurePortMappings(a.endpointId, rules));
     if (r === 'no-chain' && rules.length > 0) {
       throw unavailable(`published ports of endpoint ${a.endpointId.slice(0, 12)}: this host has no nftables "ip nat" table (iptables-legacy?), so nothing was published. Rules wanted:\n` + rules.map((x) => `iptables -t nat ${portRuleText(x).replace('-A ', '-I ')}`).join('\n'));
@@ -218,7 +237,7 @@ export class NetworkDriver {
   }
 
   private mtuFor(overlay: OverlayHandle, option: string | undefined): number {
-    const max = overlay.mtu() ?? 1450;
+    const max = overlay.mtu() ?? MTU_UNTIL_READY;
     if (option === undefined || option === '') return max;
     const n = Number(option);
     if (!Number.isInteger(n) || n < 576) throw invalid(`-o ${MTU_OPTION}=${option}: must be a whole number ≥ 576`);
@@ -250,7 +269,7 @@ export class NetworkDriver {
     // The mode was only in the lost bridge (Docker does not repeat network options here): the default.
     const mode = this.modes.get(a.networkId) ?? 'routed';
     this.log.warn({ network: a.networkId.slice(0, 12), subnet: formatCidr(subnet), datapath: mode }, 'bridge missing (host rebooted?): rebuilding it');
-    return this.ensureBridge(bridgeName(a.networkId), subnet, overlay.mtu() ?? 1450, mode);
+    return this.ensureBridge(bridgeName(a.networkId), subnet, overlay.mtu() ?? MTU_UNTIL_READY, mode);
   }
 
   private async bridgeView(name: string): Promise<BridgeView | null> {
@@ -268,7 +287,7 @@ export class NetworkDriver {
   private async bridges(): Promise<BridgeView[]> {
     const out: BridgeView[] = [];
     for (const l of await this.kernel.listLinks()) {
-      if (!l.name.startsWith('ofb-')) continue;
+      if (!l.name.startsWith(BRIDGE_PREFIX)) continue;
       const v = await this.bridgeView(l.name);
       if (v) out.push(v);
     }

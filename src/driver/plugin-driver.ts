@@ -3,13 +3,12 @@
  * connectivity (published ports) is DNAT in the network driver (src/kernel/nft-ports.ts).
  */
 import type { Logger } from 'pino';
-import type { Kernel } from '../kernel/types';
+import type { Kernel } from '../kernel';
 import { SerialQueue } from '../util/serial-queue';
 import { Ipam } from './ipam';
-import { NetworkDriver, NetworkEvents } from './network';
+import { NetworkDriver, NetworkEvents, overlayHasNetwork } from './network';
 import { DEFAULT_OVERLAY, type OverlayDirectory } from './overlays';
 import { parseCidr } from '../domain/ipv4';
-import { conflict } from '../errors';
 import type {
   CreateEndpointArgs,
   CreateEndpointResult,
@@ -40,13 +39,7 @@ export class OverlayPluginDriver implements PluginDriver {
     if (a.pool === '') {
       // Docker retries RequestPool forever while the pool overlaps a host route: say no instead.
       const other = await this.net.bridgeUsing(parseCidr(r.pool, 'pool'));
-      if (other) {
-        const overlay = a.options.network || DEFAULT_OVERLAY;
-        throw conflict(
-          `overlay "${overlay}" already has a Docker network on this host (bridge ${other}); ` +
-            'use that network, or create another overlay (overlay-flannel config set --name NAME …) and pass --ipam-opt network=NAME',
-        );
-      }
+      if (other) throw overlayHasNetwork(a.options.network || DEFAULT_OVERLAY, other);
     }
     return r;
   }

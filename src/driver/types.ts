@@ -1,27 +1,23 @@
 /**
  * The use cases behind libnetwork's remote NetworkDriver and IpamDriver calls, as the API layer
  * (src/api, fastify) calls them. Arguments are already validated and normalised by the API
- * (null/missing maps and lists become {} / []); results are what the API serialises.
+ * (null/missing maps and lists become {} / []). Arguments and results are domain values (names,
+ * CIDRs, addresses, numbers): the wire shapes (SrcName, StaticRoutes, HostPort…) are built and
+ * parsed in src/api alone (wire.ts, normalise.ts, routes.ts), as libnetwork keeps its api.go.
  * Every method throws OverlayError (src/errors.ts); the API maps codes to HTTP status and
  * {"Err": message, "Error": message}.
  * Idempotence (Docker repeats and replays calls): DeleteNetwork, DeleteEndpoint, Leave,
  * ReleasePool, ReleaseAddress and RevokeExternalConnectivity succeed for unknown ids.
  */
+import type { JoinRoute } from '../domain/datapath';
+import type { PortBinding, TransportPort } from '../domain/port-rules';
 
-export interface PortBinding {
-  Proto: number; // 6 tcp, 17 udp, 132 sctp
-  IP: string;
-  Port: number;
-  HostIP: string;
-  HostPort: number;
-  HostPortEnd: number;
-}
-
+/** One IPAM result of a network, as Docker forwards it to CreateNetwork. */
 export interface IpamData {
-  AddressSpace: string;
-  Pool: string; // CIDR
-  Gateway?: string; // CIDR with prefix
-  AuxAddresses?: Record<string, string>;
+  addressSpace: string;
+  pool: string; // CIDR
+  gateway?: string; // CIDR with prefix
+  auxAddresses?: Record<string, string>;
 }
 
 export interface RequestPoolArgs {
@@ -65,8 +61,8 @@ export interface CreateEndpointArgs {
 }
 
 export interface CreateEndpointResult {
-  /** Only fields Docker left empty may be returned (e.g. MacAddress). */
-  interface?: { MacAddress?: string };
+  /** Only what Docker left empty may be returned (the MAC address here). */
+  macAddress?: string;
 }
 
 export interface JoinArgs {
@@ -77,22 +73,24 @@ export interface JoinArgs {
 }
 
 export interface JoinResult {
-  InterfaceName: { SrcName: string; DstPrefix: string };
-  Gateway: string; // plain IP
-  StaticRoutes: { Destination: string; RouteType: 0 | 1; NextHop?: string }[];
-  DisableGatewayService?: boolean;
+  /** The container end of the veth pair, in the host namespace: Docker moves it into the sandbox. */
+  containerVeth: string;
+  /** The container's default gateway (IPv4 as a number), null for none. */
+  gateway: number | null;
+  routes: JoinRoute[];
+  disableGatewayService?: boolean;
 }
 
 export interface ExternalConnectivityArgs {
   networkId: string;
   endpointId: string;
   portMap: PortBinding[];
-  exposedPorts: { Proto: number; Port: number }[];
+  exposedPorts: TransportPort[];
 }
 
 export interface PluginDriver {
   // IpamDriver
-  getDefaultAddressSpaces(): { LocalDefaultAddressSpace: string; GlobalDefaultAddressSpace: string };
+  getDefaultAddressSpaces(): { local: string; global: string };
   requestPool(a: RequestPoolArgs): Promise<RequestPoolResult>;
   releasePool(poolId: string): Promise<void>;
   requestAddress(a: RequestAddressArgs): Promise<{ address: string; data: Record<string, string> }>;

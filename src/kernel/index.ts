@@ -1,3 +1,4 @@
+/** The kernel's one door (see README.md here): the Kernel interface, the netlink adapter, errors. */
 export * from './types';
 export { createNetlinkKernel, NetlinkKernel, type NetlinkKernelOptions } from './netlink-kernel';
 export { KernelError, errnoOf, isErrno } from './errno';

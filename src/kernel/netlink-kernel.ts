@@ -10,16 +10,22 @@ import * as ensure from './link-ensure';
 import * as links from './links';
 import * as neigh from './neighbours';
 import { ensureForwardAccept, type ForwardResult } from './nft-forward';
+import { ensureFastpath, removeFastpath } from './nft-fastpath';
+import { ensureOverlayIsolation } from './nft-isolation';
 import { ensureMasquerade, removeMasquerade, type MasqResult } from './nft-masq';
 import { ensurePorts, removePorts, type PortsResult } from './nft-ports';
 import { ensureNotrack, removeNotrack } from './nft-notrack';
 import type { NotrackRule } from '../domain/notrack-rules';
 import type { PortRule } from '../domain/port-rules';
+import type { FastpathPlan } from '../domain/fastpath';
 import { NlSocket, type NlSocketOptions } from './netlink-socket';
+import { parseNetworkCidr } from './codec';
 import * as routes from './routes';
 import type {
   AddressEntry,
+  FastpathResult,
   FdbEntry,
+  ForwardHeadResult,
   Kernel,
   LinkInfo,
   NeighbourEntry,
@@ -136,6 +142,16 @@ export class NetlinkKernel implements Kernel {
   }
   removePortMappings(endpointId: string): Promise<number | 'no-chain'> {
     return removePorts(endpointId, this.ns.timeoutMs);
+  }
+  async ensureForwardHead(networks: readonly string[]): Promise<ForwardHeadResult> {
+    for (const n of networks) parseNetworkCidr(n, 'overlay Network'); // INVALID before any rule is read or written
+    return ensureOverlayIsolation(networks, this.ns.timeoutMs);
+  }
+  ensureFastpath(plan: FastpathPlan): Promise<FastpathResult> {
+    return ensureFastpath(plan, this.ns.timeoutMs);
+  }
+  removeFastpath(): Promise<boolean> {
+    return removeFastpath(this.ns.timeoutMs);
   }
 
   /** Pending and queued calls are rejected with 'UNAVAILABLE'; later calls fail the same way. */

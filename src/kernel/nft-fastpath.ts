@@ -25,6 +25,7 @@
 import { endpointChains, endpointMap, FASTPATH_TABLE, overlayChains, peerSet, planMarkerChain, setChanges, type FastpathPlan } from '../domain/fastpath';
 import { attr, attrList, attrsOf, attrText, exchange, kernelError, message, nftType, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, sequencer, str } from './nft-netlink';
 import { FastpathBatch, NFPROTO_NETDEV, noNetdevFamily } from './nft-fastpath-batch';
+import type { FastpathResult } from './types';
 
 const NFT_MSG_GETTABLE = 1;
 const NFT_MSG_GETCHAIN = 4;
@@ -79,8 +80,6 @@ async function readTable(sets: string[], timeoutMs: number): Promise<TableState 
   }
   return state;
 }
-
-export type FastpathResult = 'present' | 'updated' | 'rewritten' | 'removed' | 'absent';
 
 /**
  * Make the table hold `plan`: 'present' (it did), 'updated' (endpoints/peers changed in place),

@@ -14,12 +14,11 @@
 import { forwardHeadRules, headPlacement, isHeadComment, type HeadRule } from '../domain/forward-head';
 import { counter, jumpTarget, matchAddress, NF_ACCEPT, verdict } from './nft-netlink';
 import { CommentedRules, type WantedRule } from './nft-ruleset';
+import type { ForwardHeadResult } from './types';
 
 const TABLE = 'filter';
 const CHAIN = 'FORWARD';
 const NF_DROP = 0;
-
-export type IsolationResult = { state: 'no-chain' } | { state: 'ok'; added: number; removed: number };
 
 /** `ip saddr <src> ip daddr <dst> counter accept|drop`, commented. */
 function wantedRule(r: HeadRule): WantedRule {
@@ -30,7 +29,7 @@ function wantedRule(r: HeadRule): WantedRule {
  * Make the head of `ip filter FORWARD` hold exactly the block for `networks` (accept within each
  * overlay, drop between every two), in place; nothing else of ours there.
  */
-export async function ensureOverlayIsolation(networks: readonly string[], timeoutMs = 5000): Promise<IsolationResult> {
+export async function ensureOverlayIsolation(networks: readonly string[], timeoutMs = 5000): Promise<ForwardHeadResult> {
   const have = await CommentedRules.load(TABLE, [CHAIN], isHeadComment, timeoutMs);
   if (have.missing.length > 0) return { state: 'no-chain' };
   const wanted = forwardHeadRules(networks);

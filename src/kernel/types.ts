@@ -11,6 +11,7 @@
  */
 import type { PortRule } from '../domain/port-rules';
 import type { NotrackRule } from '../domain/notrack-rules';
+import type { FastpathPlan } from '../domain/fastpath';
 
 export interface LinkInfo {
   index: number;
@@ -68,6 +69,12 @@ export interface FdbEntry {
   dst: string; // remote VTEP (PublicIP)
   permanent: boolean;
 }
+
+/** What ensureForwardHead did: 'no-chain' when `ip filter FORWARD` does not exist (nothing done). */
+export type ForwardHeadResult = { state: 'no-chain' } | { state: 'ok'; added: number; removed: number };
+
+/** What ensureFastpath did: 'updated' = endpoints/peers changed in place, 'rewritten' = the table written anew. */
+export type FastpathResult = 'present' | 'updated' | 'rewritten' | 'removed' | 'absent';
 
 export interface Kernel {
   // links
@@ -132,6 +139,17 @@ export interface Kernel {
   ensurePortMappings(endpointId: string, rules: PortRule[]): Promise<'present' | 'updated' | 'no-chain'>;
   /** Delete endpoint `endpointId`'s DNAT rules: how many there were, 'no-chain' if no nat table. */
   removePortMappings(endpointId: string): Promise<number | 'no-chain'>;
+  /** The head block of nftables `ip filter FORWARD` (src/domain/forward-head.ts; nft-isolation.ts):
+   *  exactly the accepts within each of `networks` and the drops between every two of them, right
+   *  after Docker's DOCKER-USER jump (or at the head). Rewritten in one transaction when not so;
+   *  'no-chain' when the chain does not exist (never created). */
+  ensureForwardHead(networks: readonly string[]): Promise<ForwardHeadResult>;
+
+  // fast path (nftables netdev table, src/domain/fastpath.ts; nft-fastpath.ts)
+  /** Make the table hold `plan`; an empty plan removes it. */
+  ensureFastpath(plan: FastpathPlan): Promise<FastpathResult>;
+  /** Delete the table: true if it was there. */
+  removeFastpath(): Promise<boolean>;
 
   close(): Promise<void>;
 }

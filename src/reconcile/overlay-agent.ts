@@ -10,7 +10,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { Kernel } from '../kernel/types';
+import type { Kernel } from '../kernel';
 import type { ConfigState, LeaseEvent, LeaseKeeper, LeaseKeeperOptions } from '../store/types';
 import { describeNetworkConfig, NetworkConfig } from '../domain/network-config';
 import { Cidr, cidr, cidrContains, formatCidr, parseIPv4 } from '../domain/ipv4';
@@ -19,9 +19,9 @@ import { Lease, LeaseAttrs } from '../domain/lease';
 import { vtepMacFor } from '../domain/mac';
 import { SerialQueue } from '../util/serial-queue';
 import { OverlayDataplane } from './overlay-dataplane';
-import { PublicInterface } from './public-interface';
+import { PublicInterface } from '../host/public-interface';
 import { errorText } from '../errors';
-import { subnetEnvContent, writeSubnetFile } from './subnet-env';
+import { subnetEnvContent, writeSubnetFile } from '../host/subnet-env';
 
 /** What the agent needs from the store for one overlay prefix. */
 export interface OverlayStorePort {
@@ -43,15 +43,20 @@ export interface LeaseWatchHandle {
 
 export type AgentState = 'waiting-for-config' | 'config-invalid' | 'acquiring' | 'ready' | 'stopped';
 
+/** How every overlay of this host runs: one frozen object built from the settings, passed whole. */
+export interface OverlayTuning {
+  readonly ttlSec: number;
+  readonly renewMarginSec: number;
+  readonly resyncIntervalMs: number;
+  /** IP_MASQ: flannel's masquerade rules for each overlay (removed again by stop()). */
+  readonly ipMasq: boolean;
+  /** NOTRACK: conntrack bypass rules for each overlay's traffic (removed again by stop()). */
+  readonly notrack: boolean;
+}
+
 export interface AgentOptions {
   name: string; // "default" or the overlay's name
-  ttlSec: number;
-  renewMarginSec: number;
-  resyncIntervalMs: number;
-  /** IP_MASQ: flannel's masquerade rules for this overlay (removed again by stop()). */
-  ipMasq?: boolean;
-  /** NOTRACK: conntrack bypass rules for this overlay's traffic (removed again by stop()). */
-  notrack?: boolean;
+  tuning: OverlayTuning;
   /** SUBNET_FILE: write flanneld's subnet.env here on every lease (the default overlay only). */
   subnetFile?: string;
 }
@@ -157,7 +162,7 @@ export class OverlayAgent extends EventEmitter {
 
   private async join(config: NetworkConfig): Promise<void> {
     this.state = 'acquiring';
-    const dataplane = new OverlayDataplane(this.kernel, this.queue, this.log, config, this.pub, { ipMasq: this.opts.ipMasq ?? false, notrack: this.opts.notrack ?? false });
+    const dataplane = new OverlayDataplane(this.kernel, this.queue, this.log, config, this.pub, this.opts.tuning);
     this.dataplane = dataplane;
     const previous = await this.previousSubnet(config);
     if (previous) this.log.info({ subnet: formatCidr(previous) }, 'found the subnet this host had before on its device; asking for it again');
@@ -165,8 +170,8 @@ export class OverlayAgent extends EventEmitter {
       publicIP: this.pub.publicIP,
       previousSubnet: () => previous,
       attrsFor: (c) => this.attrsFor(c),
-      ttlSec: this.opts.ttlSec,
-      renewMarginSec: this.opts.renewMarginSec,
+      ttlSec: this.opts.tuning.ttlSec,
+      renewMarginSec: this.opts.tuning.renewMarginSec,
     });
     this.keeper = keeper;
     keeper.on('acquired', (e: { lease: Lease }) => {
@@ -186,7 +191,7 @@ export class OverlayAgent extends EventEmitter {
     await dataplane.attach(lease);
     await this.writeSubnetEnv(config, lease);
     this.leaseWatch = this.store.watchLeases((ev) => this.onLeaseEvent(ev));
-    dataplane.startTimer(this.opts.resyncIntervalMs);
+    dataplane.startTimer(this.opts.tuning.resyncIntervalMs);
     this.state = 'ready';
     this.resolveReady();
   }
@@ -251,7 +256,7 @@ export class OverlayAgent extends EventEmitter {
     const dp = this.dataplane;
     if (!path || !dp || this.state === 'stopped') return;
     try {
-      await writeSubnetFile(path, subnetEnvContent(config.network, lease.subnet, dp.mtu, this.opts.ipMasq ?? false));
+      await writeSubnetFile(path, subnetEnvContent(config.network, lease.subnet, dp.mtu, this.opts.tuning.ipMasq));
       this.log.info({ path, subnet: formatCidr(lease.subnet) }, 'subnet.env written');
     } catch (e) {
       this.log.warn({ err: errorText(e), path }, 'could not write subnet.env (SUBNET_FILE); the overlay works without it');

@@ -11,7 +11,7 @@
  * All kernel writes go through the host's serial queue; runs coalesce while one is in flight.
  */
 import type { Logger } from 'pino';
-import type { Kernel } from '../kernel/types';
+import type { Kernel } from '../kernel';
 import { SerialQueue } from '../util/serial-queue';
 import { Cidr, formatCidr, formatIPv4, parseCidr } from '../domain/ipv4';
 import { Lease } from '../domain/lease';
@@ -19,7 +19,7 @@ import { vtepMacFor } from '../domain/mac';
 import { vxlanDeviceName } from '../domain/names';
 import { NetworkConfig } from '../domain/network-config';
 import { desiredPeers, PeerOp, PeerState, planPeers, routeInOverlay } from '../domain/peers';
-import { isOnLink, PublicInterface } from './public-interface';
+import { isOnLink, PublicInterface } from '../host/public-interface';
 import { errorText } from '../errors';
 import { OverlayFirewall, type FirewallOptions } from './overlay-firewall';
 
@@ -78,9 +78,9 @@ export class OverlayDataplane {
     private readonly log: Logger,
     private readonly config: NetworkConfig,
     private readonly pub: PublicInterface,
-    opts: Partial<FirewallOptions> = {},
+    firewall: FirewallOptions = { ipMasq: false, notrack: false },
   ) {
-    this.firewall = new OverlayFirewall(kernel, log, formatCidr(config.network), { ipMasq: opts.ipMasq ?? false, notrack: opts.notrack ?? false });
+    this.firewall = new OverlayFirewall(kernel, log, formatCidr(config.network), firewall);
   }
 
   /** The MTU containers on this overlay must use. */

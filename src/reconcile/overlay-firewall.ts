@@ -7,14 +7,15 @@
  * Callers run these inside the host's serial queue.
  */
 import type { Logger } from 'pino';
-import type { Kernel } from '../kernel/types';
+import type { Kernel } from '../kernel';
+import { StateChanges } from '../util/state-changes';
 import { errorText } from '../errors';
 import { masqCommands } from '../domain/masq-rules';
 import { notrackCommands, notrackRules } from '../domain/notrack-rules';
 
 export interface FirewallOptions {
-  ipMasq: boolean;
-  notrack: boolean;
+  readonly ipMasq: boolean;
+  readonly notrack: boolean;
 }
 
 /** What the overlay's vxlan device receives on (none for host-gw). */
@@ -24,9 +25,8 @@ export interface VxlanEndpoint {
 }
 
 export class OverlayFirewall {
-  private forwardState: 'present' | 'added' | 'no-chain' | 'error' | null = null;
-  private masqState: 'present' | 'updated' | 'no-chain' | 'error' | 'off' | null = null;
-  private notrackState: 'present' | 'updated' | 'error' | 'off' | null = null;
+  /** The last state of each rule set ('forward', 'masq', 'notrack'): logged once per change. */
+  private readonly seen = new StateChanges<'forward' | 'masq' | 'notrack'>();
 
   constructor(
     private readonly kernel: Kernel,
@@ -53,21 +53,20 @@ export class OverlayFirewall {
     try {
       state = await this.kernel.ensureForwardAccept(network);
     } catch (e) {
-      if (this.forwardState !== 'error') {
+      if (this.seen.changed('forward', 'error')) {
         this.log.warn({ err: errorText(e), network }, 'could not add the FORWARD accept rules of the overlay; overlay traffic is dropped where the FORWARD policy is DROP');
       }
-      this.forwardState = 'error';
       return;
     }
+    const changed = this.seen.changed('forward', state);
     if (state === 'added') this.log.info({ network }, 'FORWARD accept rules of the overlay added (nftables ip filter FORWARD)');
-    else if (state === 'no-chain' && this.forwardState !== 'no-chain') {
+    else if (state === 'no-chain' && changed) {
       this.log.info(
         { network },
         'no nftables "ip filter FORWARD" chain (yet); if this host filters forwarded traffic with iptables-legacy, allow the overlay: ' +
           `iptables -A FORWARD -s ${network} -j ACCEPT; iptables -A FORWARD -d ${network} -j ACCEPT`,
       );
     }
-    this.forwardState = state;
   }
 
   /**
@@ -78,8 +77,7 @@ export class OverlayFirewall {
   private async ensureMasq(subnet: string | null): Promise<void> {
     const network = this.network;
     if (!this.opts.ipMasq) {
-      if (this.masqState === 'off') return;
-      this.masqState = 'off';
+      if (!this.seen.changed('masq', 'off')) return;
       const n = await this.kernel.removeMasquerade(network).catch(() => 0);
       if (typeof n === 'number' && n > 0) this.log.info({ network, rules: n }, 'IP_MASQ is off: removed the masquerade rules of an earlier run');
       return;
@@ -89,26 +87,24 @@ export class OverlayFirewall {
     try {
       state = await this.kernel.ensureMasquerade(network, subnet);
     } catch (e) {
-      if (this.masqState !== 'error') this.log.warn({ err: errorText(e), network }, 'could not write the masquerade rules (IP_MASQ); containers may not reach the outside');
-      this.masqState = 'error';
+      if (this.seen.changed('masq', 'error')) this.log.warn({ err: errorText(e), network }, 'could not write the masquerade rules (IP_MASQ); containers may not reach the outside');
       return;
     }
+    const changed = this.seen.changed('masq', state);
     if (state === 'updated') this.log.info({ network, subnet }, 'masquerade rules written (nftables ip nat POSTROUTING)');
-    else if (state === 'no-chain' && this.masqState !== 'no-chain') {
+    else if (state === 'no-chain' && changed) {
       this.log.warn(
         { network, commands: masqCommands(network, subnet) },
         'no nftables "ip nat POSTROUTING" chain (yet; dockerd creates it); with iptables-legacy, add the masquerade rules by hand',
       );
     }
-    this.masqState = state;
   }
 
   /** NOTRACK (domain/notrack-rules.ts): overlay ↔ overlay and vxlan packets skip conntrack. */
   private async ensureNotrack(subnet: string | null, vxlan: VxlanEndpoint | null): Promise<void> {
     const network = this.network;
     if (!this.opts.notrack) {
-      if (this.notrackState === 'off') return;
-      this.notrackState = 'off';
+      if (!this.seen.changed('notrack', 'off')) return;
       const n = await this.kernel.removeNotrack(network).catch(() => 0);
       if (n > 0) this.log.info({ network, rules: n }, 'NOTRACK is off: removed the conntrack bypass rules of an earlier run');
       return;
@@ -118,15 +114,14 @@ export class OverlayFirewall {
     try {
       const state = await this.kernel.ensureNotrack(network, rules);
       if (state === 'updated') this.log.info({ network, subnet, rules: rules.length }, 'conntrack bypass rules written (nftables ip raw PREROUTING/OUTPUT)');
-      this.notrackState = state;
+      this.seen.changed('notrack', state);
     } catch (e) {
-      if (this.notrackState !== 'error') {
+      if (this.seen.changed('notrack', 'error')) {
         this.log.warn(
           { err: errorText(e), network, commands: notrackCommands(network, rules) },
           'could not write the conntrack bypass rules (NOTRACK); overlay traffic works but is tracked. With iptables-legacy add them by hand, or set NOTRACK=false',
         );
       }
-      this.notrackState = 'error';
     }
   }
 

@@ -1,5 +1,5 @@
 /**
- * The store as the rest of the daemon builds it: one etcd client per process, one OverlayStore per
+ * The store's door (see README.md here). The store as the rest of the daemon builds it: one etcd client per process, one OverlayStore per
  * flannel prefix. Everything made through it is stopped by close(), in order: keepers and watchers
  * first (they never delete anything), then the client.
  */

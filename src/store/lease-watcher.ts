@@ -20,6 +20,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { decodeLeaseAttrs, Lease } from '../domain/lease';
 import { errorText } from '../errors';
+import { StateChanges } from '../util/state-changes';
 import { toStoreError } from './etcd-client';
 import { leaseSubnetOfKey, OverlayKeys } from './keys';
 import { KeyValue, ListWatch, toKeyValue, WatchChange } from './list-watch';
@@ -45,7 +46,7 @@ export interface LeaseWatcher {
  */
 export class LeaseWatcher extends EventEmitter {
   private readonly cache = new Map<string, Lease>(); // full key -> lease
-  private readonly warned = new Map<string, string>(); // full key -> bad value already warned about
+  private readonly warned = new StateChanges(); // full key -> bad value already warned about
   private readonly expiries = new Map<string, number>(); // etcd lease id -> unix ms
   private readonly lw: ListWatch;
 
@@ -130,11 +131,10 @@ export class LeaseWatcher extends EventEmitter {
     const text = kv.value.toString('utf8');
     try {
       const attrs = decodeLeaseAttrs(text, `lease ${kv.key}`);
-      this.warned.delete(kv.key);
+      this.warned.forget(kv.key);
       return { subnet, attrs, etcdLease: kv.lease, modRevision: kv.modRevision };
     } catch (e) {
-      if (this.warned.get(kv.key) !== text) {
-        this.warned.set(kv.key, text);
+      if (this.warned.changed(kv.key, text)) {
         this.logger.warn({ key: kv.key, value: text.slice(0, 200), err: errorText(e) }, 'skipping a lease value that does not parse');
       }
       return null;
@@ -149,7 +149,7 @@ export class LeaseWatcher extends EventEmitter {
       const lease = this.decode(kv);
       if (lease) this.cache.set(kv.key, lease);
     }
-    for (const k of this.warned.keys()) if (!present.has(k)) this.warned.delete(k);
+    this.warned.retain(present);
     this.expiries.clear();
     this.fire({ type: 'snapshot', leases: this.leases() });
   }
@@ -174,7 +174,7 @@ export class LeaseWatcher extends EventEmitter {
     const cached = this.cache.get(c.key);
     this.cache.delete(c.key);
     const prev = c.prev ? this.decode(c.prev) : null; // before forgetting the warning: no second one
-    this.warned.delete(c.key);
+    this.warned.forget(c.key);
     const lease = prev ?? cached;
     if (lease) {
       this.expiries.delete(lease.etcdLease);

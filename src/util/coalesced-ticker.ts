@@ -1,8 +1,10 @@
 /**
  * A check that runs every `intervalMs` and whenever it is kicked, one at a time on `queue`; a kick
  * while a check is already waiting joins it (so a burst of events costs one check). Used by the
- * keepers of kernel state that must follow both events and drift (daemon/isolation.ts,
- * daemon/fastpath.ts). A check that throws is a bug: it is reported, the ticker goes on.
+ * keepers of kernel state that must follow both events and drift (reconcile/isolation-keeper.ts,
+ * reconcile/fastpath-keeper.ts), network replication's sync and retry (docker/network-replicator.ts)
+ * and the address audit's rounds (reconcile/address-audit.ts). A check that throws is a bug: it is
+ * reported, the ticker goes on.
  */
 import type { SerialQueue } from './serial-queue';
 
@@ -18,10 +20,11 @@ export class CoalescedTicker {
     private readonly intervalMs: number,
   ) {}
 
-  start(): void {
+  /** Check every intervalMs from now on; at once too unless `kickNow` is false (an event will kick). */
+  start(kickNow = true): void {
     this.timer = setInterval(() => this.kick(), this.intervalMs);
     this.timer.unref();
-    this.kick();
+    if (kickNow) this.kick();
   }
 
   stop(): void {

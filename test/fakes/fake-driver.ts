@@ -17,6 +17,7 @@ import type {
   RequestPoolArgs,
   RequestPoolResult,
 } from '../../src/driver/types';
+import { parseCidr, parseIPv4 } from '../../src/domain/ipv4';
 
 export type DriverMethod = keyof PluginDriver;
 
@@ -26,7 +27,7 @@ export interface RecordedCall {
 }
 
 export interface FakeResults {
-  defaultAddressSpaces: { LocalDefaultAddressSpace: string; GlobalDefaultAddressSpace: string };
+  defaultAddressSpaces: { local: string; global: string };
   requestPool: RequestPoolResult;
   requestAddress: { address: string; data: Record<string, string> };
   createEndpoint: CreateEndpointResult;
@@ -36,16 +37,12 @@ export interface FakeResults {
 
 export function defaultResults(): FakeResults {
   return {
-    defaultAddressSpaces: { LocalDefaultAddressSpace: 'overlay-local', GlobalDefaultAddressSpace: 'overlay-global' },
+    defaultAddressSpaces: { local: 'overlay-local', global: 'overlay-global' },
     requestPool: { poolId: 'pool-10.77.5.0-24', pool: '10.77.5.0/24', data: {} },
     requestAddress: { address: '10.77.5.2/24', data: {} },
     createEndpoint: {},
     endpointOperInfo: {},
-    join: {
-      InterfaceName: { SrcName: 'tc51776fd', DstPrefix: 'eth' },
-      Gateway: '10.77.5.1',
-      StaticRoutes: [{ Destination: '10.77.0.0/16', RouteType: 0, NextHop: '10.77.5.1' }],
-    },
+    join: { containerVeth: 'tc51776fd', gateway: parseIPv4('10.77.5.1'), routes: [{ destination: parseCidr('10.77.0.0/16'), nextHop: parseIPv4('10.77.5.1') }] },
   };
 }
 

@@ -8,13 +8,18 @@
  * - FORWARD accept rules per network (`forwardChain` false = no nftables FORWARD chain);
  * - ip-masq rules per network (`natChain` false = no nftables nat chain);
  * - NOTRACK rules per network, and published-port rules per endpoint, as their rule text, with
- *   the same port-conflict check as the real adapter.
+ *   the same port-conflict check as the real adapter;
+ * - the FORWARD head block as its rule comments (rewritten whole when not exactly as wanted, as
+ *   the real adapter does), in the same `forwardChain`;
+ * - the fast path table as the last plan written (a new digest = the table written anew).
  * Rule writes that change something are logged in `writes` like netlink writes.
  */
 import { notrackRuleText, type NotrackRule } from '../../src/domain/notrack-rules';
 import { portConflict, portInUse, portRuleText, type PortRule } from '../../src/domain/port-rules';
 import { parseNetworkCidr } from '../../src/kernel/codec';
-import type { Kernel } from '../../src/kernel/types';
+import type { FastpathResult, ForwardHeadResult, Kernel } from '../../src/kernel';
+import { forwardHeadRules } from '../../src/domain/forward-head';
+import type { FastpathPlan } from '../../src/domain/fastpath';
 import { FakeNetlink } from './fake-netlink';
 
 export class FakeKernel extends FakeNetlink implements Kernel {
@@ -93,5 +98,43 @@ export class FakeKernel extends FakeNetlink implements Kernel {
     const n = this.ports.get(key)?.length ?? 0;
     if (this.ports.delete(key)) this.writes.push(`removePortMappings ${key}`);
     return n;
+  }
+
+  /** The FORWARD head block, as the comments of its rules in chain order. */
+  forwardHead: string[] = [];
+  async ensureForwardHead(networks: readonly string[]): Promise<ForwardHeadResult> {
+    this.enter('ensureForwardHead', networks.join(','));
+    networks.forEach((n) => parseNetworkCidr(n, 'overlay Network'));
+    if (!this.forwardChain) return { state: 'no-chain' };
+    const want = forwardHeadRules(networks).map((r) => r.comment);
+    if (want.length === this.forwardHead.length && want.every((c, i) => c === this.forwardHead[i])) return { state: 'ok', added: 0, removed: 0 };
+    const removed = this.forwardHead.length;
+    this.forwardHead = want;
+    this.writes.push(`ensureForwardHead ${want.length}`);
+    return { state: 'ok', added: want.length, removed };
+  }
+
+  /** The fast path table: the plan last written, null without a table. */
+  fastpath: FastpathPlan | null = null;
+  async ensureFastpath(plan: FastpathPlan): Promise<FastpathResult> {
+    this.enter('ensureFastpath', plan.digest);
+    const have = this.fastpath;
+    if (plan.overlays.length === 0) {
+      this.fastpath = null;
+      if (have) this.writes.push('removeFastpath');
+      return have ? 'removed' : 'absent';
+    }
+    this.fastpath = structuredClone(plan);
+    const elements = (p: FastpathPlan) => JSON.stringify(p.overlays.map((o) => [o.endpoints, o.peers]));
+    if (have === null || have.digest !== plan.digest) {
+      this.writes.push(`ensureFastpath rewritten ${plan.digest}`);
+      return 'rewritten';
+    }
+    if (elements(have) === elements(plan)) return 'present';
+    this.writes.push(`ensureFastpath updated ${plan.digest}`);
+    return 'updated';
+  }
+  async removeFastpath(): Promise<boolean> {
+    return (await this.ensureFastpath({ overlays: [], digest: '' })) === 'removed';
   }
 }

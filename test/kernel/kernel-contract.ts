@@ -10,8 +10,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { isOverlayError } from '../../src/errors';
 import { errnoOf } from '../../src/kernel/errno';
-import type { Kernel, VxlanSpec } from '../../src/kernel/types';
+import type { Kernel, VxlanSpec } from '../../src/kernel';
 import { bridgeMacFor } from '../../src/domain/mac';
+import { fastpathPlan, type HostRouteInput } from '../../src/domain/fastpath';
+import { parseCidr } from '../../src/domain/ipv4';
 
 export interface ContractEnv {
   kernel: Kernel;
@@ -20,6 +22,8 @@ export interface ContractEnv {
   prefix: string;
   /** Another, independent Kernel instance (closed by the contract itself). */
   newKernel(): Kernel;
+  /** Make nftables' `ip filter FORWARD` chain exist (empty) or not (its table deleted). */
+  forwardChain(present: boolean): Promise<void>;
   teardown(): Promise<void>;
 }
 
@@ -244,6 +248,42 @@ export function kernelContract(label: string, setup: () => Promise<ContractEnv>)
       assert.equal(await k.getVxlan(vx), null);
       await k.deleteNeighbour(v.index, '10.1.11.0'); // device gone: still fine
       await k.deleteFdb(v.index, '0e:2a:00:00:00:0b');
+    });
+
+    it('ensureForwardHead: no-chain without FORWARD; the block written, kept, rewritten whole on a change, emptied', async () => {
+      const [a, b] = ['10.61.0.0/16', '10.62.0.0/16'];
+      await env.forwardChain(false);
+      assert.deepEqual(await k.ensureForwardHead([a, b]), { state: 'no-chain' });
+      await env.forwardChain(true);
+      try {
+        assert.deepEqual(await k.ensureForwardHead([b, a]), { state: 'ok', added: 4, removed: 0 });
+        assert.deepEqual(await k.ensureForwardHead([a, b]), { state: 'ok', added: 0, removed: 0 }, 'the same block in another order changes nothing');
+        assert.deepEqual(await k.ensureForwardHead([a]), { state: 'ok', added: 1, removed: 4 });
+        assert.deepEqual(await k.ensureForwardHead([]), { state: 'ok', added: 0, removed: 1 });
+        await rejectsWith(k.ensureForwardHead(['10.61.0.0/33']), 'INVALID');
+      } finally {
+        await env.forwardChain(false);
+      }
+    });
+
+    it('fast path table: written anew, kept, changed in place for an endpoint, removed', async () => {
+      const dev = await k.ensureVxlan(vxSpec());
+      const veth = await k.ensureVethPair(`${env.prefix}vh0`, `${env.prefix}vp0`, 1400);
+      const overlay = { name: 'default', vni: 1, network: parseCidr('10.77.0.0/16'), subnet: parseCidr('10.77.3.0/24'), vxlanDevice: vx, vxlanIndex: dev.index, peerRoutes: [parseCidr('10.77.4.0/24')] };
+      const plan = (routes: HostRouteInput[]) => fastpathPlan([overlay], routes, `${env.prefix}vh`).plan;
+      const endpoint: HostRouteInput = { dst: parseCidr('10.77.3.5/32'), oif: veth.index, oifName: veth.name };
+      try {
+        assert.equal(await k.removeFastpath(), false, 'no table at the start');
+        assert.equal(await k.ensureFastpath(plan([])), 'rewritten');
+        assert.equal(await k.ensureFastpath(plan([])), 'present');
+        assert.equal(await k.ensureFastpath(plan([endpoint])), 'updated');
+        assert.equal(await k.ensureFastpath(plan([endpoint])), 'present');
+        assert.equal(await k.ensureFastpath(plan([])), 'updated', 'the endpoint removed in place');
+      } finally {
+        assert.equal(await k.removeFastpath(), true);
+        await k.deleteLink(veth.name);
+      }
+      assert.equal(await k.ensureFastpath({ overlays: [], digest: '' }), 'absent');
     });
 
     it('bad names are INVALID before reaching the kernel', async () => {

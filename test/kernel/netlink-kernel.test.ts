@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createNetlinkKernel } from '../../src/kernel';
 import { kernelContract } from './kernel-contract';
-import { deleteLinkIfPresent, inScratchNetns, makeParent, SKIP_REASON } from './netns';
+import { execFileSync } from 'node:child_process';
+import { deleteLinkIfPresent, inScratchNetns, makeParent, nftTableExists, SKIP_REASON } from './netns';
 
 const PARENT = 'ktup0';
 const CIDR = '192.0.2.10/24';
@@ -22,8 +23,13 @@ if (!inScratchNetns()) {
       parent: { index: p.index, name: PARENT, ip: '192.0.2.10', mtu: p.mtu, cidr: CIDR },
       prefix: 'kt',
       newKernel: () => createNetlinkKernel(),
+      forwardChain: async (present) => {
+        if (nftTableExists('filter')) execFileSync('nft', ['delete', 'table', 'ip', 'filter']);
+        if (present) execFileSync('nft', ['add table ip filter; add chain ip filter FORWARD { type filter hook forward priority 0; policy accept; }']);
+      },
       teardown: async () => {
         await kernel.close();
+        if (nftTableExists('filter')) execFileSync('nft', ['delete', 'table', 'ip', 'filter']);
         deleteLinkIfPresent(PARENT);
       },
     };

@@ -32,7 +32,7 @@ const DOCKER_ACCEPT = '-A FORWARD -o docker0 -j ACCEPT';
 const EP = 'aaaaaaaaaaaa0123456789';
 const EP2 = 'bbbbbbbbbbbb0123456789';
 const published = (ep: string, address: string, binds: [number, number, string?][]) =>
-  portRules(ep, address, binds.map(([hostPort, port, hostIP]) => ({ Proto: 6, IP: '', HostPort: hostPort, HostPortEnd: hostPort, Port: port, HostIP: hostIP ?? '' }))).rules;
+  portRules(ep, address, binds.map(([hostPort, port, hostIP]) => ({ proto: 6, ip: '', hostPort, hostPortEnd: hostPort, port, hostIP: hostIP ?? '' }))).rules;
 const dnat = (ep: string, chain: 'PREROUTING' | 'OUTPUT', hostPort: number, to: string): string =>
   `-A ${chain} ${chain === 'OUTPUT' ? '! -d 127.0.0.0/8 ' : ''}-p tcp -m addrtype --dst-type LOCAL -m tcp --dport ${hostPort} -m comment --comment "overlay-flannel port ${ep.slice(0, 12)} tcp *:${hostPort} > ${to}" -j DNAT --to-destination ${to}`;
 const DOCKER_JUMP = '-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER';

@@ -6,6 +6,7 @@ import pino from 'pino';
 import { buildApi, PLUGIN_CONTENT_TYPE, type ApiObserver } from '../../src/api/server';
 import { OverlayError, type ErrorCode } from '../../src/errors';
 import { FakeDriver } from '../fakes/fake-driver';
+import { parseCidr } from '../../src/domain/ipv4';
 
 const silent = pino({ level: 'silent' });
 
@@ -64,7 +65,7 @@ const TRACE: [path: string, request: string | undefined, answer: string][] = [
 
 test('answers the Docker 20.10 trace byte for byte, with no Content-Type on the requests (no 415)', async () => {
   const { driver, app, contentTypes } = setup();
-  driver.results.defaultAddressSpaces = { LocalDefaultAddressSpace: 'tracer-local', GlobalDefaultAddressSpace: 'tracer-global' };
+  driver.results.defaultAddressSpaces = { local: 'tracer-local', global: 'tracer-global' };
   for (const [path, request, answer] of TRACE) {
     const r = await post(app, path, request === undefined ? undefined : `${request}\n`);
     assert.equal(r.status, 200, `${path}: ${r.body}`);
@@ -108,7 +109,7 @@ test('normalises what Docker sends before the driver sees it', async () => {
     {
       networkId: 'NID',
       options: { generic: { foo: 'bar' }, enableIPv6: false, internal: false },
-      ipv4Data: [{ AddressSpace: 'tracer-local', Pool: '10.77.5.0/24', Gateway: '10.77.5.1/24' }],
+      ipv4Data: [{ addressSpace: 'tracer-local', pool: '10.77.5.0/24', gateway: '10.77.5.1/24' }],
       ipv6Data: [],
     },
   ]);
@@ -117,7 +118,7 @@ test('normalises what Docker sends before the driver sees it', async () => {
     {
       networkId: 'N',
       options: { generic: {}, enableIPv6: false, internal: true },
-      ipv4Data: [{ AddressSpace: '', Pool: '10.1.0.0/24', AuxAddresses: { h: '10.1.0.5/24' } }],
+      ipv4Data: [{ addressSpace: '', pool: '10.1.0.0/24', auxAddresses: { h: '10.1.0.5/24' } }],
       ipv6Data: [],
     },
   ]);
@@ -144,25 +145,25 @@ test('normalises what Docker sends before the driver sees it', async () => {
     networkId: 'NID',
     endpointId: 'EID1',
     portMap: [
-      { Proto: 6, IP: '', Port: 80, HostIP: '', HostPort: 8080, HostPortEnd: 8080 },
-      { Proto: 17, IP: '', Port: 53, HostIP: '', HostPort: 5353, HostPortEnd: 5353 },
+      { proto: 6, ip: '', port: 80, hostIP: '', hostPort: 8080, hostPortEnd: 8080 },
+      { proto: 17, ip: '', port: 53, hostIP: '', hostPort: 5353, hostPortEnd: 5353 },
     ],
-    exposedPorts: [{ Proto: 6, Port: 80 }, { Proto: 17, Port: 53 }],
+    exposedPorts: [{ proto: 6, port: 80 }, { proto: 17, port: 53 }],
   });
   assert.deepEqual(pec[1], { networkId: 'N', endpointId: 'E', portMap: [], exposedPorts: [] });
   assert.deepEqual(pec[2], pec[1]);
-  assert.deepEqual((pec[3] as { portMap: unknown }).portMap, [{ Proto: 6, IP: '', Port: 80, HostIP: '', HostPort: 9000, HostPortEnd: 9000 }]);
+  assert.deepEqual((pec[3] as { portMap: unknown }).portMap, [{ proto: 6, ip: '', port: 80, hostIP: '', hostPort: 9000, hostPortEnd: 9000 }]);
   await app.close();
 });
 
 test('CreateEndpoint answers only the non-empty fields the driver returned; Join exactly its result', async () => {
   const { driver, app } = setup();
   const ep = '{"NetworkID":"N","EndpointID":"E","Interface":{"Address":"10.1.0.2/24","AddressIPv6":"","MacAddress":""},"Options":{}}';
-  driver.results.createEndpoint = { interface: { MacAddress: '02:42:0a:01:00:02' } };
+  driver.results.createEndpoint = { macAddress: '02:42:0a:01:00:02' };
   assert.equal((await post(app, '/NetworkDriver.CreateEndpoint', ep)).body, '{"Interface":{"MacAddress":"02:42:0a:01:00:02"}}');
-  driver.results.createEndpoint = { interface: { MacAddress: '' } };
+  driver.results.createEndpoint = { macAddress: '' };
   assert.equal((await post(app, '/NetworkDriver.CreateEndpoint', ep)).body, '{"Interface":{}}');
-  driver.results.join = { InterfaceName: { SrcName: 'v1', DstPrefix: 'eth' }, Gateway: '', StaticRoutes: [{ Destination: '10.1.0.1/32', RouteType: 1 }], DisableGatewayService: true };
+  driver.results.join = { containerVeth: 'v1', gateway: null, routes: [{ destination: parseCidr('10.1.0.1/32'), nextHop: null }], disableGatewayService: true };
   const j = await post(app, '/NetworkDriver.Join', '{"NetworkID":"N","EndpointID":"E","SandboxKey":"/k"}');
   assert.equal(j.body, '{"InterfaceName":{"SrcName":"v1","DstPrefix":"eth"},"Gateway":"","StaticRoutes":[{"Destination":"10.1.0.1/32","RouteType":1}],"DisableGatewayService":true}');
   driver.results.endpointOperInfo = { id: 'E', veth: 'v1' };

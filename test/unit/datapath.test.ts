@@ -1,8 +1,8 @@
 // The data-path choice and its pure route arithmetic (src/domain/datapath.ts), as tables.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { datapathOption, joinRoutes, subnetHalves } from '../../src/domain/datapath';
-import { formatCidr, parseCidr } from '../../src/domain/ipv4';
+import { datapathOption, joinRoutes, subnetHalves, type JoinRoute } from '../../src/domain/datapath';
+import { formatCidr, formatIPv4, parseCidr, parseIPv4 } from '../../src/domain/ipv4';
 
 test('datapathOption: default routed, either key, case-insensitive, unknown refused with the fix', () => {
   const rows: [Record<string, string>, string][] = [
@@ -32,8 +32,10 @@ test('subnetHalves splits a subnet in two; nothing for /31 and /32', () => {
 test('joinRoutes per data path', () => {
   const sub = parseCidr('10.9.5.0/24');
   const ov = parseCidr('10.9.0.0/16');
-  assert.deepEqual(joinRoutes('bridge', sub, ov, '10.9.5.1'), [{ Destination: '10.9.0.0/16', RouteType: 0, NextHop: '10.9.5.1' }]);
-  assert.deepEqual(joinRoutes('bridge', sub, null, '10.9.5.1'), []);
-  assert.deepEqual(joinRoutes('routed', sub, null, '10.9.5.1').map((r) => r.Destination), ['169.254.1.1/32', '10.9.5.0/25', '10.9.5.128/25']);
-  assert.deepEqual(joinRoutes('routed', sub, ov, '10.9.5.1').at(-1), { Destination: '10.9.0.0/16', RouteType: 0, NextHop: '169.254.1.1' });
+  const gw = parseIPv4('10.9.5.1');
+  const text = (rs: JoinRoute[]) => rs.map((r) => `${formatCidr(r.destination)} ${r.nextHop === null ? 'on-link' : `via ${formatIPv4(r.nextHop)}`}`);
+  assert.deepEqual(text(joinRoutes('bridge', sub, ov, gw)), ['10.9.0.0/16 via 10.9.5.1']);
+  assert.deepEqual(joinRoutes('bridge', sub, null, gw), []);
+  assert.deepEqual(text(joinRoutes('routed', sub, null, gw)), ['169.254.1.1/32 on-link', '10.9.5.0/25 via 169.254.1.1', '10.9.5.128/25 via 169.254.1.1']);
+  assert.deepEqual(text(joinRoutes('routed', sub, ov, gw)).at(-1), '10.9.0.0/16 via 169.254.1.1');
 });

@@ -3,10 +3,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import { FakeKernel } from '../fakes/fake-kernel';
+import { KernelError } from '../../src/kernel';
 import { OverlayPluginDriver } from '../../src/driver/plugin-driver';
 import { OverlayDirectory, OverlayHandle, parsePoolId } from '../../src/driver/overlays';
 import { SerialQueue } from '../../src/util/serial-queue';
-import { Cidr, formatIPv4, parseCidr } from '../../src/domain/ipv4';
+import { Cidr, formatCidr, formatIPv4, parseCidr } from '../../src/domain/ipv4';
+import type { JoinResult } from '../../src/driver/types';
 import { freeAddresses, checkRequestedAddress } from '../../src/domain/addresses';
 import { bridgeName, vethNames } from '../../src/domain/names';
 
@@ -55,7 +57,7 @@ function setup() {
 const createNetworkArgs = (pool: string, nid = NID, space = 'overlay-flannel-local') => ({
   networkId: nid,
   options: { generic: {}, enableIPv6: false, internal: false },
-  ipv4Data: [{ AddressSpace: space, Pool: pool, Gateway: pool.replace('.0/', '.1/') }],
+  ipv4Data: [{ addressSpace: space, pool, gateway: pool.replace('.0/', '.1/') }],
   ipv6Data: [],
 });
 
@@ -122,6 +124,12 @@ test('CreateNetwork: routed (default) and bridge records; bad data path, default
 
 const endpointArgs = (address: string, nid = NID) => ({ networkId: nid, endpointId: EID, address, addressIPv6: '', macAddress: '', options: {} });
 const joinArgs = { networkId: NID, endpointId: EID, sandboxKey: '/var/run/docker/netns/x', options: {} };
+/** Join's domain answer, readable: addresses dotted, routes "dst via hop" or "dst on-link". */
+const shown = (j: JoinResult) => ({
+  veth: j.containerVeth,
+  gateway: j.gateway === null ? null : formatIPv4(j.gateway),
+  routes: j.routes.map((r) => `${formatCidr(r.destination)} ${r.nextHop === null ? 'on-link' : `via ${formatIPv4(r.nextHop)}`}`),
+});
 
 test('routed: CreateEndpoint makes a veth off any bridge with forwarding and a /32 host route; Join gives the link-local gateway', async () => {
   const { kernel, driver } = setup();
@@ -132,15 +140,10 @@ test('routed: CreateEndpoint makes a veth off any bridge with forwarding and a /
   assert.equal(host.master, 0);
   assert.ok(kernel.forwarding.has(host.index));
   assert.deepEqual((await kernel.listRoutes(host.index)).map((r) => r.dst), ['10.9.5.2/32']);
-  assert.deepEqual(await driver.join(joinArgs), {
-    InterfaceName: { SrcName: v.container, DstPrefix: 'eth' },
-    Gateway: '169.254.1.1',
-    StaticRoutes: [
-      { Destination: '169.254.1.1/32', RouteType: 1 },
-      { Destination: '10.9.5.0/25', RouteType: 0, NextHop: '169.254.1.1' },
-      { Destination: '10.9.5.128/25', RouteType: 0, NextHop: '169.254.1.1' },
-      { Destination: '10.9.0.0/16', RouteType: 0, NextHop: '169.254.1.1' },
-    ],
+  assert.deepEqual(shown(await driver.join(joinArgs)), {
+    veth: v.container,
+    gateway: '169.254.1.1',
+    routes: ['169.254.1.1/32 on-link', '10.9.5.0/25 via 169.254.1.1', '10.9.5.128/25 via 169.254.1.1', '10.9.0.0/16 via 169.254.1.1'],
   });
   assert.deepEqual(await driver.endpointOperInfo(NID, EID), { bridge: bridgeName(NID), hostVeth: v.host, datapath: 'routed' });
   await driver.deleteEndpoint(NID, EID);
@@ -157,11 +160,7 @@ test('bridge: CreateEndpoint, Join, DeleteEndpoint: veth on the bridge, Join ans
   const host = (await kernel.getLink(v.host))!;
   assert.equal(host.master, (await kernel.getLink(bridgeName(NID)))!.index);
   assert.deepEqual(await kernel.listRoutes(host.index), []);
-  assert.deepEqual(await driver.join(joinArgs), {
-    InterfaceName: { SrcName: v.container, DstPrefix: 'eth' },
-    Gateway: '10.9.5.1',
-    StaticRoutes: [{ Destination: '10.9.0.0/16', RouteType: 0, NextHop: '10.9.5.1' }],
-  });
+  assert.deepEqual(shown(await driver.join(joinArgs)), { veth: v.container, gateway: '10.9.5.1', routes: ['10.9.0.0/16 via 10.9.5.1'] });
   await driver.leave();
   await driver.deleteEndpoint(NID, EID);
   assert.equal(await kernel.getLink(v.host), null);
@@ -203,4 +202,52 @@ test('Join repairs the endpoint links only when this process did not create them
   const restarted = new OverlayPluginDriver(kernel, new SerialQueue(), { byName: async () => fakeOverlay('default', '10.9.5.0/24', '10.9.0.0/16'), all: () => [fakeOverlay('default', '10.9.5.0/24', '10.9.0.0/16')] }, log);
   await restarted.join(joinArgs);
   assert.ok(await kernel.getLink(v.host), 'the veth pair is back');
+});
+
+/** Make the next call of `method` do its work and then fail (a step that fails half-way). */
+function failAfterWork(kernel: FakeKernel, method: 'ensureVethPair' | 'setForwarding' | 'replaceRoute'): void {
+  const real = kernel[method].bind(kernel) as (...a: unknown[]) => Promise<unknown>;
+  let once = true;
+  (kernel as unknown as Record<string, unknown>)[method] = async (...a: unknown[]) => {
+    const r = await real(...a);
+    if (!once) return r;
+    once = false;
+    throw new KernelError(`${method}: EBUSY (injected)`, 'EBUSY');
+  };
+}
+
+test('CreateEndpoint undoes what it made when any step fails (routed and bridge): no veth or host route left, the bridge kept, a retry succeeds', async () => {
+  const rows: ['routed' | 'bridge', 'ensureVethPair' | 'setForwarding' | 'replaceRoute'][] = [
+    ['routed', 'ensureVethPair'],
+    ['routed', 'setForwarding'],
+    ['routed', 'replaceRoute'],
+    ['bridge', 'ensureVethPair'],
+  ];
+  const v = vethNames(EID);
+  for (const [mode, step] of rows) {
+    const where = `${mode}, ${step} failing`;
+    const { kernel, driver } = setup();
+    await driver.createNetwork(netArgs('10.9.5.0/24', { datapath: mode }));
+    failAfterWork(kernel, step);
+    await assert.rejects(driver.createEndpoint(endpointArgs('10.9.5.2/24')), /EBUSY \(injected\)/, where);
+    assert.equal(await kernel.getLink(v.host), null, `${where}: host end removed`);
+    assert.equal(await kernel.getLink(v.container), null, `${where}: container end removed`);
+    assert.deepEqual((await kernel.listRoutes()).filter((r) => r.dst === '10.9.5.2/32'), [], `${where}: no host route`);
+    assert.ok(await kernel.getLink(bridgeName(NID)), `${where}: the bridge (the network's record) stays`);
+    assert.equal(driver.endpointAddress(EID.slice(0, 12)), undefined, `${where}: the endpoint is not remembered`);
+    await driver.createEndpoint(endpointArgs('10.9.5.2/24'));
+    assert.ok(await kernel.getLink(v.host), `${where}: a retry makes the pair`);
+    if (mode === 'routed') assert.deepEqual((await kernel.listRoutes()).filter((r) => r.dst === '10.9.5.2/32').length, 1, `${where}: and the route`);
+  }
+});
+
+test('a failing undo does not hide the cause: CreateEndpoint rejects with the step that failed', async () => {
+  const { kernel, driver } = setup();
+  await driver.createNetwork(createNetworkArgs('10.9.5.0/24'));
+  failAfterWork(kernel, 'replaceRoute');
+  kernel.failNext('deleteLink', new KernelError('delete link: EBUSY (undo)', 'EBUSY'));
+  await assert.rejects(driver.createEndpoint(endpointArgs('10.9.5.2/24')), /replaceRoute: EBUSY \(injected\)/);
+  // The pair the undo could not delete is what the address audit sweeps; DeleteEndpoint removes it too.
+  await driver.deleteEndpoint(NID, EID);
+  assert.equal(await kernel.getLink(vethNames(EID).host), null);
 });

@@ -20,6 +20,10 @@ kernelContract('fake', async () => {
     parent: { index: p.index, name: 'eth0', ip: '192.0.2.10', mtu: 1500, cidr: '192.0.2.10/24' },
     prefix: 'ft',
     newKernel: () => fakeWithParent(),
+    forwardChain: async (present) => {
+      kernel.forwardChain = present;
+      if (!present) kernel.forwardHead = [];
+    },
     teardown: async () => kernel.close(),
   };
 });

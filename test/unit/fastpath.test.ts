@@ -1,12 +1,12 @@
-// The fast path plan (src/domain/fastpath.ts) and how the daemon gathers it (src/daemon/fastpath.ts),
+// The fast path plan (src/domain/fastpath.ts) and how the daemon gathers it (src/reconcile/fastpath-keeper.ts),
 // as tables; the netdev table itself is tested against the kernel in test/kernel/nft-fastpath.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { endpointChains, fastpathPlan, overlayChains, setChanges, type FastpathOverlayInput } from '../../src/domain/fastpath';
 import { formatIPv4, parseCidr } from '../../src/domain/ipv4';
 import pino from 'pino';
-import { FastpathKeeper, gatherFastpath } from '../../src/daemon/fastpath';
-import type { FastpathResult } from '../../src/kernel/nft-fastpath';
+import { FastpathKeeper, gatherFastpath } from '../../src/reconcile/fastpath-keeper';
+import type { FastpathResult } from '../../src/kernel';
 import { OverlayError } from '../../src/errors';
 import { SerialQueue } from '../../src/util/serial-queue';
 import type { OverlayHandle } from '../../src/driver/overlays';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { masqComment, masqCommands, masqRules, masqRuleText } from '../../src/domain/masq-rules';
-import { subnetEnvContent, writeSubnetFile } from '../../src/reconcile/subnet-env';
+import { subnetEnvContent, writeSubnetFile } from '../../src/host/subnet-env';
 import { parseCidr } from '../../src/domain/ipv4';
 import { loadSettings, SettingsError } from '../../src/config/settings';
 import { FakeKernel } from '../fakes/fake-kernel';
@@ -16,7 +16,7 @@ import { SerialQueue } from '../../src/util/serial-queue';
 import { parseNetworkConfig } from '../../src/domain/network-config';
 import { Lease } from '../../src/domain/lease';
 import { vtepMacFor } from '../../src/domain/mac';
-import type { PublicInterface } from '../../src/reconcile/public-interface';
+import type { PublicInterface } from '../../src/host/public-interface';
 
 test("the masquerade rules are flannel's v0.20+ set, in flannel's order", () => {
   const cases: [string, string, string[]][] = [
@@ -120,7 +120,7 @@ function dataplane(ipMasq: boolean) {
   const kernel = new FakeKernel();
   const eth = kernel.addDevice('eth0', { mtu: 1500, up: true, cidr: '192.0.2.1/24' });
   const pub: PublicInterface = { link: eth, address: '192.0.2.1', publicIP: '192.0.2.1', networks: [parseCidr('192.0.2.0/24')] };
-  return { kernel, dp: new OverlayDataplane(kernel, new SerialQueue(), log, cfg, pub, { ipMasq }) };
+  return { kernel, dp: new OverlayDataplane(kernel, new SerialQueue(), log, cfg, pub, { ipMasq, notrack: false }) };
 }
 
 test('the dataplane writes the masquerade rules for its subnet, follows a subnet change, repairs them on a full sync and removes them on detach', async () => {

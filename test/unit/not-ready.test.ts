@@ -8,7 +8,7 @@ import { parseCidr } from '../../src/domain/ipv4';
 import { configStateOf } from '../../src/store/config-store';
 import type { ConfigState, LeaseKeeper } from '../../src/store/types';
 import { OverlayAgent, OverlayStorePort } from '../../src/reconcile/overlay-agent';
-import type { PublicInterface } from '../../src/reconcile/public-interface';
+import type { PublicInterface } from '../../src/host/public-interface';
 import { SerialQueue } from '../../src/util/serial-queue';
 import { FakeKernel } from '../fakes/fake-kernel';
 
@@ -40,7 +40,7 @@ function rig(name: string) {
     },
     watchLeases: () => ({ stop: () => undefined }),
   };
-  const agent = new OverlayAgent(port, kernel, new SerialQueue(), pub, log, { name, ttlSec: 60, renewMarginSec: 10, resyncIntervalMs: 60_000 });
+  const agent = new OverlayAgent(port, kernel, new SerialQueue(), pub, log, { name, tuning: { ttlSec: 60, renewMarginSec: 10, resyncIntervalMs: 60_000, ipMasq: false, notrack: false } });
   return { agent, steer, config: (raw: string | null) => onConfig(configStateOf(raw)) };
 }
 

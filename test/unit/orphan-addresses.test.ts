@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { orphanAddresses, orphanVeths, type AuditedRecord } from '../../src/domain/orphan-addresses';
 import { formatIPv4, parseCidr, parseIPv4, type Cidr } from '../../src/domain/ipv4';
-import { AddressAudit } from '../../src/daemon/address-audit';
+import { AddressAudit } from '../../src/reconcile/address-audit';
 import type { EndpointsPort } from '../../src/docker/endpoint-addresses';
 import type { DetailedAddressRecord } from '../../src/store';
 import { captureLogger, testLogger } from '../helpers/store-fixtures';
@@ -65,7 +65,7 @@ test('orphanAddresses: a negative grace period is a clear error', () => {
   assert.throws(() => orphanAddresses([], new Set(), NOW, -1), /graceMs must be ≥ 0/);
 });
 
-// ---- AddressAudit (src/daemon/address-audit.ts) over fakes of etcd and Docker ----
+// ---- AddressAudit (src/reconcile/address-audit.ts) over fakes of etcd and Docker ----
 
 /** Records of one lease in memory, with mod revisions, as AddressStore keeps them in etcd. */
 function fakeRecords(rows: Array<{ ip: string; owner: string; ageMs: number | null }>) {

@@ -9,7 +9,7 @@ import { parseNetworkConfig } from '../../src/domain/network-config';
 import { parseCidr } from '../../src/domain/ipv4';
 import { Lease } from '../../src/domain/lease';
 import { vtepMacFor } from '../../src/domain/mac';
-import type { PublicInterface } from '../../src/reconcile/public-interface';
+import type { PublicInterface } from '../../src/host/public-interface';
 
 const log = pino({ level: 'silent' });
 const cfg = parseNetworkConfig('{"Network":"10.7.0.0/16","Backend":{"Type":"vxlan","VNI":9}}');

@@ -7,16 +7,15 @@ import { OverlayPluginDriver } from '../../src/driver/plugin-driver';
 import type { OverlayDirectory, OverlayHandle } from '../../src/driver/overlays';
 import { SerialQueue } from '../../src/util/serial-queue';
 import { parseCidr } from '../../src/domain/ipv4';
-import { isPortCommentOf, portRules, portRuleText } from '../../src/domain/port-rules';
+import { isPortCommentOf, portRules, portRuleText, type PortBinding } from '../../src/domain/port-rules';
 import { dnatTarget, portRuleExpressions } from '../../src/kernel/nft-ports';
-import type { PortBinding } from '../../src/driver/types';
 
 const EID = 'e1'.repeat(32);
 const NID = 'a'.repeat(64);
-const bind = (p: Partial<PortBinding>): PortBinding => ({ Proto: 6, IP: '', Port: 80, HostIP: '', HostPort: 8080, HostPortEnd: 8080, ...p });
+const bind = (p: Partial<PortBinding>): PortBinding => ({ proto: 6, ip: '', port: 80, hostIP: '', hostPort: 8080, hostPortEnd: 8080, ...p });
 
 test('port rules: tcp on any local address, udp on one HostIP, one rule per chain, comments carry the endpoint', () => {
-  const { rules, skipped } = portRules(EID, '10.9.5.2/24', [bind({}), bind({ Proto: 17, Port: 53, HostPort: 5353, HostPortEnd: 5353, HostIP: '192.0.2.1' })]);
+  const { rules, skipped } = portRules(EID, '10.9.5.2/24', [bind({}), bind({ proto: 17, port: 53, hostPort: 5353, hostPortEnd: 5353, hostIP: '192.0.2.1' })]);
   assert.deepEqual(skipped, []);
   assert.deepEqual(rules.map(portRuleText), [
     '-A PREROUTING -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 8080 -m comment --comment "overlay-flannel port e1e1e1e1e1e1 tcp *:8080 > 10.9.5.2:80" -j DNAT --to-destination 10.9.5.2:80',
@@ -31,10 +30,10 @@ test('port rules: tcp on any local address, udp on one HostIP, one rule per chai
 
 test('port rules: 0.0.0.0 = any, host port range uses its first port, IPv6 and duplicate bindings skipped', () => {
   const { rules, skipped } = portRules(EID, '10.9.5.2', [
-    bind({ HostIP: '0.0.0.0', HostPort: 8000, HostPortEnd: 8010 }),
-    bind({ HostIP: '::', HostPort: 8000, HostPortEnd: 8010 }),
-    bind({ HostPort: 8000, HostPortEnd: 8010 }),
-    bind({ Proto: 17, Port: 7000, HostPort: 9000, HostPortEnd: 9000 }),
+    bind({ hostIP: '0.0.0.0', hostPort: 8000, hostPortEnd: 8010 }),
+    bind({ hostIP: '::', hostPort: 8000, hostPortEnd: 8010 }),
+    bind({ hostPort: 8000, hostPortEnd: 8010 }),
+    bind({ proto: 17, port: 7000, hostPort: 9000, hostPortEnd: 9000 }),
   ]);
   assert.equal(skipped.length, 1);
   assert.deepEqual(
@@ -47,8 +46,8 @@ test('port rules: 0.0.0.0 = any, host port range uses its first port, IPv6 and d
 });
 
 test('port rules: ephemeral host ports (-P) and sctp are refused clearly', () => {
-  assert.throws(() => portRules(EID, '10.9.5.2', [bind({ HostPort: 0, HostPortEnd: 0 })]), /ephemeral host ports \(-P.*not supported yet/);
-  assert.throws(() => portRules(EID, '10.9.5.2', [bind({ Proto: 132 })]), /sctp are not supported/);
+  assert.throws(() => portRules(EID, '10.9.5.2', [bind({ hostPort: 0, hostPortEnd: 0 })]), /ephemeral host ports \(-P.*not supported yet/);
+  assert.throws(() => portRules(EID, '10.9.5.2', [bind({ proto: 132 })]), /sctp are not supported/);
   assert.deepEqual(portRules(EID, '10.9.5.2', []).rules, []);
 });
 
@@ -82,9 +81,9 @@ function setup() {
 
 test('Program/RevokeExternalConnectivity: rules from the CreateEndpoint address, idempotent, removed by Revoke and DeleteEndpoint', async () => {
   const { kernel, driver } = setup();
-  await driver.createNetwork({ networkId: NID, options: { generic: {}, enableIPv6: false, internal: false }, ipv4Data: [{ AddressSpace: 'x', Pool: '10.9.5.0/24', Gateway: '10.9.5.1/24' }], ipv6Data: [] });
+  await driver.createNetwork({ networkId: NID, options: { generic: {}, enableIPv6: false, internal: false }, ipv4Data: [{ addressSpace: 'x', pool: '10.9.5.0/24', gateway: '10.9.5.1/24' }], ipv6Data: [] });
   await driver.createEndpoint({ networkId: NID, endpointId: EID, address: '10.9.5.2/24', addressIPv6: '', macAddress: '', options: {} });
-  const args = { networkId: NID, endpointId: EID, portMap: [bind({}), bind({ Proto: 17, Port: 53, HostPort: 5353, HostPortEnd: 5353 })], exposedPorts: [] };
+  const args = { networkId: NID, endpointId: EID, portMap: [bind({}), bind({ proto: 17, port: 53, hostPort: 5353, hostPortEnd: 5353 })], exposedPorts: [] };
   await driver.programExternalConnectivity(args);
   assert.equal(kernel.ports.get(EID.slice(0, 12))?.length, 4);
   assert.match(kernel.ports.get(EID.slice(0, 12))![2]!, /-p udp .*--dport 5353 .*--to-destination 10\.9\.5\.2:53$/);
@@ -104,9 +103,9 @@ test('ProgramExternalConnectivity: unknown endpoint address, no nat table, -P ar
   const { kernel, driver } = setup();
   await driver.programExternalConnectivity({ networkId: NID, endpointId: EID, portMap: [], exposedPorts: [] });
   await assert.rejects(driver.programExternalConnectivity({ networkId: NID, endpointId: EID, portMap: [bind({})], exposedPorts: [] }), /address is not known .*restart the container/);
-  await driver.createNetwork({ networkId: NID, options: { generic: {}, enableIPv6: false, internal: false }, ipv4Data: [{ AddressSpace: 'x', Pool: '10.9.5.0/24', Gateway: '10.9.5.1/24' }], ipv6Data: [] });
+  await driver.createNetwork({ networkId: NID, options: { generic: {}, enableIPv6: false, internal: false }, ipv4Data: [{ addressSpace: 'x', pool: '10.9.5.0/24', gateway: '10.9.5.1/24' }], ipv6Data: [] });
   await driver.createEndpoint({ networkId: NID, endpointId: EID, address: '10.9.5.2/24', addressIPv6: '', macAddress: '', options: {} });
-  await assert.rejects(driver.programExternalConnectivity({ networkId: NID, endpointId: EID, portMap: [bind({ HostPort: 0, HostPortEnd: 0 })], exposedPorts: [] }), /ephemeral/);
+  await assert.rejects(driver.programExternalConnectivity({ networkId: NID, endpointId: EID, portMap: [bind({ hostPort: 0, hostPortEnd: 0 })], exposedPorts: [] }), /ephemeral/);
   kernel.natChain = false;
   await assert.rejects(driver.programExternalConnectivity({ networkId: NID, endpointId: EID, portMap: [bind({})], exposedPorts: [] }), /no nftables "ip nat" table.*\n.*iptables -t nat -I PREROUTING/s);
 });
@@ -114,14 +113,14 @@ test('ProgramExternalConnectivity: unknown endpoint address, no nat table, -P ar
 test('a host port another endpoint already publishes is refused (Docker allocates none for a remote driver)', async () => {
   const { kernel, driver } = setup();
   const EID2 = 'e2'.repeat(32);
-  await driver.createNetwork({ networkId: NID, options: { generic: {}, enableIPv6: false, internal: false }, ipv4Data: [{ AddressSpace: 'x', Pool: '10.9.5.0/24', Gateway: '10.9.5.1/24' }], ipv6Data: [] });
+  await driver.createNetwork({ networkId: NID, options: { generic: {}, enableIPv6: false, internal: false }, ipv4Data: [{ addressSpace: 'x', pool: '10.9.5.0/24', gateway: '10.9.5.1/24' }], ipv6Data: [] });
   for (const [e, a] of [[EID, '10.9.5.2/24'], [EID2, '10.9.5.3/24']]) await driver.createEndpoint({ networkId: NID, endpointId: e!, address: a!, addressIPv6: '', macAddress: '', options: {} });
-  await driver.programExternalConnectivity({ networkId: NID, endpointId: EID, portMap: [bind({ HostIP: '192.0.2.1' })], exposedPorts: [] });
+  await driver.programExternalConnectivity({ networkId: NID, endpointId: EID, portMap: [bind({ hostIP: '192.0.2.1' })], exposedPorts: [] });
   await assert.rejects(
     driver.programExternalConnectivity({ networkId: NID, endpointId: EID2, portMap: [bind({})], exposedPorts: [] }),
     /already published by endpoint e1e1e1e1e1e1 \(tcp 192\.0\.2\.1:8080\)/,
   );
-  await driver.programExternalConnectivity({ networkId: NID, endpointId: EID2, portMap: [bind({ Proto: 17 }), bind({ HostIP: '192.0.2.9' })], exposedPorts: [] });
+  await driver.programExternalConnectivity({ networkId: NID, endpointId: EID2, portMap: [bind({ proto: 17 }), bind({ hostIP: '192.0.2.9' })], exposedPorts: [] });
   assert.equal(kernel.ports.get(EID2.slice(0, 12))?.length, 4);
   await driver.revokeExternalConnectivity(NID, EID);
   await driver.programExternalConnectivity({ networkId: NID, endpointId: EID2, portMap: [bind({})], exposedPorts: [] });

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import pino from 'pino';
-import { buildStatusServer, StatusAgent, StatusMetrics, StatusSource } from '../../src/api/status-server';
+import { buildStatusServer, StatusAgent, StatusMetrics, StatusSource } from '../../src/status/server';
 import { parseCidr } from '../../src/domain/ipv4';
 import type { Lease } from '../../src/domain/lease';
 import { setDataplaneObserver } from '../../src/reconcile/overlay-dataplane';
@@ -154,7 +154,7 @@ test('/metrics: names, leases gauge, API observer, dataplane hook, renewals', as
 test('/api/v1/events streams a snapshot, then another when peers change; / serves the page', async () => {
   const { app, agent } = setup();
   await app.listen({ host: '127.0.0.1', port: 0 });
-  const port = (app.server.address() as { port: number }).port;
+  const port = app.address()!.port;
   const ac = new AbortController();
   try {
     const res = await fetch(`http://127.0.0.1:${port}/api/v1/events`, { signal: ac.signal });

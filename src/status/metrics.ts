@@ -6,8 +6,8 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { DataplaneObserver, setDataplaneObserver } from '../reconcile/overlay-dataplane';
-import type { ApiObserver } from './server';
-import type { StatusSource } from './status-views';
+import type { ApiObserver } from '../api/server';
+import type { StatusSource } from './views';
 
 export class StatusMetrics {
   readonly registry = new Registry();

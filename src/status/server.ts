@@ -1,6 +1,7 @@
 /**
  * The status server (STATUS_ADDR, opt-in): a small HTTP server of its own, separate from the
- * plugin socket.
+ * plugin socket. Its routes are data handed to src/api's GET server (get-server.ts), so fastify
+ * stays in src/api.
  *   /                    a live HTML page (inline CSS/JS/SVG, no CDN), fed by /api/v1/events (SSE)
  *   /healthz             200 when the default overlay holds a lease and the plugin socket serves
  *   /api/v1/status       everything below in one object (what each event carries)
@@ -9,17 +10,17 @@
  *   /api/v1/containers   the endpoints on this host, named through the Docker API when it answers
  *   /api/v1/etcd         the store's view of etcd: up, since, last error
  *   /api/v1/events       server-sent events: a "status" snapshot when leases come and go, and every 5 s
- *   /metrics             Prometheus (prom-client, see status-metrics.ts)
+ *   /metrics             Prometheus (prom-client, see metrics.ts)
  */
-import Fastify, { FastifyInstance } from 'fastify';
+import { buildGetServer, type GetAnswer, type GetServer } from '../api/get-server';
 import type { Logger } from 'pino';
 import type { ServerResponse } from 'node:http';
-import { statusPage } from './status-page';
-import { StatusMetrics } from './status-metrics';
-import { containersView, etcdView, health, kernelView, overlaysView, snapshot, StatusSource } from './status-views';
+import { statusPage } from './page';
+import { StatusMetrics } from './metrics';
+import { containersView, etcdView, health, kernelView, overlaysView, snapshot, StatusSource } from './views';
 
-export { StatusMetrics } from './status-metrics';
-export { health, kernelView, overlaysView, snapshot, type StatusAgent, type StatusSource } from './status-views';
+export { StatusMetrics } from './metrics';
+export { health, kernelView, overlaysView, snapshot, type StatusAgent, type StatusSource } from './views';
 
 export interface StatusServerOptions {
   metrics?: StatusMetrics;
@@ -29,10 +30,9 @@ export interface StatusServerOptions {
   refreshMs?: number;
 }
 
-export function buildStatusServer(src: StatusSource, log: Logger, opts: StatusServerOptions = {}): FastifyInstance {
+export function buildStatusServer(src: StatusSource, log: Logger, opts: StatusServerOptions = {}): GetServer {
   const metrics = opts.metrics ?? new StatusMetrics();
   metrics.setSource(() => src);
-  const app = Fastify({ logger: false });
   const clients = new Set<ServerResponse>();
   const wired = new WeakSet<object>();
   let pending: NodeJS.Timeout | null = null;
@@ -64,42 +64,48 @@ export function buildStatusServer(src: StatusSource, log: Logger, opts: StatusSe
   timer.unref();
   const refresh = setInterval(send, opts.refreshMs ?? 5000);
   refresh.unref();
-  app.addHook('onClose', async () => {
+  const json = (body: object): GetAnswer => ({ body });
+
+  const app = buildGetServer([
+    {
+      path: '/healthz',
+      answer: async () => {
+        const h = health(src);
+        return { status: h.ok ? 200 : 503, body: h.ok ? { status: 'ok' } : { status: 'unavailable', reason: h.reason } };
+      },
+    },
+    { path: '/api/v1/status', answer: async () => json(await snapshot(src)) },
+    { path: '/api/v1/overlays', answer: async () => json({ publicIP: src.publicIP ?? null, overlays: await overlaysView(src) }) },
+    { path: '/api/v1/kernel', answer: async () => json({ overlays: kernelView(src) }) },
+    { path: '/api/v1/containers', answer: async () => json(await containersView(src)) },
+    { path: '/api/v1/etcd', answer: async () => json(etcdView(src) ?? { up: null, lastOkAt: null, since: null, lastError: null }) },
+    { path: '/metrics', answer: async () => ({ type: metrics.registry.contentType, body: await metrics.registry.metrics() }) },
+    {
+      path: '/api/v1/events',
+      stream: async () => {
+        wire();
+        const first = await event();
+        return (res, req) => {
+          res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+          res.write(first);
+          clients.add(res);
+          const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+          req.on('close', () => {
+            clearInterval(ping);
+            clients.delete(res);
+          });
+        };
+      },
+    },
+    { path: '/', answer: async () => ({ type: 'text/html; charset=utf-8', body: statusPage(await snapshot(src)) }) },
+  ]);
+  app.onClose(() => {
     clearInterval(timer);
     clearInterval(refresh);
     if (pending) clearTimeout(pending);
     for (const c of clients) c.end();
     clients.clear();
   });
-
-  app.get('/healthz', async (_req, reply) => {
-    const h = health(src);
-    return reply.code(h.ok ? 200 : 503).send(h.ok ? { status: 'ok' } : { status: 'unavailable', reason: h.reason });
-  });
-  app.get('/api/v1/status', async () => snapshot(src));
-  app.get('/api/v1/overlays', async () => ({ publicIP: src.publicIP ?? null, overlays: await overlaysView(src) }));
-  app.get('/api/v1/kernel', async () => ({ overlays: kernelView(src) }));
-  app.get('/api/v1/containers', async () => containersView(src));
-  app.get('/api/v1/etcd', async () => etcdView(src) ?? { up: null, lastOkAt: null, since: null, lastError: null });
-  app.get('/metrics', async (_req, reply) => {
-    reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
-  app.get('/api/v1/events', async (req, reply) => {
-    wire();
-    const first = await event();
-    reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    res.write(first);
-    clients.add(res);
-    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
-    req.raw.on('close', () => {
-      clearInterval(ping);
-      clients.delete(res);
-    });
-  });
-  app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(statusPage(await snapshot(src))));
   return app;
 }
 

@@ -7,17 +7,18 @@
  */
 import type { Logger } from 'pino';
 import { errorText } from '../errors';
-import type { IsolationResult } from '../kernel/nft-isolation';
+import type { ForwardHeadResult } from '../kernel';
 import type { SerialQueue } from '../util/serial-queue';
 import { CoalescedTicker } from '../util/coalesced-ticker';
+import { StateChanges } from '../util/state-changes';
 
 export class OverlayIsolation {
-  private lastState: string | null = null;
+  private readonly seen = new StateChanges();
   private readonly ticker: CoalescedTicker;
 
   constructor(
     private readonly networks: () => string[],
-    private readonly ensure: (networks: string[]) => Promise<IsolationResult>,
+    private readonly ensure: (networks: string[]) => Promise<ForwardHeadResult>,
     queue: SerialQueue,
     private readonly log: Logger,
     intervalMs = 5000,
@@ -41,7 +42,7 @@ export class OverlayIsolation {
   private async check(): Promise<void> {
     const nets = this.networks();
     // Nothing joined yet and nothing written: nothing to do.
-    if (nets.length === 0 && this.lastState === null) return;
+    if (nets.length === 0 && this.seen.get('rules') === undefined) return;
     let state: string;
     try {
       const r = await this.ensure(nets);
@@ -49,11 +50,10 @@ export class OverlayIsolation {
       if (r.state === 'ok' && (r.added || r.removed)) this.log.info({ networks: nets, added: r.added, removed: r.removed }, 'overlay rules at the head of FORWARD (accept within, drop between overlays) rewritten');
     } catch (e) {
       state = 'error';
-      if (this.lastState !== 'error') this.log.warn({ err: errorText(e), networks: nets }, 'could not write the overlay rules at the head of FORWARD (accept within, drop between overlays); retrying');
+      if (this.seen.get('rules') !== 'error') this.log.warn({ err: errorText(e), networks: nets }, 'could not write the overlay rules at the head of FORWARD (accept within, drop between overlays); retrying');
     }
-    if (state === 'no-chain' && this.lastState !== 'no-chain') {
+    if (this.seen.changed('rules', state) && state === 'no-chain') {
       this.log.warn({ networks: nets }, 'no nftables "ip filter FORWARD" chain (yet): overlays are not isolated from each other until it exists');
     }
-    this.lastState = state;
   }
 }

@@ -16,16 +16,23 @@
 import type { Logger } from 'pino';
 import { errorText, OverlayError } from '../errors';
 import { fastpathPlan, type FastpathOverlayInput, type FastpathPlan, type FastpathSkip } from '../domain/fastpath';
-import { parseCidr } from '../domain/ipv4';
+import { parseCidr, type Cidr } from '../domain/ipv4';
 import { HOST_VETH_PREFIX } from '../domain/names';
-import type { Kernel } from '../kernel/types';
-import type { FastpathResult } from '../kernel/nft-fastpath';
-import type { OverlayHandle } from '../driver/overlays';
+import type { FastpathResult, Kernel } from '../kernel';
 import type { SerialQueue } from '../util/serial-queue';
 import { CoalescedTicker } from '../util/coalesced-ticker';
+import { StateChanges } from '../util/state-changes';
+
+/** What the plan needs of a joined overlay (the driver's OverlayHandle in production). */
+export interface FastpathOverlaySource {
+  name: string;
+  vxlan(): { vni: number; device: string; directRouting: boolean } | null;
+  network(): Cidr | null;
+  lease(): { subnet: Cidr } | null;
+}
 
 /** The plan from the overlays this host joined and the kernel's links and host routes. */
-export async function gatherFastpath(overlays: readonly OverlayHandle[], kernel: Pick<Kernel, 'listLinks' | 'listRoutes'>): Promise<{ plan: FastpathPlan; skipped: FastpathSkip[] }> {
+export async function gatherFastpath(overlays: readonly FastpathOverlaySource[], kernel: Pick<Kernel, 'listLinks' | 'listRoutes'>): Promise<{ plan: FastpathPlan; skipped: FastpathSkip[] }> {
   const links = await kernel.listLinks();
   const byName = new Map(links.map((l) => [l.name, l]));
   const byIndex = new Map(links.map((l) => [l.index, l]));
@@ -58,9 +65,8 @@ export async function gatherFastpath(overlays: readonly OverlayHandle[], kernel:
 }
 
 export class FastpathKeeper {
-  private lastProblem: string | null = null;
-  private lastOverlays = '';
-  private lastSkipped = '';
+  /** 'problem' (an error kind, or 'none'), 'overlays' and 'skipped' as last logged. */
+  private readonly seen = new StateChanges();
   private readonly ticker: CoalescedTicker;
 
   constructor(
@@ -71,6 +77,7 @@ export class FastpathKeeper {
     intervalMs = 5000,
   ) {
     this.ticker = new CoalescedTicker(() => this.check(), queue, (e) => this.log.error({ err: errorText(e) }, 'fast path check failed (a bug)'), intervalMs);
+    this.seen.changed('overlays', ''); // no overlays covered yet: only a non-empty set is news
   }
 
   start(): void {
@@ -90,22 +97,18 @@ export class FastpathKeeper {
     try {
       const { plan, skipped } = await this.gather();
       const skippedText = skipped.map((s) => `${s.overlay}: ${s.reason}`).join('; ');
-      if (skippedText !== this.lastSkipped && skipped.length > 0) this.log.info({ skipped }, 'overlays without the fast path (their packets are routed)');
-      this.lastSkipped = skippedText;
+      if (this.seen.changed('skipped', skippedText) && skipped.length > 0) this.log.info({ skipped }, 'overlays without the fast path (their packets are routed)');
       const result = await this.ensure(plan);
       const overlays = plan.overlays.map((o) => `${o.name}/${o.vxlanDevice}`).join(',');
-      if (overlays !== this.lastOverlays) this.log.info({ overlays: plan.overlays.map((o) => ({ overlay: o.name, device: o.vxlanDevice, endpoints: o.endpoints.length })) }, 'fast path (nftables netdev table overlay-flannel) covers these overlays');
+      if (this.seen.changed('overlays', overlays)) this.log.info({ overlays: plan.overlays.map((o) => ({ overlay: o.name, device: o.vxlanDevice, endpoints: o.endpoints.length })) }, 'fast path (nftables netdev table overlay-flannel) covers these overlays');
       else if (result === 'updated' || result === 'rewritten') this.log.debug({ result, endpoints: plan.overlays.reduce((n, o) => n + o.endpoints.length, 0), peers: plan.overlays.reduce((n, o) => n + o.peers.length, 0) }, 'fast path table changed');
-      this.lastOverlays = overlays;
-      if (this.lastProblem !== null) this.log.info('fast path written again after the earlier problem');
-      this.lastProblem = null;
+      if (this.seen.get('problem') !== undefined && this.seen.changed('problem', 'none')) this.log.info('fast path written again after the earlier problem');
     } catch (e) {
       const text = errorText(e);
       const kind = e instanceof OverlayError ? e.code : 'other';
-      if (this.lastProblem !== kind) {
+      if (this.seen.changed('problem', kind)) {
         this.log.warn({ err: text }, kind === 'UNSUPPORTED' ? 'fast path unavailable; overlay packets are routed (correct, a little slower)' : 'could not write the fast path; overlay packets are routed meanwhile; retrying');
       }
-      this.lastProblem = kind;
     }
   }
 }

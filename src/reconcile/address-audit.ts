@@ -27,6 +27,8 @@ import type { DockerEndpoints, EndpointsPort } from '../docker/endpoint-addresse
 import type { DetailedAddressRecord } from '../store';
 import { errorText } from '../errors';
 import { Backoff, sleep } from '../util/backoff';
+import { CoalescedTicker } from '../util/coalesced-ticker';
+import { SerialQueue } from '../util/serial-queue';
 
 /** The default audit period (ADDRESS_AUDIT_INTERVAL). */
 export const DEFAULT_AUDIT_INTERVAL_SEC = 300;
@@ -79,7 +81,9 @@ export class AddressAudit {
   private readonly abort = new AbortController();
   private readonly firstSeen = new Map<string, Map<number, number>>(); // overlay/subnet → ip → ms
   private vethsFirstSeen = new Map<string, number>(); // veth name → ms
-  private timer: NodeJS.Timeout | null = null;
+  /** One round at a time; the periodic rounds after the first are this ticker's. */
+  private readonly rounds = new SerialQueue();
+  private ticker: CoalescedTicker | null = null;
   private running: Promise<unknown> = Promise.resolve();
   readonly stats = { runs: 0, released: 0 };
 
@@ -106,20 +110,19 @@ export class AddressAudit {
       }
       if (this.opts.ready) await Promise.race([this.opts.ready, new Promise((r) => this.abort.signal.addEventListener('abort', r, { once: true }))]);
       if (this.abort.signal.aborted) return;
-      await this.runOnce();
+      await this.rounds.run(() => this.runOnce());
       if (this.opts.intervalMs > 0 && !this.abort.signal.aborted) {
-        this.timer = setInterval(() => {
-          this.running = this.running.then(() => this.runOnce());
-        }, this.opts.intervalMs);
-        this.timer.unref();
+        this.ticker = new CoalescedTicker(async () => void (await this.runOnce()), this.rounds, (e) => this.log.error({ err: errorText(e) }, 'address audit failed (a bug)'), this.opts.intervalMs);
+        this.ticker.start(false);
       }
     })().catch((e) => this.log.error({ err: errorText(e) }, 'address audit failed (a bug)'));
   }
 
   async stop(): Promise<void> {
     this.abort.abort();
-    if (this.timer) clearInterval(this.timer);
+    this.ticker?.stop();
     await this.running.catch(() => undefined);
+    await this.rounds.run(async () => undefined).catch(() => undefined); // a round already under way
   }
 
   /** One audit of every overlay with a lease. Never throws: failures skip the overlay and are logged. */

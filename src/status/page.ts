@@ -43,28 +43,41 @@ function picture(o){const n=o.leases.length;if(!n)return '';const W=420,H=200,cx
  let s='<svg viewBox="0 0 '+W+' '+H+'" width="'+W+'" height="'+H+'" role="img" aria-label="hosts and vxlan links">';
  const pts=o.leases.map((l,i)=>[cx+r*Math.cos(2*Math.PI*i/n-Math.PI/2),cy+r*Math.sin(2*Math.PI*i/n-Math.PI/2),l]);
  for(let i=0;i<n;i++)for(let j=i+1;j<n;j++)s+='<line x1="'+pts[i][0]+'" y1="'+pts[i][1]+'" x2="'+pts[j][0]+'" y2="'+pts[j][1]+'" stroke="#bbb"/>';
- for(const [x,y,l] of pts){const below=y>cy+1,side=Math.abs(x-cx)>r*0.6&&n>4;const ax=side?(x>cx?'start':'end'):'middle';const tx=side?x+(x>cx?13:-13):x;const ty=side?y-2:below?y+22:y-24;
-  s+='<circle cx="'+x+'" cy="'+y+'" r="9" fill="'+(l.own?'#2f6fde':'#888')+'"/><text x="'+tx+'" y="'+ty+'" font-size="10" text-anchor="'+ax+'"><tspan x="'+tx+'">'+esc(l.subnet)+'</tspan><tspan x="'+tx+'" dy="11" fill="#666">'+esc(l.publicIP)+'</tspan></text>';}
+ for(const [x,y,l] of pts){
+  const below=y>cy+1,side=Math.abs(x-cx)>r*0.6&&n>4;
+  const ax=side?(x>cx?'start':'end'):'middle';
+  const tx=side?x+(x>cx?13:-13):x;
+  const ty=side?y-2:below?y+22:y-24;
+  s+='<circle cx="'+x+'" cy="'+y+'" r="9" fill="'+(l.own?'#2f6fde':'#888')+'"/>'
+   +'<text x="'+tx+'" y="'+ty+'" font-size="10" text-anchor="'+ax+'"><tspan x="'+tx+'">'+esc(l.subnet)+'</tspan><tspan x="'+tx+'" dy="11" fill="#666">'+esc(l.publicIP)+'</tspan></text>';}
  return s+'</svg>';}
 function overlay(o,kv){const programmed=new Set((kv?.peers??[]).map((p)=>p.subnet));
  let h='<div class="card overlay" data-overlay="'+esc(o.name)+'"><h2>'+esc(o.name)+' <span class="st '+(o.state==='ready'?'ok':'bad')+'">'+esc(o.state)+'</span></h2>';
- h+='<div class="muted">'+esc(o.prefix)+(o.config?' · '+esc(o.config.network)+' /'+o.config.subnetLen+' · '+esc(o.config.backend.type):'')+(o.configError?' · <span class="bad">'+esc(o.configError)+'</span>':'')+'</div>';
+ h+='<div class="muted">'+esc(o.prefix)+(o.config?' · '+esc(o.config.network)+' /'+o.config.subnetLen+' · '+esc(o.config.backend.type):'')
+  +(o.configError?' · <span class="bad">'+esc(o.configError)+'</span>':'')+'</div>';
  h+=picture(o);
  h+='<table><thead><tr><th>subnet</th><th>public IP</th><th>backend</th><th>VTEP MAC</th><th>lease expires</th><th>last seen</th><th>kernel</th></tr></thead><tbody>';
- for(const l of o.leases)h+='<tr class="host'+(l.own?' own':'')+'" data-subnet="'+esc(l.subnet)+'">'+td('subnet',esc(l.subnet)+(l.own?' (this host)':''))+td('public IP',esc(l.publicIP))+td('backend',esc(l.backend))+td('VTEP MAC',esc(l.vtepMac??''))
-  +'<td data-label="lease expires" class="expires" title="'+esc(l.expiresAt)+'">'+esc(until(l.expiresAt))+'</td><td data-label="last seen" class="seen" title="'+esc(l.lastSeen)+'">'+esc(since(l.lastSeen))+'</td>'
+ for(const l of o.leases)h+='<tr class="host'+(l.own?' own':'')+'" data-subnet="'+esc(l.subnet)+'">'+td('subnet',esc(l.subnet)+(l.own?' (this host)':''))
+  +td('public IP',esc(l.publicIP))+td('backend',esc(l.backend))+td('VTEP MAC',esc(l.vtepMac??''))
+  +'<td data-label="lease expires" class="expires" title="'+esc(l.expiresAt)+'">'+esc(until(l.expiresAt))
+  +'</td><td data-label="last seen" class="seen" title="'+esc(l.lastSeen)+'">'+esc(since(l.lastSeen))+'</td>'
   +td('kernel',l.own?'—':programmed.has(l.subnet)?'<span class="ok">programmed</span>':'<span class="bad">not programmed</span>')+'</tr>';
  h+='</tbody></table>';
- if(kv&&kv.stats)h+='<div class="muted kernel">device '+esc(kv.device??'-')+' · mtu '+esc(kv.mtu)+' · full syncs '+kv.stats.fullSyncs+' · fast syncs '+kv.stats.fastSyncs+' · ops '+kv.stats.opsApplied+' · errors '+kv.stats.errors+' · last drift '+kv.stats.lastDrift+'</div>';
+ if(kv&&kv.stats)h+='<div class="muted kernel">device '+esc(kv.device??'-')+' · mtu '+esc(kv.mtu)
+  +' · full syncs '+kv.stats.fullSyncs+' · fast syncs '+kv.stats.fastSyncs+' · ops '+kv.stats.opsApplied+' · errors '+kv.stats.errors+' · last drift '+kv.stats.lastDrift+'</div>';
  return h+'</div>';}
 function containers(c){if(!c)return '';let h='<div class="card"><h2>containers on this host</h2>';
  if(c.dockerError)h+='<div class="muted">names unavailable: '+esc(c.dockerError)+'</div>';
  if(!c.endpoints.length)return h+'<div class="muted">no endpoints</div></div>';
  h+='<table><thead><tr><th>container</th><th>address</th><th>endpoint</th><th>network</th></tr></thead><tbody>';
- for(const e of c.endpoints)h+='<tr class="endpoint" data-endpoint="'+esc(e.endpoint)+'">'+td('container',esc(e.container??'(unknown)'))+td('address',esc(e.address??''))+td('endpoint',esc(e.endpoint))+td('network',esc(e.network??e.bridge??''))+'</tr>';
+ for(const e of c.endpoints)h+='<tr class="endpoint" data-endpoint="'+esc(e.endpoint)+'">'+td('container',esc(e.container??'(unknown)'))
+  +td('address',esc(e.address??''))+td('endpoint',esc(e.endpoint))+td('network',esc(e.network??e.bridge??''))+'</tr>';
  return h+'</tbody></table></div>';}
 function render(d){const k=new Map(d.kernel.map((x)=>[x.name,x]));
- const e=d.etcd;document.getElementById('bar').innerHTML='<span>host '+esc(d.publicIP??'?')+'</span><span id="etcd">etcd '+(e?(e.up?'<span class="ok">up</span>':e.up===false?'<span class="bad">down</span> '+esc(e.lastError??''):'?'):'?')+'</span><span>'+new Date().toLocaleTimeString()+'</span>';
+ const e=d.etcd;
+ document.getElementById('bar').innerHTML='<span>host '+esc(d.publicIP??'?')+'</span><span id="etcd">etcd '
+  +(e?(e.up?'<span class="ok">up</span>':e.up===false?'<span class="bad">down</span> '+esc(e.lastError??''):'?'):'?')
+  +'</span><span>'+new Date().toLocaleTimeString()+'</span>';
  const h=d.overlays.map((o)=>overlay(o,k.get(o.name))).join('');
  const root=document.getElementById('root');root.innerHTML=h||'<p>no overlay joined yet</p>';root.className='';
  document.getElementById('containers').innerHTML=containers(d.containers);}

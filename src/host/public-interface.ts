@@ -3,7 +3,7 @@
  * the interface holding PUBLIC_IP, else the interface of the default route. The vxlan device sends
  * from the interface's own address; the lease publishes PUBLIC_IP (which may differ behind NAT).
  */
-import type { Kernel, LinkInfo } from '../kernel/types';
+import type { Kernel, LinkInfo } from '../kernel';
 import { invalid } from '../errors';
 import { cidr, cidrContains, Cidr, formatCidr, parseIPv4 } from '../domain/ipv4';
 
