@@ -141,9 +141,9 @@ export function tlsProblem(msg: string, t?: EtcdTarget): string | null {
   if (/before secure TLS connection was established|wrong version number|packet length too long|http request/i.test(msg)) {
     return `${at} refused the TLS handshake: is it serving https? Use http:// in ETCD_ENDPOINTS for an etcd without TLS, or give etcd --cert-file/--key-file`;
   }
-  if (/certificate|SSL routines|TLS|handshake/i.test(msg)) {
-    const reason = /SSL routines:[^:]*:([^:]+)/.exec(msg)?.[1] ?? msg.split('\n')[0]!.slice(0, 120);
-    return `the TLS connection to ${at} failed: check ETCD_CAFILE, ETCD_CERTFILE, ETCD_KEYFILE and that ETCD_ENDPOINTS use https:// [${reason.trim()}]`;
+  if (/certificate|SSL routines|\bTLS\b|\bSSL\b/i.test(msg)) {
+    const reason = /SSL routines:[^:]*:([^:]+)/.exec(msg)?.[1];
+    return `the TLS connection to ${at} failed: check ETCD_CAFILE, ETCD_CERTFILE, ETCD_KEYFILE and that ETCD_ENDPOINTS use https://${reason ? ` [${reason.trim()}]` : ''}`;
   }
   return null;
 }
@@ -167,7 +167,7 @@ function unavailableProblem(e: unknown, msg: string, t: EtcdTarget | undefined):
     return `${at} did not answer${s} (timed out): check that etcd runs there and that no firewall drops the traffic`;
   }
   if (e instanceof ClientClosedError) return 'the etcd client was closed';
-  if (e instanceof EtcdWatchStreamEnded || /Connection dropped|ECONNRESET|socket hang up|stream ended/i.test(msg)) {
+  if (e instanceof EtcdWatchStreamEnded || /Connection dropped|ECONNRESET|socket hang up|stream ended|Socket closed|Connection closed before/i.test(msg)) {
     return `${at} dropped the connection: etcd may be restarting; retrying`;
   }
   if (/Failed to connect/i.test(msg)) {

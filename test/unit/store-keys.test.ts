@@ -69,6 +69,9 @@ const translations: Array<[string, unknown, RegExp]> = [
   ['no name', grpc14('Error: getaddrinfo ENOTFOUND etcd.example'), /^the host name in ETCD_ENDPOINTS \(https:\/\/192\.0\.2\.9:2379\) does not resolve/],
   ['timed out', new GRPCDeadlineExceededError('4 DEADLINE_EXCEEDED: Deadline exceeded after 3.000s,Waiting for LB pick'), /^etcd at https:\/\/192\.0\.2\.9:2379 did not answer within 3 s \(timed out\)/],
   ['dropped', grpc14('Connection dropped'), /^etcd at https:\/\/192\.0\.2\.9:2379 dropped the connection/],
+  ['closed while connecting', grpc14('Connection closed before starting HTTP/2 handshake'), /^etcd at https:\/\/192\.0\.2\.9:2379 dropped the connection/],
+  ['other TLS failure', grpc14('C0:error:0A00010B:SSL routines:ssl3_get_record:wrong cipher:../deps/x.c:1'), /^the TLS connection to etcd at https:\/\/192\.0\.2\.9:2379 failed: check ETCD_CAFILE, .* \[wrong cipher\]$/],
+  ['no detail', grpc14('null'), /^etcd at https:\/\/192\.0\.2\.9:2379 is unavailable: check ETCD_ENDPOINTS and that etcd is running$/],
   [
     'client cert refused',
     grpc14('808C8752967F0000:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:../deps/openssl/openssl/ssl/record/rec_layer_s3.c:1601:SSL alert number 42\n (2026-11-23T15:00:00.000Z)'),
