@@ -44,3 +44,30 @@ export function errorText(e: unknown): string {
 export function reasonText(e: unknown): string {
   return e instanceof OverlayError ? e.reason : errorText(e);
 }
+
+/** Texts (passwords) that must never appear in a message or log: registered where they are read. */
+const secrets = new Set<string>();
+
+export function registerSecret(text: string | undefined): void {
+  if (text && text.length >= 3) secrets.add(text);
+}
+
+/** `text` with every registered secret replaced by <redacted>. */
+export function redact(text: string): string {
+  let out = text;
+  for (const s of secrets) out = out.split(s).join('<redacted>');
+  return out;
+}
+
+/**
+ * A thrown value and its causes as the libraries gave them ("OverlayError: … <- GRPCUnavailableError:
+ * 14 UNAVAILABLE: …"), redacted: for debug logs only, never for users.
+ */
+export function rawErrorText(e: unknown): string {
+  const parts: string[] = [];
+  for (let x: unknown = e, i = 0; x !== undefined && x !== null && i < 5; i++) {
+    parts.push(x instanceof Error ? `${x.constructor.name}: ${x.message}` : String(x));
+    x = x instanceof Error ? x.cause : undefined;
+  }
+  return redact(parts.join(' <- '));
+}

@@ -7,8 +7,7 @@ import { loadSettings, SettingsError } from './config/settings';
 import { parseCommand, USAGE, Command } from './cli/args';
 import { runCommand, withCommandDeadline } from './cli/commands';
 import { createLogger } from './util/logger';
-import { errorText } from './errors';
-import { rawEtcdText } from './store';
+import { errorText, rawErrorText } from './errors';
 
 async function main(argv: string[]): Promise<number> {
   let command: Command;
@@ -39,7 +38,7 @@ async function main(argv: string[]): Promise<number> {
     try {
       return await withCommandDeadline(runCommand(command, settings, log, (line) => process.stdout.write(line + '\n')), settings);
     } catch (e) {
-      log.debug({ raw: rawEtcdText(e) }, 'the command failed: the error as etcd3 gave it');
+      log.debug({ raw: rawErrorText(e) }, 'the command failed: the error as etcd3 gave it');
       process.stderr.write(`overlay-flannel: ${errorText(e)}\n`);
       return 1;
     }

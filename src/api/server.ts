@@ -28,7 +28,7 @@ import path from 'node:path';
 import Fastify, { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { PluginDriver } from '../driver/types';
-import { conflict, ErrorCode, errorText, invalid, isOverlayError, OverlayError } from '../errors';
+import { conflict, ErrorCode, errorText, invalid, isOverlayError, OverlayError, rawErrorText } from '../errors';
 import { DEFAULT_DRAIN_BOUNDS, DrainBounds, drainThenClose, isDraining } from './drain-body';
 import { ROUTES } from './routes';
 
@@ -230,6 +230,7 @@ export function buildApi(driver: PluginDriver, logger: Logger, opts: ApiOptions 
       return sendJson(reply, status, errorBody(msg));
     }
     logger.warn({ reqId, call, status, ...callIds(req.body) }, msg);
+    if (err?.cause !== undefined) logger.debug({ reqId, call, raw: rawErrorText(err) }, 'the error as the library below gave it');
     return sendJson(reply, status, errorBody(msg));
   });
 

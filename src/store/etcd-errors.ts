@@ -6,7 +6,7 @@
  * - A message names the endpoint(s) and the setting to fix: "etcd at https://… refused this host's
  *   client certificate (ETCD_CERTFILE=…)". It never quotes gRPC's or OpenSSL's text ("14
  *   UNAVAILABLE: No connection established. Last error: …"); that raw text stays on the error as
- *   its `cause`, and callers log it at debug level ({@link rawEtcdText}).
+ *   its `cause`, and callers log it at debug level ({@link rawErrorText} in src/errors.ts).
  * - Which endpoints and files were used is known only where the client was made. createEtcdClient
  *   registers an {@link EtcdTarget} per client, and tags every error one of its calls throws with
  *   it (see etcd-client.ts); a watch error is tagged by its ListWatch ({@link tagWithTarget}).
@@ -30,7 +30,7 @@ import {
   GRPCUnavailableError,
 } from 'etcd3';
 import { isBrokenCircuitError } from 'cockatiel';
-import { OverlayError } from '../errors';
+import { OverlayError, rawErrorText, redact, registerSecret } from '../errors';
 
 /** Where and how a client talks to etcd: what a message about a failure should name. */
 export interface EtcdTarget {
@@ -45,12 +45,10 @@ export interface EtcdTarget {
 
 const TARGET = Symbol('etcdTarget');
 const targets = new WeakMap<Etcd3, EtcdTarget>();
-/** Secrets that must never show up in an error message, registered by createEtcdClient. */
-const secrets = new Set<string>();
 
 export function registerTarget(client: Etcd3, target: EtcdTarget, password?: string): void {
   targets.set(client, target);
-  if (password && password.length >= 3) secrets.add(password);
+  registerSecret(password);
 }
 
 /** Remember on `e` which etcd it came from (no-op for non-objects or an already tagged error). */
@@ -75,21 +73,8 @@ function targetOf(e: unknown): EtcdTarget | undefined {
   return e !== null && typeof e === 'object' ? ((e as Record<symbol, unknown>)[TARGET] as EtcdTarget | undefined) : undefined;
 }
 
-export function redact(text: string): string {
-  let out = text;
-  for (const s of secrets) out = out.split(s).join('<redacted>');
-  return out;
-}
-
 /** The raw text of an error and its causes (gRPC, OpenSSL), redacted: for debug logs only. */
-export function rawEtcdText(e: unknown): string {
-  const parts: string[] = [];
-  for (let x: unknown = e, i = 0; x !== undefined && x !== null && i < 5; i++) {
-    parts.push(x instanceof Error ? `${x.constructor.name}: ${x.message}` : String(x));
-    x = x instanceof Error ? x.cause : undefined;
-  }
-  return redact(parts.join(' <- '));
-}
+export const rawEtcdText = rawErrorText;
 
 function grpcCode(e: unknown): number | undefined {
   const code = (e as { code?: unknown } | null)?.code;

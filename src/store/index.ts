@@ -18,7 +18,7 @@ import type { LeaseKeeperOptions } from './types';
 
 export { AddressStore, type DetailedAddressRecord } from './address-store';
 export { ConfigStore, configStateOf, type ConfigWatch } from './config-store';
-export { createEtcdClient, toStoreError, isUnavailable, rawEtcdText } from './etcd-client';
+export { createEtcdClient, toStoreError, isUnavailable } from './etcd-client';
 export { EtcdLeaseKeeper, type KeeperTuning } from './lease-keeper';
 export { LeaseWatcher } from './lease-watcher';
 export { NetworkRecordStore, parseNetworkRecord, type NetworkRecord, type NetworkRecordEvents } from './network-records';

@@ -323,3 +323,20 @@ test('calls are not serialised: parallel Joins reach the driver together', async
   assert.deepEqual([(await p1).status, (await p2).status], [200, 200]);
   await app.close();
 });
+
+test('an OverlayError with a cause: Docker reads our words, the debug log the raw cause', async () => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'debug' }, { write: (s: string) => lines.push(JSON.parse(s)) });
+  const { driver, app } = setup({ logger });
+  const raw = Object.assign(new Error('14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 192.0.2.254:2379'), { code: 14 });
+  const ours = new OverlayError('UNAVAILABLE', 'allocate address in 10.1.5.0/24: etcd at http://192.0.2.254:2379 refused the connection', { cause: raw });
+  driver.fail('requestAddress', ours, 1);
+  const r = await post(app, '/IpamDriver.RequestAddress', '{"PoolID":"overlay-flannel/default/10.1.5.0/24","Address":"","Options":{}}');
+  assert.equal(r.status, 503);
+  assert.equal(r.json.Err, ours.message, 'Docker gets our words only');
+  const debug = lines.find((l) => l.level === 20 && typeof l.raw === 'string');
+  assert.ok(debug, 'a debug line with the raw cause');
+  assert.match(String(debug!.raw), /^OverlayError: allocate address .* <- Error: 14 UNAVAILABLE: .*ECONNREFUSED 192\.0\.2\.254:2379$/);
+  assert.equal(debug!.call, 'IpamDriver.RequestAddress');
+  await app.close();
+});
