@@ -9,6 +9,9 @@ import { runCommand } from './cli/commands';
 import { startDaemon } from './daemon/daemon';
 import { createLogger } from './util/logger';
 import { errorText } from './errors';
+import { locateDockerSocket } from './docker/socket-locator';
+import { servePlainNames } from './docker/plain-names';
+import { dockerSocketUsable } from './docker/client';
 
 async function main(argv: string[]): Promise<number> {
   let command: Command;
@@ -47,14 +50,23 @@ async function main(argv: string[]): Promise<number> {
     log.fatal({ err: errorText(e), stack: e.stack }, 'uncaught exception; exiting');
     process.exit(1);
   });
-  const daemon = await startDaemon(settings, log);
+  // The Docker socket first (the daemon's users of the Docker API take the path found), then
+  // the daemon, then the plain driver names on top of its plugin socket (docker/plain-names.ts).
+  const dockerSocket = await locateDockerSocket(settings, log);
+  const daemon = await startDaemon(Object.freeze({ ...settings, dockerSocket }), log);
+  const plainNames = settings.legacySocketDir
+    ? await servePlainNames(settings.legacySocketDir, settings.pluginSocket, (await dockerSocketUsable(dockerSocket)) === null ? dockerSocket : null, log)
+    : null;
   await new Promise<void>((resolve) => {
     let stopping = false;
     const onSignal = (sig: string) => {
       if (stopping) return;
       stopping = true;
       log.info({ signal: sig }, 'stopping');
-      daemon.stop().finally(resolve);
+      void (plainNames?.stop() ?? Promise.resolve())
+        .catch((e: unknown) => log.warn({ err: errorText(e) }, 'removing the legacy plugin sockets'))
+        .then(() => daemon.stop())
+        .finally(resolve);
     };
     process.on('SIGTERM', () => onSignal('SIGTERM'));
     process.on('SIGINT', () => onSignal('SIGINT'));

@@ -253,7 +253,8 @@ test('DOCKER_SOCKET: default /var/run/docker.sock, must be absolute', () => {
   assert.throws(() => loadSettings({ DOCKER_SOCKET: 'd.sock' }), /DOCKER_SOCKET/);
 });
 
-test('a missing Docker socket is reported (replication off), an accessible one is usable', async () => {
+test('a missing Docker socket is reported (replication off), so is a file that is no socket (the plugin\'s /dev/null placeholder)', async () => {
   assert.match((await dockerSocketUsable('/nonexistent/docker.sock'))!, /ENOENT/);
-  assert.equal(await dockerSocketUsable(__filename), null);
+  assert.match((await dockerSocketUsable(__filename))!, /is not a socket/);
+  assert.match((await dockerSocketUsable('/dev/null'))!, /is not a socket/);
 });
