@@ -159,7 +159,7 @@ export async function servePlainNames(dir: string, target: string, dockerSocket:
       await loop;
       for (const s of served) {
         await s.server.close();
-        // node unlinks a unix socket it closes; only remove what is still ours if it did not.
+        // node (libuv) unlinks the path of a unix socket server it closes; this is for when it did not.
         const now = await stat(s.path).catch(() => null);
         if (now?.ino === s.ino) await unlink(s.path).catch(() => undefined);
       }
