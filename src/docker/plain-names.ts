@@ -23,7 +23,9 @@
  * `docker plugin disable/enable` and `upgrade` (Docker dials the legacy path for each request, and
  * keeps retrying for 30 s while it is missing); the socket is removed on stop and recreated on
  * start; a stale one (after SIGKILL) is replaced. A live socket of that name that is not ours is
- * left alone, with a warning: two plugins must not fight over it.
+ * left alone, with a warning: two plugins must not fight over it. Containers dockerd failed to
+ * restart at its boot because the names were not registered yet are started once they are
+ * (domain/plain-names.ts).
  * When the managed plugin is installed under another name, Docker's own legacy lookup finds the
  * socket by itself (no Docker API needed, also at dockerd's boot).
  */
@@ -31,13 +33,12 @@ import { createServer, connect } from 'node:net';
 import { chmod, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { dockerClient } from './client';
+import { dockerClient, type DockerClient } from './client';
+import { needsStartAfterRegistration, PLAIN_NAMES } from '../domain/plain-names';
 import { probeSocket } from './socket-locator';
 import { errorText } from '../errors';
 import { Backoff, sleep } from '../util/backoff';
 
-/** The names users type, served as `<name>.sock` in the legacy plugin folder. */
-export const PLAIN_NAMES = ['overlay-flannel'] as const;
 const SOCKET_MODE = 0o600;
 const VOLUME_LIST_TIMEOUT_MS = 60_000;
 
@@ -101,6 +102,23 @@ async function claim(path: string, target: string, log: Logger): Promise<Forward
   return forwarder(path, target, log);
 }
 
+/** Start the containers dockerd could not restart at boot for want of the plain names (domain/plain-names.ts). */
+async function startFailedAtBoot(api: DockerClient, log: Logger): Promise<void> {
+  const exited = await api.listContainers({ all: true, filters: { status: ['exited', 'created'] } });
+  for (const summary of exited) {
+    const c = await api.getContainer(summary.Id).inspect().catch(() => null);
+    if (!c) continue;
+    const state = { restartPolicy: c.HostConfig?.RestartPolicy?.Name ?? '', running: c.State?.Running === true, error: c.State?.Error ?? '' };
+    if (!needsStartAfterRegistration(state)) continue;
+    try {
+      await api.getContainer(summary.Id).start();
+      log.info({ container: c.Name.replace(/^\//, ''), restartPolicy: state.restartPolicy, startError: state.error }, 'started a container dockerd could not restart before the plain driver names were registered');
+    } catch (e) {
+      log.warn({ container: c.Name.replace(/^\//, ''), err: errorText(e) }, 'cannot start a container that failed on the plain driver names at dockerd\'s boot');
+    }
+  }
+}
+
 /** Ask Docker to register the legacy sockets (see the note), and again after each dockerd restart. */
 async function registerLoop(dockerSocket: string, signal: AbortSignal, log: Logger): Promise<void> {
   const api = dockerClient(dockerSocket, VOLUME_LIST_TIMEOUT_MS);
@@ -117,6 +135,7 @@ async function registerLoop(dockerSocket: string, signal: AbortSignal, log: Logg
       stream.resume();
       await api.listVolumes();
       log.info({ names: PLAIN_NAMES }, 'Docker registered the plain driver names: -d overlay-flannel --ipam-driver overlay-flannel work');
+      await startFailedAtBoot(api, log).catch((e: unknown) => log.warn({ err: errorText(e) }, 'cannot list the containers dockerd failed to restart'));
       failures = 0;
       backoff.reset();
       await ended;

@@ -10,7 +10,8 @@
  * The plugin is created from `npm run plugin:build`'s folder on each host and enabled with no
  * docker-socket setting at all. Scenarios, in order: enable finds the socket by itself and serves
  * overlay-flannel.sock; plain names: create on h1 (replicated to h2), containers on both hosts,
- * cross-host ping; `disable`/`enable` and a dockerd restart on h1 keep the plain names working;
+ * cross-host ping; `disable`/`enable` and a dockerd restart on h1 keep the plain names working
+ * (a `--restart always` container on the plain-name network is running again after the restart);
  * rm; `:latest` still works; a host root without any Docker socket: enabling still succeeds and
  * the plugin's log says Docker cannot be reached; then, as the control, after a dockerd restart
  * with no one asking Docker to scan, the plain names fail as the issue measured. Needs root, docker.io, busybox-static, etcd and
@@ -121,29 +122,38 @@ describe('plain driver names and a Docker socket found by the plugin', { timeout
     await L.pingOk(d2, 'c2', ips.c1);
   });
 
-  it('3. disable/enable on h1: the socket goes and comes back; a dockerd restart: the plugin registers the names again; new containers on the plain-name network reach h2', async (t) => {
+  it('3. disable/enable on h1: the socket goes and comes back; a dockerd restart: the plugin registers the names again and starts the --restart always container dockerd could not; new containers on the plain-name network reach h2', async (t) => {
     await d1.dockerOk(['plugin', 'disable', '-f', PLUGIN], { timeoutMs: 60_000 });
     await waitFor(async () => !existsSync(legacySocket(d1)), { timeoutMs: 15_000, what: 'legacy socket removed on disable' });
     await d1.dockerOk(['plugin', 'enable', PLUGIN], { timeoutMs: 90_000 });
     await waitFor(async () => isSocket(legacySocket(d1)), { timeoutMs: 20_000, what: 'legacy socket back after enable' });
     await L.runBox(d1, 'c3', NET);
-    const c3 = (await L.endpointOf(d1, 'c3', NET)).ip;
-    await L.pingOk(d1, 'c3', ips.c2!);
+    await L.pingOk(d1, 'c3', (await L.endpointOf(d2, 'c2', NET)).ip);
 
+    await d1.dockerOk(['run', '-d', '--init', '--restart', 'always', '--name', 'c6', '--network', NET, 'ofbox:1', 'sleep', '3600'], { timeoutMs: 120_000 });
     const mark = d1.logs().length;
     const started = Date.now();
     await d1.restart();
+    const atBoot = (await d1.docker(['inspect', '-f', '{{.State.Status}} {{.State.Error}}', 'c6'])).stdout.trim();
     await waitLog(d1, mark, [/Docker registered the plain driver names/], 'the plain names registered again after the restart');
-    t.diagnostic(`dockerd restart → plain names registered again in ${Date.now() - started} ms`);
+    t.diagnostic(`dockerd restart → plain names registered again ${Date.now() - started} ms after the restart began`);
+    // dockerd restarts c6 (--restart always) during its boot, before the plugin can have the
+    // names registered; the plugin then starts it (domain/plain-names.ts).
+    await waitFor(async () => (await d1.docker(['inspect', '-f', '{{.State.Running}}', 'c6'])).stdout.trim() === 'true', { timeoutMs: 30_000, intervalMs: 250, what: 'c6 running again after the dockerd restart' });
+    await waitLog(d1, mark, [/started a container dockerd could not restart/, /c6/], 'the plugin starting c6');
+    t.diagnostic(`c6 (--restart always) right after dockerd's restart: "${atBoot}"; running ${Date.now() - started} ms after the restart began`);
+    const c6 = (await L.endpointOf(d1, 'c6', NET)).ip;
+    await L.pingOk(d1, 'c6', ips.c2!);
     await L.runBox(d1, 'c4', NET);
     const c4 = (await L.endpointOf(d1, 'c4', NET)).ip;
-    assert.ok(L.inCidr(c4, lease.get(d1)!) && c4 !== c3, `c4 ${c4}`);
+    // (c3 stopped with dockerd, freeing its address: only c6 still holds one.)
+    assert.ok(L.inCidr(c4, lease.get(d1)!) && c4 !== c6, `c4 ${c4}, c6 ${c6}`);
     await L.pingOk(d1, 'c4', ips.c2!);
     await L.pingOk(d2, 'c2', c4);
   });
 
   it('4. rm: containers and the plain-name network go on both hosts; `:latest` still creates a network', async () => {
-    await d1.docker(['rm', '-f', 'c1', 'c3', 'c4'], { timeoutMs: 60_000 });
+    await d1.docker(['rm', '-f', 'c1', 'c3', 'c4', 'c6'], { timeoutMs: 60_000 });
     await d2.dockerOk(['rm', '-f', 'c2'], { timeoutMs: 60_000 });
     await d1.dockerOk(['network', 'rm', NET], { timeoutMs: 60_000 });
     await waitFor(async () => (await d2.docker(['network', 'inspect', NET])).code !== 0, { timeoutMs: 30_000, intervalMs: 250, what: `${NET} removed from h2 too` });

@@ -14,6 +14,7 @@ import pino from 'pino';
 import { dockerSocketCandidates, listeningUnixSockets, looksLikeDockerApi, underRoot } from '../../src/domain/docker-socket-candidates';
 import { locateDockerSocket, probeSocket } from '../../src/docker/socket-locator';
 import { servePlainNames } from '../../src/docker/plain-names';
+import { isPlainNameStartError, needsStartAfterRegistration } from '../../src/domain/plain-names';
 import { waitFor } from '../helpers/wait';
 
 const log = pino({ level: 'silent' });
@@ -110,12 +111,38 @@ function post(sock: string, path: string): Promise<string> {
   });
 }
 
-/** A fake dockerd: GET /events streams until `endEvents()`, GET /volumes counts calls. */
-async function fakeDocker(sock: string): Promise<{ server: HttpServer; volumeLists: () => number; endEvents: () => void }> {
+test('which containers the plugin starts once the plain names are registered', () => {
+  const boot = 'failed to set up container networking: invalid ipam driver: "overlay-flannel"';
+  const table: Array<[string, { restartPolicy: string; running: boolean; error: string }, boolean]> = [
+    ['always, failed on our IPAM name at boot', { restartPolicy: 'always', running: false, error: boot }, true],
+    ['unless-stopped, failed on our driver name', { restartPolicy: 'unless-stopped', running: false, error: 'could not resolve driver overlay-flannel in registry' }, true],
+    ['on-failure, failed on our name', { restartPolicy: 'on-failure', running: false, error: boot }, true],
+    ['no restart policy', { restartPolicy: 'no', running: false, error: boot }, false],
+    ['empty restart policy', { restartPolicy: '', running: false, error: boot }, false],
+    ['stopped by a user (no start error)', { restartPolicy: 'always', running: false, error: '' }, false],
+    ['running', { restartPolicy: 'always', running: true, error: boot }, false],
+    ['another driver\'s name', { restartPolicy: 'always', running: false, error: 'invalid ipam driver: "weave"' }, false],
+    ['the tagged name (not ours to fix: Docker registers it itself)', { restartPolicy: 'always', running: false, error: 'could not resolve driver overlay-flannel:latest in registry' }, false],
+  ];
+  for (const [what, c, want] of table) assert.equal(needsStartAfterRegistration(c), want, what);
+  assert.equal(isPlainNameStartError('invalid ipam driver: "overlay-flannelX"'), false);
+});
+
+/** A fake dockerd: GET /events streams until `endEvents()`, GET /volumes counts calls; one exited container that failed on our name at boot. */
+async function fakeDocker(sock: string): Promise<{ server: HttpServer; volumeLists: () => number; endEvents: () => void; starts: string[] }> {
   let lists = 0;
+  const starts: string[] = [];
   const streams = new Set<ServerResponse>();
   const server = createHttpServer((req, res) => {
-    if (req.url?.startsWith('/events')) {
+    const json = (body: unknown): void => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    if (req.url?.startsWith('/containers/json')) json([{ Id: 'c1' }, { Id: 'c2' }]);
+    else if (/^\/containers\/c\d\/json/.test(req.url ?? '')) {
+      const id = req.url!.split('/')[2];
+      json({ Id: id, Name: `/${id}`, HostConfig: { RestartPolicy: { Name: 'always' } }, State: { Running: false, Error: id === 'c1' ? 'invalid ipam driver: "overlay-flannel"' : '' } });
+    } else if (/^\/containers\/c\d\/start/.test(req.url ?? '') && req.method === 'POST') {
+      starts.push(req.url!.split('/')[2]!);
+      res.writeHead(204).end();
+    } else if (req.url?.startsWith('/events')) {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.flushHeaders();
       streams.add(res);
@@ -128,6 +155,7 @@ async function fakeDocker(sock: string): Promise<{ server: HttpServer; volumeLis
   return {
     server,
     volumeLists: () => lists,
+    starts,
     endEvents: () => {
       for (const r of streams) r.end();
       streams.clear();
@@ -153,6 +181,8 @@ test('plain names: overlay-flannel.sock forwards to the plugin socket, replaces 
     assert.ok(statSync(names.sockets[0]!).isSocket());
     assert.deepEqual(JSON.parse(await post(names.sockets[0]!, '/Plugin.Activate')), { Implements: ['NetworkDriver', 'IpamDriver'], path: '/Plugin.Activate' });
     await waitFor(async () => docker.volumeLists() === 1, { timeoutMs: 5_000, intervalMs: 20, what: 'one volume list' });
+    await waitFor(async () => docker.starts.length === 1, { timeoutMs: 5_000, intervalMs: 20, what: 'the container that failed on our name started' });
+    assert.deepEqual(docker.starts, ['c1'], 'only the container whose start failed on the plain name');
     docker.endEvents(); // dockerd went away and came back
     await waitFor(async () => docker.volumeLists() === 2, { timeoutMs: 10_000, intervalMs: 20, what: 'a second volume list after the events stream ended' });
     // A second instance leaves the live socket alone.
