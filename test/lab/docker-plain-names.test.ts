@@ -4,13 +4,14 @@
  * `docker network create -d overlay-flannel --ipam-driver overlay-flannel NET`; and enabling it
  * does not depend on where dockerd's socket is.
  *
- * One lab: LAN namespace with etcd; h1 and h2 with dockerd listening on `unix://<run folder>/docker.sock`
+ * One lab: LAN namespace with etcd and docker-registry; h1 and h2 with dockerd listening on `unix://<run folder>/docker.sock`
  * (not /var/run/docker.sock), each in its own mount namespace with its own /run/docker/plugins
  * (DockerdOptions.privatePluginDir: a legacy plugin socket is per host, as on real machines).
  * The plugin is created from `npm run plugin:build`'s folder on each host and enabled with no
  * docker-socket setting at all. Scenarios, in order: enable finds the socket by itself and serves
  * overlay-flannel.sock; plain names: create on h1 (replicated to h2), containers on both hosts,
- * cross-host ping; `disable`/`enable` and a dockerd restart on h1 keep the plain names working
+ * cross-host ping; `disable`/`enable`, a dockerd restart and `docker plugin upgrade` (from the
+ * lab's registry) on h1 keep the plain names working
  * (a `--restart always` container on the plain-name network is running again after the restart);
  * rm; `:latest` still works; a host root without any Docker socket: enabling still succeeds and
  * the plugin's log says Docker cannot be reached; then, as the control, after a dockerd restart
@@ -18,25 +19,28 @@
  * `npm run build`; fails (never skips) otherwise.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildPlugin } from '../../scripts/plugin-build';
-import { DOCKER, DOCKERD, createDockerLab, importBusybox, labRoot, leftovers, startDockerd, stopAll, type DockerHost } from '../helpers/docker-lab';
+import { DOCKER, DOCKERD, REGISTRY_BIN, createDockerLab, importBusybox, labRoot, leftovers, startDockerd, startRegistry, stopAll, type DockerHost } from '../helpers/docker-lab';
 import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
 import type { Host, Lab } from '../helpers/netns-lab';
+import { run } from '../helpers/run';
 import { waitFor } from '../helpers/wait';
 import * as L from './docker-plugin-lab';
 
 const ROOT = resolve(__dirname, '../..');
 const MAIN = join(ROOT, 'dist/main.js');
-const missing = [DOCKERD, DOCKER, '/bin/busybox', '/usr/bin/unshare', MAIN].filter((f) => !existsSync(f));
+const missing = [DOCKERD, DOCKER, REGISTRY_BIN, '/bin/busybox', '/usr/bin/unshare', MAIN].filter((f) => !existsSync(f));
 if (process.getuid?.() !== 0) throw new Error('the plain-names lab needs root');
-if (missing.length) throw new Error(`the plain-names lab needs ${missing.join(', ')} (apt-get install docker.io busybox-static util-linux; npm run build)`);
+if (missing.length) throw new Error(`the plain-names lab needs ${missing.join(', ')} (apt-get install docker.io docker-registry busybox-static util-linux; npm run build)`);
 
 const PLUGIN = 'overlay-flannel';
 const PLAIN = ['-d', 'overlay-flannel', '--ipam-driver', 'overlay-flannel'];
 const NET = 'ofplain';
+/** The release `docker plugin upgrade` moves h1's plugin to (pushed to the lab's registry). */
+const NEXT_REF = '192.0.2.254:5000/overlay-flannel:next';
 
 describe('plain driver names and a Docker socket found by the plugin', { timeout: 480_000 }, () => {
   const ov = L.randomOverlay();
@@ -60,13 +64,14 @@ describe('plain driver names and a Docker socket found by the plugin', { timeout
   before(async () => {
     lab = await createDockerLab('ofpn');
     const lan = await lab.lan();
-    etcd = await startEtcd({ netns: lan.ns, host: '192.0.2.254' });
+    let reg;
+    [etcd, reg] = await Promise.all([startEtcd({ netns: lan.ns, host: '192.0.2.254' }), startRegistry(lab)]);
     h1 = await lab.addHost(1);
     h2 = await lab.addHost(2);
     let built;
     [d1, d2, built] = await Promise.all([
-      startDockerd(h1, { privatePluginDir: true }),
-      startDockerd(h2, { privatePluginDir: true }),
+      startDockerd(h1, { privatePluginDir: true, insecureRegistry: reg.url }),
+      startDockerd(h2, { privatePluginDir: true, insecureRegistry: reg.url }),
       buildPlugin({ out: join(labRoot(lab.runId), 'plugin'), build: false }),
     ]);
     for (const d of [d1, d2]) assert.ok(!d.sock.startsWith('/var/run/') && !d.sock.startsWith('/run/'), `dockerd's socket ${d.sock} is elsewhere`);
@@ -74,6 +79,14 @@ describe('plain driver names and a Docker socket found by the plugin', { timeout
     await h1.execOk('node', [MAIN, 'config', 'set', '--network', ov.network, '--vni', String(ov.vni)], { env, timeoutMs: 20_000 });
     await Promise.all([importBusybox(d1), importBusybox(d2)]);
     await Promise.all([d1, d2].map((d) => d.dockerOk(['plugin', 'create', PLUGIN, built.dir], { timeoutMs: 180_000 })));
+    // The next release, for `docker plugin upgrade`: the same build plus one file (Docker refuses a
+    // second plugin of identical content), hard-linked so that the copy is cheap.
+    const next = join(labRoot(lab.runId), 'plugin-next');
+    await run('cp', ['-al', built.dir, next]);
+    writeFileSync(join(next, 'rootfs/etc/overlay-flannel-release'), 'next\n');
+    await d1.dockerOk(['plugin', 'create', NEXT_REF, next], { timeoutMs: 180_000 });
+    await d1.dockerOk(['plugin', 'push', NEXT_REF], { timeoutMs: 180_000 });
+    await d1.dockerOk(['plugin', 'rm', NEXT_REF]);
   });
 
   after(async () => {
@@ -150,6 +163,18 @@ describe('plain driver names and a Docker socket found by the plugin', { timeout
     assert.ok(L.inCidr(c4, lease.get(d1)!) && c4 !== c6, `c4 ${c4}, c6 ${c6}`);
     await L.pingOk(d1, 'c4', ips.c2!);
     await L.pingOk(d2, 'c2', c4);
+  });
+
+  it('3b. docker plugin upgrade on h1 keeps the plain names: the socket is back and a new container on the plain-name network reaches h2', async () => {
+    const id = (await d1.dockerOk(['plugin', 'inspect', '-f', '{{.Id}}', PLUGIN])).stdout.trim();
+    await d1.dockerOk(['plugin', 'disable', '-f', PLUGIN], { timeoutMs: 60_000 });
+    await d1.dockerOk(['plugin', 'upgrade', '--grant-all-permissions', '--skip-remote-check', PLUGIN, NEXT_REF], { timeoutMs: 180_000 });
+    await d1.dockerOk(['plugin', 'enable', PLUGIN], { timeoutMs: 90_000 });
+    assert.equal((await d1.dockerOk(['plugin', 'inspect', '-f', '{{.Id}} {{.PluginReference}}', PLUGIN])).stdout.trim(), `${id} ${NEXT_REF}`);
+    await waitFor(async () => isSocket(legacySocket(d1)), { timeoutMs: 20_000, what: 'legacy socket back after the upgrade' });
+    await L.runBox(d1, 'c7', NET);
+    await L.pingOk(d1, 'c7', ips.c2!);
+    await d1.dockerOk(['rm', '-f', 'c7'], { timeoutMs: 60_000 });
   });
 
   it('4. rm: containers and the plain-name network go on both hosts; `:latest` still creates a network', async () => {
