@@ -25,7 +25,7 @@
  * start; a stale one (after SIGKILL) is replaced. A live socket of that name that is not ours is
  * left alone, with a warning: two plugins must not fight over it. Containers dockerd failed to
  * restart at its boot because the names were not registered yet are started once they are
- * (domain/plain-names.ts).
+ * (domain/docker-host.ts).
  * When the managed plugin is installed under another name, Docker's own legacy lookup finds the
  * socket by itself (no Docker API needed, also at dockerd's boot).
  */
@@ -34,7 +34,7 @@ import { chmod, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { dockerClient, type DockerClient } from './client';
-import { needsStartAfterRegistration, PLAIN_NAMES } from '../domain/plain-names';
+import { needsStartAfterRegistration, PLAIN_NAMES } from '../domain/docker-host';
 import { probeSocket } from './socket-locator';
 import { errorText } from '../errors';
 import { Backoff, sleep } from '../util/backoff';
@@ -102,7 +102,7 @@ async function claim(path: string, target: string, log: Logger): Promise<Forward
   return forwarder(path, target, log);
 }
 
-/** Start the containers dockerd could not restart at boot for want of the plain names (domain/plain-names.ts). */
+/** Start the containers dockerd could not restart at boot for want of the plain names (domain/docker-host.ts). */
 async function startFailedAtBoot(api: DockerClient, log: Logger): Promise<void> {
   const exited = await api.listContainers({ all: true, filters: { status: ['exited', 'created'] } });
   for (const summary of exited) {

@@ -8,7 +8,7 @@
  * root is mounted read-only at DOCKER_SEARCH_ROOT (/host/root; connecting to a unix socket works on
  * a read-only mount). When DOCKER_SOCKET is a socket (`docker-socket.source=/path/docker.sock`, or
  * a daemon run on the host), it is used as it is. Otherwise the candidates of
- * domain/docker-socket-candidates.ts are tried through the search root: the first that accepts a
+ * domain/docker-host.ts are tried through the search root: the first that accepts a
  * connection wins. A socket that accepts is enough: at dockerd's boot its API does not answer
  * yet (it starts managed plugins first), but it already listens. Nothing found: one warning that
  * says what was tried and the fix; the daemon then runs without the Docker API (daemon.ts).
@@ -16,7 +16,7 @@
 import { connect } from 'node:net';
 import { readFile, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { dockerSocketCandidates, underRoot } from '../domain/docker-socket-candidates';
+import { dockerSocketCandidates, underRoot } from '../domain/docker-host';
 import { errorText } from '../errors';
 import { sleep } from '../util/backoff';
 

@@ -151,7 +151,7 @@ describe('plain driver names and a Docker socket found by the plugin', { timeout
     await waitLog(d1, mark, [/Docker registered the plain driver names/], 'the plain names registered again after the restart');
     t.diagnostic(`dockerd restart → plain names registered again ${Date.now() - started} ms after the restart began`);
     // dockerd restarts c6 (--restart always) during its boot, before the plugin can have the
-    // names registered; the plugin then starts it (domain/plain-names.ts).
+    // names registered; the plugin then starts it (domain/docker-host.ts).
     await waitFor(async () => (await d1.docker(['inspect', '-f', '{{.State.Running}}', 'c6'])).stdout.trim() === 'true', { timeoutMs: 30_000, intervalMs: 250, what: 'c6 running again after the dockerd restart' });
     await waitLog(d1, mark, [/started a container dockerd could not restart/, /c6/], 'the plugin starting c6');
     t.diagnostic(`c6 (--restart always) right after dockerd's restart: "${atBoot}"; running ${Date.now() - started} ms after the restart began`);

@@ -1,5 +1,5 @@
 /**
- * The Docker socket search (domain/docker-socket-candidates.ts, docker/socket-locator.ts) and the
+ * The Docker socket search (domain/docker-host.ts, docker/socket-locator.ts) and the
  * legacy plugin socket of the plain driver names (docker/plain-names.ts), on real unix sockets in
  * a temporary folder; a fake Docker API (HTTP on a unix socket) stands in for dockerd.
  */
@@ -11,10 +11,10 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { dockerSocketCandidates, listeningUnixSockets, looksLikeDockerApi, underRoot } from '../../src/domain/docker-socket-candidates';
+import { dockerSocketCandidates, listeningUnixSockets, looksLikeDockerApi, underRoot } from '../../src/domain/docker-host';
 import { locateDockerSocket, probeSocket } from '../../src/docker/socket-locator';
 import { servePlainNames } from '../../src/docker/plain-names';
-import { isPlainNameStartError, needsStartAfterRegistration } from '../../src/domain/plain-names';
+import { isPlainNameStartError, needsStartAfterRegistration } from '../../src/domain/docker-host';
 import { waitFor } from '../helpers/wait';
 
 const log = pino({ level: 'silent' });
