@@ -21,8 +21,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { buildPlugin } from '../../scripts/plugin-build';
-import { DOCKER, DOCKERD, createDockerLab, importBusybox, labRoot, leftovers, startDockerd, stopAll, type DockerHost } from '../helpers/docker-lab';
+import { DOCKER, DOCKERD, createDockerLab, leftovers, stopAll, type DockerHost } from '../helpers/docker-lab';
 import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
 import type { Host, Lab } from '../helpers/netns-lab';
 import { waitFor } from '../helpers/wait';
@@ -88,27 +87,15 @@ describe('alloc backend: leases only, no data plane, the operator routes', { tim
 
   before(async () => {
     lab = await createDockerLab('ofa');
-    const lan = await lab.lan();
-    etcd = await startEtcd({ netns: lan.ns, host: '192.0.2.254' });
-    h1 = await lab.addHost(1);
-    h2 = await lab.addHost(2);
-    let built;
-    [d1, d2, built] = await Promise.all([startDockerd(h1), startDockerd(h2), buildPlugin({ out: join(labRoot(lab.runId), 'plugin'), build: false })]);
+    etcd = await startEtcd({ netns: (await lab.lan()).ns, host: '192.0.2.254' });
+    let pluginDir: string;
+    ({ h1, h2, d1, d2, pluginDir } = await L.twoDockerHosts(lab));
     const env = { ...process.env, ETCD_ENDPOINTS: etcd.endpoint, ETCD_PREFIX: ov.prefix };
     const set = await h1.execOk('node', [MAIN, 'config', 'set', '--network', ov.network, '--backend', 'alloc'], { env, timeoutMs: 20_000 });
     assert.match(set.stdout, new RegExp(`wrote ${ov.prefix}/config`));
     assert.equal((await etcd.etcdctl(['get', '--print-value-only', `${ov.prefix}/config`])).stdout.trim(), `{"Network":"${ov.network}","Backend":{"Type":"alloc"}}`);
     for (const l of foreign) await putLease(l);
-    await Promise.all(
-      [d1, d2].map(async (d) => {
-        await importBusybox(d);
-        await d.dockerOk(['plugin', 'create', 'overlay-flannel', built.dir], { timeoutMs: 180_000 });
-        const settings = [`ETCD_ENDPOINTS=${etcd!.endpoint}`, `ETCD_PREFIX=${ov.prefix}`, 'IFACE=eth0', 'LOG_LEVEL=debug', `docker-socket.source=${d.sock}`, `STATUS_ADDR=${STATUS}`];
-        await d.dockerOk(['plugin', 'set', 'overlay-flannel', ...settings]);
-        const on = await d.docker(['plugin', 'enable', 'overlay-flannel'], { timeoutMs: 60_000 });
-        assert.equal(on.code, 0, `plugin enable on ${d.host.ns}: ${on.stderr}\n${dockerLog(d)}`);
-      }),
-    );
+    await Promise.all([d1, d2].map((d) => L.installPlugin(d, pluginDir, L.pluginSettings(etcd!, ov.prefix, d, [`STATUS_ADDR=${STATUS}`]))));
   });
 
   after(async () => {
