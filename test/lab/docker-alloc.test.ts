@@ -94,6 +94,7 @@ describe('alloc backend: leases only, no data plane, the operator routes', { tim
     const set = await h1.execOk('node', [MAIN, 'config', 'set', '--network', ov.network, '--backend', 'alloc'], { env, timeoutMs: 20_000 });
     assert.match(set.stdout, new RegExp(`wrote ${ov.prefix}/config`));
     assert.equal((await etcd.etcdctl(['get', '--print-value-only', `${ov.prefix}/config`])).stdout.trim(), `{"Network":"${ov.network}","Backend":{"Type":"alloc"}}`);
+    assert.match((await h1.execOk('node', [MAIN, 'config', 'show'], { env, timeoutMs: 20_000 })).stdout, /alloc \(leases only: you route the subnets\)/);
     for (const l of foreign) await putLease(l);
     await Promise.all([d1, d2].map((d) => L.installPlugin(d, pluginDir, L.pluginSettings(etcd!, ov.prefix, d, [`STATUS_ADDR=${STATUS}`]))));
   });

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { describeNetworkConfig, formatNetworkConfig, parseNetworkConfig } from '../../src/domain/network-config';
 import { formatCidr, formatIPv4 } from '../../src/domain/ipv4';
+import { parseCommand } from '../../src/cli/args';
 
 const vx = '"Backend":{"Type":"vxlan"}';
 
@@ -77,4 +78,10 @@ test('alloc: parsed to a backend without options, written as flanneld reads it, 
   assert.equal(text, '{"Network":"10.4.0.0/16","Backend":{"Type":"alloc"}}');
   assert.match(describeNetworkConfig(parseNetworkConfig(text)), /255 subnets\), alloc \(leases only: you route the subnets\)$/);
   assert.throws(() => formatNetworkConfig({ network: '10.4.0.0/16', backend: 'alloc', mtu: 1400 }), /--mtu apply only to the vxlan backend, not to alloc/);
+});
+
+test('CLI: config set --backend alloc is accepted; udp and unknown backends are refused naming the supported ones', () => {
+  const c = parseCommand(['config', 'set', '--network', '10.4.0.0/16', '--backend', 'alloc']);
+  assert.deepEqual(c, { cmd: 'config-set', input: { network: '10.4.0.0/16', backend: 'alloc' } });
+  for (const b of ['udp', 'wireguard']) assert.throws(() => parseCommand(['config', 'set', '--network', '10.4.0.0/16', '--backend', b]), /use vxlan, host-gw or alloc/);
 });
