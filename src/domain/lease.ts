@@ -91,7 +91,7 @@ export function leaseBackendType(backend: Backend): string {
   return backend.type === 'alloc' ? '' : backend.type;
 }
 
-/** How a lease's BackendType reads in logs and the status page. */
+/** How a lease's BackendType reads in log messages ('' is an alloc lease). */
 export function describeLeaseBackend(backendType: string): string {
   return backendType === '' ? 'alloc (no BackendType)' : JSON.stringify(backendType);
 }
