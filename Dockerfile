@@ -20,6 +20,6 @@ COPY node_modules/ ./node_modules/
 COPY scripts/prune-dev.js /tmp/prune-dev.js
 RUN ["/usr/local/bin/node", "/tmp/prune-dev.js", "/app", "--slim", "--self-delete"]
 # Mount points of plugin/config.json and the folder of the plugin socket.
-RUN ["/usr/local/bin/node", "-e", "for (const d of ['/run/docker/plugins', '/host/etc']) require('fs').mkdirSync(d, { recursive: true })"]
+RUN ["/usr/local/bin/node", "-e", "for (const d of ['/run/docker/plugins', '/host/etc', '/host/root', '/host/run/docker/plugins']) require('fs').mkdirSync(d, { recursive: true })"]
 COPY dist/ ./dist/
 ENTRYPOINT ["/usr/local/bin/node", "/app/dist/main.js"]

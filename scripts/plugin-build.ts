@@ -193,12 +193,13 @@ export interface PluginConfig {
   env?: Array<{ name: string; value?: string; settable?: string[] }>;
 }
 
-/** An empty mount point in the rootfs: a file for a socket/file source, else a folder. */
+/** An empty mount point in the rootfs: a file for a socket/file source or destination (/dev/null placeholder), else a folder. */
 function mountPoint(rootfs: string, destination: string, source?: string): void {
   const p = join(rootfs, destination);
   if (existsSync(p)) return;
   mkdirSync(dirname(p), { recursive: true });
-  if (source && /\.(sock|json|env|pem|crt|key)$/.test(source)) writeFileSync(p, '');
+  const fileLike = /\.(sock|json|env|pem|crt|key)$/;
+  if (fileLike.test(destination) || (source && (fileLike.test(source) || source.startsWith('/dev/')))) writeFileSync(p, '');
   else mkdirSync(p, { recursive: true });
 }
 

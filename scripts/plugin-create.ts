@@ -9,10 +9,10 @@
  * this process's environment (e.g. ETCD_ENDPOINTS=… npm run plugin:create) plus the KEY=VALUE
  * arguments (mount sources: `docker-socket.source=/path`, `flannel-run.source=…`, `etc.source=…`);
  * then `docker plugin enable NAME` unless --no-enable. NAME defaults to `overlay-flannel`
- * (Docker lists it as overlay-flannel:latest, and `-d overlay-flannel:latest` addresses it).
+ * (Docker lists it as overlay-flannel:latest; `-d overlay-flannel` works too, see src/docker/plain-names.ts).
  * Enabling needs the host folders of the bind mounts to exist (/run/flannel, /etc/overlay-flannel,
- * the Docker socket): Docker does not create them, runc fails with "stat …: no such file or
- * directory". When DOCKER_HOST is a unix socket (a daemon on this machine) the folder sources
+ * a `docker-socket.source` you set): Docker does not create them, runc fails with "stat …: no such
+ * file or directory" (the defaults — /etc, /, /run/docker/plugins, /dev/null — always exist). When DOCKER_HOST is a unix socket (a daemon on this machine) the folder sources
  * (effective values, after KEY=VALUE overrides) are created here first (`--no-mkdir`: don't).
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';

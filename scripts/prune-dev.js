@@ -19,6 +19,11 @@ function main(argv) {
   if (!app) throw new Error('usage: prune-dev.js APP_DIR [--slim] [--self-delete]');
   const lock = JSON.parse(fs.readFileSync(path.join(app, 'package-lock.json'), 'utf8'));
   if (!lock.packages || (lock.lockfileVersion ?? 1) < 2) throw new Error('package-lock.json v2 or v3 needed (npm ≥ 7)');
+  const modules = path.join(app, 'node_modules');
+  if (fs.lstatSync(modules).isSymbolicLink()) {
+    // Pruning through a link would delete the devDependencies of the tree it points to (a worktree's shared one).
+    throw new Error(`${modules} is a symlink (to ${fs.realpathSync(modules)}): copy the real folder into ${app} first`);
+  }
   let removed = 0;
   for (const [rel, entry] of Object.entries(lock.packages)) {
     if (!rel.startsWith('node_modules/') || entry.dev !== true) continue;

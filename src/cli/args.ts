@@ -9,7 +9,7 @@ import { NetworkConfigInput } from '../domain/network-config';
 
 export const USAGE = `Usage:
   overlay-flannel [daemon]              run the plugin daemon (configured by environment variables)
-  overlay-flannel config set --network CIDR [--backend vxlan|host-gw] [--vni N] [--port N]
+  overlay-flannel config set --network CIDR [--backend vxlan|host-gw|alloc] [--vni N] [--port N]
                              [--subnet-len N] [--subnet-min IP] [--subnet-max IP]
                              [--direct-routing] [--mtu N] [--name NAME | --prefix P]
                                         validate and write the overlay's flannel config to etcd
@@ -68,7 +68,7 @@ export function parseCommand(argv: string[]): Command {
     });
     if (!values.network) throw invalid('config set: --network is required, e.g. --network 10.1.0.0/16');
     const backend = values.backend ?? 'vxlan';
-    if (backend !== 'vxlan' && backend !== 'host-gw') throw invalid(`--backend: "${backend}" is not supported; use vxlan or host-gw`);
+    if (backend !== 'vxlan' && backend !== 'host-gw' && backend !== 'alloc') throw invalid(`--backend: "${backend}" is not supported; use vxlan, host-gw or alloc`);
     const input: NetworkConfigInput = {
       network: values.network,
       backend,

@@ -17,6 +17,8 @@ export const DEFAULTS = {
   FASTPATH: true,
   SUBNET_FILE: '/run/flannel/subnet.env',
   DOCKER_SOCKET: '/var/run/docker.sock',
+  DOCKER_SEARCH_ROOT: '/',
+  LEGACY_SOCKET_DIR: '',
   STATUS_ADDR: '',
   ADDRESS_AUDIT_INTERVAL: 300,
 } as const;
@@ -46,8 +48,12 @@ export interface Settings {
   readonly fastpath: boolean;
   /** flannel's --subnet-file for the default overlay; '' = not written. */
   readonly subnetFile: string;
-  /** The Docker API socket (network replication; off when it cannot be used). */
+  /** The Docker API socket (network replication; off when it cannot be used). When it is no socket, it is searched for (socket-locator.ts). */
   readonly dockerSocket: string;
+  /** Where the host's root is seen when searching the Docker socket ('/' = this is the host; the managed plugin: /host/root). */
+  readonly dockerSearchRoot: string;
+  /** Docker's legacy plugin folder (/run/docker/plugins of the host) where overlay-flannel.sock is also served; '' = off. */
+  readonly legacySocketDir: string;
   /** STATUS_ADDR host:port of the status server (page, JSON API, /metrics); '' = off. */
   readonly statusAddr: string;
   /** ADDRESS_AUDIT_INTERVAL in seconds: period of the orphan address-record audit; 0 = only once after start. */
@@ -144,6 +150,10 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   if (!pluginSocket.startsWith('/')) problems.push(`PLUGIN_SOCKET: "${pluginSocket}" must be an absolute path`);
   const dockerSocket = get('DOCKER_SOCKET') ?? DEFAULTS.DOCKER_SOCKET;
   if (!dockerSocket.startsWith('/')) problems.push(`DOCKER_SOCKET: "${dockerSocket}" must be an absolute path`);
+  const dockerSearchRoot = get('DOCKER_SEARCH_ROOT') ?? DEFAULTS.DOCKER_SEARCH_ROOT;
+  if (!dockerSearchRoot.startsWith('/')) problems.push(`DOCKER_SEARCH_ROOT: "${dockerSearchRoot}" must be an absolute path (the host's / as this process sees it)`);
+  const legacySocketDir = env.LEGACY_SOCKET_DIR === undefined ? DEFAULTS.LEGACY_SOCKET_DIR : env.LEGACY_SOCKET_DIR.trim();
+  if (legacySocketDir !== '' && !legacySocketDir.startsWith('/')) problems.push(`LEGACY_SOCKET_DIR: "${legacySocketDir}" must be an absolute path, or empty for none`);
 
   const ipMasqText = get('IP_MASQ');
   const ipMasq = ipMasqText === undefined ? DEFAULTS.IP_MASQ : parseBool(ipMasqText);
@@ -189,6 +199,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     fastpath: fastpath as boolean,
     subnetFile,
     dockerSocket,
+    dockerSearchRoot,
+    legacySocketDir,
     statusAddr,
     addressAuditIntervalSec: audit as number,
   });

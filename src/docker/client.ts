@@ -1,7 +1,8 @@
 /**
  * The Docker API client of this process (dockerode over the local Docker socket), shared by its
  * three users: the status page's container list (containers.ts), the address audit
- * (endpoint-addresses.ts) and network replication (network-replicator.ts).
+ * (endpoint-addresses.ts), network replication (network-replicator.ts) and the plain driver
+ * names (plain-names.ts).
  *
  * Design note: each user gets its own client with its own call timeout (a status page must answer
  * quickly, the audit and replication may wait on a busy dockerd); a client is only options
@@ -9,7 +10,7 @@
  * share is here: how the socket is dialled, whether it is usable at all, and how a failed call's
  * HTTP status is read (dockerode puts it on the error as `statusCode`: 404 unknown, 409 conflict).
  */
-import { access, constants } from 'node:fs/promises';
+import { access, constants, stat } from 'node:fs/promises';
 import Docker from 'dockerode';
 import { errorText } from '../errors';
 
@@ -26,10 +27,11 @@ export function dockerStatusOf(e: unknown): number | undefined {
   return typeof status === 'number' ? status : undefined;
 }
 
-/** Whether the Docker socket can be used at all (exists and is read/writable by us): null, or why not. */
+/** Whether the Docker socket can be used at all (a socket, read/writable by us): null, or why not. */
 export async function dockerSocketUsable(path: string): Promise<string | null> {
   try {
     await access(path, constants.R_OK | constants.W_OK);
+    if (!(await stat(path)).isSocket()) return `${path} is not a socket`;
     return null;
   } catch (e) {
     return errorText(e);

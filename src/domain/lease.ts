@@ -3,13 +3,15 @@
  *   key   <prefix>/subnets/10.1.15.0-24
  *   value {"PublicIP":"192.0.2.1","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"…"}}
  * The value is Go's json.Marshal of LeaseAttrs, so field order and `"PublicIPv6":null` matter:
- * encodeLeaseAttrs writes it byte for byte. Decoding is lenient where Go is (key case, unknown keys)
+ * encodeLeaseAttrs writes it byte for byte. BackendType and BackendData are `omitempty`: flanneld's
+ * alloc backend sets neither, so an alloc lease is just `{"PublicIP":"192.0.2.1","PublicIPv6":null}`. Decoding is lenient where Go is (key case, unknown keys)
  * and strict where a wrong value would program the kernel wrongly (IPs, MACs).
  */
 import { invalid } from '../errors';
 import { Cidr, cidr, formatIPv4, isIPv4, parseIPv4 } from './ipv4';
 import { field, intField, isObject, parseJsonObject, stringField } from './json-fields';
 import { normalizeMac } from './mac';
+import type { Backend } from './network-config';
 
 export interface VxlanLeaseData {
   readonly vni: number;
@@ -18,7 +20,7 @@ export interface VxlanLeaseData {
 
 export interface LeaseAttrs {
   readonly publicIP: string;
-  readonly backendType: string; // 'vxlan' | 'host-gw' | other (a flanneld peer with another backend)
+  readonly backendType: string; // 'vxlan' | 'host-gw' | '' (alloc) | other (a flanneld peer with another backend)
   readonly vxlan?: VxlanLeaseData; // BackendData of a vxlan lease
   /** BackendData of other backends, kept verbatim (we never rewrite a peer's lease). */
   readonly rawBackendData?: unknown;
@@ -82,6 +84,16 @@ export function decodeLeaseAttrs(text: string, where = 'lease'): LeaseAttrs {
   const mac = stringField(data, 'VtepMAC', `${where}: BackendData`);
   if (mac === undefined) throw invalid(`${where}: BackendData has no "VtepMAC"`);
   return { publicIP, backendType, vxlan: { vni, vtepMac: normalizeMac(mac, `${where}: VtepMAC`) } };
+}
+
+/** The BackendType flanneld writes in the leases of `backend` ('' for alloc, which writes none). */
+export function leaseBackendType(backend: Backend): string {
+  return backend.type === 'alloc' ? '' : backend.type;
+}
+
+/** How a lease's BackendType reads in log messages ('' is an alloc lease). */
+export function describeLeaseBackend(backendType: string): string {
+  return backendType === '' ? 'alloc (no BackendType)' : JSON.stringify(backendType);
 }
 
 export function sameAttrs(a: LeaseAttrs, b: LeaseAttrs): boolean {

@@ -3,15 +3,19 @@
  * CheckNetworkConfig does (flannel-compat.md §1), so that a config flanneld accepts means the same
  * subnets here. Deliberate differences, each a clear error instead of a silent surprise:
  * - no "Backend": flanneld falls back to `udp`, which we cannot speak; we say so and how to fix it;
- * - `udp`, `wireguard`, `ipsec`, … are refused naming the supported backends (vxlan, host-gw);
+ * - `udp` is refused with its reason (forwarding in a userspace process; deprecated upstream);
+ *   `wireguard`, `ipsec`, … are refused naming the supported backends (vxlan, host-gw, alloc);
  * - IPv6 (EnableIPv6) is not supported yet.
+ * `alloc` is flannel's lease-only backend: a subnet per host and nothing else (no device, no
+ * routes); the operator routes the subnets between hosts (README "Backends").
  */
 import { invalid, unsupported } from '../errors';
 import { Cidr, cidr, cidrContains, cidrSize, formatCidr, formatIPv4, maskOf, nextNetworkBase, parseCidr, parseIPv4 } from './ipv4';
 import { boolField, field, intField, isObject, JsonObject, parseJsonObject, stringField } from './json-fields';
 
 export const DEFAULT_VXLAN_PORT = 8472; // the kernel's default, used when Port is 0
-export const SUPPORTED_BACKENDS = ['vxlan', 'host-gw'] as const;
+export const SUPPORTED_BACKENDS = ['vxlan', 'host-gw', 'alloc'] as const;
+export type BackendType = (typeof SUPPORTED_BACKENDS)[number];
 
 export interface VxlanBackend {
   readonly type: 'vxlan';
@@ -27,7 +31,12 @@ export interface HostGwBackend {
   readonly type: 'host-gw';
 }
 
-export type Backend = VxlanBackend | HostGwBackend;
+/** Subnet leases only: no data plane, the operator routes the subnets (flannel's `alloc`). */
+export interface AllocBackend {
+  readonly type: 'alloc';
+}
+
+export type Backend = VxlanBackend | HostGwBackend | AllocBackend;
 
 export interface NetworkConfig {
   readonly network: Cidr;
@@ -84,15 +93,22 @@ function parseBackend(raw: unknown): Backend {
   if (raw === undefined) {
     throw unsupported(
       'network config: no "Backend" given; flanneld then uses the udp backend, which overlay-flannel does not support. ' +
-        'Add "Backend":{"Type":"vxlan"} (or "host-gw")',
+        'Add "Backend":{"Type":"vxlan"} (or "host-gw", or "alloc")',
     );
   }
   if (!isObject(raw)) throw invalid(`${where} must be an object like {"Type":"vxlan"}`);
   const type = (stringField(raw, 'Type', where) ?? '').toLowerCase();
   if (type === '') throw invalid(`${where}: unknown backend type ""; supported: ${SUPPORTED_BACKENDS.join(', ')}`);
   if (type === 'host-gw') return { type: 'host-gw' };
+  if (type === 'alloc') return { type: 'alloc' };
+  if (type === 'udp') {
+    throw unsupported(
+      `${where}: the udp backend is not supported: it forwards every packet through a userspace process (slow, and deprecated upstream); ` +
+        'use "vxlan" (the same overlay in the kernel), or "host-gw" when all hosts share one L2 segment',
+    );
+  }
   if (type !== 'vxlan') {
-    throw unsupported(`${where}: unsupported backend "${type}"; overlay-flannel supports ${SUPPORTED_BACKENDS.join(' and ')}`);
+    throw unsupported(`${where}: unsupported backend "${type}"; overlay-flannel supports ${SUPPORTED_BACKENDS.join(', ')}`);
   }
   const mtu = intField(raw, 'MTU', where, 0, 65535);
   return {
@@ -119,7 +135,7 @@ export function subnetInRange(cfg: NetworkConfig, subnet: Cidr): boolean {
 /** What an operator writes with `overlay-flannel config set`. */
 export interface NetworkConfigInput {
   network: string;
-  backend?: 'vxlan' | 'host-gw';
+  backend?: BackendType;
   vni?: number;
   port?: number;
   subnetLen?: number;
@@ -137,8 +153,8 @@ export function formatNetworkConfig(input: NetworkConfigInput): string {
     if (input.port) backend.Port = input.port;
     if (input.directRouting) backend.DirectRouting = true;
     if (input.mtu) backend.MTU = input.mtu;
-  } else if (input.vni !== undefined || input.port !== undefined || input.directRouting) {
-    throw invalid('--vni, --port and --direct-routing apply only to the vxlan backend');
+  } else if (input.vni !== undefined || input.port !== undefined || input.directRouting || input.mtu !== undefined) {
+    throw invalid(`--vni, --port, --direct-routing and --mtu apply only to the vxlan backend, not to ${input.backend}`);
   }
   const out: Record<string, unknown> = { Network: input.network };
   if (input.subnetLen) out.SubnetLen = input.subnetLen;
@@ -154,7 +170,8 @@ export function formatNetworkConfig(input: NetworkConfigInput): string {
 
 export function describeNetworkConfig(cfg: NetworkConfig): string {
   const b = cfg.backend;
-  const backend = b.type === 'vxlan' ? `vxlan VNI ${b.vni} port ${b.port || DEFAULT_VXLAN_PORT}${b.directRouting ? ' DirectRouting' : ''}` : 'host-gw';
+  const backend =
+    b.type === 'vxlan' ? `vxlan VNI ${b.vni} port ${b.port || DEFAULT_VXLAN_PORT}${b.directRouting ? ' DirectRouting' : ''}` : b.type === 'alloc' ? 'alloc (leases only: you route the subnets)' : 'host-gw';
   const count = Math.floor((cfg.subnetMax - cfg.subnetMin) / cidrSize(cidr(0, cfg.subnetLen))) + 1;
   return `${formatCidr(cfg.network)}, /${cfg.subnetLen} per host (${formatIPv4(cfg.subnetMin)}–${formatIPv4(cfg.subnetMax)}, ${count} subnets), ${backend}`;
 }

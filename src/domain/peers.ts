@@ -5,14 +5,15 @@
  * Per remote vxlan lease (flannel-compat.md §4): neighbour (remote .0 → VtepMAC), FDB (VtepMAC →
  * PublicIP), route (subnet via .0 onlink) — written in that order so the kernel never resolves the
  * gateway itself, and removed in reverse. DirectRouting peers on our L2 segment, and host-gw peers,
- * get one plain route via their PublicIP on the public interface.
+ * get one plain route via their PublicIP on the public interface. An alloc overlay has no data
+ * plane: no entries for any lease, whatever its backend (the operator routes the subnets).
  *
  * Unlike flanneld, the plan also deletes what no lease asks for any more (entries of hosts that
  * vanished while we were down, the old FDB entry of a changed VtepMAC).
  */
 import { Backend } from './network-config';
 import { Cidr, cidrContains, cidrEquals, formatCidr, formatIPv4 } from './ipv4';
-import { Lease } from './lease';
+import { describeLeaseBackend, Lease, leaseBackendType } from './lease';
 
 export interface NeighbourWant { ip: string; mac: string }
 export interface FdbWant { mac: string; dst: string }
@@ -41,12 +42,13 @@ export interface DesiredResult {
 export function desiredPeers(input: DesiredInput): DesiredResult {
   const state: PeerState = { neighbours: [], fdb: [], routes: [] };
   const skipped: DesiredResult['skipped'] = [];
+  if (input.backend.type === 'alloc') return { state, skipped };
   for (const lease of input.leases) {
     if (input.ownSubnet && cidrEquals(lease.subnet, input.ownSubnet)) continue;
     const subnet = formatCidr(lease.subnet);
     const { publicIP, backendType } = lease.attrs;
-    if (backendType !== input.backend.type) {
-      skipped.push({ subnet, reason: `its backend is "${backendType || 'none'}", this overlay uses ${input.backend.type}` });
+    if (backendType !== leaseBackendType(input.backend)) {
+      skipped.push({ subnet, reason: `its backend is ${describeLeaseBackend(backendType)}, this overlay uses ${input.backend.type}` });
       continue;
     }
     if (input.backend.type === 'host-gw') {

@@ -23,7 +23,7 @@ import type { CreateEndpointArgs, CreateEndpointResult, CreateNetworkArgs, Exter
 import { OverlayDirectory, OverlayHandle } from './overlays';
 
 export const MTU_OPTION = 'com.docker.network.driver.mtu';
-const RIGHT_COMMAND = 'docker network create -d overlay-flannel:latest --ipam-driver overlay-flannel:latest NAME';
+const RIGHT_COMMAND = 'docker network create -d overlay-flannel --ipam-driver overlay-flannel NAME (or overlay-flannel:latest for both)';
 
 /**
  * Told after a network was created or deleted by Docker (replication). Called before the handler

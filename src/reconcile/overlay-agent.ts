@@ -15,7 +15,7 @@ import type { ConfigState, LeaseEvent, LeaseKeeper, LeaseKeeperOptions } from '.
 import { describeNetworkConfig, NetworkConfig } from '../domain/network-config';
 import { Cidr, cidr, cidrContains, formatCidr, parseIPv4 } from '../domain/ipv4';
 import { vxlanDeviceName } from '../domain/names';
-import { Lease, LeaseAttrs } from '../domain/lease';
+import { Lease, LeaseAttrs, leaseBackendType } from '../domain/lease';
 import { vtepMacFor } from '../domain/mac';
 import { SerialQueue } from '../util/serial-queue';
 import { OverlayDataplane } from './overlay-dataplane';
@@ -268,7 +268,8 @@ export class OverlayAgent extends EventEmitter {
     if (b.type === 'vxlan') {
       return { publicIP: this.pub.publicIP, backendType: 'vxlan', vxlan: { vni: b.vni, vtepMac: vtepMacFor(b.vni, this.pub.publicIP) } };
     }
-    return { publicIP: this.pub.publicIP, backendType: 'host-gw' };
+    // host-gw: its BackendType; alloc: none at all (flanneld's alloc writes only the PublicIPs).
+    return { publicIP: this.pub.publicIP, backendType: leaseBackendType(b) };
   }
 
   async stop(): Promise<void> {

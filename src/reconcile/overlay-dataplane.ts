@@ -9,6 +9,8 @@
  * - fast path: on a single lease event, diff against what we last applied, without kernel dumps,
  *   so a new host is programmed in milliseconds even with thousands of peers.
  * All kernel writes go through the host's serial queue; runs coalesce while one is in flight.
+ * alloc (leases only): no device and no peer entries; a sync keeps forwarding and the firewall
+ * rules only, and never lists or deletes routes: those toward the overlay are the operator's.
  */
 import type { Logger } from 'pino';
 import type { Kernel } from '../kernel';
@@ -118,7 +120,8 @@ export class OverlayDataplane {
       await this.firewall.ensure(this.own ? formatCidr(this.own.subnet) : null, vxlan);
     }
     if (b.type !== 'vxlan') {
-      // host-gw: packets from peers arrive on the public interface and are routed to local bridges.
+      // host-gw, alloc: packets from peers arrive on the public interface (alloc: however the
+      // operator routes them) and are routed to the local containers.
       await this.kernel.setForwarding(this.pub.link.index, true);
       return;
     }
@@ -219,6 +222,12 @@ export class OverlayDataplane {
 
   private async sync(kind: 'fast' | 'full'): Promise<void> {
     if (!this.own && this.config.backend.type === 'vxlan') return; // no device yet
+    if (this.config.backend.type === 'alloc') {
+      if (kind === 'full') await this.ensureDevice();
+      this.dirty.clear();
+      this.stats[kind === 'full' ? 'fullSyncs' : 'fastSyncs']++;
+      return;
+    }
     let ops: PeerOp[];
     if (kind === 'full') {
       await this.ensureDevice();

@@ -20,6 +20,11 @@
  *   Processes of host-network plugins live in the host namespace: Lab.destroy() kills them.
  * - Crash safety: the run folder holds an `owner` file ("pid starttime", as netns-lab's owner
  *   files); {@link sweepStaleDocker} tears down folders whose owner is gone, and only those.
+ * - Mount namespace: shared with the test process by default, so /run/docker/plugins (a static
+ *   path) is common to all daemons. `privatePluginDir` gives a daemon its own mount namespace
+ *   (`unshare --mount --propagation private`) with its own folder bound on /run/docker/plugins,
+ *   as on separate machines (legacy plugin sockets such as overlay-flannel.sock are per host).
+ *   Its mounts then live and die with that namespace; teardown finds none in the test's.
  * Every loop and command is bounded in time. Teardown and leftover sweeping live in
  * docker-teardown.ts, image building in docker-images.ts (both re-exported here).
  */
@@ -42,6 +47,9 @@ export const REGISTRY_BIN = '/usr/bin/docker-registry';
 export const REGISTRY_ADDR = '192.0.2.254:5000';
 const ROOT_PREFIX = '/tmp/of-docker-';
 const SYSTEM_CONTAINERD = '/run/containerd/containerd.sock';
+const UNSHARE = '/usr/bin/unshare';
+/** Docker's static folder of plugin sockets and managed plugins' runtime folders (Linux). */
+const PLUGIN_RUN = '/run/docker/plugins';
 
 /** Options of {@link startDockerd}. */
 export interface DockerdOptions {
@@ -53,6 +61,12 @@ export interface DockerdOptions {
   extraArgs?: string[];
   /** Readiness deadline. Default 60 s. */
   readyTimeoutMs?: number;
+  /**
+   * Give this dockerd its own mount namespace whose /run/docker/plugins is the folder
+   * {@link DockerHost.pluginRunDir}, as a real host has its own: legacy plugin sockets there
+   * (overlay-flannel.sock) and the runtime folders of managed plugins are then this host's only.
+   */
+  privatePluginDir?: boolean;
 }
 
 const daemons = new Set<DockerHost>();
@@ -86,6 +100,8 @@ export class DockerHost {
   readonly logFile: string;
   /** Cgroup parent of its containers. */
   readonly cgroupParent: string;
+  /** With `privatePluginDir`: what this daemon sees as /run/docker/plugins (the test process sees it here). */
+  readonly pluginRunDir: string;
   private handle: DaemonHandle | undefined;
 
   constructor(
@@ -100,6 +116,7 @@ export class DockerHost {
     this.pidfile = join(this.dir, 'pid');
     this.logFile = join(this.dir, 'dockerd.log');
     this.cgroupParent = `/of-docker-${runId}-h${host.n}`;
+    this.pluginRunDir = opts.privatePluginDir ? join(this.dir, 'plugins-run') : PLUGIN_RUN;
   }
 
   /** `unix://<sock>`, for DOCKER_HOST. */
@@ -161,7 +178,17 @@ export class DockerHost {
       ...(this.opts.extraArgs ?? []),
     ];
     writeFileSync(this.logFile, `--- dockerd ${args.join(' ')}\n`, { flag: 'a' });
-    const h = this.host.spawnDaemon(DOCKERD, args, {}, { logFile: this.logFile });
+    let h: DaemonHandle;
+    if (this.opts.privatePluginDir) {
+      // nsenter --net … unshare --mount: one process (each execs the next), so the pid is dockerd's.
+      // A plain mount namespace, not `ip netns exec` (which remounts /sys: dockerd dies).
+      mkdirSync(this.pluginRunDir, { recursive: true });
+      mkdirSync(PLUGIN_RUN, { recursive: true });
+      const script = 'mount --bind "$0" /run/docker/plugins && exec "$@"';
+      h = this.host.spawnDaemon(UNSHARE, ['--mount', '--propagation', 'private', 'sh', '-c', script, this.pluginRunDir, DOCKERD, ...args], {}, { logFile: this.logFile });
+    } else {
+      h = this.host.spawnDaemon(DOCKERD, args, {}, { logFile: this.logFile });
+    }
     this.handle = h;
     daemons.add(this);
     let exited = false;

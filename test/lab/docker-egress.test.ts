@@ -15,8 +15,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { buildPlugin } from '../../scripts/plugin-build';
-import { DOCKER, DOCKERD, createDockerLab, importBusybox, labRoot, leftovers, startDockerd, stopAll, type DockerHost } from '../helpers/docker-lab';
+import { DOCKER, DOCKERD, createDockerLab, labRoot, leftovers, stopAll, type DockerHost } from '../helpers/docker-lab';
 import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
 import type { Host, Lab, Ns } from '../helpers/netns-lab';
 import { run } from '../helpers/run';
@@ -60,8 +59,8 @@ describe('outbound NAT and subnet.env with the managed plugin', { timeout: 240_0
     lab = await createDockerLab('oe');
     const lan = await lab.lan();
     etcd = await startEtcd({ netns: lan.ns, host: '192.0.2.254' });
-    h1 = await lab.addHost(1);
-    h2 = await lab.addHost(2);
+    let pluginDir: string;
+    ({ h1, h2, d1, d2, pluginDir } = await L.twoDockerHosts(lab));
     outside = await L.addOutsideNamespace(lab, lan, OUTSIDE);
     const www = join(labRoot(lab.runId), 'www');
     mkdirSync(join(www, 'cgi-bin'), { recursive: true });
@@ -69,18 +68,9 @@ describe('outbound NAT and subnet.env with the managed plugin', { timeout: 240_0
     chmodSync(join(www, 'cgi-bin', 'peer'), 0o755);
     outside.spawnDaemon('/bin/busybox', ['httpd', '-f', '-p', '0.0.0.0:8080', '-h', www]);
 
-    let built;
-    [d1, d2, built] = await Promise.all([startDockerd(h1), startDockerd(h2), buildPlugin({ out: join(labRoot(lab.runId), 'plugin'), build: false })]);
     const env = { ...process.env, ETCD_ENDPOINTS: etcd.endpoint, ETCD_PREFIX: ov.prefix };
     await h1.execOk('node', [MAIN, 'config', 'set', '--network', ov.network, '--vni', String(ov.vni)], { env, timeoutMs: 20_000 });
-    await Promise.all(
-      [d1, d2].map(async (d) => {
-        await importBusybox(d);
-        await d.dockerOk(['plugin', 'create', PLUGIN, built.dir], { timeoutMs: 180_000 });
-        await d.dockerOk(['plugin', 'set', PLUGIN, `ETCD_ENDPOINTS=${etcd!.endpoint}`, `ETCD_PREFIX=${ov.prefix}`, 'IFACE=eth0', 'LOG_LEVEL=debug', `docker-socket.source=${d.sock}`]);
-        await d.dockerOk(['plugin', 'enable', PLUGIN], { timeoutMs: 60_000 });
-      }),
-    );
+    await Promise.all([d1, d2].map((d) => L.installPlugin(d, pluginDir, L.pluginSettings(etcd!, ov.prefix, d), PLUGIN)));
     const held = await waitFor(async () => {
       const l = await L.leases(etcd!, ov.prefix);
       return l.has(h1.ip) && l.has(h2.ip) && l;

@@ -169,12 +169,12 @@ describe('docker lab harness and plugin packaging', { timeout: 300_000 }, () => 
     const settable = p.Config.Env.filter((e) => e.Settable?.includes('value')).map((e) => e.Name).sort();
     assert.deepEqual(settable, [
       'ADDRESS_AUDIT_INTERVAL', 'ETCD_CAFILE', 'ETCD_CERTFILE', 'ETCD_ENDPOINTS', 'ETCD_KEYFILE', 'ETCD_PASSWORD', 'ETCD_PREFIX', 'ETCD_USERNAME',
-      'FASTPATH', 'IFACE', 'IP_MASQ', 'LEASE_RENEW_MARGIN', 'LEASE_TTL', 'LOG_LEVEL', 'NOTRACK', 'PUBLIC_IP', 'STATUS_ADDR', 'SUBNET_FILE',
+      'FASTPATH', 'IFACE', 'IP_MASQ', 'LEASE_RENEW_MARGIN', 'LEASE_TTL', 'LEGACY_SOCKET_DIR', 'LOG_LEVEL', 'NOTRACK', 'PUBLIC_IP', 'STATUS_ADDR', 'SUBNET_FILE',
     ]);
     assert.ok(p.Settings.Env.includes('PLUGIN_SOCKET=/run/docker/plugins/overlay-flannel.sock'));
     assert.deepEqual(
       p.Config.Mounts.map((m) => `${m.Name} ${m.Destination} ${m.Settable?.join(',')}`),
-      ['docker-socket /var/run/docker.sock source', 'host-etc /host/etc source'],
+      ['docker-socket /var/run/docker.sock source', 'host-root /host/root source', 'plugin-sockets /host/run/docker/plugins source', 'host-etc /host/etc source'],
     );
     // Settable at install time too, as an operator would: then enabled later.
     await d2.dockerOk(['plugin', 'set', 'overlay-flannel', `ETCD_ENDPOINTS=${etcd?.endpoint}`, 'IFACE=eth0']);

@@ -16,8 +16,7 @@ import { randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { buildPlugin } from '../../scripts/plugin-build';
-import { DOCKER, DOCKERD, createDockerLab, importBusybox, labRoot, leftovers, startDockerd, stopAll, type DockerHost } from '../helpers/docker-lab';
+import { DOCKER, DOCKERD, createDockerLab, leftovers, stopAll, type DockerHost } from '../helpers/docker-lab';
 import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
 import type { Host, Lab } from '../helpers/netns-lab';
 import { waitFor } from '../helpers/wait';
@@ -57,25 +56,15 @@ describe('several isolated overlays, networks defined once', { timeout: 300_000 
 
   before(async () => {
     lab = await createDockerLab('ofo');
-    const lan = await lab.lan();
-    etcd = await startEtcd({ netns: lan.ns, host: '192.0.2.254' });
-    h1 = await lab.addHost(1);
-    h2 = await lab.addHost(2);
-    let built;
-    [d1, d2, built] = await Promise.all([startDockerd(h1), startDockerd(h2), buildPlugin({ out: join(labRoot(lab.runId), 'plugin'), build: false })]);
+    etcd = await startEtcd({ netns: (await lab.lan()).ns, host: '192.0.2.254' });
+    let pluginDir: string;
+    ({ h1, h2, d1, d2, pluginDir } = await L.twoDockerHosts(lab));
     const env = { ...process.env, ETCD_ENDPOINTS: etcd.endpoint, ETCD_PREFIX: a.prefix };
     await h1.execOk('node', [MAIN, 'config', 'set', '--network', a.network, '--vni', String(a.vni)], { env, timeoutMs: 20_000 });
     const named = await h1.execOk('node', [MAIN, 'config', 'set', '--name', NAMED, '--network', b.network, '--vni', String(b.vni)], { env, timeoutMs: 20_000 });
     assert.match(named.stdout, new RegExp(`wrote ${bPrefix}/config`));
     assert.match((await h1.execOk('node', [MAIN, 'config', 'show', '--name', NAMED], { env, timeoutMs: 20_000 })).stdout, new RegExp(b.network.replace(/\./g, '\\.')));
-    await Promise.all(
-      [d1, d2].map(async (d) => {
-        await importBusybox(d);
-        await d.dockerOk(['plugin', 'create', 'overlay-flannel', built.dir], { timeoutMs: 180_000 });
-        await d.dockerOk(['plugin', 'set', 'overlay-flannel', `ETCD_ENDPOINTS=${etcd!.endpoint}`, `ETCD_PREFIX=${a.prefix}`, 'IFACE=eth0', 'LOG_LEVEL=debug', `docker-socket.source=${d.sock}`]);
-        await d.dockerOk(['plugin', 'enable', 'overlay-flannel'], { timeoutMs: 60_000 });
-      }),
-    );
+    await Promise.all([d1, d2].map((d) => L.installPlugin(d, pluginDir, L.pluginSettings(etcd!, a.prefix, d))));
   });
 
   after(async () => {

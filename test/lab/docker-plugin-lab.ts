@@ -9,7 +9,9 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { DockerHost } from '../helpers/docker-lab';
+import { join } from 'node:path';
+import { buildPlugin } from '../../scripts/plugin-build';
+import { importBusybox, labRoot, startDockerd, type DockerHost } from '../helpers/docker-lab';
 import type { EtcdServer } from '../helpers/etcd-server';
 import type { Host, Lab, Ns } from '../helpers/netns-lab';
 import { Answer, post, rawPost, rawRequest } from '../helpers/plugin-http';
@@ -18,6 +20,32 @@ import { waitFor } from '../helpers/wait';
 
 export const PLUGIN_REF = '192.0.2.254:5000/overlay-flannel:latest';
 export const DRIVER = 'overlay-flannel:latest';
+
+/**
+ * Hosts h1 and h2 on `lab`'s LAN, each with its own dockerd, and the plugin built from dist/
+ * meanwhile (its folder, for {@link installPlugin}). The caller holds `lab`, so its after() tears
+ * down whatever this got to before a failure.
+ */
+export async function twoDockerHosts(lab: Lab): Promise<{ h1: Host; h2: Host; d1: DockerHost; d2: DockerHost; pluginDir: string }> {
+  const h1 = await lab.addHost(1);
+  const h2 = await lab.addHost(2);
+  const [d1, d2, built] = await Promise.all([startDockerd(h1), startDockerd(h2), buildPlugin({ out: join(labRoot(lab.runId), 'plugin'), build: false })]);
+  return { h1, h2, d1, d2, pluginDir: built.dir };
+}
+
+/** The settings every lab gives the plugin: this lab's etcd and prefix, eth0, debug logs, the host's Docker socket. */
+export function pluginSettings(etcd: EtcdServer, prefix: string, d: DockerHost, extra: string[] = []): string[] {
+  return [`ETCD_ENDPOINTS=${etcd.endpoint}`, `ETCD_PREFIX=${prefix}`, 'IFACE=eth0', 'LOG_LEVEL=debug', `docker-socket.source=${d.sock}`, ...extra];
+}
+
+/** The busybox image, then `docker plugin create NAME dir`, `plugin set`, `plugin enable`; a failed enable names the daemon's log. */
+export async function installPlugin(d: DockerHost, dir: string, settings: string[], name = 'overlay-flannel'): Promise<void> {
+  await importBusybox(d);
+  await d.dockerOk(['plugin', 'create', name, dir], { timeoutMs: 180_000 });
+  await d.dockerOk(['plugin', 'set', name, ...settings]);
+  const on = await d.docker(['plugin', 'enable', name], { timeoutMs: 60_000 });
+  if (on.code !== 0) throw new Error(`plugin enable on ${d.host.ns}: ${on.stderr}\n${d.logs().split('\n').slice(-60).join('\n')}`);
+}
 
 /** The random overlay of one run. */
 export function randomOverlay(): { network: string; vni: number; prefix: string } {

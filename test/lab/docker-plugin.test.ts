@@ -232,7 +232,7 @@ describe('overlay-flannel as a managed Docker plugin on two hosts', { timeout: 4
   it('4. a network with the default IPAM is refused with the right command in the error', async () => {
     const r = await d1.docker(['network', 'create', '-d', L.DRIVER, 'ofnet2']);
     assert.notEqual(r.code, 0, 'network create without --ipam-driver must fail');
-    assert.match(r.stderr, /--ipam-driver overlay-flannel:latest/);
+    assert.match(r.stderr, /-d overlay-flannel --ipam-driver overlay-flannel NAME/);
     assert.doesNotMatch((await d1.dockerOk(['network', 'ls', '--format', '{{.Name}}'])).stdout, /^ofnet2$/m);
   });
 

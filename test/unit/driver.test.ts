@@ -118,7 +118,7 @@ test('CreateNetwork: routed (default) and bridge records; bad data path, default
   const { driver } = setup();
   await assert.rejects(driver.createNetwork(netArgs('10.9.5.0/24', { datapath: 'fast' })), /-o datapath=fast: unknown data path; use -o datapath=routed/);
   await driver.createNetwork(createNetworkArgs('10.9.5.0/24'));
-  await assert.rejects(driver.createNetwork(createNetworkArgs('172.17.0.0/16', 'b'.repeat(64), 'LocalDefault')), /--ipam-driver overlay-flannel:latest/);
+  await assert.rejects(driver.createNetwork(createNetworkArgs('172.17.0.0/16', 'b'.repeat(64), 'LocalDefault')), /-d overlay-flannel --ipam-driver overlay-flannel NAME/);
   await assert.rejects(driver.createNetwork(createNetworkArgs('10.9.5.0/24', 'c'.repeat(64))), /already has a Docker network on this host/);
 });
 

@@ -1,12 +1,15 @@
 // Lease keys and values in flanneld's exact format (flannel-compat.md §2).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeLeaseAttrs, encodeLeaseAttrs, leaseKeyOf, subnetFromLeaseKey } from '../../src/domain/lease';
+import { decodeLeaseAttrs, encodeLeaseAttrs, leaseBackendType, leaseKeyOf, subnetFromLeaseKey } from '../../src/domain/lease';
+import { parseNetworkConfig } from '../../src/domain/network-config';
 import { formatCidr, parseCidr } from '../../src/domain/ipv4';
 import { stableMac, vtepMacFor } from '../../src/domain/mac';
 
 const FLANNELD_VXLAN = '{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}';
 const FLANNELD_HOSTGW = '{"PublicIP":"192.0.2.7","PublicIPv6":null,"BackendType":"host-gw"}';
+// flanneld's alloc backend acquires with LeaseAttrs{PublicIP} only: BackendType and BackendData are omitempty.
+const FLANNELD_ALLOC = '{"PublicIP":"192.0.2.8","PublicIPv6":null}';
 
 test('a flanneld vxlan lease round-trips byte for byte', () => {
   const attrs = decodeLeaseAttrs(FLANNELD_VXLAN);
@@ -16,6 +19,15 @@ test('a flanneld vxlan lease round-trips byte for byte', () => {
 
 test('a flanneld host-gw lease round-trips byte for byte', () => {
   assert.equal(encodeLeaseAttrs(decodeLeaseAttrs(FLANNELD_HOSTGW)), FLANNELD_HOSTGW);
+});
+
+test('a flanneld alloc lease round-trips byte for byte, and alloc writes no BackendType', () => {
+  const attrs = decodeLeaseAttrs(FLANNELD_ALLOC);
+  assert.deepEqual(attrs, { publicIP: '192.0.2.8', backendType: '' });
+  assert.equal(encodeLeaseAttrs(attrs), FLANNELD_ALLOC);
+  const backend = (type: string) => parseNetworkConfig(`{"Network":"10.1.0.0/16","Backend":{"Type":"${type}"}}`).backend;
+  assert.deepEqual(['alloc', 'host-gw', 'vxlan'].map((t) => leaseBackendType(backend(t))), ['', 'host-gw', 'vxlan']);
+  assert.equal(encodeLeaseAttrs({ publicIP: '192.0.2.8', backendType: leaseBackendType(backend('alloc')) }), FLANNELD_ALLOC);
 });
 
 test('lease values are read as Go reads them: any key case, unknown keys ignored, MAC normalised', () => {

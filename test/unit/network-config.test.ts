@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { describeNetworkConfig, formatNetworkConfig, parseNetworkConfig } from '../../src/domain/network-config';
 import { formatCidr, formatIPv4 } from '../../src/domain/ipv4';
+import { parseCommand } from '../../src/cli/args';
 
 const vx = '"Backend":{"Type":"vxlan"}';
 
@@ -17,6 +18,7 @@ const accepted: [string, string, { net: string; len: number; min: string; max: s
   ['explicit min/max', `{"Network":"10.1.0.0/16","SubnetMin":"10.1.10.0","SubnetMax":"10.1.20.0",${vx}}`, { net: '10.1.0.0/16', len: 24, min: '10.1.10.0', max: '10.1.20.0' }],
   ['unknown keys ignored', `{"Network":"10.1.0.0/16","Whatever":[1],${vx}}`, { net: '10.1.0.0/16', len: 24, min: '10.1.1.0', max: '10.1.255.0' }],
   ['host-gw', `{"Network":"10.1.0.0/16","Backend":{"Type":"host-gw"}}`, { net: '10.1.0.0/16', len: 24, min: '10.1.1.0', max: '10.1.255.0' }],
+  ['alloc', `{"Network":"10.1.0.0/16","SubnetLen":26,"Backend":{"Type":"alloc"}}`, { net: '10.1.0.0/16', len: 26, min: '10.1.0.64', max: '10.1.255.192' }],
 ];
 
 for (const [name, text, want] of accepted) {
@@ -42,8 +44,8 @@ const rejected: [string, string, RegExp][] = [
   ['SubnetMax unaligned', `{"Network":"10.1.0.0/16","SubnetMax":"10.1.20.5",${vx}}`, /SubnetMax is not on a SubnetLen boundary/],
   ['wrong type', `{"Network":"10.1.0.0/16","SubnetLen":"24",${vx}}`, /"SubnetLen" must be a whole number/],
   ['no Backend (flanneld: udp)', `{"Network":"10.1.0.0/16"}`, /udp backend.*"Backend":\{"Type":"vxlan"\}/],
-  ['udp backend', `{"Network":"10.1.0.0/16","Backend":{"Type":"udp"}}`, /unsupported backend "udp".*vxlan and host-gw/],
-  ['wireguard backend', `{"Network":"10.1.0.0/16","Backend":{"Type":"wireguard"}}`, /unsupported backend "wireguard"/],
+  ['udp backend, with its reason', `{"Network":"10.1.0.0/16","Backend":{"Type":"udp"}}`, /udp backend is not supported: it forwards every packet through a userspace process .*deprecated upstream.*"vxlan"/],
+  ['wireguard backend', `{"Network":"10.1.0.0/16","Backend":{"Type":"wireguard"}}`, /unsupported backend "wireguard"; overlay-flannel supports vxlan, host-gw, alloc/],
   ['Backend without Type', `{"Network":"10.1.0.0/16","Backend":{}}`, /unknown backend type/],
   ['VNI out of range', `{"Network":"10.1.0.0/16","Backend":{"Type":"vxlan","VNI":16777216}}`, /"VNI" must be between/],
   ['IPv6 enabled', `{"Network":"10.1.0.0/16","EnableIPv6":true,${vx}}`, /EnableIPv6 is not supported/],
@@ -68,4 +70,18 @@ test('formatNetworkConfig writes what parses back, masked', () => {
   assert.match(describeNetworkConfig(parseNetworkConfig(text)), /10\.9\.0\.0\/16, \/26 per host .*1023 subnets.*VNI 7 port 8472/);
   assert.throws(() => formatNetworkConfig({ network: '10.9.0.0/16', backend: 'host-gw', vni: 3 }), /only to the vxlan backend/);
   assert.throws(() => formatNetworkConfig({ network: 'nonsense' }), /not an IPv4 CIDR/);
+});
+
+test('alloc: parsed to a backend without options, written as flanneld reads it, described as leases only', () => {
+  assert.deepEqual(parseNetworkConfig('{"Network":"10.1.0.0/16","Backend":{"Type":"ALLOC"}}').backend, { type: 'alloc' });
+  const text = formatNetworkConfig({ network: '10.4.0.0/16', backend: 'alloc' });
+  assert.equal(text, '{"Network":"10.4.0.0/16","Backend":{"Type":"alloc"}}');
+  assert.match(describeNetworkConfig(parseNetworkConfig(text)), /255 subnets\), alloc \(leases only: you route the subnets\)$/);
+  assert.throws(() => formatNetworkConfig({ network: '10.4.0.0/16', backend: 'alloc', mtu: 1400 }), /--mtu apply only to the vxlan backend, not to alloc/);
+});
+
+test('CLI: config set --backend alloc is accepted; udp and unknown backends are refused naming the supported ones', () => {
+  const c = parseCommand(['config', 'set', '--network', '10.4.0.0/16', '--backend', 'alloc']);
+  assert.deepEqual(c, { cmd: 'config-set', input: { network: '10.4.0.0/16', backend: 'alloc' } });
+  for (const b of ['udp', 'wireguard']) assert.throws(() => parseCommand(['config', 'set', '--network', '10.4.0.0/16', '--backend', b]), /use vxlan, host-gw or alloc/);
 });

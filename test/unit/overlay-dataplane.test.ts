@@ -119,3 +119,40 @@ test('the FORWARD accept rules of the overlay are ensured on attach and again by
   await dp.requestSync('full');
   assert.deepEqual([...kernel.forwardAccept], ['10.7.0.0/16']);
 });
+
+test('alloc: no device, no peer entries for any lease, the operator\'s routes are left alone; forwarding, FORWARD accepts and masquerade as host-gw', async () => {
+  const kernel = new FakeKernel();
+  const eth = kernel.addDevice('eth0', { mtu: 1500, up: true, cidr: '192.0.2.1/24' });
+  const pub: PublicInterface = { link: eth, address: '192.0.2.1', publicIP: '192.0.2.1', networks: [parseCidr('192.0.2.0/24')] };
+  const alloc = parseNetworkConfig('{"Network":"10.7.0.0/16","Backend":{"Type":"alloc"}}');
+  const dp = new OverlayDataplane(kernel, new SerialQueue(), log, alloc, pub, { ipMasq: true, notrack: true });
+  const own: Lease = { subnet: parseCidr('10.7.1.0/24'), attrs: { publicIP: '192.0.2.1', backendType: '' }, etcdLease: '1' };
+  const allocPeer: Lease = { subnet: parseCidr('10.7.2.0/24'), attrs: { publicIP: '192.0.2.2', backendType: '' }, etcdLease: '1' };
+  const hostgwPeer: Lease = { subnet: parseCidr('10.7.4.0/24'), attrs: { publicIP: '192.0.2.4', backendType: 'host-gw' }, etcdLease: '1' };
+  // What the README asks the operator to add: a route to each other host's subnet (here one, as if by hand).
+  await kernel.replaceRoute({ dst: '10.7.2.0/24', gateway: '192.0.2.2', oif: eth.index, onlink: false });
+  const before = kernel.writes.length;
+  dp.setLeases([own, allocPeer, L(3, 3), hostgwPeer]);
+  await dp.attach(own);
+  await dp.idle();
+  dp.leaseAdded(L(5, 5));
+  dp.leaseRemoved(allocPeer);
+  await dp.idle();
+  await dp.requestSync('full');
+  assert.equal(dp.stats.errors, 0);
+  assert.ok(dp.stats.fullSyncs >= 2 && dp.stats.fastSyncs >= 1, JSON.stringify(dp.stats));
+  assert.equal(dp.deviceName, null);
+  assert.equal(dp.mtu, 1500); // flannel's alloc: the public interface's MTU
+  assert.equal(await kernel.getVxlan('flannel.1'), null);
+  assert.deepEqual(dp.appliedPeers(), new Map());
+  const routes = (await kernel.listRoutes()).filter((r) => r.gateway).map((r) => `${r.dst} via ${r.gateway}`);
+  assert.deepEqual(routes, ['10.7.2.0/24 via 192.0.2.2']);
+  const peerWrites = kernel.writes.slice(before).filter((w) => /Neighbour|Fdb|Route|Vxlan|Address/.test(w));
+  assert.deepEqual(peerWrites, []);
+  assert.ok(kernel.forwarding.has(eth.index), 'forwarding on the public interface');
+  assert.deepEqual([...kernel.forwardAccept], ['10.7.0.0/16']);
+  assert.equal(kernel.masquerade.get('10.7.0.0/16'), '10.7.1.0/24'); // containers leaving the overlay still get the host's address
+  // NOTRACK: the overlay's inner rules only; no vxlan socket to exempt.
+  const notrack = kernel.notrack.get('10.7.0.0/16') ?? [];
+  assert.ok(notrack.length === 2 && notrack.every((r) => !/udp/.test(r)), notrack.join('\n'));
+});

@@ -9,6 +9,7 @@ import { Lease } from '../../src/domain/lease';
 const vxlan = parseNetworkConfig('{"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}}').backend;
 const direct = parseNetworkConfig('{"Network":"10.1.0.0/16","Backend":{"Type":"vxlan","DirectRouting":true}}').backend;
 const hostgw = parseNetworkConfig('{"Network":"10.1.0.0/16","Backend":{"Type":"host-gw"}}').backend;
+const alloc = parseNetworkConfig('{"Network":"10.1.0.0/16","Backend":{"Type":"alloc"}}').backend;
 const L = (subnet: string, ip: string, mac = '02:00:00:00:00:0' + subnet.split('.')[2].slice(-1), type = 'vxlan'): Lease => ({
   subnet: parseCidr(subnet),
   attrs: type === 'vxlan' ? { publicIP: ip, backendType: type, vxlan: { vni: 1, vtepMac: mac } } : { publicIP: ip, backendType: type },
@@ -48,6 +49,20 @@ test('host-gw: route via PublicIP; off-link peers and other backends are skipped
   assert.deepEqual(skipped.map((s) => s.subnet), ['10.1.3.0/24', '10.1.4.0/24']);
   assert.match(skipped[0].reason, /not on-link/);
   assert.match(skipped[1].reason, /backend is "vxlan"/);
+});
+
+test('alloc: no entries for any lease (alloc, host-gw, vxlan, on-link or not), and nothing to warn about', () => {
+  const leases = [L('10.1.2.0/24', '192.0.2.2', '', ''), L('10.1.3.0/24', '192.0.2.3', '', 'host-gw'), L('10.1.4.0/24', '192.0.2.4'), L('10.1.5.0/24', '203.0.113.5', '', '')];
+  assert.deepEqual(desiredPeers({ backend: alloc, ownSubnet: own, leases, onLink }), { state: empty, skipped: [] });
+});
+
+test('vxlan and host-gw overlays skip alloc leases (no BackendType) and say so', () => {
+  for (const backend of [vxlan, hostgw]) {
+    const { state, skipped } = desiredPeers({ backend, ownSubnet: own, leases: [L('10.1.2.0/24', '192.0.2.2', '', '')], onLink });
+    assert.deepEqual(state, empty);
+    assert.deepEqual(skipped.map((s) => s.subnet), ['10.1.2.0/24']);
+    assert.match(skipped[0].reason, new RegExp(`backend is alloc \\(no BackendType\\), this overlay uses ${backend.type}`));
+  }
 });
 
 const kinds = (ops: PeerOp[]) => ops.map((o) => o.op);

@@ -5,6 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino from 'pino';
 import { createRequestOf, localNetworkOf, networksToCreate, recordOf, removalOf, type LocalNetwork } from '../../src/docker/replication';
 import { dockerSocketUsable } from '../../src/docker/client';
@@ -253,7 +257,23 @@ test('DOCKER_SOCKET: default /var/run/docker.sock, must be absolute', () => {
   assert.throws(() => loadSettings({ DOCKER_SOCKET: 'd.sock' }), /DOCKER_SOCKET/);
 });
 
-test('a missing Docker socket is reported (replication off), an accessible one is usable', async () => {
+test('a missing Docker socket is reported (replication off), so is a file that is no socket (the plugin\'s /dev/null placeholder); a socket we may write is usable', async () => {
   assert.match((await dockerSocketUsable('/nonexistent/docker.sock'))!, /ENOENT/);
-  assert.equal(await dockerSocketUsable(__filename), null);
+  assert.match((await dockerSocketUsable('/dev/null'))!, /is not a socket/);
+  // Files of our own: the test's source may belong to another user (the unit suite runs unprivileged in CI).
+  const dir = mkdtempSync(join(tmpdir(), 'of-docker-sock-'));
+  const server = createServer();
+  try {
+    const file = join(dir, 'plain-file');
+    writeFileSync(file, '');
+    assert.match((await dockerSocketUsable(file))!, /is not a socket/);
+    const sock = join(dir, 'docker.sock');
+    await new Promise<void>((r) => server.listen(sock, r));
+    assert.equal(await dockerSocketUsable(sock), null);
+    chmodSync(sock, 0o400);
+    if (process.getuid?.() !== 0) assert.match((await dockerSocketUsable(sock))!, /EACCES/); // root may write anything
+  } finally {
+    await new Promise((r) => server.close(r));
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
