@@ -71,7 +71,7 @@ async function leaseJson(agent: StatusAgent, l: Lease, ownSubnet: string | null,
   return {
     subnet,
     publicIP: l.attrs.publicIP,
-    backend: l.attrs.backendType,
+    backend: l.attrs.backendType || 'alloc', // flanneld's alloc leases carry no BackendType
     vtepMac: l.attrs.vxlan?.vtepMac ?? null,
     expiresAt: iso(await expiryOf(agent, l, etcdUp)),
     lastSeen: iso(agent.lastSeen?.(subnet)),
