@@ -24,7 +24,7 @@ import { EventEmitter } from 'node:events';
 import type { Etcd3 } from 'etcd3';
 import { EtcdLeaseInvalidError } from 'etcd3';
 import type { Logger } from 'pino';
-import { encodeNameRecord, NameRecord, parseNameRecord } from '../domain/name-record';
+import { encodeNameRecord, isRecordId, NameRecord, parseNameRecord } from '../domain/name-record';
 import { errorText, invalid, OverlayError, unavailable } from '../errors';
 import { Backoff, sleep } from '../util/backoff';
 import { SerialQueue } from '../util/serial-queue';
@@ -85,7 +85,7 @@ export class NameRegistry extends EventEmitter {
   }
 
   /** Write (or overwrite) one record. Rejects INVALID for a bad record, UNAVAILABLE while etcd is down (still held, retried). */
-  put(record: NameRecord): Promise<void> {
+  async put(record: NameRecord): Promise<void> {
     const [key, value] = this.encode(record);
     this.held.set(key, value);
     this.toDelete.delete(key);
@@ -93,7 +93,9 @@ export class NameRegistry extends EventEmitter {
   }
 
   /** Remove one record (idempotent). */
-  remove(networkId: string, endpointId: string): Promise<void> {
+  async remove(networkId: string, endpointId: string): Promise<void> {
+    if (this.stopped) throw invalid('remove a name: the name registry was stopped');
+    if (!isRecordId(networkId) || !isRecordId(endpointId)) throw invalid(`remove a name: network id ${JSON.stringify(networkId)} or endpoint id ${JSON.stringify(endpointId)} is not an id`);
     const key = this.keys.nameKey(networkId, endpointId);
     this.held.delete(key);
     this.toDelete.add(key);
@@ -104,7 +106,7 @@ export class NameRegistry extends EventEmitter {
    * Make `records` the whole set of this host (after a plugin restart): put them all, then delete
    * every other record of this host, ours from before this process included.
    */
-  replaceAll(records: readonly NameRecord[]): Promise<void> {
+  async replaceAll(records: readonly NameRecord[]): Promise<void> {
     const next = new Map(records.map((r) => this.encode(r)));
     for (const key of this.held.keys()) if (!next.has(key)) this.toDelete.add(key);
     this.held.clear();
