@@ -7,7 +7,7 @@
  * The timings measured are printed as `# measured …` lines.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -49,6 +49,24 @@ const names = (w: NameWatcher) => w.records().map((r) => `${r.endpointId}=${r.co
 const leaseOfKey = async (key: string) => String((await store.client.get(key).exec()).kvs[0]?.lease ?? 'none');
 const measured = (what: string, ms: number) => console.log(`# measured ${what}: ${ms} ms`);
 
+/** Another process registering `count` names of `host` (name-registry-child.ts), and its lease. */
+async function startHost(prefix: string, host: string, count: number): Promise<{ process: ChildProcess; lease: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'name-registry-child.ts')], {
+    env: { ...process.env, ETCD_ENDPOINT: etcd.endpoint, PREFIX: prefix, HOST: host, TTL: String(TTL), COUNT: String(count) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('the child printed no line within 30 s')), 30_000);
+    createInterface({ input: child.stdout! }).once('line', (l) => (clearTimeout(t), resolve(l)));
+  }).catch((e: unknown) => {
+    child.kill('SIGKILL');
+    throw e;
+  });
+  const { lease } = JSON.parse(line) as { lease?: string };
+  assert.ok(lease, line);
+  return { process: child, lease };
+}
+
 describe('name records', () => {
   it('two hosts register; one watcher sees both, then an update and a removal', async () => {
     const ov = store.overlay(randomPrefix());
@@ -84,21 +102,12 @@ describe('name records', () => {
     const w = ov.nameWatcher();
     const evs = follow(w);
     await w.start();
-    const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'name-registry-child.ts')], {
-      env: { ...process.env, ETCD_ENDPOINT: etcd.endpoint, PREFIX: prefix, HOST: '192.0.2.21', TTL: String(TTL), COUNT: '3' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = await startHost(prefix, '192.0.2.21', 3);
     try {
-      const line = await new Promise<string>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error('child gave no line within 30 s')), 30_000);
-        createInterface({ input: child.stdout! }).once('line', (l) => (clearTimeout(t), resolve(l)));
-      });
-      const { lease } = JSON.parse(line) as { lease: string };
-      assert.ok(lease, line);
       await waitFor(async () => w.size === 3, { what: "the dead host's names before it dies" });
       await new Promise((r) => setTimeout(r, 2 * TTL * 1000)); // it keeps them alive past the TTL
       assert.equal(w.size, 3, 'kept alive while the host lives');
-      child.kill('SIGKILL');
+      child.process.kill('SIGKILL');
       const killedAt = Date.now();
       await waitFor(async () => w.size === 0, { what: 'expiry of the dead host', timeoutMs: (TTL + 5) * 1000 });
       const took = Math.max(...evs.filter((e) => e.type === 'remove').map((e) => e.at)) - killedAt;
@@ -106,8 +115,20 @@ describe('name records', () => {
       assert.ok(took <= TTL * 1000 + 2000, `${took} ms > TTL + 2 s`);
       assert.ok(took >= 1000, `${took} ms: gone before its lease could have expired?`);
     } finally {
-      child.kill('SIGKILL');
+      child.process.kill('SIGKILL');
     }
+
+    const clean = await startHost(prefix, '192.0.2.23', 2);
+    await waitFor(async () => w.size === 2, { what: 'the host that stops cleanly' });
+    const termAt = Date.now();
+    clean.process.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => clean.process.once('exit', r));
+    assert.equal(code, 0, 'stopped cleanly');
+    await waitFor(async () => w.size === 0, { what: 'names gone after SIGTERM', timeoutMs: 3000, intervalMs: 20 });
+    const tookTerm = Math.max(...evs.filter((e) => e.type === 'remove').map((e) => e.at)) - termAt;
+    measured('names gone after SIGTERM of the other process (stop() revokes)', tookTerm);
+    assert.ok(tookTerm < 2000, `${tookTerm} ms`);
+    assert.equal((await store.client.leaseClient.leaseTimeToLive({ ID: clean.lease })).TTL, '-1', 'its lease is revoked');
 
     const h = ov.nameRegistry({ host: '192.0.2.22', ttlSec: TTL });
     await h.replaceAll([rec('192.0.2.22', 'ep1', 'a', '10.1.18.2'), rec('192.0.2.22', 'ep2', 'b', '10.1.18.3')]);

@@ -1,8 +1,11 @@
 /**
  * name-registry-child.ts — a separate "host" for name-records.test.ts: registers COUNT name
- * records of HOST on a lease of TTL seconds, prints one JSON line { lease } and then keeps the
- * lease alive until it is killed (the test SIGKILLs it: a dead host that never revokes).
- * Env: ETCD_ENDPOINT, PREFIX, HOST, TTL, COUNT.
+ * records of HOST on a lease of TTL seconds, prints one JSON line { lease }, then keeps the lease
+ * alive until a signal:
+ * - SIGKILL (a dead host): nothing is revoked, the names expire with the lease;
+ * - SIGTERM (a clean stop): the registry is stopped, which revokes the lease, and the process
+ *   exits 0 (or 1 when the stop fails), so the names go at once.
+ * Env: ETCD_ENDPOINT, PREFIX, HOST, TTL, COUNT (default 3), NETWORK (default net1).
  */
 import { openStore } from '../../src/store';
 import { testLogger } from '../helpers/store-fixtures';
@@ -10,14 +13,16 @@ import { testLogger } from '../helpers/store-fixtures';
 async function main(): Promise<void> {
   const store = openStore({ etcdEndpoints: [process.env.ETCD_ENDPOINT!], etcdPrefix: process.env.PREFIX! }, testLogger());
   const host = process.env.HOST!;
+  const networkId = process.env.NETWORK ?? 'net1';
   const reg = store.overlay().nameRegistry({ host, ttlSec: Number(process.env.TTL) });
   const count = Number(process.env.COUNT ?? '3');
+  const tag = host.split('.').pop();
   await reg.replaceAll(
     Array.from({ length: count }, (_, i) => ({
-      networkId: 'net1',
+      networkId,
       networkName: 'appnet',
-      containerName: `dead-${i}`,
-      endpointId: `dead${i}`,
+      containerName: `c${tag}-${i}`,
+      endpointId: `h${tag}e${i}`,
       aliases: [],
       ipv4: [`10.1.77.${i + 2}`],
       ipv6: [],
@@ -25,8 +30,18 @@ async function main(): Promise<void> {
       updatedAt: new Date().toISOString(),
     })),
   );
+  const alive = setInterval(() => undefined, 60_000); // alive until a signal
+  process.once('SIGTERM', () => {
+    clearInterval(alive);
+    reg
+      .stop()
+      .then(() => store.close())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+  });
   process.stdout.write(`${JSON.stringify({ lease: reg.lease.id })}\n`);
-  setInterval(() => undefined, 60_000); // alive until killed
 }
 
 main().catch((e) => {
