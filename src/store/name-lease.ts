@@ -16,7 +16,7 @@
  */
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
-import { errorText } from '../errors';
+import { errorText, unavailable } from '../errors';
 import { rawEtcdText, toStoreError } from './etcd-client';
 import { etcdHealthOf } from './etcd-health';
 
@@ -27,6 +27,8 @@ type KeepAliveStream = Awaited<ReturnType<Etcd3['leaseClient']['leaseKeepAlive']
 export class NameLease {
   private current: { id: string; lastOk: number; timer?: NodeJS.Timeout; failing: boolean } | null = null;
   private granting: Promise<string> | null = null;
+  /** Set by revoke(): no lease is granted after it (a write still in flight must not leak one). */
+  private closed = false;
   /** Counters for tests and the status page. */
   readonly stats = { grants: 0, keepAlives: 0, keepAliveFailures: 0, losses: 0 };
 
@@ -46,11 +48,16 @@ export class NameLease {
 
   /** The held lease, or a new one (granted and kept alive from now). Throws on etcd errors. */
   ensure(): Promise<string> {
+    if (this.closed) return Promise.reject(unavailable('grant a name lease: the name registry was stopped'));
     if (this.current) return Promise.resolve(this.current.id);
     this.granting ??= (async () => {
       try {
         const r = await this.client.leaseClient.leaseGrant({ TTL: this.ttlSec });
         const id = String(r.ID);
+        if (this.closed) {
+          this.client.leaseClient.leaseRevoke({ ID: id }).catch(() => undefined);
+          throw unavailable('grant a name lease: the name registry was stopped');
+        }
         this.stats.grants++;
         this.current = { id, lastOk: Date.now(), failing: false };
         this.schedule(this.intervalMs());
@@ -72,6 +79,7 @@ export class NameLease {
 
   /** Stop keeping it alive and revoke it (its keys go at once). Bounded; never throws. */
   async revoke(): Promise<boolean> {
+    this.closed = true;
     const cur = this.current;
     this.current = null;
     if (!cur) return false;

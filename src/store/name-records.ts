@@ -136,7 +136,12 @@ export class NameRegistry extends EventEmitter {
 
   private async flush(what: string): Promise<void> {
     try {
-      await this.writes.run(() => this.sync());
+      try {
+        await this.writes.run(() => this.sync());
+      } catch (e) {
+        if (!(e instanceof EtcdLeaseInvalidError)) throw e;
+        await this.writes.run(() => this.sync()); // the lease went under us: once more, on a new one
+      }
       this.backoff.reset();
     } catch (e) {
       this.scheduleRetry();
@@ -176,7 +181,7 @@ export class NameRegistry extends EventEmitter {
             try {
               await this.client.put(k).value(v).lease(id).exec();
             } catch (e) {
-              if (e instanceof EtcdLeaseInvalidError) this.lease.lostBy(id, 'a put found the lease gone');
+              if (e instanceof EtcdLeaseInvalidError) this.lease.lostBy(id, 'a put found the lease gone (revoked, or expired)');
               throw e;
             }
             if (this.lease.id === id && this.held.get(k) === v) this.written.set(k, `${id} ${v}`);

@@ -183,17 +183,32 @@ describe('name records', () => {
     const lost: string[] = [];
     h.on('lease-lost', (e) => lost.push(e.reason));
     await h.replaceAll([rec('192.0.2.41', 'e1', 'one', '10.1.21.2'), rec('192.0.2.41', 'e2', 'two', '10.1.21.3')]);
-    const old = h.lease.id!;
-    await etcd.etcdctl(['lease', 'revoke', BigInt(old).toString(16)]);
+    const revoke = async () => {
+      const id = h.lease.id!;
+      await etcd.etcdctl(['lease', 'revoke', BigInt(id).toString(16)]);
+      return id;
+    };
+    const reput = (old: string, n: number) =>
+      waitFor(async () => h.lease.id !== null && h.lease.id !== old && w.size === n && (await leaseOfKey(ov.keys.nameKey('net1', 'e2'))) === h.lease.id, {
+        what: 're-put on a new lease',
+        timeoutMs: TTL * 1000 + 5000,
+      });
+    // Noticed by the keep-alive (etcd answers TTL 0).
+    const first = await revoke();
     const revokedAt = Date.now();
-    await waitFor(async () => h.lease.id !== null && h.lease.id !== old && w.size === 2 && (await leaseOfKey(ov.keys.nameKey('net1', 'e2'))) === h.lease.id, {
-      what: 're-put on a new lease',
-      timeoutMs: TTL * 1000 + 5000,
-    });
-    measured(`revoked lease noticed and names re-put (keep-alive every ${(TTL / 3).toFixed(1)} s)`, Date.now() - revokedAt);
+    await reput(first, 2);
+    measured(`revoked lease noticed by the keep-alive and names re-put (keep-alive every ${(TTL / 3).toFixed(1)} s)`, Date.now() - revokedAt);
     assert.deepEqual(evs.map((e) => `${e.type} ${e.endpoint}`).slice(2).sort(), ['remove e1', 'remove e2', 'upsert e1', 'upsert e2']);
     assert.equal(lost.length, 1);
-    assert.match(lost[0]!, /revoked/);
+    assert.match(lost[0]!, /etcd says the lease is gone/);
+    // Noticed by a put: it retries at once on a new lease, and the others follow.
+    const second = await revoke();
+    await h.put(rec('192.0.2.41', 'e3', 'three', '10.1.21.4'));
+    assert.notEqual(await leaseOfKey(ov.keys.nameKey('net1', 'e3')), second);
+    await reput(second, 3);
+    assert.equal(await leaseOfKey(ov.keys.nameKey('net1', 'e3')), h.lease.id);
+    assert.equal(lost.length, 2);
+    assert.match(lost[1]!, /revoked|gone/);
     await Promise.all([h.stop(), w.stop()]);
   });
 
