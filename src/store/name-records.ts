@@ -191,6 +191,7 @@ export class NameRegistry extends EventEmitter {
       }
       if (this.scanStale) await this.findStale(id);
       for (const key of [...this.toDelete]) {
+        if (!this.toDelete.has(key) || this.held.has(key)) continue; // put again meanwhile: keep it
         await this.client.delete().key(key).exec();
         this.toDelete.delete(key);
         this.written.delete(key);
