@@ -1,7 +1,7 @@
 /**
  * The one etcd3 client of the process, and the one place etcd3/gRPC errors become OverlayErrors.
  *
- * Design note (see /work/shared/docs/etcd3-notes.md for the measurements behind each choice):
+ * Design note (docs/library-traps.md §2 has the trap behind each choice):
  * - etcd3's `dialTimeout` is ignored, so a hung server would stall a call forever. Every unary call
  *   gets a gRPC deadline instead (`defaultCallOptions`); streams (watch) never get one.
  * - etcd3's default fault handling puts a circuit breaker on each host that, after one failed call,
