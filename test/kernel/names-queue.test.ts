@@ -49,6 +49,17 @@ for i in range(n):
         print(json.dumps({'sent': m.decode(), 'reply': None}))
     s.close()
 `;
+// argv: count -> sends count datagrams at once from one socket, then prints how many replies came within 2 s
+const BURST_PY = `
+import socket, sys, time
+n = int(sys.argv[1]); s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.2)
+for i in range(n): s.sendto(b'burst-%d' % i, ('192.0.2.254', 53))
+got, end = 0, time.time() + 2.0
+while time.time() < end:
+    try: s.recvfrom(2048); got += 1
+    except socket.timeout: pass
+print(got)
+`;
 interface Reply { sent: string; reply: string | null; from?: string; us?: number }
 // async: the queue's handler runs in this process's event loop while the client waits
 const client = async (n: number, prefix: string): Promise<Reply[]> =>
@@ -191,6 +202,25 @@ if (!inScratchNetns()) {
       assert.deepEqual((await client(2, 'dead')).map((r) => r.reply), ['UP:dead-0', 'UP:dead-1']);
       const again = await kernel.openPacketQueue(SPEC.queue, () => undefined);
       await again.close();
+    });
+
+    it('an overrun (our socket buffer full while the event loop is blocked) is counted, the kernel lets the rest pass, and the queue goes on', async () => {
+      await kernel.ensureNameInterception(SPEC);
+      let handled = 0;
+      const q = await kernel.openPacketQueue(SPEC.queue, () => void handled++, { recvBufferSize: 4096, maxLen: 1000 });
+      try {
+        // execFileSync blocks this event loop: nothing reads the queue socket while the burst runs
+        const repliedWhileBlocked = Number(execFileSync('ip', ['netns', 'exec', C, 'python3', '-c', BURST_PY, '400'], { encoding: 'utf8', timeout: 30_000 }).trim());
+        assert.ok(repliedWhileBlocked > 0, 'with FAIL_OPEN the packets the kernel could not deliver to us passed to the upstream');
+        const deadline = Date.now() + 5000;
+        while (q.stats.overruns === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        assert.ok(q.stats.overruns >= 1, `ENOBUFS counted (stats ${JSON.stringify(q.stats)})`);
+        assert.ok(handled > 0 && handled < 400, `some were queued to us, not all (${handled})`);
+        assert.deepEqual((await client(1, 'after-overrun')).map((r) => r.reply), ['UP:after-overrun-0'], 'the queue still works');
+        console.log(`# overrun: 400 at once, ${repliedWhileBlocked} answered while we were blocked, ${handled} queued to us, ${q.stats.overruns} ENOBUFS`);
+      } finally {
+        await q.close();
+      }
     });
   });
 }
