@@ -14,11 +14,11 @@
  * The NFQUEUE target is the xtables one (revision 3, struct xt_NFQ_info_v3) through nft_compat,
  * as iptables-nft writes it: this kernel has CONFIG_NETFILTER_XT_TARGET_NFQUEUE but not
  * CONFIG_NFT_QUEUE, and `iptables -t raw -S` keeps reading the chain. The table is compared by its
- * marker chain (a digest of the spec) and, when it differs or a chain is missing, written anew in
- * ONE transaction (delete + create), like the fast path's table. The queue rule lives in a shared
- * table, so it goes through CommentedRules (its own transaction), after the table on ensure and
- * before it on remove: the queue never marks packets nothing would act on... and if it does, a
- * marked packet without the table simply goes to its upstream.
+ * marker chain (a digest of the spec), its chains and their rule counts; when anything differs it
+ * is written anew in ONE transaction (delete + create), like the fast path's table. The queue rule
+ * lives in a shared table, so it goes through CommentedRules (a second transaction): after the
+ * table on ensure, before it on remove. In between, a marked packet without the table is harmless:
+ * it goes on to its upstream like an unmarked one.
  */
 import { createHash } from 'node:crypto';
 import { attr, attrsOf, attrText, counter, dataValue, exchange, expr, kernelError, matchAddress, matchProtoPort, message, NF_ACCEPT, NFPROTO_IPV4, NftTransaction, nftType, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, sequencer, str, u32be, verdict, baseChain, NLM_F_CREATE, NFT_MSG_NEWRULE, NLM_F_APPEND } from './nft-netlink';
@@ -36,6 +36,7 @@ const NFT_MSG_GETTABLE = 1;
 const NFT_MSG_DELTABLE = 2;
 const NFT_MSG_NEWCHAIN = 3;
 const NFT_MSG_GETCHAIN = 4;
+const NFT_MSG_GETRULE = 7;
 const NF_DROP = 0;
 const REG1 = 1;
 const REG2 = 2;
@@ -118,8 +119,8 @@ const HOOKS: Record<(typeof CHAINS)[number], [number, number, 'nat' | 'filter']>
 };
 export const specMarker = (s: NameInterceptionSpec): string => `spec-${createHash('sha256').update(JSON.stringify([s.queue, s.markBit, s.zone, s.answerAddress, s.answerPort, s.interfacePrefixes])).digest('hex').slice(0, 16)}`;
 
-/** The chains of our table, or null without it. */
-async function tableChains(timeoutMs: number): Promise<Set<string> | null> {
+/** Our table's chains with their rule counts, or null without the table. */
+async function tableChains(timeoutMs: number): Promise<Map<string, number> | null> {
   const seq = sequencer();
   const t = seq();
   const c = seq();
@@ -134,7 +135,23 @@ async function tableChains(timeoutMs: number): Promise<Set<string> | null> {
   if (tableErr < 0) throw kernelError(`nftables: get table ip ${NAMES_TABLE}`, tableErr);
   const chains = got.get(c);
   if (chains && chains.errno < 0 && chains.errno !== -2) throw kernelError(`nftables: list chains of ip ${NAMES_TABLE}`, chains.errno);
-  return new Set((chains?.msgs ?? []).map((m) => attrsOf(m.payload)).filter((a) => attrText(a.get(1)) === NAMES_TABLE).map((a) => attrText(a.get(3)) ?? ''));
+  const names = (chains?.msgs ?? []).map((m) => attrsOf(m.payload)).filter((a) => attrText(a.get(1)) === NAMES_TABLE).map((a) => attrText(a.get(3)) ?? '');
+  // rules per chain, in a second exchange (one dump at a time per socket)
+  const r = seq();
+  const rules = (await exchange(message(nftType(NFT_MSG_GETRULE), NLM_F_REQUEST | NLM_F_DUMP, r, NFPROTO_IPV4, 0, [table]), [r], timeoutMs)).get(r);
+  if (rules && rules.errno < 0 && rules.errno !== -2) throw kernelError(`nftables: list rules of ip ${NAMES_TABLE}`, rules.errno);
+  const count = new Map<string, number>(names.map((n) => [n, 0]));
+  for (const m of rules?.msgs ?? []) {
+    const chain = attrText(attrsOf(m.payload).get(2 /* NFTA_RULE_CHAIN */)) ?? '';
+    count.set(chain, (count.get(chain) ?? 0) + 1);
+  }
+  return count;
+}
+/** How many rules each chain of our table holds for `spec`, the marker chain with none. */
+function wantedCounts(s: NameInterceptionSpec): Map<string, number> {
+  const count = new Map<string, number>([...CHAINS.map((c): [string, number] => [c, 0]), [specMarker(s), 0]]);
+  for (const [chain] of tableRules(s)) count.set(chain, (count.get(chain) ?? 0) + 1);
+  return count;
 }
 
 async function writeTable(s: NameInterceptionSpec, exists: boolean, timeoutMs: number): Promise<void> {
@@ -158,10 +175,11 @@ const loadQueueRules = (timeoutMs: number): Promise<CommentedRules> => Commented
 export async function ensureNameInterception(spec: NameInterceptionSpec, timeoutMs = 5000): Promise<'present' | 'updated'> {
   checkNameSpec(spec);
   const chains = await tableChains(timeoutMs);
-  const tableOk = chains !== null && chains.has(specMarker(spec)) && CHAINS.every((c) => chains.has(c)) && chains.size === CHAINS.length + 1;
+  const want = wantedCounts(spec);
+  const tableOk = chains !== null && chains.size === want.size && [...want].every(([c, n]) => chains.get(c) === n);
   if (!tableOk) await writeTable(spec, chains !== null, timeoutMs);
-  const want = spec.interfacePrefixes.map((p) => ({ chain: 'PREROUTING', comment: QUEUE_COMMENT, expressions: [...iifPrefix(p), ...matchProtoPort(17, 53), counter(), nfqueueTarget(spec.queue)] }));
-  const done = await (await loadQueueRules(timeoutMs)).sync(want, { match: 'content', position: 'append', create: RAW_CHAINS, what: `write the names queue rule in ${RAW_TABLE} (needs CONFIG_NETFILTER_XT_TARGET_NFQUEUE)` });
+  const queueRules = spec.interfacePrefixes.map((p) => ({ chain: 'PREROUTING', comment: QUEUE_COMMENT, expressions: [...iifPrefix(p), ...matchProtoPort(17, 53), counter(), nfqueueTarget(spec.queue)] }));
+  const done = await (await loadQueueRules(timeoutMs)).sync(queueRules, { match: 'content', position: 'append', create: RAW_CHAINS, what: `write the names queue rule in ${RAW_TABLE} (needs CONFIG_NETFILTER_XT_TARGET_NFQUEUE)` });
   return !tableOk || (done !== 'no-chain' && done.changed) ? 'updated' : 'present';
 }
 

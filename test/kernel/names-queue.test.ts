@@ -140,6 +140,11 @@ if (!inScratchNetns()) {
       assert.match(once, /ip saddr 169.254.53.53 udp sport 53 counter ct zone set 4153/);
       const raw = execFileSync('iptables', ['-t', 'raw', '-S'], { encoding: 'utf8' });
       assert.match(raw, /-A PREROUTING -i ofb-\+ -p udp -m udp --dport 53 -m comment --comment "overlay-flannel names queue" -j NFQUEUE --queue-num 4153 --queue-bypass/);
+      const handle = /ct zone set 4153 # handle (\d+)/.exec(execFileSync('nft', ['-a', 'list', 'chain', 'ip', 'overlay-flannel-dns', 'names-reply-zone'], { encoding: 'utf8' }))?.[1];
+      assert.ok(handle, 'the reply-zone rule has a handle');
+      execFileSync('nft', ['delete', 'rule', 'ip', 'overlay-flannel-dns', 'names-reply-zone', 'handle', handle]);
+      assert.equal(await kernel.ensureNameInterception(SPEC), 'updated', 'a rule deleted by hand is noticed');
+      assert.equal(listing(), once, 'and the table is as before');
       assert.equal(await kernel.removeNameInterception(), true);
       const left = listing();
       assert.ok(!left.includes('overlay-flannel'), left);
