@@ -65,7 +65,9 @@ class NfQueue implements PacketQueue {
     for (let off = 0; off + 16 <= buf.length; ) {
       const len = buf.readUInt32LE(off);
       if (len < 16 || off + len > buf.length) break;
-      if (buf.readUInt16LE(off + 4) === type(NFQNL_MSG_PACKET)) this.packet(buf.subarray(off + 16, off + len));
+      const t = buf.readUInt16LE(off + 4);
+      if (t === type(NFQNL_MSG_PACKET)) this.packet(buf.subarray(off + 16, off + len));
+      else if (t === 2 /* NLMSG_ERROR: a refused verdict (the kernel answers those even without ACK) */ && len >= 20 && buf.readInt32LE(off + 16) < 0) this.stats.sendErrors++;
       off += (len + 3) & ~3;
     }
   }

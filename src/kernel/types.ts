@@ -96,7 +96,7 @@ export interface PacketQueueStats {
   marked: number;
   handlerErrors: number;
   overruns: number; // ENOBUFS: messages the kernel could not deliver (it accepted those packets)
-  sendErrors: number;
+  sendErrors: number; // verdicts the socket could not send or the kernel refused
 }
 export interface PacketQueue {
   readonly queue: number;
@@ -191,7 +191,8 @@ export interface Kernel {
   removeFastpath(): Promise<boolean>;
 
   // cross-host names (nfqueue.ts, nft-names.ts)
-  /** Bind NFQUEUE `queue` (FAIL_OPEN) and give each of its packets to `handler`. */
+  /** Bind NFQUEUE `queue` (FAIL_OPEN) and give each of its packets to `handler`. The queue has its
+   *  own socket: close it with its handle (Kernel.close() leaves it bound). */
   openPacketQueue(queue: number, handler: PacketHandler, opts?: PacketQueueOptions): Promise<PacketQueue>;
   /** The queue rule in `ip raw` PREROUTING (comment "overlay-flannel names queue") and our table
    *  `ip overlay-flannel-dns` (zone, dnat, guard chains), exactly as `spec` says. */

@@ -177,6 +177,7 @@ if (!inScratchNetns()) {
         assert.equal(q.stats.marked, 3);
 
         const queued = (await client(300, 'rt')).map((r) => r.us!);
+        assert.equal(q.stats.sendErrors, 0, 'the kernel refused no verdict');
         await q.close();
         closed = true;
         const before = seen.length;
