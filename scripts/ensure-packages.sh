@@ -30,6 +30,7 @@ if [ "$what" = test ]; then
   want nftables nft
   want ethtool ethtool
   want iperf3 iperf3
+  want python3-minimal python3 # test/kernel/names-queue.test.ts: DNS-like client and upstream inside netns
   want docker-registry /usr/bin/docker-registry
   want openssl openssl
   want procps ps

@@ -3,3 +3,4 @@ export * from './types';
 export { createNetlinkKernel, NetlinkKernel, type NetlinkKernelOptions } from './netlink-kernel';
 export { KernelError, errnoOf, isErrno } from './errno';
 export { checkIfName } from './codec';
+export { checkNameSpec } from './nft-names';

@@ -15,6 +15,8 @@ import { ensureOverlayIsolation } from './nft-isolation';
 import { ensureMasquerade, removeMasquerade, type MasqResult } from './nft-masq';
 import { ensurePorts, removePorts, type PortsResult } from './nft-ports';
 import { ensureNotrack, removeNotrack } from './nft-notrack';
+import { ensureNameInterception, removeNameInterception } from './nft-names';
+import { openPacketQueue } from './nfqueue';
 import type { NotrackRule } from '../domain/notrack-rules';
 import type { PortRule } from '../domain/port-rules';
 import type { FastpathPlan } from '../domain/fastpath';
@@ -28,6 +30,10 @@ import type {
   ForwardHeadResult,
   Kernel,
   LinkInfo,
+  NameInterceptionSpec,
+  PacketHandler,
+  PacketQueue,
+  PacketQueueOptions,
   NeighbourEntry,
   RouteEntry,
   VxlanInfo,
@@ -152,6 +158,17 @@ export class NetlinkKernel implements Kernel {
   }
   removeFastpath(): Promise<boolean> {
     return removeFastpath(this.ns.timeoutMs);
+  }
+
+  // cross-host names
+  openPacketQueue(queue: number, handler: PacketHandler, opts?: PacketQueueOptions): Promise<PacketQueue> {
+    return openPacketQueue(queue, handler, opts, this.ns.timeoutMs);
+  }
+  ensureNameInterception(spec: NameInterceptionSpec): Promise<'present' | 'updated'> {
+    return ensureNameInterception(spec, this.ns.timeoutMs);
+  }
+  removeNameInterception(): Promise<boolean> {
+    return removeNameInterception(this.ns.timeoutMs);
   }
 
   /** Pending and queued calls are rejected with 'UNAVAILABLE'; later calls fail the same way. */

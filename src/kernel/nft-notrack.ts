@@ -17,7 +17,7 @@ import { notrackComment, type NotrackChain, type NotrackRule } from '../domain/n
 export const RAW_TABLE = 'raw';
 const CHAINS: NotrackChain[] = ['PREROUTING', 'OUTPUT'];
 /** `table ip raw` and its `chain PREROUTING|OUTPUT { type filter hook … priority raw (-300); policy accept; }`. */
-const RAW_CHAINS: BaseChains = { type: 'filter', priority: -300 /* NF_IP_PRI_RAW */, hooks: { PREROUTING: 0 /* NF_INET_PRE_ROUTING */, OUTPUT: 3 /* NF_INET_LOCAL_OUT */ }, table: true };
+export const RAW_CHAINS: BaseChains = { type: 'filter', priority: -300 /* NF_IP_PRI_RAW */, hooks: { PREROUTING: 0 /* NF_INET_PRE_ROUTING */, OUTPUT: 3 /* NF_INET_LOCAL_OUT */ }, table: true };
 
 /** `-j CT --notrack`: xt_ct_target_info_v1 (72 bytes: flags u16 = XT_CT_NOTRACK, the rest zero). */
 export function notrackTarget(): Buffer {

@@ -76,6 +76,45 @@ export type ForwardHeadResult = { state: 'no-chain' } | { state: 'ok'; added: nu
 /** What ensureFastpath did: 'updated' = endpoints/peers changed in place, 'rewritten' = the table written anew. */
 export type FastpathResult = 'present' | 'updated' | 'rewritten' | 'removed' | 'absent';
 
+/** One packet an NFQUEUE rule handed to us (nfqueue.ts): `payload` from the IP header on. */
+export interface QueuedPacket {
+  id: number;
+  mark: number;
+  indev: number; // ifindex it came in on
+  payload: Buffer;
+}
+/** The verdict is always ACCEPT; returning `{ mark }` sets the packet's mark, nothing leaves it untouched.
+ *  Synchronous; a throw counts as a plain ACCEPT. */
+export type PacketHandler = (p: QueuedPacket) => { mark: number } | undefined | void;
+export interface PacketQueueOptions {
+  copyRange?: number; // bytes of each packet copied to us, default 1500
+  maxLen?: number; // packets held before the kernel accepts the rest untouched (FAIL_OPEN), default 64
+  recvBufferSize?: number;
+}
+export interface PacketQueueStats {
+  received: number;
+  marked: number;
+  handlerErrors: number;
+  overruns: number; // ENOBUFS: messages the kernel could not deliver (it accepted those packets)
+  sendErrors: number; // verdicts the socket could not send or the kernel refused
+}
+export interface PacketQueue {
+  readonly queue: number;
+  readonly stats: PacketQueueStats;
+  /** Unbind and close; from then on the rule's bypass accepts packets untouched. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Where cross-host name queries are intercepted (nft-names.ts; docs/names-design.md §3). */
+export interface NameInterceptionSpec {
+  queue: number; // NFQUEUE number
+  markBit: number; // one bit, e.g. 0x00100000: a verdict with it set means "answer locally"
+  zone: number; // conntrack zone of answered flows
+  answerAddress: string; // the answer socket's IPv4 address, e.g. 169.254.53.53
+  answerPort: number; // its UDP port, e.g. 53
+  interfacePrefixes: string[]; // container-side devices whose DNS queries we look at, e.g. ['ofh', 'ofb-']
+}
+
 export interface Kernel {
   // links
   getLink(name: string): Promise<LinkInfo | null>;
@@ -150,6 +189,16 @@ export interface Kernel {
   ensureFastpath(plan: FastpathPlan): Promise<FastpathResult>;
   /** Delete the table: true if it was there. */
   removeFastpath(): Promise<boolean>;
+
+  // cross-host names (nfqueue.ts, nft-names.ts)
+  /** Bind NFQUEUE `queue` (FAIL_OPEN) and give each of its packets to `handler`. The queue has its
+   *  own socket: close it with its handle (Kernel.close() leaves it bound). */
+  openPacketQueue(queue: number, handler: PacketHandler, opts?: PacketQueueOptions): Promise<PacketQueue>;
+  /** The queue rule in `ip raw` PREROUTING (comment "overlay-flannel names queue") and our table
+   *  `ip overlay-flannel-dns` (zone, dnat, guard chains), exactly as `spec` says. */
+  ensureNameInterception(spec: NameInterceptionSpec): Promise<'present' | 'updated'>;
+  /** Delete the queue rule and our table: true if anything was there. */
+  removeNameInterception(): Promise<boolean>;
 
   close(): Promise<void>;
 }

@@ -11,13 +11,17 @@
  *   the same port-conflict check as the real adapter;
  * - the FORWARD head block as its rule comments (rewritten whole when not exactly as wanted, as
  *   the real adapter does), in the same `forwardChain`;
- * - the fast path table as the last plan written (a new digest = the table written anew).
+ * - the fast path table as the last plan written (a new digest = the table written anew);
+ * - the names interception as the last spec written, and packet queues as FakePacketQueue
+ *   (fake-packet-queue.ts): one binding per queue number, as the kernel allows.
  * Rule writes that change something are logged in `writes` like netlink writes.
  */
 import { notrackRuleText, type NotrackRule } from '../../src/domain/notrack-rules';
 import { portConflict, portInUse, portRuleText, type PortRule } from '../../src/domain/port-rules';
 import { parseNetworkCidr } from '../../src/kernel/codec';
-import type { FastpathResult, ForwardHeadResult, Kernel } from '../../src/kernel';
+import { checkNameSpec, KernelError, type FastpathResult, type ForwardHeadResult, type Kernel, type NameInterceptionSpec, type PacketHandler, type PacketQueueOptions } from '../../src/kernel';
+import { FakePacketQueue } from './fake-packet-queue';
+import { OverlayError } from '../../src/errors';
 import { forwardHeadRules } from '../../src/domain/forward-head';
 import type { FastpathPlan } from '../../src/domain/fastpath';
 import { FakeNetlink } from './fake-netlink';
@@ -136,5 +140,34 @@ export class FakeKernel extends FakeNetlink implements Kernel {
   }
   async removeFastpath(): Promise<boolean> {
     return (await this.ensureFastpath({ overlays: [], digest: '' })) === 'removed';
+  }
+
+  /** The names interception as last written (null = none). */
+  nameInterception: NameInterceptionSpec | null = null;
+  async ensureNameInterception(spec: NameInterceptionSpec): Promise<'present' | 'updated'> {
+    this.enter('ensureNameInterception', String(spec.queue));
+    checkNameSpec(spec);
+    if (JSON.stringify(this.nameInterception) === JSON.stringify(spec)) return 'present';
+    this.nameInterception = structuredClone(spec);
+    this.writes.push(`ensureNameInterception ${spec.queue}`);
+    return 'updated';
+  }
+  async removeNameInterception(): Promise<boolean> {
+    this.enter('removeNameInterception');
+    const had = this.nameInterception !== null;
+    this.nameInterception = null;
+    if (had) this.writes.push('removeNameInterception');
+    return had;
+  }
+
+  /** Bound packet queues by number. */
+  readonly queues = new Map<number, FakePacketQueue>();
+  async openPacketQueue(queue: number, handler: PacketHandler, _opts?: PacketQueueOptions): Promise<FakePacketQueue> {
+    this.enter('openPacketQueue', String(queue));
+    if (!Number.isInteger(queue) || queue < 0 || queue > 65535) throw new OverlayError('INVALID', `packet queue number ${queue}: must be an integer 0–65535; choose another queue number`);
+    if (this.queues.has(queue)) throw new KernelError(`nfqueue: bind queue ${queue}: EPERM`, 'EPERM');
+    const q = new FakePacketQueue(queue, handler, () => this.queues.delete(queue));
+    this.queues.set(queue, q);
+    return q;
   }
 }

@@ -286,6 +286,36 @@ export function kernelContract(label: string, setup: () => Promise<ContractEnv>)
       assert.equal(await k.ensureFastpath({ overlays: [], digest: '' }), 'absent');
     });
 
+    it('names interception: written, kept when written twice, rewritten on a change, removed; a bad spec is INVALID', async () => {
+      const spec = { queue: 4053, markBit: 0x00100000, zone: 4053, answerAddress: '169.254.53.53', answerPort: 53, interfacePrefixes: ['ofh', 'ofb-'] };
+      try {
+        assert.equal(await k.ensureNameInterception(spec), 'updated');
+        assert.equal(await k.ensureNameInterception(spec), 'present');
+        assert.equal(await k.ensureNameInterception({ ...spec, markBit: 0x00200000 }), 'updated');
+        assert.equal(await k.ensureNameInterception({ ...spec, markBit: 0x00200000 }), 'present');
+        await rejectsWith(k.ensureNameInterception({ ...spec, markBit: 3 }), 'INVALID', /mark bit/);
+        await rejectsWith(k.ensureNameInterception({ ...spec, interfacePrefixes: ['bad name'] }), 'INVALID', /interface prefix/);
+        assert.equal(await k.ensureNameInterception({ ...spec, markBit: 0x00200000 }), 'present', 'a refused spec changed nothing');
+      } finally {
+        await k.removeNameInterception();
+      }
+      assert.equal(await k.removeNameInterception(), false, 'nothing left to remove');
+    });
+
+    it('packet queue: one binding per queue number; close() frees it; a bad number is INVALID', async () => {
+      const q = await k.openPacketQueue(4054, () => undefined);
+      try {
+        assert.equal(q.queue, 4054);
+        await rejectsWith(k.openPacketQueue(4054, () => undefined), 'KERNEL', /EPERM/); // a second socket may not take it
+      } finally {
+        await q.close();
+      }
+      await q.close(); // idempotent
+      const again = await k.openPacketQueue(4054, () => undefined);
+      await again.close();
+      await rejectsWith(k.openPacketQueue(70000, () => undefined), 'INVALID', /queue number/);
+    });
+
     it('bad names are INVALID before reaching the kernel', async () => {
       await rejectsWith(k.getLink('a-name-longer-than-15'), 'INVALID');
       await rejectsWith(k.ensureBridge('has space', 1500), 'INVALID');

@@ -29,7 +29,8 @@ if (!inScratchNetns()) {
       },
       teardown: async () => {
         await kernel.close();
-        if (nftTableExists('filter')) execFileSync('nft', ['delete', 'table', 'ip', 'filter']);
+        // filter: made by forwardChain; raw: made by the names interception case (left like iptables-nft)
+        for (const t of ['filter', 'raw', 'overlay-flannel-dns']) if (nftTableExists(t)) execFileSync('nft', ['delete', 'table', 'ip', t]);
         deleteLinkIfPresent(PARENT);
       },
     };
