@@ -1,0 +1,176 @@
+/**
+ * The in-memory index of cross-host name records (docs/names-design.md §6–7): what the resolver
+ * asks on every queued query, so lookups are a few Map reads and never allocate much.
+ *
+ * - A record is one endpoint: its Docker network (replicated id + name), container name,
+ *   aliases (Docker adds the short container id as one), addresses, the host that owns it.
+ *   Records are keyed by endpoint id: an upsert replaces everything about that endpoint (the
+ *   writers always put current state), a remove forgets it.
+ * - Source → network: the query's source address must be an endpoint on THIS host (records with
+ *   host == localHost); anything else (the host, the LAN, spoofed or ambiguous sources) is no
+ *   network, and the query passes untouched.
+ * - Isolation: a name is looked up only in the source's network, as Docker's ResolveName does,
+ *   in the forms `name` and `name.<network name>`, case-insensitively, trailing dot ignored.
+ * - Answers come from remote records only: Docker has answered local names before forwarding.
+ *   Container names win over aliases (Docker tries names first). Several endpoints holding a
+ *   name (an alias on three hosts) give all their addresses, rotated round-robin per
+ *   (network, name) so clients spread over them.
+ * Memory: one record object, one array per name; ~10,000 records measured in
+ * test/unit/name-table.test.ts (bound asserted there).
+ */
+import { isIPv4 } from './ipv4';
+import { ipv6Bytes } from './dns-message';
+
+export interface NameRecord {
+  readonly networkId: string;
+  readonly networkName: string;
+  readonly endpointId: string;
+  readonly containerName: string;
+  readonly aliases: readonly string[];
+  readonly ipv4: readonly string[];
+  readonly ipv6: readonly string[];
+  /** The owning host's public address (the record's `host`). */
+  readonly host: string;
+  /** Milliseconds since the epoch when the owner wrote the record. */
+  readonly updatedAt: number;
+}
+
+export type Family = 'ipv4' | 'ipv6';
+
+/** A hit (addresses may be empty: the name exists, no address of that family) or a miss. */
+export type NameLookup = { readonly found: true; readonly addresses: readonly string[] } | { readonly found: false };
+
+/** Docker's container/alias name rule (names may contain dots), ≤ 255 characters. */
+const DOCKER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+/** Why a record can't be indexed, or null when it can. */
+export function nameRecordProblem(r: NameRecord): string | null {
+  const what = `endpoint ${String(r?.endpointId)}`;
+  for (const f of ['networkId', 'networkName', 'endpointId', 'host'] as const) {
+    if (typeof r?.[f] !== 'string' || r[f] === '') return `${what}: ${f} must be a non-empty string`;
+  }
+  const names = [r.containerName, ...(Array.isArray(r.aliases) ? r.aliases : [null])];
+  for (const n of names) {
+    if (typeof n !== 'string' || n.length > 255 || !DOCKER_NAME.test(n)) return `${what}: name "${String(n)}" does not follow Docker's rule [a-zA-Z0-9][a-zA-Z0-9_.-]* (≤ 255)`;
+  }
+  if (!Array.isArray(r.ipv4) || !r.ipv4.every(isIPv4)) return `${what}: ipv4 must be a list of IPv4 addresses`;
+  if (!Array.isArray(r.ipv6) || !r.ipv6.every((a) => ipv6Bytes(a) !== null)) return `${what}: ipv6 must be a list of IPv6 addresses`;
+  if (!Number.isFinite(r.updatedAt)) return `${what}: updatedAt must be a number`;
+  return null;
+}
+
+interface NetworkIndex {
+  name: string;
+  records: number;
+  /** lowercased name → endpoints holding it as container name / as alias */
+  byName: Map<string, NameHolders>;
+}
+interface NameHolders {
+  containers: NameRecord[];
+  aliases: NameRecord[];
+  next: number; // rotation counter
+}
+
+export class NameTable {
+  private readonly records = new Map<string, NameRecord>();
+  private readonly networks = new Map<string, NetworkIndex>();
+  /** local endpoint address → endpoint ids (normally one) */
+  private readonly sources = new Map<string, string[]>();
+
+  constructor(private readonly localHost: string) {}
+
+  get size(): number {
+    return this.records.size;
+  }
+
+  /** Index (or replace) one endpoint's record; a reason when it is invalid (then nothing changes). */
+  upsert(record: NameRecord): string | null {
+    const problem = nameRecordProblem(record);
+    if (problem) return problem;
+    this.remove(record.endpointId);
+    this.records.set(record.endpointId, record);
+    let net = this.networks.get(record.networkId);
+    if (!net) this.networks.set(record.networkId, (net = { name: '', records: 0, byName: new Map() }));
+    net.records++;
+    net.name = record.networkName.toLowerCase();
+    if (record.host !== this.localHost) {
+      this.hold(net, record.containerName, record, 'containers');
+      for (const a of record.aliases) this.hold(net, a, record, 'aliases');
+    } else {
+      for (const a of [...record.ipv4, ...record.ipv6]) {
+        const ids = this.sources.get(a);
+        if (ids) ids.push(record.endpointId);
+        else this.sources.set(a, [record.endpointId]);
+      }
+    }
+    return null;
+  }
+
+  /** Forget one endpoint; true when it was known. */
+  remove(endpointId: string): boolean {
+    const r = this.records.get(endpointId);
+    if (!r) return false;
+    this.records.delete(endpointId);
+    const net = this.networks.get(r.networkId);
+    if (net && r.host !== this.localHost) {
+      for (const n of [r.containerName, ...r.aliases]) {
+        const key = n.toLowerCase(), h = net.byName.get(key);
+        if (!h) continue;
+        h.containers = h.containers.filter((x) => x !== r);
+        h.aliases = h.aliases.filter((x) => x !== r);
+        if (h.containers.length === 0 && h.aliases.length === 0) net.byName.delete(key);
+      }
+    }
+    if (r.host === this.localHost) {
+      for (const a of [...r.ipv4, ...r.ipv6]) {
+        const ids = this.sources.get(a)?.filter((id) => id !== endpointId);
+        if (ids && ids.length > 0) this.sources.set(a, ids);
+        else this.sources.delete(a);
+      }
+    }
+    if (net && --net.records === 0) this.networks.delete(r.networkId);
+    return true;
+  }
+
+  /** The Docker network of a query's source: only endpoints of this host, unambiguous; else null. */
+  networkOfSource(address: string): string | null {
+    const ids = this.sources.get(address);
+    if (!ids) return null;
+    let network: string | null = null;
+    for (const id of ids) {
+      const n = this.records.get(id)?.networkId ?? null;
+      if (network !== null && n !== network) return null;
+      network = n;
+    }
+    return network;
+  }
+
+  /**
+   * The addresses for `qname` asked from `networkId`: `name` or `name.<network name>`, only in
+   * that network. A hit advances the name's rotation.
+   */
+  lookup(networkId: string, qname: string, family: Family): NameLookup {
+    const net = this.networks.get(networkId);
+    if (!net || typeof qname !== 'string') return { found: false };
+    let name = qname.toLowerCase();
+    if (name.endsWith('.')) name = name.slice(0, -1);
+    let h = net.byName.get(name);
+    const suffix = `.${net.name}`;
+    if (!h && name.length > suffix.length && name.endsWith(suffix)) h = net.byName.get(name.slice(0, -suffix.length));
+    if (!h) return { found: false };
+    const holders = h.containers.length > 0 ? h.containers : h.aliases;
+    const all: string[] = [];
+    for (const r of holders) for (const a of r[family]) if (!all.includes(a)) all.push(a);
+    if (all.length <= 1) return { found: true, addresses: all };
+    const start = h.next++ % all.length;
+    if (h.next >= 0x40000000) h.next = 0;
+    return { found: true, addresses: [...all.slice(start), ...all.slice(0, start)] };
+  }
+
+  private hold(net: NetworkIndex, name: string, r: NameRecord, kind: 'containers' | 'aliases'): void {
+    const key = name.toLowerCase();
+    let h = net.byName.get(key);
+    if (!h) net.byName.set(key, (h = { containers: [], aliases: [], next: 0 }));
+    if (!h[kind].includes(r)) h[kind].push(r);
+  }
+}
