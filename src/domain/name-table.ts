@@ -69,6 +69,9 @@ interface NameHolders {
   containers: NameRecord[];
   aliases: NameRecord[];
   next: number; // rotation counter
+  /** deduplicated addresses of the winning holders, per family; null = recompute */
+  ipv4: string[] | null;
+  ipv6: string[] | null;
 }
 
 export class NameTable {
@@ -118,6 +121,7 @@ export class NameTable {
         if (!h) continue;
         h.containers = h.containers.filter((x) => x !== r);
         h.aliases = h.aliases.filter((x) => x !== r);
+        h.ipv4 = h.ipv6 = null;
         if (h.containers.length === 0 && h.aliases.length === 0) net.byName.delete(key);
       }
     }
@@ -158,10 +162,8 @@ export class NameTable {
     const suffix = `.${net.name}`;
     if (!h && name.length > suffix.length && name.endsWith(suffix)) h = net.byName.get(name.slice(0, -suffix.length));
     if (!h) return { found: false };
-    const holders = h.containers.length > 0 ? h.containers : h.aliases;
-    const all: string[] = [];
-    for (const r of holders) for (const a of r[family]) if (!all.includes(a)) all.push(a);
-    if (all.length <= 1) return { found: true, addresses: all };
+    const all = (h[family] ??= addressesOf(h.containers.length > 0 ? h.containers : h.aliases, family));
+    if (all.length <= 1) return { found: true, addresses: all.slice() };
     const start = h.next++ % all.length;
     if (h.next >= 0x40000000) h.next = 0;
     return { found: true, addresses: [...all.slice(start), ...all.slice(0, start)] };
@@ -170,7 +172,14 @@ export class NameTable {
   private hold(net: NetworkIndex, name: string, r: NameRecord, kind: 'containers' | 'aliases'): void {
     const key = name.toLowerCase();
     let h = net.byName.get(key);
-    if (!h) net.byName.set(key, (h = { containers: [], aliases: [], next: 0 }));
+    if (!h) net.byName.set(key, (h = { containers: [], aliases: [], next: 0, ipv4: null, ipv6: null }));
     if (!h[kind].includes(r)) h[kind].push(r);
+    h.ipv4 = h.ipv6 = null;
   }
+}
+
+function addressesOf(holders: readonly NameRecord[], family: Family): string[] {
+  const seen = new Set<string>();
+  for (const r of holders) for (const a of r[family]) seen.add(a);
+  return [...seen];
 }

@@ -169,3 +169,21 @@ test('memory: 10,000 records retain well under 20 MB of heap', (t) => {
   assert.ok(retained > 1e6, `retained ${retained} B: the measurement saw nothing, so it measures nothing`);
   assert.ok(retained < 20e6, `retained ${(retained / 1e6).toFixed(1)} MB`);
 });
+
+test('an alias held by 2,000 endpoints: every lookup rotates by one, 5,000 lookups in bounded time', () => {
+  const t = new NameTable(ME);
+  for (let i = 0; i < 2000; i++) t.upsert(rec({ endpointId: `pool-${i}`, containerName: `p${i}`, aliases: ['pool'], ipv4: [`10.2.${i >> 8}.${i & 255}`] }));
+  const t0 = performance.now();
+  const firsts = new Set<string>();
+  for (let i = 0; i < 5000; i++) {
+    const r = t.lookup('net-a', 'pool', 'ipv4');
+    assert.ok(r.found && r.addresses.length === 2000);
+    firsts.add(r.addresses[0]);
+  }
+  const ms = performance.now() - t0;
+  assert.equal(firsts.size, 2000);
+  assert.ok(ms < 5000, `5000 lookups took ${ms.toFixed(0)} ms`);
+  t.remove('pool-0');
+  const after = t.lookup('net-a', 'pool', 'ipv4');
+  assert.ok(after.found && after.addresses.length === 1999 && !after.addresses.includes('10.2.0.0'));
+});
