@@ -20,7 +20,7 @@
  * and reach the upstream, which answers NXDOMAIN for overlay names).
  */
 import { Address6 } from 'ip-address';
-import { isIPv4, parseIPv4 } from './ipv4';
+import { parseIPv4 } from './ipv4';
 
 export const DNS_HEADER_BYTES = 12;
 export const QTYPE_A = 1;
@@ -146,8 +146,8 @@ export function ipv6Bytes(text: string): Uint8Array | null {
 
 function addressBytes(qtype: number, text: string): Uint8Array | null {
   if (qtype === QTYPE_A) {
-    if (!isIPv4(text)) return null;
-    const n = parseIPv4(text);
+    let n: number;
+    try { n = parseIPv4(text); } catch { return null; } // valid dotted quads take its fast path
     return Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
   }
   return ipv6Bytes(text);
@@ -173,17 +173,17 @@ export function encodeAddressAnswer(q: DnsQuery, addresses: readonly string[], o
   if (q.qtype !== QTYPE_A && q.qtype !== QTYPE_AAAA) return { ok: false, reason: `QTYPE ${q.qtype} is not A or AAAA` };
   const ttl = opts.ttlSeconds;
   if (!Number.isInteger(ttl) || ttl < 0 || ttl > 0x7fffffff) return { ok: false, reason: `TTL ${ttl} is not an integer in 0..2^31-1` };
-  const rdatas: Uint8Array[] = [];
-  for (const a of addresses) {
-    const bytes = addressBytes(q.qtype, a);
-    if (!bytes) return { ok: false, reason: `"${a}" is not an ${q.qtype === QTYPE_A ? 'IPv4' : 'IPv6'} address` };
-    rdatas.push(bytes);
-  }
   const perRecord = 12 + (q.qtype === QTYPE_A ? 4 : 16);
   const fixed = DNS_HEADER_BYTES + q.question.length + (q.edns ? OPT_BYTES : 0);
   const room = Math.max(0, Math.floor((q.udpSize - fixed) / perRecord));
-  const count = Math.min(room, rdatas.length);
-  const truncated = count < rdatas.length && opts.overflow === 'trim-and-set-tc';
+  const count = Math.min(room, addresses.length);
+  const rdatas: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) { // only what is sent is converted (and checked)
+    const bytes = addressBytes(q.qtype, addresses[i]);
+    if (!bytes) return { ok: false, reason: `"${addresses[i]}" is not an ${q.qtype === QTYPE_A ? 'IPv4' : 'IPv6'} address` };
+    rdatas.push(bytes);
+  }
+  const truncated = count < addresses.length && opts.overflow === 'trim-and-set-tc';
   const out = new Uint8Array(fixed + count * perRecord);
   header(out, q, RCODE_NOERROR, true, truncated, count);
   out.set(q.question, DNS_HEADER_BYTES);
@@ -195,7 +195,7 @@ export function encodeAddressAnswer(q: DnsQuery, addresses: readonly string[], o
     p += perRecord;
   }
   if (q.edns) writeOpt(out, p);
-  return { ok: true, bytes: out, answered: count, omitted: rdatas.length - count, truncated };
+  return { ok: true, bytes: out, answered: count, omitted: addresses.length - count, truncated };
 }
 
 /** SERVFAIL for a name that vanished between verdict and answer: Docker then tries its next server. */

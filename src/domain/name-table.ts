@@ -151,9 +151,10 @@ export class NameTable {
 
   /**
    * The addresses for `qname` asked from `networkId`: `name` or `name.<network name>`, only in
-   * that network. A hit advances the name's rotation.
+   * that network. A hit advances the name's rotation; at most `limit` addresses come back (what
+   * fits in an answer), starting at the rotation point.
    */
-  lookup(networkId: string, qname: string, family: Family): NameLookup {
+  lookup(networkId: string, qname: string, family: Family, limit = Number.POSITIVE_INFINITY): NameLookup {
     const net = this.networks.get(networkId);
     if (!net || typeof qname !== 'string') return { found: false };
     let name = qname.toLowerCase();
@@ -163,10 +164,13 @@ export class NameTable {
     if (!h && name.length > suffix.length && name.endsWith(suffix)) h = net.byName.get(name.slice(0, -suffix.length));
     if (!h) return { found: false };
     const all = (h[family] ??= addressesOf(h.containers.length > 0 ? h.containers : h.aliases, family));
-    if (all.length <= 1) return { found: true, addresses: all.slice() };
+    if (all.length <= 1) return { found: true, addresses: all.slice(0, limit) };
     const start = h.next++ % all.length;
     if (h.next >= 0x40000000) h.next = 0;
-    return { found: true, addresses: [...all.slice(start), ...all.slice(0, start)] };
+    const count = Math.min(limit, all.length);
+    const out = new Array<string>(count);
+    for (let i = 0; i < count; i++) out[i] = all[(start + i) % all.length];
+    return { found: true, addresses: out };
   }
 
   private hold(net: NetworkIndex, name: string, r: NameRecord, kind: 'containers' | 'aliases'): void {

@@ -183,6 +183,13 @@ test('an alias held by 2,000 endpoints: every lookup rotates by one, 5,000 looku
   const ms = performance.now() - t0;
   assert.equal(firsts.size, 2000);
   assert.ok(ms < 5000, `5000 lookups took ${ms.toFixed(0)} ms`);
+  const few = [t.lookup('net-a', 'pool', 'ipv4', 30), t.lookup('net-a', 'pool', 'ipv4', 30)];
+  assert.ok(few[0].found && few[1].found);
+  if (few[0].found && few[1].found) {
+    assert.equal(few[0].addresses.length, 30);
+    assert.equal(few[1].addresses[0], few[0].addresses[1]); // the window moves by one
+  }
+  assert.deepEqual(t.lookup('net-b', 'secret', 'ipv4', 0), { found: false });
   t.remove('pool-0');
   const after = t.lookup('net-a', 'pool', 'ipv4');
   assert.ok(after.found && after.addresses.length === 1999 && !after.addresses.includes('10.2.0.0'));
