@@ -2,13 +2,13 @@
  * hand-paths.ts — the kernel references of the overlay benchmark, built by hand with iproute2 on
  * the same two hosts (h1, h2) as the product, between plain namespaces standing in for containers.
  *
- * Design note (shared docs lab.md §9 and perf-notes.md):
+ * Design note (docs/performance.md §3):
  * - "hand vxlan" is flannel's model with zero control plane: a vxlan device (VNI 4091, port 8472,
  *   nolearning, fixed MAC, `10.251.N.0/32`), a bridge `hvbr` with the gateway `10.251.N.1/24`, a
  *   veth into the namespace (`10.251.N.2/24`, default via .1); towards the other host an onlink
  *   route `10.251.M.0/24 via 10.251.M.0`, a permanent neighbour (that address → remote VTEP MAC)
  *   and an FDB entry (remote VTEP MAC → remote host IP).
- * - "hand routed vxlan" is perf-notes' "routed L3" design: no bridge; the namespace's address is a
+ * - "hand routed vxlan" is docs/performance.md §3's routed design: no bridge; the namespace's address is a
  *   /32 on its veth with a default route via the link-local gateway 169.254.1.1 (a permanent
  *   neighbour entry to the host end's MAC), the host has `10.252.N.2/32 dev <veth>` plus a
  *   permanent neighbour; vxlan VNI 4092 on its own port 8473 so that raw-table NOTRACK rules for
@@ -84,7 +84,7 @@ export async function handVxlan(lab: Lab, h1: Host, h2: Host): Promise<[Endpoint
   return [ends[0]!, ends[1]!];
 }
 
-/** perf-notes' routed L3 by hand (/32 on the veth, link-local gateway, no bridge, NOTRACK) between `<h1>hr` and `<h2>hr`. */
+/** The routed design (docs/performance.md §3) by hand (/32 on the veth, link-local gateway, no bridge, NOTRACK) between `<h1>hr` and `<h2>hr`. */
 export async function handRoutedVxlan(lab: Lab, h1: Host, h2: Host): Promise<[Endpoint, Endpoint]> {
   const vni = 4092;
   const port = 8473;

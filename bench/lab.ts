@@ -1,5 +1,5 @@
 /**
- * lab.ts — the two-host lab of the overlay benchmark: h1 and h2 on one LAN (lab.md), etcd in the
+ * lab.ts — the two-host lab of the overlay benchmark: h1 and h2 on one LAN (docs/lab.md), etcd in the
  * LAN namespace, a real dockerd per host with the overlay-flannel managed plugin, Docker swarm
  * between them, and one container per host on every Docker network measured.
  *
@@ -11,7 +11,7 @@
  * host-gw, vxlan DirectRouting and the bridge datapath; each network is created once on h1 and
  * replicated to h2 by the product. Every overlay gets its own random /16 and VNI; the hand-built
  * references (hand-paths.ts) use 10.251/16 and 10.252/16, which no overlay here takes.
- * {@link teardownLab} follows lab.md's stop order (containers, swarm leave, dockerd, namespaces)
+ * {@link teardownLab} follows docs/lab.md §8's stop order (containers, swarm leave, dockerd, namespaces)
  * and is safe to call on a half-built lab.
  */
 import { randomInt } from 'node:crypto';

@@ -1,6 +1,6 @@
 /**
  * overlay-bench.ts — `npm run bench`: overlay-flannel side by side with Docker's swarm overlay and
- * the kernel's own paths, in one run on one two-host lab (shared docs lab.md, perf-notes.md).
+ * the kernel's own paths, in one run on one two-host lab (docs/lab.md, docs/performance.md).
  *
  *   npm run bench                      full run (< 15 min; root; not part of npm test)
  *   npm run bench -- --quick           fewer and shorter repetitions, for development

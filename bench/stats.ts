@@ -2,7 +2,7 @@
  * stats.ts — the summary statistics of the overlay benchmark (pure, table-tested in
  * test/unit/bench-stats.test.ts).
  *
- * Design note: the benchmark runs on noisy shared 2-core machines (shared docs/perf-notes.md), so a
+ * Design note: the benchmark runs on noisy shared 2-core machines (docs/performance.md §1), so a
  * result is never one number: every workload keeps its raw samples and reports the median with the
  * min/max of the repetitions (throughput, wall times) or the mean with the p99 of many probes
  * (latency). Percentiles use the nearest-rank method on the sorted samples (no interpolation): p99

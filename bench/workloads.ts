@@ -2,7 +2,7 @@
  * workloads.ts — the data-plane workloads of the overlay benchmark, run the same way on every
  * path: TCP throughput (iperf3), UDP request/response (udp-echo.ts) and ping latency.
  *
- * Design note (shared docs/perf-notes.md, "lesson for the benchmark harness"): every tool is the
+ * Design note (docs/performance.md §1–§2): every tool is the
  * HOST's binary entered into the path's network namespace with `nsenter --net=` (a container's is
  * /proc/<pid>/ns/net), so the container runtime and image play no part and every path runs the
  * very same program. Clients are pinned to core 0 and servers to core 1 with taskset. Servers run

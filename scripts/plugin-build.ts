@@ -241,7 +241,7 @@ export interface DockerfileOptions {
 /**
  * The release path: `docker build` the repository's Dockerfile (classic builder, no network in
  * RUN steps), `docker create` + `docker export` the image's filesystem into `<out>/rootfs`, and
- * put plugin/config.json beside it. Works offline when `base` is a local image (lab.md §11).
+ * put plugin/config.json beside it. Works offline when `base` is a local image (docs/lab.md §6).
  */
 export async function dockerfileRootfs(docker: DockerCli, opts: DockerfileOptions): Promise<BuildResult> {
   const log = opts.log ?? (() => undefined);

@@ -21,7 +21,7 @@ function route<B>(call: string, schema: { body: Record<string, unknown> }, handl
 }
 
 export const ACTIVATE: w.ActivateResponse = { Implements: ['NetworkDriver', 'IpamDriver'] };
-/** Data in the local store; connectivity across hosts (works without swarm, docker-trace.md). */
+/** Data in the local store; connectivity across hosts (works without swarm, docs/docker-protocol.md §3). */
 export const NETWORK_CAPABILITIES: w.NetworkCapabilitiesResponse = { Scope: 'local', ConnectivityScope: 'global' };
 /** No replay: pools and leases are persisted in etcd, not rebuilt from Docker's calls. */
 export const IPAM_CAPABILITIES: w.IpamCapabilitiesResponse = { RequiresMACAddress: false, RequiresRequestReplay: false };

@@ -1,7 +1,7 @@
 /**
  * The Docker plugin HTTP server: fastify over a unix socket, POST /<Iface>.<Method> per routes.ts.
  *
- * Design notes (details in docs/libnetwork-protocol.md §1):
+ * Design notes (details in docs/docker-protocol.md §1–§2):
  * - Docker posts with NO Content-Type and sometimes an empty body; fastify would answer 415. All
  *   built-in parsers are removed and one catch-all '*' string parser does JSON itself, so every
  *   content type (or none) is read the same way; empty and `null` bodies become {}.

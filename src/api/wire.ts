@@ -1,7 +1,7 @@
 /**
  * The libnetwork remote-plugin wire format, one request/response pair per call (after libnetwork
  * drivers/remote/api/api.go and ipams/remote/api/api.go). Types only, no logic: the shapes are what
- * Docker 20.10 sends (see docs/docker-trace.md), with `| null` where Go marshals a nil map or slice.
+ * Docker 20.10 sends (see docs/docker-protocol.md §4–§6), with `| null` where Go marshals a nil map or slice.
  * Requests may carry keys not listed here (newer engines add fields); they are ignored.
  */
 

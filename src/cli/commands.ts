@@ -111,7 +111,7 @@ function leaseRow(l: Lease, expiresAt: number | undefined, ownIP: string | undef
   return {
     subnet: formatCidr(l.subnet),
     publicIP: l.attrs.publicIP,
-    backend: l.attrs.backendType || '-',
+    backend: l.attrs.backendType || 'alloc', // flanneld's alloc leases carry no BackendType
     vtepMac: l.attrs.vxlan?.vtepMac ?? '-',
     expires,
     thisHost: ownIP !== undefined && l.attrs.publicIP === ownIP,

@@ -1,5 +1,5 @@
 /**
- * Subnet leases in flanneld's exact etcd format (flannel-compat.md §2):
+ * Subnet leases in flanneld's exact etcd format (docs/flannel-compat.md §2–§3):
  *   key   <prefix>/subnets/10.1.15.0-24
  *   value {"PublicIP":"192.0.2.1","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"…"}}
  * The value is Go's json.Marshal of LeaseAttrs, so field order and `"PublicIPv6":null` matter:

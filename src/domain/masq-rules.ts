@@ -1,5 +1,5 @@
 /**
- * flannel's ip-masq rule set (v0.20+, flannel-compat.md §5) as data: what src/kernel/nft-masq.ts
+ * flannel's ip-masq rule set (v0.20+, docs/flannel-compat.md §6) as data: what src/kernel/nft-masq.ts
  * writes to nftables `ip nat` POSTROUTING, and what the logs print as iptables commands when that
  * chain is missing. Pure: no I/O.
  */

@@ -1,6 +1,6 @@
 /**
  * flannel's network config (`<prefix>/config`), parsed and validated exactly as flanneld's
- * CheckNetworkConfig does (flannel-compat.md §1), so that a config flanneld accepts means the same
+ * CheckNetworkConfig does (docs/flannel-compat.md §1), so that a config flanneld accepts means the same
  * subnets here. Deliberate differences, each a clear error instead of a silent surprise:
  * - no "Backend": flanneld falls back to `udp`, which we cannot speak; we say so and how to fix it;
  * - `udp` is refused with its reason (forwarding in a userspace process; deprecated upstream);

@@ -2,7 +2,7 @@
  * Desired kernel state for the remote hosts of one overlay, and the plan that moves the kernel to
  * it. Pure: leases and what the kernel listed go in, an ordered list of operations comes out.
  *
- * Per remote vxlan lease (flannel-compat.md §4): neighbour (remote .0 → VtepMAC), FDB (VtepMAC →
+ * Per remote vxlan lease (docs/flannel-compat.md §5): neighbour (remote .0 → VtepMAC), FDB (VtepMAC →
  * PublicIP), route (subnet via .0 onlink) — written in that order so the kernel never resolves the
  * gateway itself, and removed in reverse. DirectRouting peers on our L2 segment, and host-gw peers,
  * get one plain route via their PublicIP on the public interface. An alloc overlay has no data

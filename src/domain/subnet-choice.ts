@@ -1,6 +1,6 @@
 /**
- * Which subnet a host should lease, decided as flanneld's tryAcquireLease does (flannel-compat.md
- * §2 "Choosing a subnet"): reuse the lease that carries our PublicIP if it still fits the config,
+ * Which subnet a host should lease, decided as flanneld's tryAcquireLease does (docs/flannel-compat.md
+ * §4 "Choosing a subnet"): reuse the lease that carries our PublicIP if it still fits the config,
  * else the subnet this host had before (flanneld reads it from subnet.env; we read it from the
  * vxlan device's address, which outlives the daemon) if it is still free, else pick at random among
  * the first 100 free subnets from SubnetMin to SubnetMax. Pure: the store lists the leases and

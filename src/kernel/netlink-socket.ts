@@ -1,7 +1,7 @@
 /**
  * One rtnetlink request socket with a scheduler in front of it.
  *
- * Why a scheduler (see shared/docs/netlink-notes.md, plus one trap found here):
+ * Why a scheduler (docs/library-traps.md §1, traps 1–4):
  * - The package keeps ONE multipart-reassembly buffer per socket. Any reply that arrives between
  *   two parts of a dump (another dump's part, or just the ACK of a concurrent write) flushes it,
  *   and the dump fails with "Multipart message not terminated properly". So a dump runs ALONE:

@@ -4,7 +4,7 @@
  *
  * Why: dockerd sets the FORWARD policy to DROP when it turns on ip_forward (every fresh Docker
  * host), and overlay traffic is routed (bridge → flannel.<VNI> and back), so without these two
- * rules no packet crosses hosts. flanneld adds the same rules (flannel-compat.md §5).
+ * rules no packet crosses hosts. flanneld adds the same rules (docs/flannel-compat.md §6).
  * How: Docker 20.10 on Debian 12 drives iptables-nft, whose `filter`/`FORWARD` are the nftables
  * table `ip filter` and its base chain FORWARD. We only ever append to that chain when it exists
  * (never create tables or chains, never touch the policy), and find our rules again by their

@@ -1,5 +1,5 @@
 /**
- * flannel's ip-masq rules (`--ip-masq`, v0.20+ rule set, flannel-compat.md §5), over nftables
+ * flannel's ip-masq rules (`--ip-masq`, v0.20+ rule set, docs/flannel-compat.md §6), over nftables
  * netlink, in the POSTROUTING chain of table `ip nat` (iptables-nft's `nat` table, which dockerd
  * uses). Per overlay with Network N and this host's subnet S, in this order, at the head of the chain:
  *

@@ -12,7 +12,7 @@ import type { ContainersView } from '../docker/containers';
 
 /** The subset of OverlayAgent the status server reads (fakes implement it in tests). */
 export type StatusAgent = Pick<OverlayAgent, 'state' | 'config' | 'dataplane' | 'lease' | 'lastConfigError' | 'on' | 'off'> &
-  Partial<Pick<OverlayAgent, 'lastSeen' | 'leaseExpiry'>>;
+  Partial<Pick<OverlayAgent, 'lastSeen' | 'leaseExpiry' | 'notReadyReason'>>;
 
 export interface EtcdState {
   up: boolean | null;
@@ -71,7 +71,7 @@ async function leaseJson(agent: StatusAgent, l: Lease, ownSubnet: string | null,
   return {
     subnet,
     publicIP: l.attrs.publicIP,
-    backend: l.attrs.backendType,
+    backend: l.attrs.backendType || 'alloc', // flanneld's alloc leases carry no BackendType
     vtepMac: l.attrs.vxlan?.vtepMac ?? null,
     expiresAt: iso(await expiryOf(agent, l, etcdUp)),
     lastSeen: iso(agent.lastSeen?.(subnet)),
@@ -141,7 +141,8 @@ export function health(src: StatusSource): { ok: boolean; reason?: string } {
   const def = src.overlays().find((o) => o.name === src.defaultOverlay);
   if (!def) return { ok: false, reason: 'the default overlay is not joined yet' };
   if (def.agent.state !== 'ready') {
-    const why = def.agent.lastConfigError === 'missing' ? 'no overlay config in etcd' : def.agent.lastConfigError ? `config invalid: ${def.agent.lastConfigError}` : 'no lease yet';
+    // The cause the agent knows (etcd refused our certificate, no config …), as Docker's errors say it.
+    const why = def.agent.notReadyReason?.() ?? (def.agent.lastConfigError === 'missing' ? 'no overlay config in etcd' : def.agent.lastConfigError ? `config invalid: ${def.agent.lastConfigError}` : 'no lease yet');
     return { ok: false, reason: `the default overlay is ${def.agent.state} (${why})` };
   }
   if (src.socketServing() === false) return { ok: false, reason: 'the plugin socket is not serving' };

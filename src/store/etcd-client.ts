@@ -2,7 +2,8 @@
  * The one etcd3 client of the process. Its errors become OverlayErrors in etcd-errors.ts; every
  * error a call throws is tagged here with the endpoints and files used, so messages can name them.
  *
- * Design note (test/store/config-store.test.ts and outage.test.ts check each choice):
+ * Design note (docs/library-traps.md §2 has the trap behind each choice; test/store/config-store.test.ts
+ * and outage.test.ts check them):
  * - etcd3's `dialTimeout` is ignored, so a hung server would stall a call forever. Every unary call
  *   gets a gRPC deadline instead (`defaultCallOptions`); streams (watch) never get one.
  * - etcd3's default fault handling puts a circuit breaker on each host that, after one failed call,

@@ -1,7 +1,8 @@
 /**
  * The store's door (see README.md here). The store as the rest of the daemon builds it: one etcd client per process, one OverlayStore per
  * flannel prefix. Everything made through it is stopped by close(), in order: keepers and watchers
- * first (they never delete anything), then the client.
+ * first (they never delete anything, except that a name registry revokes its short lease, so this host's
+ * DNS names go at once on a clean stop), then the client.
  */
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
@@ -13,6 +14,7 @@ import { EtcdLeaseKeeper, KeeperTuning } from './lease-keeper';
 import { LeaseWatcher } from './lease-watcher';
 import { overlayKeys, OverlayKeys } from './keys';
 import { NetworkRecordStore } from './network-records';
+import { NameRegistry, NameRegistryOptions, NameWatcher } from './name-records';
 import { etcdHealthOf, EtcdHealthView } from './etcd-health';
 import type { LeaseKeeperOptions } from './types';
 
@@ -22,8 +24,10 @@ export { createEtcdClient, toStoreError, isUnavailable } from './etcd-client';
 export { EtcdLeaseKeeper, type KeeperTuning } from './lease-keeper';
 export { LeaseWatcher } from './lease-watcher';
 export { NetworkRecordStore, parseNetworkRecord, type NetworkRecord, type NetworkRecordEvents } from './network-records';
+export { NameRegistry, NameWatcher, type NameRegistryOptions } from './name-records';
+export { NameLease, DEFAULT_NAME_TTL_SEC } from './name-lease';
 export { etcdHealthOf, type EtcdHealthView } from './etcd-health';
-export { overlayKeys, leaseSubnetOfKey, parseAddressKey, type OverlayKeys } from './keys';
+export { overlayKeys, leaseSubnetOfKey, parseAddressKey, parseNameKey, type OverlayKeys } from './keys';
 export type * from './types';
 
 /** One overlay (one flannel prefix). */
@@ -37,6 +41,10 @@ export interface OverlayStore {
   readonly addresses: AddressStore;
   /** Replicated Docker networks (used under the default overlay's prefix). */
   readonly networks: NetworkRecordStore;
+  /** A new registry of this host's DNS name records, on a short lease of its own (stop() revokes it). */
+  nameRegistry(opts: NameRegistryOptions): NameRegistry;
+  /** A new watcher of every host's DNS name records (call start()). */
+  nameWatcher(): NameWatcher;
 }
 
 export interface Store {
@@ -92,6 +100,8 @@ export function openStore(
           keeper: (o, tuning) => track(new EtcdLeaseKeeper(client, keys, olog, o, tuning)),
           addresses: new AddressStore(client, keys, olog),
           networks: new NetworkRecordStore(client, keys, olog, track),
+          nameRegistry: (o) => track(new NameRegistry(client, keys, olog, o)),
+          nameWatcher: () => track(new NameWatcher(client, keys, olog)),
         };
         overlays.set(keys.prefix, ov);
       }

@@ -5,6 +5,7 @@
  *   <prefix>/subnets/10.1.15.0-24                           flannel's leases, one per host
  *   <prefix>/overlay-flannel/addresses/10.1.15.0-24/10.1.15.7   our endpoint address records
  *   <prefix>/overlay-flannel/networks/…                     reserved for replicated Docker networks
+ *   <prefix>/overlay-flannel/names/<network id>/<endpoint id>   DNS name records (name-records.ts)
  *
  * flanneld lists and watches the *string* prefix `<prefix>/subnets` (no trailing slash) and reads
  * any key whose suffix looks like a lease key as a lease, so nothing of ours may start with
@@ -12,6 +13,7 @@
  */
 import { Cidr, formatIPv4, isIPv4, parseIPv4, cidrContains } from '../domain/ipv4';
 import { leaseKeyOf, subnetFromLeaseKey } from '../domain/lease';
+import { isRecordId } from '../domain/name-record';
 import { invalid } from '../errors';
 
 /** Our own subtree, beside flannel's keys. */
@@ -28,6 +30,10 @@ export interface OverlayKeys {
   readonly addressesRoot: string;
   /** `<prefix>/overlay-flannel/networks/` (reserved). */
   readonly networksRoot: string;
+  /** `<prefix>/overlay-flannel/names/`. */
+  readonly namesRoot: string;
+  /** `<prefix>/overlay-flannel/names/<network id>/<endpoint id>`. */
+  nameKey(networkId: string, endpointId: string): string;
   /** `<prefix>/subnets/10.1.15.0-24`. */
   leaseKey(subnet: Cidr): string;
   /** `<prefix>/overlay-flannel/addresses/10.1.15.0-24/` (with the trailing slash). */
@@ -53,6 +59,8 @@ export function overlayKeys(prefix: string): OverlayKeys {
     subnetsPrefix: `${p}/subnets`,
     addressesRoot,
     networksRoot: `${p}/${OWN_DIR}/networks/`,
+    namesRoot: `${p}/${OWN_DIR}/names/`,
+    nameKey: (networkId, endpointId) => `${p}/${OWN_DIR}/names/${networkId}/${endpointId}`,
     leaseKey: (subnet) => `${p}/subnets/${leaseKeyOf(subnet)}`,
     addressesPrefix: (subnet) => `${addressesRoot}${leaseKeyOf(subnet)}/`,
     addressKey: (subnet, ip) => `${addressesRoot}${leaseKeyOf(subnet)}/${formatIPv4(ip)}`,
@@ -77,4 +85,12 @@ export function parseAddressKey(keys: OverlayKeys, key: string): { subnet: Cidr;
   if (!subnet || `${leaseKeyOf(subnet)}` !== leasePart) return null;
   const ip = parseIPv4(ipPart);
   return cidrContains(subnet, ip) ? { subnet, ip } : null;
+}
+
+/** The network and endpoint ids of a name-record key, or null for anything else. */
+export function parseNameKey(keys: OverlayKeys, key: string): { networkId: string; endpointId: string } | null {
+  if (!key.startsWith(keys.namesRoot)) return null;
+  const parts = key.slice(keys.namesRoot.length).split('/');
+  if (parts.length !== 2 || !isRecordId(parts[0]) || !isRecordId(parts[1])) return null;
+  return { networkId: parts[0], endpointId: parts[1] };
 }

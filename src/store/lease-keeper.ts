@@ -1,6 +1,6 @@
 /**
  * This host's subnet lease: acquired, renewed and, when lost, re-acquired, the way flanneld does it
- * (flannel-compat.md §2), with the gaps flanneld leaves closed.
+ * (docs/flannel-compat.md §4), with the gaps flanneld leaves closed.
  *
  * Design note.
  * - Acquire = list every lease under `<prefix>/subnets`, `chooseSubnet` (pure, flannel's rules):

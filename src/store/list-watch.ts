@@ -5,9 +5,9 @@
  *
  * Design note. etcd3's Watcher reconnects by itself, but resumes from "header revision + 1" of the
  * last response, and a create or catch-up response carries the *current* store revision, not the
- * last event delivered (etcd3-notes.md §5): a stream that breaks while etcd is still replaying a
+ * last event delivered (docs/library-traps.md §2, trap 4): a stream that breaks while etcd is still replaying a
  * backlog would silently skip events. And a watcher whose start revision was compacted dies with
- * an `error` event and is never retried (§4). So we do not let etcd3 resume anything:
+ * an `error` event and is never retried (trap 5). So we do not let etcd3 resume anything:
  * - the revision we resume from is the highest `mod_revision` we have *delivered* (progress
  *   notifications, which etcd only sends to caught-up watchers, may move it forward);
  * - on `disconnected` we drop the etcd3 watcher, wait (capped backoff, 100 ms → 5 s) and create a

@@ -79,7 +79,7 @@ export async function importNodeBase(d: DockerHost, tag = 'ofnode:20'): Promise<
 }
 
 /**
- * The Dockerfile path offline (lab.md §11): import a node base from host files on `d`, build the
+ * The Dockerfile path offline (docs/lab.md §6): import a node base from host files on `d`, build the
  * repository's Dockerfile with `--build-arg BASE=<it>`, export the container filesystem into
  * `<out>/rootfs` and put plugin/config.json beside it. Needs dist/ and node_modules/.
  */

@@ -2,7 +2,7 @@
  * docker-lab.ts — real Docker daemons inside the hosts of a namespace lab (netns-lab.ts), local
  * images without a registry, and a local registry on the LAN.
  *
- * Design note (see shared docs/lab.md §3–§11 and "Traps seen"):
+ * Design note (see docs/lab.md §4–§9):
  * - One dockerd per host, started with `nsenter --net=/var/run/netns/<host>` (never `ip netns
  *   exec`: it remounts /sys and dockerd dies with "Devices cgroup isn't mounted"), with its own
  *   data-root, exec-root, socket, pidfile and cgroup parent under `/tmp/of-docker-<runId>/h<n>`,
@@ -11,7 +11,7 @@
  *   plugins in the wrong namespace), so startDockerd refuses to run when that socket exists.
  * - The CLI is always /usr/bin/docker (the distribution's 20.10 CLI) with `-H unix://<sock>`.
  *   Unix sockets are files, so the test process reaches every daemon from any network namespace.
- * - Stop order (lab.md): `docker rm -f` every container (a `sleep` as PID 1 ignores SIGTERM and
+ * - Stop order (docs/lab.md §8): `docker rm -f` every container (a `sleep` as PID 1 ignores SIGTERM and
  *   makes dockerd wait 10 s each), `swarm leave -f` when in a swarm, SIGTERM dockerd by its pidfile
  *   and wait for it to exit (SIGKILL after 20 s), then kill what still names this daemon's folder
  *   (containerd, shims) or sits in its cgroup parent (orphaned containers), `umount -l` everything
@@ -247,7 +247,7 @@ export class DockerHost {
     rmSync(this.execRoot, { recursive: true, force: true });
   }
 
-  /** Full stop in lab.md's order; leaves the folder (data) in place. Bounded (~1 min worst case). */
+  /** Full stop in docs/lab.md §8's order; leaves the folder (data) in place. Bounded (~1 min worst case). */
   async stop(): Promise<void> {
     if (this.pid() !== undefined) {
       const ps = await this.docker(['ps', '-aq'], { timeoutMs: 15_000 });
@@ -343,7 +343,7 @@ export async function startRegistry(lab: Lab): Promise<Registry> {
 
 /**
  * Stop every daemon and registry this process started with this module (all labs, or only
- * `lab`'s), in lab.md's order; then, when `lab` is given, destroy it and remove its run folder.
+ * `lab`'s), in docs/lab.md §8's order; then, when `lab` is given, destroy it and remove its run folder.
  * Collects errors and throws them together at the end, after everything was tried.
  */
 export async function stopAll(lab?: Lab): Promise<void> {

@@ -1,7 +1,7 @@
 /**
  * netns-lab.ts — namespace labs: a simulated LAN and hosts, all inside network namespaces.
  *
- * Design note (see shared docs/lab.md): a lab is a "LAN" namespace holding bridge br0
+ * Design note (see docs/lab.md §2): a lab is a "LAN" namespace holding bridge br0
  * (192.0.2.254/24) plus one namespace per host, each joined by a veth pair whose host end is eth0
  * (192.0.2.N/24, default route via .254 — inside the namespace only) and whose other end is a bridge
  * port `pN` in the LAN. veths are created with `ip -n HOST link add eth0 … peer name pN netns LAN`,

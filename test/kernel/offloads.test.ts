@@ -1,7 +1,7 @@
 /**
  * The offload settings (GRO/GSO/TSO, checksums, scatter-gather …) of every device kind the product
  * creates over netlink — the container veth pair and the vxlan device — must be exactly what the
- * kernel gives the same device made by iproute2, i.e. the kernel's default fast path (perf-notes:
+ * kernel gives the same device made by iproute2, i.e. the kernel's default fast path (docs/performance.md §4:
  * the hand-built reference path is made with iproute2). Read with `ethtool -k` in the scratch netns.
  */
 import { describe, it } from 'node:test';

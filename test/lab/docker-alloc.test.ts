@@ -124,6 +124,10 @@ describe('alloc backend: leases only, no data plane, the operator routes', { tim
     }
     assert.notEqual(lease.get(h1), lease.get(h2));
     for (const f of foreign) assert.equal((await etcd!.etcdctl(['get', '--print-value-only', keyOf(f.subnet)])).stdout.trim(), f.value, 'foreign leases untouched');
+    // `overlay-flannel status` names the backend of an alloc lease (it carries no BackendType).
+    const env = { ...process.env, ETCD_ENDPOINTS: etcd!.endpoint, ETCD_PREFIX: ov.prefix };
+    const rows = JSON.parse((await h1.execOk('node', [MAIN, 'status', '--json'], { env, timeoutMs: 20_000 })).stdout) as { subnet: string; backend: string }[];
+    for (const h of [h1, h2]) assert.equal(rows.find((r) => r.subnet === lease.get(h))?.backend, 'alloc', `status --json row of ${h.ns}: ${JSON.stringify(rows)}`);
   });
 
   it('2. no data plane: no vxlan device, neighbours, FDB entries or overlay routes, whatever the peers\' backends; masquerade and FORWARD accepts kept', async () => {

@@ -35,7 +35,7 @@ function setup(opts: { observer?: ApiObserver; logger?: pino.Logger } = {}) {
   return { driver, app, contentTypes };
 }
 
-// Request bodies copied verbatim from docs/docker-trace.md (json.Encoder adds the trailing newline).
+// Request bodies as Docker 20.10 sent them to a logging plugin, docs/docker-protocol.md §10 (json.Encoder adds the newline).
 const PORTS = '"com.docker.network.endpoint.exposedports":[{"Proto":6,"Port":80},{"Proto":17,"Port":53}],"com.docker.network.portmap":[{"Proto":6,"IP":"","Port":80,"HostIP":"","HostPort":8080,"HostPortEnd":8080},{"Proto":17,"IP":"","Port":53,"HostIP":"","HostPort":5353,"HostPortEnd":5353}]';
 const TRACE: [path: string, request: string | undefined, answer: string][] = [
   ['/Plugin.Activate', undefined, '{"Implements":["NetworkDriver","IpamDriver"]}'],

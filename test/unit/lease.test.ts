@@ -1,4 +1,4 @@
-// Lease keys and values in flanneld's exact format (flannel-compat.md §2).
+// Lease keys and values in flanneld's exact format (docs/flannel-compat.md §2–§3).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeLeaseAttrs, encodeLeaseAttrs, leaseBackendType, leaseKeyOf, subnetFromLeaseKey } from '../../src/domain/lease';

@@ -52,7 +52,7 @@ test("the masquerade rules are flannel's v0.20+ set, in flannel's order", () => 
   );
 });
 
-// flanneld's format (pkg/subnet WriteSubnetFile, flannel-compat.md §3): vxlan over a 1500-byte NIC, --ip-masq.
+// flanneld's format (pkg/subnet WriteSubnetFile, docs/flannel-compat.md §7): vxlan over a 1500-byte NIC, --ip-masq.
 const FLANNELD_SAMPLE = 'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n';
 
 test("subnet.env is byte for byte flanneld's", () => {

@@ -1,4 +1,4 @@
-// Table tests for flannel's config parsing (flannel-compat.md §1: CheckNetworkConfig).
+// Table tests for flannel's config parsing (docs/flannel-compat.md §1: CheckNetworkConfig).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { describeNetworkConfig, formatNetworkConfig, parseNetworkConfig } from '../../src/domain/network-config';

@@ -105,6 +105,13 @@ test('/healthz: 200 when ready and serving, else 503 with the reason', async () 
   const r = await a.app.inject('/healthz');
   assert.equal(r.statusCode, 503);
   assert.match(r.json().reason, /waiting-for-config.*no overlay config/);
+  // An agent that knows the cause (etcd refused the certificate): /healthz says it, as Docker's errors do.
+  const cause = 'no lease yet: etcd at https://192.0.2.254:2379 refused this host\'s client certificate (ETCD_CERTFILE=/x.crt)';
+  (a.agent as FakeAgent & { notReadyReason?: () => string }).notReadyReason = () => cause;
+  a.agent.state = 'acquiring';
+  const rc = await a.app.inject('/healthz');
+  assert.equal(rc.statusCode, 503);
+  assert.equal(rc.json().reason, `the default overlay is acquiring (${cause})`);
   await a.app.close();
   const b = setup(new FakeAgent(), false);
   const r2 = await b.app.inject('/healthz');
