@@ -15,49 +15,16 @@
  *   Container names win over aliases (Docker tries names first). Several endpoints holding a
  *   name (an alias on three hosts) give all their addresses, rotated round-robin per
  *   (network, name) so clients spread over them.
+ * Records are the validated values of name-record.ts (parseNameRecord); this index trusts them.
  * Memory: one record object, one array per name; ~10,000 records measured in
  * test/unit/name-table.test.ts (bound asserted there).
  */
-import { isIPv4 } from './ipv4';
-import { ipv6Bytes } from './dns-message';
-
-export interface NameRecord {
-  readonly networkId: string;
-  readonly networkName: string;
-  readonly endpointId: string;
-  readonly containerName: string;
-  readonly aliases: readonly string[];
-  readonly ipv4: readonly string[];
-  readonly ipv6: readonly string[];
-  /** The owning host's public address (the record's `host`). */
-  readonly host: string;
-  /** Milliseconds since the epoch when the owner wrote the record. */
-  readonly updatedAt: number;
-}
+import type { NameRecord } from './name-record';
 
 export type Family = 'ipv4' | 'ipv6';
 
 /** A hit (addresses may be empty: the name exists, no address of that family) or a miss. */
 export type NameLookup = { readonly found: true; readonly addresses: readonly string[] } | { readonly found: false };
-
-/** Docker's container/alias name rule (names may contain dots), ≤ 255 characters. */
-const DOCKER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-
-/** Why a record can't be indexed, or null when it can. */
-export function nameRecordProblem(r: NameRecord): string | null {
-  const what = `endpoint ${String(r?.endpointId)}`;
-  for (const f of ['networkId', 'networkName', 'endpointId', 'host'] as const) {
-    if (typeof r?.[f] !== 'string' || r[f] === '') return `${what}: ${f} must be a non-empty string`;
-  }
-  const names = [r.containerName, ...(Array.isArray(r.aliases) ? r.aliases : [null])];
-  for (const n of names) {
-    if (typeof n !== 'string' || n.length > 255 || !DOCKER_NAME.test(n)) return `${what}: name "${String(n)}" does not follow Docker's rule [a-zA-Z0-9][a-zA-Z0-9_.-]* (≤ 255)`;
-  }
-  if (!Array.isArray(r.ipv4) || !r.ipv4.every(isIPv4)) return `${what}: ipv4 must be a list of IPv4 addresses`;
-  if (!Array.isArray(r.ipv6) || !r.ipv6.every((a) => ipv6Bytes(a) !== null)) return `${what}: ipv6 must be a list of IPv6 addresses`;
-  if (!Number.isFinite(r.updatedAt)) return `${what}: updatedAt must be a number`;
-  return null;
-}
 
 interface NetworkIndex {
   name: string;
@@ -86,10 +53,8 @@ export class NameTable {
     return this.records.size;
   }
 
-  /** Index (or replace) one endpoint's record; a reason when it is invalid (then nothing changes). */
-  upsert(record: NameRecord): string | null {
-    const problem = nameRecordProblem(record);
-    if (problem) return problem;
+  /** Index (or replace) one endpoint's record, as parseNameRecord (name-record.ts) validated it. */
+  upsert(record: NameRecord): void {
     this.remove(record.endpointId);
     this.records.set(record.endpointId, record);
     let net = this.networks.get(record.networkId);
@@ -106,7 +71,6 @@ export class NameTable {
         else this.sources.set(a, [record.endpointId]);
       }
     }
-    return null;
   }
 
   /** Forget one endpoint; true when it was known. */
