@@ -63,7 +63,7 @@ export class NameTable {
     net.name = record.networkName.toLowerCase();
     if (record.host !== this.localHost) {
       this.hold(net, record.containerName, record, 'containers');
-      for (const a of record.aliases) this.hold(net, a, record, 'aliases');
+      for (const a of aliasesOf(record)) this.hold(net, a, record, 'aliases');
     } else {
       for (const a of [...record.ipv4, ...record.ipv6]) {
         const ids = this.sources.get(a);
@@ -80,7 +80,7 @@ export class NameTable {
     this.records.delete(endpointId);
     const net = this.networks.get(r.networkId);
     if (net && r.host !== this.localHost) {
-      for (const n of [r.containerName, ...r.aliases]) {
+      for (const n of [r.containerName, ...aliasesOf(r)]) {
         const key = n.toLowerCase(), h = net.byName.get(key);
         if (!h) continue;
         h.containers = h.containers.filter((x) => x !== r);
@@ -144,6 +144,11 @@ export class NameTable {
     if (!h[kind].includes(r)) h[kind].push(r);
     h.ipv4 = h.ipv6 = null;
   }
+}
+
+/** The record's aliases plus the short container id (12 characters), which Docker answers too. */
+function aliasesOf(r: NameRecord): readonly string[] {
+  return r.containerId && r.containerId.length > 12 ? [...r.aliases, r.containerId.slice(0, 12)] : r.aliases;
 }
 
 function addressesOf(holders: readonly NameRecord[], family: Family): string[] {

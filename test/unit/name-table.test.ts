@@ -126,6 +126,11 @@ test('records come in through name-record.ts: what it parses, the table indexes'
   if (parsed.ok) t.upsert(parsed.record);
   assert.deepEqual(t.lookup('net-a', 'coded.appnet', 'ipv4'), { found: true, addresses: ['10.1.30.1'] });
   assert.deepEqual(t.lookup('net-a', 'CODER', 'ipv4'), { found: true, addresses: ['10.1.30.1'] });
+  t.upsert(rec({ endpointId: 'with-id', containerName: 'idd', containerId: 'ABCDEF0123456789'.repeat(4), ipv4: ['10.1.30.2'] }));
+  assert.deepEqual(t.lookup('net-a', 'abcdef012345', 'ipv4'), { found: true, addresses: ['10.1.30.2'] }); // short id
+  assert.deepEqual(t.lookup('net-a', 'abcdef0123456', 'ipv4'), { found: false });
+  t.remove('with-id');
+  assert.deepEqual(t.lookup('net-a', 'abcdef012345', 'ipv4'), { found: false });
 });
 
 test('memory: 10,000 records retain well under 20 MB of heap', (t) => {
