@@ -52,25 +52,16 @@ async function main(argv: string[]): Promise<number> {
   // Loaded here, not at the top: an operator command starts without the daemon's modules (~0.5 s).
   const { startDaemon } = await import('./daemon/daemon');
   const { locateDockerSocket } = await import('./docker/socket-locator');
-  const { servePlainNames } = await import('./docker/plain-names');
-  const { dockerSocketUsable } = await import('./docker/client');
-  // The Docker socket first (the daemon's users of the Docker API take the path found), then
-  // the daemon, then the plain driver names on top of its plugin socket (docker/plain-names.ts).
+  // The Docker socket first: the daemon's users of the Docker API (plain driver names included) take the path found.
   const dockerSocket = await locateDockerSocket(settings, log);
   const daemon = await startDaemon(Object.freeze({ ...settings, dockerSocket }), log);
-  const plainNames = settings.legacySocketDir
-    ? await servePlainNames(settings.legacySocketDir, settings.pluginSocket, (await dockerSocketUsable(dockerSocket)) === null ? dockerSocket : null, log)
-    : null;
   await new Promise<void>((resolve) => {
     let stopping = false;
     const onSignal = (sig: string) => {
       if (stopping) return;
       stopping = true;
       log.info({ signal: sig }, 'stopping');
-      void (plainNames?.stop() ?? Promise.resolve())
-        .catch((e: unknown) => log.warn({ err: errorText(e) }, 'removing the legacy plugin sockets'))
-        .then(() => daemon.stop())
-        .finally(resolve);
+      void daemon.stop().finally(resolve);
     };
     process.on('SIGTERM', () => onSignal('SIGTERM'));
     process.on('SIGINT', () => onSignal('SIGINT'));

@@ -2,7 +2,7 @@
  * The daemon: builds every part in order and stops them in reverse.
  *   settings → kernel → public interface → etcd → overlays (config → lease → device → peers)
  *   → keepers (FORWARD head, fast path) → status server → plugin socket (NetworkDriver +
- *   IpamDriver) → Docker followers (network replication, address audit)
+ *   IpamDriver) → Docker followers (network replication, address audit, plain driver names)
  * Each part, once made, pushes its stop onto one undo stack (util/undo-stack.ts); stop() and a
  * failed start unwind it, so the order of the stops is the reverse of the starts by construction.
  * The socket opens as soon as the default overlay is being joined: Docker must not wait on a
@@ -34,6 +34,7 @@ import { dockerSocketUsable } from '../docker/client';
 import { dockerPort, NetworkReplicator } from '../docker/network-replicator';
 import { dockerEndpointLister, localEndpoints } from '../docker/containers';
 import { dockerEndpoints } from '../docker/endpoint-addresses';
+import { servePlainNames } from '../docker/plain-names';
 import { AgentDirectory } from './overlay-directory';
 
 export const RESYNC_INTERVAL_MS = 10_000;
@@ -243,5 +244,10 @@ async function startPluginSide(settings: Settings, p: PluginParts, log: Logger, 
   if (audit) {
     audit.start(); // waits for the Docker API itself (dockerd starts a managed plugin before it serves)
     undo.push('stopping the address audit', () => audit.stop());
+  }
+  if (settings.legacySocketDir) {
+    // On top of the plugin socket: the plain driver names (docker/plain-names.ts); stopped first.
+    const plainNames = await servePlainNames(settings.legacySocketDir, settings.pluginSocket, why === null ? settings.dockerSocket : null, log);
+    undo.push('removing the legacy plugin sockets', () => plainNames.stop());
   }
 }
