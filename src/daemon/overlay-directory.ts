@@ -89,6 +89,7 @@ export class AgentDirectory implements OverlayDirectory {
       },
       addresses: ov.addresses,
       whenReady: (timeoutMs) => waitReady(agent, name, timeoutMs),
+      notReadyReason: () => agent.notReadyReason(),
     };
     const entry = { agent, handle };
     this.agents.set(name, entry);

@@ -32,7 +32,7 @@ export class Ipam {
     const overlay = await this.overlays.byName(a.options.network);
     await overlay.whenReady(READY_TIMEOUT_MS);
     const lease = overlay.lease();
-    if (!lease) throw conflict(`overlay "${overlay.name}" has no lease on this host right now; retry in a few seconds`);
+    if (!lease) throw noLeaseNow(overlay);
     const subnet = lease.subnet;
     if (a.pool && !cidrEquals(parseCidr(a.pool, '--subnet'), subnet)) {
       throw invalid(
@@ -85,7 +85,7 @@ export class Ipam {
     if (!current) return { overlay, subnet };
     await overlay.whenReady(READY_TIMEOUT_MS);
     const lease = overlay.lease();
-    if (!lease) throw conflict(`overlay "${name}" has no lease on this host right now; retry in a few seconds`);
+    if (!lease) throw noLeaseNow(overlay);
     if (!cidrEquals(lease.subnet, subnet)) {
       throw conflict(
         `this host's lease of overlay "${name}" changed from ${formatCidr(subnet)} to ${formatCidr(lease.subnet)} ` +
@@ -94,4 +94,10 @@ export class Ipam {
     }
     return { overlay, subnet };
   }
+}
+
+/** The lease went away after the overlay was ready (expired, revoked, etcd lost): say why, in the agent's words. */
+function noLeaseNow(overlay: OverlayHandle): Error {
+  const why = overlay.notReadyReason?.();
+  return conflict(`overlay "${overlay.name}" has no lease on this host right now${why ? ` (${why})` : ''}; retry in a few seconds`);
 }

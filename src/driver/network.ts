@@ -241,7 +241,7 @@ export class NetworkDriver {
     if (option === undefined || option === '') return max;
     const n = Number(option);
     if (!Number.isInteger(n) || n < 576) throw invalid(`-o ${MTU_OPTION}=${option}: must be a whole number ≥ 576`);
-    if (n > max) throw invalid(`-o ${MTU_OPTION}=${option} is larger than the overlay allows (${max}: the underlay MTU minus vxlan's 50 bytes)`);
+    if (n > max) throw invalid(`-o ${MTU_OPTION}=${option} is larger than the overlay allows (${max}: the underlay MTU minus what the overlay's backend adds to each packet)`);
     return n;
   }
 

@@ -29,6 +29,8 @@ export interface OverlayHandle {
   vxlan(): { vni: number; device: string; directRouting: boolean } | null;
   /** Resolves when the lease is held and the device is up; rejects after `timeoutMs` with the reason. */
   whenReady(timeoutMs: number): Promise<void>;
+  /** Why it holds no lease right now (the agent's words, e.g. what etcd said); absent in fakes. */
+  notReadyReason?(): string;
   readonly addresses: AddressAllocator;
 }
 

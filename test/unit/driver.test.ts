@@ -87,12 +87,12 @@ test('RequestAddress: gateway, next free, requested, taken; ReleaseAddress frees
 test('RequestAddress never allocates from a pool that is not this host lease (unknown overlay, another subnet)', async () => {
   const { driver } = setup();
   await assert.rejects(driver.requestAddress({ poolId: 'overlay-flannel/default/10.9.6.0/24', address: '', options: {} }), /changed from 10.9.6.0\/24 to 10.9.5.0\/24/);
-  const noLease = { ...fakeOverlay('green', '10.11.1.0/24', '10.11.0.0/16'), lease: () => null };
+  const noLease = { ...fakeOverlay('green', '10.11.1.0/24', '10.11.0.0/16'), lease: () => null, notReadyReason: () => 'no lease yet: etcd refused the connection' };
   let allocated = 0;
   noLease.addresses = { allocate: async () => ++allocated, release: async () => true };
   const dir: OverlayDirectory = { byName: async () => noLease, all: () => [noLease] };
   const d = new OverlayPluginDriver(new FakeKernel(), new SerialQueue(), dir, log);
-  await assert.rejects(d.requestAddress({ poolId: 'overlay-flannel/green/10.11.1.0/24', address: '', options: {} }), /no lease on this host/);
+  await assert.rejects(d.requestAddress({ poolId: 'overlay-flannel/green/10.11.1.0/24', address: '', options: {} }), /no lease on this host right now \(no lease yet: etcd refused the connection\); retry/);
   assert.equal(allocated, 0);
 });
 
