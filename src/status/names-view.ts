@@ -5,46 +5,12 @@
  * known before the outage (those names keep resolving).
  */
 import type { NameRecord } from '../domain/name-record';
+import { nameRows, type NameRow } from '../domain/name-rows';
 
 /** What the daemon's names part offers the status server (daemon/names-part.ts). */
 export interface StatusNames {
   records(): NameRecord[];
   state(): { records: number; localRecords: number | null; etcdStale: boolean; problem: string | null; notWriting: string | null; lease: string | null };
-}
-
-export interface NameRow {
-  name: string;
-  aliases: string[];
-  addresses: string[];
-  host: string;
-  network: string;
-  containerId: string | null;
-  endpointId: string;
-  updatedAt: string;
-  /** Seconds since updatedAt (null: the writer's clock is ahead of ours by more than a minute). */
-  ageSec: number | null;
-}
-
-export function nameRow(r: NameRecord, nowMs: number): NameRow {
-  const age = Math.round((nowMs - Date.parse(r.updatedAt)) / 1000);
-  return {
-    name: r.containerName,
-    aliases: [...r.aliases],
-    addresses: [...r.ipv4, ...r.ipv6],
-    host: r.host,
-    network: r.networkName,
-    containerId: r.containerId ?? null,
-    endpointId: r.endpointId,
-    updatedAt: r.updatedAt,
-    ageSec: age >= -60 ? Math.max(0, age) : null,
-  };
-}
-
-/** Rows by network, then name, then host. */
-export function nameRows(records: readonly NameRecord[], nowMs: number): NameRow[] {
-  return records
-    .map((r) => nameRow(r, nowMs))
-    .sort((a, b) => a.network.localeCompare(b.network) || a.name.localeCompare(b.name) || a.host.localeCompare(b.host, 'en', { numeric: true }));
 }
 
 export function namesView(names: StatusNames | null | undefined, nowMs = Date.now()) {
