@@ -15,6 +15,7 @@ export const USAGE = `Usage:
                                         validate and write the overlay's flannel config to etcd
   overlay-flannel config show [--name NAME | --prefix P]  print the config as stored, and what it means
   overlay-flannel status [--name NAME | --prefix P] [--json]  list every host's lease
+  overlay-flannel names [--network NET] [--json]  list the cross-host name records (every host's)
   overlay-flannel help
 
 etcd: ETCD_ENDPOINTS (default http://127.0.0.1:2379), ETCD_PREFIX (default /coreos.com/network),
@@ -27,7 +28,8 @@ export type Command =
   | { cmd: 'help' }
   | { cmd: 'config-set'; prefix?: string; name?: string; input: NetworkConfigInput }
   | { cmd: 'config-show'; prefix?: string; name?: string }
-  | { cmd: 'status'; prefix?: string; name?: string; json: boolean };
+  | { cmd: 'status'; prefix?: string; name?: string; json: boolean }
+  | { cmd: 'names'; network?: string; json: boolean };
 
 /** `--name` and `--prefix` both choose the overlay: at most one of them. */
 function target(values: { name?: string; prefix?: string }): { name?: string; prefix?: string } {
@@ -89,6 +91,13 @@ export function parseCommand(argv: string[]): Command {
   if (first === 'status') {
     const { values } = parseArgs({ args: argv.slice(1), strict: true, options: { prefix: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' } } });
     return { cmd: 'status', json: values.json ?? false, ...target(values) };
+  }
+  if (first === 'names') {
+    const { values } = parseArgs({ args: argv.slice(1), strict: true, options: { network: { type: 'string' }, json: { type: 'boolean' } } });
+    if (values.network !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(values.network)) {
+      throw invalid(`--network: "${values.network}" is not a Docker network name (letters, digits, "_", ".", "-")`);
+    }
+    return { cmd: 'names', json: values.json ?? false, ...(values.network !== undefined ? { network: values.network } : {}) };
   }
   throw invalid(`unknown command "${argv.join(' ')}"\n${USAGE}`);
 }

@@ -1,12 +1,13 @@
 /**
- * Operator commands: write and show an overlay's flannel config, and list every host's lease.
+ * Operator commands: write and show an overlay's flannel config, list every host's lease, and
+ * list the cross-host name records.
  * They talk to etcd with the daemon's settings and print to stdout. Unlike the daemon they never
  * wait through an etcd outage: each etcd call has its deadline, and the first failure ends the
  * command (main.ts prints it as one line naming the endpoints and the fix).
  */
 import type { Logger } from 'pino';
 import type { Settings } from '../config/settings';
-import { openStore } from '../store';
+import { openStore, type Store } from '../store';
 import { describeNetworkConfig, formatNetworkConfig, parseNetworkConfig } from '../domain/network-config';
 import { formatCidr } from '../domain/ipv4';
 import { Lease } from '../domain/lease';
@@ -16,6 +17,7 @@ import { resolvePublicInterface } from '../host/public-interface';
 import { prefixOfOverlay } from '../daemon/overlay-directory';
 import { DEFAULT_OVERLAY } from '../driver/overlays';
 import { unavailable } from '../errors';
+import { formatAge, nameRows, type NameRow } from '../domain/name-rows';
 
 type Out = (line: string) => void;
 
@@ -50,6 +52,7 @@ export async function withCommandDeadline<T>(run: Promise<T>, settings: Pick<Set
 export async function runCommand(cmd: Exclude<Command, { cmd: 'daemon' | 'help' }>, settings: Settings, log: Logger, out: Out): Promise<number> {
   const store = openStore(settings, log, { callDeadlineMs: commandCallDeadlineMs(settings.etcdEndpoints.length) });
   try {
+    if (cmd.cmd === 'names') return await listNames(store, cmd, out);
     const ov = store.overlay(cmd.prefix ?? prefixOfOverlay(settings.etcdPrefix, cmd.name ?? DEFAULT_OVERLAY));
     if (cmd.cmd === 'config-set') {
       const text = formatNetworkConfig(cmd.input);
@@ -121,7 +124,27 @@ function leaseRow(l: Lease, expiresAt: number | undefined, ownIP: string | undef
 function formatTable(rows: LeaseRow[]): string {
   if (rows.length === 0) return 'no leases';
   const head = ['SUBNET', 'PUBLIC IP', 'BACKEND', 'VTEP MAC', 'EXPIRES', 'THIS HOST'];
-  const body = rows.map((r) => [r.subnet, r.publicIP, r.backend, r.vtepMac, r.expires, r.thisHost ? '*' : '']);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  return [head, ...body].map((cols) => cols.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+  return columns(head, rows.map((r) => [r.subnet, r.publicIP, r.backend, r.vtepMac, r.expires, r.thisHost ? '*' : '']));
+}
+
+/** A plain-text table: each column as wide as its widest cell, two spaces apart. */
+function columns(head: string[], body: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
+  return [head, ...body].map((cols) => cols.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+/** `names`: every host's name records (under the default overlay's prefix, beside the network records). */
+async function listNames(store: Store, cmd: { network?: string; json: boolean }, out: Out): Promise<number> {
+  const { records, skipped } = await store.overlay().listNames();
+  const rows = nameRows(records, Date.now()).filter((r) => cmd.network === undefined || r.network === cmd.network);
+  if (cmd.json) out(JSON.stringify(rows, null, 2));
+  else out(formatNames(rows, cmd.network));
+  if (skipped > 0) out(`(${skipped} record(s) that do not parse were left out; the daemons log why)`);
+  return 0;
+}
+
+function formatNames(rows: NameRow[], network: string | undefined): string {
+  if (rows.length === 0) return network === undefined ? 'no name records' : `no name records on network ${network}`;
+  const head = [...(network === undefined ? ['NETWORK'] : []), 'NAME', 'ALIASES', 'ADDRESS', 'HOST', 'AGE'];
+  return columns(head, rows.map((r) => [...(network === undefined ? [r.network] : []), r.name, r.aliases.join(',') || '-', r.addresses.join(','), r.host, formatAge(r.ageSec)]));
 }

@@ -21,6 +21,8 @@ export const DEFAULTS = {
   LEGACY_SOCKET_DIR: '',
   STATUS_ADDR: '',
   ADDRESS_AUDIT_INTERVAL: 300,
+  NAMES: true,
+  NAME_TTL: 30,
 } as const;
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -58,6 +60,10 @@ export interface Settings {
   readonly statusAddr: string;
   /** ADDRESS_AUDIT_INTERVAL in seconds: period of the orphan address-record audit; 0 = only once after start. */
   readonly addressAuditIntervalSec: number;
+  /** NAMES: cross-host name records of this host's containers (and the names of every host kept in memory); false = none. */
+  readonly names: boolean;
+  /** NAME_TTL in seconds: the TTL of the etcd lease this host's name records are bound to (a dead host's names go within it). */
+  readonly nameTtlSec: number;
 }
 
 export class SettingsError extends Error {
@@ -179,6 +185,15 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     problems.push(`ADDRESS_AUDIT_INTERVAL: "${auditText}" must be 0 (audit once after start) or a duration from 10s to 24h such as 300, 5m (default ${DEFAULTS.ADDRESS_AUDIT_INTERVAL})`);
   }
 
+  const namesText = get('NAMES');
+  const names = namesText === undefined ? DEFAULTS.NAMES : parseBool(namesText);
+  if (names === null) problems.push(`NAMES: "${namesText}" must be true, false, 1 or 0 (default true)`);
+  const nameTtlText = get('NAME_TTL');
+  const nameTtl = nameTtlText === undefined ? DEFAULTS.NAME_TTL : parseDuration(nameTtlText);
+  if (nameTtl === null || !Number.isInteger(nameTtl) || nameTtl < 2 || nameTtl > 3600) {
+    problems.push(`NAME_TTL: "${nameTtlText}" must be a whole number of seconds from 2 to 3600 such as 30 or 1m (default ${DEFAULTS.NAME_TTL}; a dead host's names vanish within it)`);
+  }
+
   if (problems.length) throw new SettingsError(problems);
   return Object.freeze({
     etcdEndpoints: Object.freeze(endpoints),
@@ -203,6 +218,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     legacySocketDir,
     statusAddr,
     addressAuditIntervalSec: audit as number,
+    names: names as boolean,
+    nameTtlSec: nameTtl as number,
   });
 }
 

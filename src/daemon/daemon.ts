@@ -3,6 +3,7 @@
  *   settings → kernel → public interface → etcd → overlays (config → lease → device → peers)
  *   → keepers (FORWARD head, fast path) → status server → plugin socket (NetworkDriver +
  *   IpamDriver) → Docker followers (network replication, address audit, plain driver names)
+ *   → names (NAMES: this host's name records from Docker, every host's in a NameTable)
  * Each part, once made, pushes its stop onto one undo stack (util/undo-stack.ts); stop() and a
  * failed start unwind it, so the order of the stops is the reverse of the starts by construction.
  * The socket opens as soon as the default overlay is being joined: Docker must not wait on a
@@ -36,6 +37,7 @@ import { dockerEndpointLister, localEndpoints } from '../docker/containers';
 import { dockerEndpoints } from '../docker/endpoint-addresses';
 import { servePlainNames } from '../docker/plain-names';
 import { AgentDirectory } from './overlay-directory';
+import { startNames, type NamesPart } from './names-part';
 
 export const RESYNC_INTERVAL_MS = 10_000;
 /** How long after an endpoint change the fast path is checked (a burst of `docker run` shares one check). */
@@ -44,6 +46,8 @@ const ENDPOINT_CHECK_DELAY_MS = 100;
 export interface Daemon {
   readonly agent: OverlayAgent; // the default overlay
   readonly overlays: AgentDirectory;
+  /** Cross-host names (NAMES=true and a plugin socket): the NameTable the resolver queries; else null. */
+  readonly names: NamesPart | null;
   stop(): Promise<void>;
 }
 
@@ -54,6 +58,8 @@ interface PluginSide {
   /** Why the Docker socket cannot be used, null when it can. */
   dockerUnusable: string | null;
   driver: OverlayPluginDriver | null;
+  /** The names part, once started (null: off, or not started yet). */
+  names: NamesPart | null;
 }
 
 /** The tuning every overlay of this host runs with: one frozen object, passed whole. */
@@ -103,14 +109,14 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
     undo.push('stopping the overlays', () => overlays.stop());
     const keepers = await startKeepers(settings, kernel, queue, overlays, log, undo);
     const { agent } = await overlays.join(DEFAULT_OVERLAY);
-    const plugin: PluginSide = { socketServing: opts.api === false ? null : false, dockerUnusable: 'not checked yet', driver: null };
+    const plugin: PluginSide = { socketServing: opts.api === false ? null : false, dockerUnusable: 'not checked yet', driver: null, names: null };
     if (metrics) await startStatusServer(settings, metrics, { kernel, store, overlays, pub, plugin }, log, undo);
     agent.whenReady().then(() => {
       const lease = agent.lease();
       log.info({ subnet: lease ? formatCidr(lease.subnet) : null, mtu: agent.dataplane?.mtu }, 'overlay ready');
     });
     if (opts.api !== false) await startPluginSide(settings, { kernel, queue, store, overlays, pub, plugin, keepers, metrics, ready: agent.whenReady() }, log, undo);
-    return { agent, overlays, stop };
+    return { agent, overlays, names: plugin.names, stop };
   } catch (e) {
     await stop();
     throw e;
@@ -168,6 +174,7 @@ async function startStatusServer(settings: Settings, metrics: StatusMetrics, p: 
       socketServing: () => p.plugin.socketServing,
       publicIP: p.pub.publicIP,
       etcd: () => p.store.health(),
+      names: () => p.plugin.names,
       ...(p.plugin.socketServing === null
         ? {}
         : {
@@ -250,4 +257,5 @@ async function startPluginSide(settings: Settings, p: PluginParts, log: Logger, 
     const plainNames = await servePlainNames(settings.legacySocketDir, settings.pluginSocket, why === null ? settings.dockerSocket : null, log);
     undo.push('removing the legacy plugin sockets', () => plainNames.stop());
   }
+  p.plugin.names = await startNames(settings, { store: p.store, kernel: p.kernel, publicIP: p.pub.publicIP, dockerUnusable: p.plugin.dockerUnusable }, log, undo);
 }

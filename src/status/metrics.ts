@@ -8,6 +8,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { DataplaneObserver, setDataplaneObserver } from '../reconcile/overlay-dataplane';
 import type { ApiObserver } from '../api/server';
 import type { StatusSource } from './views';
+import { recordsPerNetwork } from './names-view';
 
 export class StatusMetrics {
   readonly registry = new Registry();
@@ -32,6 +33,7 @@ export class StatusMetrics {
   readonly renewals = new Counter({ name: 'overlay_flannel_lease_renewals_total', help: 'Lease renewals of this host, by overlay', labelNames: ['overlay'], registers: [this.registry] });
   readonly leases: Gauge;
   readonly etcdUp: Gauge;
+  readonly nameRecords: Gauge;
 
   constructor(private source: () => StatusSource | null = () => null) {
     this.leases = new Gauge({
@@ -50,6 +52,16 @@ export class StatusMetrics {
       registers: [this.registry],
       collect: () => {
         this.etcdUp.set(this.source()?.etcd?.().up === true ? 1 : 0);
+      },
+    });
+    this.nameRecords = new Gauge({
+      name: 'overlay_flannel_name_records',
+      help: 'Cross-host name records known (every host\'s), per Docker network',
+      labelNames: ['network'],
+      registers: [this.registry],
+      collect: () => {
+        this.nameRecords.reset();
+        for (const [network, n] of recordsPerNetwork(this.source()?.names?.())) this.nameRecords.set({ network }, n);
       },
     });
   }

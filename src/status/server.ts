@@ -9,6 +9,7 @@
  *   /api/v1/kernel       per overlay: peers programmed (the dataplane's applied state) and sync stats
  *   /api/v1/containers   the endpoints on this host, named through the Docker API when it answers
  *   /api/v1/etcd         the store's view of etcd: up, since, last error
+ *   /api/v1/names        the cross-host name records known (every host's), with their age
  *   /api/v1/events       server-sent events: a "status" snapshot when leases come and go, and every 5 s
  *   /metrics             Prometheus (prom-client, see metrics.ts)
  */
@@ -18,6 +19,7 @@ import type { ServerResponse } from 'node:http';
 import { statusPage } from './page';
 import { StatusMetrics } from './metrics';
 import { containersView, etcdView, health, kernelView, overlaysView, snapshot, StatusSource } from './views';
+import { namesView } from './names-view';
 
 export { StatusMetrics } from './metrics';
 export { health, kernelView, overlaysView, snapshot, type StatusAgent, type StatusSource } from './views';
@@ -79,6 +81,7 @@ export function buildStatusServer(src: StatusSource, log: Logger, opts: StatusSe
     { path: '/api/v1/kernel', answer: async () => json({ overlays: kernelView(src) }) },
     { path: '/api/v1/containers', answer: async () => json(await containersView(src)) },
     { path: '/api/v1/etcd', answer: async () => json(etcdView(src) ?? { up: null, lastOkAt: null, since: null, lastError: null }) },
+    { path: '/api/v1/names', answer: async () => json(namesView(src.names?.())) },
     { path: '/metrics', answer: async () => ({ type: metrics.registry.contentType, body: await metrics.registry.metrics() }) },
     {
       path: '/api/v1/events',

@@ -9,6 +9,7 @@ import type { OverlayAgent } from '../reconcile/overlay-agent';
 import { formatCidr } from '../domain/ipv4';
 import type { Lease } from '../domain/lease';
 import type { ContainersView } from '../docker/containers';
+import type { StatusNames } from './names-view';
 
 /** The subset of OverlayAgent the status server reads (fakes implement it in tests). */
 export type StatusAgent = Pick<OverlayAgent, 'state' | 'config' | 'dataplane' | 'lease' | 'lastConfigError' | 'on' | 'off'> &
@@ -32,6 +33,8 @@ export interface StatusSource {
   etcd?(): EtcdState;
   /** The endpoints on this host (absent: no plugin API in this process). */
   containers?(): Promise<ContainersView>;
+  /** Cross-host names (absent or null: NAMES=false, or no plugin API in this process). */
+  names?(): StatusNames | null;
 }
 
 const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());

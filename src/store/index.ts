@@ -14,7 +14,8 @@ import { EtcdLeaseKeeper, KeeperTuning } from './lease-keeper';
 import { LeaseWatcher } from './lease-watcher';
 import { overlayKeys, OverlayKeys } from './keys';
 import { NetworkRecordStore } from './network-records';
-import { NameRegistry, NameRegistryOptions, NameWatcher } from './name-records';
+import { listNameRecords, NameRegistry, NameRegistryOptions, NameWatcher } from './name-records';
+import type { NameRecord } from '../domain/name-record';
 import { etcdHealthOf, EtcdHealthView } from './etcd-health';
 import type { LeaseKeeperOptions } from './types';
 
@@ -45,6 +46,8 @@ export interface OverlayStore {
   nameRegistry(opts: NameRegistryOptions): NameRegistry;
   /** A new watcher of every host's DNS name records (call start()). */
   nameWatcher(): NameWatcher;
+  /** Every host's DNS name records, read once (records that do not parse are only counted). */
+  listNames(): Promise<{ records: NameRecord[]; skipped: number }>;
 }
 
 export interface Store {
@@ -102,6 +105,7 @@ export function openStore(
           networks: new NetworkRecordStore(client, keys, olog, track),
           nameRegistry: (o) => track(new NameRegistry(client, keys, olog, o)),
           nameWatcher: () => track(new NameWatcher(client, keys, olog)),
+          listNames: () => listNameRecords(client, keys),
         };
         overlays.set(keys.prefix, ov);
       }

@@ -362,3 +362,22 @@ export class NameWatcher extends EventEmitter {
     }
   }
 }
+
+/** Every host's records, read once (the CLI): broken values are counted, not returned. Throws UNAVAILABLE naming etcd. */
+export async function listNameRecords(client: Etcd3, keys: OverlayKeys): Promise<{ records: NameRecord[]; skipped: number }> {
+  let res;
+  try {
+    res = await client.getAll().prefix(keys.namesRoot).exec();
+  } catch (e) {
+    throw toStoreError(e, `list the name records under ${keys.namesRoot}`);
+  }
+  const records: NameRecord[] = [];
+  let skipped = 0;
+  for (const kv of res.kvs) {
+    const ids = parseNameKey(keys, kv.key.toString('utf8'));
+    const r = parseNameRecord(kv.value.toString('utf8'));
+    if (ids && r.ok && r.record.networkId === ids.networkId && r.record.endpointId === ids.endpointId) records.push(r.record);
+    else skipped++;
+  }
+  return { records, skipped };
+}

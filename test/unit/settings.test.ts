@@ -74,3 +74,21 @@ test('ADDRESS_AUDIT_INTERVAL: 300 s by default, durations and 0 accepted, nonsen
     assert.throws(() => loadSettings({ ADDRESS_AUDIT_INTERVAL: bad }), /ADDRESS_AUDIT_INTERVAL: .* must be 0 .* or a duration from 10s to 24h/, bad);
   }
 });
+
+test('NAMES: on by default, booleans accepted, nonsense refused naming the setting', () => {
+  assert.equal(loadSettings({}).names, true);
+  assert.equal(loadSettings({ NAMES: 'false' }).names, false);
+  assert.equal(loadSettings({ NAMES: '0' }).names, false);
+  assert.equal(loadSettings({ NAMES: 'TRUE' }).names, true);
+  assert.throws(() => loadSettings({ NAMES: 'off' }), /NAMES: "off" must be true, false, 1 or 0/);
+});
+
+test('NAME_TTL: 30 s by default, whole seconds 2–3600 (durations too), anything else refused with the range', () => {
+  assert.equal(loadSettings({}).nameTtlSec, 30);
+  assert.equal(loadSettings({ NAME_TTL: '10' }).nameTtlSec, 10);
+  assert.equal(loadSettings({ NAME_TTL: '1m' }).nameTtlSec, 60);
+  assert.equal(loadSettings({ NAME_TTL: '2s' }).nameTtlSec, 2);
+  for (const bad of ['1', '0', '1.5', '2h', 'soon', '-5']) {
+    assert.throws(() => loadSettings({ NAME_TTL: bad }), /NAME_TTL: .* must be a whole number of seconds from 2 to 3600/, bad);
+  }
+});
