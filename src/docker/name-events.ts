@@ -12,7 +12,8 @@
  * - A full re-list (`replaceAll`) runs after every (re)connect of the stream, so events missed
  *   while it was down (a dockerd restart, this plugin down) are covered, and every
  *   {@link NAME_AUDIT_INTERVAL_MS}: records of this host Docker no longer has are deleted (the
- *   registry also finds those a previous process wrote), missing ones put. The stream is opened
+ *   first list also has the registry find those a previous process wrote: it lists etcd, the
+ *   later ones do not), missing ones put. The stream is opened
  *   BEFORE the list, and everything runs on one serial queue, so an event during a list is
  *   applied after it.
  * - Which network is ours: the driver name (domain/endpoint-names.ts isOurDriver), or else our
@@ -37,7 +38,8 @@ export const NAME_AUDIT_INTERVAL_MS = 60_000;
 export interface NameSink {
   put(r: NameRecord): Promise<void>;
   remove(networkId: string, endpointId: string): Promise<void>;
-  replaceAll(rs: readonly NameRecord[]): Promise<void>;
+  /** `scanStale`: also delete this host's records written by an earlier process (the first list only). */
+  replaceAll(rs: readonly NameRecord[], opts?: { scanStale?: boolean }): Promise<void>;
 }
 
 /** One event of Docker's stream, the fields read. */
@@ -145,6 +147,8 @@ export class NameEvents {
   private loop: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private resyncQueued = false;
+  /** The first full list went to the sink (later ones need not scan etcd for an earlier process's records). */
+  private listed = false;
   readonly stats = { events: 0, resyncs: 0, failedResyncs: 0, inspects: 0, puts: 0, removes: 0, streams: 0 };
 
   constructor(
@@ -317,7 +321,8 @@ export class NameEvents {
       }
       this.held.clear();
       for (const [k, v] of held) this.held.set(k, v);
-      this.write('replace', null, this.sink.replaceAll(all));
+      this.write('replace', null, this.sink.replaceAll(all, { scanStale: !this.listed }));
+      this.listed = true;
       if (this.problems.changed('docker', 'up')) this.log.info({ records: all.length }, 'names: this host\'s records follow Docker');
     } catch (e) {
       this.stats.failedResyncs++;

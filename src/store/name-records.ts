@@ -66,7 +66,7 @@ export class NameRegistry extends EventEmitter {
   private retry: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly log: Logger;
-  readonly stats = { syncs: 0, failedSyncs: 0, puts: 0, deletes: 0, reRegistrations: 0 };
+  readonly stats = { syncs: 0, failedSyncs: 0, puts: 0, deletes: 0, reRegistrations: 0, staleScans: 0 };
 
   constructor(
     private readonly client: Etcd3,
@@ -104,9 +104,11 @@ export class NameRegistry extends EventEmitter {
 
   /**
    * Make `records` the whole set of this host (after a plugin restart): put them all, then delete
-   * every other record of this host, ours from before this process included.
+   * every other record of this host, ours from before this process included. With
+   * `scanStale: false` (a periodic audit by the same process) etcd is not listed: only what this
+   * registry held and no longer holds is deleted (a scan still pending from before stays pending).
    */
-  async replaceAll(records: readonly NameRecord[]): Promise<void> {
+  async replaceAll(records: readonly NameRecord[], opts: { scanStale?: boolean } = {}): Promise<void> {
     const next = new Map(records.map((r) => this.encode(r)));
     for (const key of this.held.keys()) if (!next.has(key)) this.toDelete.add(key);
     this.held.clear();
@@ -114,7 +116,7 @@ export class NameRegistry extends EventEmitter {
       this.held.set(k, v);
       this.toDelete.delete(k);
     }
-    this.scanStale = true;
+    if (opts.scanStale !== false) this.scanStale = true;
     return this.flush(`register ${records.length} names`);
   }
 
@@ -206,6 +208,7 @@ export class NameRegistry extends EventEmitter {
 
   /** Records of this host that it does not hold (a previous process's): to delete. */
   private async findStale(id: string): Promise<void> {
+    this.stats.staleScans++;
     const res = await this.client.getAll().prefix(this.keys.namesRoot).exec();
     for (const raw of res.kvs) {
       const key = raw.key.toString('utf8');

@@ -171,6 +171,14 @@ describe('name records', () => {
     await new Promise((r) => setTimeout(r, (TTL + 2) * 1000));
     assert.deepEqual(removed(), ['ep-b']);
     assert.equal(w.size, 4);
+
+    // A periodic audit of the same process: no etcd scan, what it no longer holds still goes.
+    const scans = after.stats.staleScans;
+    assert.equal(scans, 1);
+    await after.replaceAll([rec('192.0.2.31', 'ep-a', 'a-renamed', '10.1.20.2'), rec('192.0.2.31', 'ep-c', 'c', '10.1.20.4')], { scanStale: false });
+    await waitFor(async () => !names(w).includes('ep-d=d@192.0.2.31'), { what: 'ep-d deleted by the audit' });
+    assert.equal(after.stats.staleScans, scans, 'no scan of etcd');
+    assert.deepEqual(removed(), ['ep-b', 'ep-d']);
     await Promise.all([after.stop(), other.stop(), w.stop()]);
   });
 

@@ -65,8 +65,10 @@ class RecordingSink implements NameSink {
     this.calls.push(`remove ${networkId}/${endpointId.slice(0, 4)}`);
     this.held.delete(`${networkId}/${endpointId}`);
   }
-  async replaceAll(rs: readonly NameRecord[]) {
+  scans: boolean[] = [];
+  async replaceAll(rs: readonly NameRecord[], opts: { scanStale?: boolean } = {}) {
     this.calls.push(`replaceAll ${rs.length}`);
+    this.scans.push(opts.scanStale !== false);
     this.held = new Map(rs.map((r) => [`${r.networkId}/${r.endpointId}`, r]));
   }
   names(): string[] {
@@ -161,6 +163,7 @@ test('an unchanged container is not rewritten; a stream break re-lists (what was
     docker.run(id('b'), 'web-2', { appnet: { net: 'hostnet-a', ep: id('2'), ip: '10.1.16.6' } });
     docker.breakStream();
     await waitFor(async () => docker.streams >= 2 && sink.names().join() === 'web-2@appnet:10.1.16.6[]', { what: 'the re-list after the break', timeoutMs: 10_000 });
+    assert.deepEqual(sink.scans, [true, false], 'only the first list asks the registry to scan etcd for an earlier process\'s records');
   } finally {
     await follower.stop();
   }
