@@ -16,8 +16,8 @@
  *   knows every other host's names.
  * - Stop order (undo stack): the Docker follower, then the registry (revokes the lease: this
  *   host's names go at once), then the watcher.
- * - The resolver plugs in with `names.table` (and `names.state()` for its status); nothing here
- *   knows about it.
+ * - The resolver (reconcile/name-resolver.ts) answers from `table`; it starts last and stops first.
+ *   When it cannot start (no NFQUEUE in the kernel …) the records go on: the status says why.
  */
 import type { Logger } from 'pino';
 import type { Settings } from '../config/settings';
@@ -28,6 +28,7 @@ import { NameTable } from '../domain/name-table';
 import { bridgeName } from '../domain/names';
 import { dockerNamePort, NameEvents } from '../docker/name-events';
 import { errorText } from '../errors';
+import { nameInterceptionSpec, startNameResolver, type NameResolver } from '../reconcile/name-resolver';
 import type { UndoStack } from '../util/undo-stack';
 
 export interface NamesState {
@@ -43,6 +44,8 @@ export interface NamesState {
   notWriting: string | null;
   /** This host's name lease (null while none is held). */
   lease: string | null;
+  /** Whether this host answers cross-host names (false: see the log for why). */
+  resolving: boolean;
 }
 
 export interface NamesPart {
@@ -51,12 +54,14 @@ export interface NamesPart {
   /** Every known record (all hosts), for the status API and its metric. */
   records(): NameRecord[];
   state(): NamesState;
+  /** The resolver, when it runs (its counters for /metrics). */
+  resolver(): NameResolver | null;
 }
 
 const LINKS_FRESH_MS = 1000;
 
 export async function startNames(
-  settings: Pick<Settings, 'names' | 'nameTtlSec' | 'dockerSocket'>,
+  settings: Pick<Settings, 'names' | 'nameTtlSec' | 'dockerSocket' | 'nameQueue' | 'nameMarkBit' | 'nameCtZone' | 'nameAnswerAddr'>,
   p: { store: Store; kernel: Kernel; publicIP: string; dockerUnusable: string | null },
   log: Logger,
   undo: UndoStack,
@@ -99,6 +104,8 @@ export async function startNames(
     log.warn({ err: notWriting }, 'names: without the Docker API this host writes no name records (its containers are not found by name from other hosts)');
   }
   log.info({ ttlSec: settings.nameTtlSec, host: p.publicIP, keys: ov.keys.namesRoot }, 'names: records on');
+  const resolver = await startNameResolver({ kernel: p.kernel, table, spec: nameInterceptionSpec(settings), log: log.child({ component: 'names' }) });
+  if (resolver) undo.push('stopping the names resolver', () => resolver.stop());
   return {
     table,
     records: () => watcher.records(),
@@ -109,6 +116,8 @@ export async function startNames(
       problem: watcher.problem ? errorText(watcher.problem) : null,
       notWriting,
       lease: registry.lease.id,
+      resolving: resolver !== null,
     }),
+    resolver: () => resolver,
   };
 }
