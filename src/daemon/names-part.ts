@@ -19,7 +19,10 @@
  * - The resolver (reconcile/name-resolver.ts) answers from `table`; it starts last and stops first.
  *   When it cannot start (no NFQUEUE in the kernel …) the records go on: the status says why.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { upstreamProblem } from '../domain/dns-upstream';
 import type { Settings } from '../config/settings';
 import type { Kernel } from '../kernel';
 import type { Store } from '../store';
@@ -46,6 +49,8 @@ export interface NamesState {
   lease: string | null;
   /** Whether this host answers cross-host names (false: see the log for why). */
   resolving: boolean;
+  /** Docker's upstream DNS is on the host's loopback (names of other hosts cannot resolve), with the fix; else null. */
+  upstreamProblem: string | null;
 }
 
 export interface NamesPart {
@@ -61,7 +66,7 @@ export interface NamesPart {
 const LINKS_FRESH_MS = 1000;
 
 export async function startNames(
-  settings: Pick<Settings, 'names' | 'nameTtlSec' | 'dockerSocket' | 'nameQueue' | 'nameMarkBit' | 'nameCtZone' | 'nameAnswerAddr'>,
+  settings: Pick<Settings, 'names' | 'nameTtlSec' | 'dockerSocket' | 'nameQueue' | 'nameMarkBit' | 'nameCtZone' | 'nameAnswerAddr' | 'dockerSearchRoot'>,
   p: { store: Store; kernel: Kernel; publicIP: string; dockerUnusable: string | null },
   log: Logger,
   undo: UndoStack,
@@ -106,6 +111,8 @@ export async function startNames(
   log.info({ ttlSec: settings.nameTtlSec, host: p.publicIP, keys: ov.keys.namesRoot }, 'names: records on');
   const resolver = await startNameResolver({ kernel: p.kernel, table, spec: nameInterceptionSpec(settings), log: log.child({ component: 'names' }) });
   if (resolver) undo.push('stopping the names resolver', () => resolver.stop());
+  const upstream = upstreamProblem(dnsConfigFiles(settings.dockerSearchRoot));
+  if (upstream) log.warn({ fix: 'daemon.json "dns"' }, `names: ${upstream}`);
   return {
     table,
     records: () => watcher.records(),
@@ -117,7 +124,20 @@ export async function startNames(
       notWriting,
       lease: registry.lease.id,
       resolving: resolver !== null,
+      upstreamProblem: upstream,
     }),
     resolver: () => resolver,
   };
+}
+
+/** What dockerd reads for its upstream DNS, seen through the host's root (null: unreadable). */
+function dnsConfigFiles(root: string) {
+  const read = (p: string): string | null => {
+    try {
+      return readFileSync(join(root, p), 'utf8');
+    } catch {
+      return null;
+    }
+  };
+  return { daemonJson: read('etc/docker/daemon.json'), resolvConf: read('etc/resolv.conf'), systemdResolvConf: read('run/systemd/resolve/resolv.conf') };
 }

@@ -80,12 +80,15 @@ export async function startNameResolver(o: NameResolverOptions): Promise<NameRes
   const stats: NameResolverStats = { verdicts: { answer: 0, 'not-dns': 0, 'not-ours': 0, limited: 0, malformed: 0, 'other-type': 0, miss: 0 }, answered: 0, servfail: 0, dropped: 0, sendErrors: 0 };
   const unwind = () => undo.unwind((what, e) => log.warn({ err: errorText(e) }, `names resolver: ${what} failed`));
   let step = '';
+  let started = false;
   try {
     step = `putting ${spec.answerAddress}/32 on lo`;
     const lo = await kernel.getLink('lo');
     if (!lo) throw new Error('this network namespace has no "lo" device');
+    const had = (await kernel.listAddresses(lo.index)).some((a) => a.address === spec.answerAddress && a.prefixLen === 32);
     await kernel.ensureOnlyAddress(lo.index, `${spec.answerAddress}/32`, `${spec.answerAddress}/32`);
-    undo.push(`removing ${spec.answerAddress}/32 from lo`, () => kernel.removeAddress(lo.index, `${spec.answerAddress}/32`));
+    // a failed start takes back only what it added; a stop always removes it (a restarted plugin finds its predecessor's)
+    undo.push(`removing ${spec.answerAddress}/32 from lo`, () => (had && !started ? undefined : kernel.removeAddress(lo.index, `${spec.answerAddress}/32`)));
 
     step = `opening the answer socket on ${spec.answerAddress}:${spec.answerPort}`;
     const socket = await bindAnswerSocket(spec);
@@ -104,6 +107,7 @@ export async function startNameResolver(o: NameResolverOptions): Promise<NameRes
     }, { maxLen: QUEUE_MAXLEN });
     undo.push(`unbinding NFQUEUE ${spec.queue}`, () => queue.close());
 
+    started = true;
     log.info({ queue: spec.queue, markBit: `0x${spec.markBit.toString(16)}`, zone: spec.zone, answer: `${spec.answerAddress}:${spec.answerPort}` }, 'names resolver: answering cross-host names of each container\'s own network');
     let stopped = false;
     return {

@@ -11,7 +11,7 @@ import type { NameResolverStats } from '../reconcile/name-resolver';
 /** What the daemon's names part offers the status server (daemon/names-part.ts). */
 export interface StatusNames {
   records(): NameRecord[];
-  state(): { records: number; localRecords: number | null; etcdStale: boolean; problem: string | null; notWriting: string | null; lease: string | null; resolving?: boolean };
+  state(): { records: number; localRecords: number | null; etcdStale: boolean; problem: string | null; notWriting: string | null; lease: string | null; resolving?: boolean; upstreamProblem?: string | null };
   /** The resolver's counters, when it runs (absent in fakes). */
   resolver?(): { readonly stats: Readonly<NameResolverStats> } | null;
 }

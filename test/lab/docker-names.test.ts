@@ -5,12 +5,13 @@
  * One lab for the file: LAN namespace with etcd and a fake upstream DNS server (192.0.2.254:53,
  * fake-upstream-dns.ts; every dockerd runs with `--dns 192.0.2.254`, so no query leaves the lab);
  * hosts h1, h2, h3 with dockerd and the plugin (NAME_TTL=5). Overlays and names are random per
- * run: NET and NET2 on the default overlay, NET3 on a second overlay. Clients run on h1, servers on
+ * run: NET on the default overlay (routed data path), NET2 on a second overlay (bridge data path; a
+ * Docker network is one overlay on each host). Clients run on h1, servers on
  * h2 and h3. Scenarios, in order: a name and an alias of h2 resolve from h1 (nslookup, ping, nc),
  * and the upstream never saw them; an alias held on h2 and h3 answers both addresses, rotating;
  * external names resolve as before through the upstream (UDP, and TCP after a truncated answer);
  * a container with its own --dns keeps it and still finds overlay names; another network and
- * another overlay do not resolve them (the query goes to the upstream as before); the LAN gets no
+ * another overlay do not resolve them (the bridge path resolves its own) (the query goes to the upstream as before); the LAN gets no
  * answer from the resolver; hostile packets leave it answering; rename and rm follow; etcd down:
  * known names keep resolving; plugin SIGKILL: external names still resolve while it is down and
  * overlay names again after its restart; h3 cut from the LAN: its names gone within NAME_TTL.
@@ -39,6 +40,43 @@ const STATUS = '127.0.0.1:9890';
 const DOCKERD_OPTS = { extraArgs: ['--dns', '192.0.2.254'] };
 const ANSWER_ADDR = '169.254.53.53';
 
+/**
+ * python3 run inside a container's network namespace (nsenter from the host; busybox has no DNS
+ * client that does TCP, and its nc no UDP). `tc NAME`: ask 127.0.0.11 over UDP, then over TCP, and
+ * print both answers' TC bit and addresses. `hostile N`: send N garbage and broken-DNS datagrams
+ * to the upstream (through the queue), then one pointer loop and a label past the end.
+ */
+const CONTAINER_PY = String.raw`
+import socket, struct, sys, json, random
+def q(name, qid=0x4242):
+    return struct.pack('!HHHHHH', qid, 0x0100, 1, 0, 0, 0) + b''.join(bytes([len(l)]) + l.encode() for l in name.split('.')) + b'\0' + struct.pack('!HH', 1, 1)
+def parse(m):
+    qd, an = struct.unpack('!HH', m[4:8]); p = 12
+    while m[p]: p += 1 + m[p]
+    p += 5; ips = []
+    for _ in range(an):
+        p += 2; t, c, ttl, n = struct.unpack('!HHIH', m[p:p + 10]); p += 10
+        if t == 1: ips.append(socket.inet_ntoa(m[p:p + 4]))
+        p += n
+    return {'tc': bool(m[2] & 2), 'ips': ips}
+if sys.argv[1] == 'tc':
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(5); u.sendto(q(sys.argv[2]), ('127.0.0.11', 53))
+    udp = parse(u.recv(4096))
+    t = socket.create_connection(('127.0.0.11', 53), timeout=5); m = q(sys.argv[2]); t.sendall(struct.pack('!H', len(m)) + m)
+    n = struct.unpack('!H', t.recv(2))[0]; r = b''
+    while len(r) < n: r += t.recv(n - len(r))
+    print(json.dumps({'udp': udp, 'tcp': parse(r)}))
+else:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); rnd = random.Random(7); base = q('victim.example')
+    for i in range(int(sys.argv[2])):
+        m = bytearray(base[:rnd.randint(0, len(base))]) if i % 2 else bytearray(rnd.getrandbits(8) for _ in range(rnd.randint(1, 600)))
+        if i % 3 == 0 and len(m) > 12: m[rnd.randrange(len(m))] ^= 0xff
+        s.sendto(bytes(m), ('192.0.2.254', 53))
+    s.sendto(struct.pack('!HHHHHH', 1, 0x0100, 1, 0, 0, 0) + b'\xc0\x0c' + struct.pack('!HH', 1, 1), ('192.0.2.254', 53))
+    s.sendto(struct.pack('!HHHHHH', 2, 0x0100, 1, 0, 0, 0) + b'\x3f' + b'a' * 40, ('192.0.2.254', 53))
+    print(json.dumps({'sent': int(sys.argv[2]) + 2}))
+`;
+
 /** The IPv4 addresses busybox nslookup printed for the name (not the server's own line). */
 function addressesIn(out: string): string[] {
   const after = out.split(/^Name:/m).slice(1).join('\n');
@@ -50,9 +88,9 @@ describe('cross-host names through Docker\'s embedded DNS on three real dockerds
   let ov2 = L.randomOverlay();
   while (ov2.network === ov.network || ov2.vni === ov.vni) ov2 = L.randomOverlay();
   const tag = randomBytes(3).toString('hex');
-  const NET = `ofd-${tag}`, NET2 = `ofd2-${tag}`, NET3 = `ofd3-${tag}`;
+  const NET = `ofd-${tag}`, NET2 = `ofd2-${tag}`;
   const SRV = `srv-${tag}`, SRV2 = `srv2-${tag}`, W2 = `w2-${tag}`, W3 = `w3-${tag}`, ALIAS = `web-${tag}`, SVC = `svc-${tag}`;
-  const CLIENT = `cli-${tag}`, SPY2 = `spy2-${tag}`, SPY3 = `spy3-${tag}`, OWN = `own-${tag}`;
+  const CLIENT = `cli-${tag}`, SPY = `spy-${tag}`, B2 = `b2-${tag}`, OWN = `own-${tag}`;
   const EXT = `ext-${tag}.example`, BIG = `big-${tag}.example`;
   const BIG_IPS = Array.from({ length: 20 }, (_, i) => `203.0.113.${i + 10}`);
   let lab: Lab | undefined;
@@ -74,6 +112,10 @@ describe('cross-host names through Docker\'s embedded DNS on three real dockerds
       return want(r.addresses) && r.addresses;
     }, { timeoutMs, intervalMs: 100, what });
   const ipOf = async (d: DockerHost, c: string, net: string) => (await L.endpointOf(d, c, net)).ip;
+  const inContainer = async (d: DockerHost, c: string, args: string[]) => {
+    const pid = (await d.dockerOk(['inspect', '-f', '{{.State.Pid}}', c])).stdout.trim();
+    return JSON.parse((await d.host.execOk('nsenter', [`--net=/proc/${pid}/ns/net`, 'python3', '-c', CONTAINER_PY, ...args], { timeoutMs: 60_000 })).stdout) as Record<string, unknown>;
+  };
   const seenUpstream = (name: string) => upstream.queries().filter((q) => q.name === name.toLowerCase()).length;
 
   before(async () => {
@@ -89,15 +131,14 @@ describe('cross-host names through Docker\'s embedded DNS on three real dockerds
     await h1.execOk('node', [MAIN, 'config', 'set', '--name', 'blue', '--network', ov2.network, '--vni', String(ov2.vni)], { env: env(), timeoutMs: 20_000 });
     await Promise.all([d1, d2, d3].map((d) => L.installPlugin(d, pluginDir, L.pluginSettings(etcd!, ov.prefix, d, [`NAME_TTL=${NAME_TTL}`, `STATUS_ADDR=${STATUS}`]))));
     await d1.dockerOk(['network', 'create', '-d', L.DRIVER, '--ipam-driver', L.DRIVER, NET], { timeoutMs: 90_000 });
-    await d1.dockerOk(['network', 'create', '-d', L.DRIVER, '--ipam-driver', L.DRIVER, '-o', 'datapath=bridge', NET2], { timeoutMs: 90_000 });
-    await d1.dockerOk(['network', 'create', '-d', L.DRIVER, '--ipam-driver', L.DRIVER, '--ipam-opt', 'network=blue', NET3], { timeoutMs: 90_000 });
-    for (const d of [d2, d3]) for (const n of [NET, NET2, NET3]) await waitFor(async () => (await d.docker(['network', 'inspect', n])).code === 0, { timeoutMs: 60_000, what: `${n} replicated to ${d.host.ns}` });
+    await d1.dockerOk(['network', 'create', '-d', L.DRIVER, '--ipam-driver', L.DRIVER, '--ipam-opt', 'network=blue', '-o', 'datapath=bridge', NET2], { timeoutMs: 90_000 });
+    for (const d of [d2, d3]) for (const n of [NET, NET2]) await waitFor(async () => (await d.docker(['network', 'inspect', n])).code === 0, { timeoutMs: 60_000, what: `${n} replicated to ${d.host.ns}` });
     const box = (d: DockerHost, name: string, net: string, extra: string[] = [], cmd = ['sleep', '3600']) =>
       d.dockerOk(['run', '-d', '--init', '--name', name, '--network', net, ...extra, 'ofbox:1', ...cmd], { timeoutMs: 120_000 });
     await Promise.all([
       box(d1, CLIENT, NET),
-      box(d1, SPY2, NET2),
-      box(d1, SPY3, NET3),
+      box(d1, SPY, NET2),
+      box(d2, B2, NET2),
       box(d1, OWN, NET, ['--dns', '192.0.2.254']),
       box(d2, W2, NET, ['--network-alias', ALIAS]),
       box(d3, W3, NET, ['--network-alias', ALIAS]),
@@ -144,9 +185,10 @@ describe('cross-host names through Docker\'s embedded DNS on three real dockerds
     const before = seenUpstream(EXT);
     assert.deepEqual((await lookup(d1, CLIENT, EXT)).addresses, ['203.0.113.7']);
     assert.ok(seenUpstream(EXT) > before, 'the upstream answered it');
-    const big = await lookup(d1, CLIENT, BIG);
-    assert.deepEqual([...big.addresses].sort(), [...BIG_IPS].sort(), big.out);
-    assert.ok(upstream.queries().some((q) => q.name === BIG.toLowerCase() && q.tcp), 'Docker retried over TCP after TC');
+    const big = (await inContainer(d1, CLIENT, ['tc', BIG])) as { udp: { tc: boolean; ips: string[] }; tcp: { tc: boolean; ips: string[] } };
+    assert.deepEqual(big.udp, { tc: true, ips: [] }, 'over UDP: the upstream\'s truncated answer, passed on as it was');
+    assert.deepEqual([...big.tcp.ips].sort(), [...BIG_IPS].sort(), 'over TCP: the whole answer');
+    assert.ok(upstream.queries().some((q) => q.name === BIG.toLowerCase() && q.tcp), 'Docker asked the upstream over TCP');
     const miss = await lookup(d1, CLIENT, `nothing-${tag}.example`);
     assert.equal(miss.ok, false);
     assert.match(miss.out, /NXDOMAIN|can't find/i);
@@ -157,14 +199,14 @@ describe('cross-host names through Docker\'s embedded DNS on three real dockerds
     assert.deepEqual((await lookup(d1, OWN, SRV)).addresses, [await ipOf(d2, SRV, NET)]);
   });
 
-  it('5. isolation: another network and another overlay do not resolve the names (the query goes on to the upstream)', async () => {
-    for (const spy of [SPY2, SPY3]) {
-      const before = seenUpstream(SRV);
-      const r = await lookup(d1, spy, SRV);
-      assert.equal(r.ok, false, `${spy} resolved ${SRV}: ${r.out}`);
-      assert.ok(seenUpstream(SRV) > before, `${spy}'s query reached the upstream as without the plugin`);
-      assert.equal((await lookup(d1, spy, `${SRV}.${NET}`)).ok, false);
-    }
+  it('5. isolation: another network (another overlay) does not resolve them, the query goes on to the upstream; the bridge path resolves its own', async () => {
+    const before = seenUpstream(SRV);
+    const r = await lookup(d1, SPY, SRV);
+    assert.equal(r.ok, false, `${SPY} resolved ${SRV}: ${r.out}`);
+    assert.ok(seenUpstream(SRV) > before, `${SPY}'s query reached the upstream as without the plugin`);
+    assert.equal((await lookup(d1, SPY, `${SRV}.${NET}`)).ok, false);
+    assert.equal((await lookup(d1, CLIENT, B2)).ok, false, `${CLIENT} resolved ${B2} of ${NET2}`);
+    assert.deepEqual((await lookup(d1, SPY, B2)).addresses, [await ipOf(d2, B2, NET2)], 'the bridge data path: its own network\'s name');
   });
 
   it('6. no open resolver: the LAN gets no answer from the answer address or the host', async () => {
@@ -182,19 +224,18 @@ describe('cross-host names through Docker\'s embedded DNS on three real dockerds
   });
 
   it('7. hostile packets from a container: the resolver keeps running and answering', async () => {
-    const pid = (await L.pluginPids(h1))[0];
-    const hostile = [
-      '\\377\\377\\377\\377', // 4 bytes
-      '\\000\\001\\001\\000\\000\\001\\000\\000\\000\\000\\000\\000\\300\\014\\000\\001\\000\\001', // a pointer loop in the question
-      '\\000\\002\\001\\000\\000\\001\\000\\000\\000\\000\\000\\000\\077' + 'a'.repeat(40), // a label past the end
-    ];
-    for (const h of hostile) await d1.docker(['exec', CLIENT, 'sh', '-c', `printf '${h}' | nc -u -w 1 192.0.2.254 53`], { timeoutMs: 20_000 });
-    await d1.docker(['exec', CLIENT, 'sh', '-c', 'i=0; while [ $i -lt 300 ]; do head -c $((i % 97 + 1)) /dev/urandom | nc -u -w 0 192.0.2.254 53; i=$((i+1)); done'], { timeoutMs: 120_000 });
+    const [pid] = await L.pluginPids(h1);
+    const garbageBefore = upstream.garbage();
+    assert.deepEqual(await inContainer(d1, CLIENT, ['hostile', '3000']), { sent: 3002 });
+    await waitFor(async () => upstream.garbage() > garbageBefore, { timeoutMs: 10_000, what: 'the garbage reached the upstream (passed on untouched)' });
     assert.deepEqual((await lookup(d1, CLIENT, SRV)).addresses, [await ipOf(d2, SRV, NET)]);
-    assert.deepEqual(await L.pluginPids(h1), [pid], 'the same plugin process');
+    assert.deepEqual(await L.pluginPids(h1), [pid!], 'the same plugin process');
     const metrics = (await h1.execOk('curl', ['-s', '-m', '5', `http://${STATUS}/metrics`], { timeoutMs: 10_000 })).stdout;
     const count = (v: string) => Number(new RegExp(`overlay_flannel_name_queries_total\\{verdict="${v}"\\} (\\d+)`).exec(metrics)?.[1] ?? NaN);
-    assert.ok(count('malformed') >= 3, `malformed counted: ${count('malformed')}`);
+    // 3002 from one source at once: the first ~400 (the burst) are parsed and counted malformed, the
+    // rest pass on untouched as over budget (or, past the queue's 64, untouched by the kernel itself)
+    assert.ok(count('malformed') >= 300, `malformed counted: ${count('malformed')}`);
+    assert.ok(count('malformed') + count('limited') >= 1000, `malformed ${count('malformed')} + limited ${count('limited')}`);
     assert.ok(count('answer') >= 5, `answers counted: ${count('answer')}`);
     notes.push(`h1 resolver verdicts: ${['answer', 'miss', 'malformed', 'other-type', 'limited'].map((v) => `${v}=${count(v)}`).join(' ')}`);
   });

@@ -35,7 +35,7 @@ const rec = (endpointId: string, containerName: string, ip: string): NameRecord 
   updatedAt: new Date().toISOString(),
 });
 const noKernel = {} as Kernel; // no Docker follower asks it; the resolver's start fails on it (off, records go on)
-const settings = { names: true, nameTtlSec: 5, dockerSocket: '/nonexistent/docker.sock', nameQueue: 53, nameMarkBit: 0x00100000, nameCtZone: 53, nameAnswerAddr: '169.254.53.53' };
+const settings = { names: true, nameTtlSec: 5, dockerSocket: '/nonexistent/docker.sock', nameQueue: 53, nameMarkBit: 0x00100000, nameCtZone: 53, nameAnswerAddr: '169.254.53.53', dockerSearchRoot: '/' };
 
 it('another host\'s records fill the table; an outage keeps them (etcdStale); new ones arrive after it', { timeout: 90_000 }, async () => {
   const log = testLogger();
