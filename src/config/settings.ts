@@ -23,6 +23,10 @@ export const DEFAULTS = {
   ADDRESS_AUDIT_INTERVAL: 300,
   NAMES: true,
   NAME_TTL: 30,
+  NAME_QUEUE: 53,
+  NAME_MARK_BIT: 0x00100000,
+  NAME_CT_ZONE: 53,
+  NAME_ANSWER_ADDR: '169.254.53.53',
 } as const;
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -64,6 +68,12 @@ export interface Settings {
   readonly names: boolean;
   /** NAME_TTL in seconds: the TTL of the etcd lease this host's name records are bound to (a dead host's names go within it). */
   readonly nameTtlSec: number;
+  /** The resolver's kernel hooks (docs/names-design.md §3): NFQUEUE number, the mark bit of "answer here",
+   *  the conntrack zone of answered flows, the answer socket's link-local address (on lo, port 53). */
+  readonly nameQueue: number;
+  readonly nameMarkBit: number;
+  readonly nameCtZone: number;
+  readonly nameAnswerAddr: string;
 }
 
 export class SettingsError extends Error {
@@ -194,6 +204,19 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     problems.push(`NAME_TTL: "${nameTtlText}" must be a whole number of seconds from 2 to 3600 such as 30 or 1m (default ${DEFAULTS.NAME_TTL}; a dead host's names vanish within it)`);
   }
 
+  const nameQueue = intSetting(get('NAME_QUEUE'), DEFAULTS.NAME_QUEUE, 0, 65535);
+  if (nameQueue === null) problems.push(`NAME_QUEUE: "${get('NAME_QUEUE')}" must be an NFQUEUE number 0–65535 that no other program binds (default ${DEFAULTS.NAME_QUEUE})`);
+  const nameMark = intSetting(get('NAME_MARK_BIT'), DEFAULTS.NAME_MARK_BIT, 1, 0x80000000);
+  if (nameMark === null || (nameMark & (nameMark - 1)) !== 0) {
+    problems.push(`NAME_MARK_BIT: "${get('NAME_MARK_BIT')}" must be exactly one bit of the 32-bit packet mark, such as 0x00100000 (the default), and one no other program (kube-proxy, Calico, Docker) uses`);
+  }
+  const nameZone = intSetting(get('NAME_CT_ZONE'), DEFAULTS.NAME_CT_ZONE, 1, 65535);
+  if (nameZone === null) problems.push(`NAME_CT_ZONE: "${get('NAME_CT_ZONE')}" must be a conntrack zone 1–65535 (default ${DEFAULTS.NAME_CT_ZONE})`);
+  const nameAnswer = get('NAME_ANSWER_ADDR') ?? DEFAULTS.NAME_ANSWER_ADDR;
+  if (!isIPv4(nameAnswer) || !nameAnswer.startsWith('169.254.') || nameAnswer === '169.254.169.254') {
+    problems.push(`NAME_ANSWER_ADDR: "${nameAnswer}" must be an IPv4 link-local address in 169.254.0.0/16 (never routed off the host; not the cloud metadata 169.254.169.254), default ${DEFAULTS.NAME_ANSWER_ADDR}`);
+  }
+
   if (problems.length) throw new SettingsError(problems);
   return Object.freeze({
     etcdEndpoints: Object.freeze(endpoints),
@@ -220,10 +243,23 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     addressAuditIntervalSec: audit as number,
     names: names as boolean,
     nameTtlSec: nameTtl as number,
+    nameQueue: nameQueue as number,
+    nameMarkBit: nameMark as number,
+    nameCtZone: nameZone as number,
+    nameAnswerAddr: nameAnswer,
   });
 }
 
 /** Settings safe to log: secrets replaced. */
 export function redactedSettings(s: Settings): Record<string, unknown> {
   return { ...s, ...(s.etcdPassword ? { etcdPassword: '<redacted>' } : {}) };
+}
+
+/** An integer setting: decimal or 0x hex, within [min, max]; the default when unset; null when bad. */
+function intSetting(text: string | undefined, fallback: number, min: number, max: number): number | null {
+  if (text === undefined) return fallback;
+  const t = text.trim();
+  if (!/^(0x[0-9a-fA-F]{1,8}|\d{1,10})$/.test(t)) return null;
+  const n = Number(t);
+  return Number.isInteger(n) && n >= min && n <= max ? n : null;
 }

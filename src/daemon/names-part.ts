@@ -16,10 +16,13 @@
  *   knows every other host's names.
  * - Stop order (undo stack): the Docker follower, then the registry (revokes the lease: this
  *   host's names go at once), then the watcher.
- * - The resolver plugs in with `names.table` (and `names.state()` for its status); nothing here
- *   knows about it.
+ * - The resolver (reconcile/name-resolver.ts) answers from `table`; it starts last and stops first.
+ *   When it cannot start (no NFQUEUE in the kernel …) the records go on: the status says why.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { upstreamProblem } from '../domain/dns-upstream';
 import type { Settings } from '../config/settings';
 import type { Kernel } from '../kernel';
 import type { Store } from '../store';
@@ -28,6 +31,7 @@ import { NameTable } from '../domain/name-table';
 import { bridgeName } from '../domain/names';
 import { dockerNamePort, NameEvents } from '../docker/name-events';
 import { errorText } from '../errors';
+import { nameInterceptionSpec, startNameResolver, type NameResolver } from '../reconcile/name-resolver';
 import type { UndoStack } from '../util/undo-stack';
 
 export interface NamesState {
@@ -43,6 +47,10 @@ export interface NamesState {
   notWriting: string | null;
   /** This host's name lease (null while none is held). */
   lease: string | null;
+  /** Whether this host answers cross-host names (false: see the log for why). */
+  resolving: boolean;
+  /** Docker's upstream DNS is on the host's loopback (names of other hosts cannot resolve), with the fix; else null. */
+  upstreamProblem: string | null;
 }
 
 export interface NamesPart {
@@ -51,12 +59,14 @@ export interface NamesPart {
   /** Every known record (all hosts), for the status API and its metric. */
   records(): NameRecord[];
   state(): NamesState;
+  /** The resolver, when it runs (its counters for /metrics). */
+  resolver(): NameResolver | null;
 }
 
 const LINKS_FRESH_MS = 1000;
 
 export async function startNames(
-  settings: Pick<Settings, 'names' | 'nameTtlSec' | 'dockerSocket'>,
+  settings: Pick<Settings, 'names' | 'nameTtlSec' | 'dockerSocket' | 'nameQueue' | 'nameMarkBit' | 'nameCtZone' | 'nameAnswerAddr' | 'dockerSearchRoot'>,
   p: { store: Store; kernel: Kernel; publicIP: string; dockerUnusable: string | null },
   log: Logger,
   undo: UndoStack,
@@ -99,6 +109,10 @@ export async function startNames(
     log.warn({ err: notWriting }, 'names: without the Docker API this host writes no name records (its containers are not found by name from other hosts)');
   }
   log.info({ ttlSec: settings.nameTtlSec, host: p.publicIP, keys: ov.keys.namesRoot }, 'names: records on');
+  const resolver = await startNameResolver({ kernel: p.kernel, table, spec: nameInterceptionSpec(settings), log: log.child({ component: 'names' }) });
+  if (resolver) undo.push('stopping the names resolver', () => resolver.stop());
+  const upstream = upstreamProblem(dnsConfigFiles(settings.dockerSearchRoot));
+  if (upstream) log.warn({ fix: 'daemon.json "dns"' }, `names: ${upstream}`);
   return {
     table,
     records: () => watcher.records(),
@@ -109,6 +123,21 @@ export async function startNames(
       problem: watcher.problem ? errorText(watcher.problem) : null,
       notWriting,
       lease: registry.lease.id,
+      resolving: resolver !== null,
+      upstreamProblem: upstream,
     }),
+    resolver: () => resolver,
   };
+}
+
+/** What dockerd reads for its upstream DNS, seen through the host's root (null: unreadable). */
+function dnsConfigFiles(root: string) {
+  const read = (p: string): string | null => {
+    try {
+      return readFileSync(join(root, p), 'utf8');
+    } catch {
+      return null;
+    }
+  };
+  return { daemonJson: read('etc/docker/daemon.json'), resolvConf: read('etc/resolv.conf'), systemdResolvConf: read('run/systemd/resolve/resolv.conf') };
 }

@@ -113,6 +113,12 @@ export class NameTable {
     return network;
   }
 
+  /** Whether `qname` asked from `networkId` is a remote name of that network (no rotation: the verdict's question). */
+  holds(networkId: string, qname: string): boolean {
+    const net = this.networks.get(networkId);
+    return net !== undefined && typeof qname === 'string' && this.holdersOf(net, qname) !== undefined;
+  }
+
   /**
    * The addresses for `qname` asked from `networkId`: `name` or `name.<network name>`, only in
    * that network. A hit advances the name's rotation; at most `limit` addresses come back (what
@@ -121,11 +127,7 @@ export class NameTable {
   lookup(networkId: string, qname: string, family: Family, limit = Number.POSITIVE_INFINITY): NameLookup {
     const net = this.networks.get(networkId);
     if (!net || typeof qname !== 'string') return { found: false };
-    let name = qname.toLowerCase();
-    if (name.endsWith('.')) name = name.slice(0, -1);
-    let h = net.byName.get(name);
-    const suffix = `.${net.name}`;
-    if (!h && name.length > suffix.length && name.endsWith(suffix)) h = net.byName.get(name.slice(0, -suffix.length));
+    const h = this.holdersOf(net, qname);
     if (!h) return { found: false };
     const all = (h[family] ??= addressesOf(h.containers.length > 0 ? h.containers : h.aliases, family));
     if (all.length <= 1) return { found: true, addresses: all.slice(0, limit) };
@@ -135,6 +137,16 @@ export class NameTable {
     const out = new Array<string>(count);
     for (let i = 0; i < count; i++) out[i] = all[(start + i) % all.length];
     return { found: true, addresses: out };
+  }
+
+  /** `name`, else `name` minus `.<network name>` (Docker's split), case-insensitive, trailing dot ignored. */
+  private holdersOf(net: NetworkIndex, qname: string): NameHolders | undefined {
+    let name = qname.toLowerCase();
+    if (name.endsWith('.')) name = name.slice(0, -1);
+    const h = net.byName.get(name);
+    if (h) return h;
+    const suffix = `.${net.name}`;
+    return name.length > suffix.length && name.endsWith(suffix) ? net.byName.get(name.slice(0, -suffix.length)) : undefined;
   }
 
   private hold(net: NetworkIndex, name: string, r: NameRecord, kind: 'containers' | 'aliases'): void {

@@ -84,3 +84,12 @@ export async function ensureOnlyAddress(ns: NlSocket, ifindex: number, cidr: str
     await addAddress(ns, ifindex, want.ip, want.len);
   }
 }
+
+/** Delete exactly `cidr` from the link (not other prefix lengths of the same IP): true if it was there. */
+export async function removeAddress(ns: NlSocket, ifindex: number, cidr: string): Promise<boolean> {
+  const want = parseCidr(cidr, 'address');
+  const found = (await dumpAddresses(ns, ifindex)).find((a) => a.address === want.ip && a.prefixLen === want.len);
+  if (!found) return false;
+  await deleteAddress(ns, found);
+  return true;
+}

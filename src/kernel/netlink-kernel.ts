@@ -92,6 +92,9 @@ export class NetlinkKernel implements Kernel {
   ensureOnlyAddress(ifindex: number, cidr: string, within?: string): Promise<void> {
     return addresses.ensureOnlyAddress(this.ns, ifindex, cidr, within);
   }
+  removeAddress(ifindex: number, cidr: string): Promise<boolean> {
+    return addresses.removeAddress(this.ns, ifindex, cidr);
+  }
 
   // routes
   listRoutes(oif?: number): Promise<RouteEntry[]> {

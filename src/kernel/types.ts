@@ -138,6 +138,8 @@ export interface Kernel {
   /** Make `cidr` the only IPv4 address of the link inside `within` (a CIDR; other addresses in it are
    *  removed, as flannel does for flannel.<VNI>). */
   ensureOnlyAddress(ifindex: number, cidr: string, within?: string): Promise<void>;
+  /** Delete exactly `cidr` (address and prefix length) from the link: true if it was there. */
+  removeAddress(ifindex: number, cidr: string): Promise<boolean>;
 
   // routes (main table)
   listRoutes(oif?: number): Promise<RouteEntry[]>;

@@ -34,6 +34,8 @@ export class StatusMetrics {
   readonly leases: Gauge;
   readonly etcdUp: Gauge;
   readonly nameRecords: Gauge;
+  readonly nameQueries: Counter;
+  readonly nameAnswers: Counter;
 
   constructor(private source: () => StatusSource | null = () => null) {
     this.leases = new Gauge({
@@ -62,6 +64,30 @@ export class StatusMetrics {
       collect: () => {
         this.nameRecords.reset();
         for (const [network, n] of recordsPerNetwork(this.source()?.names?.())) this.nameRecords.set({ network }, n);
+      },
+    });
+    // The resolver keeps plain counters; these read them at scrape time (reset + inc = the total).
+    const resolverStats = () => this.source()?.names?.()?.resolver?.()?.stats ?? null;
+    this.nameQueries = new Counter({
+      name: 'overlay_flannel_name_queries_total',
+      help: 'DNS queries the kernel handed to the names resolver, by verdict (answer = answered here; miss, not-ours, other-type, malformed, limited, not-dns = passed on untouched)',
+      labelNames: ['verdict'],
+      registers: [this.registry],
+      collect: () => {
+        const s = resolverStats();
+        this.nameQueries.reset();
+        if (s) for (const [verdict, n] of Object.entries(s.verdicts)) this.nameQueries.inc({ verdict }, n);
+      },
+    });
+    this.nameAnswers = new Counter({
+      name: 'overlay_flannel_name_answers_total',
+      help: 'Datagrams at the names answer socket, by result (answered, servfail, dropped)',
+      labelNames: ['result'],
+      registers: [this.registry],
+      collect: () => {
+        const s = resolverStats();
+        this.nameAnswers.reset();
+        if (s) for (const result of ['answered', 'servfail', 'dropped'] as const) this.nameAnswers.inc({ result }, s[result]);
       },
     });
   }

@@ -6,16 +6,19 @@
  */
 import type { NameRecord } from '../domain/name-record';
 import { nameRows, type NameRow } from '../domain/name-rows';
+import type { NameResolverStats } from '../reconcile/name-resolver';
 
 /** What the daemon's names part offers the status server (daemon/names-part.ts). */
 export interface StatusNames {
   records(): NameRecord[];
-  state(): { records: number; localRecords: number | null; etcdStale: boolean; problem: string | null; notWriting: string | null; lease: string | null };
+  state(): { records: number; localRecords: number | null; etcdStale: boolean; problem: string | null; notWriting: string | null; lease: string | null; resolving?: boolean; upstreamProblem?: string | null };
+  /** The resolver's counters, when it runs (absent in fakes). */
+  resolver?(): { readonly stats: Readonly<NameResolverStats> } | null;
 }
 
 export function namesView(names: StatusNames | null | undefined, nowMs = Date.now()) {
-  if (!names) return { enabled: false, state: null, records: [] as NameRow[] };
-  return { enabled: true, state: names.state(), records: nameRows(names.records(), nowMs) };
+  if (!names) return { enabled: false, state: null, resolver: null, records: [] as NameRow[] };
+  return { enabled: true, state: names.state(), resolver: names.resolver?.()?.stats ?? null, records: nameRows(names.records(), nowMs) };
 }
 
 /** Records known per network name (the metric's labels). */

@@ -73,6 +73,11 @@ function containers(c){if(!c)return '';let h='<div class="card"><h2>containers o
  for(const e of c.endpoints)h+='<tr class="endpoint" data-endpoint="'+esc(e.endpoint)+'">'+td('container',esc(e.container??'(unknown)'))
   +td('address',esc(e.address??''))+td('endpoint',esc(e.endpoint))+td('network',esc(e.network??e.bridge??''))+'</tr>';
  return h+'</tbody></table></div>';}
+function names(n){if(!n)return '';
+ const bad=[n.upstreamProblem,n.notWriting&&('this host writes no name records: '+n.notWriting),n.etcdStale&&('names from before etcd went away: '+(n.problem??''))].filter(Boolean);
+ return '<div class="card names"><h2>names</h2><div class="muted">'+n.records+' records known · resolver '
+  +(n.resolving?'<span class="ok">answering</span>':'<span class="bad">off (see the log)</span>')+'</div>'
+  +bad.map((b)=>'<div class="bad problem">'+esc(b)+'</div>').join('')+'</div>';}
 function render(d){const k=new Map(d.kernel.map((x)=>[x.name,x]));
  const e=d.etcd;
  document.getElementById('bar').innerHTML='<span>host '+esc(d.publicIP??'?')+'</span><span id="etcd">etcd '
@@ -80,7 +85,7 @@ function render(d){const k=new Map(d.kernel.map((x)=>[x.name,x]));
   +'</span><span>'+new Date().toLocaleTimeString()+'</span>';
  const h=d.overlays.map((o)=>overlay(o,k.get(o.name))).join('');
  const root=document.getElementById('root');root.innerHTML=h||'<p>no overlay joined yet</p>';root.className='';
- document.getElementById('containers').innerHTML=containers(d.containers);}
+ document.getElementById('containers').innerHTML=names(d.names)+containers(d.containers);}
 render(JSON.parse(document.getElementById('initial').textContent));
 addEventListener('load',()=>setTimeout(()=>{const es=new EventSource('api/v1/events');
 es.addEventListener('status',(e)=>render(JSON.parse(e.data)));

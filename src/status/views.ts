@@ -137,7 +137,7 @@ export async function containersView(src: StatusSource): Promise<ContainersView 
 /** Everything at once: the page's first render and every server-sent event. */
 export async function snapshot(src: StatusSource) {
   const [overlays, containers] = await Promise.all([overlaysView(src), containersView(src)]);
-  return { publicIP: src.publicIP ?? null, etcd: etcdView(src), overlays, kernel: kernelView(src), containers };
+  return { publicIP: src.publicIP ?? null, etcd: etcdView(src), overlays, kernel: kernelView(src), containers, names: src.names?.()?.state() ?? null };
 }
 
 export function health(src: StatusSource): { ok: boolean; reason?: string } {

@@ -212,6 +212,15 @@ export class FakeNetlink {
     if (!this.addrs.some((a) => a.ifindex === ifindex && a.address === want.ip && a.prefixLen === want.len)) this.addAddr(ifindex, want.ip, want.len);
   }
 
+  async removeAddress(ifindex: number, cidr: string): Promise<boolean> {
+    this.enter('removeAddress', `${ifindex} ${cidr}`, true);
+    const want = parseCidr(cidr, 'address');
+    const a = this.addrs.find((x) => x.ifindex === ifindex && x.address === want.ip && x.prefixLen === want.len);
+    if (!a) return false;
+    this.delAddr(a);
+    return true;
+  }
+
   // ---- routes
 
   async listRoutes(oif?: number): Promise<RouteEntry[]> {

@@ -167,6 +167,21 @@ export function kernelContract(label: string, setup: () => Promise<ContractEnv>)
       await rejectsWith(k.ensureOnlyAddress(b.index, '10.1.8.300/24'), 'INVALID');
     });
 
+    it('removeAddress deletes exactly that address and prefix length; absent is false', async () => {
+      const b = await k.ensureBridge(br, 1400);
+      const list = async () => (await k.listAddresses(b.index)).map((a) => `${a.address}/${a.prefixLen}`).sort();
+      await k.ensureOnlyAddress(b.index, '10.77.9.1/24');
+      await k.ensureOnlyAddress(b.index, '169.254.53.99/32', '169.254.53.99/32');
+      assert.deepEqual(await list(), ['10.77.9.1/24', '169.254.53.99/32']);
+      assert.equal(await k.removeAddress(b.index, '169.254.53.99/24'), false, 'another prefix length is another address');
+      assert.equal(await k.removeAddress(b.index, '169.254.53.99/32'), true);
+      assert.deepEqual(await list(), ['10.77.9.1/24']);
+      assert.equal(await k.removeAddress(b.index, '169.254.53.99/32'), false);
+      await rejectsWith(k.removeAddress(b.index, '169.254.53.300/32'), 'INVALID');
+      assert.equal(await k.removeAddress(b.index, '10.77.9.1/24'), true);
+      assert.deepEqual(await list(), []);
+    });
+
     it('neighbour replace twice = one entry; update, list, delete, delete absent', async () => {
       const v = await k.ensureVxlan(vxSpec());
       const n = { ifindex: v.index, ip: '10.1.9.0', mac: '0e:2a:00:00:00:09', permanent: true };

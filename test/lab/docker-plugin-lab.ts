@@ -11,7 +11,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildPlugin } from '../../scripts/plugin-build';
-import { importBusybox, labRoot, startDockerd, type DockerHost } from '../helpers/docker-lab';
+import { importBusybox, labRoot, startDockerd, type DockerdOptions, type DockerHost } from '../helpers/docker-lab';
 import type { EtcdServer } from '../helpers/etcd-server';
 import type { Host, Lab, Ns } from '../helpers/netns-lab';
 import { Answer, post, rawPost, rawRequest } from '../helpers/plugin-http';
@@ -26,10 +26,10 @@ export const DRIVER = 'overlay-flannel:latest';
  * meanwhile (its folder, for {@link installPlugin}). The caller holds `lab`, so its after() tears
  * down whatever this got to before a failure.
  */
-export async function twoDockerHosts(lab: Lab): Promise<{ h1: Host; h2: Host; d1: DockerHost; d2: DockerHost; pluginDir: string }> {
+export async function twoDockerHosts(lab: Lab, dockerd: DockerdOptions = {}): Promise<{ h1: Host; h2: Host; d1: DockerHost; d2: DockerHost; pluginDir: string }> {
   const h1 = await lab.addHost(1);
   const h2 = await lab.addHost(2);
-  const [d1, d2, built] = await Promise.all([startDockerd(h1), startDockerd(h2), buildPlugin({ out: join(labRoot(lab.runId), 'plugin'), build: false })]);
+  const [d1, d2, built] = await Promise.all([startDockerd(h1, dockerd), startDockerd(h2, dockerd), buildPlugin({ out: join(labRoot(lab.runId), 'plugin'), build: false })]);
   return { h1, h2, d1, d2, pluginDir: built.dir };
 }
 

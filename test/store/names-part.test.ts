@@ -34,8 +34,8 @@ const rec = (endpointId: string, containerName: string, ip: string): NameRecord 
   host: OTHER,
   updatedAt: new Date().toISOString(),
 });
-const noKernel = {} as Kernel; // never asked without a Docker follower
-const settings = { names: true, nameTtlSec: 5, dockerSocket: '/nonexistent/docker.sock' };
+const noKernel = {} as Kernel; // no Docker follower asks it; the resolver's start fails on it (off, records go on)
+const settings = { names: true, nameTtlSec: 5, dockerSocket: '/nonexistent/docker.sock', nameQueue: 53, nameMarkBit: 0x00100000, nameCtZone: 53, nameAnswerAddr: '169.254.53.53', dockerSearchRoot: '/' };
 
 it('another host\'s records fill the table; an outage keeps them (etcdStale); new ones arrive after it', { timeout: 90_000 }, async () => {
   const log = testLogger();
@@ -46,6 +46,8 @@ it('another host\'s records fill the table; an outage keeps them (etcdStale); ne
     assert.ok(names);
     assert.equal(names.state().notWriting, 'no Docker in this test');
     assert.equal(names.state().localRecords, null);
+    assert.equal(names.state().resolving, false, 'no kernel: the resolver is off, the records part runs');
+    assert.equal(names.resolver(), null);
     const other = store.overlay().nameRegistry({ host: OTHER, ttlSec: 30 });
     await other.put(rec('e1', 'web-1', '10.1.40.2'));
     await waitFor(async () => names.table.size === 1, { what: 'the record in the table', timeoutMs: 10_000 });

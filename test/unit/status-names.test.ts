@@ -58,7 +58,7 @@ test('/api/v1/names lists every record (sorted, with its age) and the names stat
 test('/api/v1/names with NAMES=false says so; the gauge counts records per network', async () => {
   const off = setup(null);
   try {
-    assert.deepEqual((await off.inject('/api/v1/names')).json(), { enabled: false, state: null, records: [] });
+    assert.deepEqual((await off.inject('/api/v1/names')).json(), { enabled: false, state: null, resolver: null, records: [] });
     assert.ok(!/overlay_flannel_name_records\{/.test((await off.inject('/metrics')).body));
   } finally {
     await off.close();

@@ -81,7 +81,7 @@ test('/api/v1/containers and /api/v1/etcd', async () => {
   const e = (await app.inject('/api/v1/etcd')).json();
   assert.deepEqual(e, { up: true, lastOkAt: '2029-01-01T00:00:00.000Z', since: '2028-01-01T00:00:00.000Z', lastError: null });
   const all = (await app.inject('/api/v1/status')).json();
-  assert.deepEqual(Object.keys(all).sort(), ['containers', 'etcd', 'kernel', 'overlays', 'publicIP']);
+  assert.deepEqual(Object.keys(all).sort(), ['containers', 'etcd', 'kernel', 'names', 'overlays', 'publicIP']);
   await app.close();
 });
 
