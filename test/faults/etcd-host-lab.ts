@@ -138,6 +138,18 @@ export async function storedLeases(etcd: EtcdServer, prefix: string): Promise<Ma
   return out;
 }
 
+/** The container names that have a name record under `<prefix>/overlay-flannel/names/`. */
+export async function storedNames(etcd: EtcdServer, prefix: string): Promise<Set<string>> {
+  const { stdout } = await etcd.etcdctl(['get', '--prefix', `${prefix}/overlay-flannel/names/`, '--print-value-only']);
+  const out = new Set<string>();
+  for (const line of stdout.split('\n')) {
+    if (!line.trim()) continue;
+    const v = JSON.parse(line) as { container?: { name?: string } };
+    if (v.container?.name) out.add(v.container.name);
+  }
+  return out;
+}
+
 /** Which of a peer's three entries (neighbour, FDB, route) a host has on `flannel.<vni>`. */
 export async function peerEntries(h: Host, vni: number, peer: { subnet: string; vtepMac: string; publicIP: string }): Promise<{ neigh: boolean; fdb: boolean; route: boolean }> {
   const dev = `flannel.${vni}`;

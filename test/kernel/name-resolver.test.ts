@@ -25,9 +25,13 @@ if (!inScratchNetns()) {
 } else {
   describe('names resolver lifecycle on the real kernel', () => {
     const kernel = createNetlinkKernel({ timeoutMs: 5000 });
+    // The queue rule lives in iptables' raw table, which stays (empty) after our rule goes; the
+    // scratch netns is shared by the kernel suite's files, so leave it as this file found it.
+    const rawBefore = nftTableExists('raw');
     after(async () => {
       await kernel.removeNameInterception().catch(() => undefined);
       await kernel.close();
+      if (!rawBefore && nftTableExists('raw')) execFileSync('nft', ['delete', 'table', 'ip', 'raw']);
     });
 
     it('start makes address, rules and queue; stop removes all of them, twice is fine', async () => {
