@@ -14,7 +14,8 @@
  *   `replaceAll` (after a plugin restart) puts the new set first, then deletes the stale ones,
  *   including records of this host written by the previous process (found by listing the names
  *   and matching `host`): a record that stays is overwritten in place, never deleted in between.
- *   `stop()` revokes the lease: on a clean stop the names go at once.
+ *   `stop()` revokes the lease (the names go at once); `stop({ revoke: false })`, as the daemon
+ *   stops, lets them run out within the TTL so that a restarted process takes them over seamlessly.
  * - {@link NameWatcher}: every host's records, listed and watched with {@link ListWatch}
  *   (re-listed after compaction; a re-list is diffed into upserts and removals). The set stays in
  *   memory while etcd is down, so names already known keep resolving. A broken value is logged
@@ -120,13 +121,19 @@ export class NameRegistry extends EventEmitter {
     return this.flush(`register ${records.length} names`);
   }
 
-  /** Stop writing and revoke the lease: every name of this host goes at once. */
-  async stop(): Promise<void> {
+  /**
+   * Stop writing. `revoke` (the default): every name of this host goes at once. `revoke: false`
+   * (the daemon's stop): the lease is no longer kept alive, so the names stay until NAME_TTL runs
+   * out; a process that starts again within it takes them over (replaceAll) with no gap, which is
+   * what a plugin restart or upgrade needs.
+   */
+  async stop(opts: { revoke?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.retry);
     await Promise.race([this.writes.run(async () => undefined), sleep(5000)]);
-    await this.lease.revoke();
+    if (opts.revoke === false) this.lease.release();
+    else await this.lease.revoke();
   }
 
   private encode(record: NameRecord): [string, string] {

@@ -1,7 +1,7 @@
 /**
  * name-records.test.ts — DNS name records (src/store/name-records.ts) against a real etcd: two
  * hosts' registries seen by one watcher, a dead host's names expiring with its short lease, a
- * clean stop revoking at once, a restart's replaceAll without a gap, a lost lease re-put (and a
+ * clean stop revoking at once, a restart (stop without revoke, then replaceAll) without a gap, a lost lease re-put (and a
  * name removed meanwhile staying gone), an etcd outage ridden out by the watcher, a re-list after
  * compaction, a broken value skipped with its reason. One etcd for the file, a prefix per test.
  * The timings measured are printed as `# measured …` lines.
@@ -153,8 +153,10 @@ describe('name records', () => {
     await before.replaceAll(['a', 'b', 'c'].map((n, i) => rec('192.0.2.31', `ep-${n}`, n, `10.1.20.${i + 2}`)));
     await waitFor(async () => w.size === 4, { what: 'the first process and another host' });
 
-    // The plugin restarts: the old process stops keeping its lease alive (crash), the new one re-registers.
-    before.lease.release();
+    // The plugin restarts: the old process stops as the daemon does (the lease released, not
+    // revoked: its names stay), the new one re-registers.
+    await before.stop({ revoke: false });
+    assert.equal(w.size, 4, 'a stop without revoke leaves the names');
     const after = ov.nameRegistry({ host: '192.0.2.31', ttlSec: TTL });
     const startedAt = Date.now();
     await after.replaceAll([rec('192.0.2.31', 'ep-a', 'a-renamed', '10.1.20.2'), rec('192.0.2.31', 'ep-c', 'c', '10.1.20.4'), rec('192.0.2.31', 'ep-d', 'd', '10.1.20.5')]);
