@@ -7,6 +7,7 @@
  * The timings measured are printed as `# measured …` lines.
  */
 import assert from 'node:assert/strict';
+import { nameRecord } from '../helpers/name-records';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
@@ -25,18 +26,8 @@ withEtcdStore((e, s) => {
   store = s;
 });
 
-const rec = (host: string, endpointId: string, containerName: string, ip: string, over: Partial<NameRecord> = {}): NameRecord => ({
-  networkId: 'net1',
-  networkName: 'appnet',
-  containerName,
-  endpointId,
-  aliases: [],
-  ipv4: [ip],
-  ipv6: [],
-  host,
-  updatedAt: new Date().toISOString(),
-  ...over,
-});
+const rec = (host: string, endpointId: string, containerName: string, ip: string, over: Partial<NameRecord> = {}): NameRecord =>
+  nameRecord({ networkId: 'net1', networkName: 'appnet', containerName, endpointId, ipv4: [ip], host, ...over });
 
 type Ev = { type: 'upsert' | 'remove'; endpoint: string; at: number; record: NameRecord };
 function follow(w: NameWatcher): Ev[] {
