@@ -20,13 +20,13 @@
  *     through our queue to the upstream); `swc` → `swfar` (swarm), the external name; `cli3` (h3,
  *     NAMES=false) → the external name (forwarded, nothing queued: the reference).
  *  3. memory: 10,000 synthetic records (names-records.ts, the product's writer, 20 fake hosts) on
- *     NET; VmRSS/VmHWM of the plugin's node process on h1 and h2 before, after the table holds them
+ *     NET; VmRSS/VmHWM of the plugin's node process on h1 and h2 (and h3, which holds none: the drift) before, after the table holds them
  *     (its metric), and after they are revoked; the answer latency is measured again with them.
  * Output: tables on stdout (ratios against the same-run references), JSON in
  * bench/results/names-<date>.json. Failures and timeouts are counted and printed, never numbers.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -36,20 +36,20 @@ import { pluginPids } from '../test/lab/docker-plugin-lab';
 import { IMAGE, MAIN, ROOT } from './lab';
 import { buildNamesLab, memoryOf, Probe, STATUS, teardownNamesLab, type NamesLab } from './names-lab';
 import { machine, renderNames, writeNamesJson, type NamesResults } from './names-report';
-import { existsSync } from 'node:fs';
 
 const log = (l: string): void => console.error(`[bench:names ${new Date().toISOString().slice(11, 19)}] ${l}`);
 const now = (): bigint => process.hrtime.bigint();
 const ms = (a: bigint, b: bigint): number => Math.round(Number(a - b) / 1e4) / 100;
 
 /** One `docker run -d` on `d` while `probe` waits for the name, then `docker rm -f` while it waits for it to go. */
-async function runAndRemove(probe: Probe, d: DockerHost, net: string, name: string): Promise<{ upMs?: number; upFromStartMs?: number; goneMs?: number; error?: string }> {
+type RunSample = { runMs?: number; upMs?: number; upFromStartMs?: number; goneMs?: number; error?: string };
+async function runAndRemove(probe: Probe, d: DockerHost, net: string, name: string): Promise<RunSample> {
   const up = probe.ask({ op: 'until', name, want: 'present', intervalMs: 10, deadlineMs: 15_000 }, 25_000);
   await sleep(30); // the probe has asked at least once before the container exists
   const t0 = now();
   const r = await d.docker(['run', '-d', '--init', '--name', name, '--network', net, IMAGE, 'sleep', '600'], { timeoutMs: 60_000 });
   const t1 = now();
-  const out: { upMs?: number; upFromStartMs?: number; goneMs?: number; error?: string } = {};
+  const out: RunSample = { runMs: ms(t1, t0) };
   const u = await up;
   if (r.code !== 0) return { error: `docker run: ${r.stderr.trim()}` };
   if (u.ok) {
@@ -135,13 +135,14 @@ async function main(): Promise<number> {
       ...(pSw ? [{ key: 'swarm (h2 → h1)', probe: pSw, d: d2, net: b.swnet }] : []),
       { key: 'same host (Docker itself, h1)', probe: pCli, d: d1, net: b.net },
     ];
-    for (const k of kinds) res.lifecycle[k.key] = { upMs: [], upFromStartMs: [], goneMs: [], errors: [] };
+    for (const k of kinds) res.lifecycle[k.key] = { runMs: [], upMs: [], upFromStartMs: [], goneMs: [], errors: [] };
     log(`run → resolvable, rm → gone: ${S.runs} interleaved runs × ${kinds.length}`);
     for (let i = -1; i < S.runs; i++) {
       for (const [j, k] of kinds.entries()) {
         const r = await runAndRemove(k.probe, k.d, k.net, `r${i + 1}k${j}-${b.tag}`);
         if (i < 0) continue;
         const L = res.lifecycle[k.key]!;
+        if (r.runMs !== undefined) L.runMs.push(r.runMs);
         if (r.upMs !== undefined) L.upMs.push(r.upMs);
         if (r.upFromStartMs !== undefined) L.upFromStartMs.push(r.upFromStartMs);
         if (r.goneMs !== undefined) L.goneMs.push(r.goneMs);
@@ -173,12 +174,18 @@ async function main(): Promise<number> {
 
     // 3. memory with synthetic records
     log(`memory: ${S.records} synthetic name records`);
-    const pids = [(await pluginPids(b.h[0]))[0], (await pluginPids(b.h[1]))[0]];
-    if (!pids[0] || !pids[1]) throw new Error(`plugin processes not found (h1 ${pids[0]}, h2 ${pids[1]})`);
+    // h3 (NAMES=false) holds none of them: its RSS over the same window is the drift of an idle daemon.
+    const pids: number[] = [];
+    for (const h of b.h) {
+      const pid = (await pluginPids(h))[0];
+      if (!pid) throw new Error(`the plugin process of ${h.ns} not found`);
+      pids.push(pid);
+    }
+    const mem = () => Promise.all(pids.map((p) => settledMemory(p)));
     const recCount = async (i: number) => metricSum(await metrics(b, i), 'overlay_flannel_name_records{');
     const base = [await recCount(0), await recCount(1)];
     await sleep(2000);
-    const before = [await settledMemory(pids[0]), await settledMemory(pids[1])];
+    const before = await mem();
     const writer = spawn('nsenter', [`--net=/var/run/netns/${b.lan.ns}`, process.execPath, '--import', 'tsx', join(ROOT, 'bench/names-records.ts'), b.etcd.endpoint, b.prefix, b.net, String(S.records), '20'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
     let werr = '';
     writer.stderr.on('data', (x: Buffer) => void (werr = (werr + x.toString()).slice(-2000)));
@@ -190,15 +197,16 @@ async function main(): Promise<number> {
       for (const i of [0, 1]) await waitFor(async () => (await recCount(i)) >= base[i]! + S.records, { timeoutMs: 60_000, intervalMs: 500, what: `h${i + 1}'s table holding the synthetic records` });
       const loadedMs = Date.now() - t0;
       await sleep(3000);
-      const after = [await settledMemory(pids[0]), await settledMemory(pids[1])];
+      const after = await mem();
       log('answer latency with the records loaded');
       await latencyRound(plan[0]!, ` (+${S.records} records)`);
       writer.stdin.write('stop\n');
       await waitFor(async () => lines.find((l) => 'stopped' in l), { timeoutMs: 60_000, intervalMs: 200, what: 'the writer revoking its leases' });
       for (const i of [0, 1]) await waitFor(async () => (await recCount(i)) <= base[i]!, { timeoutMs: 60_000, intervalMs: 500, what: `h${i + 1}'s table dropping the synthetic records` });
       await sleep(3000);
-      const removed = [await settledMemory(pids[0]), await settledMemory(pids[1])];
-      res.memory = { records: S.records, writtenMs: lines.find((l) => 'written' in l)!.ms as number, tableLoadedAfterWriteMs: loadedMs, hosts: ['h1', 'h2'].map((h, i) => ({ host: h, pid: pids[i]!, before: before[i]!, after: after[i]!, removed: removed[i]! })) };
+      const removed = await mem();
+      const label = ['h1', 'h2', 'h3 (NAMES=false: holds none, drift)'];
+      res.memory = { records: S.records, writtenMs: lines.find((l) => 'written' in l)!.ms as number, tableLoadedAfterWriteMs: loadedMs, hosts: label.map((host, i) => ({ host, pid: pids[i]!, before: before[i]!, after: after[i]!, removed: removed[i]! })) };
     } finally {
       writer.stdin.end();
       setTimeout(() => writer.kill('SIGKILL'), 5000).unref();

@@ -16,6 +16,8 @@ import { DOCKER } from '../test/helpers/docker-lab';
 import { ratio, round, summarize } from './stats';
 
 export interface Lifecycle {
+  /** `docker run -d` wall time. */
+  runMs: number[];
   upMs: number[];
   upFromStartMs: number[];
   goneMs: number[];
@@ -76,8 +78,6 @@ const K = {
   swarm: 'swarm: name of h2 (swarm DNS)',
   swarmFwd: 'swarm: external name (forwarded)',
 };
-/** Which same-run reference each latency row is compared with. */
-const LATENCY_REF: Record<string, string> = { [K.overlay]: K.same, [K.swarm]: K.same, [K.fwdOn]: K.fwdOff, [K.swarmFwd]: K.fwdOff };
 
 export function renderNames(r: NamesResults): string {
   const out: string[] = [];
@@ -85,26 +85,38 @@ export function renderNames(r: NamesResults): string {
   out.push(`\nMachine: ${r.machine.cpus} × ${r.machine.cpu}, kernel ${r.machine.kernel}, ${r.machine.docker}, node ${r.machine.node}; load average at start ${r.machine.loadavg}; run took ${r.durationS ?? '?'} s.`);
 
   const s = (xs: number[]) => summarize(xs);
+  const pp = (xs: number[]) => `${f(s(xs).p50)} / ${f(s(xs).p99)}`;
   const swarm = r.lifecycle[SWARM];
   const same = r.lifecycle[SAME];
-  const life = Object.entries(r.lifecycle).map(([k, L]) => {
-    const up = s(L.upMs);
-    const gone = s(L.goneMs);
-    const x = (a: number, ref?: Lifecycle, pick: (l: Lifecycle) => number[] = (l) => l.upMs) => (k === OURS && ref ? f(ratio(a, s(pick(ref)).p99), 2) : '');
-    return [k, `${f(up.p50)} / ${f(up.p99)}`, f(s(L.upFromStartMs).p50), x(up.p99, swarm), x(up.p99, same), `${f(gone.p50)} / ${f(gone.p99)}`, x(gone.p99, swarm, (l) => l.goneMs), `${up.n}/${gone.n}`, String(L.errors.length)];
-  });
-  out.push(table(`Name resolvable from h1 after \`docker run -d\` returned on its host, gone after \`docker rm -f\` returned: ms p50 / p99 (${r.settings.runs} runs each, interleaved; probe asks every ${r.settings.pollMs} ms; targets ≤ 1000 / ≤ 2000 ms p99)`,
-    ['container on', 'resolvable p50 / p99', 'from run start p50', 'p99 ×swarm', 'p99 ×same host', 'gone p50 / p99', 'p99 ×swarm', 'n up/gone', 'failed'], life));
-  out.push('\nNegative: the name answered before `docker run` / `docker rm` returned. p99 of 20 runs is the slowest run (nearest rank).');
+  const x2 = (xs: number[], ref?: number[]) => (ref ? `${f(ratio(s(xs).p50, s(ref).p50), 2)} / ${f(ratio(s(xs).p99, s(ref).p99), 2)}` : '-');
+  const life = Object.entries(r.lifecycle).map(([k, L]) => [
+    k,
+    f(s(L.runMs).p50),
+    pp(L.upMs),
+    pp(L.upFromStartMs),
+    k === SWARM ? '' : x2(L.upFromStartMs, swarm?.upFromStartMs),
+    k === SAME ? '' : x2(L.upFromStartMs, same?.upFromStartMs),
+    pp(L.goneMs),
+    `${s(L.upMs).n}/${s(L.goneMs).n}`,
+    String(L.errors.length),
+  ]);
+  out.push(table(`Name resolvable from h1 after \`docker run -d\`, gone after \`docker rm -f\`: ms p50 / p99 (${r.settings.runs} runs each, interleaved; the probe asks every ${r.settings.pollMs} ms; targets: resolvable ≤ 1000 ms and gone ≤ 2000 ms p99 after the command returned)`,
+    ['container on', 'docker run took (p50)', 'resolvable after run returned', 'resolvable from run start', '×swarm (from start)', '×same host (from start)', 'gone after rm returned', 'n up/gone', 'failed'], life));
+  out.push('\nNegative: the name answered (or was gone) before the command returned. p99 of 20 runs is the slowest run (nearest rank). Ratios: of the p50s / of the p99s, measured from the start of `docker run` (after it returned they can be negative).');
   for (const [k, L] of Object.entries(r.lifecycle)) if (L.errors.length) out.push(`- ${k}: ${L.errors.length} failed run(s), first: ${L.errors[0]}`);
 
+  const ref = (key: string) => (r.latency[key] ? r.latency[key]!.us : undefined);
   const lat = Object.entries(r.latency).map(([k, x]) => {
     const a = s(x.us);
-    const baseKey = LATENCY_REF[k.replace(/ \(\+\d+ records\)$/, '')];
-    const ref = baseKey && r.latency[baseKey] ? s(r.latency[baseKey]!.us) : undefined;
-    return [k, f(a.p50 / 1000, 3), f(a.p99 / 1000, 3), f(a.mean / 1000, 3), ref ? f(ratio(a.p50, ref.p50), 2) : '', ref ? f(ratio(a.p99, ref.p99), 2) : '', ref ? `${baseKey === K.same ? 'same-host' : 'NAMES=false'}` : '', String(a.n), `${x.wrong}/${x.timeouts}`];
+    const isRef = k === K.same || k === K.fwdOff;
+    return [k, f(a.p50 / 1000, 3), f(a.p99 / 1000, 3), f(a.mean / 1000, 3), isRef ? '' : x2(x.us, ref(K.same)), isRef ? '' : x2(x.us, ref(K.fwdOff)), String(a.n), `${x.wrong}/${x.timeouts}`];
   });
-  out.push(table(`Answer latency at the client (127.0.0.11, sequential, ${r.settings.gapMs} ms apart, ${r.settings.rounds} interleaved rounds): ms; target p99 ≤ 2 ms for overlay names`, ['query', 'p50', 'p99', 'mean', '×ref p50', '×ref p99', 'ref', 'n', 'wrong/timeout'], lat));
+  out.push(table(`Answer latency at the client (127.0.0.11, sequential, ${r.settings.gapMs} ms apart, ${r.settings.rounds} interleaved rounds): ms; target p99 ≤ 2 ms for overlay names, forwarded names no cost beyond one hop`,
+    ['query', 'p50', 'p99', 'mean', '×same-host (p50 / p99)', '×forwarded, NAMES=false (p50 / p99)', 'n', 'wrong/timeout'], lat));
+  out.push('\nReferences of the same run: a same-host name (Docker answers it itself, no hop) and an external name asked from h3, whose plugin runs with NAMES=false (Docker forwards it to the fake upstream, one hop, nothing queued).');
+  const p50 = (k: string) => (ref(k) ? s(ref(k)!).p50 : NaN);
+  const hop = p50(K.fwdOff) - p50(K.same);
+  if (Number.isFinite(hop)) out.push(`\nOne hop (forwarded, NAMES=false − same-host, p50): ${f(hop, 0)} µs; the queue's cost on forwarded names (NAMES=true − NAMES=false, p50): ${f(p50(K.fwdOn) - p50(K.fwdOff), 0)} µs${ref(K.swarmFwd) ? `; h1's swarm container forwards without the queue: ${f(p50(K.swarmFwd) - p50(K.fwdOff), 0)} µs against h3` : ''}.`);
   if (r.limitedDuringLatency !== undefined) out.push(`\nResolver verdict "limited" (per-container budget) during the latency phase: ${r.limitedDuringLatency} (must be 0: no query was passed on for being over budget).`);
   for (const [k, x] of Object.entries(r.latency)) if (x.wrong) out.push(`- ${k}: ${x.wrong} wrong answer(s), last: ${x.lastWrong}`);
 
