@@ -9,10 +9,11 @@
  * p99s separately; a missing side prints "-", never 0.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { DOCKER } from '../test/helpers/docker-lab';
+import { run } from '../test/helpers/run';
 import { ratio, round, summarize } from './stats';
 
 export interface Lifecycle {
@@ -139,4 +140,23 @@ export function writeNamesJson(r: NamesResults, dir: string): string {
   const file = join(dir, `names-${r.date.replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, `${JSON.stringify(r, null, 1)}\n`);
   return file;
+}
+
+/**
+ * `npm run bench` runs bench:names as it is, in a child process (as scale.ts runs bench:store and
+ * bench:kernel), after its own lab is gone; the newest names-<date>.json written since its start.
+ */
+export async function namesBench(quick: boolean, log: (l: string) => void): Promise<NamesResults & { file: string }> {
+  log(`bench:names${quick ? ' --quick' : ''} (its own lab: three dockerds, swarm, fake upstream DNS)`);
+  const root = join(__dirname, '..');
+  const dir = join(root, 'bench/results');
+  const started = Date.now();
+  const r = await run(process.execPath, ['--import', 'tsx', 'bench/names-bench.ts', ...(quick ? ['--quick'] : [])], { cwd: root, check: false, timeoutMs: 1_200_000 });
+  const fresh = readdirSync(dir)
+    .filter((f) => /^names-.*\.json$/.test(f))
+    .map((f) => ({ f, t: statSync(join(dir, f)).mtimeMs }))
+    .filter((x) => x.t >= started)
+    .sort((a, b) => b.t - a.t)[0];
+  if (!fresh) throw new Error(`bench:names exited ${r.code} without a result file: ${(r.stderr || r.stdout).slice(-400)}`);
+  return { ...(JSON.parse(readFileSync(join(dir, fresh.f), 'utf8')) as NamesResults), file: `bench/results/${fresh.f}` };
 }
