@@ -22,6 +22,7 @@
  *  3. memory: 10,000 synthetic records (names-records.ts, the product's writer, 20 fake hosts) on
  *     NET; VmRSS/VmHWM of the plugin's node process on h1 and h2 (and h3, which holds none: the drift) before, after the table holds them
  *     (its metric), and after they are revoked; the answer latency is measured again with them.
+ *     Beside them names-heap.ts, the same watcher + table code alone with forced GCs: live heap.
  * Output: tables on stdout (ratios against the same-run references), JSON in
  * bench/results/names-<date>.json. Failures and timeouts are counted and printed, never numbers.
  */
@@ -75,6 +76,15 @@ const metricSum = (text: string, name: string, label = ''): number =>
     .split('\n')
     .filter((l) => l.startsWith(name) && l.includes(label))
     .reduce((a, l) => a + Number(l.split(' ').pop()), 0);
+
+/** A node child in the LAN namespace (where etcd is) that prints JSON lines. */
+function lanChild(b: NamesLab, args: string[]) {
+  const child = spawn('nsenter', [`--net=/var/run/netns/${b.lan.ns}`, process.execPath, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  const o = { child, lines: [] as Array<Record<string, unknown>>, err: '' };
+  child.stderr.on('data', (x: Buffer) => void (o.err = (o.err + x.toString()).slice(-2000)));
+  createInterface({ input: child.stdout }).on('line', (l) => o.lines.push(JSON.parse(l) as Record<string, unknown>));
+  return { ...o, line: (pred: (l: Record<string, unknown>) => boolean, what: string, timeoutMs = 130_000) => waitFor(async () => o.lines.find(pred), { timeoutMs, intervalMs: 200, what: `${what} (${o.err})` }) };
+}
 
 /** Median of 5 samples 500 ms apart (the daemon's RSS moves with its GC). */
 async function settledMemory(pid: number): Promise<{ rssKb: number; hwmKb: number }> {
@@ -186,13 +196,12 @@ async function main(): Promise<number> {
     const base = [await recCount(0), await recCount(1)];
     await sleep(2000);
     const before = await mem();
-    const writer = spawn('nsenter', [`--net=/var/run/netns/${b.lan.ns}`, process.execPath, '--import', 'tsx', join(ROOT, 'bench/names-records.ts'), b.etcd.endpoint, b.prefix, b.net, String(S.records), '20'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-    let werr = '';
-    writer.stderr.on('data', (x: Buffer) => void (werr = (werr + x.toString()).slice(-2000)));
-    const lines: Array<Record<string, unknown>> = [];
-    createInterface({ input: writer.stdout }).on('line', (l) => lines.push(JSON.parse(l) as Record<string, unknown>));
+    const heap = lanChild(b, ['--expose-gc', '--import', 'tsx', join(ROOT, 'bench/names-heap.ts'), b.etcd.endpoint, b.prefix, String(S.records)]);
+    await heap.line((l) => l.phase === 'ready', 'the standalone watcher + table listed');
+    const w = lanChild(b, ['--import', 'tsx', join(ROOT, 'bench/names-records.ts'), b.etcd.endpoint, b.prefix, b.net, String(S.records), '20']);
+    const writer = w.child;
     try {
-      await waitFor(async () => lines.find((l) => 'written' in l), { timeoutMs: 130_000, intervalMs: 200, what: `the writer's ${S.records} records (${werr})` });
+      const written = await w.line((l) => 'written' in l, `the writer's ${S.records} records`);
       const t0 = Date.now();
       for (const i of [0, 1]) await waitFor(async () => (await recCount(i)) >= base[i]! + S.records, { timeoutMs: 60_000, intervalMs: 500, what: `h${i + 1}'s table holding the synthetic records` });
       const loadedMs = Date.now() - t0;
@@ -201,15 +210,16 @@ async function main(): Promise<number> {
       log('answer latency with the records loaded');
       await latencyRound(plan[0]!, ` (+${S.records} records)`);
       writer.stdin.write('stop\n');
-      await waitFor(async () => lines.find((l) => 'stopped' in l), { timeoutMs: 60_000, intervalMs: 200, what: 'the writer revoking its leases' });
+      await w.line((l) => 'stopped' in l, 'the writer revoking its leases', 60_000);
       for (const i of [0, 1]) await waitFor(async () => (await recCount(i)) <= base[i]!, { timeoutMs: 60_000, intervalMs: 500, what: `h${i + 1}'s table dropping the synthetic records` });
       await sleep(3000);
       const removed = await mem();
       const label = ['h1', 'h2', 'h3 (NAMES=false: holds none, drift)'];
-      res.memory = { records: S.records, writtenMs: lines.find((l) => 'written' in l)!.ms as number, tableLoadedAfterWriteMs: loadedMs, hosts: label.map((host, i) => ({ host, pid: pids[i]!, before: before[i]!, after: after[i]!, removed: removed[i]! })) };
+      const standalone = await Promise.all(['ready', 'loaded', 'removed'].map((ph) => heap.line((l) => l.phase === ph, `the standalone process's ${ph} line`, 60_000)));
+      res.memory = { standalone: standalone as unknown as NonNullable<NamesResults['memory']>['standalone'], records: S.records, writtenMs: written.ms as number, tableLoadedAfterWriteMs: loadedMs, hosts: label.map((host, i) => ({ host, pid: pids[i]!, before: before[i]!, after: after[i]!, removed: removed[i]! })) };
     } finally {
       writer.stdin.end();
-      setTimeout(() => writer.kill('SIGKILL'), 5000).unref();
+      for (const c of [writer, heap.child]) setTimeout(() => c.kill('SIGKILL'), 5000).unref();
     }
     res.upstreamQueries = b.upstream.queries().length;
   } catch (e) {

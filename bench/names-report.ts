@@ -43,7 +43,7 @@ export interface NamesResults {
   lifecycle: Record<string, Lifecycle>;
   latency: Record<string, LatencySamples>;
   limitedDuringLatency?: number;
-  memory?: { records: number; writtenMs: number; tableLoadedAfterWriteMs: number; hosts: Array<{ host: string; pid: number; before: Mem; after: Mem; removed: Mem }> };
+  memory?: { standalone?: Array<{ phase: string; records: number; heapUsed: number; rss: number; rssBeforeGc: number }>; records: number; writtenMs: number; tableLoadedAfterWriteMs: number; hosts: Array<{ host: string; pid: number; before: Mem; after: Mem; removed: Mem }> };
   upstreamQueries?: number;
   errors: string[];
   durationS?: number;
@@ -126,6 +126,12 @@ export function renderNames(r: NamesResults): string {
     const mb = (kb: number) => f(kb / 1024, 1);
     const rows = m.hosts.map((h) => [h.host, mb(h.before.rssKb), mb(h.after.rssKb), mb(h.after.rssKb - h.before.rssKb), mb(h.after.hwmKb - h.before.hwmKb), mb(h.removed.rssKb), f(((h.after.rssKb - h.before.rssKb) * 1024) / m.records, 0)]);
     out.push(table(`${m.records} name records (synthetic, 20 fake hosts, the product's writer): the plugin's node process, MB; target ≤ 20 MB extra`, ['daemon', 'RSS before', 'RSS with records', 'Δ RSS', 'Δ VmHWM', 'RSS after revoke', 'B/record'], rows));
+    const st = m.standalone;
+    if (st?.length === 3) {
+      const [r0, r1, r2] = st as [NonNullable<typeof st>[number], NonNullable<typeof st>[number], NonNullable<typeof st>[number]];
+      const MB = (b: number) => f(b / 1048576, 1);
+      out.push(`\nThe same watcher + table code alone in a node process with forced GCs (bench/names-heap.ts): live heap +${MB(r1.heapUsed - r0.heapUsed)} MB (${f((r1.heapUsed - r0.heapUsed) / m.records, 0)} B/record), RSS without forced GC +${MB(r1.rssBeforeGc - r0.rssBeforeGc)} MB, after GC +${MB(r1.rss - r0.rss)} MB; after the revoke: live heap ${MB(r2.heapUsed - r0.heapUsed)} MB over the start, RSS ${MB(r2.rss - r0.rss)} MB.`);
+    }
     out.push(`\nWritten in ${m.writtenMs} ms; both tables held them ${m.tableLoadedAfterWriteMs} ms after the writer finished. RSS: median of 5 samples 0.5 s apart.`);
   }
   if (r.upstreamQueries !== undefined) out.push(`\nThe fake upstream saw ${r.upstreamQueries} queries in the run (forwarded names and the probes' polls for names not yet known).`);
