@@ -83,7 +83,11 @@ function lanChild(b: NamesLab, args: string[]) {
   const o = { child, lines: [] as Array<Record<string, unknown>>, err: '' };
   child.stderr.on('data', (x: Buffer) => void (o.err = (o.err + x.toString()).slice(-2000)));
   createInterface({ input: child.stdout }).on('line', (l) => o.lines.push(JSON.parse(l) as Record<string, unknown>));
-  return { ...o, line: (pred: (l: Record<string, unknown>) => boolean, what: string, timeoutMs = 130_000) => waitFor(async () => o.lines.find(pred), { timeoutMs, intervalMs: 200, what: `${what} (${o.err})` }) };
+  const line = (pred: (l: Record<string, unknown>) => boolean, what: string, timeoutMs = 130_000) =>
+    waitFor(async () => o.lines.find(pred), { timeoutMs, intervalMs: 200, what }).catch((e: unknown) => {
+      throw new Error(`${e instanceof Error ? e.message : String(e)}; its output: ${JSON.stringify(o.lines.slice(-3))} ${o.err} (exit ${child.exitCode})`);
+    });
+  return { ...o, line };
 }
 
 /** Median of 5 samples 500 ms apart (the daemon's RSS moves with its GC). */

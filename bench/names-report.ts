@@ -129,8 +129,8 @@ export function renderNames(r: NamesResults): string {
     const st = m.standalone;
     if (st?.length === 3) {
       const [r0, r1, r2] = st as [NonNullable<typeof st>[number], NonNullable<typeof st>[number], NonNullable<typeof st>[number]];
-      const MB = (b: number) => f(b / 1048576, 1);
-      out.push(`\nThe same watcher + table code alone in a node process with forced GCs (bench/names-heap.ts): live heap +${MB(r1.heapUsed - r0.heapUsed)} MB (${f((r1.heapUsed - r0.heapUsed) / m.records, 0)} B/record), RSS without forced GC +${MB(r1.rssBeforeGc - r0.rssBeforeGc)} MB, after GC +${MB(r1.rss - r0.rss)} MB; after the revoke: live heap ${MB(r2.heapUsed - r0.heapUsed)} MB over the start, RSS ${MB(r2.rss - r0.rss)} MB.`);
+      const MB = (b: number) => `${b >= 0 ? '+' : ''}${f(b / 1048576, 1)}`;
+      out.push(`\nThe same watcher + table code alone in a node process with forced GCs (bench/names-heap.ts): live heap ${MB(r1.heapUsed - r0.heapUsed)} MB (${f((r1.heapUsed - r0.heapUsed) / m.records, 0)} B/record), RSS without forced GC ${MB(r1.rssBeforeGc - r0.rssBeforeGc)} MB, after GC ${MB(r1.rss - r0.rss)} MB; after the revoke: live heap ${MB(r2.heapUsed - r0.heapUsed)} MB over the start, RSS ${MB(r2.rss - r0.rss)} MB.`);
     }
     out.push(`\nWritten in ${m.writtenMs} ms; both tables held them ${m.tableLoadedAfterWriteMs} ms after the writer finished. RSS: median of 5 samples 0.5 s apart.`);
   }
