@@ -9,7 +9,8 @@
  * `count` records spread over `hosts` fake hosts (198.51.100.1…; none of them is a lab host, so no
  * real host's audit touches them), each fake host with its own registry and NAME_TTL lease, on the
  * network `<docker network name>` (the records key networks by name). Addresses in 10.255/16.
- * Prints {"written":n,"ms":…} once etcd holds them; on a "stop" line on stdin revokes the leases
+ * Prints {"written":n,"ms":…,"retrying":k} once every registry's write returned (k of them
+ * still retrying in the background); on a "stop" line on stdin revokes the leases
  * (the records go at once, as a host's clean stop does), prints {"stopped":true,"ms":…} and exits.
  * Bounded: gives up after 120 s; stdin closing stops as "stop" does.
  */
@@ -51,9 +52,13 @@ async function main(): Promise<void> {
     }
     return { reg: ov.nameRegistry({ host, ttlSec: 60 }), records };
   });
+  // One fake host after the other (each registry puts 32 at a time), as hosts register. A flush
+  // that etcd does not answer in time (a loaded machine) rejects UNAVAILABLE but stays held and
+  // is retried by the registry: counted, and the bench waits for the daemons' tables instead.
   const t0 = performance.now();
-  await Promise.all(registries.map((r) => r.reg.replaceAll(r.records, { scanStale: false })));
-  console.log(JSON.stringify({ written: registries.reduce((a, r) => a + r.records.length, 0), ms: Math.round(performance.now() - t0) }));
+  let retrying = 0;
+  for (const r of registries) await r.reg.replaceAll(r.records, { scanStale: false }).catch(() => void retrying++);
+  console.log(JSON.stringify({ written: registries.reduce((a, r) => a + r.records.length, 0), ms: Math.round(performance.now() - t0), retrying }));
   const stop = async () => {
     const t1 = performance.now();
     await Promise.all(registries.map((r) => r.reg.stop()));

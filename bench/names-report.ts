@@ -43,7 +43,7 @@ export interface NamesResults {
   lifecycle: Record<string, Lifecycle>;
   latency: Record<string, LatencySamples>;
   limitedDuringLatency?: number;
-  memory?: { standalone?: Array<{ phase: string; records: number; heapUsed: number; rss: number; rssBeforeGc: number }>; records: number; writtenMs: number; tableLoadedAfterWriteMs: number; hosts: Array<{ host: string; pid: number; before: Mem; after: Mem; removed: Mem }> };
+  memory?: { standalone?: Array<{ phase: string; records: number; heapUsed: number; rss: number; rssBeforeGc: number }>; records: number; writtenMs: number; retrying?: number; tablesLoadedMs: number; hosts: Array<{ host: string; pid: number; before: Mem; after: Mem; removed: Mem }> };
   upstreamQueries?: number;
   errors: string[];
   durationS?: number;
@@ -132,7 +132,7 @@ export function renderNames(r: NamesResults): string {
       const MB = (b: number) => `${b >= 0 ? '+' : ''}${f(b / 1048576, 1)}`;
       out.push(`\nThe same watcher + table code alone in a node process with forced GCs (bench/names-heap.ts): live heap ${MB(r1.heapUsed - r0.heapUsed)} MB (${f((r1.heapUsed - r0.heapUsed) / m.records, 0)} B/record), RSS without forced GC ${MB(r1.rssBeforeGc - r0.rssBeforeGc)} MB, after GC ${MB(r1.rss - r0.rss)} MB; after the revoke: live heap ${MB(r2.heapUsed - r0.heapUsed)} MB over the start, RSS ${MB(r2.rss - r0.rss)} MB.`);
     }
-    out.push(`\nWritten in ${m.writtenMs} ms; both tables held them ${m.tableLoadedAfterWriteMs} ms after the writer finished. RSS: median of 5 samples 0.5 s apart.`);
+    out.push(`\nThe writer's puts returned after ${m.writtenMs} ms${m.retrying ? ` (${m.retrying} of 20 fake hosts still retrying: etcd answered late)` : ''}; both daemons' tables held every record ${m.tablesLoadedMs} ms after the writer started. RSS: median of 5 samples 0.5 s apart.`);
   }
   if (r.upstreamQueries !== undefined) out.push(`\nThe fake upstream saw ${r.upstreamQueries} queries in the run (forwarded names and the probes' polls for names not yet known).`);
   if (r.notes.length) out.push(`\nNotes:\n${r.notes.map((n) => `- ${n}`).join('\n')}`);

@@ -26,7 +26,7 @@ const base = (): NamesResults => ({
   memory: {
     records: 10_000,
     writtenMs: 3000,
-    tableLoadedAfterWriteMs: 20,
+    tablesLoadedMs: 20,
     hosts: [{ host: 'h1', pid: 1, before: { rssKb: 80 * 1024, hwmKb: 100 * 1024 }, after: { rssKb: 90 * 1024, hwmKb: 100 * 1024 }, removed: { rssKb: 85 * 1024, hwmKb: 100 * 1024 } }],
   },
   errors: [],
