@@ -264,7 +264,11 @@ export interface NameWatcher {
  *   await w.start();   // resolves after the first list
  */
 export class NameWatcher extends EventEmitter {
-  private readonly known = new Map<string, { value: string; record: NameRecord }>();
+  /**
+   * key → the record and the etcd revision it was read at. The revision, not the value's text,
+   * tells a change apart from a re-read (after a re-list): the text would cost ~500 B a record.
+   */
+  private readonly known = new Map<string, { rev: number; record: NameRecord }>();
   private readonly warned = new StateChanges();
   private readonly lw: ListWatch;
   /** Records skipped because their value or key is broken (each counted once per key and value). */
@@ -321,7 +325,7 @@ export class NameWatcher extends EventEmitter {
     return { revision: this.lw.revision, stats: this.lw.stats };
   }
 
-  private decode(kv: KeyValue): { value: string; record: NameRecord } | null {
+  private decode(kv: KeyValue): { rev: number; record: NameRecord } | null {
     const text = kv.value.toString('utf8');
     const ids = parseNameKey(this.keys, kv.key);
     const r = parseNameRecord(text);
@@ -331,7 +335,7 @@ export class NameWatcher extends EventEmitter {
     else if (r.record.networkId !== ids.networkId || r.record.endpointId !== ids.endpointId) reason = 'the network or endpoint id differs from the key';
     if (reason === '' && r.ok) {
       this.warned.forget(kv.key);
-      return { value: text, record: r.record };
+      return { rev: Number(kv.modRevision), record: r.record };
     }
     if (this.warned.changed(kv.key, text)) {
       this.skipped++;
@@ -351,7 +355,7 @@ export class NameWatcher extends EventEmitter {
     this.fire('synced', { records: this.known.size });
   }
 
-  private apply(key: string, next: { value: string; record: NameRecord } | null): void {
+  private apply(key: string, next: { rev: number; record: NameRecord } | null): void {
     const before = this.known.get(key);
     if (next === null) {
       if (!before) return;
@@ -359,7 +363,7 @@ export class NameWatcher extends EventEmitter {
       this.fire('remove', before.record);
       return;
     }
-    if (before?.value === next.value) return;
+    if (before?.rev === next.rev) return;
     this.known.set(key, next);
     this.fire('upsert', next.record);
   }
