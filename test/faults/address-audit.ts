@@ -39,7 +39,9 @@ async function endpoints(d: DockerHost, net: string): Promise<{ eps: Endpoint[];
   const r = await d.dockerOk(['network', 'inspect', '-f', '{{json .Containers}}', net]);
   const raw = JSON.parse(r.stdout.trim() || '{}') as Record<string, { Name: string; EndpointID: string; IPv4Address: string }> | null;
   const eps = Object.values(raw ?? {}).map((c) => ({ name: c.Name, ip: c.IPv4Address.split('/')[0] ?? '', eid: c.EndpointID }));
-  const running = (await d.dockerOk(['ps', '--format', '{{.Names}}', '--filter', `network=${net}`])).stdout.split('\n').filter(Boolean);
+  // status=running: `docker ps` also lists containers between two runs of a restart policy
+  // ("Restarting"), which hold no endpoint then.
+  const running = (await d.dockerOk(['ps', '--format', '{{.Names}}', '--filter', `network=${net}`, '--filter', 'status=running'])).stdout.split('\n').filter(Boolean);
   if (running.length !== eps.length) {
     const named = eps.map((e) => e.name);
     problems.push(`${d.host.ns}: ${running.length} running container(s) on ${net} but ${eps.length} endpoint(s) (running without one: ${running.filter((n) => !named.includes(n)).join(' ') || '-'}; endpoints of: ${named.join(' ')})`);

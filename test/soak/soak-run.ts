@@ -189,7 +189,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       count('network-cycle');
     };
 
-    while (Date.now() - t0 < durationMs) {
+    // Until the time is up and every planned fault has run (a slow checkpoint can push one past
+    // the end); bounded by the duration plus ten minutes whatever happens.
+    while ((Date.now() - t0 < durationMs || done.size < plan.length) && Date.now() - t0 < durationMs + 600_000) {
       const now = Date.now() - t0;
       const due = plan.find((f) => f.atMs <= now && !done.has(f));
       if (due) {
