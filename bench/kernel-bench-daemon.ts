@@ -16,11 +16,13 @@
  *       (every netlink write is ACKed before idle() resolves, so the kernel holds the entries).
  *   → {cmd:'count', id, atLeast?|atMost?}    ← {t:'count', id, tDone}  when the dataplane knows that
  *       many leases (polled every 2 ms, in-process and cheap) and idle() resolved after that.
- *   → {cmd:'fullSync', id}                   ← {t:'fullSync', id, ms}  one full sync (drift repair)
+ *   → {cmd:'fullSync', id}                   ← {t:'fullSync', id, ms, cpuMs}  one full sync (drift
+ *       repair): wall time, and the process's CPU time (user + system) over it
  *   → {cmd:'stats', id}                      ← {t:'stats', id, …}     RSS, heap, dataplane stats, log
  *   → {cmd:'stop', id}                       ← {t:'stopped', id, ms}   then the process exits
  * Errors come back as {t:'error', id, message}. The process exits if the harness goes away.
  */
+import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { loadSettings } from '../src/config/settings';
@@ -39,6 +41,9 @@ export type DaemonCmd =
 
 export interface DaemonStats {
   maxRssKb: number;
+  /** /proc/self/status: VmHWM (peak RSS) and VmRSS, KiB. */
+  vmHwmKb: number;
+  vmRssKb: number;
   maxRssAtLoadKb: number;
   /** process.memoryUsage() now, in MB. */
   mem: { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number };
@@ -54,7 +59,7 @@ export type DaemonMsg =
   | { t: 'watching'; id: number }
   | { t: 'event'; id: number; tEvent: bigint; tIdle: bigint }
   | { t: 'count'; id: number; tDone: bigint }
-  | { t: 'fullSync'; id: number; ms: number }
+  | { t: 'fullSync'; id: number; ms: number; cpuMs: number }
   | ({ t: 'stats'; id: number } & DaemonStats)
   | { t: 'stopped'; id: number; ms: number }
   | { t: 'error'; id: number; message: string };
@@ -67,6 +72,11 @@ function memMb(): DaemonStats['mem'] {
   const m = process.memoryUsage();
   const f = (b: number) => Math.round((b / 2 ** 20) * 10) / 10;
   return { rss: f(m.rss), heapTotal: f(m.heapTotal), heapUsed: f(m.heapUsed), external: f(m.external), arrayBuffers: f(m.arrayBuffers) };
+}
+
+/** A "<name>: <n> kB" line of /proc/self/status. */
+function statusKb(name: string): number {
+  return Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN);
 }
 
 function send(m: DaemonMsg): void {
@@ -150,8 +160,10 @@ function main(): void {
         if (!dp) throw new Error('not ready');
         await dp.idle();
         const s = hr();
+        const cpu0 = process.cpuUsage();
         await dp.requestSync('full');
-        return send({ t: 'fullSync', id: c.id, ms: msSince(s) });
+        const cpu = process.cpuUsage(cpu0);
+        return send({ t: 'fullSync', id: c.id, ms: msSince(s), cpuMs: (cpu.user + cpu.system) / 1000 });
       }
       case 'stats': {
         const lease = daemon?.agent.lease();
@@ -159,6 +171,8 @@ function main(): void {
           t: 'stats',
           id: c.id,
           maxRssKb: process.resourceUsage().maxRSS,
+          vmHwmKb: statusKb('VmHWM'),
+          vmRssKb: statusKb('VmRSS'),
           maxRssAtLoadKb,
           mem: memMb(),
           dataplane: daemon?.agent.dataplane ? { ...daemon.agent.dataplane.stats } : null,

@@ -113,11 +113,12 @@ export class DaemonProc {
     return (await p).tDone;
   }
 
-  async fullSync(): Promise<number> {
+  async fullSync(): Promise<{ ms: number; cpuMs: number }> {
     const id = this.nextId++;
     const p = this.expect(id, 'fullSync', 30_000);
     this.send({ cmd: 'fullSync', id });
-    return (await p).ms;
+    const { ms, cpuMs } = await p;
+    return { ms, cpuMs };
   }
 
   async stats(): Promise<DaemonStats> {

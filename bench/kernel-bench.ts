@@ -1,7 +1,9 @@
 /**
- * kernel-bench.ts — the daemon's kernel path at 2000 peers, against a real kernel and a real etcd.
+ * kernel-bench.ts — the daemon's kernel path at 2000 peers (or KERNEL_BENCH_PEERS, e.g. 10000),
+ * against a real kernel and a real etcd.
  *
  *   npm run bench:kernel        (root; re-execs itself under `unshare --net`)
+ *   KERNEL_BENCH_PEERS=10000 npm run bench:kernel   (Network 10.0.0.0/10; issue 23's targets)
  *
  * Safety: nothing touches the root namespace's network. Outside a scratch namespace this script
  * only re-runs itself under `unshare --net` and waits (bounded). Inside, it builds the simulated
@@ -14,19 +16,22 @@
  * under tsx it was ~110 MB before the daemon even started (the tsx loader alone is ~35 MB, the
  * harness's etcd client, seed data and kernel dumps the rest), which made the RSS target
  * meaningless, and the harness's own work shared the daemon's event loop.
- * Knobs: KERNEL_BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the daemon process (slows it);
+ * Knobs: KERNEL_BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the daemon process (slows it),
+ * KERNEL_BENCH_HEAP_PROF=<dir> a sampling heap profile (allocations live at exit);
  * KERNEL_BENCH_DEBUG=1 shows the daemon's debug log.
  *
  * Phases (flannel config: Network 10.0.0.0/13, i.e. 2047 leasable /24s, vxlan VNI 1):
- *  1. 2000 remote leases (flannel's exact value bytes, attached to one etcd lease with a TTL) are
+ *  1. PEERS remote leases (flannel's exact value bytes, attached to one etcd lease with a TTL) are
  *     written to etcd; then the daemon starts from an empty kernel. Timed from just before
  *     startDaemon() until the dataplane has applied the snapshot. Peak RSS: the daemon process's
- *     maxRSS (process.resourceUsage()), which includes node itself.
+ *     VmHWM (/proc/self/status; = maxRSS), node itself included; idle RSS: its VmRSS after the
+ *     full syncs.
  *  2. Convergence: WARMUP + SAMPLES sequential puts of a new lease (a free /24, a fresh VtepMAC),
  *     each timed from just before put() until its FDB entry is in the kernel; then the lease is
- *     deleted again (timed as "removal"), so the daemon always holds 2000 peers.
- *     Then a few explicit full syncs are timed (the periodic drift repair, which blocks the queue).
- *  3. All 2000 leases deleted in etcd (transactions of 100): timed until the FDB is empty.
+ *     deleted again (timed as "removal"), so the daemon always holds PEERS peers.
+ *     Then a few explicit full syncs are timed (the periodic drift repair, which blocks the queue):
+ *     wall time and the daemon's CPU time (user + system, process.cpuUsage()) over each.
+ *  3. All PEERS leases deleted in etcd (transactions of 100): timed until the FDB is empty.
  *
  * How "in the kernel" is detected (the honest cheap way): the dataplane awaits each netlink write's
  * ACK before its sync loop ends, so OverlayDataplane.idle() resolving after the lease event was
@@ -57,11 +62,11 @@ import { startEtcd, type EtcdServer } from '../test/helpers/etcd-server';
 import { inScratchNetns } from '../test/kernel/netns';
 import type { DaemonStats } from './kernel-bench-daemon';
 import { CHILD_ENV, recordPid, runInScratchNetns } from './kernel-bench-parent';
-import { countKernel, fdbCount, LAST_SLOT, leaseValue, NETWORK, PEERS, peerPublicIPs, PREFIX, slotSubnet, VNI } from './kernel-bench-peers';
+import { countKernel, fdbCount, LAST_SLOT, leaseValue, NETWORK, PEERS, peerPublicIPs, PREFIX, SCALE, slotSubnet, VNI } from './kernel-bench-peers';
 import { buildDaemon, DaemonProc } from './kernel-bench-proc';
-import { mb, printTable, round, summary } from './kernel-bench-report';
+import { judge, mb, printTable, round, summary } from './kernel-bench-report';
 
-const CHILD_BUDGET_MS = 150_000;
+const CHILD_BUDGET_MS = 150_000 * SCALE;
 
 const REPO = resolve(__dirname, '..');
 const DEVICE = `flannel.${VNI}`;
@@ -73,7 +78,6 @@ const WARMUP = 20;
 const SAMPLES = 200;
 const FULL_SYNCS = 3;
 const TXN_OPS = 100; // etcd's --max-txn-ops is 128
-const TARGETS = { programMs: 2000, rssMb: 100, p99Ms: 50 };
 
 // ---------------------------------------------------------------------------------------------
 // child (in the scratch namespace): the benchmark
@@ -89,7 +93,7 @@ const sleep = (t: number): Promise<void> => new Promise((r) => setTimeout(r, t))
 
 async function runBench(): Promise<number> {
   const budgetAt = Date.now() + CHILD_BUDGET_MS;
-  const within = (msMax: number) => Math.max(1_000, Math.min(msMax, budgetAt - Date.now()));
+  const within = (msMax: number) => Math.max(1_000, Math.min(msMax * SCALE, budgetAt - Date.now()));
   const cleanups: Array<() => Promise<unknown> | unknown> = [];
   let cleaned: Promise<void> | null = null;
   const cleanup = () =>
@@ -181,11 +185,9 @@ async function runBench(): Promise<number> {
       IFACE: PARENT,
       LOG_LEVEL: 'warn',
     };
-    delete env.NODE_OPTIONS;
-    delete env[CHILD_ENV];
-    // KERNEL_BENCH_CPU_PROF=<dir>: write a V8 CPU profile of the daemon process there (it costs time).
-    const profDir = process.env.KERNEL_BENCH_CPU_PROF;
-    const execArgv = profDir ? ['--cpu-prof', '--cpu-prof-dir', resolve(profDir)] : [];
+    for (const k of ['NODE_OPTIONS', CHILD_ENV]) delete env[k];
+    const [profDir, heapDir] = [process.env.KERNEL_BENCH_CPU_PROF, process.env.KERNEL_BENCH_HEAP_PROF]; // see Knobs above
+    const execArgv = [...(profDir ? ['--cpu-prof', '--cpu-prof-dir', resolve(profDir)] : []), ...(heapDir ? ['--heap-prof', '--heap-prof-dir', resolve(heapDir)] : [])];
     const proc = new DaemonProc(fork(daemonJs, [], { execArgv, env, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     cleanups.push(() => proc.kill());
     recordPid(proc.child.pid, 'kernel-bench-daemon');
@@ -195,7 +197,7 @@ async function runBench(): Promise<number> {
     const probe = createNetlinkKernel({ timeoutMs: 5000 });
     cleanups.push(() => probe.close());
 
-    // --- phase 1: program 2000 leases from an empty kernel -------------------------------------
+    // --- phase 1: program PEERS leases from an empty kernel ------------------------------------
     const t0 = await proc.start();
     const tDone = await proc.count({ atLeast: PEERS + 1 }, within(60_000)); // + our own lease
     let programMs = ms(t0, tDone);
@@ -215,7 +217,7 @@ async function runBench(): Promise<number> {
     }
     const afterProgram = await proc.stats();
 
-    // The cost of one dump of a 2000-entry FDB, i.e. of the polling we chose not to do.
+    // The cost of one dump of a PEERS-entry FDB, i.e. of the polling we chose not to do.
     const dumpMs: number[] = [];
     for (let i = 0; i < 5; i++) {
       const d0 = hr();
@@ -223,7 +225,7 @@ async function runBench(): Promise<number> {
       dumpMs.push(ms(d0, hr()));
     }
 
-    // --- phase 2: convergence of one new lease with 2000 peers programmed ----------------------
+    // --- phase 2: convergence of one new lease with PEERS peers programmed ---------------------
     const p2Until = Date.now() + within(60_000);
     const free: number[] = [];
     for (let i = PEERS + 1; i <= LAST_SLOT; i++) if (formatCidr(slotSubnet(i)) !== afterProgram.ownSubnet) free.push(i);
@@ -265,10 +267,10 @@ async function runBench(): Promise<number> {
     }
     const afterConvergence = await proc.stats();
     const fullSyncsDuring = (afterConvergence.dataplane?.fullSyncs ?? 0) - fullSyncsBefore;
-    const fullSyncMs: number[] = [];
-    for (let i = 0; i < FULL_SYNCS; i++) fullSyncMs.push(await proc.fullSync());
+    const fullSyncs = [];
+    for (let i = 0; i < FULL_SYNCS; i++) fullSyncs.push(await proc.fullSync());
 
-    // --- phase 3: remove all 2000 leases ----------------------------------------------------------
+    // --- phase 3: remove all PEERS leases ---------------------------------------------------------
     const beforeRemove = await proc.stats();
     const d0 = hr();
     for (let i = 0; i < peerKeys.length; i += TXN_OPS) {
@@ -326,6 +328,8 @@ async function runBench(): Promise<number> {
       },
       memory: {
         daemonMaxRssPeakMb: rssPeakMb,
+        daemonVmHwmMb: mb(final.vmHwmKb),
+        daemonIdleRssMb: mb(beforeRemove.vmRssKb),
         daemonMaxRssMb: { atLoad: mb(loaded.maxRssKb), afterProgram: mb(afterProgram.maxRssKb), afterConvergence: mb(afterConvergence.maxRssKb), afterFullSyncs: mb(beforeRemove.maxRssKb), end: mb(final.maxRssKb) },
         daemonMemoryUsageMb: { afterProgram: afterProgram.mem, afterConvergence: afterConvergence.mem, afterFullSyncs: beforeRemove.mem, end: final.mem },
         note: 'maxRSS of the daemon process (node itself included; "atLoad" = node + modules, before startDaemon())',
@@ -343,7 +347,8 @@ async function runBench(): Promise<number> {
         removalMs: summary(removal),
         verifyFailures,
         periodicFullSyncsDuring: fullSyncsDuring,
-        fullSyncMs: summary(fullSyncMs),
+        fullSyncMs: summary(fullSyncs.map((f) => f.ms)),
+        fullSyncCpuMs: summary(fullSyncs.map((f) => f.cpuMs)),
         dataplane: dpDelta(afterProgram, afterConvergence),
       },
       removeAll: {
@@ -355,11 +360,7 @@ async function runBench(): Promise<number> {
       },
       daemonStopMs: round(stopMs),
       daemonLog: final.log,
-      targets: {
-        program2000: { targetMs: TARGETS.programMs, measuredMs: round(programMs), pass: programMs < TARGETS.programMs },
-        rss: { targetMb: TARGETS.rssMb, measuredMb: rssPeakMb, pass: rssPeakMb < TARGETS.rssMb },
-        convergenceP99: { targetMs: TARGETS.p99Ms, measuredMs: conv.p99, pass: conv.p99 < TARGETS.p99Ms },
-      },
+      targets: judge(PEERS, { programMs, p99Ms: conv.p99, fullSyncCpuMs: summary(fullSyncs.map((f) => f.cpuMs)).max, vmHwmMb: mb(final.vmHwmKb) }),
     };
 
     const dir = join(__dirname, 'results');
