@@ -45,6 +45,7 @@ export class DaemonProc {
     child.on('message', (m: DaemonMsg) => {
       if (m.t === 'loaded') return onLoaded(m);
       if (m.t === 'error') {
+        if (![...this.waiters.keys()].some((k) => k.startsWith(`${m.id}:`))) console.error(`kernel-bench: daemon process: ${m.message}`); // e.g. startDaemon() failed after 'started'
         for (const [k, w] of this.waiters) {
           if (k.startsWith(`${m.id}:`)) {
             clearTimeout(w.timer);

@@ -6,10 +6,18 @@
  * Design note: percentiles are nearest-rank on the sorted samples (no interpolation), so every
  * figure printed is a sample that was measured. Split out of kernel-bench.ts.
  */
+import type { DaemonStats } from './kernel-bench-daemon';
 
 export const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
 /** KiB → MiB, one decimal. */
 export const mb = (kb: number): number => round(kb / 1024, 1);
+
+/** The dataplane's syncs and writes between two stats of the daemon. */
+export const dpDelta = (a: DaemonStats, b: DaemonStats) => ({
+  fastSyncs: (b.dataplane?.fastSyncs ?? 0) - (a.dataplane?.fastSyncs ?? 0),
+  fullSyncs: (b.dataplane?.fullSyncs ?? 0) - (a.dataplane?.fullSyncs ?? 0),
+  ops: (b.dataplane?.opsApplied ?? 0) - (a.dataplane?.opsApplied ?? 0),
+});
 
 /** Nearest-rank percentile of an ascending array. */
 function pct(sorted: number[], p: number): number {

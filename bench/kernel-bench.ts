@@ -8,7 +8,9 @@
  * Safety: nothing touches the root namespace's network. Outside a scratch namespace this script
  * only re-runs itself under `unshare --net` and waits (bounded). Inside, it builds the simulated
  * underlay: a veth pair (this kernel has no dummy driver) whose end `bk0` has 192.0.2.1/24 and a
- * default route via 192.0.2.254, and its own etcd on 127.0.0.1 of that namespace.
+ * default route via 192.0.2.254, and its own etcd on 127.0.0.1 of that namespace. The daemon's
+ * plugin socket and subnet.env are in a temporary directory (the defaults under /run are shared by
+ * every namespace: another daemon or bench run would hold them).
  *
  * The daemon under test is the real one (startDaemon: netlink kernel adapter, etcd store, lease
  * watcher, overlay agent, dataplane), compiled by tsc as `npm run build` would, and run with plain
@@ -64,7 +66,7 @@ import type { DaemonStats } from './kernel-bench-daemon';
 import { CHILD_ENV, recordPid, runInScratchNetns } from './kernel-bench-parent';
 import { countKernel, fdbCount, LAST_SLOT, leaseValue, NETWORK, PEERS, peerPublicIPs, PREFIX, SCALE, slotSubnet, VNI } from './kernel-bench-peers';
 import { buildDaemon, DaemonProc } from './kernel-bench-proc';
-import { judge, mb, printTable, round, summary } from './kernel-bench-report';
+import { dpDelta, judge, mb, printTable, round, summary } from './kernel-bench-report';
 
 const CHILD_BUDGET_MS = 150_000 * SCALE;
 
@@ -184,6 +186,7 @@ async function runBench(): Promise<number> {
       ETCD_PREFIX: PREFIX,
       IFACE: PARENT,
       LOG_LEVEL: 'warn',
+      ...{ PLUGIN_SOCKET: join(buildDir, 'overlay-flannel.sock'), SUBNET_FILE: join(buildDir, 'subnet.env') }, // not the machine's (see Safety)
     };
     for (const k of ['NODE_OPTIONS', CHILD_ENV]) delete env[k];
     const [profDir, heapDir] = [process.env.KERNEL_BENCH_CPU_PROF, process.env.KERNEL_BENCH_HEAP_PROF]; // see Knobs above
@@ -296,11 +299,6 @@ async function runBench(): Promise<number> {
     const stopMs = await proc.stop();
 
     // --- report ---------------------------------------------------------------------------------
-    const dpDelta = (a: DaemonStats, b: DaemonStats) => ({
-      fastSyncs: (b.dataplane?.fastSyncs ?? 0) - (a.dataplane?.fastSyncs ?? 0),
-      fullSyncs: (b.dataplane?.fullSyncs ?? 0) - (a.dataplane?.fullSyncs ?? 0),
-      ops: (b.dataplane?.opsApplied ?? 0) - (a.dataplane?.opsApplied ?? 0),
-    });
     const conv = summary(total);
     const rssPeakMb = mb(final.maxRssKb);
     const result = {
