@@ -22,7 +22,9 @@
  *   → {cmd:'stop', id}                       ← {t:'stopped', id, ms}   then the process exits
  * Errors come back as {t:'error', id, message}. The process exits if the harness goes away.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { loadSettings } from '../src/config/settings';
@@ -79,6 +81,37 @@ function statusKb(name: string): number {
   return Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN);
 }
 
+/**
+ * KERNEL_BENCH_ALLOC_PROF=<dir>: a sampling allocation profile of the program phase (start until
+ * the first `count` is met) and of each explicit full sync, objects the GC already collected
+ * included (what the heap had to hold at its peak, not what is live at exit as --heap-prof shows),
+ * written as <dir>/<phase>.heapprofile (Chrome DevTools → Memory opens it).
+ */
+class AllocProfile {
+  private session: Session | null = null;
+  constructor(private readonly dir: string | undefined) {}
+
+  private post(method: string, params?: object): Promise<any> {
+    return new Promise((res, rej) => this.session!.post(method, params ?? {}, (e, r) => (e ? rej(e) : res(r))));
+  }
+
+  async start(): Promise<void> {
+    if (!this.dir || this.session) return;
+    this.session = new Session();
+    this.session.connect();
+    await this.post('HeapProfiler.enable');
+    await this.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  }
+
+  async stop(name: string): Promise<void> {
+    if (!this.dir || !this.session) return;
+    const { profile } = await this.post('HeapProfiler.stopSampling');
+    writeFileSync(join(this.dir, `${name}.heapprofile`), JSON.stringify(profile));
+    this.session.disconnect();
+    this.session = null;
+  }
+}
+
 function send(m: DaemonMsg): void {
   process.send?.(m);
 }
@@ -110,6 +143,8 @@ function main(): void {
   let t0 = 0n;
   const marks: Record<string, number> = {};
   const watches = new Map<string, number>(); // `${type} ${subnet}` -> id
+  const alloc = new AllocProfile(process.env.KERNEL_BENCH_ALLOC_PROF);
+  let fullSyncs = 0;
 
   const dataplane = (): OverlayDataplane | null => (daemon?.agent.state === 'ready' ? daemon.agent.dataplane : null);
 
@@ -131,6 +166,7 @@ function main(): void {
   const handle = async (c: DaemonCmd): Promise<void> => {
     switch (c.cmd) {
       case 'start': {
+        await alloc.start();
         t0 = hr();
         send({ t: 'started', id: c.id, t0 });
         daemon = await startDaemon(settings, logger);
@@ -153,16 +189,20 @@ function main(): void {
           await sleep(2);
         }
         await (dataplane() as OverlayDataplane).idle();
-        return send({ t: 'count', id: c.id, tDone: hr() });
+        const tDone = hr();
+        await alloc.stop('program');
+        return send({ t: 'count', id: c.id, tDone });
       }
       case 'fullSync': {
         const dp = dataplane();
         if (!dp) throw new Error('not ready');
         await dp.idle();
+        await alloc.start();
         const s = hr();
         const cpu0 = process.cpuUsage();
         await dp.requestSync('full');
         const cpu = process.cpuUsage(cpu0);
+        await alloc.stop(`full-sync-${++fullSyncs}`);
         return send({ t: 'fullSync', id: c.id, ms: msSince(s), cpuMs: (cpu.user + cpu.system) / 1000 });
       }
       case 'stats': {

@@ -19,7 +19,8 @@
  * harness's etcd client, seed data and kernel dumps the rest), which made the RSS target
  * meaningless, and the harness's own work shared the daemon's event loop.
  * Knobs: KERNEL_BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the daemon process (slows it),
- * KERNEL_BENCH_HEAP_PROF=<dir> a sampling heap profile (allocations live at exit);
+ * KERNEL_BENCH_ALLOC_PROF=<dir> allocation profiles of the program phase and the full syncs
+ * (kernel-bench-daemon.ts);
  * KERNEL_BENCH_DEBUG=1 shows the daemon's debug log.
  *
  * Phases (flannel config: Network 10.0.0.0/13, i.e. 2047 leasable /24s, vxlan VNI 1):
@@ -189,8 +190,9 @@ async function runBench(): Promise<number> {
       ...{ PLUGIN_SOCKET: join(buildDir, 'overlay-flannel.sock'), SUBNET_FILE: join(buildDir, 'subnet.env') }, // not the machine's (see Safety)
     };
     for (const k of ['NODE_OPTIONS', CHILD_ENV]) delete env[k];
-    const [profDir, heapDir] = [process.env.KERNEL_BENCH_CPU_PROF, process.env.KERNEL_BENCH_HEAP_PROF]; // see Knobs above
-    const execArgv = [...(profDir ? ['--cpu-prof', '--cpu-prof-dir', resolve(profDir)] : []), ...(heapDir ? ['--heap-prof', '--heap-prof-dir', resolve(heapDir)] : [])];
+    const profDir = process.env.KERNEL_BENCH_CPU_PROF; // see Knobs above
+    const execArgv = profDir ? ['--cpu-prof', '--cpu-prof-dir', resolve(profDir)] : [];
+    if (env.KERNEL_BENCH_ALLOC_PROF) env.KERNEL_BENCH_ALLOC_PROF = resolve(env.KERNEL_BENCH_ALLOC_PROF);
     const proc = new DaemonProc(fork(daemonJs, [], { execArgv, env, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     cleanups.push(() => proc.kill());
     recordPid(proc.child.pid, 'kernel-bench-daemon');
