@@ -25,6 +25,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { join } from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { loadSettings } from '../src/config/settings';
@@ -191,6 +192,9 @@ function main(): void {
         await (dataplane() as OverlayDataplane).idle();
         const tDone = hr();
         await alloc.stop('program');
+        // KERNEL_BENCH_HEAP_SNAPSHOT=<dir>: what is live once programmed (takes seconds, doubles the heap).
+        const snapDir = process.env.KERNEL_BENCH_HEAP_SNAPSHOT;
+        if (snapDir && !marks.snapshotWritten) marks.snapshotWritten = (writeHeapSnapshot(join(snapDir, 'after-program.heapsnapshot')), msSince(t0));
         return send({ t: 'count', id: c.id, tDone });
       }
       case 'fullSync': {

@@ -18,9 +18,10 @@
  * under tsx it was ~110 MB before the daemon even started (the tsx loader alone is ~35 MB, the
  * harness's etcd client, seed data and kernel dumps the rest), which made the RSS target
  * meaningless, and the harness's own work shared the daemon's event loop.
- * Knobs: KERNEL_BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the daemon process (slows it),
+ * Knobs: KERNEL_BENCH_NODE_FLAGS='--max-semi-space-size=2 …' runs the daemon's node with them;
+ * KERNEL_BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the daemon process (slows it),
  * KERNEL_BENCH_ALLOC_PROF=<dir> allocation profiles of the program phase and the full syncs
- * (kernel-bench-daemon.ts);
+ * and KERNEL_BENCH_HEAP_SNAPSHOT=<dir> a heap snapshot once programmed (kernel-bench-daemon.ts);
  * KERNEL_BENCH_DEBUG=1 shows the daemon's debug log.
  *
  * Phases (flannel config: Network 10.0.0.0/13, i.e. 2047 leasable /24s, vxlan VNI 1):
@@ -191,8 +192,8 @@ async function runBench(): Promise<number> {
     };
     for (const k of ['NODE_OPTIONS', CHILD_ENV]) delete env[k];
     const profDir = process.env.KERNEL_BENCH_CPU_PROF; // see Knobs above
-    const execArgv = profDir ? ['--cpu-prof', '--cpu-prof-dir', resolve(profDir)] : [];
-    if (env.KERNEL_BENCH_ALLOC_PROF) env.KERNEL_BENCH_ALLOC_PROF = resolve(env.KERNEL_BENCH_ALLOC_PROF);
+    const execArgv = [...(profDir ? ['--cpu-prof', '--cpu-prof-dir', resolve(profDir)] : []), ...(process.env.KERNEL_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])];
+    for (const k of ['KERNEL_BENCH_ALLOC_PROF', 'KERNEL_BENCH_HEAP_SNAPSHOT']) if (env[k]) env[k] = resolve(env[k]);
     const proc = new DaemonProc(fork(daemonJs, [], { execArgv, env, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     cleanups.push(() => proc.kill());
     recordPid(proc.child.pid, 'kernel-bench-daemon');
@@ -313,7 +314,7 @@ async function runBench(): Promise<number> {
         peers: PEERS,
         distinctPublicIPs: Math.min(PEERS, ips.length),
         parent: `${PARENT} (veth, ${OUR_IP}/24, default via ${GATEWAY}) in a scratch netns`,
-        daemon: 'separate process: src/ compiled by tsc, plain node, driven over IPC (bench/kernel-bench-daemon.ts)',
+        daemon: `separate process: src/ compiled by tsc, plain node${execArgv.length ? ` ${execArgv.join(' ')}` : ''}, driven over IPC (bench/kernel-bench-daemon.ts)`,
         ownSubnet: afterProgram.ownSubnet,
         buildMs: round(buildMs),
         seedMs: round(seedMs),
