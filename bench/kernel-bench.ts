@@ -200,7 +200,7 @@ async function runBench(): Promise<number> {
     const loaded = await Promise.race([proc.loaded, sleep(20_000).then(() => null)]);
     if (!loaded) throw new Error('the daemon process did not load within 20 s');
 
-    const probe = createNetlinkKernel({ timeoutMs: 5000 });
+    const probe = createNetlinkKernel({ timeoutMs: 5000 * SCALE }); // a 10,000-entry dump on a loaded machine took > 5 s
     cleanups.push(() => probe.close());
 
     // --- phase 1: program PEERS leases from an empty kernel ------------------------------------
