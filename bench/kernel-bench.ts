@@ -250,7 +250,7 @@ async function runBench(): Promise<number> {
       const mac = stableMac('bench-conv', k);
       const publicIP = ips[k % ips.length] as string;
 
-      const added = await proc.watch('added', subnetText, 10_000);
+      const added = await proc.watch('added', subnetText, 10_000 * SCALE);
       const a0 = hr();
       await client.put(key).value(leaseValue(publicIP, mac)).lease(etcdLeaseId);
       const aPut = hr();
@@ -264,7 +264,7 @@ async function runBench(): Promise<number> {
       // outside the timed window: is it really in the kernel?
       if (!(await probe.listFdb(vx.index)).some((f) => f.mac === mac && f.dst === publicIP)) verifyFailures++;
 
-      const gone = await proc.watch('removed', subnetText, 10_000);
+      const gone = await proc.watch('removed', subnetText, 10_000 * SCALE);
       const r0 = hr();
       await client.delete().key(key);
       const r = await gone.event;
