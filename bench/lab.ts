@@ -69,7 +69,7 @@ export interface BenchLab {
   prefix: string;
   /** Docker networks that exist on both hosts (overlay-flannel + swarm), by name. */
   nets: Set<string>;
-  /** Datapath of each overlay-flannel network as seen in h1's kernel: routed when its record bridge holds 169.254.1.1. */
+  /** Datapath of each overlay-flannel network as seen in h1's kernel: routed when its record bridge holds a link-local gateway 169.254.1.x. */
   datapath: Record<string, 'bridge' | 'routed'>;
   notes: string[];
 }
@@ -147,7 +147,7 @@ export async function buildLab(log: Log): Promise<BenchLab> {
     const id = (await d1.dockerOk(['network', 'inspect', '-f', '{{.Id}}', n.net])).stdout.trim();
     // The routed data path keeps a port-less record bridge that holds the link-local gateway 169.254.1.1.
     const addrs = await h1.execJson<{ addr_info: { local: string }[] }[]>(['addr', 'show', 'dev', `ofb-${id.slice(0, 11)}`]).catch(() => []);
-    datapath[n.net] = (addrs[0]?.addr_info ?? []).some((x) => x.local === '169.254.1.1') ? 'routed' : 'bridge';
+    datapath[n.net] = (addrs[0]?.addr_info ?? []).some((x) => /^169\.254\.1\.\d+$/.test(x.local)) ? 'routed' : 'bridge';
     nets.add(n.net);
   }
 

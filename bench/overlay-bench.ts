@@ -2,10 +2,11 @@
  * overlay-bench.ts — `npm run bench`: overlay-flannel side by side with Docker's swarm overlay and
  * the kernel's own paths, in one run on one two-host lab (docs/lab.md, docs/performance.md).
  *
- *   npm run bench                      full run (< 15 min; root; not part of npm test)
+ *   npm run bench                      full run (< 15 min, then bench:names ≈ 5 min; root; not part of npm test)
  *   npm run bench -- --quick           fewer and shorter repetitions, for development
  *   npm run bench -- --only of-vxlan,swarm,hand-vxlan   only these paths (ids below)
  *   npm run bench -- --no-scale        without bench:store / bench:kernel
+ *   npm run bench -- --no-names        without bench:names (cross-host DNS names, its own lab, last)
  *
  * Paths (all h1 → h2): underlay, hand-vxlan, hand-routed (hand-paths.ts), of-vxlan, of-bridge
  * (`-o datapath=bridge`; skipped with a note when network create refuses it), of-hostgw, of-dr
@@ -28,28 +29,31 @@ import { apiUnderBurst, dockerRunWalls, enableToPing, startToReach } from './con
 import { handRoutedVxlan, handVxlan } from './hand-paths';
 import { BRIDGE_NET, buildLab, containerPair, MAIN, ROOT, SWARM_NET, teardownLab, type BenchContainer, type BenchLab } from './lab';
 import { renderTables, writeChart, writeJson, type PathResult, type Results } from './report';
+import { namesBench, renderNames } from './names-report';
 import { kernelBench, storeBench } from './scale';
 import { interleave } from './stats';
 import { iperf, ping, reachable, Servers, udpRR, type Path } from './workloads';
 
 const ALL_PATHS = ['underlay', 'hand-vxlan', 'hand-routed', 'of-vxlan', 'of-bridge', 'of-hostgw', 'of-dr', 'swarm'] as const;
 
-function parseArgs(argv: string[]): { quick: boolean; only?: Set<string>; scale: boolean } {
+function parseArgs(argv: string[]): { quick: boolean; only?: Set<string>; scale: boolean; names: boolean } {
   let quick = false;
   let scale = true;
+  let names = true;
   let only: Set<string> | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') quick = true;
     else if (a === '--no-scale') scale = false;
+    else if (a === '--no-names') names = false;
     else if (a === '--only' || a.startsWith('--only=')) {
       const v = a.includes('=') ? a.slice(7) : argv[++i];
       only = new Set((v ?? '').split(',').filter(Boolean));
       const bad = [...only].filter((p) => !(ALL_PATHS as readonly string[]).includes(p));
       if (bad.length || !only.size) throw new Error(`--only: unknown path(s) "${bad.join(',')}"; choose from ${ALL_PATHS.join(',')}`);
-    } else throw new Error(`unknown argument "${a}"; use --quick, --only ${ALL_PATHS.join(',')}, --no-scale`);
+    } else throw new Error(`unknown argument "${a}"; use --quick, --only ${ALL_PATHS.join(',')}, --no-scale, --no-names`);
   }
-  return { quick, only, scale };
+  return { quick, only, scale, names };
 }
 
 function machine(): Record<string, string | number> {
@@ -240,6 +244,8 @@ async function main(): Promise<number> {
     if (elapsedS() < S.budgetS + 80) await kernelBench(log).then((k) => (results.scale.kernel = k), (e: unknown) => results.scale.errors.push(String(e)));
     else results.notes.push(`bench:kernel skipped: the run reached its time budget (${S.budgetS + 80} s)`);
   }
+  // bench:names last: its own three-dockerd lab (bench/names-lab.ts), run as `npm run bench:names` would.
+  if (args.names) await namesBench(args.quick, log).then((n) => (results.names = n), (e: unknown) => results.notes.push(`bench:names: ${e instanceof Error ? e.message : String(e)}`));
   results.durationS = Math.round(elapsedS());
   const dir = join(ROOT, 'bench/results');
   const file = writeJson(results, dir);
@@ -248,6 +254,7 @@ async function main(): Promise<number> {
   console.log(`\n## overlay-flannel benchmark, ${results.date}${args.quick ? ' (--quick)' : ''}`);
   console.log(`\nMachine: ${results.machine.cpus} × ${results.machine.cpu}, kernel ${results.machine.kernel}, ${results.machine.docker}, ${results.machine.iperf3}; load average at start ${results.machine.loadavg}; run took ${results.durationS} s.`);
   console.log(renderTables(results));
+  if (results.names) console.log(renderNames(results.names));
   console.log(`\nresults: ${file}, ${join(dir, 'latest.json')}${chart.png ? `, chart ${chart.png}` : ''}`);
   return results.notes.some((n) => n.startsWith('run aborted')) ? 1 : 0;
 }

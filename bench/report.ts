@@ -13,6 +13,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../test/helpers/run';
+import type { NamesResults } from './names-report';
 import { scaleRows } from './scale';
 import { mean, ratio, round, summarize } from './stats';
 import type { Path } from './workloads';
@@ -49,6 +50,8 @@ export interface Results {
     errors: string[];
   };
   scale: { store?: Record<string, unknown>; kernel?: Record<string, unknown>; errors: string[] };
+  /** bench:names (names-bench.ts), when it ran: its JSON and the file it wrote. */
+  names?: NamesResults & { file: string };
   durationS?: number;
 }
 

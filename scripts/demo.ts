@@ -1,8 +1,10 @@
 /**
  * The demo, as a user would see overlay-flannel: two Docker hosts (network namespaces, each with
  * its own dockerd), etcd on their LAN, the managed plugin installed on both, one overlay network,
- * a container on each host, and traffic between them: ping, then a netcat chat (flannel's classic
- * demo). Everything lives in namespaces this script creates and removes.
+ * a container on each host, and traffic between them by name: nslookup and ping of c2 from c1,
+ * then a netcat chat (flannel's classic demo, without passing addresses around). The dockerds ask
+ * a small DNS server on the LAN (192.0.2.254, test/lab/fake-upstream-dns.ts) for outside names, so
+ * no query leaves the lab. Everything lives in namespaces this script creates and removes.
  *   node --import tsx scripts/demo.ts [--keep]
  */
 import { join, resolve } from 'node:path';
@@ -12,6 +14,7 @@ import { startEtcd, type EtcdServer } from '../test/helpers/etcd-server';
 import type { Lab } from '../test/helpers/netns-lab';
 import { waitFor } from '../test/helpers/wait';
 import { endpointOf, randomOverlay } from '../test/lab/docker-plugin-lab';
+import { startFakeUpstream } from '../test/lab/fake-upstream-dns';
 
 const ROOT = resolve(__dirname, '..');
 const MAIN = join(ROOT, 'dist/main.js');
@@ -30,9 +33,11 @@ async function main(): Promise<void> {
     lab = await createDockerLab('of');
     const lan = await lab.lan();
     etcd = await startEtcd({ netns: lan.ns, host: '192.0.2.254' });
+    await startFakeUpstream(lan, { 'www.example.org': ['203.0.113.80'] }); // the LAN's DNS server; stopped with the lab
     const h1 = await lab.addHost(1);
     const h2 = await lab.addHost(2);
-    const [d1, d2, built] = await Promise.all([startDockerd(h1), startDockerd(h2), buildPlugin({ out: join(labRoot(lab.runId), 'plugin'), build: false })]);
+    const dockerd = { extraArgs: ['--dns', '192.0.2.254'] };
+    const [d1, d2, built] = await Promise.all([startDockerd(h1, dockerd), startDockerd(h2, dockerd), buildPlugin({ out: join(labRoot(lab.runId), 'plugin'), build: false })]);
     await Promise.all([importBusybox(d1), importBusybox(d2)]);
 
     say(`the overlay, written once to etcd: Network ${ov.network}, vxlan VNI ${ov.vni}`);
@@ -64,16 +69,24 @@ async function main(): Promise<void> {
     show(`c1 on h1: ${ip1}\nc2 on h2: ${ip2}\nroutes in c1:`);
     show((await d1.dockerOk(['exec', 'c1', 'ip', 'route'])).stdout);
 
-    say(`c1 (h1) pings c2 (h2) at ${ip2}`);
-    await waitFor(async () => (await d1.docker(['exec', 'c1', 'ping', '-c', '1', '-W', '2', ip2])).code === 0, { timeoutMs: 20_000, what: 'first ping' });
-    show((await d1.dockerOk(['exec', 'c1', 'ping', '-c', '3', ip2])).stdout);
+    say('c1 (h1) looks up c2 (h2) by name: Docker\'s own DNS in c1, answered by the plugin on h1 from the names in etcd');
+    const looked = await waitFor(async () => {
+      const r = await d1.docker(['exec', 'c1', 'nslookup', 'c2']);
+      return r.code === 0 && r.stdout.includes(ip2) ? r.stdout : undefined;
+    }, { timeoutMs: 20_000, what: 'c2 resolvable from c1' });
+    show(looked);
+    say('c1 pings c2 by name');
+    await waitFor(async () => (await d1.docker(['exec', 'c1', 'ping', '-c', '1', '-W', '2', 'c2'])).code === 0, { timeoutMs: 20_000, what: 'first ping' });
+    show((await d1.dockerOk(['exec', 'c1', 'ping', '-c', '3', 'c2'])).stdout);
+    say('names outside the overlay still go to the LAN\'s DNS server, as without the plugin');
+    show((await d1.dockerOk(['exec', 'c1', 'nslookup', 'www.example.org'])).stdout);
 
-    say('a netcat chat across hosts: c2 listens on port 7000, c1 says hello');
+    say('a netcat chat across hosts, by name: c2 listens on port 7000, c1 says hello to c2');
     await d2.dockerOk(['exec', '-d', 'c2', 'sh', '-c', 'nc -l -p 7000 > /tmp/chat']);
     const msg = `hello from c1 (${ip1}) on h1`;
     const got = await waitFor(
       async () => {
-        await d1.docker(['exec', 'c1', 'sh', '-c', `echo "${msg}" | nc -w 2 ${ip2} 7000`], { timeoutMs: 10_000 });
+        await d1.docker(['exec', 'c1', 'sh', '-c', `echo "${msg}" | nc -w 2 c2 7000`], { timeoutMs: 10_000 });
         const seen = (await d2.docker(['exec', 'c2', 'cat', '/tmp/chat'])).stdout;
         return seen.includes(msg) ? seen : undefined;
       },

@@ -26,11 +26,11 @@ want busybox-static busybox
 want util-linux nsenter
 want docker.io /usr/sbin/dockerd
 want iptables iptables
+want python3-minimal python3 # the LAN's small DNS server (demo, labs) and DNS-like clients in netns (tests)
 if [ "$what" = test ]; then
   want nftables nft
   want ethtool ethtool
   want iperf3 iperf3
-  want python3-minimal python3 # test/kernel/names-queue.test.ts: DNS-like client and upstream inside netns
   want docker-registry /usr/bin/docker-registry
   want openssl openssl
   want procps ps

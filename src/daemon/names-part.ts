@@ -14,8 +14,10 @@
  *   re-puts everything it holds, so this host's names come back on their own.
  * - Without a usable Docker socket this host writes no records (a warning says so) but still
  *   knows every other host's names.
- * - Stop order (undo stack): the Docker follower, then the registry (revokes the lease: this
- *   host's names go at once), then the watcher.
+ * - Stop order (undo stack): the Docker follower, then the registry, then the watcher. The
+ *   registry's lease is released, not revoked: this host's names stay until NAME_TTL runs out,
+ *   so a plugin restart, disable/enable or upgrade shows no gap to other hosts; the new process's
+ *   replaceAll rewrites them under its lease and deletes what went meanwhile.
  * - The resolver (reconcile/name-resolver.ts) answers from `table`; it starts last and stops first.
  *   When it cannot start (no NFQUEUE in the kernel …) the records go on: the status says why.
  */
@@ -86,7 +88,9 @@ export async function startNames(
   undo.push('stopping the name watch', () => watcher.stop());
 
   const registry = ov.nameRegistry({ host: p.publicIP, ttlSec: settings.nameTtlSec });
-  undo.push('revoking this host\'s name lease', () => registry.stop());
+  // Not revoked: a restart or upgrade within NAME_TTL takes the names over with no gap; a host
+  // that stays down loses them within NAME_TTL.
+  undo.push('releasing this host\'s name lease', () => registry.stop({ revoke: false }));
 
   let follower: NameEvents | null = null;
   const notWriting = p.dockerUnusable;

@@ -5,7 +5,7 @@
  * nothing, and after a reboot (bridges gone, Docker still has the network) the first
  * CreateEndpoint rebuilds the bridge from the endpoint's address.
  * Data paths (src/domain/datapath.ts): routed (default) leaves the bridge without ports — it only
- * records the network and holds the link-local gateway 169.254.1.1, which marks the mode — and
+ * records the network and holds its link-local gateway 169.254.1.x, which marks the mode — and
  * gives each endpoint a host route `<address>/32 dev ofh<id>`; bridge enslaves the veths.
  * All kernel writes go through the host's serial queue, shared with the overlay reconciler.
  */
@@ -14,7 +14,7 @@ import type { Kernel, LinkInfo } from '../kernel';
 import { gatewayOf } from '../domain/addresses';
 import { Cidr, cidr, cidrContains, formatCidr, formatIPv4, parseCidr, parseIPv4 } from '../domain/ipv4';
 import { BRIDGE_PREFIX, bridgeName, vethNames } from '../domain/names';
-import { datapathOption, joinRoutes, LINK_LOCAL_GATEWAY, LINK_LOCAL_GATEWAY_CIDR, LINK_LOCAL_GATEWAY_IP, LINK_LOCAL_SCOPE, type Datapath } from '../domain/datapath';
+import { datapathOption, isRoutedGateway, joinRoutes, LINK_LOCAL_SCOPE, pickRoutedGateway, ROUTED_GATEWAYS, type Datapath } from '../domain/datapath';
 import { conflict, errorText, invalid, notFound, OverlayError, unavailable, unsupported } from '../errors';
 import { portRules, portRuleText } from '../domain/port-rules';
 import { SerialQueue } from '../util/serial-queue';
@@ -41,6 +41,8 @@ interface BridgeView {
   gateway: number;
   subnet: Cidr;
   mode: Datapath;
+  /** routed: the network's link-local gateway (169.254.1.x), the containers' default gateway. */
+  routedGateway: number | null;
 }
 
 const LINK_LOCAL = parseCidr(LINK_LOCAL_SCOPE);
@@ -164,8 +166,8 @@ export class NetworkDriver {
     const overlayNet = this.overlays.all().map((o) => o.network()).find((n) => n && cidrContains(n, view.gateway)) ?? null;
     return {
       containerVeth: names.container,
-      gateway: view.mode === 'routed' ? LINK_LOCAL_GATEWAY_IP : view.gateway,
-      routes: joinRoutes(view.mode, view.subnet, overlayNet, view.gateway),
+      gateway: view.routedGateway ?? view.gateway,
+      routes: joinRoutes(view.mode, view.subnet, overlayNet, view.gateway, view.routedGateway ?? undefined),
     };
   }
 
@@ -246,16 +248,21 @@ export class NetworkDriver {
   }
 
   private async ensureBridge(name: string, subnet: Cidr, mtu: number, mode: Datapath): Promise<BridgeView> {
+    const existing = await this.bridgeView(name);
     const br = await this.kernel.ensureBridge(name, mtu);
     const gateway = gatewayOf(subnet);
     if (mode === 'bridge') {
       await this.kernel.ensureOnlyAddress(br.index, `${formatIPv4(gateway)}/${subnet.len}`);
       await this.kernel.setForwarding(br.index, true);
-    } else {
-      await this.kernel.ensureOnlyAddress(br.index, `${formatIPv4(gateway)}/${subnet.len}`, formatCidr(subnet));
-      await this.kernel.ensureOnlyAddress(br.index, LINK_LOCAL_GATEWAY_CIDR, LINK_LOCAL_SCOPE);
+      return { link: br, gateway, subnet, mode, routedGateway: null };
     }
-    return { link: br, gateway, subnet, mode };
+    // A bridge that has its link-local gateway keeps it; a new one takes the lowest free one.
+    const routedGateway =
+      existing?.routedGateway ?? pickRoutedGateway((await this.bridges()).flatMap((b) => (b.link.name !== name && b.routedGateway !== null ? [b.routedGateway] : [])));
+    if (routedGateway === null) throw conflict(`no free link-local gateway in ${ROUTED_GATEWAYS} for another routed network on this host (254 in use): remove a network, or use -o datapath=bridge`);
+    await this.kernel.ensureOnlyAddress(br.index, `${formatIPv4(gateway)}/${subnet.len}`, formatCidr(subnet));
+    await this.kernel.ensureOnlyAddress(br.index, `${formatIPv4(routedGateway)}/32`, LINK_LOCAL_SCOPE);
+    return { link: br, gateway, subnet, mode, routedGateway };
   }
 
   /** After a reboot Docker still knows the network but the bridge is gone: rebuild it from the address. */
@@ -279,8 +286,9 @@ export class NetworkDriver {
     const addr = addrs.find((x) => !cidrContains(LINK_LOCAL, parseIPv4(x.address)));
     if (!addr) return null;
     const gateway = parseIPv4(addr.address);
-    const mode: Datapath = addrs.some((x) => x.address === LINK_LOCAL_GATEWAY) ? 'routed' : 'bridge';
-    return { link, gateway, subnet: cidr(gateway, addr.prefixLen), mode };
+    const routed = addrs.find((x) => x.prefixLen === 32 && isRoutedGateway(parseIPv4(x.address)));
+    const routedGateway = routed ? parseIPv4(routed.address) : null;
+    return { link, gateway, subnet: cidr(gateway, addr.prefixLen), mode: routedGateway === null ? 'bridge' : 'routed', routedGateway };
   }
 
   /** Every bridge of ours with its gateway. */

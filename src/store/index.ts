@@ -79,13 +79,14 @@ export function openStore(
   const stoppables = new Set<{ stop(): Promise<void> }>();
   let closed: Promise<void> | null = null;
 
-  const track = <T extends { stop(): Promise<void> }>(x: T): T => {
+  // Wraps stop() to forget the stopped object; stop's own options (NameRegistry's revoke) pass through.
+  const track = <T extends { stop(...args: any[]): Promise<void> }>(x: T): T => {
     stoppables.add(x);
-    const stop = x.stop.bind(x);
-    x.stop = () => {
+    const stop = x.stop.bind(x) as (...args: unknown[]) => Promise<void>;
+    x.stop = ((...args: unknown[]) => {
       stoppables.delete(x);
-      return stop();
-    };
+      return stop(...args);
+    }) as T['stop'];
     return x;
   };
 

@@ -96,6 +96,7 @@ export class NameLease {
 
   /** Stop keeping it alive without revoking (the names expire within the TTL). */
   release(): void {
+    this.closed = true;
     clearTimeout(this.current?.timer);
     this.current = null;
   }

@@ -14,7 +14,8 @@
  *   `replaceAll` (after a plugin restart) puts the new set first, then deletes the stale ones,
  *   including records of this host written by the previous process (found by listing the names
  *   and matching `host`): a record that stays is overwritten in place, never deleted in between.
- *   `stop()` revokes the lease: on a clean stop the names go at once.
+ *   `stop()` revokes the lease (the names go at once); `stop({ revoke: false })`, as the daemon
+ *   stops, lets them run out within the TTL so that a restarted process takes them over seamlessly.
  * - {@link NameWatcher}: every host's records, listed and watched with {@link ListWatch}
  *   (re-listed after compaction; a re-list is diffed into upserts and removals). The set stays in
  *   memory while etcd is down, so names already known keep resolving. A broken value is logged
@@ -120,13 +121,19 @@ export class NameRegistry extends EventEmitter {
     return this.flush(`register ${records.length} names`);
   }
 
-  /** Stop writing and revoke the lease: every name of this host goes at once. */
-  async stop(): Promise<void> {
+  /**
+   * Stop writing. `revoke` (the default): every name of this host goes at once. `revoke: false`
+   * (the daemon's stop): the lease is no longer kept alive, so the names stay until NAME_TTL runs
+   * out; a process that starts again within it takes them over (replaceAll) with no gap, which is
+   * what a plugin restart or upgrade needs.
+   */
+  async stop(opts: { revoke?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.retry);
     await Promise.race([this.writes.run(async () => undefined), sleep(5000)]);
-    await this.lease.revoke();
+    if (opts.revoke === false) this.lease.release();
+    else await this.lease.revoke();
   }
 
   private encode(record: NameRecord): [string, string] {
@@ -257,7 +264,11 @@ export interface NameWatcher {
  *   await w.start();   // resolves after the first list
  */
 export class NameWatcher extends EventEmitter {
-  private readonly known = new Map<string, { value: string; record: NameRecord }>();
+  /**
+   * key → the record and the etcd revision it was read at. The revision, not the value's text,
+   * tells a change apart from a re-read (after a re-list): the text would cost ~500 B a record.
+   */
+  private readonly known = new Map<string, { rev: number; record: NameRecord }>();
   private readonly warned = new StateChanges();
   private readonly lw: ListWatch;
   /** Records skipped because their value or key is broken (each counted once per key and value). */
@@ -314,7 +325,7 @@ export class NameWatcher extends EventEmitter {
     return { revision: this.lw.revision, stats: this.lw.stats };
   }
 
-  private decode(kv: KeyValue): { value: string; record: NameRecord } | null {
+  private decode(kv: KeyValue): { rev: number; record: NameRecord } | null {
     const text = kv.value.toString('utf8');
     const ids = parseNameKey(this.keys, kv.key);
     const r = parseNameRecord(text);
@@ -324,7 +335,7 @@ export class NameWatcher extends EventEmitter {
     else if (r.record.networkId !== ids.networkId || r.record.endpointId !== ids.endpointId) reason = 'the network or endpoint id differs from the key';
     if (reason === '' && r.ok) {
       this.warned.forget(kv.key);
-      return { value: text, record: r.record };
+      return { rev: Number(kv.modRevision), record: r.record };
     }
     if (this.warned.changed(kv.key, text)) {
       this.skipped++;
@@ -344,7 +355,7 @@ export class NameWatcher extends EventEmitter {
     this.fire('synced', { records: this.known.size });
   }
 
-  private apply(key: string, next: { value: string; record: NameRecord } | null): void {
+  private apply(key: string, next: { rev: number; record: NameRecord } | null): void {
     const before = this.known.get(key);
     if (next === null) {
       if (!before) return;
@@ -352,7 +363,7 @@ export class NameWatcher extends EventEmitter {
       this.fire('remove', before.record);
       return;
     }
-    if (before?.value === next.value) return;
+    if (before?.rev === next.rev) return;
     this.known.set(key, next);
     this.fire('upsert', next.record);
   }

@@ -39,8 +39,11 @@ async function endpoints(d: DockerHost, net: string): Promise<{ eps: Endpoint[];
   const r = await d.dockerOk(['network', 'inspect', '-f', '{{json .Containers}}', net]);
   const raw = JSON.parse(r.stdout.trim() || '{}') as Record<string, { Name: string; EndpointID: string; IPv4Address: string }> | null;
   const eps = Object.values(raw ?? {}).map((c) => ({ name: c.Name, ip: c.IPv4Address.split('/')[0] ?? '', eid: c.EndpointID }));
-  const running = (await d.dockerOk(['ps', '-q', '--no-trunc', '--filter', `network=${net}`])).stdout.split('\n').filter(Boolean);
-  if (running.length !== eps.length) problems.push(`${d.host.ns}: ${running.length} running container(s) on ${net} but ${eps.length} endpoint(s)`);
+  const running = (await d.dockerOk(['ps', '--format', '{{.Names}}', '--filter', `network=${net}`])).stdout.split('\n').filter(Boolean);
+  if (running.length !== eps.length) {
+    const named = eps.map((e) => e.name);
+    problems.push(`${d.host.ns}: ${running.length} running container(s) on ${net} but ${eps.length} endpoint(s) (running without one: ${running.filter((n) => !named.includes(n)).join(' ') || '-'}; endpoints of: ${named.join(' ')})`);
+  }
   for (const e of eps) if (!e.ip) problems.push(`${d.host.ns}: container ${e.name} has no address on ${net}`);
   return { eps, problems };
 }

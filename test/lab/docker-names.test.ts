@@ -14,7 +14,8 @@
  * another overlay do not resolve them (the bridge path resolves its own) (the query goes to the upstream as before); the LAN gets no
  * answer from the resolver; hostile packets leave it answering; rename and rm follow; etcd down:
  * known names keep resolving; plugin SIGKILL: external names still resolve while it is down and
- * overlay names again after its restart; h3 cut from the LAN: its names gone within NAME_TTL.
+ * overlay names again after its restart; the plugin disabled and enabled on h2: its names resolve
+ * on h1 throughout; h3 cut from the LAN: its names gone within NAME_TTL.
  * Needs root, docker.io, busybox-static, python3, etcd and `npm run build`; fails (never skips).
  */
 import assert from 'node:assert/strict';
@@ -278,6 +279,22 @@ describe('cross-host names through Docker\'s embedded DNS on three real dockerds
       await d1.dockerOk(['plugin', 'enable', 'overlay-flannel'], { timeoutMs: 60_000 });
     });
     await resolves(d1, CLIENT, SRV, (a) => a.length === 1, `${SRV} after the plugin restart`, 60_000);
+  });
+
+  it('10b. plugin disabled and enabled on h2 (a clean stop, as in an upgrade): its names never stop resolving on h1', async () => {
+    const ip = await ipOf(d2, SRV, NET);
+    await d2.dockerOk(['plugin', 'disable', '-f', 'overlay-flannel'], { timeoutMs: 60_000 });
+    const off = Date.now();
+    try {
+      const r = await lookup(d1, CLIENT, SRV);
+      assert.deepEqual(r.addresses, [ip], `h2's ${SRV} while its plugin is off (${Date.now() - off} ms after the stop): ${r.out}`);
+    } finally {
+      await d2.dockerOk(['plugin', 'enable', 'overlay-flannel'], { timeoutMs: 60_000 });
+    }
+    // Past the old lease's TTL: the restarted plugin has taken the record over with its own lease.
+    const back = Date.now();
+    await waitFor(async () => Date.now() - back > (NAME_TTL + 2) * 1000, { timeoutMs: (NAME_TTL + 5) * 1000, intervalMs: 500, what: 'NAME_TTL to pass' });
+    assert.deepEqual((await lookup(d1, CLIENT, SRV)).addresses, [ip], `${SRV} after the old lease's TTL`);
   });
 
   it('11. h3 cut from the LAN: its names vanish from h1 within NAME_TTL; h2\'s stay', async () => {

@@ -8,7 +8,8 @@
  * network B on the named overlay (`--ipam-opt network=blue`) likewise; containers on h2 run on them
  * without anything created there; A↔A and B↔B work across hosts while A↔B is dropped on the same
  * host and across hosts (FORWARD drop rules); `docker network rm` on h1 removes the network on h2
- * where no container uses it and keeps it where one does; re-adding works. after() tears
+ * where no container uses it and keeps it where one does; re-adding works; a container on two routed
+ * networks (docker network connect) gets one link-local gateway per network. after() tears
  * everything down and asserts nothing is left. Needs root, docker.io, busybox-static, etcd.
  */
 import assert from 'node:assert/strict';
@@ -167,5 +168,20 @@ describe('several isolated overlays, networks defined once', { timeout: 300_000 
     await Promise.all([L.runBox(d1, 'a3', 'netA'), L.runBox(d2, 'a4', 'netA')]);
     await L.pingOk(d2, 'a4', (await L.endpointOf(d1, 'a3', 'netA')).ip);
     await Promise.all([d1.dockerOk(['rm', '-f', 'a3']), d2.dockerOk(['rm', '-f', 'a4', 'b2'])]);
+  });
+
+  it('5. one container on two routed networks (docker network connect): each network has its own link-local gateway, both paths work', async () => {
+    await d1.dockerOk(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '--ipam-opt', `network=${NAMED}`, 'netC'], { timeoutMs: 60_000 });
+    await Promise.all([L.runBox(d1, 'x1', 'netA'), L.runBox(d1, 'c1', 'netC'), L.runBox(d2, 'a5', 'netA')]);
+    const r = await d1.docker(['network', 'connect', 'netC', 'x1'], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, `connect x1 to a second routed network: ${r.stderr}`);
+    const routes = (await d1.dockerOk(['exec', 'x1', 'ip', 'route'])).stdout;
+    const gws = [...routes.matchAll(/^(169\.254\.1\.\d+) dev (eth\d)/gm)].map((m) => `${m[1]} ${m[2]}`).sort();
+    assert.equal(gws.length, 2, `two on-link gateways, one per interface:\n${routes}`);
+    assert.notEqual(gws[0]!.split(' ')[0], gws[1]!.split(' ')[0], `distinct gateways:\n${routes}`);
+    await L.pingOk(d1, 'x1', (await L.endpointOf(d1, 'c1', 'netC')).ip);
+    await L.pingOk(d1, 'x1', (await L.endpointOf(d2, 'a5', 'netA')).ip);
+    await Promise.all([d1.dockerOk(['rm', '-f', 'x1', 'c1']), d2.dockerOk(['rm', '-f', 'a5'])]);
+    await d1.dockerOk(['network', 'rm', 'netC'], { timeoutMs: 60_000 });
   });
 });

@@ -127,9 +127,13 @@ describe('overlay-flannel as a managed Docker plugin on two hosts', { timeout: 4
     const browser = await launchBrowserIn(h1, `${lab!.runId}-docker`);
     try {
       const page = await browser.browser.newPage({ viewport: { width: 1100, height: 700 } });
-      await page.goto(`http://${STATUS}/`, { timeout: 30_000 });
+      // Generous bounds: on a fresh machine this is Chromium's first start (font cache and all).
+      await page.goto(`http://${STATUS}/`, { timeout: 60_000 });
       const row = page.locator(`tr.endpoint[data-endpoint="${ep1.eid.slice(0, 12)}"]`);
-      await row.waitFor({ timeout: 20_000 });
+      await row.waitFor({ timeout: 45_000 }).catch(async (e: unknown) => {
+        const body = await page.locator('body').innerText().catch((x: unknown) => `(no body: ${String(x)})`);
+        assert.fail(`the page never showed c1's row (${String(e)}); the page said:\n${body.slice(0, 3000)}`);
+      });
       const shown = await row.innerText();
       for (const want of ['c1', ips.c1, NET]) assert.ok(shown.includes(want), `the page's row of c1 shows ${want}: ${shown}`);
       mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true });

@@ -5,6 +5,7 @@
  * endpoint when etcd refuses the connection.
  */
 import { after, before, describe, it } from 'node:test';
+import { nameRecord } from '../helpers/name-records';
 import assert from 'node:assert/strict';
 import { join, resolve } from 'node:path';
 import { EtcdServer, findFreePorts, startEtcd } from '../helpers/etcd-server';
@@ -24,18 +25,8 @@ describe('overlay-flannel names against a real etcd', { timeout: 120_000 }, () =
     const t0 = Date.now();
     return run(process.execPath, [MAIN, ...args], { env: { ...env, ETCD_ENDPOINTS: endpoint, ETCD_PREFIX: prefix }, timeoutMs: 20_000, check: false }).then((r) => ({ ...r, ms: Date.now() - t0 }));
   };
-  const rec = (over: Partial<NameRecord>): NameRecord => ({
-    networkId: 'appnet',
-    networkName: 'appnet',
-    containerName: 'web-1',
-    endpointId: 'e1'.repeat(32),
-    aliases: ['web', 'front'],
-    ipv4: ['10.41.1.2'],
-    ipv6: [],
-    host: '192.0.2.11',
-    updatedAt: new Date(Date.now() - 125_000).toISOString(),
-    ...over,
-  });
+  const rec = (over: Partial<NameRecord>): NameRecord =>
+    nameRecord({ aliases: ['web', 'front'], ipv4: ['10.41.1.2'], host: '192.0.2.11', updatedAt: new Date(Date.now() - 125_000).toISOString(), ...over });
   const put = (r: NameRecord) => etcd.etcdctl(['put', keys.nameKey(r.networkId, r.endpointId), encodeNameRecord(r)]);
 
   before(async () => {

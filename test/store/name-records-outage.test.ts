@@ -5,6 +5,7 @@
  * The numbers are printed as `# measured …` lines.
  */
 import assert from 'node:assert/strict';
+import { nameRecord } from '../helpers/name-records';
 import { after, before, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -21,17 +22,8 @@ before(async () => {
 after(async () => etcd?.cleanup());
 
 const TTL = 4;
-const rec = (host: string, endpointId: string, containerName: string, ip: string): NameRecord => ({
-  networkId: 'net1',
-  networkName: 'appnet',
-  containerName,
-  endpointId,
-  aliases: [`${containerName}-alias`],
-  ipv4: [ip],
-  ipv6: [],
-  host,
-  updatedAt: new Date().toISOString(),
-});
+const rec = (host: string, endpointId: string, containerName: string, ip: string): NameRecord =>
+  nameRecord({ networkId: 'net1', networkName: 'appnet', containerName, endpointId, aliases: [`${containerName}-alias`], ipv4: [ip], host });
 const names = (w: NameWatcher) => w.records().map((r) => `${r.endpointId}@${r.host}`).sort();
 const measured = (what: string, value: string) => console.log(`# measured ${what}: ${value}`);
 

@@ -1,12 +1,13 @@
 /**
  * name-records.test.ts — DNS name records (src/store/name-records.ts) against a real etcd: two
  * hosts' registries seen by one watcher, a dead host's names expiring with its short lease, a
- * clean stop revoking at once, a restart's replaceAll without a gap, a lost lease re-put (and a
+ * clean stop revoking at once, a restart (stop without revoke, then replaceAll) without a gap, a lost lease re-put (and a
  * name removed meanwhile staying gone), an etcd outage ridden out by the watcher, a re-list after
  * compaction, a broken value skipped with its reason. One etcd for the file, a prefix per test.
  * The timings measured are printed as `# measured …` lines.
  */
 import assert from 'node:assert/strict';
+import { nameRecord } from '../helpers/name-records';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
@@ -25,18 +26,8 @@ withEtcdStore((e, s) => {
   store = s;
 });
 
-const rec = (host: string, endpointId: string, containerName: string, ip: string, over: Partial<NameRecord> = {}): NameRecord => ({
-  networkId: 'net1',
-  networkName: 'appnet',
-  containerName,
-  endpointId,
-  aliases: [],
-  ipv4: [ip],
-  ipv6: [],
-  host,
-  updatedAt: new Date().toISOString(),
-  ...over,
-});
+const rec = (host: string, endpointId: string, containerName: string, ip: string, over: Partial<NameRecord> = {}): NameRecord =>
+  nameRecord({ networkId: 'net1', networkName: 'appnet', containerName, endpointId, ipv4: [ip], host, ...over });
 
 type Ev = { type: 'upsert' | 'remove'; endpoint: string; at: number; record: NameRecord };
 function follow(w: NameWatcher): Ev[] {
@@ -153,8 +144,10 @@ describe('name records', () => {
     await before.replaceAll(['a', 'b', 'c'].map((n, i) => rec('192.0.2.31', `ep-${n}`, n, `10.1.20.${i + 2}`)));
     await waitFor(async () => w.size === 4, { what: 'the first process and another host' });
 
-    // The plugin restarts: the old process stops keeping its lease alive (crash), the new one re-registers.
-    before.lease.release();
+    // The plugin restarts: the old process stops as the daemon does (the lease released, not
+    // revoked: its names stay), the new one re-registers.
+    await before.stop({ revoke: false });
+    assert.equal(w.size, 4, 'a stop without revoke leaves the names');
     const after = ov.nameRegistry({ host: '192.0.2.31', ttlSec: TTL });
     const startedAt = Date.now();
     await after.replaceAll([rec('192.0.2.31', 'ep-a', 'a-renamed', '10.1.20.2'), rec('192.0.2.31', 'ep-c', 'c', '10.1.20.4'), rec('192.0.2.31', 'ep-d', 'd', '10.1.20.5')]);

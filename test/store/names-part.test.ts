@@ -5,6 +5,7 @@
  * etcd returns arrive; NAMES=false builds nothing; the undo stack stops it. Its own etcd (stopped).
  */
 import assert from 'node:assert/strict';
+import { nameRecord } from '../helpers/name-records';
 import { after, before, it } from 'node:test';
 import type { NameRecord } from '../../src/domain/name-record';
 import { startNames } from '../../src/daemon/names-part';
@@ -23,17 +24,8 @@ after(async () => etcd?.cleanup());
 
 const THIS_HOST = '192.0.2.91';
 const OTHER = '192.0.2.92';
-const rec = (endpointId: string, containerName: string, ip: string): NameRecord => ({
-  networkId: 'appnet',
-  networkName: 'appnet',
-  containerName,
-  endpointId,
-  aliases: [`${containerName}-alias`],
-  ipv4: [ip],
-  ipv6: [],
-  host: OTHER,
-  updatedAt: new Date().toISOString(),
-});
+const rec = (endpointId: string, containerName: string, ip: string): NameRecord =>
+  nameRecord({ networkId: 'appnet', networkName: 'appnet', containerName, endpointId, aliases: [`${containerName}-alias`], ipv4: [ip], host: OTHER });
 const noKernel = {} as Kernel; // no Docker follower asks it; the resolver's start fails on it (off, records go on)
 const settings = { names: true, nameTtlSec: 5, dockerSocket: '/nonexistent/docker.sock', nameQueue: 53, nameMarkBit: 0x00100000, nameCtZone: 53, nameAnswerAddr: '169.254.53.53', dockerSearchRoot: '/' };
 

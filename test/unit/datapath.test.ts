@@ -1,7 +1,7 @@
 // The data-path choice and its pure route arithmetic (src/domain/datapath.ts), as tables.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { datapathOption, joinRoutes, subnetHalves, type JoinRoute } from '../../src/domain/datapath';
+import { datapathOption, isRoutedGateway, joinRoutes, pickRoutedGateway, subnetHalves, type JoinRoute } from '../../src/domain/datapath';
 import { formatCidr, formatIPv4, parseCidr, parseIPv4 } from '../../src/domain/ipv4';
 
 test('datapathOption: default routed, either key, case-insensitive, unknown refused with the fix', () => {
@@ -38,4 +38,18 @@ test('joinRoutes per data path', () => {
   assert.deepEqual(joinRoutes('bridge', sub, null, gw), []);
   assert.deepEqual(text(joinRoutes('routed', sub, null, gw)), ['169.254.1.1/32 on-link', '10.9.5.0/25 via 169.254.1.1', '10.9.5.128/25 via 169.254.1.1']);
   assert.deepEqual(text(joinRoutes('routed', sub, ov, gw)).at(-1), '10.9.0.0/16 via 169.254.1.1');
+});
+
+test('routed gateways: 169.254.1.1–.254, the lowest free one, none when all are taken', () => {
+  const ip = (t: string) => parseIPv4(t);
+  for (const [text, want] of [['169.254.1.1', true], ['169.254.1.254', true], ['169.254.1.0', false], ['169.254.1.255', false], ['169.254.2.1', false], ['169.254.53.53', false], ['10.9.5.1', false]] as const) {
+    assert.equal(isRoutedGateway(ip(text)), want, text);
+  }
+  assert.equal(pickRoutedGateway([]), ip('169.254.1.1'));
+  assert.equal(pickRoutedGateway([ip('169.254.1.1'), ip('169.254.1.3')]), ip('169.254.1.2'));
+  assert.equal(pickRoutedGateway([ip('169.254.1.2')]), ip('169.254.1.1'));
+  const all = Array.from({ length: 254 }, (_, i) => (ip('169.254.1.0') + i + 1) >>> 0);
+  assert.equal(pickRoutedGateway(all), null);
+  assert.equal(pickRoutedGateway(all.slice(0, 253)), ip('169.254.1.254'));
+  assert.deepEqual(joinRoutes('routed', parseCidr('10.9.5.0/24'), null, ip('10.9.5.1'), ip('169.254.1.7')).map((r) => r.nextHop === null ? 'on-link' : formatIPv4(r.nextHop)), ['on-link', '169.254.1.7', '169.254.1.7']);
 });

@@ -152,6 +152,31 @@ test('routed: CreateEndpoint makes a veth off any bridge with forwarding and a /
   assert.equal(await kernel.getLink(bridgeName(NID)), null);
 });
 
+test('routed: each network of a host has its own link-local gateway (a container can be on two); a network keeps its own across a restart; a freed one is taken again', async () => {
+  const { kernel, driver } = setup();
+  const NID2 = 'b'.repeat(64);
+  const EID2 = 'e2'.repeat(32);
+  await driver.createNetwork(createNetworkArgs('10.9.5.0/24'));
+  await driver.createNetwork(createNetworkArgs('10.10.7.0/24', NID2));
+  assert.deepEqual(await addrsOf(kernel, bridgeName(NID)), ['10.9.5.1/24', '169.254.1.1/32']);
+  assert.deepEqual(await addrsOf(kernel, bridgeName(NID2)), ['10.10.7.1/24', '169.254.1.2/32']);
+  await driver.createEndpoint(endpointArgs('10.9.5.2/24'));
+  await driver.createEndpoint({ ...endpointArgs('10.10.7.2/24', NID2), endpointId: EID2 });
+  const j1 = shown(await driver.join(joinArgs));
+  const j2 = shown(await driver.join({ ...joinArgs, networkId: NID2, endpointId: EID2 }));
+  assert.deepEqual([j1.gateway, j1.routes[0]], ['169.254.1.1', '169.254.1.1/32 on-link']);
+  assert.deepEqual(j2, { veth: vethNames(EID2).container, gateway: '169.254.1.2', routes: ['169.254.1.2/32 on-link', '10.10.7.0/25 via 169.254.1.2', '10.10.7.128/25 via 169.254.1.2', '10.10.0.0/16 via 169.254.1.2'] });
+  // A new process (plugin restart) reads the gateways from the bridges and changes nothing.
+  const again = new OverlayPluginDriver(kernel, new SerialQueue(), { byName: async () => fakeOverlay('blue', '10.10.7.0/24', '10.10.0.0/16'), all: () => [fakeOverlay('blue', '10.10.7.0/24', '10.10.0.0/16')] }, log);
+  await again.createNetwork(createNetworkArgs('10.10.7.0/24', NID2));
+  assert.equal(shown(await again.join({ ...joinArgs, networkId: NID2, endpointId: EID2 })).gateway, '169.254.1.2');
+  assert.deepEqual(await addrsOf(kernel, bridgeName(NID2)), ['10.10.7.1/24', '169.254.1.2/32']);
+  await driver.deleteEndpoint(NID, EID);
+  await driver.deleteNetwork(NID);
+  await driver.createNetwork(createNetworkArgs('10.9.5.0/24', 'c'.repeat(64)));
+  assert.deepEqual(await addrsOf(kernel, bridgeName('c'.repeat(64))), ['10.9.5.1/24', '169.254.1.1/32'], 'the freed .1 is taken again');
+});
+
 test('bridge: CreateEndpoint, Join, DeleteEndpoint: veth on the bridge, Join answer per protocol', async () => {
   const { kernel, driver } = setup();
   await driver.createNetwork(netArgs('10.9.5.0/24', { datapath: 'bridge' }));

@@ -1,24 +1,15 @@
 // The status server's name records: GET /api/v1/names (rows, age, state) and the
 // overlay_flannel_name_records gauge, with a fake names part.
 import { test } from 'node:test';
+import { nameRecord } from '../helpers/name-records';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import { buildStatusServer, StatusMetrics, type StatusSource } from '../../src/status/server';
 import type { StatusNames } from '../../src/status/names-view';
 import type { NameRecord } from '../../src/domain/name-record';
 
-const rec = (over: Partial<NameRecord>): NameRecord => ({
-  networkId: 'appnet',
-  networkName: 'appnet',
-  containerName: 'web-1',
-  endpointId: 'e1'.repeat(32),
-  aliases: ['web'],
-  ipv4: ['10.5.1.2'],
-  ipv6: [],
-  host: '192.0.2.1',
-  updatedAt: new Date(Date.now() - 42_000).toISOString(),
-  ...over,
-});
+const rec = (over: Partial<NameRecord>): NameRecord =>
+  nameRecord({ aliases: ['web'], ipv4: ['10.5.1.2'], updatedAt: new Date(Date.now() - 42_000).toISOString(), ...over });
 
 function setup(names: StatusNames | null) {
   const src: StatusSource = { defaultOverlay: 'default', overlays: () => [], socketServing: () => true, names: () => names };
