@@ -16,11 +16,16 @@
  *       (every netlink write is ACKed before idle() resolves, so the kernel holds the entries).
  *   → {cmd:'count', id, atLeast?|atMost?}    ← {t:'count', id, tDone}  when the dataplane knows that
  *       many leases (polled every 2 ms, in-process and cheap) and idle() resolved after that.
- *   → {cmd:'fullSync', id}                   ← {t:'fullSync', id, ms}  one full sync (drift repair)
+ *   → {cmd:'fullSync', id}                   ← {t:'fullSync', id, ms, cpuMs}  one full sync (drift
+ *       repair): wall time, and the process's CPU time (user + system) over it
  *   → {cmd:'stats', id}                      ← {t:'stats', id, …}     RSS, heap, dataplane stats, log
  *   → {cmd:'stop', id}                       ← {t:'stopped', id, ms}   then the process exits
  * Errors come back as {t:'error', id, message}. The process exits if the harness goes away.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import { join } from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { loadSettings } from '../src/config/settings';
@@ -39,6 +44,9 @@ export type DaemonCmd =
 
 export interface DaemonStats {
   maxRssKb: number;
+  /** /proc/self/status: VmHWM (peak RSS) and VmRSS, KiB. */
+  vmHwmKb: number;
+  vmRssKb: number;
   maxRssAtLoadKb: number;
   /** process.memoryUsage() now, in MB. */
   mem: { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number };
@@ -54,7 +62,7 @@ export type DaemonMsg =
   | { t: 'watching'; id: number }
   | { t: 'event'; id: number; tEvent: bigint; tIdle: bigint }
   | { t: 'count'; id: number; tDone: bigint }
-  | { t: 'fullSync'; id: number; ms: number }
+  | { t: 'fullSync'; id: number; ms: number; cpuMs: number }
   | ({ t: 'stats'; id: number } & DaemonStats)
   | { t: 'stopped'; id: number; ms: number }
   | { t: 'error'; id: number; message: string };
@@ -67,6 +75,42 @@ function memMb(): DaemonStats['mem'] {
   const m = process.memoryUsage();
   const f = (b: number) => Math.round((b / 2 ** 20) * 10) / 10;
   return { rss: f(m.rss), heapTotal: f(m.heapTotal), heapUsed: f(m.heapUsed), external: f(m.external), arrayBuffers: f(m.arrayBuffers) };
+}
+
+/** A "<name>: <n> kB" line of /proc/self/status. */
+function statusKb(name: string): number {
+  return Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN);
+}
+
+/**
+ * KERNEL_BENCH_ALLOC_PROF=<dir>: a sampling allocation profile of the program phase (start until
+ * the first `count` is met) and of each explicit full sync, objects the GC already collected
+ * included (what the heap had to hold at its peak, not what is live at exit as --heap-prof shows),
+ * written as <dir>/<phase>.heapprofile (Chrome DevTools → Memory opens it).
+ */
+class AllocProfile {
+  private session: Session | null = null;
+  constructor(private readonly dir: string | undefined) {}
+
+  private post(method: string, params?: object): Promise<any> {
+    return new Promise((res, rej) => this.session!.post(method, params ?? {}, (e, r) => (e ? rej(e) : res(r))));
+  }
+
+  async start(): Promise<void> {
+    if (!this.dir || this.session) return;
+    this.session = new Session();
+    this.session.connect();
+    await this.post('HeapProfiler.enable');
+    await this.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  }
+
+  async stop(name: string): Promise<void> {
+    if (!this.dir || !this.session) return;
+    const { profile } = await this.post('HeapProfiler.stopSampling');
+    writeFileSync(join(this.dir, `${name}.heapprofile`), JSON.stringify(profile));
+    this.session.disconnect();
+    this.session = null;
+  }
 }
 
 function send(m: DaemonMsg): void {
@@ -100,6 +144,8 @@ function main(): void {
   let t0 = 0n;
   const marks: Record<string, number> = {};
   const watches = new Map<string, number>(); // `${type} ${subnet}` -> id
+  const alloc = new AllocProfile(process.env.KERNEL_BENCH_ALLOC_PROF);
+  let fullSyncs = 0;
 
   const dataplane = (): OverlayDataplane | null => (daemon?.agent.state === 'ready' ? daemon.agent.dataplane : null);
 
@@ -121,6 +167,7 @@ function main(): void {
   const handle = async (c: DaemonCmd): Promise<void> => {
     switch (c.cmd) {
       case 'start': {
+        await alloc.start();
         t0 = hr();
         send({ t: 'started', id: c.id, t0 });
         daemon = await startDaemon(settings, logger);
@@ -143,15 +190,24 @@ function main(): void {
           await sleep(2);
         }
         await (dataplane() as OverlayDataplane).idle();
-        return send({ t: 'count', id: c.id, tDone: hr() });
+        const tDone = hr();
+        await alloc.stop('program');
+        // KERNEL_BENCH_HEAP_SNAPSHOT=<dir>: what is live once programmed (takes seconds, doubles the heap).
+        const snapDir = process.env.KERNEL_BENCH_HEAP_SNAPSHOT;
+        if (snapDir && !marks.snapshotWritten) marks.snapshotWritten = (writeHeapSnapshot(join(snapDir, 'after-program.heapsnapshot')), msSince(t0));
+        return send({ t: 'count', id: c.id, tDone });
       }
       case 'fullSync': {
         const dp = dataplane();
         if (!dp) throw new Error('not ready');
         await dp.idle();
+        await alloc.start();
         const s = hr();
+        const cpu0 = process.cpuUsage();
         await dp.requestSync('full');
-        return send({ t: 'fullSync', id: c.id, ms: msSince(s) });
+        const cpu = process.cpuUsage(cpu0);
+        await alloc.stop(`full-sync-${++fullSyncs}`);
+        return send({ t: 'fullSync', id: c.id, ms: msSince(s), cpuMs: (cpu.user + cpu.system) / 1000 });
       }
       case 'stats': {
         const lease = daemon?.agent.lease();
@@ -159,6 +215,8 @@ function main(): void {
           t: 'stats',
           id: c.id,
           maxRssKb: process.resourceUsage().maxRSS,
+          vmHwmKb: statusKb('VmHWM'),
+          vmRssKb: statusKb('VmRSS'),
           maxRssAtLoadKb,
           mem: memMb(),
           dataplane: daemon?.agent.dataplane ? { ...daemon.agent.dataplane.stats } : null,

@@ -13,11 +13,12 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
+import { SCALE } from './kernel-bench-peers';
 
 /** Set in the child's environment: it was re-executed under `unshare --net`. */
 export const CHILD_ENV = 'OVERLAY_FLANNEL_KERNEL_BENCH_CHILD';
 const PIDFILE_ENV = 'OVERLAY_FLANNEL_KERNEL_BENCH_PIDFILE';
-const PARENT_LIMIT_MS = 175_000;
+const PARENT_LIMIT_MS = 175_000 * SCALE; // the child's budget (150 s × SCALE) and its cleanup
 
 /** Kill what a hard-killed child left behind: pids recorded with a marker their cmdline must hold. */
 function killLeftovers(pidfile: string): void {

@@ -1,7 +1,8 @@
 /**
  * kernel-bench-peers.ts — the kernel benchmark's synthetic flannel peers and what the kernel holds
  * of them. The overlay is flannel's: Network 10.0.0.0/13 (2047 leasable /24s, flannel's default
- * SubnetMin/SubnetMax), vxlan VNI 1; a peer's lease value is flannel's exact JSON bytes.
+ * SubnetMin/SubnetMax) for up to 2000 peers, 10.0.0.0/10 (16383 /24s) above that (issue 23:
+ * KERNEL_BENCH_PEERS=10000), vxlan VNI 1; a peer's lease value is flannel's exact JSON bytes.
  *
  * Design note: peers' PublicIPs come from the documentation ranges only (198.51.100.0/24,
  * 203.0.113.0/24 and 192.0.2.0/24 less our own .1 and the gateway .254), reused round-robin; no
@@ -12,11 +13,21 @@ import { encodeLeaseAttrs } from '../src/domain/lease';
 import type { Kernel } from '../src/kernel';
 
 export const PREFIX = '/coreos.com/network';
-export const NETWORK = '10.0.0.0/13';
 export const VNI = 1;
-/** Remote leases the daemon holds while it is measured. */
-export const PEERS = 2000;
-export const LAST_SLOT = 2047; // 10.7.255.0/24, flannel's default SubnetMax for this Network
+/** Remote leases the daemon holds while it is measured: KERNEL_BENCH_PEERS, default 2000. */
+export const PEERS = peerCount(process.env.KERNEL_BENCH_PEERS);
+/** Deadlines and budgets grow with the peer count (1 at 2000). */
+export const SCALE = Math.max(1, PEERS / 2000);
+const PREFIX_LEN = PEERS <= 2000 ? 13 : 10;
+export const NETWORK = `10.0.0.0/${PREFIX_LEN}`;
+/** The last /24 (10.7.255.0/24 in the /13), flannel's default SubnetMax for this Network. */
+export const LAST_SLOT = 2 ** (24 - PREFIX_LEN) - 1;
+
+function peerCount(text: string | undefined): number {
+  const n = Number(text ?? 2000);
+  if (!Number.isInteger(n) || n < 100 || n > 15_000) throw new Error(`KERNEL_BENCH_PEERS=${text}: an integer from 100 to 15000`);
+  return n;
+}
 
 /** Underlay addresses for synthetic peers: documentation ranges only, reused round-robin. */
 export function peerPublicIPs(): string[] {
@@ -26,7 +37,7 @@ export function peerPublicIPs(): string[] {
   return ips;
 }
 
-/** The i-th /24 of 10.0.0.0/13 (1 … 2047 are leasable: flannel's default SubnetMin/SubnetMax). */
+/** The i-th /24 of NETWORK (1 … LAST_SLOT are leasable: flannel's default SubnetMin/SubnetMax). */
 export function slotSubnet(i: number) {
   return cidr((parseIPv4('10.0.0.0') + i * 256) >>> 0, 24);
 }

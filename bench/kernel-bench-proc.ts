@@ -45,6 +45,7 @@ export class DaemonProc {
     child.on('message', (m: DaemonMsg) => {
       if (m.t === 'loaded') return onLoaded(m);
       if (m.t === 'error') {
+        if (![...this.waiters.keys()].some((k) => k.startsWith(`${m.id}:`))) console.error(`kernel-bench: daemon process: ${m.message}`); // e.g. startDaemon() failed after 'started'
         for (const [k, w] of this.waiters) {
           if (k.startsWith(`${m.id}:`)) {
             clearTimeout(w.timer);
@@ -113,11 +114,12 @@ export class DaemonProc {
     return (await p).tDone;
   }
 
-  async fullSync(): Promise<number> {
+  async fullSync(): Promise<{ ms: number; cpuMs: number }> {
     const id = this.nextId++;
     const p = this.expect(id, 'fullSync', 30_000);
     this.send({ cmd: 'fullSync', id });
-    return (await p).ms;
+    const { ms, cpuMs } = await p;
+    return { ms, cpuMs };
   }
 
   async stats(): Promise<DaemonStats> {

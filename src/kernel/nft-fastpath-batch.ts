@@ -3,6 +3,13 @@
  * (nft-fastpath.ts decides what goes in): the table, its chains, sets and rules, set elements
  * added or deleted, chains deleted; then one exchange whose first refusal becomes an error naming
  * the object (and, for a kernel without the netdev family or `fwd`, the missing option).
+ * Fleet size (issue 23): set elements go ≤ ELEMENTS_PER_MESSAGE to a message (an attribute's
+ * length is 16 bits: 10,000 peers in one message would need 160 kB), and after every other
+ * message, so the table, chains and rules come first. A transaction above `divisibleAbove` bytes
+ * (or above what the socket's send buffer takes) goes as several batches (NftTransaction): the
+ * elements of a big set may then land one batch after another. That is harmless on this table —
+ * an address not yet in a set or map takes the routed path — and the next write adds what a
+ * failed later batch left out.
  * Rule expressions (netdev hooks see every frame, so each rule first checks for IPv4):
  *  - to-<vni>:   meta protocol ip, ip ttl > 1, reg1 = ip daddr & subnet mask, reg1 in @peers-<vni>,
  *                reg2 = ifindex of flannel.<vni>, fwd ip to reg1 device reg2;
@@ -71,13 +78,24 @@ export type SetElement = [key: number, ifindex: number | undefined];
 
 type Kind = 'table' | 'chain' | 'rule' | 'fwd-rule' | 'other';
 
+/** Elements per NEWSETELEM/DELSETELEM message: ≤ 28 kB for a map, as nft itself splits them. */
+export const ELEMENTS_PER_MESSAGE = 1000;
+/** Bytes of one batch before the transaction is divided (the elements of ~12,000 peers fit). */
+export const FASTPATH_BATCH_BYTES = 256 << 10;
+
 export class FastpathBatch {
-  private readonly tx = new NftTransaction<{ what: string; kind: Kind }>(NFPROTO_NETDEV);
+  private readonly tx: NftTransaction<{ what: string; kind: Kind }>;
   private readonly table = attr(1, str(FASTPATH_TABLE));
   private nextSetId = 1;
+  /** Element messages, sent after the rest. */
+  private readonly elementMsgs: { type: number; flags: number; body: Buffer[]; what: string }[] = [];
+
+  constructor(divisibleAbove = FASTPATH_BATCH_BYTES) {
+    this.tx = new NftTransaction(NFPROTO_NETDEV, divisibleAbove);
+  }
 
   get size(): number {
-    return this.tx.size;
+    return this.tx.size + this.elementMsgs.length;
   }
 
   private send(type: number, flags: number, body: Buffer[], what: string, kind: Kind = 'other'): void {
@@ -115,15 +133,24 @@ export class FastpathBatch {
   }
 
   addElements(set: string, elems: SetElement[]): void {
-    if (elems.length > 0) this.send(NFT_MSG_NEWSETELEM, NLM_F_CREATE, [this.table, attr(2, str(set)), nest(3, ...elems.map(element))], `add ${elems.length} element(s) to ${set}`);
+    this.elements(NFT_MSG_NEWSETELEM, NLM_F_CREATE, set, elems, 'add', 'to');
   }
 
   deleteElements(set: string, keys: number[]): void {
-    if (keys.length > 0) this.send(NFT_MSG_DELSETELEM, 0, [this.table, attr(2, str(set)), nest(3, ...keys.map((k) => element([k, undefined])))], `delete ${keys.length} element(s) of ${set}`);
+    this.elements(NFT_MSG_DELSETELEM, 0, set, keys.map((k) => [k, undefined]), 'delete', 'of');
   }
 
-  /** Send it all as one transaction; the first refused message fails it. */
+  private elements(type: number, flags: number, set: string, elems: SetElement[], verb: string, prep: string): void {
+    for (let i = 0; i < elems.length; i += ELEMENTS_PER_MESSAGE) {
+      const part = elems.slice(i, i + ELEMENTS_PER_MESSAGE);
+      const what = elems.length > ELEMENTS_PER_MESSAGE ? `${verb} elements ${i + 1}–${i + part.length} of ${elems.length} ${prep} ${set}` : `${verb} ${part.length} element(s) ${prep} ${set}`;
+      this.elementMsgs.push({ type, flags, body: [this.table, attr(2, str(set)), nest(3, ...part.map(element))], what });
+    }
+  }
+
+  /** Send it all (one transaction unless divided, see above); the first refused message fails it. */
   async commit(timeoutMs: number): Promise<void> {
+    for (const m of this.elementMsgs.splice(0)) this.send(m.type, m.flags, m.body, m.what);
     const refused = await this.tx.commit(timeoutMs);
     if (!refused) return;
     const { tag, errno } = refused;

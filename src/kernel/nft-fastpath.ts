@@ -18,13 +18,14 @@
  * rest — endpoints (map elements, a chain per veth) and peers (set elements) — is read back and
  * changed element by element, also in one transaction, so a `docker run` costs one small write
  * and the other veths' hooks are never re-registered. Packets arriving during a rewrite are
- * routed as without the fast path, so there is no window of loss.
+ * routed as without the fast path, so there is no window of loss. A write bigger than 256 KiB
+ * (above ~12,000 peers) is divided into batches, set elements last (nft-fastpath-batch.ts).
  * Needs CONFIG_NF_TABLES_NETDEV and CONFIG_NFT_FWD_NETDEV (Linux ≥ 4.19 for `fwd ip to`); without
  * them the write fails with an UNSUPPORTED error naming the option and the routed path stays.
  */
 import { endpointChains, endpointMap, FASTPATH_TABLE, overlayChains, peerSet, planMarkerChain, setChanges, type FastpathPlan } from '../domain/fastpath';
 import { attr, attrList, attrsOf, attrText, exchange, kernelError, message, nftType, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, sequencer, str } from './nft-netlink';
-import { FastpathBatch, NFPROTO_NETDEV, noNetdevFamily } from './nft-fastpath-batch';
+import { FASTPATH_BATCH_BYTES, FastpathBatch, NFPROTO_NETDEV, noNetdevFamily } from './nft-fastpath-batch';
 import type { FastpathResult } from './types';
 
 const NFT_MSG_GETTABLE = 1;
@@ -84,11 +85,12 @@ async function readTable(sets: string[], timeoutMs: number): Promise<TableState 
 /**
  * Make the table hold `plan`: 'present' (it did), 'updated' (endpoints/peers changed in place),
  * 'rewritten' (the overlay-level part changed: written anew); an empty plan removes the table.
+ * `batchBytes`: the size above which the write is divided in batches (nft-fastpath-batch.ts).
  */
-export async function ensureFastpath(plan: FastpathPlan, timeoutMs = 5000): Promise<FastpathResult> {
+export async function ensureFastpath(plan: FastpathPlan, timeoutMs = 5000, batchBytes = FASTPATH_BATCH_BYTES): Promise<FastpathResult> {
   const setNames = plan.overlays.flatMap((o) => [endpointMap(o.vni), peerSet(o.vni)]);
   const have = await readTable(setNames, timeoutMs);
-  const b = new FastpathBatch();
+  const b = new FastpathBatch(batchBytes);
   if (plan.overlays.length === 0) {
     if (have === null) return 'absent';
     b.deleteTable();

@@ -71,6 +71,8 @@ export function message(type: number, flags: number, seq: number, family: number
   return Buffer.concat([h, payload]);
 }
 export const nftType = (msg: number): number => (NFNL_SUBSYS_NFTABLES << 8) | msg;
+/** The BATCH_BEGIN and BATCH_END messages around a batch. */
+const BATCH_FRAME = 2 * 20;
 export const batch = (seq: () => number, msgs: Buffer[]): Buffer =>
   Buffer.concat([
     message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq(), 0, NFNL_SUBSYS_NFTABLES, []),
@@ -185,10 +187,14 @@ export function commentOf(udata: Buffer | undefined): string | undefined {
   return undefined;
 }
 
-/** Send `msgs` and collect replies until every seq in `waitSeqs` got its ACK/error (or DONE for dumps). */
-export function exchange(msgs: Buffer, waitSeqs: number[], timeoutMs: number): Promise<Map<number, { errno: number; msgs: Reply[] }>> {
+/**
+ * Send `msgs` and collect replies until every seq in `waitSeqs` got its ACK/error (or DONE for
+ * dumps). `sendBufferSize`: SO_SNDBUF for a big batch (the kernel refuses, EMSGSIZE, one sendmsg
+ * longer than the send buffer; it caps the size at 2 × net.core.wmem_max).
+ */
+export function exchange(msgs: Buffer, waitSeqs: number[], timeoutMs: number, sendBufferSize?: number): Promise<Map<number, { errno: number; msgs: Reply[] }>> {
   return new Promise((resolve, reject) => {
-    const sock = new RawNetlinkSocket(NETLINK_NETFILTER);
+    const sock = new RawNetlinkSocket(NETLINK_NETFILTER, sendBufferSize ? { sendBufferSize, recvBufferSize: 0 /* 0: the default */ } : undefined);
     const results = new Map<number, { errno: number; msgs: Reply[] }>();
     const open = new Set(waitSeqs);
     const finish = (err?: Error): void => {
@@ -227,17 +233,36 @@ export function sequencer(): () => number {
   return () => ++seq;
 }
 
+/** Bytes a batch may have before we ask for a larger send buffer (the default is ≥ 208 KiB). */
+const PLAIN_SEND_BYTES = 64 << 10;
+/** The most one sendmsg on a NETLINK_NETFILTER socket may carry when we ask for `bytes` of send buffer. */
+export function sendLimit(bytes: number): number {
+  const sock = new RawNetlinkSocket(NETLINK_NETFILTER, { sendBufferSize: bytes, recvBufferSize: 0 });
+  try {
+    return sock.getSendBufferSize() - 64; // netlink_sendmsg: EMSGSIZE above sk_sndbuf − 32
+  } finally {
+    sock.close();
+  }
+}
+
 /**
  * One nftables transaction of `family`: messages added in order (each acked), sent as one batch
  * that the kernel applies whole or not at all. `commit` answers the first refused message — the
  * tag it was added with and its (negative) errno — or null when every message was accepted.
+ * A batch above 64 KiB gets a send buffer of its size. `divisibleAbove` (bytes, default: never)
+ * lets a larger transaction — or one that the send buffer cannot hold — go as several batches at
+ * message boundaries, in order, each applied whole; after a refusal the later ones are not sent.
+ * Only for writers whose partial state is harmless and repaired by the next write (the fast path).
  */
 export class NftTransaction<Tag = undefined> {
   private readonly seq = sequencer();
   private readonly msgs: Buffer[] = [];
   private readonly sent: { seq: number; tag: Tag | undefined }[] = [];
 
-  constructor(private readonly family: number) {}
+  constructor(
+    private readonly family: number,
+    private readonly divisibleAbove = Infinity,
+  ) {}
 
   get size(): number {
     return this.msgs.length;
@@ -252,12 +277,39 @@ export class NftTransaction<Tag = undefined> {
 
   async commit(timeoutMs: number): Promise<{ tag: Tag | undefined; errno: number } | null> {
     if (this.msgs.length === 0) return null;
-    const got = await exchange(batch(this.seq, this.msgs), this.sent.map((m) => m.seq), timeoutMs);
-    for (const m of this.sent) {
-      const errno = got.get(m.seq)?.errno ?? 0;
-      if (errno < 0) return { tag: m.tag, errno };
+    const total = this.msgs.reduce((n, m) => n + m.length, BATCH_FRAME);
+    const limit = total <= PLAIN_SEND_BYTES ? Infinity : sendLimit(total + 4096);
+    const most = Math.min(limit, this.divisibleAbove);
+    if (total > limit && !Number.isFinite(this.divisibleAbove)) {
+      throw new OverlayError('UNAVAILABLE', `nftables: a transaction of ${total} bytes exceeds the socket's send buffer (${limit}); raise net.core.wmem_max`);
+    }
+    for (const [from, to] of total <= most ? [[0, this.msgs.length]] : this.parts(most)) {
+      const part = this.msgs.slice(from, to);
+      const bytes = part.reduce((n, m) => n + m.length, BATCH_FRAME);
+      const got = await exchange(batch(this.seq, part), this.sent.slice(from, to).map((m) => m.seq), timeoutMs, bytes > PLAIN_SEND_BYTES ? bytes + 4096 : undefined);
+      for (const m of this.sent.slice(from, to)) {
+        const errno = got.get(m.seq)?.errno ?? 0;
+        if (errno < 0) return { tag: m.tag, errno };
+      }
     }
     return null;
+  }
+
+  /** [from, to) ranges of messages whose batches stay within `most` bytes (a bigger message goes alone). */
+  private parts(most: number): [number, number][] {
+    const out: [number, number][] = [];
+    let from = 0;
+    let bytes = BATCH_FRAME;
+    this.msgs.forEach((m, i) => {
+      if (i > from && bytes + m.length > most) {
+        out.push([from, i]);
+        from = i;
+        bytes = BATCH_FRAME;
+      }
+      bytes += m.length;
+    });
+    out.push([from, this.msgs.length]);
+    return out;
   }
 }
 

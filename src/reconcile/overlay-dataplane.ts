@@ -6,6 +6,7 @@
  * - full sync: list what the kernel has for this overlay, diff against the leases, apply. Runs at
  *   start (removing entries of hosts that vanished while we were down), on every lease snapshot
  *   (reconnect, compaction) and on a timer, so drift (a deleted route or device) is repaired.
+ *   Until the first snapshot it only ensures the device: no lease is known yet, not "none".
  * - fast path: on a single lease event, diff against what we last applied, without kernel dumps,
  *   so a new host is programmed in milliseconds even with thousands of peers.
  * All kernel writes go through the host's serial queue; runs coalesce while one is in flight.
@@ -66,6 +67,8 @@ export class OverlayDataplane {
   /** What we last wrote (or saw) per lease subnet: the fast path diffs against it. */
   private applied = new Map<string, PeerState>();
   private dirty = new Set<string>(); // subnets changed since the last sync
+  /** Whether a lease snapshot came (setLeases): before it, an empty lease set means "not known yet". */
+  private leasesKnown = false;
   private pending: 'none' | 'fast' | 'full' = 'none';
   private running: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -163,6 +166,7 @@ export class OverlayDataplane {
 
   /** Replace the whole lease set (a watcher snapshot). */
   setLeases(leases: readonly Lease[]): void {
+    this.leasesKnown = true;
     this.leases = new Map(leases.map((l) => [formatCidr(l.subnet), l]));
     this.requestSync('full');
   }
@@ -226,6 +230,14 @@ export class OverlayDataplane {
       if (kind === 'full') await this.ensureDevice();
       this.dirty.clear();
       this.stats[kind === 'full' ? 'fullSyncs' : 'fastSyncs']++;
+      return;
+    }
+    if (kind === 'full' && !this.leasesKnown) {
+      // attach() comes before the lease watch's first snapshot (overlay-agent.ts): planning now
+      // would delete every peer entry an earlier run left (a restart), only for the snapshot to
+      // write them all back, and cut the host off from its peers in between.
+      await this.ensureDevice();
+      this.stats.fullSyncs++;
       return;
     }
     let ops: PeerOp[];

@@ -14,7 +14,8 @@
  * - the fast path table as the last plan written (a new digest = the table written anew);
  * - the names interception as the last spec written, and packet queues as FakePacketQueue
  *   (fake-packet-queue.ts): one binding per queue number, as the kernel allows.
- * Rule writes that change something are logged in `writes` like netlink writes.
+ * Rule writes that change something are logged in `writes` like netlink writes; `calls` counts
+ * every call per method (dumps included).
  */
 import { notrackRuleText, type NotrackRule } from '../../src/domain/notrack-rules';
 import { portConflict, portInUse, portRuleText, type PortRule } from '../../src/domain/port-rules';
@@ -27,6 +28,13 @@ import type { FastpathPlan } from '../../src/domain/fastpath';
 import { FakeNetlink } from './fake-netlink';
 
 export class FakeKernel extends FakeNetlink implements Kernel {
+  /** Calls per Kernel method, reads included (the scale checks count dumps with it). */
+  readonly calls = new Map<keyof Kernel, number>();
+  protected override enter(method: keyof Kernel, arg = '', write = false): void {
+    this.calls.set(method, (this.calls.get(method) ?? 0) + 1);
+    super.enter(method, arg, write);
+  }
+
   /** Networks whose FORWARD accept rules exist; `forwardChain` false = no nftables FORWARD chain. */
   readonly forwardAccept = new Set<string>();
   forwardChain = true;

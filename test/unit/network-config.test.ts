@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { describeNetworkConfig, formatNetworkConfig, parseNetworkConfig } from '../../src/domain/network-config';
-import { formatCidr, formatIPv4 } from '../../src/domain/ipv4';
+import { Address4 } from 'ip-address';
+import { formatCidr, formatIPv4, parseCidr } from '../../src/domain/ipv4';
 import { parseCommand } from '../../src/cli/args';
 
 const vx = '"Backend":{"Type":"vxlan"}';
@@ -84,4 +85,16 @@ test('CLI: config set --backend alloc is accepted; udp and unknown backends are 
   const c = parseCommand(['config', 'set', '--network', '10.4.0.0/16', '--backend', 'alloc']);
   assert.deepEqual(c, { cmd: 'config-set', input: { network: '10.4.0.0/16', backend: 'alloc' } });
   for (const b of ['udp', 'wireguard']) assert.throws(() => parseCommand(['config', 'set', '--network', '10.4.0.0/16', '--backend', b]), /use vxlan, host-gw or alloc/);
+});
+
+test('parseCidr: the dotted fast path gives what ip-address gives, and the rest still goes through ip-address', () => {
+  const viaLibrary = (t: string) => {
+    const a = new Address4(t);
+    return `${formatIPv4(Number(a.startAddress().bigInt()))}/${a.subnetMask}`;
+  };
+  for (const t of ['10.1.2.3/16', '0.0.0.0/0', '255.255.255.255/32', '10.0.0.0/8', '192.168.1.7/31', '10.39.42.0/24', '1.2.3.4/9', '172.16.0.1/12']) {
+    assert.equal(formatCidr(parseCidr(t)), viaLibrary(t), t);
+  }
+  assert.equal(formatCidr(parseCidr('10.0.0.0/08')), '10.0.0.0/8', 'not canonical: decided by ip-address, as before');
+  for (const t of ['10.0.0.0/33', '10.0.0.256/8', '10.0.0/8', ' 10.0.0.0/8', '010.0.0.0/8', '10.0.0.0', '10.0.0.0/-1']) assert.throws(() => parseCidr(t), /is not an IPv4 CIDR/, t);
 });
