@@ -198,7 +198,10 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
         done.add(due);
         const at = minutes();
         faultUntil = Number.POSITIVE_INFINITY;
-        const what = await injectFault(due, { etcd: fl.etcd, docker: [d1, d2], nameTtlSec: NAME_TTL, lanNs: lanNs }).catch((e: unknown) => `FAILED: ${String(e)}`);
+        const what = await injectFault(due, { etcd: fl.etcd, docker: [d1, d2], nameTtlSec: NAME_TTL, lanNs: lanNs }).catch((e: unknown) => {
+          log(`  dockerd logs after the failed fault:\n${[d1, d2].map((d) => `--- ${d.host.ns}\n${fl.logTail(d, 30)}`).join('\n')}`);
+          return `FAILED: ${String(e)}`;
+        });
         faultUntil = Date.now() + 15_000;
         res.faults.push({ kind: due.kind, atMin: at, what });
         if (due.kind === 'dockerd-cold') await startProbe().catch((e: unknown) => log(`  probe not restarted: ${String(e)}`));
