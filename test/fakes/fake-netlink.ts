@@ -193,6 +193,14 @@ export class FakeNetlink {
     this.bringUp(l);
   }
 
+  async setLinkAlias(name: string, alias: string): Promise<void> {
+    this.enter('setLinkAlias', name, true);
+    const l = this.byName(name);
+    if (!l) throw notFound(`set the alias of link "${name}": no such link`);
+    if (alias) l.alias = alias;
+    else delete l.alias;
+  }
+
   // ---- addresses
 
   async listAddresses(ifindex: number): Promise<AddressEntry[]> {
@@ -385,7 +393,7 @@ function fakeMac(index: number): string {
 }
 
 function pub(l: FakeLink): LinkInfo {
-  return { index: l.index, name: l.name, kind: l.kind, mtu: l.mtu, mac: l.mac, up: l.up, master: l.master };
+  return { index: l.index, name: l.name, kind: l.kind, mtu: l.mtu, mac: l.mac, up: l.up, master: l.master, ...(l.alias ? { alias: l.alias } : {}) };
 }
 
 function vxPub(l: FakeLink): VxlanInfo {
