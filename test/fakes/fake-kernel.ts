@@ -21,7 +21,7 @@ import { portConflict, portInUse, portRuleText, type PortRule } from '../../src/
 import { parseNetworkCidr } from '../../src/kernel/codec';
 import { checkNameSpec, KernelError, type FastpathResult, type MulticastResult, type ForwardHeadResult, type Kernel, type NameInterceptionSpec, type PacketHandler, type PacketQueueOptions } from '../../src/kernel';
 import { FakePacketQueue } from './fake-packet-queue';
-import { OverlayError } from '../../src/errors';
+import { notFound, OverlayError } from '../../src/errors';
 import { forwardHeadRules } from '../../src/domain/forward-head';
 import type { FastpathPlan } from '../../src/domain/fastpath';
 import type { MulticastPlan } from '../../src/domain/multicast';
@@ -141,6 +141,14 @@ export class FakeKernel extends FakeNetlink implements Kernel {
   }
   async removeFastpath(): Promise<boolean> {
     return (await this.ensureFastpath({ overlays: [], digest: '' })) === 'removed';
+  }
+
+  async setLinkAlias(name: string, alias: string): Promise<void> {
+    this.enter('setLinkAlias', name, true);
+    const l = this.byName(name);
+    if (!l) throw notFound(`set the alias of link "${name}": no such link`);
+    if (alias) l.alias = alias;
+    else delete l.alias;
   }
 
   /** The multicast table: the plan last written, null without a table. */

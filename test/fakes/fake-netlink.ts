@@ -28,7 +28,7 @@ import type {
   VxlanSpec,
 } from '../../src/kernel/types';
 
-interface FakeLink extends LinkInfo {
+export interface FakeLink extends LinkInfo {
   vx?: { vni: number; local: string; port: number; learning: boolean; gbp: boolean; parentIndex: number };
   peer?: number; // veth peer ifindex
   peerMoved?: boolean; // peer moved to another netns (simulates Docker's Join)
@@ -193,13 +193,6 @@ export class FakeNetlink {
     this.bringUp(l);
   }
 
-  async setLinkAlias(name: string, alias: string): Promise<void> {
-    this.enter('setLinkAlias', name, true);
-    const l = this.byName(name);
-    if (!l) throw notFound(`set the alias of link "${name}": no such link`);
-    if (alias) l.alias = alias;
-    else delete l.alias;
-  }
 
   // ---- addresses
 
@@ -335,7 +328,7 @@ export class FakeNetlink {
     if (write) this.writes.push(arg ? `${method} ${arg}` : method);
   }
 
-  private byName(name: string): FakeLink | undefined {
+  protected byName(name: string): FakeLink | undefined {
     checkIfName(name);
     for (const l of this.links.values()) if (l.name === name) return l;
     return undefined;
