@@ -8,9 +8,10 @@
  *    would only drop (or, for 255.255.255.255, deliver to its host's stack) what we send it.
  *    The two are told apart from the lease alone: our VtepMAC is derived from (VNI, PublicIP)
  *    (domain/mac.ts), flanneld's is random.
- *  - nftables `netdev` table `overlay-flannel-mcast`, at priority -10 (before the fast path):
- *    on each container's host veth, an IPv4 packet to 224.0.0.0/4 or 255.255.255.255 is `dup`ed
- *    to flannel.<VNI> (which replicates it) and to the network's other local veths, then dropped
+ *  - nftables `netdev` table `overlay-flannel-mcast`, at priority -10 (before the fast path; the
+ *    chains are listed at multicastPlan): on each container's host veth, an IPv4 packet to
+ *    224.0.0.0/4 or 255.255.255.255 is `dup`ed to flannel.<VNI> (which replicates it) and to the
+ *    network's other local veths, then dropped
  *    (routed data path: the host's own stack never sees it); on the bridge data path it is only
  *    `dup`ed to flannel.<VNI> and goes on into the bridge, which floods it locally. On the ingress
  *    of flannel.<VNI> such a packet from a peer is `dup`ed to the local veths (routed) or to the
@@ -85,38 +86,86 @@ export interface MulticastOverlayInput {
   } | null;
 }
 
-/** One base chain of the table: on `device`'s ingress, copy IPv4 multicast/broadcast to `dups`,
- *  then drop it or let it go on. */
+/**
+ * What a rule matches: IPv4 to 224.0.0.0/4, IPv4 to 255.255.255.255, a packet that did not come in
+ * on `from` (meta iif), or anything. Then it copies to `dups` (in order) and ends with its verdict.
+ */
+export type MulticastRule =
+  | { match: 'groups' | 'broadcast'; dups: Device[]; then: 'drop' | 'continue' | { jump: string } }
+  | { match: 'not-from'; from: Device; dups: Device[]; then: 'continue' }
+  | { match: 'any'; dups: []; then: 'drop' | { jump: string } };
+
+/** A chain of the table: a base chain on `device`'s ingress, or a regular chain (device null). */
 export interface MulticastChain {
   name: string;
-  device: Device;
-  dups: Device[];
-  verdict: 'drop' | 'continue';
+  device: Device | null;
+  rules: MulticastRule[];
 }
 
 export interface MulticastPlan {
+  /** In creation order: regular chains before the base chains that jump to them. */
   chains: MulticastChain[];
-  /** Of every chain (names, devices, ifindexes, copies): the table is rewritten when it changes. */
+  /** Of every chain (names, devices, ifindexes, rules): the table is rewritten when it changes. */
   digest: string;
 }
 
 export const vxlanInChain = (vni: number): string => `in-${vni}`;
+export const outChain = (vni: number): string => `out-${vni}`;
+export const localChain = (vni: number): string => `local-${vni}`;
 export const vethOutChain = (veth: Device, vni: number): string => `${veth.name}.${veth.index}.${vni}`;
 export const multicastMarker = (digest: string): string => `plan-${digest}`;
 
+/** The same copies and verdict for both kinds of destination. */
+const both = (dups: Device[], then: 'drop' | 'continue' | { jump: string }): MulticastRule[] => [
+  { match: 'groups', dups, then },
+  { match: 'broadcast', dups, then },
+];
+
+/**
+ * The table for these overlays. Its size grows linearly with the local endpoints (the routed
+ * copies to "every other local veth" are one shared chain `local-<vni>` of `iif != X → dup to X`
+ * rules, not a list per veth), so one transaction holds hundreds of endpoints:
+ *   local-<vni>  (routed)  per veth: iif != veth → dup to veth; then drop
+ *   out-<vni>              routed: groups/broadcast → dup to flannel, jump local-<vni>
+ *                          bridge: groups/broadcast → dup to flannel (and on into the bridge)
+ *   in-<vni>   (ingress of flannel.<VNI>) routed: jump local-<vni>; bridge: dup to the bridge, drop;
+ *                          no network or multicast off: drop (the guard)
+ *   <veth>.<ifindex>.<vni> (ingress of each host veth): jump out-<vni>
+ */
 export function multicastPlan(inputs: readonly MulticastOverlayInput[]): MulticastPlan {
   const chains: MulticastChain[] = [];
   for (const o of [...inputs].sort((a, b) => a.vni - b.vni)) {
     const net = o.network?.enabled ? o.network : null;
-    const veths = net ? [...net.veths].sort((a, b) => a.name.localeCompare(b.name)) : [];
-    const local = !net ? [] : net.mode === 'bridge' ? [net.bridge] : veths;
-    chains.push({ name: vxlanInChain(o.vni), device: o.vxlan, dups: local, verdict: 'drop' });
-    if (!net) continue;
-    for (const v of veths) {
-      const others = net.mode === 'routed' ? veths.filter((x) => x.name !== v.name) : [];
-      chains.push({ name: vethOutChain(v, o.vni), device: v, dups: [o.vxlan, ...others], verdict: net.mode === 'routed' ? 'drop' : 'continue' });
+    if (!net) {
+      chains.push({ name: vxlanInChain(o.vni), device: o.vxlan, rules: both([], 'drop') });
+      continue;
     }
+    const veths = [...net.veths].sort((a, b) => a.name.localeCompare(b.name));
+    if (net.mode === 'routed') {
+      const local: MulticastRule[] = veths.map((v) => ({ match: 'not-from', from: v, dups: [v], then: 'continue' }));
+      chains.push({ name: localChain(o.vni), device: null, rules: [...local, { match: 'any', dups: [], then: 'drop' }] });
+      chains.push({ name: outChain(o.vni), device: null, rules: both([o.vxlan], { jump: localChain(o.vni) }) });
+      chains.push({ name: vxlanInChain(o.vni), device: o.vxlan, rules: both([], { jump: localChain(o.vni) }) });
+    } else {
+      chains.push({ name: outChain(o.vni), device: null, rules: both([o.vxlan], 'continue') });
+      chains.push({ name: vxlanInChain(o.vni), device: o.vxlan, rules: both([net.bridge], 'drop') });
+    }
+    for (const v of veths) chains.push({ name: vethOutChain(v, o.vni), device: v, rules: [{ match: 'any', dups: [], then: { jump: outChain(o.vni) } }] });
   }
-  const text = chains.map((c) => `${c.name}@${c.device.name}#${c.device.index}>${c.dups.map((d) => `${d.name}#${d.index}`).join(',')}:${c.verdict}`).join('\n');
-  return { chains, digest: chains.length ? createHash('sha256').update(text).digest('hex').slice(0, 16) : '' };
+  return { chains, digest: chains.length ? createHash('sha256').update(describeChains(chains)).digest('hex').slice(0, 16) : '' };
+}
+
+const dev = (d: Device): string => `${d.name}#${d.index}`;
+/** One line per chain, e.g. `in-1@flannel.1#10: groups>jump local-1 | broadcast>jump local-1`. */
+export function describeChains(chains: readonly MulticastChain[]): string {
+  return chains
+    .map((c) => {
+      const rules = c.rules.map((r) => {
+        const m = r.match === 'not-from' ? `iif!=${dev(r.from)}` : r.match;
+        const then = typeof r.then === 'string' ? r.then : `jump ${r.then.jump}`;
+        return `${m}>${r.dups.map((d) => `dup ${dev(d)},`).join('')}${then}`;
+      });
+      return `${c.name}${c.device ? `@${dev(c.device)}` : ''}: ${rules.join(' | ')}`;
+    })
+    .join('\n');
 }

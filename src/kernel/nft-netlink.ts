@@ -185,8 +185,9 @@ export function commentOf(udata: Buffer | undefined): string | undefined {
   return undefined;
 }
 
-/** Send `msgs` and collect replies until every seq in `waitSeqs` got its ACK/error (or DONE for dumps). */
-export function exchange(msgs: Buffer, waitSeqs: number[], timeoutMs: number): Promise<Map<number, { errno: number; msgs: Reply[] }>> {
+/** Send `msgs` and collect replies until every seq in `waitSeqs` got its ACK/error (or DONE for
+ *  dumps); replies to the seqs of `alsoRecord` that come meanwhile are kept too. */
+export function exchange(msgs: Buffer, waitSeqs: number[], timeoutMs: number, alsoRecord?: ReadonlySet<number>): Promise<Map<number, { errno: number; msgs: Reply[] }>> {
   return new Promise((resolve, reject) => {
     const sock = new RawNetlinkSocket(NETLINK_NETFILTER);
     const results = new Map<number, { errno: number; msgs: Reply[] }>();
@@ -201,7 +202,7 @@ export function exchange(msgs: Buffer, waitSeqs: number[], timeoutMs: number): P
     sock.on('error', (e) => finish(e));
     sock.on('message', (buf: Buffer) => {
       for (const r of splitMessages(buf)) {
-        if (!open.has(r.seq)) continue;
+        if (!open.has(r.seq) && !alsoRecord?.has(r.seq)) continue;
         const entry = results.get(r.seq) ?? { errno: 0, msgs: [] };
         results.set(r.seq, entry);
         if (r.type === NLMSG_ERROR) {
@@ -237,22 +238,41 @@ export class NftTransaction<Tag = undefined> {
   private readonly msgs: Buffer[] = [];
   private readonly sent: { seq: number; tag: Tag | undefined }[] = [];
 
-  constructor(private readonly family: number) {}
+  /**
+   * `sparseAcks`: only the last message asks for an ACK. The kernel reports every refused message
+   * anyway and goes on through the batch, so the last ACK (or refusal) marks the end. For big
+   * batches: each ACK costs ~1 KiB of the socket's receive buffer, and an overflow (ENOBUFS)
+   * aborts the process (docs/library-traps.md).
+   */
+  constructor(
+    private readonly family: number,
+    private readonly opts: { sparseAcks?: boolean } = {},
+  ) {}
 
   get size(): number {
     return this.msgs.length;
+  }
+
+  /** Bytes of the messages so far (the batch adds two small headers). */
+  get bytes(): number {
+    return this.msgs.reduce((n, m) => n + m.length, 0);
   }
 
   /** Add NFT_MSG_<type> with `flags` (besides REQUEST|ACK) and its attributes. */
   add(type: number, flags: number, body: Buffer[], tag?: Tag): void {
     const s = this.seq();
     this.sent.push({ seq: s, tag });
-    this.msgs.push(message(nftType(type), NLM_F_REQUEST | NLM_F_ACK | flags, s, this.family, 0, body));
+    this.msgs.push(message(nftType(type), NLM_F_REQUEST | (this.opts.sparseAcks ? 0 : NLM_F_ACK) | flags, s, this.family, 0, body));
   }
 
   async commit(timeoutMs: number): Promise<{ tag: Tag | undefined; errno: number } | null> {
     if (this.msgs.length === 0) return null;
-    const got = await exchange(batch(this.seq, this.msgs), this.sent.map((m) => m.seq), timeoutMs);
+    const seqs = this.sent.map((m) => m.seq);
+    if (this.opts.sparseAcks) {
+      const last = this.msgs[this.msgs.length - 1]!;
+      last.writeUInt16LE(last.readUInt16LE(6) | NLM_F_ACK, 6); // nlmsg_flags
+    }
+    const got = await exchange(batch(this.seq, this.msgs), this.opts.sparseAcks ? seqs.slice(-1) : seqs, timeoutMs, new Set(seqs));
     for (const m of this.sent) {
       const errno = got.get(m.seq)?.errno ?? 0;
       if (errno < 0) return { tag: m.tag, errno };
