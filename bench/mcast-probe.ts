@@ -10,7 +10,8 @@
  * receiver gets one-way latency without clock sync; sender and receivers run on one machine. The
  * sender paces in 1 ms steps against the monotonic clock (a burst of RATE/1000 per step), so a
  * late step catches up instead of lowering the rate. The receiver prints "ready" once joined and,
- * after SECONDS, one JSON line: received, unique, duplicates, latency avg/p50/p99 (µs). Bounded:
+ * 1.5 s after the last datagram (or after SECONDS if none came), one JSON line: received, unique,
+ * duplicates, latency avg/p50/p99 (µs). Bounded:
  * COUNT ≤ 1 000 000, SECONDS ≤ 600.
  */
 import dgram from 'node:dgram';
@@ -27,18 +28,25 @@ function recv(group: string, port: number, seconds: number): void {
     seen.set(seq, (seen.get(seq) ?? 0) + 1);
     lat.push(Number(process.hrtime.bigint() - m.readBigUInt64BE(4)) / 1000);
   });
+  let idle: NodeJS.Timeout | undefined;
   s.bind(port, () => {
     s.addMembership(group);
     s.setRecvBufferSize(4 << 20);
     process.stdout.write('ready\n');
   });
-  setTimeout(() => {
+  // Done 1.5 s after the last datagram (the sender's start-up is not counted), or at the deadline.
+  s.on('message', () => {
+    clearTimeout(idle);
+    idle = setTimeout(report, 1500);
+  });
+  const report = () => {
     lat.sort((a, b) => a - b);
     const q = (p: number) => (lat.length ? Math.round(lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]!) : null);
     const avg = lat.length ? Math.round(lat.reduce((a, b) => a + b, 0) / lat.length) : null;
     process.stdout.write(`${JSON.stringify({ received: total, unique: seen.size, duplicates: total - seen.size, latUs: { avg, p50: q(0.5), p99: q(0.99) } })}\n`);
     process.exit(0);
-  }, Math.min(seconds, 600) * 1000);
+  };
+  setTimeout(report, Math.min(seconds, 600) * 1000);
 }
 
 function send(group: string, port: number, rate: number, count: number, size: number): void {

@@ -7,7 +7,8 @@
  *
  * Design note: one more container on h1 joins the pair of the network (sender = the pair's h1
  * end, members = the new h1 container and the pair's h2 end). Receivers are started and waited
- * for ("ready" = joined) before the sender; they count for the send time plus 2 s. Every process
+ * for ("ready" = joined) before the sender; each reports 1.5 s after its last datagram (or at a
+ * deadline of the send time plus 15 s when nothing comes). Every process
  * runs under `timeout`, so nothing outlives a crashed run. A network that carries nothing shows
  * 100 % loss (received 0), which is the point of the comparison.
  */
@@ -15,6 +16,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { run } from '../test/helpers/run';
 import { waitFor } from '../test/helpers/wait';
+import type { Host } from '../test/helpers/netns-lab';
 import { ROOT, startContainer, type BenchContainer, type BenchLab } from './lab';
 
 const PROBE = join(ROOT, 'bench/mcast-probe.ts');
@@ -69,9 +71,18 @@ export async function multicastMember(b: BenchLab, net: string): Promise<BenchCo
 
 /** `count` datagrams of `size` bytes at `rate`/s from `sender` to the members. */
 export async function multicastRun(net: string, label: string, sender: BenchContainer, members: BenchContainer[], rate: number, count: number, size = 1000): Promise<MulticastResult> {
-  const seconds = Math.ceil(count / rate) + 2;
+  const seconds = Math.ceil(count / rate) + 15; // the receivers' deadline: the sender's node start-up is slow on a busy machine
   const results = await Promise.all(members.map((m) => receiver(m, seconds)));
   const [cmd, ...args] = probe(sender.pid, ['send', GROUP, String(PORT), String(rate), String(count), String(size)], seconds);
   const sent = JSON.parse((await run(cmd!, args, { cwd: ROOT, timeoutMs: (seconds + 15) * 1000 })).stdout.trim().split('\n').pop()!) as { sent: number; seconds: number };
   return { net, label, rate, count: sent.sent, size, sentSeconds: sent.seconds, members: await Promise.all(results) };
+}
+
+/** One line on what h1's kernel holds for multicast: the table's chains and the flood entries. */
+export async function multicastKernelView(h: Host): Promise<string> {
+  const t = await h.exec('nft', ['list', 'table', 'netdev', 'overlay-flannel-mcast'], { timeoutMs: 10_000 });
+  const chains = t.code === 0 ? [...t.stdout.matchAll(/chain (\S+) \{/g)].map((m) => m[1]).join(' ') : `no table (${t.stderr.trim()})`;
+  const fdb = await h.exec('bridge', ['fdb', 'show'], { timeoutMs: 10_000 });
+  const flood = fdb.stdout.split('\n').filter((l) => l.startsWith('00:00:00:00:00:00')).map((l) => l.replace(/ self.*$/, '')).join('; ');
+  return `chains: ${chains}; flood entries: ${flood || 'none'}`;
 }

@@ -31,7 +31,7 @@ import { BRIDGE_NET, buildLab, containerPair, MAIN, ROOT, SWARM_NET, teardownLab
 import { renderTables, writeChart, writeJson, type PathResult, type Results } from './report';
 import { kernelBench, storeBench } from './scale';
 import { interleave } from './stats';
-import { multicastMember, multicastRun } from './multicast';
+import { multicastKernelView, multicastMember, multicastRun } from './multicast';
 import { iperf, ping, reachable, Servers, udpRR, type Path } from './workloads';
 
 const ALL_PATHS = ['underlay', 'hand-vxlan', 'hand-routed', 'of-vxlan', 'of-bridge', 'of-hostgw', 'of-dr', 'swarm'] as const;
@@ -195,6 +195,7 @@ async function main(): Promise<number> {
           log(`multicast on ${net}: ${S.mcastRates.join(', ')} datagrams/s`);
           const member = await multicastMember(b, net);
           for (const rate of S.mcastRates) results.multicast.push(await multicastRun(net, label, pair[0], [member, pair[1]], rate, rate * S.mcastSecs));
+          if (net === 'ofvx') results.notes.push(`multicast on h1 (what carried it): ${await multicastKernelView(b.h1)}`);
         } catch (e) {
           results.notes.push(`multicast on ${net}: ${e instanceof Error ? e.message : String(e)}`);
         }
