@@ -43,8 +43,9 @@ export interface MulticastResult {
 
 const probe = (pid: number, args: string[], seconds: number): string[] => ['timeout', String(seconds + 10), 'nsenter', `--net=/proc/${pid}/ns/net`, process.execPath, '--import', 'tsx', PROBE, ...args];
 
-/** Start a receiver in container `c`; resolves with a promise of its JSON once it has joined. */
-async function receiver(c: BenchContainer, seconds: number): Promise<Promise<MulticastMember>> {
+/** Start a receiver in container `c`; resolves once it has joined, with `done` (its JSON when it ends).
+ *  (`done` is wrapped: an async function returning a promise would wait for it.) */
+async function receiver(c: BenchContainer, seconds: number): Promise<{ done: Promise<MulticastMember> }> {
   const [cmd, ...args] = probe(c.pid, ['recv', GROUP, String(PORT), String(seconds)], seconds);
   const child = spawn(cmd!, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -61,7 +62,7 @@ async function receiver(c: BenchContainer, seconds: number): Promise<Promise<Mul
     if (child.exitCode !== null) throw new Error(`receiver in ${c.name} exited: ${out}`);
     return out.includes('ready');
   }, { timeoutMs: 30_000, intervalMs: 50, what: `receiver in ${c.name} joined` });
-  return done;
+  return { done };
 }
 
 /** The extra h1 member of `net` (started once). */
@@ -75,7 +76,7 @@ export async function multicastRun(net: string, label: string, sender: BenchCont
   const results = await Promise.all(members.map((m) => receiver(m, seconds)));
   const [cmd, ...args] = probe(sender.pid, ['send', GROUP, String(PORT), String(rate), String(count), String(size)], seconds);
   const sent = JSON.parse((await run(cmd!, args, { cwd: ROOT, timeoutMs: (seconds + 15) * 1000 })).stdout.trim().split('\n').pop()!) as { sent: number; seconds: number };
-  return { net, label, rate, count: sent.sent, size, sentSeconds: sent.seconds, members: await Promise.all(results) };
+  return { net, label, rate, count: sent.sent, size, sentSeconds: sent.seconds, members: await Promise.all(results.map((r) => r.done)) };
 }
 
 /** One line on what h1's kernel holds for multicast: the table's chains and the flood entries. */
