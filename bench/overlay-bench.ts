@@ -4,13 +4,14 @@
  *
  *   npm run bench                      full run (< 15 min, then bench:names ≈ 5 min; root; not part of npm test)
  *   npm run bench -- --quick           fewer and shorter repetitions, for development
- *   npm run bench -- --only of-vxlan,swarm,hand-vxlan   only these paths (ids below)
+ *   npm run bench -- --only of-vxlan,swarm,hand-vxlan   only these paths (ids below; `multicast` for that phase)
  *   npm run bench -- --no-scale        without bench:store / bench:kernel
  *   npm run bench -- --no-names        without bench:names (cross-host DNS names, its own lab, last)
  *
  * Paths (all h1 → h2): underlay, hand-vxlan, hand-routed (hand-paths.ts), of-vxlan, of-bridge
  * (`-o datapath=bridge`; skipped with a note when network create refuses it), of-hostgw, of-dr
- * (vxlan DirectRouting), swarm. Workloads: workloads.ts (data plane), control.ts (docker run,
+ * (vxlan DirectRouting), swarm. Workloads: workloads.ts (data plane), multicast.ts (datagrams at
+ * 1,000 and 10,000/s to members on h1 and h2, of-vxlan and swarm), control.ts (docker run,
  * control plane, API latency), scale.ts. Output: report.ts.
  *
  * Design note: the npm script runs this under `unshare --net` (as scripts/test.sh does), and the
@@ -32,6 +33,7 @@ import { renderTables, writeChart, writeJson, type PathResult, type Results } fr
 import { namesBench, renderNames } from './names-report';
 import { kernelBench, storeBench } from './scale';
 import { interleave } from './stats';
+import { multicastKernelView, multicastMember, multicastRun } from './multicast';
 import { iperf, ping, reachable, Servers, udpRR, type Path } from './workloads';
 
 const ALL_PATHS = ['underlay', 'hand-vxlan', 'hand-routed', 'of-vxlan', 'of-bridge', 'of-hostgw', 'of-dr', 'swarm'] as const;
@@ -49,7 +51,7 @@ function parseArgs(argv: string[]): { quick: boolean; only?: Set<string>; scale:
     else if (a === '--only' || a.startsWith('--only=')) {
       const v = a.includes('=') ? a.slice(7) : argv[++i];
       only = new Set((v ?? '').split(',').filter(Boolean));
-      const bad = [...only].filter((p) => !(ALL_PATHS as readonly string[]).includes(p));
+      const bad = [...only].filter((p) => ![...ALL_PATHS, 'multicast'].includes(p));
       if (bad.length || !only.size) throw new Error(`--only: unknown path(s) "${bad.join(',')}"; choose from ${ALL_PATHS.join(',')}`);
     } else throw new Error(`unknown argument "${a}"; use --quick, --only ${ALL_PATHS.join(',')}, --no-scale, --no-names`);
   }
@@ -76,11 +78,11 @@ async function main(): Promise<number> {
   const missing = [DOCKERD, DOCKER, '/bin/busybox', '/usr/bin/iperf3', '/usr/bin/taskset', MAIN].filter((f) => !existsSync(f));
   if (missing.length) throw new Error(`missing ${missing.join(', ')} (apt-get install docker.io busybox-static iperf3 util-linux; npm run build)`);
   const S = args.quick
-    ? { reps1: 2, reps4: 1, secs1: 3, secs4: 3, pings: 50, udp: 200, runs: 3, cpReps: 1, budgetS: 600, storeLeases: 200 }
-    : { reps1: 5, reps4: 2, secs1: 6, secs4: 5, pings: 200, udp: 500, runs: 10, cpReps: 3, budgetS: 720, storeLeases: 2000 };
+    ? { reps1: 2, reps4: 1, secs1: 3, secs4: 3, pings: 50, udp: 200, runs: 3, cpReps: 1, budgetS: 600, storeLeases: 200, mcastRates: [1000, 10000], mcastSecs: 2 }
+    : { reps1: 5, reps4: 2, secs1: 6, secs4: 5, pings: 200, udp: 500, runs: 10, cpReps: 3, budgetS: 720, storeLeases: 2000, mcastRates: [1000, 10000], mcastSecs: 5 };
   const t0 = performance.now();
   const elapsedS = () => (performance.now() - t0) / 1000;
-  const results: Results = { date: new Date().toISOString(), quick: args.quick, machine: machine(), settings: { ...S }, notes: [], paths: [], dockerRun: {}, control: { startToReach: {}, errors: [] }, scale: { errors: [] } };
+  const results: Results = { date: new Date().toISOString(), quick: args.quick, machine: machine(), settings: { ...S, mcastRates: S.mcastRates.join(",") }, notes: [], paths: [], dockerRun: {}, control: { startToReach: {}, errors: [] }, scale: { errors: [] } };
   const want = (id: string) => !args.only || args.only.has(id);
   const inBudget = (phase: string): boolean => {
     if (elapsedS() < S.budgetS) return true;
@@ -187,6 +189,22 @@ async function main(): Promise<number> {
       r.udpLost += x.lost;
     });
     await servers.stopAll();
+
+    if (want('multicast') && inBudget('multicast')) {
+      results.multicast = [];
+      for (const [net, label] of [['ofvx', 'overlay-flannel vxlan'], [SWARM_NET, 'Docker swarm overlay']] as const) {
+        const pair = pairs.get(net);
+        if (!pair) continue;
+        try {
+          log(`multicast on ${net}: ${S.mcastRates.join(', ')} datagrams/s`);
+          const member = await multicastMember(b, net);
+          for (const rate of S.mcastRates) results.multicast.push(await multicastRun(net, label, pair[0], [member, pair[1]], rate, rate * S.mcastSecs));
+          if (net === 'ofvx') results.notes.push(`multicast on h1 (what carried it): ${await multicastKernelView(b.h1)}`);
+        } catch (e) {
+          results.notes.push(`multicast on ${net}: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
+    }
 
     const runNets: Array<[string, string]> = [['none', 'none'], [BRIDGE_NET, 'docker bridge (user-defined)'], ['ofvx', 'overlay-flannel vxlan'], ['ofbd', 'overlay-flannel -o datapath=bridge'], [SWARM_NET, 'swarm overlay']];
     const usable = runNets.filter(([n]) => n === 'none' || n === BRIDGE_NET || b.nets.has(n));

@@ -9,6 +9,7 @@
  * kernel reference: hand vxlan for the vxlan paths, the underlay for host-gw and DirectRouting
  * (on one L2 segment DirectRouting is host-gw's route). A missing side prints "-", never 0.
  */
+import type { MulticastResult } from './multicast';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,6 +53,8 @@ export interface Results {
   scale: { store?: Record<string, unknown>; kernel?: Record<string, unknown>; errors: string[] };
   /** bench:names (names-bench.ts), when it ran: its JSON and the file it wrote. */
   names?: NamesResults & { file: string };
+  /** Multicast at fixed rates, h1 → members on h1 and h2 (multicast.ts). */
+  multicast?: MulticastResult[];
   durationS?: number;
 }
 
@@ -111,6 +114,14 @@ export function renderTables(r: Results): string {
   const none = med(r.dockerRun.none ?? []);
   const runRows = Object.entries(r.dockerRun).map(([n, xs]) => [n, f(med(xs), 0), `${f(Math.min(...xs), 0)}–${f(Math.max(...xs), 0)}`, n === 'none' ? '' : `${med(xs) >= none ? '+' : ''}${f(med(xs) - none, 0)}`, String(xs.length)]);
   out.push(table('`docker run --rm` of a trivial container on h1, ms (interleaved)', ['network', 'median', 'min–max', 'over none', 'n'], runRows));
+
+  if (r.multicast?.length) {
+    const rows = r.multicast.flatMap((m) =>
+      m.members.map((x) => [m.label, `${m.rate}`, `${m.count} in ${f(m.sentSeconds, 1)} s`, x.host.replace(/^.*(h\d+)$/, '$1'), String(x.unique), f((100 * (m.count - x.unique)) / Math.max(m.count, 1), 1), String(x.duplicates), x.latUs.avg === null ? '-' : `${x.latUs.avg}`, x.latUs.p50 === null ? '-' : `${x.latUs.p50}`, x.latUs.p99 === null ? '-' : `${x.latUs.p99}`]),
+    );
+    out.push(table(`Multicast: ${r.multicast[0]!.size}-byte datagrams to a group from h1, members on h1 and h2 (one-way µs, one clock)`, ['network', 'rate/s', 'sent', 'member', 'received', 'lost %', 'dup', 'avg µs', 'p50', 'p99'], rows));
+    out.push('\nflannel (flanneld) carries no multicast either (flannel#179): like swarm, 100 % lost.');
+  }
 
   const c = r.control;
   const cp: string[][] = [];

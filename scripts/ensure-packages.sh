@@ -31,6 +31,8 @@ if [ "$what" = test ]; then
   want nftables nft
   want ethtool ethtool
   want iperf3 iperf3
+  want socat socat # test/lab/docker-multicast.test.ts: joins groups inside containers (copied into the image)
+  want tcpdump tcpdump # test/lab/docker-multicast.test.ts: counts the vxlan copies on the LAN
   want docker-registry /usr/bin/docker-registry
   want openssl openssl
   want procps ps

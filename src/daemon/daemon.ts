@@ -30,6 +30,7 @@ import { buildStatusServer, parseHostPort, StatusMetrics } from '../status/serve
 import type { OverlayAgent, OverlayTuning } from '../reconcile/overlay-agent';
 import { OverlayIsolation } from '../reconcile/isolation-keeper';
 import { FastpathKeeper, gatherFastpath } from '../reconcile/fastpath-keeper';
+import { gatherMulticast, MulticastKeeper } from '../reconcile/multicast-keeper';
 import { AddressAudit } from '../reconcile/address-audit';
 import { dockerSocketUsable } from '../docker/client';
 import { dockerPort, NetworkReplicator } from '../docker/network-replicator';
@@ -144,15 +145,25 @@ async function startKeepers(settings: Settings, kernel: Kernel, queue: SerialQue
     const removed = await kernel.removeFastpath().catch((e) => log.warn({ err: errorText(e) }, 'FASTPATH=false: could not remove the netdev table overlay-flannel of an earlier run'));
     log.info({ removedEarlierTable: removed === true }, 'FASTPATH=false: overlay packets are routed by the host (no netdev table)');
   }
+  // Multicast and broadcast across hosts (issue 17): its own queue too; per network, always kept.
+  const multicast = new MulticastKeeper(() => gatherMulticast(dir.all(), kernel), (plan) => kernel.ensureMulticast(plan), () => dir.all(), new SerialQueue(), log.child({ component: 'multicast' }));
+  multicast.start();
+  undo.push('stopping the multicast keeper', () => multicast.stop());
   const kick = () => {
     isolation.kick();
     fastpath?.kick();
+    multicast.kick();
   };
   dir.onJoined((_name, joined) => {
     kick();
     void joined.whenReady().then(kick);
   });
-  return { endpointsChanged: () => fastpath?.kick(ENDPOINT_CHECK_DELAY_MS) };
+  return {
+    endpointsChanged: () => {
+      fastpath?.kick(ENDPOINT_CHECK_DELAY_MS);
+      multicast.kick(ENDPOINT_CHECK_DELAY_MS);
+    },
+  };
 }
 
 interface StatusParts {

@@ -87,6 +87,7 @@ export class AgentDirectory implements OverlayDirectory {
         const device = agent.dataplane?.deviceName;
         return backend?.type === 'vxlan' && device ? { vni: backend.vni, device, directRouting: backend.directRouting } : null;
       },
+      setFlooding: (on) => agent.dataplane?.setFlooding(on),
       addresses: ov.addresses,
       whenReady: (timeoutMs) => waitReady(agent, name, timeoutMs),
       notReadyReason: () => agent.notReadyReason(),

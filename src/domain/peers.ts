@@ -8,12 +8,17 @@
  * get one plain route via their PublicIP on the public interface. An alloc overlay has no data
  * plane: no entries for any lease, whatever its backend (the operator routes the subnets).
  *
+ * Flooding (issue 17, domain/multicast.ts): when asked, each remote overlay-flannel vxlan host (not
+ * a flanneld one) also gets an all-zeros FDB entry towards its PublicIP, so the vxlan device
+ * replicates multicast/broadcast frames to it; written after its FDB entry, removed with it.
+ *
  * Unlike flanneld, the plan also deletes what no lease asks for any more (entries of hosts that
  * vanished while we were down, the old FDB entry of a changed VtepMAC).
  */
 import { Backend } from './network-config';
 import { Cidr, cidrContains, cidrEquals, formatCidr, formatIPv4 } from './ipv4';
 import { describeLeaseBackend, Lease, leaseBackendType } from './lease';
+import { floodsTo } from './multicast';
 
 export interface NeighbourWant { ip: string; mac: string }
 export interface FdbWant { mac: string; dst: string }
@@ -23,6 +28,8 @@ export interface PeerState {
   neighbours: NeighbourWant[]; // on the vxlan device
   fdb: FdbWant[]; // on the vxlan device
   routes: RouteWant[];
+  /** PublicIPs with an all-zeros (flood) FDB entry on the vxlan device. */
+  flood: string[];
 }
 
 export interface DesiredInput {
@@ -31,6 +38,8 @@ export interface DesiredInput {
   leases: readonly Lease[];
   /** true when the address is on a directly connected network of the public interface */
   onLink(ip: string): boolean;
+  /** Give overlay-flannel peers a flood entry (multicast on for this host's network). */
+  flood?: boolean;
 }
 
 export interface DesiredResult {
@@ -40,7 +49,7 @@ export interface DesiredResult {
 }
 
 export function desiredPeers(input: DesiredInput): DesiredResult {
-  const state: PeerState = { neighbours: [], fdb: [], routes: [] };
+  const state: PeerState = { neighbours: [], fdb: [], routes: [], flood: [] };
   const skipped: DesiredResult['skipped'] = [];
   if (input.backend.type === 'alloc') return { state, skipped };
   for (const lease of input.leases) {
@@ -64,6 +73,7 @@ export function desiredPeers(input: DesiredInput): DesiredResult {
       skipped.push({ subnet, reason: 'vxlan lease without BackendData' });
       continue;
     }
+    if (input.flood && floodsTo(lease, input.backend.vni)) state.flood.push(publicIP);
     if (input.backend.directRouting && input.onLink(publicIP)) {
       state.routes.push({ dst: subnet, gateway: publicIP, dev: 'public', onlink: false });
       continue;
@@ -82,11 +92,13 @@ export type PeerOp =
   | { op: 'deleteNeighbour'; ip: string }
   | { op: 'setNeighbour'; entry: NeighbourWant }
   | { op: 'setFdb'; entry: FdbWant }
-  | { op: 'setRoute'; entry: RouteWant };
+  | { op: 'setRoute'; entry: RouteWant }
+  | { op: 'deleteFlood'; dst: string }
+  | { op: 'setFlood'; dst: string };
 
 /**
- * Ops that turn `observed` into `desired`: deletions first (route, FDB, neighbour), then writes
- * (neighbour, FDB, route). Identical entries produce no op, so a plan applied twice is empty.
+ * Ops that turn `observed` into `desired`: deletions first (route, flood, FDB, neighbour), then
+ * writes (neighbour, FDB, flood, route). Identical entries produce no op, so a plan applied twice is empty.
  * `observed` must hold only objects this overlay owns (the caller filters the kernel's lists).
  */
 export function planPeers(desired: PeerState, observed: PeerState): PeerOp[] {
@@ -101,11 +113,15 @@ export function planPeers(desired: PeerState, observed: PeerState): PeerOp[] {
   const haveNeigh = new Map(observed.neighbours.map((n) => [n.ip, n]));
 
   for (const r of observed.routes) if (!wantRoutes.has(routeKey(r))) ops.push({ op: 'deleteRoute', dst: r.dst });
+  const wantFlood = new Set(desired.flood);
+  const haveFlood = new Set(observed.flood);
+  for (const d of haveFlood) if (!wantFlood.has(d)) ops.push({ op: 'deleteFlood', dst: d });
   for (const f of observed.fdb) if (wantFdb.get(f.mac)?.dst !== f.dst) ops.push({ op: 'deleteFdb', mac: f.mac, dst: f.dst });
   for (const n of observed.neighbours) if (!wantNeigh.has(n.ip)) ops.push({ op: 'deleteNeighbour', ip: n.ip });
 
   for (const n of desired.neighbours) if (haveNeigh.get(n.ip)?.mac !== n.mac) ops.push({ op: 'setNeighbour', entry: n });
   for (const f of desired.fdb) if (!haveFdb.has(`${f.mac}|${f.dst}`)) ops.push({ op: 'setFdb', entry: f });
+  for (const d of wantFlood) if (!haveFlood.has(d)) ops.push({ op: 'setFlood', dst: d });
   for (const r of desired.routes) {
     const have = haveRoutes.get(routeKey(r));
     if (!have || !routeSame(have, r)) ops.push({ op: 'setRoute', entry: r });

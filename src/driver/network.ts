@@ -17,6 +17,7 @@ import { BRIDGE_PREFIX, bridgeName, vethNames } from '../domain/names';
 import { datapathOption, isRoutedGateway, joinRoutes, LINK_LOCAL_SCOPE, pickRoutedGateway, ROUTED_GATEWAYS, type Datapath } from '../domain/datapath';
 import { conflict, errorText, invalid, notFound, OverlayError, unavailable, unsupported } from '../errors';
 import { portRules, portRuleText } from '../domain/port-rules';
+import { MULTICAST_OFF_ALIAS, multicastJoinRoutes, multicastOption } from '../domain/multicast';
 import { SerialQueue } from '../util/serial-queue';
 import { UndoStack } from '../util/undo-stack';
 import type { CreateEndpointArgs, CreateEndpointResult, CreateNetworkArgs, ExternalConnectivityArgs, JoinArgs, JoinResult } from './types';
@@ -43,6 +44,8 @@ interface BridgeView {
   mode: Datapath;
   /** routed: the network's link-local gateway (169.254.1.x), the containers' default gateway. */
   routedGateway: number | null;
+  /** Multicast and broadcast across hosts (the bridge's alias says when it is off). */
+  multicast: boolean;
 }
 
 const LINK_LOCAL = parseCidr(LINK_LOCAL_SCOPE);
@@ -62,6 +65,8 @@ export class NetworkDriver {
   private readonly addresses = new Map<string, string>();
   /** network id → its data path, as last read from or written to the kernel (for a rebuild). */
   private readonly modes = new Map<string, Datapath>();
+  /** network id → multicast on, as created (for a rebuild after a reboot; the bridge alias is the record). */
+  private readonly multicast = new Map<string, boolean>();
   /** endpoint id → network id, from CreateEndpoint (for the status page). */
   private readonly endpointNetworks = new Map<string, string>();
   constructor(
@@ -89,14 +94,16 @@ export class NetworkDriver {
     }
     const mtu = this.mtuFor(overlay, a.options.generic[MTU_OPTION]);
     const mode = datapathOption(a.options.generic);
+    const multicast = multicastOption(a.options.generic);
     const name = bridgeName(a.networkId);
     await this.queue.run(async () => {
       const other = (await this.bridges()).find((b) => b.link.name !== name && cidrContains(pool, b.gateway));
       if (other) throw overlayHasNetwork(overlay.name, other.link.name);
-      await this.ensureBridge(name, pool, mtu, mode);
+      await this.ensureBridge(name, pool, mtu, mode, multicast);
       this.modes.set(a.networkId, mode);
+      this.multicast.set(a.networkId, multicast);
     });
-    this.log.info({ network: a.networkId.slice(0, 12), overlay: overlay.name, subnet: formatCidr(pool), bridge: name, mtu, datapath: mode }, 'network created');
+    this.log.info({ network: a.networkId.slice(0, 12), overlay: overlay.name, subnet: formatCidr(pool), bridge: name, mtu, datapath: mode, multicast }, 'network created');
     this.events?.networkCreated(a.networkId);
   }
 
@@ -112,6 +119,7 @@ export class NetworkDriver {
   async deleteNetwork(networkId: string): Promise<void> {
     await this.queue.run(() => this.kernel.deleteLink(bridgeName(networkId)));
     this.modes.delete(networkId);
+    this.multicast.delete(networkId);
     this.events?.networkDeleted(networkId);
   }
 
@@ -167,7 +175,7 @@ export class NetworkDriver {
     return {
       containerVeth: names.container,
       gateway: view.routedGateway ?? view.gateway,
-      routes: joinRoutes(view.mode, view.subnet, overlayNet, view.gateway, view.routedGateway ?? undefined),
+      routes: [...joinRoutes(view.mode, view.subnet, overlayNet, view.gateway, view.routedGateway ?? undefined), ...multicastJoinRoutes(view.multicast)],
     };
   }
 
@@ -247,14 +255,15 @@ export class NetworkDriver {
     return n;
   }
 
-  private async ensureBridge(name: string, subnet: Cidr, mtu: number, mode: Datapath): Promise<BridgeView> {
+  private async ensureBridge(name: string, subnet: Cidr, mtu: number, mode: Datapath, multicast: boolean): Promise<BridgeView> {
     const existing = await this.bridgeView(name);
     const br = await this.kernel.ensureBridge(name, mtu);
+    await this.kernel.setLinkAlias(name, multicast ? '' : MULTICAST_OFF_ALIAS);
     const gateway = gatewayOf(subnet);
     if (mode === 'bridge') {
       await this.kernel.ensureOnlyAddress(br.index, `${formatIPv4(gateway)}/${subnet.len}`);
       await this.kernel.setForwarding(br.index, true);
-      return { link: br, gateway, subnet, mode, routedGateway: null };
+      return { link: br, gateway, subnet, mode, routedGateway: null, multicast };
     }
     // A bridge that has its link-local gateway keeps it; a new one takes the lowest free one.
     const routedGateway =
@@ -262,7 +271,7 @@ export class NetworkDriver {
     if (routedGateway === null) throw conflict(`no free link-local gateway in ${ROUTED_GATEWAYS} for another routed network on this host (254 in use): remove a network, or use -o datapath=bridge`);
     await this.kernel.ensureOnlyAddress(br.index, `${formatIPv4(gateway)}/${subnet.len}`, formatCidr(subnet));
     await this.kernel.ensureOnlyAddress(br.index, `${formatIPv4(routedGateway)}/32`, LINK_LOCAL_SCOPE);
-    return { link: br, gateway, subnet, mode, routedGateway };
+    return { link: br, gateway, subnet, mode, routedGateway, multicast };
   }
 
   /** After a reboot Docker still knows the network but the bridge is gone: rebuild it from the address. */
@@ -275,8 +284,9 @@ export class NetworkDriver {
     const subnet = overlay.lease()!.subnet;
     // The mode was only in the lost bridge (Docker does not repeat network options here): the default.
     const mode = this.modes.get(a.networkId) ?? 'routed';
+    const multicast = this.multicast.get(a.networkId) ?? true;
     this.log.warn({ network: a.networkId.slice(0, 12), subnet: formatCidr(subnet), datapath: mode }, 'bridge missing (host rebooted?): rebuilding it');
-    return this.ensureBridge(bridgeName(a.networkId), subnet, overlay.mtu() ?? MTU_UNTIL_READY, mode);
+    return this.ensureBridge(bridgeName(a.networkId), subnet, overlay.mtu() ?? MTU_UNTIL_READY, mode, multicast);
   }
 
   private async bridgeView(name: string): Promise<BridgeView | null> {
@@ -288,7 +298,7 @@ export class NetworkDriver {
     const gateway = parseIPv4(addr.address);
     const routed = addrs.find((x) => x.prefixLen === 32 && isRoutedGateway(parseIPv4(x.address)));
     const routedGateway = routed ? parseIPv4(routed.address) : null;
-    return { link, gateway, subnet: cidr(gateway, addr.prefixLen), mode: routedGateway === null ? 'bridge' : 'routed', routedGateway };
+    return { link, gateway, subnet: cidr(gateway, addr.prefixLen), mode: routedGateway === null ? 'bridge' : 'routed', routedGateway, multicast: link.alias !== MULTICAST_OFF_ALIAS };
   }
 
   /** Every bridge of ours with its gateway. */

@@ -27,6 +27,8 @@ export interface OverlayHandle {
   mtu(): number | null;
   /** Its vxlan device, once the dataplane exists (null for host-gw). */
   vxlan(): { vni: number; device: string; directRouting: boolean } | null;
+  /** Flood entries for this overlay's overlay-flannel peers on or off (multicast; absent in fakes). */
+  setFlooding?(on: boolean): void;
   /** Resolves when the lease is held and the device is up; rejects after `timeoutMs` with the reason. */
   whenReady(timeoutMs: number): Promise<void>;
   /** Why it holds no lease right now (the agent's words, e.g. what etcd said); absent in fakes. */

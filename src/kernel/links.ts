@@ -40,6 +40,7 @@ export function linkFromMessage(m: rt.LinkMessage): RawLink {
     mac: bufToMac(a.address),
     up: m.data.flags?.up === true,
     master: a.master ?? 0,
+    ...(a.ifalias ? { alias: a.ifalias } : {}),
     linkIndex: readU32le(a.link),
     ...(a.linkNetnsid !== undefined ? { linkNetnsid: a.linkNetnsid } : {}),
     ...(infoData ? { infoData } : {}),
@@ -48,7 +49,7 @@ export function linkFromMessage(m: rt.LinkMessage): RawLink {
 
 /** The public LinkInfo shape (drops the internal fields). */
 export function publicLink(l: RawLink): LinkInfo {
-  return { index: l.index, name: l.name, kind: l.kind, mtu: l.mtu, mac: l.mac, up: l.up, master: l.master };
+  return { index: l.index, name: l.name, kind: l.kind, mtu: l.mtu, mac: l.mac, up: l.up, master: l.master, ...(l.alias ? { alias: l.alias } : {}) };
 }
 
 export async function getLinkByName(ns: NlSocket, name: string): Promise<RawLink | null> {
@@ -147,6 +148,13 @@ export async function deleteLinkByName(ns: NlSocket, name: string): Promise<void
     if (isErrno(e, 'ENODEV')) return;
     throw e;
   }
+}
+
+/** IFLA_IFALIAS of a link ('' clears it); a missing link is NOT_FOUND. */
+export async function setLinkAliasByName(ns: NlSocket, name: string, alias: string): Promise<void> {
+  const l = await getLinkByName(ns, name);
+  if (!l) throw notFound(`set the alias of link "${name}": no such link`);
+  if ((l.alias ?? '') !== alias) await modifyLink(ns, `set the alias of link "${name}" to "${alias}"`, l.index, { ifalias: alias });
 }
 
 export async function setLinkUpByName(ns: NlSocket, name: string): Promise<void> {

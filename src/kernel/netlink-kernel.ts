@@ -11,6 +11,7 @@ import * as links from './links';
 import * as neigh from './neighbours';
 import { ensureForwardAccept, type ForwardResult } from './nft-forward';
 import { ensureFastpath, removeFastpath } from './nft-fastpath';
+import { ensureMulticast, removeMulticast } from './nft-multicast';
 import { ensureOverlayIsolation } from './nft-isolation';
 import { ensureMasquerade, removeMasquerade, type MasqResult } from './nft-masq';
 import { ensurePorts, removePorts, type PortsResult } from './nft-ports';
@@ -20,6 +21,7 @@ import { openPacketQueue } from './nfqueue';
 import type { NotrackRule } from '../domain/notrack-rules';
 import type { PortRule } from '../domain/port-rules';
 import type { FastpathPlan } from '../domain/fastpath';
+import type { MulticastPlan } from '../domain/multicast';
 import { NlSocket, type NlSocketOptions } from './netlink-socket';
 import { parseNetworkCidr } from './codec';
 import * as routes from './routes';
@@ -30,6 +32,7 @@ import type {
   ForwardHeadResult,
   Kernel,
   LinkInfo,
+  MulticastResult,
   NameInterceptionSpec,
   PacketHandler,
   PacketQueue,
@@ -83,6 +86,9 @@ export class NetlinkKernel implements Kernel {
   }
   setLinkUp(name: string): Promise<void> {
     return links.setLinkUpByName(this.ns, name);
+  }
+  setLinkAlias(name: string, alias: string): Promise<void> {
+    return links.setLinkAliasByName(this.ns, name, alias);
   }
 
   // addresses
@@ -161,6 +167,12 @@ export class NetlinkKernel implements Kernel {
   }
   removeFastpath(): Promise<boolean> {
     return removeFastpath(this.ns.timeoutMs);
+  }
+  ensureMulticast(plan: MulticastPlan): Promise<MulticastResult> {
+    return ensureMulticast(plan, this.ns.timeoutMs);
+  }
+  removeMulticast(): Promise<boolean> {
+    return removeMulticast(this.ns.timeoutMs);
   }
 
   // cross-host names

@@ -91,7 +91,9 @@ export class FastpathBatch {
   private readonly elementMsgs: { type: number; flags: number; body: Buffer[]; what: string }[] = [];
 
   constructor(divisibleAbove = FASTPATH_BATCH_BYTES) {
-    this.tx = new NftTransaction(NFPROTO_NETDEV, divisibleAbove);
+    // Sparse ACKs: a whole-table rewrite of a few hundred endpoints acked message by message
+    // overflows the socket's receive buffer, and that aborts the process (docs/library-traps.md).
+    this.tx = new NftTransaction(NFPROTO_NETDEV, divisibleAbove, { sparseAcks: true });
   }
 
   get size(): number {

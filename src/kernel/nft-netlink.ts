@@ -189,10 +189,11 @@ export function commentOf(udata: Buffer | undefined): string | undefined {
 
 /**
  * Send `msgs` and collect replies until every seq in `waitSeqs` got its ACK/error (or DONE for
- * dumps). `sendBufferSize`: SO_SNDBUF for a big batch (the kernel refuses, EMSGSIZE, one sendmsg
- * longer than the send buffer; it caps the size at 2 × net.core.wmem_max).
+ * dumps); replies to the seqs of `alsoRecord` that come meanwhile are kept too. `sendBufferSize`:
+ * SO_SNDBUF for a big batch (the kernel refuses, EMSGSIZE, one sendmsg longer than the send
+ * buffer; it caps the size at 2 × net.core.wmem_max).
  */
-export function exchange(msgs: Buffer, waitSeqs: number[], timeoutMs: number, sendBufferSize?: number): Promise<Map<number, { errno: number; msgs: Reply[] }>> {
+export function exchange(msgs: Buffer, waitSeqs: number[], timeoutMs: number, sendBufferSize?: number, alsoRecord?: ReadonlySet<number>): Promise<Map<number, { errno: number; msgs: Reply[] }>> {
   return new Promise((resolve, reject) => {
     const sock = new RawNetlinkSocket(NETLINK_NETFILTER, sendBufferSize ? { sendBufferSize, recvBufferSize: 0 /* 0: the default */ } : undefined);
     const results = new Map<number, { errno: number; msgs: Reply[] }>();
@@ -207,7 +208,7 @@ export function exchange(msgs: Buffer, waitSeqs: number[], timeoutMs: number, se
     sock.on('error', (e) => finish(e));
     sock.on('message', (buf: Buffer) => {
       for (const r of splitMessages(buf)) {
-        if (!open.has(r.seq)) continue;
+        if (!open.has(r.seq) && !alsoRecord?.has(r.seq)) continue;
         const entry = results.get(r.seq) ?? { errno: 0, msgs: [] };
         results.set(r.seq, entry);
         if (r.type === NLMSG_ERROR) {
@@ -259,20 +260,32 @@ export class NftTransaction<Tag = undefined> {
   private readonly msgs: Buffer[] = [];
   private readonly sent: { seq: number; tag: Tag | undefined }[] = [];
 
+  /**
+   * `sparseAcks`: only the last message (of each batch) asks for an ACK. The kernel reports every
+   * refused message anyway and goes on through the batch, so the last ACK (or refusal) marks the
+   * end. For big batches: each ACK costs ~1 KiB of the socket's receive buffer, and an overflow
+   * (ENOBUFS) aborts the process (docs/library-traps.md).
+   */
   constructor(
     private readonly family: number,
     private readonly divisibleAbove = Infinity,
+    private readonly opts: { sparseAcks?: boolean } = {},
   ) {}
 
   get size(): number {
     return this.msgs.length;
   }
 
+  /** Bytes of the messages so far (the batch adds two small headers). */
+  get bytes(): number {
+    return this.msgs.reduce((n, m) => n + m.length, 0);
+  }
+
   /** Add NFT_MSG_<type> with `flags` (besides REQUEST|ACK) and its attributes. */
   add(type: number, flags: number, body: Buffer[], tag?: Tag): void {
     const s = this.seq();
     this.sent.push({ seq: s, tag });
-    this.msgs.push(message(nftType(type), NLM_F_REQUEST | NLM_F_ACK | flags, s, this.family, 0, body));
+    this.msgs.push(message(nftType(type), NLM_F_REQUEST | (this.opts.sparseAcks ? 0 : NLM_F_ACK) | flags, s, this.family, 0, body));
   }
 
   async commit(timeoutMs: number): Promise<{ tag: Tag | undefined; errno: number } | null> {
@@ -285,8 +298,13 @@ export class NftTransaction<Tag = undefined> {
     }
     for (const [from, to] of total <= most ? [[0, this.msgs.length]] : this.parts(most)) {
       const part = this.msgs.slice(from, to);
+      const seqs = this.sent.slice(from, to).map((m) => m.seq);
+      if (this.opts.sparseAcks) {
+        const last = part[part.length - 1]!;
+        last.writeUInt16LE(last.readUInt16LE(6) | NLM_F_ACK, 6); // nlmsg_flags
+      }
       const bytes = part.reduce((n, m) => n + m.length, BATCH_FRAME);
-      const got = await exchange(batch(this.seq, part), this.sent.slice(from, to).map((m) => m.seq), timeoutMs, bytes > PLAIN_SEND_BYTES ? bytes + 4096 : undefined);
+      const got = await exchange(batch(this.seq, part), this.opts.sparseAcks ? seqs.slice(-1) : seqs, timeoutMs, bytes > PLAIN_SEND_BYTES ? bytes + 4096 : undefined, new Set(seqs));
       for (const m of this.sent.slice(from, to)) {
         const errno = got.get(m.seq)?.errno ?? 0;
         if (errno < 0) return { tag: m.tag, errno };

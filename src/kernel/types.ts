@@ -12,6 +12,7 @@
 import type { PortRule } from '../domain/port-rules';
 import type { NotrackRule } from '../domain/notrack-rules';
 import type { FastpathPlan } from '../domain/fastpath';
+import type { MulticastPlan } from '../domain/multicast';
 
 export interface LinkInfo {
   index: number;
@@ -21,6 +22,7 @@ export interface LinkInfo {
   mac: string;
   up: boolean;
   master: number; // ifindex of the bridge it is enslaved to, 0 if none
+  alias?: string; // IFLA_IFALIAS, when set
 }
 
 export interface VxlanSpec {
@@ -76,6 +78,9 @@ export type ForwardHeadResult = { state: 'no-chain' } | { state: 'ok'; added: nu
 /** What ensureFastpath did: 'updated' = endpoints/peers changed in place, 'rewritten' = the table written anew. */
 export type FastpathResult = 'present' | 'updated' | 'rewritten' | 'removed' | 'absent';
 
+/** What ensureMulticast did: 'rewritten' = the table written anew (it changes as a whole). */
+export type MulticastResult = 'present' | 'rewritten' | 'removed' | 'absent';
+
 /** One packet an NFQUEUE rule handed to us (nfqueue.ts): `payload` from the IP header on. */
 export interface QueuedPacket {
   id: number;
@@ -130,6 +135,8 @@ export interface Kernel {
   ensureVethPair(hostName: string, peerName: string, mtu: number, bridgeName?: string): Promise<LinkInfo>; // the host end
   deleteLink(name: string): Promise<void>; // absent is fine
   setLinkUp(name: string): Promise<void>;
+  /** IFLA_IFALIAS ('' clears it): a network's record bridge says `overlay-flannel multicast=off` there. */
+  setLinkAlias(name: string, alias: string): Promise<void>;
   /** net.ipv4.conf.<dev>.forwarding: the kernel forwards what arrives on this device. */
   setForwarding(ifindex: number, on: boolean): Promise<void>;
 
@@ -191,6 +198,12 @@ export interface Kernel {
   ensureFastpath(plan: FastpathPlan): Promise<FastpathResult>;
   /** Delete the table: true if it was there. */
   removeFastpath(): Promise<boolean>;
+
+  // multicast and broadcast (nftables netdev table, src/domain/multicast.ts; nft-multicast.ts)
+  /** Make the table `netdev overlay-flannel-mcast` hold `plan`; an empty plan removes it. */
+  ensureMulticast(plan: MulticastPlan): Promise<MulticastResult>;
+  /** Delete that table: true if it was there. */
+  removeMulticast(): Promise<boolean>;
 
   // cross-host names (nfqueue.ts, nft-names.ts)
   /** Bind NFQUEUE `queue` (FAIL_OPEN) and give each of its packets to `handler`. The queue has its

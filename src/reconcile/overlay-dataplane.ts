@@ -29,12 +29,14 @@ import { OverlayFirewall, type FirewallOptions } from './overlay-firewall';
 export const VXLAN_OVERHEAD = 50;
 const DEFAULT_VXLAN_PORT = 8472; // port 0 in the config: the kernel's default, as flannel
 const WRITE_PIPELINE = 16; // netlink requests in flight per stage
-const STAGES: PeerOp['op'][] = ['deleteRoute', 'deleteFdb', 'deleteNeighbour', 'setNeighbour', 'setFdb', 'setRoute'];
-const EMPTY: PeerState = Object.freeze({ neighbours: [], fdb: [], routes: [] }) as PeerState;
+const STAGES: PeerOp['op'][] = ['deleteRoute', 'deleteFlood', 'deleteFdb', 'deleteNeighbour', 'setNeighbour', 'setFdb', 'setFlood', 'setRoute'];
+const ZERO_MAC = '00:00:00:00:00:00';
+const EMPTY: PeerState = Object.freeze({ neighbours: [], fdb: [], routes: [], flood: [] }) as PeerState;
 
 function mergeStates(states: Iterable<PeerState>): PeerState {
-  const out: PeerState = { neighbours: [], fdb: [], routes: [] };
+  const out: PeerState = { neighbours: [], fdb: [], routes: [], flood: [] };
   for (const s of states) {
+    out.flood.push(...s.flood);
     out.neighbours.push(...s.neighbours);
     out.fdb.push(...s.fdb);
     out.routes.push(...s.routes);
@@ -74,6 +76,8 @@ export class OverlayDataplane {
   private timer: NodeJS.Timeout | null = null;
   private warned = new Set<string>();
   private detached = false;
+  /** Flood entries for overlay-flannel peers (the multicast keeper turns it on; domain/peers.ts). */
+  private flooding = false;
   private readonly firewall: OverlayFirewall;
   readonly stats: DataplaneStats = { fullSyncs: 0, fastSyncs: 0, opsApplied: 0, errors: 0, lastDrift: 0 };
 
@@ -185,6 +189,19 @@ export class OverlayDataplane {
     this.requestSync('fast');
   }
 
+  /** Whether overlay-flannel peers get flood entries (multicast on for this host's network of the
+   *  overlay): a change reprograms every peer in one full sync. */
+  setFlooding(on: boolean): void {
+    if (this.flooding === on) return;
+    this.flooding = on;
+    this.applied.clear();
+    this.requestSync('full');
+  }
+
+  get floodingOn(): boolean {
+    return this.flooding;
+  }
+
   /** Periodic full syncs (drift repair). */
   startTimer(intervalMs: number): void {
     this.timer = setInterval(() => this.requestSync('full'), intervalMs);
@@ -258,7 +275,7 @@ export class OverlayDataplane {
       this.stats.fastSyncs++;
       await this.applyAll(ops);
       for (const [k, v] of desired) {
-        if (v.neighbours.length || v.fdb.length || v.routes.length) this.applied.set(k, v);
+        if (v.neighbours.length || v.fdb.length || v.routes.length || v.flood.length) this.applied.set(k, v);
         else this.applied.delete(k);
       }
     }
@@ -274,6 +291,7 @@ export class OverlayDataplane {
       ownSubnet: this.own?.subnet ?? null,
       leases: [lease],
       onLink: (ip) => isOnLink(this.pub, ip),
+      flood: this.flooding,
     });
     for (const s of skipped) {
       const warnKey = `${s.subnet}|${s.reason}`;
@@ -299,11 +317,12 @@ export class OverlayDataplane {
 
   /** What the kernel holds that this overlay owns. */
   private async observe(): Promise<PeerState> {
-    const state: PeerState = { neighbours: [], fdb: [], routes: [] };
+    const state: PeerState = { neighbours: [], fdb: [], routes: [], flood: [] };
     if (this.vxIndex) {
       for (const n of await this.kernel.listNeighbours(this.vxIndex)) if (n.permanent) state.neighbours.push({ ip: n.ip, mac: n.mac });
       for (const f of await this.kernel.listFdb(this.vxIndex)) {
-        if (f.permanent && f.dst && f.mac !== '00:00:00:00:00:00') state.fdb.push({ mac: f.mac, dst: f.dst });
+        if (f.permanent && f.dst && f.mac !== ZERO_MAC) state.fdb.push({ mac: f.mac, dst: f.dst });
+        else if (f.permanent && f.dst && f.mac === ZERO_MAC) state.flood.push(f.dst);
       }
     }
     for (const r of await this.kernel.listRoutes()) {
@@ -332,6 +351,10 @@ export class OverlayDataplane {
         return k.replaceNeighbour({ ifindex: this.vxIndex, ip: op.entry.ip, mac: op.entry.mac, permanent: true });
       case 'setFdb':
         return k.replaceFdb({ ifindex: this.vxIndex, mac: op.entry.mac, dst: op.entry.dst, permanent: true });
+      case 'deleteFlood':
+        return k.deleteFdb(this.vxIndex, ZERO_MAC, op.dst);
+      case 'setFlood':
+        return k.replaceFdb({ ifindex: this.vxIndex, mac: ZERO_MAC, dst: op.dst, permanent: true });
       case 'setRoute': {
         const e = op.entry;
         const oif = e.dev === 'vxlan' ? this.vxIndex : this.pub.link.index;

@@ -20,11 +20,12 @@
 import { notrackRuleText, type NotrackRule } from '../../src/domain/notrack-rules';
 import { portConflict, portInUse, portRuleText, type PortRule } from '../../src/domain/port-rules';
 import { parseNetworkCidr } from '../../src/kernel/codec';
-import { checkNameSpec, KernelError, type FastpathResult, type ForwardHeadResult, type Kernel, type NameInterceptionSpec, type PacketHandler, type PacketQueueOptions } from '../../src/kernel';
+import { checkNameSpec, KernelError, type FastpathResult, type MulticastResult, type ForwardHeadResult, type Kernel, type NameInterceptionSpec, type PacketHandler, type PacketQueueOptions } from '../../src/kernel';
 import { FakePacketQueue } from './fake-packet-queue';
-import { OverlayError } from '../../src/errors';
+import { notFound, OverlayError } from '../../src/errors';
 import { forwardHeadRules } from '../../src/domain/forward-head';
 import type { FastpathPlan } from '../../src/domain/fastpath';
+import type { MulticastPlan } from '../../src/domain/multicast';
 import { FakeNetlink } from './fake-netlink';
 
 export class FakeKernel extends FakeNetlink implements Kernel {
@@ -148,6 +149,33 @@ export class FakeKernel extends FakeNetlink implements Kernel {
   }
   async removeFastpath(): Promise<boolean> {
     return (await this.ensureFastpath({ overlays: [], digest: '' })) === 'removed';
+  }
+
+  async setLinkAlias(name: string, alias: string): Promise<void> {
+    this.enter('setLinkAlias', name, true);
+    const l = this.byName(name);
+    if (!l) throw notFound(`set the alias of link "${name}": no such link`);
+    if (alias) l.alias = alias;
+    else delete l.alias;
+  }
+
+  /** The multicast table: the plan last written, null without a table. */
+  multicast: MulticastPlan | null = null;
+  async ensureMulticast(plan: MulticastPlan): Promise<MulticastResult> {
+    this.enter('ensureMulticast', plan.digest);
+    const have = this.multicast;
+    if (plan.chains.length === 0) {
+      this.multicast = null;
+      if (have) this.writes.push('removeMulticast');
+      return have ? 'removed' : 'absent';
+    }
+    if (have?.digest === plan.digest) return 'present';
+    this.multicast = structuredClone(plan);
+    this.writes.push(`ensureMulticast rewritten ${plan.digest}`);
+    return 'rewritten';
+  }
+  async removeMulticast(): Promise<boolean> {
+    return (await this.ensureMulticast({ chains: [], digest: '' })) === 'removed';
   }
 
   /** The names interception as last written (null = none). */

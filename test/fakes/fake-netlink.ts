@@ -28,7 +28,7 @@ import type {
   VxlanSpec,
 } from '../../src/kernel/types';
 
-interface FakeLink extends LinkInfo {
+export interface FakeLink extends LinkInfo {
   vx?: { vni: number; local: string; port: number; learning: boolean; gbp: boolean; parentIndex: number };
   peer?: number; // veth peer ifindex
   peerMoved?: boolean; // peer moved to another netns (simulates Docker's Join)
@@ -193,6 +193,7 @@ export class FakeNetlink {
     this.bringUp(l);
   }
 
+
   // ---- addresses
 
   async listAddresses(ifindex: number): Promise<AddressEntry[]> {
@@ -327,7 +328,7 @@ export class FakeNetlink {
     if (write) this.writes.push(arg ? `${method} ${arg}` : method);
   }
 
-  private byName(name: string): FakeLink | undefined {
+  protected byName(name: string): FakeLink | undefined {
     checkIfName(name);
     for (const l of this.links.values()) if (l.name === name) return l;
     return undefined;
@@ -385,7 +386,7 @@ function fakeMac(index: number): string {
 }
 
 function pub(l: FakeLink): LinkInfo {
-  return { index: l.index, name: l.name, kind: l.kind, mtu: l.mtu, mac: l.mac, up: l.up, master: l.master };
+  return { index: l.index, name: l.name, kind: l.kind, mtu: l.mtu, mac: l.mac, up: l.up, master: l.master, ...(l.alias ? { alias: l.alias } : {}) };
 }
 
 function vxPub(l: FakeLink): VxlanInfo {

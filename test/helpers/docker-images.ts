@@ -47,10 +47,12 @@ function once(path: string, make: (dir: string) => Promise<void>): Promise<strin
 /**
  * Import a busybox image (busybox-static with a symlink for every applet in /bin: sh, ip, ping,
  * nc, sleep, cat, echo, ifconfig, route, hostname, wget, httpd, ls, grep, …), CMD sh.
- * With `iperf3`, /usr/bin/iperf3 and the libraries `ldd` lists for it (plus the loader) too.
+ * With `iperf3`, /usr/bin/iperf3 and the libraries `ldd` lists for it (plus the loader) too; with
+ * `socat` (Debian's, it joins multicast groups), /usr/bin/socat and its libraries likewise.
  */
-export async function importBusybox(d: DockerHost, tag = 'ofbox:1', opts: { iperf3?: boolean } = {}): Promise<void> {
-  const dir = join(d.dir, '..', 'images', opts.iperf3 ? 'busybox-iperf3' : 'busybox');
+export async function importBusybox(d: DockerHost, tag = 'ofbox:1', opts: { iperf3?: boolean; socat?: boolean } = {}): Promise<void> {
+  const extras = (['iperf3', 'socat'] as const).filter((x) => opts[x]);
+  const dir = join(d.dir, '..', 'images', ['busybox', ...extras].join('-'));
   await once(dir, async (root) => {
     mkdirSync(join(root, 'bin'), { recursive: true });
     await run('cp', ['/bin/busybox', join(root, 'bin/busybox')]);
@@ -60,9 +62,9 @@ export async function importBusybox(d: DockerHost, tag = 'ofbox:1', opts: { iper
     writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
     writeFileSync(join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
     await run('chmod', ['1777', join(root, 'tmp')]);
-    if (opts.iperf3) {
-      await copyHostFile(root, '/usr/bin/iperf3');
-      for (const l of new Set([...(await lddLibs('/usr/bin/iperf3')), '/lib64/ld-linux-x86-64.so.2'])) await copyHostFile(root, l);
+    for (const x of extras) {
+      await copyHostFile(root, `/usr/bin/${x}`);
+      for (const l of new Set([...(await lddLibs(`/usr/bin/${x}`)), '/lib64/ld-linux-x86-64.so.2'])) await copyHostFile(root, l);
     }
   });
   await importDir(d, dir, tag, ['CMD ["sh"]']);

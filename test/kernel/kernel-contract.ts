@@ -14,6 +14,7 @@ import type { Kernel, VxlanSpec } from '../../src/kernel';
 import { bridgeMacFor } from '../../src/domain/mac';
 import { fastpathPlan, type HostRouteInput } from '../../src/domain/fastpath';
 import { parseCidr } from '../../src/domain/ipv4';
+import { MULTICAST_OFF_ALIAS, multicastPlan } from '../../src/domain/multicast';
 
 export interface ContractEnv {
   kernel: Kernel;
@@ -299,6 +300,34 @@ export function kernelContract(label: string, setup: () => Promise<ContractEnv>)
         await k.deleteLink(veth.name);
       }
       assert.equal(await k.ensureFastpath({ overlays: [], digest: '' }), 'absent');
+    });
+
+    it('multicast table: written, kept, rewritten for a new member, removed; a link alias is set, read back, cleared', async () => {
+      const dev = await k.ensureVxlan(vxSpec());
+      const v0 = await k.ensureVethPair(`${env.prefix}vm0`, `${env.prefix}vq0`, 1400);
+      const v1 = await k.ensureVethPair(`${env.prefix}vm1`, `${env.prefix}vq1`, 1400);
+      const bridge = await k.ensureBridge(br, 1400);
+      const plan = (veths: { name: string; index: number }[]) =>
+        multicastPlan([{ overlay: 'default', vni: 1, vxlan: { name: vx, index: dev.index }, network: { mode: 'routed', enabled: true, bridge: { name: br, index: bridge.index }, veths } }]);
+      try {
+        assert.equal(await k.removeMulticast(), false, 'no table at the start');
+        assert.equal(await k.ensureMulticast(plan([v0])), 'rewritten');
+        assert.equal(await k.ensureMulticast(plan([v0])), 'present');
+        assert.equal(await k.ensureMulticast(plan([v0, v1])), 'rewritten');
+        assert.equal(await k.ensureMulticast(plan([v0, v1])), 'present');
+        await k.setLinkAlias(br, MULTICAST_OFF_ALIAS);
+        assert.equal((await k.getLink(br))?.alias, MULTICAST_OFF_ALIAS);
+        assert.equal((await k.listLinks()).find((l) => l.name === br)?.alias, MULTICAST_OFF_ALIAS, 'listed too');
+        await k.setLinkAlias(br, '');
+        assert.equal((await k.getLink(br))?.alias, undefined, 'cleared');
+        await rejectsWith(k.setLinkAlias(`${env.prefix}nolink`, 'x'), 'NOT_FOUND');
+      } finally {
+        assert.equal(await k.removeMulticast(), true);
+        await k.deleteLink(v0.name);
+        await k.deleteLink(v1.name);
+        await k.deleteLink(br);
+      }
+      assert.equal(await k.ensureMulticast({ chains: [], digest: '' }), 'absent');
     });
 
     it('names interception: written, kept when written twice, rewritten on a change, removed; a bad spec is INVALID', async () => {

@@ -51,7 +51,7 @@ function setup() {
     },
     all: () => [...overlays.values()],
   };
-  return { kernel, driver: new OverlayPluginDriver(kernel, new SerialQueue(), dir, log) };
+  return { kernel, dir, driver: new OverlayPluginDriver(kernel, new SerialQueue(), dir, log) };
 }
 
 const createNetworkArgs = (pool: string, nid = NID, space = 'overlay-flannel-local') => ({
@@ -122,6 +122,26 @@ test('CreateNetwork: routed (default) and bridge records; bad data path, default
   await assert.rejects(driver.createNetwork(createNetworkArgs('10.9.5.0/24', 'c'.repeat(64))), /already has a Docker network on this host/);
 });
 
+test('-o multicast=false: the bridge records it (alias), Join hands no multicast routes, a restarted driver reads it back; a bad value is refused', async () => {
+  for (const [generic, alias, routes] of [
+    [{}, undefined, true],
+    [{ multicast: 'true' }, undefined, true],
+    [{ multicast: 'false' }, 'overlay-flannel multicast=off', false],
+    [{ multicast: 'false', datapath: 'bridge' }, 'overlay-flannel multicast=off', false],
+  ] as const) {
+    const { kernel, driver, dir } = setup();
+    await driver.createNetwork(netArgs('10.9.5.0/24', generic));
+    assert.equal((await kernel.getLink(bridgeName(NID)))!.alias, alias, JSON.stringify(generic));
+    await driver.createEndpoint(endpointArgs('10.9.5.2/24'));
+    const fresh = new OverlayPluginDriver(kernel, new SerialQueue(), dir, log); // a plugin restart: only the kernel remembers
+    const got = shown(await fresh.join(joinArgs)).routes;
+    assert.equal(got.includes('224.0.0.0/4 on-link') && got.includes('255.255.255.255/32 on-link'), routes, JSON.stringify(generic));
+    if (!routes) assert.ok(!got.some((r) => r.startsWith('224.') || r.startsWith('255.')));
+  }
+  const { driver } = setup();
+  await assert.rejects(driver.createNetwork(netArgs('10.9.5.0/24', { multicast: 'sometimes' })), /-o multicast=sometimes: use -o multicast=true/);
+});
+
 const endpointArgs = (address: string, nid = NID) => ({ networkId: nid, endpointId: EID, address, addressIPv6: '', macAddress: '', options: {} });
 const joinArgs = { networkId: NID, endpointId: EID, sandboxKey: '/var/run/docker/netns/x', options: {} };
 /** Join's domain answer, readable: addresses dotted, routes "dst via hop" or "dst on-link". */
@@ -143,7 +163,7 @@ test('routed: CreateEndpoint makes a veth off any bridge with forwarding and a /
   assert.deepEqual(shown(await driver.join(joinArgs)), {
     veth: v.container,
     gateway: '169.254.1.1',
-    routes: ['169.254.1.1/32 on-link', '10.9.5.0/25 via 169.254.1.1', '10.9.5.128/25 via 169.254.1.1', '10.9.0.0/16 via 169.254.1.1'],
+    routes: ['169.254.1.1/32 on-link', '10.9.5.0/25 via 169.254.1.1', '10.9.5.128/25 via 169.254.1.1', '10.9.0.0/16 via 169.254.1.1', '224.0.0.0/4 on-link', '255.255.255.255/32 on-link'],
   });
   assert.deepEqual(await driver.endpointOperInfo(NID, EID), { bridge: bridgeName(NID), hostVeth: v.host, datapath: 'routed' });
   await driver.deleteEndpoint(NID, EID);
@@ -185,7 +205,7 @@ test('bridge: CreateEndpoint, Join, DeleteEndpoint: veth on the bridge, Join ans
   const host = (await kernel.getLink(v.host))!;
   assert.equal(host.master, (await kernel.getLink(bridgeName(NID)))!.index);
   assert.deepEqual(await kernel.listRoutes(host.index), []);
-  assert.deepEqual(shown(await driver.join(joinArgs)), { veth: v.container, gateway: '10.9.5.1', routes: ['10.9.0.0/16 via 10.9.5.1'] });
+  assert.deepEqual(shown(await driver.join(joinArgs)), { veth: v.container, gateway: '10.9.5.1', routes: ['10.9.0.0/16 via 10.9.5.1', '224.0.0.0/4 on-link', '255.255.255.255/32 on-link'] });
   await driver.leave();
   await driver.deleteEndpoint(NID, EID);
   assert.equal(await kernel.getLink(v.host), null);

@@ -5,6 +5,7 @@ import { desiredPeers, planPeers, PeerState, PeerOp } from '../../src/domain/pee
 import { parseNetworkConfig } from '../../src/domain/network-config';
 import { parseCidr } from '../../src/domain/ipv4';
 import { Lease } from '../../src/domain/lease';
+import { vtepMacFor } from '../../src/domain/mac';
 
 const vxlan = parseNetworkConfig('{"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}}').backend;
 const direct = parseNetworkConfig('{"Network":"10.1.0.0/16","Backend":{"Type":"vxlan","DirectRouting":true}}').backend;
@@ -17,7 +18,7 @@ const L = (subnet: string, ip: string, mac = '02:00:00:00:00:0' + subnet.split('
 });
 const own = parseCidr('10.1.1.0/24');
 const onLink = (ip: string) => ip.startsWith('192.0.2.');
-const empty: PeerState = { neighbours: [], fdb: [], routes: [] };
+const empty: PeerState = { neighbours: [], fdb: [], routes: [], flood: [] };
 
 test('vxlan: neighbour, FDB and onlink route per remote lease; own lease skipped', () => {
   const { state, skipped } = desiredPeers({ backend: vxlan, ownSubnet: own, leases: [L('10.1.1.0/24', '192.0.2.1'), L('10.1.2.0/24', '192.0.2.2')], onLink });
@@ -26,6 +27,7 @@ test('vxlan: neighbour, FDB and onlink route per remote lease; own lease skipped
     neighbours: [{ ip: '10.1.2.0', mac: '02:00:00:00:00:02' }],
     fdb: [{ mac: '02:00:00:00:00:02', dst: '192.0.2.2' }],
     routes: [{ dst: '10.1.2.0/24', gateway: '10.1.2.0', dev: 'vxlan', onlink: true }],
+    flood: [],
   });
 });
 
@@ -98,7 +100,37 @@ test('a moved host (same MAC, new PublicIP) rewrites its FDB entry; a changed ga
     neighbours: [{ ip: '10.1.2.0', mac: '02:00:00:00:00:02' }],
     fdb: [{ mac: '02:00:00:00:00:02', dst: '192.0.2.9' }],
     routes: [{ dst: '10.1.2.0/24', gateway: '192.0.2.2', dev: 'public', onlink: false }],
+    flood: [],
   };
   const { state } = desiredPeers({ backend: vxlan, ownSubnet: own, leases: [L('10.1.2.0/24', '192.0.2.2')], onLink });
   assert.deepEqual(kinds(planPeers(state, have)), ['deleteFdb', 'setFdb', 'setRoute']);
+});
+
+// Flooding (issue 17): only overlay-flannel peers (VtepMAC derived from VNI and PublicIP) get an
+// all-zeros FDB entry, and only when asked; flanneld peers (random VtepMAC) never do.
+const ours = (subnet: string, ip: string): Lease => L(subnet, ip, vtepMacFor(1, ip));
+test('flood entries: ours only, when asked, DirectRouting peers too, host-gw never', () => {
+  const leases = [ours('10.1.1.0/24', '192.0.2.1'), ours('10.1.2.0/24', '192.0.2.2'), L('10.1.3.0/24', '192.0.2.3', '0a:11:22:33:44:55'), ours('10.1.4.0/24', '203.0.113.4')];
+  const cases: { name: string; backend: typeof vxlan; flood: boolean | undefined; want: string[] }[] = [
+    { name: 'vxlan, flooding on', backend: vxlan, flood: true, want: ['192.0.2.2', '203.0.113.4'] },
+    { name: 'vxlan, flooding off', backend: vxlan, flood: false, want: [] },
+    { name: 'vxlan, not said', backend: vxlan, flood: undefined, want: [] },
+    { name: 'DirectRouting: the vxlan device still replicates', backend: direct, flood: true, want: ['192.0.2.2', '203.0.113.4'] },
+  ];
+  for (const c of cases) {
+    const { state } = desiredPeers({ backend: c.backend, ownSubnet: own, leases, onLink, ...(c.flood === undefined ? {} : { flood: c.flood }) });
+    assert.deepEqual(state.flood, c.want, c.name);
+  }
+  const hg = desiredPeers({ backend: hostgw, ownSubnet: own, leases: [L('10.1.2.0/24', '192.0.2.2', undefined, 'host-gw')], onLink, flood: true });
+  assert.deepEqual(hg.state.flood, [], 'host-gw has no vxlan device');
+});
+
+test('flood entries follow leases: a new peer is added after its FDB entry, a gone one removed before it', () => {
+  const one = desiredPeers({ backend: vxlan, ownSubnet: own, leases: [ours('10.1.2.0/24', '192.0.2.2')], onLink, flood: true }).state;
+  const two = desiredPeers({ backend: vxlan, ownSubnet: own, leases: [ours('10.1.2.0/24', '192.0.2.2'), ours('10.1.3.0/24', '192.0.2.3')], onLink, flood: true }).state;
+  assert.deepEqual(kinds(planPeers(two, one)), ['setNeighbour', 'setFdb', 'setFlood', 'setRoute']);
+  assert.deepEqual(planPeers(one, two).slice(0, 2), [{ op: 'deleteRoute', dst: '10.1.3.0/24' }, { op: 'deleteFlood', dst: '192.0.2.3' }]);
+  assert.deepEqual(planPeers(two, two), [], 'idempotent');
+  const off = desiredPeers({ backend: vxlan, ownSubnet: own, leases: [ours('10.1.2.0/24', '192.0.2.2')], onLink, flood: false }).state;
+  assert.deepEqual(planPeers(off, one), [{ op: 'deleteFlood', dst: '192.0.2.2' }], 'turning it off removes only the flood entry');
 });
