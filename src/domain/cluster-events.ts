@@ -39,14 +39,25 @@ export interface ClusterStep {
   etcdUp: boolean | null;
 }
 
+/** Each step's hosts and containers by key, made once per step (a step is compared twice: as next, then as prev). */
+const keyedSteps = new WeakMap<ClusterStep, { hosts: Map<string, ClusterHost>; containers: Map<string, ClusterContainer> }>();
+function keyed(s: ClusterStep) {
+  let k = keyedSteps.get(s);
+  if (!k) {
+    k = { hosts: new Map(s.cluster.hosts.map((h) => [hostKey(h), h])), containers: new Map(s.cluster.containers.map((c) => [containerKey(c), c])) };
+    keyedSteps.set(s, k);
+  }
+  return k;
+}
+
 /** What changed from `prev` to `next` (none when `prev` is null: the baseline). */
 export function clusterEvents(prev: ClusterStep | null, next: ClusterStep, at: string): ClusterEvent[] {
   if (!prev) return [];
   const out: ClusterEvent[] = [];
   if (prev.etcdUp !== false && next.etcdUp === false) out.push({ at, kind: 'etcd-down', text: 'etcd became unreachable: keeping the last known state', host: null });
   if (prev.etcdUp === false && next.etcdUp === true) out.push({ at, kind: 'etcd-up', text: 'etcd answers again', host: null });
-  const before = new Map(prev.cluster.hosts.map((h) => [hostKey(h), h]));
-  const after = new Map(next.cluster.hosts.map((h) => [hostKey(h), h]));
+  const { hosts: before, containers: cBefore } = keyed(prev);
+  const { hosts: after, containers: cAfter } = keyed(next);
   const renewed: ClusterHost[] = [];
   for (const [k, h] of after) {
     const old = before.get(k);
@@ -64,8 +75,6 @@ export function clusterEvents(prev: ClusterStep | null, next: ClusterStep, at: s
   } else {
     for (const h of renewed) out.push({ at, kind: 'lease-renewed', text: `host ${who(h)} renewed its lease`, host: h.publicIP });
   }
-  const cBefore = new Map(prev.cluster.containers.map((c) => [containerKey(c), c]));
-  const cAfter = new Map(next.cluster.containers.map((c) => [containerKey(c), c]));
   for (const [k, c] of cAfter) if (!cBefore.has(k)) out.push({ at, kind: 'container-started', text: `container ${c.name} started on ${c.host} (${c.addresses.join(', ')}, network ${c.network})`, host: c.host });
   if (!next.stale) {
     for (const [k, c] of cBefore) if (!cAfter.has(k)) out.push({ at, kind: 'container-stopped', text: `container ${c.name} stopped on ${c.host} (network ${c.network})`, host: c.host });

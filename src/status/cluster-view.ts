@@ -17,6 +17,12 @@ import { clusterEvents, EventLog, type ClusterEvent, type ClusterStep } from '..
 import { nameRows } from '../domain/name-rows';
 import { etcdView, kernelView, overlaysView, type StatusSource } from './views';
 
+/** What the server's snapshot already read (views.ts). */
+export interface Views {
+  overlays: Awaited<ReturnType<typeof overlaysView>>;
+  kernel: ReturnType<typeof kernelView>;
+}
+
 export interface ClusterJson extends Cluster {
   generatedAt: string;
   thisHost: string | null;
@@ -42,10 +48,10 @@ export class ClusterTracker {
     this.events = new EventLog(logSize);
   }
 
-  /** The view now (computed; events since the last step logged). */
-  step(): Promise<ClusterJson> {
+  /** The view now (computed; events since the last step logged); `views`: the overlays and kernel views just read (not read again). */
+  step(views?: Views): Promise<ClusterJson> {
     if (!this.running) {
-      this.running = this.compute().finally(() => (this.running = null));
+      this.running = this.compute(views).finally(() => (this.running = null));
     }
     return this.running;
   }
@@ -55,10 +61,10 @@ export class ClusterTracker {
     return this.lastJson;
   }
 
-  private async compute(): Promise<ClusterJson> {
+  private async compute(views?: Views): Promise<ClusterJson> {
     const nowMs = this.now();
     const at = new Date(nowMs).toISOString();
-    const [overlays, kernel] = [await overlaysView(this.src), kernelView(this.src)];
+    const { overlays, kernel } = views ?? { overlays: await overlaysView(this.src), kernel: kernelView(this.src) };
     const etcd = etcdView(this.src);
     const names = this.src.names?.() ?? null;
     const namesState = names?.state() ?? null;

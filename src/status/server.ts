@@ -55,7 +55,8 @@ export function buildStatusServer(src: StatusSource, log: Logger, opts: StatusSe
   const sse = (name: string, data: string) => `event: ${name}\ndata: ${data}\n\n`;
   const containersEvent = (c: ClusterJson) => sse('containers', JSON.stringify(pageContainers(c)));
   const event = async () => {
-    const [s, c] = await Promise.all([snapshot(src), tracker.step()]);
+    const s = await snapshot(src);
+    const c = await tracker.step(s);
     return { text: sse('status', JSON.stringify(s)) + sse('cluster', JSON.stringify(pageCluster(c))), cluster: c };
   };
   const send = () => {
@@ -133,7 +134,8 @@ export function buildStatusServer(src: StatusSource, log: Logger, opts: StatusSe
     {
       path: '/',
       answer: async () => {
-        const [s, c] = await Promise.all([snapshot(src), tracker.step()]);
+        const s = await snapshot(src);
+        const c = await tracker.step(s);
         return { type: 'text/html; charset=utf-8', body: statusPage({ status: pageStatus(s), cluster: pageCluster(c), containers: pageContainers(c) }) };
       },
     },

@@ -37,6 +37,9 @@ export interface StatusSource {
   names?(): StatusNames | null;
 }
 
+/** Subnets in numeric order (one collator: localeCompare with options builds one per call). */
+const bySubnet = new Intl.Collator('en', { numeric: true }).compare;
+
 const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 
 /** A peer's expiry from etcd, bounded in time: the page must not wait on an etcd outage. */
@@ -95,7 +98,7 @@ export async function overlaysView(src: StatusSource) {
       const known = (agent.dataplane?.knownLeases() ?? []).map((l) => (own && formatCidr(l.subnet) === ownSubnet ? own : l));
       if (own && !known.some((l) => formatCidr(l.subnet) === ownSubnet)) known.push(own);
       const leases = await mapLimited(known, EXPIRY_LOOKUPS_AT_ONCE, (l) => leaseJson(agent, l, ownSubnet, etcdUp));
-      leases.sort((a, b) => a.subnet.localeCompare(b.subnet, 'en', { numeric: true }));
+      leases.sort((a, b) => bySubnet(a.subnet, b.subnet));
       return {
         name,
         prefix,
@@ -113,7 +116,7 @@ export function kernelView(src: StatusSource) {
   return src.overlays().map(({ name, agent }) => {
     const dp = agent.dataplane;
     const peers = dp
-      ? [...dp.appliedPeers()].map(([subnet, st]) => ({ subnet, neighbours: st.neighbours, fdb: st.fdb, routes: st.routes })).sort((a, b) => a.subnet.localeCompare(b.subnet, 'en', { numeric: true }))
+      ? [...dp.appliedPeers()].map(([subnet, st]) => ({ subnet, neighbours: st.neighbours, fdb: st.fdb, routes: st.routes })).sort((a, b) => bySubnet(a.subnet, b.subnet))
       : [];
     return { name, device: dp?.deviceName ?? null, mtu: dp?.mtu ?? null, peers, stats: dp ? { ...dp.stats } : null };
   });

@@ -45,7 +45,8 @@ test('hosts: plugin when it writes name records or is this host, else flanneld; 
   );
   assert.deepEqual(
     c.containers.map((x) => `${x.name} ${x.host} ${x.overlay} ${x.subnet} ${x.network}`),
-    ['api 192.0.2.2 default 10.1.2.0/24 appnet', 'db 192.0.2.2 blue 10.9.2.0/24 bluenet', 'web 192.0.2.2 default 10.1.2.0/24 appnet'],
+    // by network, then name (the name rows' order)
+    ['api 192.0.2.2 default 10.1.2.0/24 appnet', 'web 192.0.2.2 default 10.1.2.0/24 appnet', 'db 192.0.2.2 blue 10.9.2.0/24 bluenet'],
   );
   assert.deepEqual(c.problems, []);
 });
