@@ -15,6 +15,8 @@ export const USAGE = `Usage:
                                         validate and write the overlay's flannel config to etcd
   overlay-flannel config show [--name NAME | --prefix P]  print the config as stored, and what it means
   overlay-flannel status [--name NAME | --prefix P] [--json]  list every host's lease
+  overlay-flannel status --containers [--name NAME | --prefix P] [--json]
+                                        every container of every host (name records), with its host's lease
   overlay-flannel names [--network NET] [--json]  list the cross-host name records (every host's)
   overlay-flannel help
 
@@ -28,7 +30,7 @@ export type Command =
   | { cmd: 'help' }
   | { cmd: 'config-set'; prefix?: string; name?: string; input: NetworkConfigInput }
   | { cmd: 'config-show'; prefix?: string; name?: string }
-  | { cmd: 'status'; prefix?: string; name?: string; json: boolean }
+  | { cmd: 'status'; prefix?: string; name?: string; json: boolean; containers?: true }
   | { cmd: 'names'; network?: string; json: boolean };
 
 /** `--name` and `--prefix` both choose the overlay: at most one of them. */
@@ -89,8 +91,12 @@ export function parseCommand(argv: string[]): Command {
     return { cmd: 'config-show', ...target(values) };
   }
   if (first === 'status') {
-    const { values } = parseArgs({ args: argv.slice(1), strict: true, options: { prefix: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' } } });
-    return { cmd: 'status', json: values.json ?? false, ...target(values) };
+    const { values } = parseArgs({
+      args: argv.slice(1),
+      strict: true,
+      options: { prefix: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' }, containers: { type: 'boolean' } },
+    });
+    return { cmd: 'status', json: values.json ?? false, ...target(values), ...(values.containers ? { containers: true as const } : {}) };
   }
   if (first === 'names') {
     const { values } = parseArgs({ args: argv.slice(1), strict: true, options: { network: { type: 'string' }, json: { type: 'boolean' } } });
