@@ -18,6 +18,8 @@
  *   lastSeen, the last write), at least 1 s and at most 5 min. A plugin lease is renewed with its
  *   renew margin left (LEASE_TTL 6 s, margin 4 s: never under 4 s); flanneld renews with 1 h of
  *   24 h left: so the warning means renewals were missed, not that one is due.
+ * - Kernel drift: what the reconciler's last full sync had to fix; the first full sync is the
+ *   catch-up of a starting daemon, so it counts from the second on.
  */
 import { cidrContains, isIPv4, parseCidr, parseIPv4 } from './ipv4';
 import type { NameRow } from './name-rows';
@@ -38,13 +40,13 @@ export interface ClusterLeaseInput {
 
 export interface ClusterInput {
   leases: ClusterLeaseInput[];
-  /** Every host's name records (null: NAMES=false, none known). */
+  /** Every host's name records, in the order to list them (nameRows'; null: NAMES=false, none known). */
   names: NameRow[] | null;
   etcd: { up: boolean | null; since: string | null; lastError: string | null } | null;
   /** The name watch cannot reach etcd (its records are from before). */
   namesStale: boolean;
-  /** Kernel entries the last full sync of each overlay had to fix. */
-  drift: { overlay: string; lastDrift: number }[];
+  /** Kernel entries the last full sync of each overlay had to fix, and how many full syncs ran (the first is the catch-up). */
+  drift: { overlay: string; lastDrift: number; fullSyncs: number }[];
   nowMs: number;
 }
 
@@ -157,7 +159,10 @@ export function buildCluster(input: ClusterInput): Cluster {
     problems.push({ kind: 'names-without-lease', severity: 'warning', text: `${n} name record${n === 1 ? '' : 's'} of host ${host}, which holds no lease (gone? its records go within NAME_TTL)`, host });
   }
   for (const d of input.drift) {
-    if (d.lastDrift > 0) problems.push({ kind: 'kernel-drift', severity: 'warning', text: `overlay ${d.overlay}: the last full sync repaired ${d.lastDrift} kernel entr${d.lastDrift === 1 ? 'y' : 'ies'} that disagreed with etcd`, host: null });
+    if (d.lastDrift > 0 && d.fullSyncs > 1) {
+      const n = `${d.lastDrift} kernel entr${d.lastDrift === 1 ? 'y' : 'ies'}`;
+      problems.push({ kind: 'kernel-drift', severity: 'warning', text: `overlay ${d.overlay}: the last full sync repaired ${n} that disagreed with etcd (drift, or a change the fast path had not applied)`, host: null });
+    }
   }
   const rank = (p: Problem) => (p.severity === 'error' ? 0 : 1);
   problems.sort((a, b) => rank(a) - rank(b));

@@ -86,7 +86,7 @@ export class ClusterTracker {
       names: names ? nameRows(names.records(), nowMs) : null,
       etcd: etcd ? { up: etcd.up, since: etcd.since, lastError: etcd.lastError } : null,
       namesStale: namesState?.etcdStale === true,
-      drift: kernel.map((k) => ({ overlay: k.name, lastDrift: k.stats?.lastDrift ?? 0 })),
+      drift: kernel.map((k) => ({ overlay: k.name, lastDrift: k.stats?.lastDrift ?? 0, fullSyncs: k.stats?.fullSyncs ?? 0 })),
       nowMs,
     });
     const step: ClusterStep = { cluster, stale, etcdUp: etcd?.up ?? null };

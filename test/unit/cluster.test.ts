@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildCluster, expiryWarningMs, type ClusterInput, type ClusterLeaseInput } from '../../src/domain/cluster';
 import { clusterEvents, EventLog, type ClusterStep } from '../../src/domain/cluster-events';
-import { nameRow } from '../../src/domain/name-rows';
+import { nameRow, nameRows } from '../../src/domain/name-rows';
 import { nameRecord } from '../helpers/name-records';
 
 const NOW = Date.UTC(2030, 0, 1, 12);
@@ -22,8 +22,9 @@ const lease = (over: Partial<ClusterLeaseInput>): ClusterLeaseInput => ({
   programmed: true,
   ...over,
 });
-const row = (host: string, name: string, ip: string, network = 'appnet') =>
-  nameRow(nameRecord({ host, containerName: name, ipv4: [ip], networkId: network, networkName: network, endpointId: `${name}x${host.replace(/\./g, '')}` }), NOW);
+const rec = (host: string, name: string, ip: string, network = 'appnet') =>
+  nameRecord({ host, containerName: name, ipv4: [ip], networkId: network, networkName: network, endpointId: `${name}x${host.replace(/\./g, '')}` });
+const row = (host: string, name: string, ip: string, network = 'appnet') => nameRow(rec(host, name, ip, network), NOW);
 
 const input = (over: Partial<ClusterInput>): ClusterInput => ({ leases: [], names: [], etcd: { up: true, since: null, lastError: null }, namesStale: false, drift: [], nowMs: NOW, ...over });
 
@@ -36,7 +37,8 @@ test('hosts: plugin when it writes name records or is this host, else flanneld; 
         lease({ subnet: '10.1.3.0/24', publicIP: '192.0.2.3', vtepMac: '0e:00:00:00:00:03' }),
         lease({ overlay: 'blue', subnet: '10.9.2.0/24', publicIP: '192.0.2.2' }),
       ],
-      names: [row('192.0.2.2', 'web', '10.1.2.5'), row('192.0.2.2', 'db', '10.9.2.7', 'bluenet'), row('192.0.2.2', 'api', '10.1.2.6')],
+      // as the daemon hands them in: nameRows' order
+      names: nameRows([rec('192.0.2.2', 'web', '10.1.2.5'), rec('192.0.2.2', 'db', '10.9.2.7', 'bluenet'), rec('192.0.2.2', 'api', '10.1.2.6')], NOW),
     }),
   );
   assert.deepEqual(
@@ -62,7 +64,7 @@ test('problems: etcd down first, stale names, expiring and expired leases, names
       names: [row('192.0.2.9', 'ghost', '10.1.9.2'), row('192.0.2.9', 'ghost2', '10.1.9.3')],
       etcd: { up: false, since: iso(NOW - 10_000), lastError: 'connect ECONNREFUSED 192.0.2.254:2379' },
       namesStale: true,
-      drift: [{ overlay: 'default', lastDrift: 2 }, { overlay: 'blue', lastDrift: 0 }],
+      drift: [{ overlay: 'default', lastDrift: 2, fullSyncs: 5 }, { overlay: 'blue', lastDrift: 0, fullSyncs: 5 }, { overlay: 'red', lastDrift: 7, fullSyncs: 1 }], // red: the catch-up
     }),
   );
   assert.deepEqual(
