@@ -2,7 +2,8 @@
  * Recent events of the whole overlay, found by comparing two views of it (domain/cluster.ts)
  * taken a few seconds apart: host joined or lost (a lease appears or goes), lease renewed (its
  * expiry moved on) or changed (new public IP, VTEP MAC or backend), container started or stopped
- * (a name record appears or goes), etcd lost and back.
+ * (a name record appears or goes), a path that stops answering this host's probes and comes
+ * back, etcd lost and back.
  *
  * Design note.
  * - The first view is the baseline: nothing is "joined" because this daemon just started.
@@ -14,7 +15,17 @@
  */
 import type { Cluster, ClusterContainer, ClusterHost } from './cluster';
 
-export type ClusterEventKind = 'host-joined' | 'host-lost' | 'lease-renewed' | 'lease-changed' | 'container-started' | 'container-stopped' | 'etcd-down' | 'etcd-up';
+export type ClusterEventKind =
+  | 'host-joined'
+  | 'host-lost'
+  | 'lease-renewed'
+  | 'lease-changed'
+  | 'path-lost'
+  | 'path-back'
+  | 'container-started'
+  | 'container-stopped'
+  | 'etcd-down'
+  | 'etcd-up';
 
 export interface ClusterEvent {
   /** ISO 8601, when this daemon noticed it. */
@@ -61,6 +72,8 @@ export function clusterEvents(prev: ClusterStep | null, next: ClusterStep, at: s
   const renewed: ClusterHost[] = [];
   for (const [k, h] of after) {
     const old = before.get(k);
+    if (old && old.path?.state !== 'unreachable' && h.path?.state === 'unreachable') out.push({ at, kind: 'path-lost', text: `host ${who(h)} stopped answering path probes`, host: h.publicIP });
+    if (old?.path?.state === 'unreachable' && h.path?.state === 'reachable') out.push({ at, kind: 'path-back', text: `host ${who(h)} answers path probes again`, host: h.publicIP });
     if (!old) out.push({ at, kind: 'host-joined', text: `host ${who(h)} joined`, host: h.publicIP });
     else if (old.publicIP !== h.publicIP || old.vtepMac !== h.vtepMac || old.backend !== h.backend) {
       out.push({ at, kind: 'lease-changed', text: `the lease ${h.subnet} (overlay ${h.overlay}) changed: ${old.publicIP} ${old.vtepMac ?? ''} → ${h.publicIP} ${h.vtepMac ?? ''}`.trimEnd(), host: h.publicIP });

@@ -36,6 +36,15 @@ export interface ClusterLeaseInput {
   own: boolean;
   /** Whether this host's kernel has the peer programmed (null: own lease, or not known). */
   programmed: boolean | null;
+  /** This host's path probes to it (null: own lease, not probed, or no prober). */
+  path?: PathBrief | null;
+}
+
+/** A path probe summary as the view shows it (domain/path-stats.ts). */
+export interface PathBrief {
+  state: 'unknown' | 'reachable' | 'unreachable';
+  rttMs: number | null;
+  loss: number | null;
 }
 
 export interface ClusterInput {
@@ -53,6 +62,7 @@ export interface ClusterInput {
 export type HostKind = 'plugin' | 'flanneld';
 
 export interface ClusterHost extends ClusterLeaseInput {
+  path: PathBrief | null;
   kind: HostKind;
   /** Containers of this host on this overlay (by name record). */
   containers: number;
@@ -69,7 +79,7 @@ export interface ClusterContainer {
   subnet: string | null;
 }
 
-export type ProblemKind = 'etcd-down' | 'names-stale' | 'lease-expired' | 'lease-expiring' | 'names-without-lease' | 'kernel-drift';
+export type ProblemKind = 'etcd-down' | 'names-stale' | 'lease-expired' | 'lease-expiring' | 'path-unreachable' | 'names-without-lease' | 'kernel-drift';
 
 export interface Problem {
   kind: ProblemKind;
@@ -121,10 +131,14 @@ function leaseProblems(hosts: ClusterHost[], nowMs: number, stale: boolean): Pro
   const out: Problem[] = [];
   const asKnown = stale ? ' (etcd unreachable: as last known)' : '';
   for (const h of hosts) {
-    if (!h.expiresAt) continue;
-    const exp = Date.parse(h.expiresAt);
+    const exp = h.expiresAt ? Date.parse(h.expiresAt) : Infinity;
     const left = exp - nowMs;
     const who = `${h.publicIP} (${h.subnet}${h.own ? ', this host' : ''}, overlay ${h.overlay})`;
+    if (h.path?.state === 'unreachable' && left > 0) {
+      const loss = h.path.loss === null ? '' : ` (${Math.round(h.path.loss * 100)}% of the last probes lost)`;
+      out.push({ kind: 'path-unreachable', severity: 'error', text: `${who} is unreachable through the overlay from this host while its lease is live${loss}`, host: h.publicIP });
+    }
+    if (!h.expiresAt) continue;
     if (left <= 0) out.push({ kind: 'lease-expired', severity: 'error', text: `the lease of ${who} expired ${secs(-left)} ago${asKnown}`, host: h.publicIP });
     else if (left < expiryWarningMs(exp, h.lastSeen ? Date.parse(h.lastSeen) : null)) {
       out.push({ kind: 'lease-expiring', severity: 'warning', text: `the lease of ${who} expires in ${secs(left)} and was not renewed${asKnown}`, host: h.publicIP });
@@ -141,7 +155,7 @@ export function buildCluster(input: ClusterInput): Cluster {
   const perLease = new Map<string, number>();
   for (const c of containers) if (c.subnet) perLease.set(`${c.overlay} ${c.subnet}`, (perLease.get(`${c.overlay} ${c.subnet}`) ?? 0) + 1);
   const hosts: ClusterHost[] = input.leases
-    .map((l) => ({ ...l, kind: (l.own || writers.has(l.publicIP) ? 'plugin' : 'flanneld') as HostKind, containers: perLease.get(`${l.overlay} ${l.subnet}`) ?? 0 }))
+    .map((l) => ({ ...l, path: l.path ?? null, kind: (l.own || writers.has(l.publicIP) ? 'plugin' : 'flanneld') as HostKind, containers: perLease.get(`${l.overlay} ${l.subnet}`) ?? 0 }))
     .sort(bySubnet);
 
   const problems: Problem[] = [];

@@ -70,6 +70,7 @@ export class ClusterTracker {
     const namesState = names?.state() ?? null;
     const stale = etcd?.up === false || namesState?.etcdStale === true;
     const programmed = new Map(kernel.map((k) => [k.name, new Set(k.peers.map((p) => p.subnet))]));
+    const paths = new Map((this.src.paths?.() ?? []).flatMap((o) => o.peers.map((p) => [`${o.overlay} ${p.subnet}`, { state: p.state, rttMs: p.rttMs, loss: p.loss }] as const)));
     const leases: ClusterLeaseInput[] = overlays.flatMap((o) =>
       o.leases.map((l) => {
         const key = `${o.name} ${l.subnet} ${l.publicIP}`;
@@ -77,7 +78,8 @@ export class ClusterTracker {
         if (expiresAt) this.expiries.set(key, expiresAt);
         else if (stale) expiresAt = this.expiries.get(key) ?? null;
         const set = programmed.get(o.name);
-        return { overlay: o.name, ...l, expiresAt, programmed: l.own || l.backend === 'alloc' || !set ? null : set.has(l.subnet) };
+        const path = l.own ? null : (paths.get(`${o.name} ${l.subnet}`) ?? null);
+        return { overlay: o.name, ...l, expiresAt, programmed: l.own || l.backend === 'alloc' || !set ? null : set.has(l.subnet), path };
       }),
     );
     this.forgetExpiries(leases);

@@ -39,13 +39,17 @@ function hostRow(l){
   +td('backend',esc(l.backend))+td('VTEP MAC',esc(l.vtepMac??''))
   +'<td data-label="lease expires" class="expires" title="'+esc(l.expiresAt)+'">'+esc(until(l.expiresAt))
   +'</td><td data-label="last seen" class="seen" title="'+esc(l.lastSeen)+'">'+esc(since(l.lastSeen))+'</td>'
-  +td('containers',String(l.containers))+td('kernel',kernel)+'</tr>';}
+  +td('containers',String(l.containers))+td('kernel',kernel)+td('path',pathCell(l),'path')+'</tr>';}
+function pathCell(l){const p=l.path;if(l.own)return '—';if(!p)return '<span class="muted">not probed</span>';
+ if(p.state==='unreachable')return '<span class="bad st">unreachable</span>'+(p.loss!==null?' <span class="muted">'+Math.round(p.loss*100)+'% lost</span>':'');
+ if(p.state==='unknown'||p.rttMs===null)return '<span class="muted">probing…</span>';
+ return esc(p.rttMs<10?p.rttMs.toFixed(2):Math.round(p.rttMs))+' ms'+(p.loss?' <span class="warning">'+Math.round(p.loss*100)+'% lost</span>':'');}
 function overlay(o,kv){const hosts=(C?C.hosts:[]).filter((h)=>h.overlay===o.name);
  let h='<div class="card overlay" data-overlay="'+esc(o.name)+'"><h2>'+esc(o.name)+' <span class="st '+(o.state==='ready'?'ok':'bad')+'">'+esc(o.state)+'</span> <span class="muted">'+hosts.length+' hosts</span></h2>';
  h+='<div class="muted">'+esc(o.prefix)+(o.config?' · '+esc(o.config.network)+' /'+o.config.subnetLen+' · '+esc(o.config.backend.type):'')
   +(o.configError?' · <span class="bad">'+esc(o.configError)+'</span>':'')+'</div>';
  h+=picture(hosts);
- h+='<table><thead><tr><th>subnet</th><th>public IP</th><th>host</th><th>backend</th><th>VTEP MAC</th><th>lease expires</th><th>last seen</th><th>containers</th><th>kernel</th></tr></thead><tbody>';
+ h+='<table><thead><tr><th>subnet</th><th>public IP</th><th>host</th><th>backend</th><th>VTEP MAC</th><th>lease expires</th><th>last seen</th><th>containers</th><th>kernel</th><th>path from here</th></tr></thead><tbody>';
  h+=hosts.map(hostRow).join('')+'</tbody></table>';
  if(kv&&kv.stats)h+='<div class="muted kernel">device '+esc(kv.device??'-')+' · mtu '+esc(kv.mtu)
   +' · full syncs '+kv.stats.fullSyncs+' · fast syncs '+kv.stats.fastSyncs+' · ops '+kv.stats.opsApplied+' · errors '+kv.stats.errors+' · last drift '+kv.stats.lastDrift+'</div>';

@@ -11,6 +11,7 @@
  *   /api/v1/etcd         the store's view of etcd: up, since, last error
  *   /api/v1/names        the cross-host name records known (every host's), with their age
  *   /api/v1/cluster      the whole overlay: every host, every container, problems, recent events
+ *   /api/v1/paths        this host's path probes to every peer: RTT, loss, reachable
  *   /api/v1/events       server-sent events: a "status" snapshot and a "cluster" view (hosts,
  *                        problems, events) when leases come and go and every 5 s; "containers"
  *                        (every host's, compact) at connect and when they change
@@ -112,6 +113,7 @@ export function buildStatusServer(src: StatusSource, log: Logger, opts: StatusSe
     { path: '/api/v1/etcd', answer: async () => json(etcdView(src) ?? { up: null, lastOkAt: null, since: null, lastError: null }) },
     { path: '/api/v1/names', answer: async () => json(namesView(src.names?.())) },
     { path: '/api/v1/cluster', answer: async () => json(await tracker.step()) },
+    { path: '/api/v1/paths', answer: async () => json(src.paths ? { enabled: true, overlays: src.paths() } : { enabled: false, overlays: [] }) },
     { path: '/metrics', answer: async () => ({ type: metrics.registry.contentType, body: await metrics.registry.metrics() }) },
     {
       path: '/api/v1/events',

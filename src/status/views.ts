@@ -10,6 +10,7 @@ import { formatCidr } from '../domain/ipv4';
 import type { Lease } from '../domain/lease';
 import type { ContainersView } from '../docker/containers';
 import type { StatusNames } from './names-view';
+import type { PathsOfOverlay } from '../reconcile/path-prober';
 
 /** The subset of OverlayAgent the status server reads (fakes implement it in tests). */
 export type StatusAgent = Pick<OverlayAgent, 'state' | 'config' | 'dataplane' | 'lease' | 'lastConfigError' | 'on' | 'off'> &
@@ -35,6 +36,8 @@ export interface StatusSource {
   containers?(): Promise<ContainersView>;
   /** Cross-host names (absent or null: NAMES=false, or no plugin API in this process). */
   names?(): StatusNames | null;
+  /** This host's path probes to its peers (absent: PROBE_PORT=0 or no prober in this process). */
+  paths?(): PathsOfOverlay[];
 }
 
 /** Subnets in numeric order (one collator: localeCompare with options builds one per call). */
