@@ -20,6 +20,7 @@ import { DEFAULT_OVERLAY } from '../driver/overlays';
 import { unavailable } from '../errors';
 import { formatAge, nameRows, type NameRow } from '../domain/name-rows';
 import { columns, printContainers } from './containers';
+import { printPaths } from './paths';
 
 type Out = (line: string) => void;
 
@@ -77,6 +78,7 @@ export async function runCommand(cmd: Exclude<Command, { cmd: 'daemon' | 'help' 
     try {
       const leases = await watcher.listOnce();
       const ownIP = settings.publicIP ?? (await ownPublicIP(settings));
+      if (cmd.paths) return await printPaths({ leases, ownIP, port: settings.probePort || 8479, json: cmd.json }, out);
       if (cmd.containers) {
         const { records, skipped } = await store.overlay().listNames();
         const expiries = await Promise.all(leases.map((l) => watcher.expiryOf(l)));

@@ -4,12 +4,13 @@
  * with a measured RTT, /metrics the per-peer series; host 3 cut off the LAN (its port on the LAN
  * bridge down; its lease, LEASE_TTL 120 s, stays live) must read "unreachable" on host 1's page in
  * words, and in the problems list, within 15 s, and clear within 15 s of the port coming back.
+ * `overlay-flannel status --paths` on host 1 measures the same (exit 3 while host 3 is away).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { OverlayLab, LeaseView, ROOT } from './overlay-lab';
+import { OverlayLab, LeaseView, MAIN, ROOT } from './overlay-lab';
 import { launchBrowserIn, NsBrowser } from './status-browser';
 import { run } from '../helpers/run';
 import { waitFor } from '../helpers/wait';
@@ -62,6 +63,10 @@ describe('path probes on three lab hosts', { timeout: 240_000 }, () => {
     assert.match(m, /overlay_flannel_path_up\{overlay="default",peer="192\.0\.2\.2"\} 1\n/);
     assert.match(m, /overlay_flannel_path_rtt_seconds\{overlay="default",peer="192\.0\.2\.3"\} 0\.\d+/);
     console.log(`# path RTT from host 1: ${ps.map((p) => `${p.publicIP} ${p.rttMs} ms`).join(', ')}`);
+    // The CLI measures the same paths now, from an ephemeral port on host 1's .0.
+    const cli = await lab.cli(['status', '--paths']);
+    assert.match(cli, /^PEER\s+SUBNET\s+RTT\s+LOSS\s+STATE$/m);
+    for (const ip of ['192.0.2.2', '192.0.2.3']) assert.match(cli, new RegExp(`^${ip.replace(/\./g, '\\.')}\\s+\\S+\\s+[\\d.]+ ms\\s+0%\\s+reachable$`, 'm'), cli);
   });
 
   it('host 3 cut off the LAN: "unreachable" on the page within 15 s while its lease is live; clears within 15 s', async () => {
@@ -83,6 +88,9 @@ describe('path probes on three lab hosts', { timeout: 240_000 }, () => {
       assert.ok((p3.loss ?? 0) > 0, `loss ${p3.loss}`);
       assert.match(await get('/metrics'), /overlay_flannel_path_up\{overlay="default",peer="192\.0\.2\.3"\} 0\n/);
       assert.equal((await peers()).find((p) => p.publicIP === '192.0.2.2')!.state, 'reachable', 'host 2 is not affected');
+      const cli = await lab.host(1).exec('node', [MAIN, 'status', '--paths'], { env: { ...process.env, ...lab.env() }, timeoutMs: 20_000 });
+      assert.equal(cli.code, 3, `exit 3 when a peer is unreachable: ${cli.stdout}${cli.stderr}`);
+      assert.match(cli.stdout, /^192\.0\.2\.3\s+\S+\s+-\s+100%\s+unreachable$/m);
       await page.screenshot({ path: join(artifacts, 'status-paths-cut.png') });
     } finally {
       await run('ip', ['-n', lan, 'link', 'set', 'p3', 'up']);
