@@ -107,7 +107,7 @@ C=first.cluster;status(first.status);problems();events();
 requestAnimationFrame(()=>setTimeout(()=>{if(!K.rows.length)rows(first.containers);performance.mark('containers-drawn');},0));
 $('q').addEventListener('input',()=>{all=false;later();});
 addEventListener('keydown',(ev)=>{const q=$('q');
- if(ev.key==='/'&&document.activeElement!==q&&!ev.ctrlKey&&!ev.metaKey&&!ev.altKey){ev.preventDefault();q.focus();q.select();}
+ if(ev.key==='/'&&document.activeElement!==q&&!ev.ctrlKey&&!ev.metaKey&&!ev.altKey){ev.preventDefault();q.focus();q.select();q.scrollIntoView({block:'nearest'});}
  else if(ev.key==='Escape'&&document.activeElement===q){q.value='';all=false;clist();q.blur();}});
 addEventListener('load',()=>setTimeout(()=>{const es=new EventSource('api/v1/events');
 es.addEventListener('status',(e)=>status(JSON.parse(e.data)));

@@ -40,6 +40,7 @@ input[type=search]{font:inherit;width:100%;max-width:420px;box-sizing:border-box
 </style></head><body>
 <h1>overlay-flannel <span id="conn" class="muted">connecting…</span></h1>
 <div id="bar" class="bar muted"></div>
+<nav class="bar"><a href="#problems">problems</a><a href="#root">hosts</a><a href="#everyc">containers</a><a href="#events">events</a></nav>
 <div id="problems" class="card" role="status" aria-live="polite"></div>
 <div id="root" class="muted">loading…</div>
 <div id="everyc" class="card"><h2>containers, every host <span id="ccount" class="muted"></span></h2>

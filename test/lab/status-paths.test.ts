@@ -14,6 +14,9 @@ import { OverlayLab, LeaseView, MAIN, ROOT } from './overlay-lab';
 import { launchBrowserIn, NsBrowser } from './status-browser';
 import { run } from '../helpers/run';
 import { waitFor } from '../helpers/wait';
+import { nameRecord } from '../helpers/name-records';
+import { encodeNameRecord } from '../../src/domain/name-record';
+import { overlayKeys } from '../../src/store/keys';
 
 const PAGE = 'http://192.0.2.1:9890/';
 
@@ -40,6 +43,12 @@ describe('path probes on three lab hosts', { timeout: 240_000 }, () => {
     for (const n of [1, 2, 3]) lab.startDaemon(n, env(n));
     leases = await lab.waitForLeases(['192.0.2.1', '192.0.2.2', '192.0.2.3']);
     mkdirSync(artifacts, { recursive: true });
+    // A container on hosts 2 and 3 each (their daemons have no Docker here): name records as theirs would be.
+    const keys = overlayKeys(lab.prefix);
+    for (const n of [2, 3]) {
+      const r = nameRecord({ containerName: `web-${n}`, aliases: ['web'], ipv4: [`${leases.get(`192.0.2.${n}`)!.subnet.split('.').slice(0, 3).join('.')}.2`], host: `192.0.2.${n}`, endpointId: `b${n}`.repeat(32) });
+      await lab.etcd.etcdctl(['put', keys.nameKey(r.networkId, r.endpointId), encodeNameRecord(r)]);
+    }
   });
 
   after(async () => {
@@ -75,6 +84,8 @@ describe('path probes on three lab hosts', { timeout: 240_000 }, () => {
     await page.goto(PAGE, { timeout: 30_000 });
     const row3 = page.locator(`tr.host[data-subnet="${leases.get('192.0.2.3')!.subnet}"] td.path`);
     await waitFor(async () => (/ms/.test(await row3.innerText()) ? true : undefined), { timeoutMs: 15_000, intervalMs: 250, what: 'an RTT for host 3 on the page' });
+    await page.locator('tr.ctr[data-name="web-3"]').waitFor({ timeout: 15_000 });
+    await page.screenshot({ path: join(artifacts, 'status-paths.png') });
     const lan = (await lab.lab.lan()).ns;
     await run('ip', ['-n', lan, 'link', 'set', 'p3', 'down']);
     const cut = Date.now();
