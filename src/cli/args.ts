@@ -15,6 +15,10 @@ export const USAGE = `Usage:
                                         validate and write the overlay's flannel config to etcd
   overlay-flannel config show [--name NAME | --prefix P]  print the config as stored, and what it means
   overlay-flannel status [--name NAME | --prefix P] [--json]  list every host's lease
+  overlay-flannel status --containers [--name NAME | --prefix P] [--json]
+                                        every container of every host (name records), with its host's lease
+  overlay-flannel status --paths [--name NAME | --prefix P] [--json]
+                                        probe every vxlan peer through the overlay now: RTT, loss (exit 3: one unreachable)
   overlay-flannel names [--network NET] [--json]  list the cross-host name records (every host's)
   overlay-flannel help
 
@@ -28,7 +32,7 @@ export type Command =
   | { cmd: 'help' }
   | { cmd: 'config-set'; prefix?: string; name?: string; input: NetworkConfigInput }
   | { cmd: 'config-show'; prefix?: string; name?: string }
-  | { cmd: 'status'; prefix?: string; name?: string; json: boolean }
+  | { cmd: 'status'; prefix?: string; name?: string; json: boolean; containers?: true; paths?: true }
   | { cmd: 'names'; network?: string; json: boolean };
 
 /** `--name` and `--prefix` both choose the overlay: at most one of them. */
@@ -89,8 +93,13 @@ export function parseCommand(argv: string[]): Command {
     return { cmd: 'config-show', ...target(values) };
   }
   if (first === 'status') {
-    const { values } = parseArgs({ args: argv.slice(1), strict: true, options: { prefix: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' } } });
-    return { cmd: 'status', json: values.json ?? false, ...target(values) };
+    const { values } = parseArgs({
+      args: argv.slice(1),
+      strict: true,
+      options: { prefix: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' }, containers: { type: 'boolean' }, paths: { type: 'boolean' } },
+    });
+    if (values.containers && values.paths) throw invalid('status: --containers and --paths are two views: give one of them');
+    return { cmd: 'status', json: values.json ?? false, ...target(values), ...(values.containers ? { containers: true as const } : {}), ...(values.paths ? { paths: true as const } : {}) };
   }
   if (first === 'names') {
     const { values } = parseArgs({ args: argv.slice(1), strict: true, options: { network: { type: 'string' }, json: { type: 'boolean' } } });

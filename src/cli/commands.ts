@@ -1,6 +1,7 @@
 /**
- * Operator commands: write and show an overlay's flannel config, list every host's lease, and
- * list the cross-host name records.
+ * Operator commands: write and show an overlay's flannel config, list every host's lease (or,
+ * with --containers, every container of every host: containers.ts), and list the cross-host name
+ * records.
  * They talk to etcd with the daemon's settings and print to stdout. Unlike the daemon they never
  * wait through an etcd outage: each etcd call has its deadline, and the first failure ends the
  * command (main.ts prints it as one line naming the endpoints and the fix).
@@ -18,6 +19,8 @@ import { prefixOfOverlay } from '../daemon/overlay-directory';
 import { DEFAULT_OVERLAY } from '../driver/overlays';
 import { unavailable } from '../errors';
 import { formatAge, nameRows, type NameRow } from '../domain/name-rows';
+import { columns, printContainers } from './containers';
+import { printPaths } from './paths';
 
 type Out = (line: string) => void;
 
@@ -75,6 +78,12 @@ export async function runCommand(cmd: Exclude<Command, { cmd: 'daemon' | 'help' 
     try {
       const leases = await watcher.listOnce();
       const ownIP = settings.publicIP ?? (await ownPublicIP(settings));
+      if (cmd.paths) return await printPaths({ leases, ownIP, port: settings.probePort || 8479, json: cmd.json }, out);
+      if (cmd.containers) {
+        const { records, skipped } = await store.overlay().listNames();
+        const expiries = await Promise.all(leases.map((l) => watcher.expiryOf(l)));
+        return printContainers({ overlay: cmd.name ?? DEFAULT_OVERLAY, leases, expiries, records, skipped, ownIP, json: cmd.json }, out);
+      }
       const rows = await Promise.all(leases.map(async (l) => leaseRow(l, await watcher.expiryOf(l), ownIP)));
       rows.sort((a, b) => a.subnet.localeCompare(b.subnet, 'en', { numeric: true }));
       if (cmd.json) out(JSON.stringify(rows, null, 2));
@@ -125,12 +134,6 @@ function formatTable(rows: LeaseRow[]): string {
   if (rows.length === 0) return 'no leases';
   const head = ['SUBNET', 'PUBLIC IP', 'BACKEND', 'VTEP MAC', 'EXPIRES', 'THIS HOST'];
   return columns(head, rows.map((r) => [r.subnet, r.publicIP, r.backend, r.vtepMac, r.expires, r.thisHost ? '*' : '']));
-}
-
-/** A plain-text table: each column as wide as its widest cell, two spaces apart. */
-function columns(head: string[], body: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
-  return [head, ...body].map((cols) => cols.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
 /** `names`: every host's name records (under the default overlay's prefix, beside the network records). */

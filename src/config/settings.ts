@@ -20,6 +20,7 @@ export const DEFAULTS = {
   DOCKER_SEARCH_ROOT: '/',
   LEGACY_SOCKET_DIR: '',
   STATUS_ADDR: '',
+  PROBE_PORT: 8479,
   ADDRESS_AUDIT_INTERVAL: 300,
   NAMES: true,
   NAME_TTL: 30,
@@ -62,6 +63,8 @@ export interface Settings {
   readonly legacySocketDir: string;
   /** STATUS_ADDR host:port of the status server (page, JSON API, /metrics); '' = off. */
   readonly statusAddr: string;
+  /** PROBE_PORT: UDP port of the path probes on each host's overlay address (with STATUS_ADDR); 0 = no probes. */
+  readonly probePort: number;
   /** ADDRESS_AUDIT_INTERVAL in seconds: period of the orphan address-record audit; 0 = only once after start. */
   readonly addressAuditIntervalSec: number;
   /** NAMES: cross-host name records of this host's containers (and the names of every host kept in memory); false = none. */
@@ -189,6 +192,9 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) problems.push(`STATUS_ADDR: "${statusAddr}" must be host:port such as 127.0.0.1:9890, or empty for no status server`);
   }
 
+  const probePort = intSetting(get('PROBE_PORT'), DEFAULTS.PROBE_PORT, 0, 65535);
+  if (probePort === null) problems.push(`PROBE_PORT: "${get('PROBE_PORT')}" must be a UDP port 1–65535, or 0 for no path probes (default ${DEFAULTS.PROBE_PORT})`);
+
   const auditText = get('ADDRESS_AUDIT_INTERVAL');
   const audit = auditText === undefined ? DEFAULTS.ADDRESS_AUDIT_INTERVAL : parseDuration(auditText);
   if (audit === null || (audit !== 0 && audit < 10) || audit > 86400) {
@@ -240,6 +246,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     dockerSearchRoot,
     legacySocketDir,
     statusAddr,
+    probePort: probePort as number,
     addressAuditIntervalSec: audit as number,
     names: names as boolean,
     nameTtlSec: nameTtl as number,

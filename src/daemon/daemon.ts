@@ -32,6 +32,7 @@ import { OverlayIsolation } from '../reconcile/isolation-keeper';
 import { FastpathKeeper, gatherFastpath } from '../reconcile/fastpath-keeper';
 import { gatherMulticast, MulticastKeeper } from '../reconcile/multicast-keeper';
 import { AddressAudit } from '../reconcile/address-audit';
+import { PathProber, pathTargets } from '../reconcile/path-prober';
 import { dockerSocketUsable } from '../docker/client';
 import { dockerPort, NetworkReplicator } from '../docker/network-replicator';
 import { dockerEndpointLister, localEndpoints } from '../docker/containers';
@@ -178,6 +179,12 @@ interface StatusParts {
 async function startStatusServer(settings: Settings, metrics: StatusMetrics, p: StatusParts, log: Logger, undo: UndoStack): Promise<void> {
   const addr = parseHostPort(settings.statusAddr)!;
   const listDocker = dockerEndpointLister(settings.dockerSocket);
+  // Path probes through the overlay (PROBE_PORT; 0 = none): bounded, see reconcile/path-prober.ts.
+  const prober = settings.probePort ? new PathProber(() => pathTargets(p.overlays.agentsByName()), settings.probePort, log.child({ component: 'paths' })) : null;
+  if (prober) {
+    prober.start();
+    undo.push('stopping the path probes', () => prober.stop());
+  }
   const status = buildStatusServer(
     {
       defaultOverlay: DEFAULT_OVERLAY,
@@ -186,6 +193,7 @@ async function startStatusServer(settings: Settings, metrics: StatusMetrics, p: 
       publicIP: p.pub.publicIP,
       etcd: () => p.store.health(),
       names: () => p.plugin.names,
+      ...(prober ? { paths: () => prober.paths() } : {}),
       ...(p.plugin.socketServing === null
         ? {}
         : {

@@ -34,6 +34,8 @@ export class StatusMetrics {
   readonly leases: Gauge;
   readonly etcdUp: Gauge;
   readonly nameRecords: Gauge;
+  readonly pathRtt: Gauge;
+  readonly pathUp: Gauge;
   readonly nameQueries: Counter;
   readonly nameAnswers: Counter;
 
@@ -64,6 +66,27 @@ export class StatusMetrics {
       collect: () => {
         this.nameRecords.reset();
         for (const [network, n] of recordsPerNetwork(this.source()?.names?.())) this.nameRecords.set({ network }, n);
+      },
+    });
+    const paths = () => (this.source()?.paths?.() ?? []).flatMap((o) => o.peers.map((p) => ({ labels: { overlay: o.overlay, peer: p.publicIP }, p })));
+    this.pathRtt = new Gauge({
+      name: 'overlay_flannel_path_rtt_seconds',
+      help: 'Median round trip of this host\'s path probes to a peer through the overlay (last 10 probes)',
+      labelNames: ['overlay', 'peer'],
+      registers: [this.registry],
+      collect: () => {
+        this.pathRtt.reset();
+        for (const { labels, p } of paths()) if (p.rttMs !== null) this.pathRtt.set(labels, p.rttMs / 1000);
+      },
+    });
+    this.pathUp = new Gauge({
+      name: 'overlay_flannel_path_up',
+      help: '1 when a peer answers this host\'s path probes, 0 when it stopped (3 lost in a row); absent before the first outcome',
+      labelNames: ['overlay', 'peer'],
+      registers: [this.registry],
+      collect: () => {
+        this.pathUp.reset();
+        for (const { labels, p } of paths()) if (p.state !== 'unknown') this.pathUp.set(labels, p.state === 'reachable' ? 1 : 0);
       },
     });
     // The resolver keeps plain counters; these read them at scrape time (reset + inc = the total).

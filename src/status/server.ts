@@ -10,7 +10,11 @@
  *   /api/v1/containers   the endpoints on this host, named through the Docker API when it answers
  *   /api/v1/etcd         the store's view of etcd: up, since, last error
  *   /api/v1/names        the cross-host name records known (every host's), with their age
- *   /api/v1/events       server-sent events: a "status" snapshot when leases come and go, and every 5 s
+ *   /api/v1/cluster      the whole overlay: every host, every container, problems, recent events
+ *   /api/v1/paths        this host's path probes to every peer: RTT, loss, reachable
+ *   /api/v1/events       server-sent events: a "status" snapshot and a "cluster" view (hosts,
+ *                        problems, events) when leases come and go and every 5 s; "containers"
+ *                        (every host's, compact) at connect and when they change
  *   /metrics             Prometheus (prom-client, see metrics.ts)
  */
 import { buildGetServer, type GetAnswer, type GetServer } from '../api/get-server';
@@ -20,16 +24,25 @@ import { statusPage } from './page';
 import { StatusMetrics } from './metrics';
 import { containersView, etcdView, health, kernelView, overlaysView, snapshot, StatusSource } from './views';
 import { namesView } from './names-view';
+import { ClusterTracker, pageCluster, pageContainers, type ClusterJson } from './cluster-view';
 
 export { StatusMetrics } from './metrics';
+export { ClusterTracker } from './cluster-view';
 export { health, kernelView, overlaysView, snapshot, type StatusAgent, type StatusSource } from './views';
 
 export interface StatusServerOptions {
   metrics?: StatusMetrics;
   /** How often new agents are looked for (to follow their events); default 1 s. */
   wireIntervalMs?: number;
-  /** How often open pages get a fresh snapshot even without lease events; default 5 s. */
+  /** How often open pages get a fresh snapshot even without lease events, and the whole-overlay view is stepped; default 5 s. */
   refreshMs?: number;
+  /** The whole-overlay view (tests hand in one with a clock). */
+  cluster?: ClusterTracker;
+}
+
+/** The page's first data: the status without the per-lease lists the cluster view already has. */
+function pageStatus(s: Awaited<ReturnType<typeof snapshot>>) {
+  return { ...s, overlays: s.overlays.map(({ leases: _l, ...o }) => o), kernel: s.kernel.map(({ peers: _p, ...k }) => k) };
 }
 
 export function buildStatusServer(src: StatusSource, log: Logger, opts: StatusServerOptions = {}): GetServer {
@@ -38,11 +51,27 @@ export function buildStatusServer(src: StatusSource, log: Logger, opts: StatusSe
   const clients = new Set<ServerResponse>();
   const wired = new WeakSet<object>();
   let pending: NodeJS.Timeout | null = null;
-  const event = async () => `event: status\ndata: ${JSON.stringify(await snapshot(src))}\n\n`;
+  const tracker = opts.cluster ?? new ClusterTracker(src);
+  let containersSent = '';
+  const sse = (name: string, data: string) => `event: ${name}\ndata: ${data}\n\n`;
+  const containersEvent = (c: ClusterJson) => sse('containers', JSON.stringify(pageContainers(c)));
+  const event = async () => {
+    const s = await snapshot(src);
+    const c = await tracker.step(s);
+    return { text: sse('status', JSON.stringify(s)) + sse('cluster', JSON.stringify(pageCluster(c))), cluster: c };
+  };
   const send = () => {
-    if (clients.size === 0) return;
+    if (clients.size === 0) {
+      tracker.step().catch((e) => log.warn({ err: e instanceof Error ? e.message : String(e) }, 'cluster view failed'));
+      return;
+    }
     event()
-      .then((data) => clients.forEach((c) => c.write(data)))
+      .then(({ text, cluster }) => {
+        const cs = containersEvent(cluster);
+        const data = cs === containersSent ? text : text + cs;
+        containersSent = cs;
+        clients.forEach((c) => c.write(data));
+      })
       .catch((e) => log.warn({ err: e instanceof Error ? e.message : String(e) }, 'status snapshot failed'));
   };
   const broadcast = () => {
@@ -66,6 +95,7 @@ export function buildStatusServer(src: StatusSource, log: Logger, opts: StatusSe
   timer.unref();
   const refresh = setInterval(send, opts.refreshMs ?? 5000);
   refresh.unref();
+  send(); // the whole-overlay view's baseline: events are what changes from here
   const json = (body: object): GetAnswer => ({ body });
 
   const app = buildGetServer([
@@ -82,15 +112,18 @@ export function buildStatusServer(src: StatusSource, log: Logger, opts: StatusSe
     { path: '/api/v1/containers', answer: async () => json(await containersView(src)) },
     { path: '/api/v1/etcd', answer: async () => json(etcdView(src) ?? { up: null, lastOkAt: null, since: null, lastError: null }) },
     { path: '/api/v1/names', answer: async () => json(namesView(src.names?.())) },
+    { path: '/api/v1/cluster', answer: async () => json(await tracker.step()) },
+    { path: '/api/v1/paths', answer: async () => json(src.paths ? { enabled: true, overlays: src.paths() } : { enabled: false, overlays: [] }) },
     { path: '/metrics', answer: async () => ({ type: metrics.registry.contentType, body: await metrics.registry.metrics() }) },
     {
       path: '/api/v1/events',
       stream: async () => {
         wire();
         const first = await event();
+        const cs = containersEvent(first.cluster);
         return (res, req) => {
           res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-          res.write(first);
+          res.write(first.text + cs);
           clients.add(res);
           const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
           req.on('close', () => {
@@ -100,7 +133,14 @@ export function buildStatusServer(src: StatusSource, log: Logger, opts: StatusSe
         };
       },
     },
-    { path: '/', answer: async () => ({ type: 'text/html; charset=utf-8', body: statusPage(await snapshot(src)) }) },
+    {
+      path: '/',
+      answer: async () => {
+        const s = await snapshot(src);
+        const c = await tracker.step(s);
+        return { type: 'text/html; charset=utf-8', body: statusPage({ status: pageStatus(s), cluster: pageCluster(c), containers: pageContainers(c) }) };
+      },
+    },
   ]);
   app.onClose(() => {
     clearInterval(timer);

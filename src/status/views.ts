@@ -10,6 +10,7 @@ import { formatCidr } from '../domain/ipv4';
 import type { Lease } from '../domain/lease';
 import type { ContainersView } from '../docker/containers';
 import type { StatusNames } from './names-view';
+import type { PathsOfOverlay } from '../reconcile/path-prober';
 
 /** The subset of OverlayAgent the status server reads (fakes implement it in tests). */
 export type StatusAgent = Pick<OverlayAgent, 'state' | 'config' | 'dataplane' | 'lease' | 'lastConfigError' | 'on' | 'off'> &
@@ -35,7 +36,12 @@ export interface StatusSource {
   containers?(): Promise<ContainersView>;
   /** Cross-host names (absent or null: NAMES=false, or no plugin API in this process). */
   names?(): StatusNames | null;
+  /** This host's path probes to its peers (absent: PROBE_PORT=0 or no prober in this process). */
+  paths?(): PathsOfOverlay[];
 }
+
+/** Subnets in numeric order (one collator: localeCompare with options builds one per call). */
+const bySubnet = new Intl.Collator('en', { numeric: true }).compare;
 
 const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 
@@ -95,7 +101,7 @@ export async function overlaysView(src: StatusSource) {
       const known = (agent.dataplane?.knownLeases() ?? []).map((l) => (own && formatCidr(l.subnet) === ownSubnet ? own : l));
       if (own && !known.some((l) => formatCidr(l.subnet) === ownSubnet)) known.push(own);
       const leases = await mapLimited(known, EXPIRY_LOOKUPS_AT_ONCE, (l) => leaseJson(agent, l, ownSubnet, etcdUp));
-      leases.sort((a, b) => a.subnet.localeCompare(b.subnet, 'en', { numeric: true }));
+      leases.sort((a, b) => bySubnet(a.subnet, b.subnet));
       return {
         name,
         prefix,
@@ -113,7 +119,7 @@ export function kernelView(src: StatusSource) {
   return src.overlays().map(({ name, agent }) => {
     const dp = agent.dataplane;
     const peers = dp
-      ? [...dp.appliedPeers()].map(([subnet, st]) => ({ subnet, neighbours: st.neighbours, fdb: st.fdb, routes: st.routes })).sort((a, b) => a.subnet.localeCompare(b.subnet, 'en', { numeric: true }))
+      ? [...dp.appliedPeers()].map(([subnet, st]) => ({ subnet, neighbours: st.neighbours, fdb: st.fdb, routes: st.routes })).sort((a, b) => bySubnet(a.subnet, b.subnet))
       : [];
     return { name, device: dp?.deviceName ?? null, mtu: dp?.mtu ?? null, peers, stats: dp ? { ...dp.stats } : null };
   });

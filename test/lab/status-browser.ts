@@ -18,6 +18,13 @@ export interface NsBrowser {
   close(): Promise<void>;
 }
 
+/** Headless Chromium in this process's own network namespace (a test under `unshare --net`). */
+export async function launchBrowser(): Promise<NsBrowser> {
+  if (!CHROMIUM) throw new Error('chromium is not installed (apt-get install chromium; .ci/run installs it)');
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'], timeout: 60_000 });
+  return { browser, close: () => browser.close().catch(() => undefined) };
+}
+
 /** Launch headless Chromium inside `ns`; `tag` makes the wrapper's folder unique to the run. */
 export async function launchBrowserIn(ns: Ns, tag: string): Promise<NsBrowser> {
   if (!CHROMIUM) throw new Error('chromium is not installed (apt-get install chromium; .ci/run installs it)');

@@ -4,6 +4,9 @@
  * peers programmed, an endpoint made through the plugin socket), count reconciles, renewals and
  * API calls in /metrics, report etcd's state (up, then down while etcd is stopped), and the page,
  * open in a real headless Chromium (playwright-core), must show a new lease without a reload.
+ * The whole-overlay view (issue 20): name records put in etcd show as containers of host 2 on host
+ * 1's page (searchable), a record of a host without a lease as a problem, and with etcd stopped
+ * /api/v1/cluster keeps every host and container, marked stale, until etcd is back.
  * Screenshots (desktop and phone) go to test-artifacts/.
  */
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +17,9 @@ import { join } from 'node:path';
 import { OverlayLab, LeaseView, ROOT } from './overlay-lab';
 import { launchBrowserIn, NsBrowser } from './status-browser';
 import { waitFor } from '../helpers/wait';
+import { nameRecord } from '../helpers/name-records';
+import { encodeNameRecord, type NameRecord } from '../../src/domain/name-record';
+import { overlayKeys } from '../../src/store/keys';
 
 const TTL = 6;
 const ADDR = '0.0.0.0:9890';
@@ -124,6 +130,32 @@ describe('status server on three lab hosts', { timeout: 240_000 }, () => {
     ]);
   });
 
+  it('/api/v1/cluster: every host, the containers of another host from its name records, records of a host without a lease as a problem', async () => {
+    const l2 = leases.get('192.0.2.2')!;
+    const ip2 = `${l2.subnet.split('.').slice(0, 3).join('.')}.9`;
+    const keys = overlayKeys(lab.prefix);
+    const put = (r: NameRecord) => lab.etcd.etcdctl(['put', keys.nameKey(r.networkId, r.endpointId), encodeNameRecord(r)]);
+    await put(nameRecord({ containerName: 'chat-2', aliases: ['chat'], ipv4: [ip2], host: '192.0.2.2', endpointId: 'a2'.repeat(32) }));
+    await put(nameRecord({ containerName: 'ghost', ipv4: ['10.99.0.2'], host: '192.0.2.77', endpointId: 'a7'.repeat(32) }));
+    const c = await waitFor(
+      async () => {
+        const v = await getJson('/api/v1/cluster');
+        return v.containers.length === 2 ? v : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 300, what: 'two containers in /api/v1/cluster' },
+    );
+    assert.deepEqual(
+      c.hosts.map((h: { subnet: string; publicIP: string; kind: string; containers: number; own: boolean }) => `${h.subnet} ${h.publicIP} ${h.kind} ${h.containers} ${h.own}`).sort(),
+      [`${leases.get('192.0.2.1')!.subnet} 192.0.2.1 plugin 0 true`, `${l2.subnet} 192.0.2.2 plugin 1 false`].sort(),
+    );
+    const chat = c.containers.find((x: { name: string }) => x.name === 'chat-2');
+    assert.deepEqual(chat, { name: 'chat-2', aliases: ['chat'], addresses: [ip2], network: 'appnet', host: '192.0.2.2', overlay: 'default', subnet: l2.subnet });
+    assert.deepEqual(c.problems.map((p: { kind: string; host: string }) => `${p.kind} ${p.host}`), ['names-without-lease 192.0.2.77']);
+    assert.equal(c.stale, false);
+    // Started after the server's first step: an event.
+    assert.ok(c.events.some((e: { kind: string; text: string }) => e.kind === 'container-started' && /chat-2/.test(e.text)), JSON.stringify(c.events));
+  });
+
   it('/metrics: leases, reconciles, kernel ops, API calls, renewals, etcd up', async () => {
     const text = await waitFor(
       async () => {
@@ -158,6 +190,12 @@ describe('status server on three lab hosts', { timeout: 240_000 }, () => {
     assert.match(await page.locator('tr.host.own').innerText(), /\(this host\)/);
     assert.match(await page.locator(`tr.endpoint[data-endpoint="${endpointId.slice(0, 12)}"]`).innerText(), new RegExp(endpointIp.replace(/\./g, '\\.')));
     assert.match(await page.locator('#etcd').innerText(), /up/);
+    // Every host's containers (host 2's, from its name record), and the search.
+    assert.match(await page.locator('tr.ctr[data-name="chat-2"]').innerText(), /192\.0\.2\.2/);
+    assert.match(await page.locator('#problems li.problem[data-kind="names-without-lease"]').innerText(), /192\.0\.2\.77/);
+    await page.fill('#q', 'chat');
+    await page.waitForFunction("document.querySelectorAll('tr.ctr').length === 1", undefined, { timeout: 5000 });
+    await page.fill('#q', '');
     // A marker in the window: a reload would lose it.
     await page.evaluate('window.marker = 42');
     const stream = lab.host(1).exec('curl', ['-s', '-N', '-m', '25', 'http://192.0.2.1:9890/api/v1/events'], { timeoutMs: 30_000 });
@@ -171,7 +209,11 @@ describe('status server on three lab hosts', { timeout: 240_000 }, () => {
     await page.screenshot({ path: join(artifacts, 'status-page.png'), fullPage: true });
     assert.ok(statSync(join(artifacts, 'status-page.png')).size > 10_000);
     const out = (await stream).stdout;
-    const snapshots = out.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)));
+    // The "status" events (the stream also carries "cluster" and "containers" ones).
+    const snapshots = out
+      .split('\n\n')
+      .filter((b) => b.startsWith('event: status\n'))
+      .map((b) => JSON.parse(b.split('\n').find((l) => l.startsWith('data: '))!.slice(6)));
     assert.ok(snapshots.length >= 2, `≥ 2 snapshots, got ${snapshots.length}`);
     assert.ok(!snapshots[0].overlays[0].leases.some((l: { subnet: string }) => l.subnet === third.subnet), 'the first snapshot predates host 3');
     assert.ok(snapshots.at(-1).overlays[0].leases.some((l: { subnet: string }) => l.subnet === third.subnet), `a later snapshot has ${third.subnet}`);
@@ -198,9 +240,18 @@ describe('status server on three lab hosts', { timeout: 240_000 }, () => {
       const e = await getJson('/api/v1/etcd');
       assert.equal(e.up, false);
       assert.ok(e.lastError, 'the last error is shown');
+      // The whole-overlay view keeps the last known state, marked stale, etcd's outage first.
+      const c = await getJson('/api/v1/cluster');
+      assert.equal(c.stale, true);
+      assert.ok(c.staleSince, 'since when');
+      assert.equal(c.problems[0].kind, 'etcd-down');
+      assert.equal(c.hosts.length, 3, 'every host kept');
+      assert.ok(c.hosts.every((h: { expiresAt: string | null }) => h.expiresAt), 'expiries as last known');
+      assert.deepEqual(c.containers.map((x: { name: string }) => x.name).sort(), ['chat-2', 'ghost'], 'every container kept');
     } finally {
       await lab.etcd.start();
     }
     await waitFor(async () => (/overlay_flannel_etcd_up 1\n/.test((await get('/metrics')).body) ? true : undefined), { timeoutMs: 30_000, intervalMs: 300, what: 'etcd_up 1 after etcd is back' });
+    await waitFor(async () => ((await getJson('/api/v1/cluster')).stale === false ? true : undefined), { timeoutMs: 30_000, intervalMs: 300, what: 'the cluster view fresh again after etcd is back' });
   });
 });

@@ -45,6 +45,9 @@ test('the password never appears in redacted settings', () => {
 test('STATUS_ADDR: off by default, host:port when set, refused otherwise', () => {
   assert.equal(loadSettings({}).statusAddr, '');
   assert.equal(loadSettings({ STATUS_ADDR: '127.0.0.1:9890' }).statusAddr, '127.0.0.1:9890');
+  assert.equal(loadSettings({}).probePort, 8479);
+  assert.equal(loadSettings({ PROBE_PORT: '0' }).probePort, 0);
+  assert.throws(() => loadSettings({ PROBE_PORT: '70000' }), /PROBE_PORT: "70000" must be a UDP port/);
   for (const bad of ['9890', 'localhost', '127.0.0.1:0', '127.0.0.1:70000']) {
     assert.throws(() => loadSettings({ STATUS_ADDR: bad }), /STATUS_ADDR/, bad);
   }

@@ -174,8 +174,9 @@ test('/api/v1/events streams a snapshot, then another when peers change; / serve
         if (i >= 0) {
           const block = buf.slice(0, i);
           buf = buf.slice(i + 2);
+          // Only the "status" events here (the "cluster" and "containers" ones: status-cluster.test.ts).
           const data = block.split('\n').find((l) => l.startsWith('data: '));
-          if (data) return JSON.parse(data.slice(6));
+          if (data && block.startsWith('event: status\n')) return JSON.parse(data.slice(6));
           continue;
         }
         const { value, done } = await reader.read();
@@ -192,7 +193,7 @@ test('/api/v1/events streams a snapshot, then another when peers change; / serve
     assert.match(String(page.headers.get('content-type')), /text\/html/);
     const html = await page.text();
     assert.match(html, /EventSource\('api\/v1\/events'\)/);
-    assert.match(html, /"subnet":"10.5.3.0\/24"/, 'the first snapshot is inlined');
+    assert.match(html, /"subnet":"10.5.3.0\/24"/, 'the first snapshot (the cluster view\'s hosts) is inlined');
     assert.match(html, /"container":"web"/, 'the containers are inlined');
     assert.match(html, /<meta name="viewport" content="width=device-width/);
     assert.doesNotMatch(html, /https?:\/\//, 'no external resources');

@@ -1,0 +1,142 @@
+/**
+ * The status server's whole-overlay view (`GET /api/v1/cluster`, the page's hosts, containers,
+ * problems and events): domain/cluster.ts over what this daemon knows, stepped every few seconds
+ * by the server so events are found even while no page is open.
+ *
+ * Design note.
+ * - Stale: while etcd is unreachable (the store's state, or the name watch's) the view is the last
+ *   known one: the lease and name caches keep what they had, and an expiry that cannot be asked
+ *   now is the one last seen. `stale` and `staleSince` say so.
+ * - One step at a time: a request during a step gets that step's answer.
+ * - The page gets the same view in a compact form ({@link pageCluster}, {@link pageContainers}):
+ *   5,000 containers as rows of five cells with the host and network as indexes, about 35 bytes
+ *   each instead of 200, so the page with 200 hosts and 5,000 containers stays under 300 KB.
+ */
+import { buildCluster, type Cluster, type ClusterLeaseInput } from '../domain/cluster';
+import { clusterEvents, EventLog, type ClusterEvent, type ClusterStep } from '../domain/cluster-events';
+import { nameRows } from '../domain/name-rows';
+import { etcdView, kernelView, overlaysView, type StatusSource } from './views';
+
+/** What the server's snapshot already read (views.ts). */
+export interface Views {
+  overlays: Awaited<ReturnType<typeof overlaysView>>;
+  kernel: ReturnType<typeof kernelView>;
+}
+
+export interface ClusterJson extends Cluster {
+  generatedAt: string;
+  thisHost: string | null;
+  stale: boolean;
+  staleSince: string | null;
+  counts: { hosts: number; pluginHosts: number; flanneldHosts: number; containers: number };
+  events: ClusterEvent[];
+}
+
+export class ClusterTracker {
+  private last: ClusterStep | null = null;
+  private lastJson: ClusterJson | null = null;
+  private running: Promise<ClusterJson> | null = null;
+  private readonly expiries = new Map<string, string>();
+  private staleSince: string | null = null;
+  readonly events: EventLog;
+
+  constructor(
+    private readonly src: StatusSource,
+    private readonly now: () => number = Date.now,
+    logSize?: number,
+  ) {
+    this.events = new EventLog(logSize);
+  }
+
+  /** The view now (computed; events since the last step logged); `views`: the overlays and kernel views just read (not read again). */
+  step(views?: Views): Promise<ClusterJson> {
+    if (!this.running) {
+      this.running = this.compute(views).finally(() => (this.running = null));
+    }
+    return this.running;
+  }
+
+  /** The last view computed (null before the first step). */
+  latest(): ClusterJson | null {
+    return this.lastJson;
+  }
+
+  private async compute(views?: Views): Promise<ClusterJson> {
+    const nowMs = this.now();
+    const at = new Date(nowMs).toISOString();
+    const { overlays, kernel } = views ?? { overlays: await overlaysView(this.src), kernel: kernelView(this.src) };
+    const etcd = etcdView(this.src);
+    const names = this.src.names?.() ?? null;
+    const namesState = names?.state() ?? null;
+    const stale = etcd?.up === false || namesState?.etcdStale === true;
+    const programmed = new Map(kernel.map((k) => [k.name, new Set(k.peers.map((p) => p.subnet))]));
+    const paths = new Map((this.src.paths?.() ?? []).flatMap((o) => o.peers.map((p) => [`${o.overlay} ${p.subnet}`, { state: p.state, rttMs: p.rttMs, loss: p.loss }] as const)));
+    const leases: ClusterLeaseInput[] = overlays.flatMap((o) =>
+      o.leases.map((l) => {
+        const key = `${o.name} ${l.subnet} ${l.publicIP}`;
+        let expiresAt = l.expiresAt;
+        if (expiresAt) this.expiries.set(key, expiresAt);
+        else if (stale) expiresAt = this.expiries.get(key) ?? null;
+        const set = programmed.get(o.name);
+        const path = l.own ? null : (paths.get(`${o.name} ${l.subnet}`) ?? null);
+        return { overlay: o.name, ...l, expiresAt, programmed: l.own || l.backend === 'alloc' || !set ? null : set.has(l.subnet), path };
+      }),
+    );
+    this.forgetExpiries(leases);
+    const cluster = buildCluster({
+      leases,
+      names: names ? nameRows(names.records(), nowMs) : null,
+      etcd: etcd ? { up: etcd.up, since: etcd.since, lastError: etcd.lastError } : null,
+      namesStale: namesState?.etcdStale === true,
+      drift: kernel.map((k) => ({ overlay: k.name, lastDrift: k.stats?.lastDrift ?? 0, fullSyncs: k.stats?.fullSyncs ?? 0 })),
+      nowMs,
+    });
+    const step: ClusterStep = { cluster, stale, etcdUp: etcd?.up ?? null };
+    this.events.add(clusterEvents(this.last, step, at));
+    this.last = step;
+    if (!stale) this.staleSince = null;
+    else this.staleSince ??= (etcd?.up === false ? etcd.since : null) ?? at;
+    const plugin = cluster.hosts.filter((h) => h.kind === 'plugin').length;
+    this.lastJson = {
+      generatedAt: at,
+      thisHost: this.src.publicIP ?? null,
+      stale,
+      staleSince: this.staleSince,
+      counts: { hosts: cluster.hosts.length, pluginHosts: plugin, flanneldHosts: cluster.hosts.length - plugin, containers: cluster.containers.length },
+      ...cluster,
+      events: this.events.list(),
+    };
+    return this.lastJson;
+  }
+
+  /** Bounded memory: expiries of leases no longer listed are dropped. */
+  private forgetExpiries(leases: ClusterLeaseInput[]): void {
+    if (this.expiries.size <= leases.length * 2 + 16) return;
+    const keep = new Set(leases.map((l) => `${l.overlay} ${l.subnet} ${l.publicIP}`));
+    for (const k of this.expiries.keys()) if (!keep.has(k)) this.expiries.delete(k);
+  }
+}
+
+/** The page's hosts, problems and events (everything but the containers). */
+export function pageCluster(c: ClusterJson) {
+  const { containers: _containers, ...rest } = c;
+  return rest;
+}
+
+/** The page's containers: rows [name, aliases, addresses, network index, host index]. */
+export function pageContainers(c: ClusterJson) {
+  const hosts: string[] = [];
+  const networks: string[] = [];
+  const hostIx = new Map<string, number>();
+  const netIx = new Map<string, number>();
+  const ix = (m: Map<string, number>, list: string[], v: string) => {
+    let i = m.get(v);
+    if (i === undefined) {
+      i = list.push(v) - 1;
+      m.set(v, i);
+    }
+    return i;
+  };
+  const rows = c.containers.map((x) => [x.name, x.aliases.join(' '), x.addresses.join(' '), ix(netIx, networks, x.network), ix(hostIx, hosts, x.host)] as const);
+  return { hosts, networks, rows };
+}
