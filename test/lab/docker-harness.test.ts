@@ -169,7 +169,7 @@ describe('docker lab harness and plugin packaging', { timeout: 300_000 }, () => 
     const settable = p.Config.Env.filter((e) => e.Settable?.includes('value')).map((e) => e.Name).sort();
     assert.deepEqual(settable, [
       'ADDRESS_AUDIT_INTERVAL', 'ETCD_CAFILE', 'ETCD_CERTFILE', 'ETCD_ENDPOINTS', 'ETCD_KEYFILE', 'ETCD_PASSWORD', 'ETCD_PREFIX', 'ETCD_USERNAME',
-      'FASTPATH', 'IFACE', 'IP_MASQ', 'LEASE_RENEW_MARGIN', 'LEASE_TTL', 'LEGACY_SOCKET_DIR', 'LOG_LEVEL', 'NAMES', 'NAME_ANSWER_ADDR', 'NAME_CT_ZONE', 'NAME_MARK_BIT', 'NAME_QUEUE', 'NAME_TTL', 'NOTRACK', 'PUBLIC_IP', 'STATUS_ADDR', 'SUBNET_FILE',
+      'FASTPATH', 'IFACE', 'IP_MASQ', 'LEASE_RENEW_MARGIN', 'LEASE_TTL', 'LEGACY_SOCKET_DIR', 'LOG_LEVEL', 'NAMES', 'NAME_ANSWER_ADDR', 'NAME_CT_ZONE', 'NAME_MARK_BIT', 'NAME_QUEUE', 'NAME_TTL', 'NOTRACK', 'PROBE_PORT', 'PUBLIC_IP', 'STATUS_ADDR', 'SUBNET_FILE',
     ]);
     assert.ok(p.Settings.Env.includes('PLUGIN_SOCKET=/run/docker/plugins/overlay-flannel.sock'));
     assert.deepEqual(
