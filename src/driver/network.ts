@@ -69,6 +69,13 @@ export class NetworkDriver {
   private readonly multicast = new Map<string, boolean>();
   /** endpoint id → network id, from CreateEndpoint (for the status page). */
   private readonly endpointNetworks = new Map<string, string>();
+  /**
+   * Container sandbox → the endpoint of ours whose Join handed it the multicast routes. A container
+   * on two of our networks gets them once (224.0.0.0/4 and 255.255.255.255 twice collide: Docker's
+   * route add fails with EEXIST and so does the connect); its first such network carries its
+   * multicast. Known for the Joins of this process only.
+   */
+  private readonly multicastHolder = new Map<string, string>();
   constructor(
     private readonly kernel: Kernel,
     private readonly queue: SerialQueue,
@@ -175,7 +182,7 @@ export class NetworkDriver {
     return {
       containerVeth: names.container,
       gateway: view.routedGateway ?? view.gateway,
-      routes: [...joinRoutes(view.mode, view.subnet, overlayNet, view.gateway, view.routedGateway ?? undefined), ...multicastJoinRoutes(view.multicast)],
+      routes: [...joinRoutes(view.mode, view.subnet, overlayNet, view.gateway, view.routedGateway ?? undefined), ...multicastJoinRoutes(this.takesMulticast(a, view.multicast))],
     };
   }
 
@@ -195,7 +202,16 @@ export class NetworkDriver {
     return undefined;
   }
 
+  /** Whether this Join hands the multicast routes: on for the network, and none of ours gave them to this sandbox yet. */
+  private takesMulticast(a: JoinArgs, on: boolean): boolean {
+    const holder = this.multicastHolder.get(a.sandboxKey);
+    if (!on || (holder !== undefined && holder !== a.endpointId)) return false;
+    this.multicastHolder.set(a.sandboxKey, a.endpointId);
+    return true;
+  }
+
   async deleteEndpoint(endpointId: string): Promise<void> {
+    for (const [sandbox, holder] of this.multicastHolder) if (holder === endpointId) this.multicastHolder.delete(sandbox);
     this.addresses.delete(endpointId);
     this.endpointNetworks.delete(endpointId);
     await this.queue.run(async () => {

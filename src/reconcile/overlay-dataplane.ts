@@ -252,9 +252,9 @@ export class OverlayDataplane {
     if (kind === 'full' && !this.leasesKnown) {
       // attach() comes before the lease watch's first snapshot (overlay-agent.ts): planning now
       // would delete every peer entry an earlier run left (a restart), only for the snapshot to
-      // write them all back, and cut the host off from its peers in between.
+      // write them all back, and cut the host off from its peers in between. Not counted as a
+      // full sync: the first one that plans is the catch-up (the status page's drift rule relies on it).
       await this.ensureDevice();
-      this.stats.fullSyncs++;
       return;
     }
     let ops: PeerOp[];

@@ -183,9 +183,13 @@ test('routed: each network of a host has its own link-local gateway (a container
   await driver.createEndpoint(endpointArgs('10.9.5.2/24'));
   await driver.createEndpoint({ ...endpointArgs('10.10.7.2/24', NID2), endpointId: EID2 });
   const j1 = shown(await driver.join(joinArgs));
-  const j2 = shown(await driver.join({ ...joinArgs, networkId: NID2, endpointId: EID2 }));
+  const j2 = shown(await driver.join({ ...joinArgs, networkId: NID2, endpointId: EID2 })); // the same sandbox
   assert.deepEqual([j1.gateway, j1.routes[0]], ['169.254.1.1', '169.254.1.1/32 on-link']);
-  assert.deepEqual(j2, { veth: vethNames(EID2).container, gateway: '169.254.1.2', routes: ['169.254.1.2/32 on-link', '10.10.7.0/25 via 169.254.1.2', '10.10.7.128/25 via 169.254.1.2', '10.10.0.0/16 via 169.254.1.2', '224.0.0.0/4 on-link', '255.255.255.255/32 on-link'] });
+  assert.ok(j1.routes.includes('224.0.0.0/4 on-link') && j1.routes.includes('255.255.255.255/32 on-link'), 'the first network carries multicast');
+  // The second network of the same container: its own gateway, and no second multicast route (EEXIST).
+  assert.deepEqual(j2, { veth: vethNames(EID2).container, gateway: '169.254.1.2', routes: ['169.254.1.2/32 on-link', '10.10.7.0/25 via 169.254.1.2', '10.10.7.128/25 via 169.254.1.2', '10.10.0.0/16 via 169.254.1.2'] });
+  const other = shown(await driver.join({ ...joinArgs, networkId: NID2, endpointId: EID2, sandboxKey: '/var/run/docker/netns/other' }));
+  assert.ok(other.routes.includes('224.0.0.0/4 on-link'), 'another container gets them');
   // A new process (plugin restart) reads the gateways from the bridges and changes nothing.
   const again = new OverlayPluginDriver(kernel, new SerialQueue(), { byName: async () => fakeOverlay('blue', '10.10.7.0/24', '10.10.0.0/16'), all: () => [fakeOverlay('blue', '10.10.7.0/24', '10.10.0.0/16')] }, log);
   await again.createNetwork(createNetworkArgs('10.10.7.0/24', NID2));
