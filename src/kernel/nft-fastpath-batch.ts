@@ -22,7 +22,7 @@
  */
 import { maskOf } from '../domain/ipv4';
 import { endpointMap, FASTPATH_TABLE, peerSet, toOverlayChain, type FastpathOverlay } from '../domain/fastpath';
-import { attr, expr, kernelError, nest, NftTransaction, NLM_F_CREATE, str, u32be } from './nft-netlink';
+import { attr, attrsOf, attrText, exchange, expr, kernelError, message, nest, NftTransaction, nftType, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, sequencer, str, u32be } from './nft-netlink';
 import { OverlayError } from '../errors';
 
 export const NFPROTO_NETDEV = 5;
@@ -189,3 +189,29 @@ function element([key, ifindex]: SetElement): Buffer {
 
 export const noNetdevFamily = (): OverlayError =>
   new OverlayError('UNSUPPORTED', 'this kernel has no nftables netdev family (CONFIG_NF_TABLES_NETDEV): the fast path is off and containers use the routed path (set FASTPATH=false to silence this)');
+
+/**
+ * The chain names of the netdev table `name` in one exchange (get table + dump its chains), or
+ * null when the table does not exist. Shared by the fast path and the multicast table.
+ */
+export async function readNetdevChains(name: string, timeoutMs: number): Promise<Set<string> | null> {
+  const seq = sequencer();
+  const t = seq();
+  const c = seq();
+  const table = attr(1, str(name));
+  const got = await exchange(
+    Buffer.concat([
+      message(nftType(1 /* NFT_MSG_GETTABLE */), NLM_F_REQUEST | NLM_F_ACK, t, NFPROTO_NETDEV, 0, [table]),
+      message(nftType(4 /* NFT_MSG_GETCHAIN */), NLM_F_REQUEST | NLM_F_DUMP, c, NFPROTO_NETDEV, 0, [table]),
+    ]),
+    [t, c],
+    timeoutMs,
+  );
+  const tableErr = got.get(t)?.errno ?? 0;
+  if (tableErr === -2 /* ENOENT */) return null;
+  if (tableErr === -97 /* EAFNOSUPPORT */) throw noNetdevFamily();
+  if (tableErr < 0) throw kernelError(`nftables: get table netdev ${name}`, tableErr);
+  const chains = got.get(c);
+  if (chains && chains.errno < 0 && chains.errno !== -2) throw kernelError(`nftables: list chains of netdev ${name}`, chains.errno);
+  return new Set((chains?.msgs ?? []).map((m) => attrsOf(m.payload)).filter((a) => attrText(a.get(1)) === name).map((a) => attrText(a.get(3)) ?? ''));
+}

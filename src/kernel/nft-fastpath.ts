@@ -24,12 +24,10 @@
  * them the write fails with an UNSUPPORTED error naming the option and the routed path stays.
  */
 import { endpointChains, endpointMap, FASTPATH_TABLE, overlayChains, peerSet, planMarkerChain, setChanges, type FastpathPlan } from '../domain/fastpath';
-import { attr, attrList, attrsOf, attrText, exchange, kernelError, message, nftType, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, sequencer, str } from './nft-netlink';
-import { FASTPATH_BATCH_BYTES, FastpathBatch, NFPROTO_NETDEV, noNetdevFamily } from './nft-fastpath-batch';
+import { attr, attrList, attrsOf, exchange, kernelError, message, nftType, NLM_F_DUMP, NLM_F_REQUEST, sequencer, str } from './nft-netlink';
+import { FASTPATH_BATCH_BYTES, FastpathBatch, NFPROTO_NETDEV, readNetdevChains } from './nft-fastpath-batch';
 import type { FastpathResult } from './types';
 
-const NFT_MSG_GETTABLE = 1;
-const NFT_MSG_GETCHAIN = 4;
 const NFT_MSG_GETSETELEM = 13;
 
 interface TableState {
@@ -40,26 +38,12 @@ interface TableState {
 
 /** The table as the kernel holds it (chains, and the elements of `sets`), or null without a table. */
 async function readTable(sets: string[], timeoutMs: number): Promise<TableState | null> {
+  const chains = await readNetdevChains(FASTPATH_TABLE, timeoutMs);
+  if (chains === null) return null;
   const seq = sequencer();
-  const t = seq();
-  const c = seq();
   const table = attr(1, str(FASTPATH_TABLE));
-  const got = await exchange(
-    Buffer.concat([
-      message(nftType(NFT_MSG_GETTABLE), NLM_F_REQUEST | NLM_F_ACK, t, NFPROTO_NETDEV, 0, [table]),
-      message(nftType(NFT_MSG_GETCHAIN), NLM_F_REQUEST | NLM_F_DUMP, c, NFPROTO_NETDEV, 0, [table]),
-    ]),
-    [t, c],
-    timeoutMs,
-  );
-  const tableErr = got.get(t)?.errno ?? 0;
-  if (tableErr === -2 /* ENOENT */) return null;
-  if (tableErr === -97 /* EAFNOSUPPORT */) throw noNetdevFamily();
-  if (tableErr < 0) throw kernelError(`nftables: get table netdev ${FASTPATH_TABLE}`, tableErr);
-  const chains = got.get(c);
-  if (chains && chains.errno < 0 && chains.errno !== -2) throw kernelError(`nftables: list chains of netdev ${FASTPATH_TABLE}`, chains.errno);
   const state: TableState = {
-    chains: new Set((chains?.msgs ?? []).map((m) => attrsOf(m.payload)).filter((a) => attrText(a.get(1)) === FASTPATH_TABLE).map((a) => attrText(a.get(3)) ?? '')),
+    chains,
     sets: new Map(),
   };
   // One dump per exchange: a netlink socket runs one dump at a time (EBUSY otherwise).

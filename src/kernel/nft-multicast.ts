@@ -22,16 +22,14 @@
  * Needs CONFIG_NF_TABLES_NETDEV and CONFIG_NF_DUP_NETDEV; without them the write fails UNSUPPORTED.
  */
 import { MULTICAST_PRIORITY, MULTICAST_TABLE, multicastMarker, type MulticastPlan, type MulticastRule } from '../domain/multicast';
-import { attr, attrsOf, attrText, exchange, expr, kernelError, message, nest, NftTransaction, nftType, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, sequencer, str, u32be } from './nft-netlink';
-import { NFPROTO_NETDEV, noNetdevFamily, u32le } from './nft-fastpath-batch';
+import { attr, expr, kernelError, nest, NftTransaction, NLM_F_APPEND, NLM_F_CREATE, str, u32be } from './nft-netlink';
+import { NFPROTO_NETDEV, noNetdevFamily, readNetdevChains, u32le } from './nft-fastpath-batch';
 import { OverlayError } from '../errors';
 import type { MulticastResult } from './types';
 
 const NFT_MSG_NEWTABLE = 0;
-const NFT_MSG_GETTABLE = 1;
 const NFT_MSG_DELTABLE = 2;
 const NFT_MSG_NEWCHAIN = 3;
-const NFT_MSG_GETCHAIN = 4;
 const NFT_MSG_NEWRULE = 6;
 const NF_NETDEV_INGRESS = 0;
 const REG_ADDR = 1;
@@ -43,27 +41,7 @@ const MAX_BATCH_BYTES = 200_000;
 
 
 /** The chain names of our table, or null when there is none. */
-async function readChains(timeoutMs: number): Promise<Set<string> | null> {
-  const seq = sequencer();
-  const t = seq();
-  const c = seq();
-  const table = attr(1, str(MULTICAST_TABLE));
-  const got = await exchange(
-    Buffer.concat([
-      message(nftType(NFT_MSG_GETTABLE), NLM_F_REQUEST | NLM_F_ACK, t, NFPROTO_NETDEV, 0, [table]),
-      message(nftType(NFT_MSG_GETCHAIN), NLM_F_REQUEST | NLM_F_DUMP, c, NFPROTO_NETDEV, 0, [table]),
-    ]),
-    [t, c],
-    timeoutMs,
-  );
-  const tableErr = got.get(t)?.errno ?? 0;
-  if (tableErr === -2) return null;
-  if (tableErr === -97) throw noNetdevFamily();
-  if (tableErr < 0) throw kernelError(`nftables: get table netdev ${MULTICAST_TABLE}`, tableErr);
-  const chains = got.get(c);
-  if (chains && chains.errno < 0 && chains.errno !== -2) throw kernelError(`nftables: list chains of netdev ${MULTICAST_TABLE}`, chains.errno);
-  return new Set((chains?.msgs ?? []).map((m) => attrsOf(m.payload)).filter((a) => attrText(a.get(1)) === MULTICAST_TABLE).map((a) => attrText(a.get(3)) ?? ''));
-}
+const readChains = (timeoutMs: number): Promise<Set<string> | null> => readNetdevChains(MULTICAST_TABLE, timeoutMs);
 
 /** IPv4, then reg1 = ip daddr (& mask), == value. */
 function matchDaddr(mask: number | null, value: number): Buffer[] {
