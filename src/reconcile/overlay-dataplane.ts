@@ -49,7 +49,10 @@ export interface DataplaneStats {
   fastSyncs: number;
   opsApplied: number;
   errors: number;
-  lastDrift: number; // ops the last full sync needed (drift or catch-up)
+  /** Ops the last full sync needed to repair the kernel: entries that disagreed with what we had
+   *  written. A change we had not applied yet (a lease event waiting for its fast sync, a new lease
+   *  snapshot, flooding turned on, a retry after an error) is catch-up, not drift. */
+  lastDrift: number;
 }
 
 /** Optional metrics hook (the status server sets it); calls must be cheap and must not throw. */
@@ -78,6 +81,11 @@ export class OverlayDataplane {
   private detached = false;
   /** Flood entries for overlay-flannel peers (the multicast keeper turns it on; domain/peers.ts). */
   private flooding = false;
+  /** Why `applied` no longer says what the kernel should hold: 'catch-up' (we changed what we want:
+   *  flooding, a failed sync) or 'drift' (the device was recreated under us); null when it does. */
+  private appliedUnknown: 'catch-up' | 'drift' | null = 'catch-up'; // nothing written yet
+  /** A lease snapshot replaced the lease set since the last full sync (a watch restart). */
+  private leasesReplaced = false;
   private readonly firewall: OverlayFirewall;
   readonly stats: DataplaneStats = { fullSyncs: 0, fastSyncs: 0, opsApplied: 0, errors: 0, lastDrift: 0 };
 
@@ -148,6 +156,7 @@ export class OverlayDataplane {
     if (dev.index !== this.vxIndex && this.vxIndex !== 0) {
       this.log.warn({ device: name }, 'vxlan device was recreated; reprogramming all peers');
       this.applied.clear();
+      this.appliedUnknown = 'drift';
     }
     this.vxIndex = dev.index;
     await this.kernel.setForwarding(dev.index, true); // decapsulated packets are routed to local bridges
@@ -172,6 +181,7 @@ export class OverlayDataplane {
   setLeases(leases: readonly Lease[]): void {
     this.leasesKnown = true;
     this.leases = new Map(leases.map((l) => [formatCidr(l.subnet), l]));
+    this.leasesReplaced = true;
     this.requestSync('full');
   }
 
@@ -195,6 +205,7 @@ export class OverlayDataplane {
     if (this.flooding === on) return;
     this.flooding = on;
     this.applied.clear();
+    this.appliedUnknown ??= 'catch-up';
     this.requestSync('full');
   }
 
@@ -235,6 +246,7 @@ export class OverlayDataplane {
         this.stats.errors++;
         this.log.error({ err: errorText(e) }, 'overlay sync failed; retrying with a full sync');
         this.applied.clear();
+        this.appliedUnknown ??= 'catch-up';
         await new Promise((r) => setTimeout(r, 1000));
         if (this.pending === 'none' && !this.detached) this.pending = 'full';
       }
@@ -260,11 +272,15 @@ export class OverlayDataplane {
     let ops: PeerOp[];
     if (kind === 'full') {
       await this.ensureDevice();
-      this.dirty.clear();
       const desired = new Map([...this.leases.keys()].map((k) => [k, this.desiredFor(k)]));
-      ops = planPeers(mergeStates(desired.values()), await this.observe());
+      const caughtUp = this.dirty.size > 0 || this.leasesReplaced;
+      this.dirty.clear();
+      this.leasesReplaced = false;
+      const observed = await this.observe();
+      ops = planPeers(mergeStates(desired.values()), observed);
       this.stats.fullSyncs++;
-      this.stats.lastDrift = ops.length;
+      this.stats.lastDrift = this.driftOf(ops, observed, caughtUp);
+      this.appliedUnknown = null;
       await this.applyAll(ops);
       this.applied = desired;
     } else {
@@ -280,6 +296,15 @@ export class OverlayDataplane {
       }
     }
     if (ops.length) this.log.debug({ kind, ops: ops.length }, 'overlay synced');
+  }
+
+  /** How many of a full sync's ops repair drift (see DataplaneStats.lastDrift). Only when changes
+   *  were pending is a second plan made, against what we had written, so the usual timer sync costs
+   *  nothing extra. */
+  private driftOf(ops: PeerOp[], observed: PeerState, caughtUp: boolean): number {
+    if (this.appliedUnknown === 'catch-up') return 0;
+    if (this.appliedUnknown === 'drift' || !caughtUp) return ops.length;
+    return planPeers(mergeStates(this.applied.values()), observed).length;
   }
 
   /** The entries one lease asks for (none if it is gone, ours, or cannot be programmed). */

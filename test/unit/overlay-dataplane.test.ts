@@ -78,6 +78,27 @@ test('a full sync removes stale entries nobody asks for and repairs drift; a sec
   assert.deepEqual(peerWrites, [], 'a second full sync writes no peer entry');
 });
 
+test('a full sync counts drift only: a change it catches up with (flooding, a pending lease, a snapshot) is not drift', async () => {
+  const { kernel, dp, vx, own } = await setup();
+  const ours = (third: number) => L(third, third, vtepMacFor(9, `192.0.2.${third}`)); // overlay-flannel peers get flood entries
+  dp.setLeases([own, ours(2), ours(3)]);
+  await dp.idle();
+  dp.setFlooding(true); // every such peer gets flood entries in one full sync
+  await dp.idle();
+  assert.ok((await kernel.listFdb(vx.index)).some((f) => f.mac === '00:00:00:00:00:00'), 'flood entries written');
+  assert.equal(dp.stats.lastDrift, 0, 'flooding on is catch-up');
+  // A lease event whose fast sync is overtaken by a full sync, and one real drift at the same time.
+  await kernel.deleteRoute('10.7.3.0/24');
+  dp.leaseAdded(L(4, 4));
+  await dp.requestSync('full');
+  await dp.idle();
+  assert.ok((await kernel.listRoutes(vx.index)).some((r) => r.dst === '10.7.4.0/24'));
+  assert.equal(dp.stats.lastDrift, 1, 'only the deleted route is drift');
+  dp.setLeases([own, ours(2), ours(3), L(4, 4), ours(5)]);
+  await dp.idle();
+  assert.equal(dp.stats.lastDrift, 0, 'a new snapshot with one more lease is catch-up');
+});
+
 test('a changed VtepMAC replaces the neighbour and drops the old FDB entry', async () => {
   const { kernel, dp, vx } = await setup();
   dp.leaseAdded(L(2, 2, '02:bb:bb:bb:bb:bb'));
