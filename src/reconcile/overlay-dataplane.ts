@@ -49,9 +49,8 @@ export interface DataplaneStats {
   fastSyncs: number;
   opsApplied: number;
   errors: number;
-  /** Ops the last full sync needed to repair the kernel: entries that disagreed with what we had
-   *  written. A change we had not applied yet (a lease event waiting for its fast sync, a new lease
-   *  snapshot, flooding turned on, a retry after an error) is catch-up, not drift. */
+  /** Ops the last full sync needed for entries that disagreed with what we had written; a change not
+   *  applied yet (pending lease event, new snapshot, flooding, retry) is catch-up, not drift. */
   lastDrift: number;
 }
 
@@ -81,8 +80,7 @@ export class OverlayDataplane {
   private detached = false;
   /** Flood entries for overlay-flannel peers (the multicast keeper turns it on; domain/peers.ts). */
   private flooding = false;
-  /** Why `applied` no longer says what the kernel should hold: 'catch-up' (we changed what we want:
-   *  flooding, a failed sync) or 'drift' (the device was recreated under us); null when it does. */
+  /** Why `applied` is not what the kernel should hold: 'catch-up' (we changed it) or 'drift' (device recreated). */
   private appliedUnknown: 'catch-up' | 'drift' | null = 'catch-up'; // nothing written yet
   /** A lease snapshot replaced the lease set since the last full sync (a watch restart). */
   private leasesReplaced = false;
@@ -163,11 +161,8 @@ export class OverlayDataplane {
     await this.kernel.ensureOnlyAddress(dev.index, `${formatIPv4(this.own.subnet.base)}/32`, formatCidr(this.config.network));
   }
 
-  /**
-   * Leaving the overlay (the daemon stops cleanly): stop syncing, wait for a sync in flight, remove
-   * our masquerade and NOTRACK rules (flanneld keeps its own; we don't leave NAT behind for a plugin that is
-   * disabled or removed). The vxlan device and peer entries stay, as with flanneld. Never throws.
-   */
+  /** Leaving the overlay (clean stop): stop syncing, wait for a sync in flight, remove our masquerade
+   *  and NOTRACK rules (no NAT left behind); device and peer entries stay, as flanneld's. Never throws. */
   async detach(): Promise<void> {
     this.stop();
     this.detached = true; // no new syncs, no retries
@@ -262,10 +257,8 @@ export class OverlayDataplane {
       return;
     }
     if (kind === 'full' && !this.leasesKnown) {
-      // attach() comes before the lease watch's first snapshot (overlay-agent.ts): planning now
-      // would delete every peer entry an earlier run left (a restart), only for the snapshot to
-      // write them all back, and cut the host off from its peers in between. Not counted as a
-      // full sync: the first one that plans is the catch-up (the status page's drift rule relies on it).
+      // attach() precedes the first lease snapshot (overlay-agent.ts): planning now would delete the
+      // entries of an earlier run (a restart) until the snapshot writes them back. Not a full sync.
       await this.ensureDevice();
       return;
     }
@@ -298,9 +291,7 @@ export class OverlayDataplane {
     if (ops.length) this.log.debug({ kind, ops: ops.length }, 'overlay synced');
   }
 
-  /** How many of a full sync's ops repair drift (see DataplaneStats.lastDrift). Only when changes
-   *  were pending is a second plan made, against what we had written, so the usual timer sync costs
-   *  nothing extra. */
+  /** A full sync's drift (DataplaneStats.lastDrift): a second plan, against what we wrote, only when changes were pending. */
   private driftOf(ops: PeerOp[], observed: PeerState, caughtUp: boolean): number {
     if (this.appliedUnknown === 'catch-up') return 0;
     if (this.appliedUnknown === 'drift' || !caughtUp) return ops.length;
@@ -326,11 +317,8 @@ export class OverlayDataplane {
     return state;
   }
 
-  /**
-   * Apply ops stage by stage (deletions, then neighbours, FDB, routes), each stage pipelined on the
-   * netlink socket: the order that matters (a peer's route after its neighbour and FDB entry) is
-   * kept by the stage barrier, and thousands of writes don't wait for each other's round trip.
-   */
+  /** Apply ops stage by stage (deletions, neighbours, FDB, routes: a route after its neighbour and FDB
+   *  entry), each stage pipelined on the netlink socket so thousands of writes don't wait in turn. */
   private async applyAll(ops: PeerOp[]): Promise<void> {
     for (const stage of STAGES) {
       const batch = ops.filter((o) => o.op === stage);

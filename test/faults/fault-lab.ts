@@ -18,6 +18,7 @@ import { buildPlugin } from '../../scripts/plugin-build';
 import { createDockerLab, DOCKER, DOCKERD, importBusybox, labRoot, leftovers, REGISTRY_BIN, startDockerd, startRegistry, stopAll, type DockerHost } from '../helpers/docker-lab';
 import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
 import type { Host, Lab } from '../helpers/netns-lab';
+import { run } from '../helpers/run';
 import { waitFor } from '../helpers/wait';
 import * as L from '../lab/docker-plugin-lab';
 
@@ -36,6 +37,12 @@ export interface FaultLabOptions {
   liveRestore?: [boolean, boolean];
   /** More `docker plugin install` settings (KEY=VALUE, e.g. `LEASE_TTL=90`), on both hosts; each must be settable in plugin/config.json. */
   pluginSettings?: string[];
+  /** Also push a second release of the plugin (same build plus one file, as `docker plugin upgrade`
+   *  needs content that differs) to the registry as {@link FaultLab.nextRef}. */
+  nextRelease?: boolean;
+  /** Docker's default bridge on both hosts (DockerdOptions.defaultBridge), for containers that
+   *  start on it and are connected to ours later. */
+  defaultBridge?: string;
 }
 
 export interface FaultLab {
@@ -48,6 +55,9 @@ export interface FaultLab {
   readonly docker: [DockerHost, DockerHost];
   /** Each dockerd's lease (`10.x.y.0/24`). */
   readonly lease: Map<DockerHost, string>;
+  /** The plugin's reference as installed, and (with `nextRelease`) a second release to upgrade to. */
+  readonly pluginRef: string;
+  readonly nextRef: string | null;
   /** The last lines of a dockerd's log (which holds the managed plugin's output too). */
   logTail(d: DockerHost, lines?: number): string;
   /** Tear everything down; rejects when the lab left something behind. */
@@ -74,8 +84,8 @@ export async function startFaultLab(opts: FaultLabOptions = {}): Promise<FaultLa
     const h2 = await lab.addHost(2);
     const live = opts.liveRestore ?? [false, false];
     const [d1, d2, built] = await Promise.all([
-      startDockerd(h1, { insecureRegistry: reg.url, liveRestore: live[0] }),
-      startDockerd(h2, { insecureRegistry: reg.url, liveRestore: live[1] }),
+      startDockerd(h1, { insecureRegistry: reg.url, liveRestore: live[0], defaultBridge: opts.defaultBridge }),
+      startDockerd(h2, { insecureRegistry: reg.url, liveRestore: live[1], defaultBridge: opts.defaultBridge }),
       buildPlugin({ out: join(labRoot(lab.runId), 'plugin'), build: false }),
     ]);
     const env = { ...process.env, ETCD_ENDPOINTS: e.endpoint, ETCD_PREFIX: ov.prefix };
@@ -84,6 +94,16 @@ export async function startFaultLab(opts: FaultLabOptions = {}): Promise<FaultLa
     await d1.dockerOk(['plugin', 'create', L.PLUGIN_REF, built.dir], { timeoutMs: 180_000 });
     await d1.dockerOk(['plugin', 'push', L.PLUGIN_REF], { timeoutMs: 180_000 });
     await d1.dockerOk(['plugin', 'rm', L.PLUGIN_REF]);
+    let nextRef: string | null = null;
+    if (opts.nextRelease) {
+      nextRef = L.PLUGIN_REF.replace(/:[^:/]+$/, '') + ':next';
+      const next = join(labRoot(lab.runId), 'plugin-next');
+      await run('cp', ['-al', built.dir, next]); // hard links: a cheap copy
+      writeFileSync(join(next, 'rootfs/etc/overlay-flannel-release'), 'next\n');
+      await d1.dockerOk(['plugin', 'create', nextRef, next], { timeoutMs: 180_000 });
+      await d1.dockerOk(['plugin', 'push', nextRef], { timeoutMs: 180_000 });
+      await d1.dockerOk(['plugin', 'rm', nextRef]);
+    }
     const tail = (d: DockerHost, n = 40): string => d.logs().split('\n').slice(-n).join('\n');
     await Promise.all(
       [d1, d2].map(async (d) => {
@@ -105,7 +125,7 @@ export async function startFaultLab(opts: FaultLabOptions = {}): Promise<FaultLa
       }
       await d.dockerOk(['network', 'inspect', net]);
     }
-    return { lab, etcd: e, ov, net, hosts: [h1, h2], docker: [d1, d2], lease, logTail: tail, stop };
+    return { lab, etcd: e, ov, net, hosts: [h1, h2], docker: [d1, d2], lease, pluginRef: L.PLUGIN_REF, nextRef, logTail: tail, stop };
   } catch (err) {
     await stop().catch(() => undefined);
     throw err;

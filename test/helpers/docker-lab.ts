@@ -59,6 +59,13 @@ export interface DockerdOptions {
   liveRestore?: boolean;
   /** More dockerd flags. */
   extraArgs?: string[];
+  /**
+   * Docker's default `bridge` network (docker0) with this `--bip`, inside the host's namespace, as
+   * on a real host. Default none (`--bridge=none`): then Docker marks a container started on the
+   * default network as network-disabled and, at its next start (a dockerd restart), connects it to
+   * no network at all, not even ones connected later (moby's connectToNetwork with DisableBridge).
+   */
+  defaultBridge?: string;
   /** Readiness deadline. Default 60 s. */
   readyTimeoutMs?: number;
   /**
@@ -170,7 +177,7 @@ export class DockerHost {
       '--exec-root', this.execRoot,
       '-H', this.url,
       '--pidfile', this.pidfile,
-      '--bridge=none',
+      ...(this.opts.defaultBridge ? ['--bip', this.opts.defaultBridge] : ['--bridge=none']),
       '--exec-opt', 'native.cgroupdriver=cgroupfs',
       '--cgroup-parent', this.cgroupParent,
       ...(this.opts.insecureRegistry ? ['--insecure-registry', this.opts.insecureRegistry] : []),

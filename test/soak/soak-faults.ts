@@ -2,7 +2,9 @@
  * soak-faults.ts — the faults a soak injects, and the seeded schedule that places them.
  * Each fault is a bounded async step that leaves the lab working again (or throws saying why):
  *   plugin-kill      SIGKILL the plugin on one host; Docker restarts it (else disable -f / enable)
- *   plugin-cycle     `docker plugin disable -f` and `enable` on one host (what an upgrade does)
+ *   plugin-cycle     `docker plugin disable -f` and `enable` on one host
+ *   plugin-upgrade   `docker plugin upgrade` on one host to the other of two releases (disable -f,
+ *                    upgrade, enable: the way Docker upgrades a managed plugin), traffic running
  *   etcd-restart     etcd SIGKILLed, down for 5 s, started again on its data dir
  *   dockerd-live     h1's dockerd restarted with --live-restore (containers keep running)
  *   dockerd-cold     h2's dockerd restarted without it (containers stop; --restart=always ones return)
@@ -15,7 +17,7 @@ import { run } from '../helpers/run';
 import { sleep, waitFor } from '../helpers/wait';
 import * as L from '../lab/docker-plugin-lab';
 
-export const FAULT_KINDS = ['plugin-kill', 'plugin-cycle', 'etcd-restart', 'dockerd-live', 'dockerd-cold', 'link-cut'] as const;
+export const FAULT_KINDS = ['plugin-kill', 'plugin-cycle', 'plugin-upgrade', 'etcd-restart', 'dockerd-live', 'dockerd-cold', 'link-cut'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** mulberry32: a small seeded PRNG, [0, 1). */
@@ -63,6 +65,8 @@ export interface FaultTargets {
   nameTtlSec: number;
   /** The LAN namespace, where h2's link is cut (its `p2` end: the host keeps its eth0 and routes). */
   lanNs: string;
+  /** The two releases in the lab's registry a `plugin-upgrade` moves between (null: that kind cannot run). */
+  releases: [string, string] | null;
 }
 
 async function onePlugin(d: DockerHost, timeoutMs = 60_000): Promise<number> {
@@ -99,6 +103,18 @@ export async function injectFault(f: PlannedFault, t: FaultTargets): Promise<str
       await d.dockerOk(['plugin', 'enable', 'overlay-flannel'], { timeoutMs: 60_000 });
       await onePlugin(d);
       return `plugin on ${d.host.ns} disabled and enabled (${took()})`;
+    case 'plugin-upgrade': {
+      if (!t.releases) throw new Error('plugin-upgrade needs two releases in the registry (startFaultLab({ nextRelease: true }))');
+      const from = (await d.dockerOk(['plugin', 'inspect', '-f', '{{.PluginReference}}', 'overlay-flannel'])).stdout.trim();
+      const to = from === t.releases[1] ? t.releases[0] : t.releases[1];
+      await d.dockerOk(['plugin', 'disable', '-f', 'overlay-flannel'], { timeoutMs: 60_000 });
+      await d.dockerOk(['plugin', 'upgrade', '--grant-all-permissions', '--skip-remote-check', 'overlay-flannel', to], { timeoutMs: 180_000 });
+      await d.dockerOk(['plugin', 'enable', 'overlay-flannel'], { timeoutMs: 60_000 });
+      await onePlugin(d);
+      const now = (await d.dockerOk(['plugin', 'inspect', '-f', '{{.PluginReference}}', 'overlay-flannel'])).stdout.trim();
+      if (now !== to) throw new Error(`plugin on ${d.host.ns} is ${now} after upgrading to ${to}`);
+      return `plugin on ${d.host.ns} upgraded ${from} → ${to} (${took()})`;
+    }
     case 'etcd-restart':
       await t.etcd.kill();
       await sleep(5_000); // the outage itself

@@ -70,7 +70,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   const log = opts.log ?? ((l: string) => process.stdout.write(`${l}\n`));
   const durationMs = Math.round(opts.minutes * 60_000);
   const rnd = prng(opts.seed ^ 0x5eed);
-  const fl = await startFaultLab({ liveRestore: [true, false], pluginSettings: [`NAME_TTL=${NAME_TTL}`, 'ADDRESS_AUDIT_INTERVAL=15'] });
+  const fl = await startFaultLab({ liveRestore: [true, false], nextRelease: true, defaultBridge: '198.51.100.1/28', pluginSettings: [`NAME_TTL=${NAME_TTL}`, 'ADDRESS_AUDIT_INTERVAL=15'] });
   const [d1, d2] = fl.docker;
   const res: SoakResult = {
     seed: opts.seed,
@@ -198,7 +198,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
         done.add(due);
         const at = minutes();
         faultUntil = Number.POSITIVE_INFINITY;
-        const what = await injectFault(due, { etcd: fl.etcd, docker: [d1, d2], nameTtlSec: NAME_TTL, lanNs: lanNs }).catch((e: unknown) => {
+        const what = await injectFault(due, { etcd: fl.etcd, docker: [d1, d2], nameTtlSec: NAME_TTL, lanNs: lanNs, releases: [fl.pluginRef, fl.nextRef!] }).catch((e: unknown) => {
           log(`  dockerd logs after the failed fault:\n${[d1, d2].map((d) => `--- ${d.host.ns}\n${fl.logTail(d, 30)}`).join('\n')}`);
           return `FAILED: ${String(e)}`;
         });
