@@ -13,7 +13,8 @@
  * - A cell's age is the time since its row's writer summed up its probes (the writer's clock, so
  *   clock skew between hosts shows in it; the own row is always 0 s old).
  * - Problems: A's fresh report says B is unreachable while both leases are live →
- *   "path-unreachable" (this host's own row is already a problem of domain/cluster.ts).
+ *   "path-unreachable", one per B naming up to 5 such A (200 hosts with one cut off: one problem,
+ *   not 199); this host's own row is already a problem of domain/cluster.ts.
  */
 import type { PathReport } from './path-report';
 import { REFRESH_MS, MIN_PUBLISH_MS } from './path-report';
@@ -75,6 +76,8 @@ export interface MatrixProblem {
   host: string;
 }
 
+/** Reporters named in one problem; more are counted. */
+const MAX_NAMED = 5;
 const numeric = new Intl.Collator('en', { numeric: true }).compare;
 const age = (nowMs: number, at: number | null) => (at === null ? null : Math.max(0, Math.round((nowMs - at) / 1000)));
 const cell = (state: MatrixCell['state'], note: MatrixCell['note'], ageSec: number | null = null): MatrixCell => ({ state, rttMs: null, loss: null, ageSec, lastReplyAgeSec: null, note });
@@ -91,6 +94,7 @@ export function buildMatrix(input: MatrixInput): { matrix: OverlayMatrix[]; prob
       .sort((a, b) => numeric(a.subnet, b.subnet));
     if (hosts.length === 0) continue;
     const mh: MatrixHost[] = [];
+    const cut = new Map<MatrixHostInput, string[]>();
     const rows = hosts.map((from) => {
       const own = from.own || from.publicIP === input.thisHost;
       const local = own ? input.local?.find((l) => l.overlay === overlay) : undefined;
@@ -113,13 +117,16 @@ export function buildMatrix(input: MatrixInput): { matrix: OverlayMatrix[]; prob
           lastReplyAgeSec: age(input.nowMs, p.lastReplyAt),
           note: stale ? 'report stale' : null,
         };
-        if (!own && !stale && p.state === 'unreachable' && from.live && to.live) {
-          problems.push({ kind: 'path-unreachable', severity: 'error', text: `${to.publicIP} (${to.subnet}, overlay ${overlay}) is unreachable through the overlay from ${from.publicIP} while both leases are live`, host: to.publicIP });
-        }
+        if (!own && !stale && p.state === 'unreachable' && from.live && to.live) cut.set(to, [...(cut.get(to) ?? []), from.publicIP]);
         return c;
       });
     });
     matrix.push({ overlay, hosts: mh, rows });
+    for (const [to, froms] of cut) {
+      const who = froms.length <= MAX_NAMED ? froms.join(', ') : `${froms.slice(0, MAX_NAMED).join(', ')} and ${froms.length - MAX_NAMED} more`;
+      const text = `${to.publicIP} (${to.subnet}, overlay ${overlay}) is unreachable through the overlay from ${who}${froms.length > 1 ? ` (${froms.length} hosts)` : ''} while both leases are live`;
+      problems.push({ kind: 'path-unreachable', severity: 'error', text, host: to.publicIP });
+    }
   }
   return { matrix, problems };
 }

@@ -54,6 +54,11 @@ test('problems: A cannot reach B while both leases are live; not for a stale rep
   const cut = rep(H[1]!, NOW - 1000, [peer(H[0]!, 'reachable', 0.5), peer(H[2]!, 'unreachable', null)]);
   const cases: [string, MatrixInput, string[]][] = [
     ['host 2 cannot reach host 3', { hosts: hosts(), reports: [cut], local: local('reachable'), thisHost: H[0]!, nowMs: NOW }, ['192.0.2.3 (10.1.3.0/24, overlay default) is unreachable through the overlay from 192.0.2.2 while both leases are live']],
+    [
+      'hosts 2 and 3 cannot reach host 1: one problem naming both',
+      { hosts: hosts(), reports: [rep(H[1]!, NOW, [peer(H[0]!, 'unreachable', null)]), rep(H[2]!, NOW, [peer(H[0]!, 'unreachable', null)])], local: local('reachable'), thisHost: H[0]!, nowMs: NOW },
+      ['192.0.2.1 (10.1.1.0/24, overlay default) is unreachable through the overlay from 192.0.2.2, 192.0.2.3 (2 hosts) while both leases are live'],
+    ],
     ['host 3\'s lease expired', { hosts: hosts([true, true, false]), reports: [cut], local: local('reachable'), thisHost: H[0]!, nowMs: NOW }, []],
     ['host 2\'s report stale', { hosts: hosts(), reports: [{ ...cut, at: NOW - STALE_REPORT_MS - 1 }], local: local('reachable'), thisHost: H[0]!, nowMs: NOW }, []],
     ['this host\'s own row: domain/cluster.ts says it', { hosts: hosts(), reports: [], local: local('unreachable'), thisHost: H[0]!, nowMs: NOW }, []],
