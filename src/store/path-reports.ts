@@ -44,7 +44,7 @@ export class PathReportPublisher {
     ttlSec = PATH_REPORT_TTL_SEC,
     private readonly now: () => number = Date.now,
   ) {
-    this.lease = new NameLease(client, log, ttlSec, () => (this.last = null));
+    this.lease = new NameLease(client, log, ttlSec, () => (this.last = null), 'path report lease');
   }
 
   /** Write `report` if due (see the design note). Never throws; resolves when a write is done. */
