@@ -33,6 +33,7 @@ import { FastpathKeeper, gatherFastpath } from '../reconcile/fastpath-keeper';
 import { gatherMulticast, MulticastKeeper } from '../reconcile/multicast-keeper';
 import { AddressAudit } from '../reconcile/address-audit';
 import { PathProber, pathTargets } from '../reconcile/path-prober';
+import { startPathReports } from './path-reports-part';
 import { dockerSocketUsable } from '../docker/client';
 import { dockerPort, NetworkReplicator } from '../docker/network-replicator';
 import { dockerEndpointLister, localEndpoints } from '../docker/containers';
@@ -185,6 +186,8 @@ async function startStatusServer(settings: Settings, metrics: StatusMetrics, p: 
     prober.start();
     undo.push('stopping the path probes', () => prober.stop());
   }
+  // Every host's probes in etcd, for the host × host matrix (daemon/path-reports-part.ts).
+  const reports = prober ? startPathReports({ store: p.store, publicIP: p.pub.publicIP, paths: () => prober.paths() }, log.child({ component: 'paths' }), undo) : null;
   const status = buildStatusServer(
     {
       defaultOverlay: DEFAULT_OVERLAY,
@@ -194,6 +197,7 @@ async function startStatusServer(settings: Settings, metrics: StatusMetrics, p: 
       etcd: () => p.store.health(),
       names: () => p.plugin.names,
       ...(prober ? { paths: () => prober.paths() } : {}),
+      ...(reports ? { pathReports: () => reports.reports(), onPathReports: (cb: () => void) => reports.onChange(cb) } : {}),
       ...(p.plugin.socketServing === null
         ? {}
         : {

@@ -18,11 +18,14 @@
  *   lastSeen, the last write), at least 1 s and at most 5 min. A plugin lease is renewed with its
  *   renew margin left (LEASE_TTL 6 s, margin 4 s: never under 4 s); flanneld renews with 1 h of
  *   24 h left: so the warning means renewals were missed, not that one is due.
+ * - The host × host path matrix is domain/path-matrix.ts over the same leases; its problems (A cannot
+ *   reach B, both leases live) join this host's own path problems.
  * - Kernel drift: what the reconciler's last full sync had to fix; the first full sync is the
  *   catch-up of a starting daemon, so it counts from the second on.
  */
 import { cidrContains, isIPv4, parseCidr, parseIPv4 } from './ipv4';
 import type { NameRow } from './name-rows';
+import { buildMatrix, type MatrixInput, type OverlayMatrix } from './path-matrix';
 
 /** One lease as the status views show it (status/views.ts LeaseJson, plus its overlay). */
 export interface ClusterLeaseInput {
@@ -56,6 +59,8 @@ export interface ClusterInput {
   namesStale: boolean;
   /** Kernel entries the last full sync of each overlay had to fix, and how many full syncs ran (the first is the catch-up). */
   drift: { overlay: string; lastDrift: number; fullSyncs: number }[];
+  /** This host's probes and every host's path reports, for the matrix (absent: no prober). */
+  paths?: Pick<MatrixInput, 'reports' | 'local' | 'thisHost'>;
   nowMs: number;
 }
 
@@ -93,6 +98,8 @@ export interface Cluster {
   hosts: ClusterHost[];
   containers: ClusterContainer[];
   problems: Problem[];
+  /** Per probed overlay: rows and columns the hosts holding a lease, cells what the row's probes to the column say. */
+  matrix: OverlayMatrix[];
 }
 
 const MIN_WARN_MS = 1000;
@@ -166,6 +173,14 @@ export function buildCluster(input: ClusterInput): Cluster {
   }
   if (input.namesStale) problems.push({ kind: 'names-stale', severity: 'warning', text: 'the name records are from before etcd went away', host: null });
   problems.push(...leaseProblems(hosts, input.nowMs, stale));
+  const { matrix, problems: pathProblems } = input.paths
+    ? buildMatrix({
+        ...input.paths,
+        hosts: hosts.map((h) => ({ overlay: h.overlay, publicIP: h.publicIP, subnet: h.subnet, own: h.own, live: !h.expiresAt || Date.parse(h.expiresAt) > input.nowMs })),
+        nowMs: input.nowMs,
+      })
+    : { matrix: [], problems: [] };
+  problems.push(...pathProblems);
   const leased = new Set(input.leases.map((l) => l.publicIP));
   const orphans = new Map<string, number>();
   for (const r of rows) if (!leased.has(r.host)) orphans.set(r.host, (orphans.get(r.host) ?? 0) + 1);
@@ -180,5 +195,5 @@ export function buildCluster(input: ClusterInput): Cluster {
   }
   const rank = (p: Problem) => (p.severity === 'error' ? 0 : 1);
   problems.sort((a, b) => rank(a) - rank(b));
-  return { hosts, containers, problems };
+  return { hosts, containers, problems, matrix };
 }

@@ -10,11 +10,14 @@
  * - One step at a time: a request during a step gets that step's answer.
  * - The page gets the same view in a compact form ({@link pageCluster}, {@link pageContainers}):
  *   5,000 containers as rows of five cells with the host and network as indexes, about 35 bytes
- *   each instead of 200, so the page with 200 hosts and 5,000 containers stays under 300 KB.
+ *   each instead of 200, so the page with 200 hosts and 5,000 containers stays under 300 KB. The
+ *   path matrix's cells go as [state, RTT, age, note] (~20 bytes), up to {@link PAGE_MATRIX_HOSTS}
+ *   hosts (2,500 cells ≈ 50 KB); a bigger overlay's cut paths are in the problems list.
  */
 import { buildCluster, type Cluster, type ClusterLeaseInput } from '../domain/cluster';
 import { clusterEvents, EventLog, type ClusterEvent, type ClusterStep } from '../domain/cluster-events';
 import { nameRows } from '../domain/name-rows';
+import type { OverlayMatrix } from '../domain/path-matrix';
 import { etcdView, kernelView, overlaysView, type StatusSource } from './views';
 
 /** What the server's snapshot already read (views.ts). */
@@ -89,6 +92,9 @@ export class ClusterTracker {
       etcd: etcd ? { up: etcd.up, since: etcd.since, lastError: etcd.lastError } : null,
       namesStale: namesState?.etcdStale === true,
       drift: kernel.map((k) => ({ overlay: k.name, lastDrift: k.stats?.lastDrift ?? 0, fullSyncs: k.stats?.fullSyncs ?? 0 })),
+      ...(this.src.paths
+        ? { paths: { local: this.src.paths().map((o) => ({ overlay: o.overlay, peers: o.peers })), reports: this.src.pathReports?.() ?? [], thisHost: this.src.publicIP ?? null } }
+        : {}),
       nowMs,
     });
     const step: ClusterStep = { cluster, stale, etcdUp: etcd?.up ?? null };
@@ -117,10 +123,23 @@ export class ClusterTracker {
   }
 }
 
-/** The page's hosts, problems and events (everything but the containers). */
+/** Hosts up to which the page gets the matrix's cells (n² of them); beyond, the problems list the cut paths. */
+export const PAGE_MATRIX_HOSTS = 50;
+const STATE_CODE = { self: '-', reachable: 'r', unreachable: 'u', unknown: '?' } as const;
+
+/** The page's matrix: cells as [state code, RTT ms, age s, note] (r reachable, u unreachable, ? unknown, - self). */
+export function pageMatrix(m: OverlayMatrix[]) {
+  return m.map((o) => ({
+    overlay: o.overlay,
+    hosts: o.hosts,
+    rows: o.hosts.length > PAGE_MATRIX_HOSTS ? null : o.rows.map((r) => r.map((x) => [STATE_CODE[x.state], x.rttMs, x.ageSec, x.note] as const)),
+  }));
+}
+
+/** The page's hosts, problems, matrix and events (everything but the containers). */
 export function pageCluster(c: ClusterJson) {
-  const { containers: _containers, ...rest } = c;
-  return rest;
+  const { containers: _containers, matrix, ...rest } = c;
+  return { ...rest, matrix: pageMatrix(matrix) };
 }
 
 /** The page's containers: rows [name, aliases, addresses, network index, host index]. */

@@ -44,6 +44,20 @@ function pathCell(l){const p=l.path;if(l.own)return '—';if(!p)return '<span cl
  if(p.state==='unreachable')return '<span class="bad st">unreachable</span>'+(p.loss!==null?' <span class="muted">'+Math.round(p.loss*100)+'% lost</span>':'');
  if(p.state==='unknown'||p.rttMs===null)return '<span class="muted">probing…</span>';
  return esc(p.rttMs<10?p.rttMs.toFixed(2):Math.round(p.rttMs))+' ms'+(p.loss?' <span class="warning">'+Math.round(p.loss*100)+'% lost</span>':'');}
+function mcell(c,from,to){const st=c[0],age=c[2]===null?'':' <span class="muted age">'+span(c[2])+'</span>';
+ const attrs=' data-label="'+esc(to.publicIP)+'" data-from="'+esc(from.publicIP)+'" data-to="'+esc(to.publicIP)+'" data-state="'+({r:'reachable',u:'unreachable','?':'unknown','-':'self'}[st])+'"';
+ const title=' title="'+esc(from.publicIP+' → '+to.publicIP+(c[2]!==null?', measured '+span(c[2])+' ago':'')+(c[3]?', '+c[3]:''))+'"';
+ if(st==='-')return '<td class="cell self"'+attrs+'>—</td>';
+ if(st==='u')return '<td class="cell bad st"'+attrs+title+'>unreachable'+age+'</td>';
+ if(st==='r'&&c[1]!==null)return '<td class="cell ok"'+attrs+title+'>'+esc(c[1]<10?c[1].toFixed(2):Math.round(c[1]))+' ms'+age+'</td>';
+ return '<td class="cell muted"'+attrs+title+'>'+(c[3]?esc(c[3]):'unknown')+age+'</td>';}
+function matrix(name){const m=(C&&C.matrix||[]).find((x)=>x.overlay===name);if(!m||!m.hosts.length)return '';
+ let h='<h3>paths, host × host <span class="muted">row: from, column: to; RTT, age of the measurement</span></h3>';
+ if(!m.rows)return h+'<div class="muted">'+m.hosts.length+' hosts: the matrix is drawn up to 50 (unreachable paths are in the problems; every cell in /api/v1/cluster)</div>';
+ h+='<table class="matrix" data-overlay="'+esc(name)+'"><thead><tr><th>from \\ to</th>'+m.hosts.map((x)=>'<th data-host="'+esc(x.publicIP)+'">'+esc(x.publicIP)+'</th>').join('')+'</tr></thead><tbody>';
+ m.rows.forEach((r,i)=>{const f=m.hosts[i];
+  h+='<tr class="mrow'+(f.own?' own':'')+'" data-host="'+esc(f.publicIP)+'"><th title="'+esc(f.subnet+(f.version?' · plugin '+f.version:''))+'">'+esc(f.publicIP)+(f.own?' (this host)':'')+'</th>'+r.map((c,j)=>mcell(c,f,m.hosts[j])).join('')+'</tr>';});
+ return h+'</tbody></table>';}
 function overlay(o,kv){const hosts=(C?C.hosts:[]).filter((h)=>h.overlay===o.name);
  let h='<div class="card overlay" data-overlay="'+esc(o.name)+'"><h2>'+esc(o.name)+' <span class="st '+(o.state==='ready'?'ok':'bad')+'">'+esc(o.state)+'</span> <span class="muted">'+hosts.length+' hosts</span></h2>';
  h+='<div class="muted">'+esc(o.prefix)+(o.config?' · '+esc(o.config.network)+' /'+o.config.subnetLen+' · '+esc(o.config.backend.type):'')
@@ -51,6 +65,7 @@ function overlay(o,kv){const hosts=(C?C.hosts:[]).filter((h)=>h.overlay===o.name
  h+=picture(hosts);
  h+='<table><thead><tr><th>subnet</th><th>public IP</th><th>host</th><th>backend</th><th>VTEP MAC</th><th>lease expires</th><th>last seen</th><th>containers</th><th>kernel</th><th>path from here</th></tr></thead><tbody>';
  h+=hosts.map(hostRow).join('')+'</tbody></table>';
+ h+=matrix(o.name);
  if(kv&&kv.stats)h+='<div class="muted kernel">device '+esc(kv.device??'-')+' · mtu '+esc(kv.mtu)
   +' · full syncs '+kv.stats.fullSyncs+' · fast syncs '+kv.stats.fastSyncs+' · ops '+kv.stats.opsApplied+' · errors '+kv.stats.errors+' · last drift '+kv.stats.lastDrift+'</div>';
  return h+'</div>';}

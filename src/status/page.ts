@@ -6,7 +6,9 @@
  * connects; its "status", "cluster" and "containers" events re-render the parts they carry.
  * Order: problems first, then each overlay's hosts, every container (search: name, alias,
  * address, host, network; "/" focuses it, Escape clears it; the first 200 matches are drawn, a
- * button draws all), recent events, this host's names and containers. The host picture is drawn
+ * button draws all), recent events, this host's names and containers. Each probed overlay's card ends with the
+ * host × host path matrix (row: from, column: to; the RTT, "unreachable" or "unknown" in words,
+ * and the age of the measurement), drawn up to 50 hosts. The host picture is drawn
  * up to 24 hosts (n² links). On a narrow screen (phone) each table row becomes a small card with
  * the column names as labels. Elements carry data-* attributes (data-subnet, data-endpoint,
  * data-name, data-kind) that tests and scripts can select on. The script is page-script.ts.
@@ -28,6 +30,7 @@ h1{font-size:18px;margin:0 0 8px} h2{font-size:16px;margin:0 0 6px} h3{font-size
 table{border-collapse:collapse;width:100%;font-size:13px} th,td{text-align:left;padding:3px 6px;border-bottom:1px solid #eee;white-space:nowrap}
 tr.own td{background:#eef6ff;font-weight:600} .muted{color:#777} .st{font-weight:600} .ok{color:#1a7f37} .bad{color:#b42318}
 .bar{display:flex;flex-wrap:wrap;gap:4px 14px;margin-bottom:10px}
+table.matrix{width:auto;margin-top:4px} table.matrix td,table.matrix th{border:1px solid #eee;text-align:center} td.cell.bad{background:#fdecea} .age{font-size:11px;font-weight:400}
 svg{max-width:100%;height:auto;display:block;margin:4px auto}
 .stale{background:#fff4e5} .warning{color:#9a6700} ul{margin:4px 0;padding-left:20px} li{margin:2px 0}
 input[type=search]{font:inherit;width:100%;max-width:420px;box-sizing:border-box;padding:6px 8px;margin:4px 0 8px;border:1px solid #aaa;border-radius:4px;display:block}

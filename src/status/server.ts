@@ -10,7 +10,8 @@
  *   /api/v1/containers   the endpoints on this host, named through the Docker API when it answers
  *   /api/v1/etcd         the store's view of etcd: up, since, last error
  *   /api/v1/names        the cross-host name records known (every host's), with their age
- *   /api/v1/cluster      the whole overlay: every host, every container, problems, recent events
+ *   /api/v1/cluster      the whole overlay: every host, every container, the host × host path
+ *                        matrix, problems, recent events
  *   /api/v1/paths        this host's path probes to every peer: RTT, loss, reachable
  *   /api/v1/events       server-sent events: a "status" snapshot and a "cluster" view (hosts,
  *                        problems, events) when leases come and go and every 5 s; "containers"
@@ -91,6 +92,7 @@ export function buildStatusServer(src: StatusSource, log: Logger, opts: StatusSe
     }
   };
   wire();
+  src.onPathReports?.(broadcast);
   const timer = setInterval(wire, opts.wireIntervalMs ?? 1000);
   timer.unref();
   const refresh = setInterval(send, opts.refreshMs ?? 5000);

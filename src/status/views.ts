@@ -11,6 +11,7 @@ import type { Lease } from '../domain/lease';
 import type { ContainersView } from '../docker/containers';
 import type { StatusNames } from './names-view';
 import type { PathsOfOverlay } from '../reconcile/path-prober';
+import type { PathReport } from '../domain/path-report';
 
 /** The subset of OverlayAgent the status server reads (fakes implement it in tests). */
 export type StatusAgent = Pick<OverlayAgent, 'state' | 'config' | 'dataplane' | 'lease' | 'lastConfigError' | 'on' | 'off'> &
@@ -38,6 +39,10 @@ export interface StatusSource {
   names?(): StatusNames | null;
   /** This host's path probes to its peers (absent: PROBE_PORT=0 or no prober in this process). */
   paths?(): PathsOfOverlay[];
+  /** Every host's path report as last read from etcd (absent: no prober here). */
+  pathReports?(): PathReport[];
+  /** Called when a path report comes, changes or goes. */
+  onPathReports?(cb: () => void): void;
 }
 
 /** Subnets in numeric order (one collator: localeCompare with options builds one per call). */

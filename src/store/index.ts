@@ -17,6 +17,7 @@ import { NetworkRecordStore } from './network-records';
 import { listNameRecords, NameRegistry, NameRegistryOptions, NameWatcher } from './name-records';
 import type { NameRecord } from '../domain/name-record';
 import { etcdHealthOf, EtcdHealthView } from './etcd-health';
+import { PathReportPublisher, PathReportWatcher } from './path-reports';
 import type { LeaseKeeperOptions } from './types';
 
 export { AddressStore, type DetailedAddressRecord } from './address-store';
@@ -28,7 +29,8 @@ export { NetworkRecordStore, parseNetworkRecord, type NetworkRecord, type Networ
 export { NameRegistry, NameWatcher, type NameRegistryOptions } from './name-records';
 export { NameLease, DEFAULT_NAME_TTL_SEC } from './name-lease';
 export { etcdHealthOf, type EtcdHealthView } from './etcd-health';
-export { overlayKeys, leaseSubnetOfKey, parseAddressKey, parseNameKey, type OverlayKeys } from './keys';
+export { PathReportPublisher, PathReportWatcher, PATH_REPORT_TTL_SEC } from './path-reports';
+export { overlayKeys, leaseSubnetOfKey, parseAddressKey, parseNameKey, parsePathKey, type OverlayKeys } from './keys';
 export type * from './types';
 
 /** One overlay (one flannel prefix). */
@@ -48,6 +50,10 @@ export interface OverlayStore {
   nameWatcher(): NameWatcher;
   /** Every host's DNS name records, read once (records that do not parse are only counted). */
   listNames(): Promise<{ records: NameRecord[]; skipped: number }>;
+  /** A new writer of this host's path report, on a short lease of its own (stop() revokes it). */
+  pathPublisher(host: string, ttlSec?: number): PathReportPublisher;
+  /** A new watcher of every host's path report (call start()). */
+  pathWatcher(): PathReportWatcher;
 }
 
 export interface Store {
@@ -107,6 +113,8 @@ export function openStore(
           nameRegistry: (o) => track(new NameRegistry(client, keys, olog, o)),
           nameWatcher: () => track(new NameWatcher(client, keys, olog)),
           listNames: () => listNameRecords(client, keys),
+          pathPublisher: (host, ttlSec) => track(new PathReportPublisher(client, keys, olog, host, ttlSec)),
+          pathWatcher: () => track(new PathReportWatcher(client, keys, olog)),
         };
         overlays.set(keys.prefix, ov);
       }

@@ -6,6 +6,7 @@
  *   <prefix>/overlay-flannel/addresses/10.1.15.0-24/10.1.15.7   our endpoint address records
  *   <prefix>/overlay-flannel/networks/…                     reserved for replicated Docker networks
  *   <prefix>/overlay-flannel/names/<network id>/<endpoint id>   DNS name records (name-records.ts)
+ *   <prefix>/overlay-flannel/paths/<public IP>              one host's path report (path-reports.ts)
  *
  * flanneld lists and watches the *string* prefix `<prefix>/subnets` (no trailing slash) and reads
  * any key whose suffix looks like a lease key as a lease, so nothing of ours may start with
@@ -32,6 +33,8 @@ export interface OverlayKeys {
   readonly networksRoot: string;
   /** `<prefix>/overlay-flannel/names/`. */
   readonly namesRoot: string;
+  /** `<prefix>/overlay-flannel/paths/`. */
+  readonly pathsRoot: string;
   /** `<prefix>/overlay-flannel/names/<network id>/<endpoint id>`. */
   nameKey(networkId: string, endpointId: string): string;
   /** `<prefix>/subnets/10.1.15.0-24`. */
@@ -60,6 +63,7 @@ export function overlayKeys(prefix: string): OverlayKeys {
     addressesRoot,
     networksRoot: `${p}/${OWN_DIR}/networks/`,
     namesRoot: `${p}/${OWN_DIR}/names/`,
+    pathsRoot: `${p}/${OWN_DIR}/paths/`,
     nameKey: (networkId, endpointId) => `${p}/${OWN_DIR}/names/${networkId}/${endpointId}`,
     leaseKey: (subnet) => `${p}/subnets/${leaseKeyOf(subnet)}`,
     addressesPrefix: (subnet) => `${addressesRoot}${leaseKeyOf(subnet)}/`,
@@ -93,4 +97,11 @@ export function parseNameKey(keys: OverlayKeys, key: string): { networkId: strin
   const parts = key.slice(keys.namesRoot.length).split('/');
   if (parts.length !== 2 || !isRecordId(parts[0]) || !isRecordId(parts[1])) return null;
   return { networkId: parts[0], endpointId: parts[1] };
+}
+
+/** The host (public IP) of a path-report key, or null for anything else. */
+export function parsePathKey(keys: OverlayKeys, key: string): string | null {
+  if (!key.startsWith(keys.pathsRoot)) return null;
+  const host = key.slice(keys.pathsRoot.length);
+  return isIPv4(host) ? host : null;
 }

@@ -37,6 +37,8 @@ export class NameLease {
     private readonly log: Logger,
     readonly ttlSec: number,
     private readonly onLost: (id: string, reason: string) => void,
+    /** What the logs call it (the path reports reuse this lease: "path report lease"). */
+    private readonly what = 'name lease',
   ) {
     if (!Number.isInteger(ttlSec) || ttlSec < 2) throw new RangeError(`name lease TTL must be a whole number of seconds ≥ 2, got ${ttlSec}`);
   }
@@ -61,10 +63,10 @@ export class NameLease {
         this.stats.grants++;
         this.current = { id, lastOk: Date.now(), failing: false };
         this.schedule(this.intervalMs());
-        this.log.info({ etcdLease: id, ttlSec: this.ttlSec }, 'name lease granted');
+        this.log.info({ etcdLease: id, ttlSec: this.ttlSec }, `${this.what} granted`);
         return id;
       } catch (e) {
-        throw toStoreError(e, `grant a name lease (TTL ${this.ttlSec} s)`);
+        throw toStoreError(e, `grant a ${this.what} (TTL ${this.ttlSec} s)`);
       } finally {
         this.granting = null;
       }
@@ -86,7 +88,7 @@ export class NameLease {
     clearTimeout(cur.timer);
     try {
       await this.client.leaseClient.leaseRevoke({ ID: cur.id });
-      this.log.info({ etcdLease: cur.id }, 'name lease revoked');
+      this.log.info({ etcdLease: cur.id }, `${this.what} revoked`);
       return true;
     } catch (e) {
       this.log.warn({ etcdLease: cur.id, err: errorText(toStoreError(e, 'revoke the name lease')) }, 'could not revoke the name lease; its names expire within its TTL');
@@ -121,16 +123,16 @@ export class NameLease {
       if (ttl <= 0) return this.lose('etcd says the lease is gone (revoked, or expired while we could not reach etcd)');
       this.stats.keepAlives++;
       etcdHealthOf(this.client).ok();
-      if (cur.failing) this.log.info({ etcdLease: cur.id }, 'name lease keep-alive works again');
+      if (cur.failing) this.log.info({ etcdLease: cur.id }, `${this.what} keep-alive works again`);
       cur.failing = false;
       cur.lastOk = Date.now();
       this.schedule(this.intervalMs());
     } catch (e) {
       if (this.current !== cur) return;
       this.stats.keepAliveFailures++;
-      const err = toStoreError(e, 'keep the name lease alive');
-      etcdHealthOf(this.client).failed('keep the name lease alive', err);
-      this.log[cur.failing ? 'debug' : 'warn']({ etcdLease: cur.id, err: err.message }, 'name lease keep-alive failed; retrying every second');
+      const err = toStoreError(e, `keep the ${this.what} alive`);
+      etcdHealthOf(this.client).failed(`keep the ${this.what} alive`, err);
+      this.log[cur.failing ? 'debug' : 'warn']({ etcdLease: cur.id, err: err.message }, `${this.what} keep-alive failed; retrying every second`);
       this.log.debug({ raw: rawEtcdText(e) }, 'keep-alive failed: the error as etcd3 gave it');
       cur.failing = true;
       const silentMs = Date.now() - cur.lastOk;
@@ -145,7 +147,7 @@ export class NameLease {
     clearTimeout(cur.timer);
     this.current = null;
     this.stats.losses++;
-    this.log.warn({ etcdLease: cur.id, reason }, 'name lease lost');
+    this.log.warn({ etcdLease: cur.id, reason }, `${this.what} lost`);
     try {
       this.onLost(cur.id, reason);
     } catch (e) {

@@ -14,7 +14,7 @@ test('/api/v1/cluster: every host with its kind and containers, every container 
   const app = buildStatusServer(g.src, silent, { metrics: new StatusMetrics() });
   try {
     const c = (await app.inject('/api/v1/cluster')).json();
-    assert.deepEqual(Object.keys(c).sort(), ['containers', 'counts', 'events', 'generatedAt', 'hosts', 'problems', 'stale', 'staleSince', 'thisHost']);
+    assert.deepEqual(Object.keys(c).sort(), ['containers', 'counts', 'events', 'generatedAt', 'hosts', 'matrix', 'problems', 'stale', 'staleSince', 'thisHost']);
     assert.deepEqual(c.counts, { hosts: 4, pluginHosts: 3, flanneldHosts: 1, containers: 6 });
     assert.deepEqual(
       c.hosts.map((h: { publicIP: string; kind: string; containers: number; own: boolean; programmed: boolean | null }) => `${h.publicIP} ${h.kind} ${h.containers} ${h.own} ${h.programmed}`),
