@@ -4,7 +4,8 @@
  *   value {"PublicIP":"192.0.2.1","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"…"}}
  * The value is Go's json.Marshal of LeaseAttrs, so field order and `"PublicIPv6":null` matter:
  * encodeLeaseAttrs writes it byte for byte. BackendType and BackendData are `omitempty`: flanneld's
- * alloc backend sets neither, so an alloc lease is just `{"PublicIP":"192.0.2.1","PublicIPv6":null}`. Decoding is lenient where Go is (key case, unknown keys)
+ * alloc backend sets neither, so an alloc lease is just `{"PublicIP":"192.0.2.1","PublicIPv6":null}`.
+ * A wireguard lease: `…,"BackendType":"wireguard","BackendData":{"PublicKey":"<base64 32 bytes>"}`. Decoding is lenient where Go is (key case, unknown keys)
  * and strict where a wrong value would program the kernel wrongly (IPs, MACs).
  */
 import { invalid } from '../errors';
@@ -12,16 +13,23 @@ import { Cidr, cidr, formatIPv4, isIPv4, parseIPv4 } from './ipv4';
 import { field, intField, isObject, parseJsonObject, stringField } from './json-fields';
 import { normalizeMac } from './mac';
 import type { Backend } from './network-config';
+import { checkWireguardKey } from './wireguard-config';
 
 export interface VxlanLeaseData {
   readonly vni: number;
   readonly vtepMac: string;
 }
 
+/** flannel's wireguardLeaseAttrs: the host's public key, base64 as wg prints it. */
+export interface WireguardLeaseData {
+  readonly publicKey: string;
+}
+
 export interface LeaseAttrs {
   readonly publicIP: string;
   readonly backendType: string; // 'vxlan' | 'host-gw' | '' (alloc) | other (a flanneld peer with another backend)
   readonly vxlan?: VxlanLeaseData; // BackendData of a vxlan lease
+  readonly wireguard?: WireguardLeaseData; // BackendData of a wireguard lease
   /** BackendData of other backends, kept verbatim (we never rewrite a peer's lease). */
   readonly rawBackendData?: unknown;
 }
@@ -62,6 +70,8 @@ export function encodeLeaseAttrs(attrs: LeaseAttrs): string {
   if (attrs.backendType) out += `,"BackendType":${JSON.stringify(attrs.backendType)}`;
   if (attrs.vxlan) {
     out += `,"BackendData":{"VNI":${attrs.vxlan.vni},"VtepMAC":${JSON.stringify(attrs.vxlan.vtepMac)}}`;
+  } else if (attrs.wireguard) {
+    out += `,"BackendData":{"PublicKey":${JSON.stringify(attrs.wireguard.publicKey)}}`;
   } else if (attrs.rawBackendData !== undefined && attrs.rawBackendData !== null) {
     out += `,"BackendData":${JSON.stringify(attrs.rawBackendData)}`;
   }
@@ -76,6 +86,12 @@ export function decodeLeaseAttrs(text: string, where = 'lease'): LeaseAttrs {
   parseIPv4(publicIP, `${where}: PublicIP`);
   const backendType = stringField(obj, 'BackendType', where) ?? '';
   const data = field(obj, 'BackendData');
+  if (backendType === 'wireguard') {
+    if (!isObject(data)) throw invalid(`${where}: a wireguard lease needs "BackendData" with PublicKey`);
+    const key = stringField(data, 'PublicKey', `${where}: BackendData`);
+    if (key === undefined) throw invalid(`${where}: BackendData has no "PublicKey"`);
+    return { publicIP, backendType, wireguard: { publicKey: checkWireguardKey(key, `${where}: PublicKey`) } };
+  }
   if (backendType !== 'vxlan') {
     return { publicIP, backendType, ...(data !== undefined ? { rawBackendData: data } : {}) };
   }

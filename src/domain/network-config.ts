@@ -4,13 +4,17 @@
  * subnets here. Deliberate differences, each a clear error instead of a silent surprise:
  * - no "Backend": flanneld falls back to `udp`, which we cannot speak; we say so and how to fix it;
  * - `udp` is refused with its reason (forwarding in a userspace process; deprecated upstream);
- *   `wireguard`, `ipsec`, … are refused naming the supported backends (vxlan, host-gw, alloc);
+ *   `ipsec`, … are refused naming the supported backends (vxlan, host-gw, alloc);
+ * - `wireguard`: its options are read and checked as flanneld does (wireguard-config.ts), so a bad
+ *   Mode or PSK gets flanneld's error; a valid one is then refused as not built yet (issue 22: the
+ *   data plane is to come), never silently run as another backend;
  * - IPv6 (EnableIPv6) is not supported yet.
  * `alloc` is flannel's lease-only backend: a subnet per host and nothing else (no device, no
  * routes); the operator routes the subnets between hosts (README "Backends").
  */
 import { invalid, unsupported } from '../errors';
 import { Cidr, cidr, cidrContains, cidrSize, formatCidr, formatIPv4, maskOf, nextNetworkBase, parseCidr, parseIPv4 } from './ipv4';
+import { parseWireguardBackend } from './wireguard-config';
 import { boolField, field, intField, isObject, JsonObject, parseJsonObject, stringField } from './json-fields';
 
 export const DEFAULT_VXLAN_PORT = 8472; // the kernel's default, used when Port is 0
@@ -105,6 +109,13 @@ function parseBackend(raw: unknown): Backend {
     throw unsupported(
       `${where}: the udp backend is not supported: it forwards every packet through a userspace process (slow, and deprecated upstream); ` +
         'use "vxlan" (the same overlay in the kernel), or "host-gw" when all hosts share one L2 segment',
+    );
+  }
+  if (type === 'wireguard') {
+    const wg = parseWireguardBackend(raw, where);
+    throw unsupported(
+      `${where}: the wireguard backend (ListenPort ${wg.listenPort}, Mode ${wg.mode}) is not built yet in overlay-flannel (issue 22); ` +
+        `supported: ${SUPPORTED_BACKENDS.join(', ')}`,
     );
   }
   if (type !== 'vxlan') {
