@@ -2,7 +2,7 @@
  * A WireGuard device on the userspace path: Debian's `wireguard-go` makes the TUN device and is
  * configured over its UAPI socket with the text protocol (domain/wg-uapi.ts), which we speak here
  * ourselves (no `wg` needed at run time). wireguard-go's socket path, /var/run/wireguard/<dev>.sock,
- * is one per mount namespace (docs: shared wireguard-notes.md): with `privateSocketDir` the process
+ * is one per mount namespace (docs/wireguard.md): with `privateSocketDir` the process
  * gets its own mount namespace with a tmpfs there (tests, several simulated hosts on one machine),
  * and we reach its socket through /proc/<pid>/root/run (/var/run is a symlink to /run, which
  * would resolve in our own namespace). Not yet wired into the Kernel door (index.ts):
