@@ -65,7 +65,7 @@ export interface WireguardInfo extends LinkInfo {
 export interface WireguardPeer {
   publicKey: string;
   endpoint?: string; // "192.0.2.2:51820"
-  allowedIPs: string[]; // CIDRs
+  allowedIPs: readonly string[]; // CIDRs
   presharedKey?: string;
   persistentKeepalive?: number; // seconds; absent = off
 }
