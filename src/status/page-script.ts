@@ -67,6 +67,7 @@ function overlay(o,kv){const hosts=(C?C.hosts:[]).filter((h)=>h.overlay===o.name
  h+=hosts.map(hostRow).join('')+'</tbody></table>';
  h+=matrix(o.name);
  if(kv&&kv.stats)h+='<div class="muted kernel">device '+esc(kv.device??'-')+' · mtu '+esc(kv.mtu)
+  +(kv.wireguard?' · WireGuard '+esc(kv.wireguard.implementation)+' ('+esc(kv.wireguard.reason)+'), public key '+esc(kv.wireguard.publicKey):'')
   +' · full syncs '+kv.stats.fullSyncs+' · fast syncs '+kv.stats.fastSyncs+' · ops '+kv.stats.opsApplied+' · errors '+kv.stats.errors+' · last drift '+kv.stats.lastDrift+'</div>';
  return h+'</div>';}
 function problems(){const el=$('problems');if(!C){el.innerHTML='';return;}

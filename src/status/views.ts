@@ -126,7 +126,9 @@ export function kernelView(src: StatusSource) {
     const peers = dp
       ? [...dp.appliedPeers()].map(([subnet, st]) => ({ subnet, neighbours: st.neighbours, fdb: st.fdb, routes: st.routes })).sort((a, b) => bySubnet(a.subnet, b.subnet))
       : [];
-    return { name, device: dp?.deviceName ?? null, mtu: dp?.mtu ?? null, peers, stats: dp ? { ...dp.stats } : null };
+    const wg = dp?.wireguard;
+    const wireguard = wg ? { ...(wg.implementation ?? { implementation: 'not started', reason: '' }), publicKey: wg.publicKey } : null;
+    return { name, device: dp?.deviceName ?? null, mtu: dp?.mtu ?? null, peers, stats: dp ? { ...dp.stats } : null, wireguard };
   });
 }
 

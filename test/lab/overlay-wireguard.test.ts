@@ -25,6 +25,7 @@ if (process.getuid?.() !== 0) throw new Error('the wireguard lab needs root');
 if (missing.length) throw new Error(`the wireguard lab needs ${missing.join(', ')} (apt-get install wireguard-go wireguard-tools tcpdump; npm run build)`);
 
 const PORT = 51820;
+const STATUS_PORT = 9890;
 
 /** tcpdump -n -l -x text: each packet's header line and its bytes (from the IP header on) as hex. */
 function packetsOf(text: string): { header: string; hex: string }[] {
@@ -78,7 +79,7 @@ describe('three hosts on the wireguard backend (userspace wireguard-go), real da
   const psk = randomBytes(32).toString('base64');
   const key = (l: LeaseView) => (JSON.parse(l.raw) as { BackendData: { PublicKey: string } }).BackendData.PublicKey;
   const stateDir = (n: number) => `/tmp/of-wg-${lab.lab.runId}-h${n}`;
-  const start = (n: number): DaemonHandle => lab.startDaemon(n, { LEASE_TTL: '20', STATE_DIR: stateDir(n), WIREGUARD_PRIVATE_SOCKET: '1' });
+  const start = (n: number): DaemonHandle => lab.startDaemon(n, { LEASE_TTL: '20', STATE_DIR: stateDir(n), WIREGUARD_PRIVATE_SOCKET: '1', ...(n === 2 ? { STATUS_ADDR: `192.0.2.2:${STATUS_PORT}` } : {}) });
   const containers = new Map<number, Awaited<ReturnType<OverlayLab['attachContainer']>>>();
   const c = (n: number) => containers.get(n)!.ns;
   const ipOf = (n: number) => containers.get(n)!.ip;
@@ -118,6 +119,18 @@ describe('three hosts on the wireguard backend (userspace wireguard-go), real da
       const d = await dump(lab.host(n));
       assert.deepEqual([d.publicKey, d.listenPort], [key(leases.get(`192.0.2.${n}`)!), PORT]);
     }
+    // and the status API of host 2 says it too
+    const kv = await waitFor(
+      async () => {
+        const r = await lab.host(2).exec('curl', ['-sf', `http://192.0.2.2:${STATUS_PORT}/api/v1/kernel`], { timeoutMs: 5000 });
+        const o = r.code === 0 ? (JSON.parse(r.stdout) as { overlays: { device: string; wireguard: { implementation: string; reason: string; publicKey: string } | null }[] }).overlays[0] : undefined;
+        return o?.wireguard?.implementation === 'userspace' ? o : undefined;
+      },
+      { timeoutMs: 20_000, what: 'host 2 status API shows the WireGuard implementation' },
+    );
+    assert.equal(kv.device, 'flannel-wg');
+    assert.match(kv.wireguard!.reason, /no wireguard link kind: using wireguard-go/);
+    assert.equal(kv.wireguard!.publicKey, key(leases.get('192.0.2.2')!));
   });
 
   it('flannel-wg as flanneld: the subnet address /32, the Network routed via it, MTU 1420; one peer per remote lease with the PSK', async () => {
