@@ -175,6 +175,40 @@ describe('three hosts on the wireguard backend (userspace wireguard-go), real da
     assert.ok(!packets.some((p) => p.hex.includes(pattern)), 'the ping payload never appears on the wire');
   });
 
+  it('measured: throughput, RTT and wireguard-go CPU through the overlay, beside the bare underlay (same run)', async (t) => {
+    const cpu = (n: number) => {
+      const f = readFileSync(`/proc/${wgPid(lab.host(n))}/stat`, 'utf8').split(') ')[1].split(' ');
+      return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, clock ticks (100 Hz)
+    };
+    const iperf = async (server: Awaited<ReturnType<OverlayLab['attachContainer']>>['ns'] | Host, client: typeof server, ip: string) => {
+      const s = server.spawnDaemon('iperf3', ['-s', '-1', '-B', ip]);
+      try {
+        // the server's "listening" line is buffered in a pipe: retry the client until it connects
+        const r = await waitFor(
+          async () => {
+            const x = await client.exec('iperf3', ['-c', ip, '-t', '3', '-J'], { timeoutMs: 30_000 });
+            return x.code === 0 ? x : undefined;
+          },
+          { timeoutMs: 40_000, intervalMs: 300, what: `iperf3 to ${ip}` },
+        );
+        return (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
+      } finally {
+        s.kill('SIGTERM');
+        await s.exited;
+      }
+    };
+    const cpu0 = cpu(1) + cpu(2);
+    const wgBps = await iperf(c(2), c(1), ipOf(2));
+    const cpuPerGbit = (cpu(1) + cpu(2) - cpu0) / ((wgBps / 1e9) * 3); // CPU seconds per Gbit sent = cores per Gbit/s
+    const rtt = async (from: { exec: Host['exec'] }, ip: string) => Number(/= [\d.]+\/([\d.]+)\//.exec((await from.exec('ping', ['-c', '20', '-i', '0.05', ip], { timeoutMs: 20_000 })).stdout)?.[1]);
+    const wgRtt = await rtt(c(1), ipOf(2));
+    const bareBps = await iperf(lab.host(2), lab.host(1), '192.0.2.2');
+    const bareRtt = await rtt(lab.host(1), '192.0.2.2');
+    t.diagnostic(`wireguard-go c1→c2: ${(wgBps / 1e9).toFixed(2)} Gbit/s, RTT ${wgRtt} ms, wireguard-go CPU (both ends) ${cpuPerGbit.toFixed(2)} cores per Gbit/s; bare underlay h1→h2: ${(bareBps / 1e9).toFixed(2)} Gbit/s, RTT ${bareRtt} ms`);
+    assert.ok(wgBps > 10e6, `throughput through wireguard ${wgBps} bit/s`);
+    assert.ok(wgRtt > 0 && bareRtt > 0);
+  });
+
   it('a host set up by hand as flanneld\'s wireguard backend (wireguard-go + wg set, lease via etcdctl) is a peer both ways', async () => {
     const h4 = await lab.lab.addHost(4);
     const dir = `/tmp/of-wg-${lab.lab.runId}-h4`;
