@@ -75,3 +75,14 @@ test('not ready: the default overlay\'s fix has no --name', async () => {
   assert.match(agent.notReadyReason(), /write one with overlay-flannel config set --network CIDR$/);
   await agent.stop();
 });
+
+test('not ready: a named overlay asking for wireguard says it is the default overlay\'s only (one flannel-wg per host)', async () => {
+  const { agent, steer, config } = rig('blue');
+  await agent.start();
+  config('{"Network":"10.9.0.0/16","Backend":{"Type":"wireguard"}}');
+  for (let i = 0; i < 100 && agent.state !== 'config-invalid'; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(agent.state, 'config-invalid');
+  assert.equal(steer.keepers, 0);
+  assert.match(agent.notReadyReason(), /is invalid: the wireguard backend is only supported for the default overlay \(one flannel-wg device per host\), not for overlay "blue"/);
+  await agent.stop();
+});

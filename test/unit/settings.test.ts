@@ -95,3 +95,12 @@ test('NAME_TTL: 30 s by default, whole seconds 2–3600 (durations too), anythin
     assert.throws(() => loadSettings({ NAME_TTL: bad }), /NAME_TTL: .* must be a whole number of seconds from 2 to 3600/, bad);
   }
 });
+
+test('STATE_DIR (the WireGuard key) and WIREGUARD_PRIVATE_SOCKET: defaults, values, nonsense refused naming the setting', () => {
+  const d = loadSettings({});
+  assert.deepEqual([d.stateDir, d.wireguardPrivateSocket], ['/var/lib/overlay-flannel', false]);
+  const s = loadSettings({ STATE_DIR: '/srv/of', WIREGUARD_PRIVATE_SOCKET: '1' });
+  assert.deepEqual([s.stateDir, s.wireguardPrivateSocket], ['/srv/of', true]);
+  assert.throws(() => loadSettings({ STATE_DIR: 'relative/dir' }), /STATE_DIR: "relative\/dir" must be an absolute path/);
+  assert.throws(() => loadSettings({ WIREGUARD_PRIVATE_SOCKET: 'yes' }), /WIREGUARD_PRIVATE_SOCKET: "yes" must be true, false, 1 or 0/);
+});
