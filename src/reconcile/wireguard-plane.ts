@@ -1,13 +1,16 @@
 /**
  * The wireguard backend's kernel side on this host, as flanneld's (docs/wireguard.md): device
  * `flannel-wg` (through the Kernel door: wireguard-go here) with our private key and ListenPort,
- * MTU = underlay − 80, our subnet's network address as a /32 on it, one route for the whole overlay
- * Network via it (link scope; the local subnet's bridge route is more specific), and one peer per
- * remote lease (domain/wg-peers.ts). OverlayDataplane drives it: its syncs are serialised on the
+ * MTU = underlay − 80, our subnet's network address as a /32 on it, and one peer per remote lease
+ * (domain/wg-peers.ts) with a route for its subnet via the device (link scope). flanneld routes the
+ * whole Network via flannel-wg instead; Docker refuses a network whose pool overlaps a host route
+ * (libnetwork asks the IPAM driver again and again), and our own subnet is inside the Network, so
+ * we route each peer's subnet, as the vxlan backend does. OverlayDataplane drives it: its syncs are serialised on the
  * host's queue and coalesced there, so this class only plans and applies.
  * Every sync lists the device's peers (one UAPI round trip) and applies the difference, so a peer
  * changed or removed behind our back is repaired on the next sync; a full sync also re-ensures the
- * device, its address and the route. A device that vanished (wireguard-go killed) is made anew.
+ * device and its address. Routes on the device are made those of the peers on every sync (extras
+ * removed). A device that vanished (wireguard-go killed) is made anew.
  * The private key goes to the kernel layer only; it is never logged.
  */
 import type { Logger } from 'pino';
@@ -54,7 +57,7 @@ export class WireguardPlane {
     return this.info ? { implementation: this.info.implementation, reason: this.info.reason } : null;
   }
 
-  /** The device, key, port, MTU, address and overlay route; true when something had to be made or repaired. */
+  /** The device, key, port, MTU and address; true when the device had to be made anew. */
   async ensureDevice(own: Lease): Promise<boolean> {
     const info = await this.kernel.ensureWireguard({ name: WG_DEVICE_NAME, privateKey: this.key.privateKey, listenPort: this.backend.listenPort, mtu: this.mtu });
     const fresh = this.info?.index !== info.index;
@@ -64,12 +67,20 @@ export class WireguardPlane {
     }
     this.info = info;
     await this.kernel.setForwarding(info.index, true); // decrypted packets are routed to the local bridges
-    const network = formatCidr(this.config.network);
-    await this.kernel.ensureOnlyAddress(info.index, `${formatIPv4(own.subnet.base)}/32`, network);
-    const routes = await this.kernel.listRoutes(info.index);
-    if (routes.some((r) => r.dst === network && !r.gateway)) return fresh;
-    await this.kernel.replaceRoute({ dst: network, oif: info.index, onlink: false });
-    return true;
+    await this.kernel.ensureOnlyAddress(info.index, `${formatIPv4(own.subnet.base)}/32`, formatCidr(this.config.network));
+    return fresh;
+  }
+
+  /** Routes via the device exactly for `subnets`: how many were added or removed. */
+  private async syncRoutes(subnets: string[]): Promise<number> {
+    const index = this.info!.index;
+    const have = new Set((await this.kernel.listRoutes(index)).filter((r) => !r.gateway).map((r) => r.dst));
+    const want = new Set(subnets);
+    const add = subnets.filter((d) => !have.has(d));
+    const del = [...have].filter((d) => !want.has(d));
+    for (const dst of del) await this.kernel.deleteRoute(dst);
+    for (const dst of add) await this.kernel.replaceRoute({ dst, oif: index, onlink: false });
+    return add.length + del.length;
   }
 
   /** Make the device's peers those of `leases` (null: not known yet, peers left as they are);
@@ -90,6 +101,7 @@ export class WireguardPlane {
       await this.kernel.updateWireguardPeers(WG_DEVICE_NAME, plan.set, plan.remove);
       this.log.debug({ set: plan.set.map((p) => p.allowedIPs.join(',')), removed: plan.remove.length }, 'wireguard peers updated');
     }
+    ops += await this.syncRoutes(peers.flatMap((p) => [...p.allowedIPs]));
     return { ops: ops + plan.set.length + plan.remove.length, peers: peers.length };
   }
 }

@@ -17,6 +17,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync 
 import { join } from 'node:path';
 import { OverlayLab, LeaseView, MAIN } from './overlay-lab';
 import type { DaemonHandle, Host } from '../helpers/netns-lab';
+import { dump, wg, wgPid } from './wireguard-lab';
 import { run } from '../helpers/run';
 import { waitFor } from '../helpers/wait';
 
@@ -37,40 +38,6 @@ function packetsOf(text: string): { header: string; hex: string }[] {
   return out;
 }
 const KEY_RE = /^[A-Za-z0-9+/]{43}=$/;
-
-/** The pid of the wireguard-go running flannel-wg in host h's network namespace. */
-function wgPid(h: Host): number | undefined {
-  const want = statSync(h.nsPath).ino;
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      if (cmd[0]?.endsWith('wireguard-go') && cmd[1] === 'flannel-wg' && statSync(`/proc/${d}/ns/net`).ino === want) return Number(d);
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return undefined;
-}
-
-/** `wg <args>` against host h's flannel-wg, through its wireguard-go's mount and net namespaces. */
-async function wg(h: Host, args: string[]): Promise<string> {
-  const pid = wgPid(h);
-  if (!pid) throw new Error(`no wireguard-go flannel-wg in ${h.ns}`);
-  const r = await run('nsenter', [`--mount=/proc/${pid}/ns/mnt`, `--net=/proc/${pid}/ns/net`, 'wg', ...args], { timeoutMs: 10_000 });
-  return r.stdout;
-}
-
-interface Dump {
-  publicKey: string;
-  listenPort: number;
-  peers: { publicKey: string; psk: string; endpoint: string; allowedIPs: string }[];
-}
-async function dump(h: Host): Promise<Dump> {
-  const [dev, ...peers] = (await wg(h, ['show', 'flannel-wg', 'dump'])).trim().split('\n').map((l) => l.split('\t'));
-  // dev[0] is the private key: never kept, never printed
-  return { publicKey: dev[1], listenPort: Number(dev[2]), peers: peers.map((p) => ({ publicKey: p[0], psk: p[1], endpoint: p[2], allowedIPs: p[3] })) };
-}
 
 describe('three hosts on the wireguard backend (userspace wireguard-go), real daemons', { timeout: 600_000 }, () => {
   let lab: OverlayLab;
@@ -133,7 +100,7 @@ describe('three hosts on the wireguard backend (userspace wireguard-go), real da
     assert.equal(kv.wireguard!.publicKey, key(leases.get('192.0.2.2')!));
   });
 
-  it('flannel-wg as flanneld: the subnet address /32, the Network routed via it, MTU 1420; one peer per remote lease with the PSK', async () => {
+  it('flannel-wg as flanneld: the subnet address /32, MTU 1420; one peer per remote lease with the PSK and a route for its subnet', async () => {
     for (const n of [1, 2, 3]) {
       const h = lab.host(n);
       const sub = leases.get(`192.0.2.${n}`)!.subnet.split('/')[0];
@@ -141,7 +108,8 @@ describe('three hosts on the wireguard backend (userspace wireguard-go), real da
       assert.deepEqual(addrs[0].addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`), [`${sub}/32`]);
       assert.equal(addrs[0].mtu, 1420);
       const routes = await h.execJson<{ dst: string; dev: string }[]>(['route', 'show', 'dev', 'flannel-wg']);
-      assert.deepEqual(routes.map((r) => r.dst), [lab.network]);
+      const others = [1, 2, 3].filter((m) => m !== n).map((m) => leases.get(`192.0.2.${m}`)!.subnet);
+      assert.deepEqual(routes.map((r) => r.dst).sort(), others.sort());
       await peersOf(n, [1, 2, 3].filter((m) => m !== n));
     }
   });

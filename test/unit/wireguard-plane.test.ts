@@ -67,12 +67,17 @@ async function setup(cfgText = '{"Network":"10.7.0.0/16","Backend":{"Type":"wire
   return { kernel, dp, own, peers };
 }
 
-test('attach makes flannel-wg as flanneld: key, port, MTU − 80, the subnet address /32, the Network routed via it, one peer per remote lease', async () => {
+const routesVia = async (kernel: FakeKernel) => {
+  const dev = (await kernel.getLink('flannel-wg'))!;
+  return (await kernel.listRoutes(dev.index)).map((r) => `${r.dst}${r.gateway ? ' via ' + r.gateway : ''}`).sort();
+};
+
+test('attach makes flannel-wg as flanneld: key, port, MTU − 80, the subnet address /32, one peer and one route per remote lease', async () => {
   const { kernel, dp, peers } = await setup();
   const dev = (await kernel.getLink('flannel-wg'))!;
   assert.deepEqual([dev.mtu, dev.up, dp.mtu, dp.deviceName], [1420, true, 1420, 'flannel-wg']);
   assert.deepEqual((await kernel.listAddresses(dev.index)).map((a) => `${a.address}/${a.prefixLen}`), ['10.7.1.0/32']);
-  assert.deepEqual(await kernel.listRoutes(dev.index), [{ dst: '10.7.0.0/16', oif: dev.index, onlink: false }]);
+  assert.deepEqual(await routesVia(kernel), ['10.7.2.0/24', '10.7.3.0/24']);
   assert.deepEqual(await peers(), ['10.7.2.0/24 192.0.2.2:51820 true', '10.7.3.0/24 192.0.2.3:51820 true']);
   assert.ok(kernel.forwarding.has(dev.index));
   assert.deepEqual(dp.wireguard?.implementation?.implementation, 'userspace');
@@ -90,22 +95,24 @@ test('lease events: a peer added, its key and endpoint changed, removed when its
   dp.leaseRemoved(L(2, 2));
   await dp.idle();
   assert.deepEqual(await peers(), ['10.7.3.0/24 192.0.2.3:51820 true', '10.7.4.0/24 192.0.2.5:51820 true']);
+  assert.deepEqual(await routesVia(kernel), ['10.7.3.0/24', '10.7.4.0/24']);
 });
 
-test('a full sync repairs drift (a peer removed, the route deleted) and a vanished device; PSK and keepalive reach every peer', async () => {
+test('a full sync repairs drift (a peer removed, a route deleted, a stray route added) and a vanished device; PSK and keepalive reach every peer', async () => {
   const { dp, kernel, peers } = await setup(`{"Network":"10.7.0.0/16","Backend":{"Type":"wireguard","PSK":"${PSK}","PersistentKeepaliveInterval":15}}`);
   assert.ok((await kernel.listWireguardPeers('flannel-wg')).every((p) => p.presharedKey === PSK && p.persistentKeepalive === 15));
   await kernel.updateWireguardPeers('flannel-wg', [], [keys[2].publicKey]);
-  await kernel.deleteRoute('10.7.0.0/16');
+  await kernel.deleteRoute('10.7.3.0/24');
+  await kernel.replaceRoute({ dst: '10.7.0.0/16', oif: (await kernel.getLink('flannel-wg'))!.index, onlink: false }); // would overlap Docker's pool
   await dp.requestSync('full');
-  assert.equal(dp.stats.lastDrift, 2);
+  assert.equal(dp.stats.lastDrift, 3);
   assert.equal((await peers()).length, 2);
-  assert.ok((await kernel.listRoutes()).some((r) => r.dst === '10.7.0.0/16'));
+  assert.deepEqual(await routesVia(kernel), ['10.7.2.0/24', '10.7.3.0/24']);
   const before = (await kernel.getLink('flannel-wg'))!.index;
   await kernel.deleteLink('flannel-wg');
   await dp.requestSync('full');
   const after = (await kernel.getLink('flannel-wg'))!;
   assert.notEqual(after.index, before);
-  assert.deepEqual(await kernel.listRoutes(after.index), [{ dst: '10.7.0.0/16', oif: after.index, onlink: false }]);
+  assert.deepEqual(await routesVia(kernel), ['10.7.2.0/24', '10.7.3.0/24']);
   assert.equal((await peers()).length, 2);
 });
