@@ -38,6 +38,7 @@ import { dirname, join, resolve } from 'node:path';
 export const ROOT = resolve(__dirname, '..');
 export const DOCKER_CLI = process.env.DOCKER_CLI ?? '/usr/bin/docker';
 const LOADER = '/lib64/ld-linux-x86-64.so.2';
+const WG_TOOLS = ['/usr/bin/wireguard-go', '/usr/bin/setpriv'];
 
 /** Run a program; rejects with its stderr on failure. */
 export function sh(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<string> {
@@ -175,8 +176,12 @@ export async function buildPlugin(opts: BuildOptions = {}): Promise<BuildResult>
   log(await sh(process.execPath, [join(ROOT, 'scripts/prune-dev.js'), app, ...(opts.slim === false ? [] : ['--slim'])]));
   const addons = findFiles(join(app, 'node_modules'), '.node');
 
-  log(`node, its libraries and those of ${addons.length} native addon(s)`);
-  await hostNodeRootfs(rootfs, { extraBinaries: addons });
+  // The wireguard backend's userspace device: wireguard-go and setpriv (docs/wireguard.md), when installed here.
+  const wgTools = WG_TOOLS.filter((b) => existsSync(b));
+  log(`node, its libraries and those of ${addons.length} native addon(s)${wgTools.length ? `, ${wgTools.join(', ')}` : ''}`);
+  if (wgTools.length < WG_TOOLS.length) log(`not found, so the wireguard backend cannot run in this plugin: ${WG_TOOLS.filter((b) => !wgTools.includes(b)).join(', ')} (apt-get install wireguard-go util-linux)`);
+  await hostNodeRootfs(rootfs, { extraBinaries: [...addons, ...wgTools] });
+  for (const b of wgTools) copyInto(rootfs, b);
   const config = JSON.parse(readFileSync(join(ROOT, 'plugin/config.json'), 'utf8')) as PluginConfig;
   for (const m of config.mounts ?? []) mountPoint(rootfs, m.destination, m.source);
   writeFileSync(join(out, 'config.json'), JSON.stringify(config, null, 2) + '\n');
@@ -188,7 +193,7 @@ export interface PluginConfig {
   entrypoint: string[];
   interface: { types: string[]; socket: string };
   network: { type: string };
-  linux?: { capabilities?: string[] };
+  linux?: { capabilities?: string[]; devices?: Array<{ name: string; path: string }> };
   mounts?: Array<{ name: string; source?: string; destination: string; type: string; options?: string[]; settable?: string[] }>;
   env?: Array<{ name: string; value?: string; settable?: string[] }>;
 }
