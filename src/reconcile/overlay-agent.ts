@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { Kernel } from '../kernel';
 import type { ConfigState, LeaseEvent, LeaseKeeper, LeaseKeeperOptions } from '../store/types';
 import { describeNetworkConfig, NetworkConfig } from '../domain/network-config';
+import { ipv6Refusal } from '../domain/network-config-v6';
 import { Cidr, cidr, cidrContains, formatCidr, parseIPv4 } from '../domain/ipv4';
 import { vxlanDeviceName } from '../domain/names';
 import { Lease, LeaseAttrs, leaseBackendType } from '../domain/lease';
@@ -119,8 +120,10 @@ export class OverlayAgent extends EventEmitter {
     return 'no lease yet: etcd has not answered yet';
   }
 
-  private onConfig(s: ConfigState): void {
+  private onConfig(state: ConfigState): void {
     if (this.state === 'stopped') return;
+    const refused = state.state === 'ok' ? ipv6Refusal(state.config) : null;
+    const s: ConfigState = refused && state.state === 'ok' ? { state: 'invalid', error: refused, raw: state.raw } : state;
     if (s.state === 'missing') {
       if (this.config) {
         this.log.error({ prefix: this.store.prefix }, 'overlay config was deleted; keeping the current lease and kernel state until it is back');

@@ -75,3 +75,14 @@ test('not ready: the default overlay\'s fix has no --name', async () => {
   assert.match(agent.notReadyReason(), /write one with overlay-flannel config set --network CIDR$/);
   await agent.stop();
 });
+
+test('not ready: an EnableIPv6 config is refused naming what is not built (issue 21); no lease is asked for', async () => {
+  const { agent, steer, config } = rig('six');
+  await agent.start();
+  config('{"Network":"10.9.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:9::/48","Backend":{"Type":"vxlan","VNI":9}}');
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(agent.state, 'config-invalid');
+  assert.equal(steer.keepers, 0);
+  assert.match(agent.notReadyReason(), /is invalid: EnableIPv6: the IPv6 config is read and checked as flanneld does, but .*not built yet in overlay-flannel \(issue 21\)/);
+  await agent.stop();
+});
