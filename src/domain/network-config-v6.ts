@@ -94,14 +94,27 @@ export function describeIPv6(v6: Ipv6NetworkConfig): string {
   return `${formatCidr6(v6.network)}, /${v6.subnetLen} per host (${formatIPv6(v6.subnetMin)}–${formatIPv6(v6.subnetMax)}, ${countSubnets6(v6)} subnets)`;
 }
 
+/** What a Docker `--ipv6` network (or an `--ip6` endpoint) is answered. */
+export const IPV6_DOCKER_REFUSAL =
+  'IPv6 leases are supported, Docker --ipv6 networks are not built yet in overlay-flannel (issue 21): create the network without --ipv6';
+
 /**
- * Why the daemon cannot run `cfg` yet, or null. The config itself is valid (config set/show,
- * flanneld read it the same way); what is missing is named precisely, with the way out.
+ * Why the daemon cannot run `cfg` yet, or null. The config itself is valid (config set/show, and
+ * flanneld reads it the same way); what is missing is named precisely, with the way out. Runs
+ * today: dual-stack leases with the alloc backend (no data plane: the operator routes the subnets).
  */
 export function ipv6Refusal(cfg: NetworkConfig): string | null {
   if (!cfg.ipv6) return null;
+  if (!cfg.enableIPv4) {
+    return (
+      'EnableIPv4 false: IPv6-only leases are supported, but an IPv6-only overlay carries only Docker --ipv6 networks, ' +
+      'which are not built yet in overlay-flannel (issue 21); add "EnableIPv4": true and a "Network" (dual-stack)'
+    );
+  }
+  if (cfg.backend.type === 'alloc') return null;
+  const plane = cfg.backend.type === 'vxlan' ? "vxlan's v6 data plane (flannel-v6.<VNI>)" : "host-gw's v6 routes";
   return (
-    'EnableIPv6: the IPv6 config is read and checked as flanneld does, but IPv6 leases, the v6 data plane (flannel-v6.<VNI>) ' +
-    'and Docker --ipv6 networks are not built yet in overlay-flannel (issue 21); set "EnableIPv6": false (and EnableIPv4 true) to run this overlay'
+    `EnableIPv6 with the ${cfg.backend.type} backend: IPv6 leases are supported, but ${plane} and Docker --ipv6 networks are not built yet ` +
+    'in overlay-flannel (issue 21); set "EnableIPv6": false, or use "Backend":{"Type":"alloc"} for dual-stack leases whose v6 subnets you route'
   );
 }

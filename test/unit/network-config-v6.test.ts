@@ -4,8 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Address6 } from 'ip-address';
 import { describeNetworkConfig, formatNetworkConfig, parseNetworkConfig } from '../../src/domain/network-config';
-import { ipv6Refusal, leasableSubnets6 } from '../../src/domain/network-config-v6';
-import { formatCidr } from '../../src/domain/ipv4';
+import { IPV6_DOCKER_REFUSAL, ipv6Refusal, leasableSubnets6 } from '../../src/domain/network-config-v6';
+import { subnetEnvContent } from '../../src/host/subnet-env';
+import { prefixRangeEnd } from '../../src/store/lease-create';
+import { formatCidr, parseCidr } from '../../src/domain/ipv4';
 import { cidr6sOverlap, formatCidr6, formatIPv6, parseCidr6, parseIPv6 } from '../../src/domain/ipv6';
 import { parseCommand } from '../../src/cli/args';
 
@@ -160,7 +162,22 @@ test('CLI: config set --ipv6-network …, --ipv6-only', () => {
   assert.throws(() => parseCommand(['config', 'set', '--network', '10.1.0.0/16', '--ipv6-network', 'fd00::/48', '--ipv6-subnet-len', 'x']), /--ipv6-subnet-len: "x" is not a whole number/);
 });
 
-test('the daemon refuses EnableIPv6 naming what is not built (issue 21); v4-only runs', () => {
-  assert.equal(ipv6Refusal(parseNetworkConfig(`{"Network":"10.1.0.0/16",${vx}}`)), null);
-  assert.match(ipv6Refusal(parseNetworkConfig(v6('"IPv6Network":"fd00::/48"')))!, /IPv6 leases, the v6 data plane \(flannel-v6\.<VNI>\) and Docker --ipv6 networks are not built yet .*issue 21.*"EnableIPv6": false/);
+test('the daemon runs v4-only and alloc dual-stack; it refuses the rest naming what is not built (issue 21)', () => {
+  const cfg = (t: string) => parseNetworkConfig(t);
+  assert.equal(ipv6Refusal(cfg(`{"Network":"10.1.0.0/16",${vx}}`)), null);
+  assert.equal(ipv6Refusal(cfg('{"Network":"10.1.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"alloc"}}')), null);
+  assert.match(ipv6Refusal(cfg(v6('"IPv6Network":"fd00::/48"')))!, /^EnableIPv6 with the vxlan backend: IPv6 leases are supported, but vxlan's v6 data plane \(flannel-v6\.<VNI>\) and Docker --ipv6 networks are not built yet in overlay-flannel \(issue 21\); set "EnableIPv6": false, or use "Backend":\{"Type":"alloc"\}/);
+  assert.match(ipv6Refusal(cfg('{"Network":"10.1.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"host-gw"}}'))!, /host-gw's v6 routes/);
+  assert.match(ipv6Refusal(cfg('{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"alloc"}}'))!, /^EnableIPv4 false: IPv6-only leases are supported, but .*Docker --ipv6 networks, which are not built yet .*issue 21.*"EnableIPv4": true/);
+  assert.match(IPV6_DOCKER_REFUSAL, /^IPv6 leases are supported, Docker --ipv6 networks are not built yet in overlay-flannel \(issue 21\)/);
+});
+
+test('subnet.env gets flanneld\'s FLANNEL_IPV6_* lines, after the v4 ones, with the first v6 host address', () => {
+  const text = subnetEnvContent(parseCidr('10.5.0.0/16'), parseCidr('10.5.72.0/24'), 1450, true, { network: parseCidr6('fd00:10::/48'), subnet: parseCidr6('fd00:10:0:48::/64') });
+  assert.equal(text, 'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_IPV6_NETWORK=fd00:10::/48\nFLANNEL_IPV6_SUBNET=fd00:10:0:48::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n');
+});
+
+test('prefixRangeEnd is etcd\'s prefix + 1 (the range compare of a v6 create covers exactly <prefix>/subnets…)', () => {
+  assert.equal(prefixRangeEnd('/coreos.com/network/subnets').toString(), '/coreos.com/network/subnett');
+  assert.equal(prefixRangeEnd('/p/x').toString(), '/p/y');
 });

@@ -83,6 +83,6 @@ test('not ready: an EnableIPv6 config is refused naming what is not built (issue
   for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
   assert.equal(agent.state, 'config-invalid');
   assert.equal(steer.keepers, 0);
-  assert.match(agent.notReadyReason(), /is invalid: EnableIPv6: the IPv6 config is read and checked as flanneld does, but .*not built yet in overlay-flannel \(issue 21\)/);
+  assert.match(agent.notReadyReason(), /is invalid: EnableIPv6 with the vxlan backend: IPv6 leases are supported, but .*not built yet in overlay-flannel \(issue 21\)/);
   await agent.stop();
 });
