@@ -12,7 +12,8 @@
  * Scenarios: a container on h1 pings the flanneld host's .0 (its hand-made kernel entries and the
  * plugins' agree); on each dockerd host's page, the OTHER host's containers by name (and its
  * own), h3 shown as a flanneld host with no containers, the matrix h1 ↔ h2 with RTTs and h3's
- * column "no echo" (no problem, not "unreachable"), search by name, address and host.
+ * column "no echo" (no problem, not "unreachable", no `overlay_flannel_path_up` series), search by
+ * name, address, host and alias.
  * Needs root, docker.io, busybox-static, etcd, chromium and `npm run build`; fails (never skips).
  */
 import assert from 'node:assert/strict';
@@ -131,6 +132,9 @@ describe('the whole overlay on one page, from two real dockerds and a flanneld h
       assert.deepEqual(c.hosts.find((h) => h.publicIP === h3.ip)!.path, { state: 'unknown', rttMs: null, loss: 1, note: 'no echo' } as never);
       assert.equal(cellOf(c, h3.ip, me.ip)?.note, 'no report', 'the flanneld host publishes no path report');
       assert.deepEqual(c.problems.filter((p) => p.kind === 'path-unreachable'), [], `${me.ns}: the flanneld host is no path problem`);
+      const metrics = (await lan.execOk('curl', ['-s', '-m', '5', url(me, '/metrics')], { timeoutMs: 10_000 })).stdout;
+      assert.match(metrics, new RegExp(`overlay_flannel_path_up\\{overlay="default",peer="${other.ip.replace(/\./g, '\\.')}"\\} 1\n`));
+      assert.doesNotMatch(metrics, new RegExp(`overlay_flannel_path_up\\{overlay="default",peer="${h3.ip.replace(/\./g, '\\.')}"\\}`), 'no path_up series for the flanneld host (no echo)');
       notes.push(`${me.ns} → ${other.ns} RTT ${cellOf(c, me.ip, other.ip)!.rttMs} ms, ${other.ns} → ${me.ns} ${cellOf(c, other.ip, me.ip)!.rttMs} ms (from ${me.ns}'s view)`);
     }
   });

@@ -37,7 +37,7 @@ test('page matrix: compact cells up to 50 hosts, none beyond; sizes and build ti
   assert.ok(bigBytes < 40_000, `${bigBytes} bytes at 200 hosts`);
   assert.equal(big.problems.length, 3, 'one problem per host cut off (hosts 5, 102 and 199, from every row), not one per reporter');
   assert.match(big.problems[0]!.text, /from 192\.0\.2\.\d+, .* and \d+ more \(\d+ hosts\)/);
-  console.log(`# page matrix: ${smallBytes} bytes at 50 hosts (built in ${small.ms.toFixed(1)} ms), ${bigBytes} bytes at 200 hosts (no cells; ${JSON.stringify(big.matrix).length} bytes in /api/v1/cluster, built in ${big.ms.toFixed(1)} ms, ${big.problems.length} path problems)`);
+  console.log(`# page matrix: ${smallBytes} bytes at 50 hosts (built in ${small.ms.toFixed(1)} ms), ${bigBytes} bytes at 200 hosts (no cells; ${JSON.stringify(big.matrix).length} bytes as one object per cell, built in ${big.ms.toFixed(1)} ms, ${big.problems.length} path problems)`);
 });
 
 test('API matrix: by row, lossless (every cell decodes back), much smaller than one object per cell', () => {
