@@ -123,7 +123,7 @@ describe('overlay-flannel as a managed Docker plugin on two hosts', { timeout: 4
       status.endpoints.filter((e: { container: string }) => e.container === 'c1').map((e: Record<string, string>) => [e.address, e.network, e.endpoint, e.networkId]),
       [[ips.c1, NET, ep1.eid.slice(0, 12), netId.get(d1)]],
     );
-    // …and so does the page, in Chromium on h1 (docs/status-page.png is a copy of this screenshot).
+    // …and so does the page, in Chromium on h1 (docs/status-page.png now comes from docker-status.test.ts).
     const browser = await launchBrowserIn(h1, `${lab!.runId}-docker`);
     try {
       const page = await browser.browser.newPage({ viewport: { width: 1100, height: 700 } });
