@@ -74,7 +74,7 @@ export function parseCommand(argv: string[]): Command {
     });
     if (!values.network) throw invalid('config set: --network is required, e.g. --network 10.1.0.0/16');
     const backend = values.backend ?? 'vxlan';
-    if (backend !== 'vxlan' && backend !== 'host-gw' && backend !== 'alloc') throw invalid(`--backend: "${backend}" is not supported; use vxlan, host-gw or alloc`);
+    if (backend !== 'vxlan' && backend !== 'host-gw' && backend !== 'alloc' && backend !== 'wireguard') throw invalid(`--backend: "${backend}" is not supported; use vxlan, host-gw, alloc or wireguard`);
     const input: NetworkConfigInput = {
       network: values.network,
       backend,

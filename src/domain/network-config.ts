@@ -6,19 +6,18 @@
  * - `udp` is refused with its reason (forwarding in a userspace process; deprecated upstream);
  *   `ipsec`, … are refused naming the supported backends (vxlan, host-gw, alloc);
  * - `wireguard`: its options are read and checked as flanneld does (wireguard-config.ts), so a bad
- *   Mode or PSK gets flanneld's error; a valid one is then refused as not built yet (issue 22: the
- *   data plane is to come), never silently run as another backend;
+ *   Mode or PSK gets flanneld's error; Mode "ipv6" (endpoints over IPv6) is refused while IPv6 is;
  * - IPv6 (EnableIPv6) is not supported yet.
  * `alloc` is flannel's lease-only backend: a subnet per host and nothing else (no device, no
  * routes); the operator routes the subnets between hosts (README "Backends").
  */
 import { invalid, unsupported } from '../errors';
 import { Cidr, cidr, cidrContains, cidrSize, formatCidr, formatIPv4, maskOf, nextNetworkBase, parseCidr, parseIPv4 } from './ipv4';
-import { parseWireguardBackend } from './wireguard-config';
+import { parseWireguardBackend, type WireguardBackend } from './wireguard-config';
 import { boolField, field, intField, isObject, JsonObject, parseJsonObject, stringField } from './json-fields';
 
 export const DEFAULT_VXLAN_PORT = 8472; // the kernel's default, used when Port is 0
-export const SUPPORTED_BACKENDS = ['vxlan', 'host-gw', 'alloc'] as const;
+export const SUPPORTED_BACKENDS = ['vxlan', 'host-gw', 'alloc', 'wireguard'] as const;
 export type BackendType = (typeof SUPPORTED_BACKENDS)[number];
 
 export interface VxlanBackend {
@@ -40,7 +39,7 @@ export interface AllocBackend {
   readonly type: 'alloc';
 }
 
-export type Backend = VxlanBackend | HostGwBackend | AllocBackend;
+export type Backend = VxlanBackend | HostGwBackend | AllocBackend | WireguardBackend;
 
 export interface NetworkConfig {
   readonly network: Cidr;
@@ -113,10 +112,8 @@ function parseBackend(raw: unknown): Backend {
   }
   if (type === 'wireguard') {
     const wg = parseWireguardBackend(raw, where);
-    throw unsupported(
-      `${where}: the wireguard backend (ListenPort ${wg.listenPort}, Mode ${wg.mode}) is not built yet in overlay-flannel (issue 22); ` +
-        `supported: ${SUPPORTED_BACKENDS.join(', ')}`,
-    );
+    if (wg.mode === 'ipv6') throw unsupported(`${where}: wireguard Mode "ipv6" (endpoints over IPv6) is not supported by overlay-flannel yet; use "separate" (the default), "auto" or "ipv4"`);
+    return wg;
   }
   if (type !== 'vxlan') {
     throw unsupported(`${where}: unsupported backend "${type}"; overlay-flannel supports ${SUPPORTED_BACKENDS.join(', ')}`);
@@ -182,7 +179,10 @@ export function formatNetworkConfig(input: NetworkConfigInput): string {
 export function describeNetworkConfig(cfg: NetworkConfig): string {
   const b = cfg.backend;
   const backend =
-    b.type === 'vxlan' ? `vxlan VNI ${b.vni} port ${b.port || DEFAULT_VXLAN_PORT}${b.directRouting ? ' DirectRouting' : ''}` : b.type === 'alloc' ? 'alloc (leases only: you route the subnets)' : 'host-gw';
+    b.type === 'vxlan' ? `vxlan VNI ${b.vni} port ${b.port || DEFAULT_VXLAN_PORT}${b.directRouting ? ' DirectRouting' : ''}`
+    : b.type === 'alloc' ? 'alloc (leases only: you route the subnets)'
+    : b.type === 'wireguard' ? `wireguard port ${b.listenPort}${b.psk ? ' PSK' : ''}${b.persistentKeepaliveInterval ? ` keepalive ${b.persistentKeepaliveInterval}s` : ''}`
+    : 'host-gw';
   const count = Math.floor((cfg.subnetMax - cfg.subnetMin) / cidrSize(cidr(0, cfg.subnetLen))) + 1;
   return `${formatCidr(cfg.network)}, /${cfg.subnetLen} per host (${formatIPv4(cfg.subnetMin)}–${formatIPv4(cfg.subnetMax)}, ${count} subnets), ${backend}`;
 }
