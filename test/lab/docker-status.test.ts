@@ -13,7 +13,9 @@
  * plugins' agree); on each dockerd host's page, the OTHER host's containers by name (and its
  * own), h3 shown as a flanneld host with no containers, the matrix h1 ↔ h2 with RTTs and h3's
  * column "no echo" (no problem, not "unreachable", no `overlay_flannel_path_up` series), search by
- * name, address, host and alias.
+ * name, address, host and alias; h2 cut off the LAN (its LAN port down, its lease live): unreachable on
+ * h1's page and h1 unreachable in h2's own view within 15 s, h2's containers still listed, both
+ * directions back to an RTT within 15 s of the port coming up.
  * Needs root, docker.io, busybox-static, etcd, chromium and `npm run build`; fails (never skips).
  */
 import assert from 'node:assert/strict';
@@ -26,6 +28,7 @@ import { DOCKER, DOCKERD, createDockerLab, leftovers, stopAll, type DockerHost }
 import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
 import type { Host, Lab, Ns } from '../helpers/netns-lab';
 import { cellOf as cellAt, type ApiMatrix } from '../helpers/api-matrix';
+import { run } from '../helpers/run';
 import { waitFor } from '../helpers/wait';
 import { startFakeUpstream } from './fake-upstream-dns';
 import { CHROMIUM, launchBrowserIn, type NsBrowser } from './status-browser';
@@ -167,6 +170,42 @@ describe('the whole overlay on one page, from two real dockerds and a flanneld h
       await search(page, theirs, mine, other, me);
       await page.close();
     }
+  });
+
+  it('4. h2 cut off the LAN: unreachable on h1\'s page and h1 unreachable in h2\'s own view within 15 s, h2\'s containers kept; both clear within 15 s', async (t) => {
+    const page = await nsb!.browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    await page.goto(url(h1), { timeout: 30_000 });
+    const path2 = page.locator(`tr.host[data-kind="plugin"]:has(td[data-label="public IP"]:text-is("${h2.ip}")) td.path`);
+    const cell = (a: Host, b: Host) => page.locator(`table.matrix td[data-from="${a.ip}"][data-to="${b.ip}"]`);
+    await waitFor(async () => (/\d ms/.test(await path2.innerText()) ? true : undefined), { timeoutMs: 20_000, intervalMs: 250, what: 'an RTT to h2 on h1\'s page' });
+    /** h2's own view, asked inside its namespace (the LAN cannot reach it while cut off). */
+    const own2 = async () => JSON.parse((await h2.exec('curl', ['-s', '-m', '5', url(h2, '/api/v1/cluster')], { timeoutMs: 10_000 })).stdout) as ClusterJson;
+    await run('ip', ['-n', lan.ns, 'link', 'set', 'p2', 'down']);
+    const cut = Date.now();
+    let lostMs = 0, ownMs = 0;
+    try {
+      await waitFor(async () => (/unreachable/.test(await path2.innerText()) ? true : undefined), { timeoutMs: 15_000, intervalMs: 250, what: 'h2 unreachable on h1\'s page within 15 s' });
+      lostMs = Date.now() - cut;
+      assert.match(await cell(h1, h2).innerText(), /^unreachable/);
+      assert.match(await page.locator('#problems').innerText(), new RegExp(`${h2.ip.replace(/\./g, '\\.')} .*unreachable through the overlay from this host`));
+      assert.equal(await page.locator(`tr.ctr[data-name="${DB}"]`).getAttribute('data-host'), h2.ip, 'h2\'s container still listed (its name records outlive a short cut)');
+      await waitFor(async () => {
+        const v = await own2().catch(() => undefined);
+        return (v && cellOf(v, h2.ip, h1.ip)?.state === 'unreachable' && v.problems.some((p) => p.kind === 'path-unreachable' && p.text.startsWith(h1.ip))) || undefined;
+      }, { timeoutMs: Math.max(1, 15_000 - (Date.now() - cut)), intervalMs: 500, what: 'h1 unreachable in h2\'s own view (its live probes) within 15 s' });
+      ownMs = Date.now() - cut;
+      await page.screenshot({ path: join(artifacts, 'status-page-docker-cut.png'), fullPage: true });
+    } finally {
+      await run('ip', ['-n', lan.ns, 'link', 'set', 'p2', 'up']);
+    }
+    const up = Date.now();
+    for (const [a, b] of [[h1, h2], [h2, h1]] as const) {
+      await waitFor(async () => (/\d ms/.test(await cell(a, b).innerText()) ? true : undefined), { timeoutMs: Math.max(1, 15_000 - (Date.now() - up)), intervalMs: 250, what: `${a.ns} → ${b.ns} back to an RTT on h1's page within 15 s` });
+    }
+    const backMs = Date.now() - up;
+    await page.close();
+    t.diagnostic(`h2 cut off: unreachable on h1's page ${lostMs} ms, h1 unreachable in h2's own view ${ownMs} ms after the cut; both directions back ${backMs} ms after the port came up`);
+    notes.push(`cut: h1's page ${lostMs} ms, h2's own view ${ownMs} ms; back ${backMs} ms`);
   });
 
   /** Type into the search box: by a name, an address, a host; the list filters live. */
