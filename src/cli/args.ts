@@ -86,7 +86,7 @@ export function parseCommand(argv: string[]): Command {
     if (v6only && values.network) throw invalid('config set: --ipv6-only has no IPv4 Network: drop --network (or drop --ipv6-only for dual-stack)');
     if (!v6only && !values.network) throw invalid('config set: --network is required, e.g. --network 10.1.0.0/16 (or --ipv6-only --ipv6-network fd00:10::/48)');
     const backend = values.backend ?? 'vxlan';
-    if (backend !== 'vxlan' && backend !== 'host-gw' && backend !== 'alloc') throw invalid(`--backend: "${backend}" is not supported; use vxlan, host-gw or alloc`);
+    if (backend !== 'vxlan' && backend !== 'host-gw' && backend !== 'alloc' && backend !== 'wireguard') throw invalid(`--backend: "${backend}" is not supported; use vxlan, host-gw, alloc or wireguard`);
     const input: NetworkConfigInput = {
       ...(values.network ? { network: values.network } : {}),
       backend,

@@ -112,7 +112,12 @@ export function ipv6Refusal(cfg: NetworkConfig): string | null {
     );
   }
   if (cfg.backend.type === 'alloc') return null;
-  const plane = cfg.backend.type === 'vxlan' ? "vxlan's v6 data plane (flannel-v6.<VNI>)" : "host-gw's v6 routes";
+  const planes: Record<string, string> = {
+    vxlan: "vxlan's v6 data plane (flannel-v6.<VNI>)",
+    'host-gw': "host-gw's v6 routes",
+    wireguard: "wireguard's v6 peers (flannel-wg-v6)",
+  };
+  const plane = planes[cfg.backend.type] ?? `${cfg.backend.type}'s v6 data plane`;
   return (
     `EnableIPv6 with the ${cfg.backend.type} backend: IPv6 leases are supported, but ${plane} and Docker --ipv6 networks are not built yet ` +
     'in overlay-flannel (issue 21); set "EnableIPv6": false, or use "Backend":{"Type":"alloc"} for dual-stack leases whose v6 subnets you route'

@@ -6,8 +6,7 @@
  * - `udp` is refused with its reason (forwarding in a userspace process; deprecated upstream);
  *   `ipsec`, … are refused naming the supported backends (vxlan, host-gw, alloc);
  * - `wireguard`: its options are read and checked as flanneld does (wireguard-config.ts), so a bad
- *   Mode or PSK gets flanneld's error; a valid one is then refused as not built yet (issue 22: the
- *   data plane is to come), never silently run as another backend;
+ *   Mode or PSK gets flanneld's error; Mode "ipv6" (endpoints over IPv6) is refused while IPv6 is;
  * - IPv6 (EnableIPv6, IPv6Network …) is read and checked as flanneld does (network-config-v6.ts);
  *   EnableIPv4 and EnableIPv6 both false is refused (flanneld would start with no network). In an
  *   IPv6-only config (EnableIPv4 false) the v4 fields are Go's zero values (0.0.0.0/0, length 0),
@@ -17,13 +16,13 @@
  */
 import { invalid, unsupported } from '../errors';
 import { Cidr, cidr, cidrContains, cidrSize, formatCidr, formatIPv4, maskOf, nextNetworkBase, parseCidr, parseIPv4 } from './ipv4';
-import { parseWireguardBackend } from './wireguard-config';
+import { parseWireguardBackend, type WireguardBackend } from './wireguard-config';
 import { describeIPv6, Ipv6NetworkConfig, parseIPv6Fields } from './network-config-v6';
 import { formatCidr6 } from './ipv6';
 import { boolField, field, intField, isObject, JsonObject, parseJsonObject, stringField } from './json-fields';
 
 export const DEFAULT_VXLAN_PORT = 8472; // the kernel's default, used when Port is 0
-export const SUPPORTED_BACKENDS = ['vxlan', 'host-gw', 'alloc'] as const;
+export const SUPPORTED_BACKENDS = ['vxlan', 'host-gw', 'alloc', 'wireguard'] as const;
 export type BackendType = (typeof SUPPORTED_BACKENDS)[number];
 
 export interface VxlanBackend {
@@ -45,7 +44,7 @@ export interface AllocBackend {
   readonly type: 'alloc';
 }
 
-export type Backend = VxlanBackend | HostGwBackend | AllocBackend;
+export type Backend = VxlanBackend | HostGwBackend | AllocBackend | WireguardBackend;
 
 export interface NetworkConfig {
   /** EnableIPv4 (default true). When false the four v4 fields below are Go's zero values. */
@@ -127,10 +126,8 @@ function parseBackend(raw: unknown): Backend {
   }
   if (type === 'wireguard') {
     const wg = parseWireguardBackend(raw, where);
-    throw unsupported(
-      `${where}: the wireguard backend (ListenPort ${wg.listenPort}, Mode ${wg.mode}) is not built yet in overlay-flannel (issue 22); ` +
-        `supported: ${SUPPORTED_BACKENDS.join(', ')}`,
-    );
+    if (wg.mode === 'ipv6') throw unsupported(`${where}: wireguard Mode "ipv6" (endpoints over IPv6) is not supported by overlay-flannel yet; use "separate" (the default), "auto" or "ipv4"`);
+    return wg;
   }
   if (type !== 'vxlan') {
     throw unsupported(`${where}: unsupported backend "${type}"; overlay-flannel supports ${SUPPORTED_BACKENDS.join(', ')}`);
@@ -222,7 +219,10 @@ export function formatNetworkConfig(input: NetworkConfigInput): string {
 export function describeNetworkConfig(cfg: NetworkConfig): string {
   const b = cfg.backend;
   const backend =
-    b.type === 'vxlan' ? `vxlan VNI ${b.vni} port ${b.port || DEFAULT_VXLAN_PORT}${b.directRouting ? ' DirectRouting' : ''}` : b.type === 'alloc' ? 'alloc (leases only: you route the subnets)' : 'host-gw';
+    b.type === 'vxlan' ? `vxlan VNI ${b.vni} port ${b.port || DEFAULT_VXLAN_PORT}${b.directRouting ? ' DirectRouting' : ''}`
+    : b.type === 'alloc' ? 'alloc (leases only: you route the subnets)'
+    : b.type === 'wireguard' ? `wireguard port ${b.listenPort}${b.psk ? ' PSK' : ''}${b.persistentKeepaliveInterval ? ` keepalive ${b.persistentKeepaliveInterval}s` : ''}`
+    : 'host-gw';
   const parts: string[] = [];
   if (cfg.enableIPv4) {
     const count = Math.floor((cfg.subnetMax - cfg.subnetMin) / cidrSize(cidr(0, cfg.subnetLen))) + 1;

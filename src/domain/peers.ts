@@ -51,7 +51,8 @@ export interface DesiredResult {
 export function desiredPeers(input: DesiredInput): DesiredResult {
   const state: PeerState = { neighbours: [], fdb: [], routes: [], flood: [] };
   const skipped: DesiredResult['skipped'] = [];
-  if (input.backend.type === 'alloc') return { state, skipped };
+  // alloc: no data plane; wireguard: its peers are planned in wg-peers.ts (routes: one per overlay).
+  if (input.backend.type === 'alloc' || input.backend.type === 'wireguard') return { state, skipped };
   for (const lease of input.leases) {
     if (input.ownSubnet && cidrEquals(lease.subnet, input.ownSubnet)) continue;
     const subnet = formatCidr(lease.subnet);
@@ -132,4 +133,16 @@ export function planPeers(desired: PeerState, observed: PeerState): PeerOp[] {
 /** Whether a route destination belongs to this overlay (and so may be deleted by its plan). */
 export function routeInOverlay(network: Cidr, dst: Cidr): boolean {
   return cidrContains(network, dst.base) && dst.len >= network.len;
+}
+
+/** The union of several leases' entries (one plan for all of them). */
+export function mergeStates(states: Iterable<PeerState>): PeerState {
+  const out: PeerState = { neighbours: [], fdb: [], routes: [], flood: [] };
+  for (const s of states) {
+    out.flood.push(...s.flood);
+    out.neighbours.push(...s.neighbours);
+    out.fdb.push(...s.fdb);
+    out.routes.push(...s.routes);
+  }
+  return out;
 }

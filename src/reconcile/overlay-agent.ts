@@ -24,6 +24,7 @@ import { OverlayDataplane } from './overlay-dataplane';
 import { PublicInterface } from '../host/public-interface';
 import { errorText } from '../errors';
 import { subnetEnvContent, writeSubnetFile } from '../host/subnet-env';
+import { loadOrCreateWireguardKey, type WireguardKeyPair } from '../host/wireguard-key';
 
 /** What the agent needs from the store for one overlay prefix. */
 export interface OverlayStorePort {
@@ -54,6 +55,8 @@ export interface OverlayTuning {
   readonly ipMasq: boolean;
   /** NOTRACK: conntrack bypass rules for each overlay's traffic (removed again by stop()). */
   readonly notrack: boolean;
+  /** STATE_DIR: where this host's WireGuard private key is kept (host/wireguard-key.ts). */
+  readonly stateDir: string;
 }
 
 export interface AgentOptions {
@@ -166,14 +169,15 @@ export class OverlayAgent extends EventEmitter {
 
   private async join(config: NetworkConfig): Promise<void> {
     this.state = 'acquiring';
-    const dataplane = new OverlayDataplane(this.kernel, this.queue, this.log, config, this.pub, this.opts.tuning);
+    const key = config.backend.type === 'wireguard' ? await this.wireguardKey() : undefined;
+    const dataplane = new OverlayDataplane(this.kernel, this.queue, this.log, config, this.pub, this.opts.tuning, key);
     this.dataplane = dataplane;
     const previous = await this.previousSubnet(config);
     if (previous) this.log.info({ subnet: formatCidr(previous) }, 'found the subnet this host had before on its device; asking for it again');
     const keeper = this.store.createKeeper({
       publicIP: this.pub.publicIP,
       previousSubnet: () => previous,
-      attrsFor: (c) => this.attrsFor(c),
+      attrsFor: (c) => this.attrsFor(c, key),
       ttlSec: this.opts.tuning.ttlSec,
       renewMarginSec: this.opts.tuning.renewMarginSec,
     });
@@ -268,8 +272,22 @@ export class OverlayAgent extends EventEmitter {
     }
   }
 
-  private attrsFor(config: NetworkConfig): LeaseAttrs {
+  /** The wireguard backend's key pair, kept in STATE_DIR across restarts; the private key is never logged.
+   *  One wireguard overlay per host: its device is flannel-wg and its port the same on every host. */
+  private async wireguardKey(): Promise<WireguardKeyPair> {
+    if (this.opts.name !== 'default') {
+      this.state = 'config-invalid';
+      this.lastConfigError = `the wireguard backend is only supported for the default overlay (one flannel-wg device per host), not for overlay "${this.opts.name}"`;
+      throw new Error(this.lastConfigError);
+    }
+    const { privateKey, publicKey, created } = await loadOrCreateWireguardKey(this.opts.tuning.stateDir);
+    this.log.info({ publicKey, stateDir: this.opts.tuning.stateDir }, created ? 'wireguard key pair created (private key kept in the state dir, mode 0600)' : 'wireguard key pair loaded from the state dir');
+    return { privateKey, publicKey };
+  }
+
+  private attrsFor(config: NetworkConfig, key?: WireguardKeyPair): LeaseAttrs {
     const b = config.backend;
+    if (b.type === 'wireguard' && key) return { publicIP: this.pub.publicIP, backendType: 'wireguard', wireguard: { publicKey: key.publicKey } };
     if (b.type === 'vxlan') {
       return { publicIP: this.pub.publicIP, backendType: 'vxlan', vxlan: { vni: b.vni, vtepMac: vtepMacFor(b.vni, this.pub.publicIP) } };
     }

@@ -33,7 +33,7 @@ function agentOn(prefix: string, subnetFile?: string): OverlayAgent {
   const kernel = new FakeKernel();
   const eth = kernel.addDevice('eth0', { mtu: 1500, up: true, cidr: '192.0.2.21/24' });
   const pub: PublicInterface = { link: eth, address: '192.0.2.21', publicIP: '192.0.2.21', networks: [parseCidr('192.0.2.0/24')] };
-  const tuning = { ttlSec: 60, renewMarginSec: 20, resyncIntervalMs: 60_000, ipMasq: false, notrack: false };
+  const tuning = { ttlSec: 60, renewMarginSec: 20, resyncIntervalMs: 60_000, ipMasq: false, notrack: false, stateDir: '/nonexistent' };
   return new OverlayAgent(overlayPort(store.overlay(prefix)), kernel, new SerialQueue(), pub, pino({ level: 'silent' }), { name: 'default', tuning, ...(subnetFile ? { subnetFile } : {}) });
 }
 

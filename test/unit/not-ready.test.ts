@@ -40,7 +40,7 @@ function rig(name: string) {
     },
     watchLeases: () => ({ stop: () => undefined }),
   };
-  const agent = new OverlayAgent(port, kernel, new SerialQueue(), pub, log, { name, tuning: { ttlSec: 60, renewMarginSec: 10, resyncIntervalMs: 60_000, ipMasq: false, notrack: false } });
+  const agent = new OverlayAgent(port, kernel, new SerialQueue(), pub, log, { name, tuning: { ttlSec: 60, renewMarginSec: 10, resyncIntervalMs: 60_000, ipMasq: false, notrack: false, stateDir: '/nonexistent' } });
   return { agent, steer, config: (raw: string | null) => onConfig(configStateOf(raw)) };
 }
 
