@@ -13,6 +13,8 @@ import type { Logger } from 'pino';
 import type { Kernel } from '../kernel';
 import type { ConfigState, LeaseEvent, LeaseKeeper, LeaseKeeperOptions } from '../store/types';
 import { describeNetworkConfig, NetworkConfig } from '../domain/network-config';
+import { ipv6Refusal } from '../domain/network-config-v6';
+import { formatCidr6 } from '../domain/ipv6';
 import { Cidr, cidr, cidrContains, formatCidr, parseIPv4 } from '../domain/ipv4';
 import { vxlanDeviceName } from '../domain/names';
 import { Lease, LeaseAttrs, leaseBackendType } from '../domain/lease';
@@ -122,8 +124,10 @@ export class OverlayAgent extends EventEmitter {
     return 'no lease yet: etcd has not answered yet';
   }
 
-  private onConfig(s: ConfigState): void {
+  private onConfig(state: ConfigState): void {
     if (this.state === 'stopped') return;
+    const refused = state.state === 'ok' ? ipv6Refusal(state.config) : null;
+    const s: ConfigState = refused && state.state === 'ok' ? { state: 'invalid', error: refused, raw: state.raw } : state;
     if (s.state === 'missing') {
       if (this.config) {
         this.log.error({ prefix: this.store.prefix }, 'overlay config was deleted; keeping the current lease and kernel state until it is back');
@@ -179,7 +183,7 @@ export class OverlayAgent extends EventEmitter {
     });
     this.keeper = keeper;
     keeper.on('acquired', (e: { lease: Lease }) => {
-      this.log.info({ subnet: formatCidr(e.lease.subnet), publicIP: this.pub.publicIP }, 'lease acquired');
+      this.log.info({ subnet: formatCidr(e.lease.subnet), ...(e.lease.subnet6 ? { subnet6: formatCidr6(e.lease.subnet6) } : {}), publicIP: this.pub.publicIP }, 'lease acquired');
       this.emit('lease', e.lease);
       // The first lease is attached below; later ones are re-acquisitions after a loss.
       if (this.state !== 'ready') return;
@@ -260,7 +264,8 @@ export class OverlayAgent extends EventEmitter {
     const dp = this.dataplane;
     if (!path || !dp || this.state === 'stopped') return;
     try {
-      await writeSubnetFile(path, subnetEnvContent(config.network, lease.subnet, dp.mtu, this.opts.tuning.ipMasq));
+      const v6 = config.ipv6 && lease.subnet6 ? { network: config.ipv6.network, subnet: lease.subnet6 } : undefined;
+      await writeSubnetFile(path, subnetEnvContent(config.network, lease.subnet, dp.mtu, this.opts.tuning.ipMasq, v6));
       this.log.info({ path, subnet: formatCidr(lease.subnet) }, 'subnet.env written');
     } catch (e) {
       this.log.warn({ err: errorText(e), path }, 'could not write subnet.env (SUBNET_FILE); the overlay works without it');

@@ -22,20 +22,25 @@
  *   PublicIP means our subnet was taken: we give it up (`lost`) instead of fighting over it.
  * - Never deletes its lease on stop(): a restarted host finds it again by PublicIP (flannel).
  * - Writes of one keeper (renew, repair) go through one SerialQueue so they never interleave.
+ * - Dual-stack/IPv6-only: one key names both subnets (`10.1.5.0-24&fd00::-64`), written by the
+ *   same txn, so the race rules are the v4 ones; we are leaseOwner(attrs) (PublicIP, or PublicIPv6).
  */
 import { EventEmitter } from 'node:events';
-import type { Etcd3, IKeyValue } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { Cidr, formatCidr } from '../domain/ipv4';
-import { decodeLeaseAttrs, encodeLeaseAttrs, Lease, LeaseAttrs } from '../domain/lease';
+import { Cidr6, formatCidr6 } from '../domain/ipv6';
+import { leaseOwner } from '../domain/lease-v6';
+import { decodeLeaseAttrs, encodeLeaseAttrs, Lease } from '../domain/lease';
 import type { NetworkConfig } from '../domain/network-config';
-import { chooseSubnet, pickRandom } from '../domain/subnet-choice';
+import { chooseSubnet, describeExhausted, pickRandom } from '../domain/subnet-choice';
 import { conflict, errorText, OverlayError, unavailable } from '../errors';
 import { Backoff, sleep } from '../util/backoff';
 import { SerialQueue } from '../util/serial-queue';
 import { rawEtcdText, toStoreError } from './etcd-client';
 import { etcdHealthOf } from './etcd-health';
-import { leaseSubnetOfKey, OverlayKeys } from './keys';
+import { blockingLeaseOf, OverlayKeys } from './keys';
+import { createLeaseKey } from './lease-create';
 import { KeyValue, ListWatch, toKeyValue } from './list-watch';
 import type { KeeperEvent, LeaseKeeper, LeaseKeeperOptions } from './types';
 
@@ -74,6 +79,9 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
   private recovery: AbortController | null = null;
   /** The subnet we held last: after a loss we ask for it again first (flanneld: subnet.env). */
   private lastSubnet: Cidr | null = null;
+  private lastSubnet6: Cidr6 | null = null;
+  /** leaseOwner() of the attrs we write: who "our" lease belongs to. */
+  private owner = '';
   /** Why the current acquire has not succeeded yet (null: not acquiring, or no problem seen). */
   private acquireProblem: string | null = null;
 
@@ -138,7 +146,7 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
         this.acquireProblem = null;
         if (signal.aborted) throw unavailable(`acquire subnet lease in ${formatCidr(config.network)}: aborted`);
         this.install(r);
-        this.log.info({ subnet: formatCidr(r.lease.subnet), etcdLease: r.lease.etcdLease, attempts: attempt }, 'subnet lease acquired');
+        this.log.info({ subnet: formatCidr(r.lease.subnet), ...(r.lease.subnet6 ? { subnet6: formatCidr6(r.lease.subnet6) } : {}), etcdLease: r.lease.etcdLease, attempts: attempt }, 'subnet lease acquired');
         return r.lease;
       }
       last = r.reason;
@@ -152,30 +160,25 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
   private async tryAcquire(config: NetworkConfig): Promise<Attempt> {
     const attrs = this.opts.attrsFor(config);
     const value = encodeLeaseAttrs(attrs);
+    this.owner = leaseOwner(attrs);
     const res = await this.client.getAll().prefix(this.keys.subnetsPrefix).exec();
     const kvOf = new Map<Lease, KeyValue>();
     for (const raw of res.kvs) {
       const kv = toKeyValue(raw);
-      const subnet = leaseSubnetOfKey(this.keys, kv.key);
-      if (!subnet) continue;
-      let a: LeaseAttrs;
-      try {
-        a = decodeLeaseAttrs(kv.value.toString('utf8'));
-      } catch {
-        a = { publicIP: '', backendType: '' }; // unreadable: still blocks its subnet
-      }
-      kvOf.set({ subnet, attrs: a, etcdLease: kv.lease, modRevision: kv.modRevision }, kv);
+      const lease = blockingLeaseOf(this.keys, kv);
+      if (lease) kvOf.set(lease, kv);
     }
     // After a loss, try the subnet we had (containers on it keep working); at start, the caller's hint.
     const previous = this.lease?.subnet ?? this.lastSubnet ?? this.opts.previousSubnet?.() ?? null;
-    const choice = chooseSubnet(config, [...kvOf.keys()], this.opts.publicIP, previous);
+    const previous6 = this.lease?.subnet6 ?? this.lastSubnet6 ?? this.opts.previousSubnet6?.() ?? null;
+    const choice = chooseSubnet(config, [...kvOf.keys()], this.owner, previous, previous6);
     for (const stale of choice.stale) {
       const kv = kvOf.get(stale)!;
       this.log.info({ key: kv.key }, 'deleting our lease that no longer fits the network config');
       await this.client.if(kv.key, 'Mod', '==', kv.modRevision.toString()).then(this.client.delete().key(kv.key)).commit();
     }
     if (choice.kind === 'exhausted') {
-      const err = conflict(`no free subnet in ${formatCidr(config.network)} between SubnetMin and SubnetMax (${kvOf.size} leases)`);
+      const err = conflict(describeExhausted(config, choice.family, kvOf.size));
       this.acquireProblem = err.message;
       return { kind: 'retry', reason: err.message, quiet: false };
     }
@@ -191,27 +194,25 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
         this.revokeQuietly(id);
         return { kind: 'retry', reason: `our lease ${kv.key} changed while we re-wrote it`, quiet: true };
       }
-      return this.ok(kv.key, value, { subnet: choice.lease.subnet, attrs, etcdLease: id, modRevision: BigInt(r.header.revision) }, started);
+      const { subnet, subnet6 } = choice.lease;
+      return this.ok(kv.key, value, { subnet, ...(subnet6 ? { subnet6 } : {}), attrs, etcdLease: id, modRevision: BigInt(r.header.revision) }, started);
     }
     const subnet = pickRandom(choice.candidates, this.tuning.random);
-    const key = this.keys.leaseKey(subnet);
+    const subnet6 = choice.candidates6 ? pickRandom(choice.candidates6, this.tuning.random) : undefined;
+    const both = { subnet, ...(subnet6 ? { subnet6 } : {}) };
+    const key = this.keys.leaseKey(subnet, subnet6);
     const id = await this.grant();
-    const r = await this.client
-      .if(key, 'Version', '==', 0)
-      .then(this.client.put(key).value(value).lease(id))
-      .else(this.client.get(key))
-      .commit();
-    if (!r.succeeded) {
+    // A key naming a v6 subnet also needs the list to be current (lease-create.ts).
+    const r = await createLeaseKey(this.client, this.keys, key, value, id, subnet6 ? BigInt(res.header.revision) : undefined);
+    if (r.kind === 'lost') {
       this.revokeQuietly(id);
-      const existing: IKeyValue | undefined = r.responses[0]?.response_range?.kvs[0];
       // Our own create, retried by the client after a dropped response: it is ours.
-      if (existing && existing.value.toString('utf8') === value) {
-        const kv = toKeyValue(existing);
-        return this.ok(key, value, { subnet, attrs, etcdLease: kv.lease, modRevision: kv.modRevision }, started);
+      if (r.existing && r.existing.value.toString('utf8') === value) {
+        return this.ok(key, value, { ...both, attrs, etcdLease: r.existing.lease, modRevision: r.existing.modRevision }, started);
       }
-      return { kind: 'retry', reason: `lost the race for ${formatCidr(subnet)}`, quiet: true };
+      return { kind: 'retry', reason: `lost the race for ${key.slice(this.keys.subnetsPrefix.length + 1)}`, quiet: true };
     }
-    return this.ok(key, value, { subnet, attrs, etcdLease: id, modRevision: BigInt(r.header.revision) }, started);
+    return this.ok(key, value, { ...both, attrs, etcdLease: id, modRevision: r.revision }, started);
   }
 
   private ok(key: string, value: string, lease: Lease, started: number): Attempt {
@@ -233,6 +234,7 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
   private install(a: Extract<Attempt, { kind: 'ok' }>): void {
     this.lease = a.lease;
     this.lastSubnet = a.lease.subnet;
+    this.lastSubnet6 = a.lease.subnet6 ?? null;
     this.key = a.key;
     this.value = a.value;
     const abort = new AbortController();
@@ -317,11 +319,11 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
     if (text === this.value) return;
     let owner = '';
     try {
-      owner = decodeLeaseAttrs(text).publicIP;
+      owner = leaseOwner(decodeLeaseAttrs(text));
     } catch {
       owner = '';
     }
-    if (owner !== '' && owner !== this.opts.publicIP) {
+    if (owner !== '' && owner !== this.owner) {
       this.log.error({ key: this.key, value: text }, 'another host wrote its lease over ours; giving the subnet up');
       return this.lost(`our subnet was taken over by ${owner}`);
     }

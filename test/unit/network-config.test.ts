@@ -51,7 +51,7 @@ const rejected: [string, string, RegExp][] = [
   ['ipsec backend', `{"Network":"10.1.0.0/16","Backend":{"Type":"ipsec"}}`, /unsupported backend "ipsec"; overlay-flannel supports vxlan, host-gw, alloc, wireguard/],
   ['Backend without Type', `{"Network":"10.1.0.0/16","Backend":{}}`, /unknown backend type/],
   ['VNI out of range', `{"Network":"10.1.0.0/16","Backend":{"Type":"vxlan","VNI":16777216}}`, /"VNI" must be between/],
-  ['IPv6 enabled', `{"Network":"10.1.0.0/16","EnableIPv6":true,${vx}}`, /EnableIPv6 is not supported/],
+  ['IPv6 enabled without IPv6Network', `{"Network":"10.1.0.0/16","EnableIPv6":true,${vx}}`, /please define a correct IPv6Network/],
 ];
 
 for (const [name, text, re] of rejected) {
