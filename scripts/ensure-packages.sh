@@ -38,8 +38,8 @@ if [ "$what" = test ]; then
   want procps ps
   want curl curl
   want ca-certificates /etc/ssl/certs/ca-certificates.crt
-  want wireguard-tools wg # test/unit/wireguard-key.test.ts: `wg pubkey` cross-checks our X25519 public key; later the wireguard labs
-  want wireguard-go wireguard-go # the wireguard backend's userspace device (this kernel has no WireGuard); its kernel test and labs
+  want wireguard-tools wg # test/unit/wireguard-key.test.ts: `wg pubkey` cross-checks our X25519 public key; test/lab/overlay-wireguard.test.ts: `wg set` (a flanneld-style host), `wg show dump`
+  want wireguard-go wireguard-go # the wireguard backend's userspace device (this kernel has no WireGuard), also copied into the managed plugin (scripts/plugin-build.ts); its kernel tests and labs
   want chromium chromium
   want fonts-liberation /usr/share/fonts/truetype/liberation
 fi
