@@ -84,6 +84,13 @@ export class NetworkReplicator {
   private readonly records = new Map<string, NetworkRecord>();
   /** Network id → name, of networks of ours seen on this host (DeleteNetwork only gives the id). */
   private readonly names = new Map<string, string>();
+  /**
+   * Names of the replicas this process created (until they are deleted here): their CreateNetwork
+   * must not record them, even when their record is gone by the time it is handled (removed on the
+   * defining host right after the replica was made: recording it then resurrected the network on
+   * every host; found by the soak, issue 24).
+   */
+  private readonly replicas = new Set<string>();
   /** Names we are removing because their record went: their DeleteNetwork must not delete a record. */
   private readonly removing = new Set<string>();
   /** Last failure logged per network name (each distinct failure is logged once). */
@@ -164,11 +171,13 @@ export class NetworkReplicator {
     for (const r of networksToCreate(this.records.values(), local)) {
       if (this.stopped) return;
       try {
+        this.replicas.add(r.name);
         await this.docker.create(r);
         this.stats.created++;
         this.failures.forget(r.name);
         this.log.info({ network: r.name, driver: r.driver, ipamOpts: r.ipamOpts, from: r.createdBy }, 'replication: created the network defined on another host');
       } catch (e) {
+        this.replicas.delete(r.name);
         if (dockerStatusOf(e) === 409) continue; // created meanwhile (by a user, or a replay)
         failed = true;
         const why = errorText(e);
@@ -195,7 +204,7 @@ export class NetworkReplicator {
       return;
     }
     this.names.set(id, n.name);
-    if (this.records.has(n.name)) return; // a replica, or already recorded
+    if (this.records.has(n.name) || this.replicas.has(n.name)) return; // a replica, or already recorded
     const rec = recordOf(n, this.opts.host);
     if (await this.store.createIfAbsent(rec)) {
       this.stats.recorded++;
@@ -208,6 +217,7 @@ export class NetworkReplicator {
     const name = this.names.get(id);
     this.names.delete(id);
     if (name === undefined) return;
+    this.replicas.delete(name);
     if (this.removing.delete(name)) return; // our own removal: its record is already gone
     this.stats.unrecorded++;
     this.records.delete(name);
@@ -227,6 +237,7 @@ export class NetworkReplicator {
     this.removing.add(name);
     try {
       await this.docker.remove(d.id);
+      this.replicas.delete(name);
       this.stats.removed++;
       this.log.info({ network: name }, 'replication: removed the network (removed on another host)');
     } catch (e) {

@@ -215,6 +215,40 @@ test('define once: created on h1 → recorded → created on h2 and on a host th
   }
 });
 
+test('a replica whose record is deleted while it is being created is not recorded again (the soak\'s resurrected soaknet, issue 24)', async () => {
+  const etcd = new FakeRecords();
+  const store = etcd.port();
+  const h1 = host(etcd, '192.0.2.1');
+  const h2 = host(etcd, '192.0.2.2');
+  // h1 removes the network right after h2's Docker created the replica: the record goes before
+  // h2's plugin handled that CreateNetwork (it runs on h2's queue after the create).
+  const create = h2.docker.create.bind(h2.docker);
+  h2.docker.create = async (r) => {
+    await create(r);
+    await new Promise((resolve) => setTimeout(resolve, 10)); // h2's CreateNetwork is handled (queued) before the create returns
+    h1.docker.nets.delete(r.name);
+    await store.remove(r.name);
+  };
+  h1.rep.start();
+  h2.rep.start();
+  try {
+    h1.docker.userCreate('blue');
+    await waitFor(async () => h2.docker.calls.includes('create blue') && !h2.docker.nets.has('blue'), { timeoutMs: 3000, what: 'the replica on h2 created, then removed' });
+    await new Promise((r) => setTimeout(r, 100)); // any resurrection would be under way by now
+    assert.equal(etcd.recs.get('blue')?.createdBy, undefined, 'no record of blue (h2 did not record its replica as its own)');
+    assert.equal(h1.docker.nets.has('blue'), false, 'blue not back on h1');
+    assert.equal(h2.docker.nets.has('blue'), false, 'blue not back on h2');
+    // A network a user then creates on h2 under that name is h2's own: it is recorded.
+    h2.docker.create = create;
+    h2.docker.userCreate('blue');
+    await waitFor(async () => h1.docker.nets.has('blue'), { timeoutMs: 3000, what: "h2's own blue on h1" });
+    assert.equal(etcd.recs.get('blue')!.createdBy, '192.0.2.2');
+  } finally {
+    await h1.rep.stop();
+    await h2.rep.stop();
+  }
+});
+
 test('a Docker API that does not answer yet is retried until it answers', async () => {
   const etcd = new FakeRecords();
   etcd.recs.set('red', rec('red'));
