@@ -13,9 +13,10 @@ import { requireDockerLab, ROOT } from './fault-lab';
 import { runSoak } from '../soak/soak-run';
 import { FAULT_KINDS } from '../soak/soak-faults';
 
-// The dockerd restarts (and plugin disable/enable after them) are left out until the soak's
-// findings about them are fixed (README Reliability, "Soak"); `npm run soak` runs every kind.
-const KINDS = FAULT_KINDS.filter((k) => k === 'plugin-kill' || k === 'etcd-restart' || k === 'link-cut');
+// Three of these five per run (seeded). The cold dockerd restart and plugin disable/enable stay in
+// `npm run soak` only (a cold restart stops every container: too long for 3 minutes; the one-off
+// `plugin enable` failure is still open, README Reliability, "Soak"); `npm run soak` runs every kind.
+const KINDS = FAULT_KINDS.filter((k) => k === 'plugin-kill' || k === 'etcd-restart' || k === 'link-cut' || k === 'plugin-upgrade' || k === 'dockerd-live');
 
 requireDockerLab();
 

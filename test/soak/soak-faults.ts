@@ -67,6 +67,8 @@ export interface FaultTargets {
   lanNs: string;
   /** The two releases in the lab's registry a `plugin-upgrade` moves between (null: that kind cannot run). */
   releases: [string, string] | null;
+  /** The overlay's etcd prefix: a `plugin-upgrade` checks the host's lease (subnet, VtepMAC) is kept. */
+  prefix: string;
 }
 
 async function onePlugin(d: DockerHost, timeoutMs = 60_000): Promise<number> {
@@ -107,13 +109,21 @@ export async function injectFault(f: PlannedFault, t: FaultTargets): Promise<str
       if (!t.releases) throw new Error('plugin-upgrade needs two releases in the registry (startFaultLab({ nextRelease: true }))');
       const from = (await d.dockerOk(['plugin', 'inspect', '-f', '{{.PluginReference}}', 'overlay-flannel'])).stdout.trim();
       const to = from === t.releases[1] ? t.releases[0] : t.releases[1];
+      const leaseOf = async () => (await L.vxlanLeases(t.etcd, t.prefix)).find((l) => l.publicIP === d.host.ip);
+      const before = await leaseOf();
+      if (!before) throw new Error(`no vxlan lease of ${d.host.ip} under ${t.prefix} before the upgrade`);
       await d.dockerOk(['plugin', 'disable', '-f', 'overlay-flannel'], { timeoutMs: 60_000 });
       await d.dockerOk(['plugin', 'upgrade', '--grant-all-permissions', '--skip-remote-check', 'overlay-flannel', to], { timeoutMs: 180_000 });
       await d.dockerOk(['plugin', 'enable', 'overlay-flannel'], { timeoutMs: 60_000 });
       await onePlugin(d);
       const now = (await d.dockerOk(['plugin', 'inspect', '-f', '{{.PluginReference}}', 'overlay-flannel'])).stdout.trim();
       if (now !== to) throw new Error(`plugin on ${d.host.ns} is ${now} after upgrading to ${to}`);
-      return `plugin on ${d.host.ns} upgraded ${from} → ${to} (${took()})`;
+      // The upgraded plugin must keep this host's subnet and VtepMAC (peers need no change).
+      const after = await waitFor(async () => {
+        const l = await leaseOf();
+        return l && l.subnet === before.subnet && l.vtepMac === before.vtepMac && l;
+      }, { timeoutMs: 30_000, intervalMs: 250, what: `${d.host.ns}'s lease ${before.subnet} ${before.vtepMac} kept after the upgrade` });
+      return `plugin on ${d.host.ns} upgraded ${from} → ${to}, lease ${after.subnet} and VtepMAC ${after.vtepMac} kept (${took()})`;
     }
     case 'etcd-restart':
       await t.etcd.kill();

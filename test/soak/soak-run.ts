@@ -205,7 +205,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
         done.add(due);
         const at = minutes();
         faultUntil = Number.POSITIVE_INFINITY;
-        const what = await injectFault(due, { etcd: fl.etcd, docker: [d1, d2], nameTtlSec: NAME_TTL, lanNs: lanNs, releases: [fl.pluginRef, fl.nextRef!] }).catch((e: unknown) => {
+        const what = await injectFault(due, { etcd: fl.etcd, docker: [d1, d2], nameTtlSec: NAME_TTL, lanNs: lanNs, releases: [fl.pluginRef, fl.nextRef!], prefix: fl.ov.prefix }).catch((e: unknown) => {
           log(`  dockerd logs after the failed fault:\n${[d1, d2].map((d) => `--- ${d.host.ns}\n${fl.logTail(d, 30)}`).join('\n')}`);
           return `FAILED: ${String(e)}`;
         });
