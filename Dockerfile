@@ -19,7 +19,7 @@ COPY package.json package-lock.json ./
 COPY node_modules/ ./node_modules/
 COPY scripts/prune-dev.js /tmp/prune-dev.js
 RUN ["/usr/local/bin/node", "/tmp/prune-dev.js", "/app", "--slim", "--self-delete"]
-# Mount points of plugin/config.json and the folder of the plugin socket.
-RUN ["/usr/local/bin/node", "-e", "for (const d of ['/run/docker/plugins', '/host/etc', '/host/root', '/host/run/docker/plugins']) require('fs').mkdirSync(d, { recursive: true })"]
+# Mount points of plugin/config.json (its mounts and its propagatedMount, STATE_DIR) and the folder of the plugin socket.
+RUN ["/usr/local/bin/node", "-e", "for (const d of ['/run/docker/plugins', '/host/etc', '/host/root', '/host/run/docker/plugins', '/var/lib/overlay-flannel']) require('fs').mkdirSync(d, { recursive: true })"]
 COPY dist/ ./dist/
 ENTRYPOINT ["/usr/local/bin/node", "/app/dist/main.js"]

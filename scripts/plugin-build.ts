@@ -9,7 +9,8 @@
  * Dockerfile path uses too) plus the libraries `ldd` lists for it and for every native addon
  * (*.node) of the app, and the dynamic loader /lib64/ld-linux-x86-64.so.2; a minimal /etc
  * (passwd, group, nsswitch.conf, CA bundle when the host has one); /tmp; /run/docker/plugins
- * (the plugin socket's folder) and the mount points of config.json. The app goes to /app:
+ * (the plugin socket's folder) and the mount points of config.json (its mounts and its
+ * propagatedMount, STATE_DIR). The app goes to /app:
  * dist/, package.json, package-lock.json and node_modules copied from the working tree (so it
  * works offline once `npm ci` has run) and pruned of devDependencies by scripts/prune-dev.js
  * (the set `npm prune --omit=dev` removes), then slimmed (*.d.ts, *.map, *.md, prebuilt addons
@@ -184,6 +185,8 @@ export async function buildPlugin(opts: BuildOptions = {}): Promise<BuildResult>
   for (const b of wgTools) copyInto(rootfs, b);
   const config = JSON.parse(readFileSync(join(ROOT, 'plugin/config.json'), 'utf8')) as PluginConfig;
   for (const m of config.mounts ?? []) mountPoint(rootfs, m.destination, m.source);
+  // Docker bind-mounts <plugin dir>/propagated-mount here, outside the rootfs an upgrade replaces (STATE_DIR).
+  if (config.propagatedMount) mountPoint(rootfs, config.propagatedMount);
   writeFileSync(join(out, 'config.json'), JSON.stringify(config, null, 2) + '\n');
   return { dir: out, rootfs, bytes: treeBytes(rootfs) };
 }
@@ -196,6 +199,8 @@ export interface PluginConfig {
   linux?: { capabilities?: string[]; devices?: Array<{ name: string; path: string }> };
   mounts?: Array<{ name: string; source?: string; destination: string; type: string; options?: string[]; settable?: string[] }>;
   env?: Array<{ name: string; value?: string; settable?: string[] }>;
+  /** Docker keeps this folder's content in /var/lib/docker/plugins/<id>/propagated-mount, across upgrades. */
+  propagatedMount?: string;
 }
 
 /** An empty mount point in the rootfs: a file for a socket/file source or destination (/dev/null placeholder), else a folder. */

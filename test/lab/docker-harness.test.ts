@@ -90,6 +90,7 @@ interface PluginInspect {
     Linux: { Capabilities: string[] };
     Mounts: Array<{ Name: string; Destination: string; Settable: string[] | null }>;
     Env: Array<{ Name: string; Settable: string[] | null; Value: string }>;
+    PropagatedMount: string;
   };
   Settings: { Env: string[] };
 }
@@ -141,7 +142,7 @@ describe('docker lab harness and plugin packaging', { timeout: 300_000 }, () => 
   it('the plugin rootfs holds node, the production modules and no dev dependencies', async (t) => {
     const fs = built.rootfs;
     t.diagnostic(`rootfs ${mib(built.bytes)} (node ${mib(treeBytes(join(fs, 'usr/local/bin')))}, app ${mib(treeBytes(join(fs, 'app')))})`);
-    for (const f of ['usr/local/bin/node', 'lib64/ld-linux-x86-64.so.2', 'app/dist/main.js', 'app/package.json', 'etc/passwd', 'run/docker/plugins']) {
+    for (const f of ['usr/local/bin/node', 'lib64/ld-linux-x86-64.so.2', 'app/dist/main.js', 'app/package.json', 'etc/passwd', 'run/docker/plugins', 'var/lib/overlay-flannel']) {
       assert.ok(existsSync(join(fs, f)), `${f} in rootfs`);
     }
     for (const dev of ['typescript', 'tsx', 'esbuild', '@types/dockerode']) assert.ok(!existsSync(join(fs, 'app/node_modules', dev)), `${dev} pruned`);
@@ -172,6 +173,9 @@ describe('docker lab harness and plugin packaging', { timeout: 300_000 }, () => 
       'FASTPATH', 'IFACE', 'IP_MASQ', 'LEASE_RENEW_MARGIN', 'LEASE_TTL', 'LEGACY_SOCKET_DIR', 'LOG_LEVEL', 'NAMES', 'NAME_ANSWER_ADDR', 'NAME_CT_ZONE', 'NAME_MARK_BIT', 'NAME_QUEUE', 'NAME_TTL', 'NOTRACK', 'PROBE_PORT', 'PUBLIC_IP', 'STATUS_ADDR', 'SUBNET_FILE',
     ]);
     assert.ok(p.Settings.Env.includes('PLUGIN_SOCKET=/run/docker/plugins/overlay-flannel.sock'));
+    // STATE_DIR (fixed) is the folder Docker keeps outside the rootfs, across upgrades.
+    assert.equal(p.Config.PropagatedMount, '/var/lib/overlay-flannel');
+    assert.ok(p.Settings.Env.includes('STATE_DIR=/var/lib/overlay-flannel'));
     assert.deepEqual(
       p.Config.Mounts.map((m) => `${m.Name} ${m.Destination} ${m.Settable?.join(',')}`),
       ['docker-socket /var/run/docker.sock source', 'host-root /host/root source', 'plugin-sockets /host/run/docker/plugins source', 'host-etc /host/etc source'],
@@ -247,7 +251,7 @@ describe('docker lab harness and plugin packaging', { timeout: 300_000 }, () => 
     const out = join(root, 'dockerfile-plugin');
     const r = await dockerfilePlugin(d2, out);
     t.diagnostic(`Dockerfile rootfs ${mib(r.bytes)}`);
-    for (const f of ['usr/local/bin/node', 'app/dist/main.js', 'app/package-lock.json', 'run/docker/plugins', 'host/etc']) {
+    for (const f of ['usr/local/bin/node', 'app/dist/main.js', 'app/package-lock.json', 'run/docker/plugins', 'host/etc', 'var/lib/overlay-flannel']) {
       assert.ok(existsSync(join(r.rootfs, f)), `${f} in the exported rootfs`);
     }
     assert.ok(!existsSync(join(r.rootfs, 'tmp/prune-dev.js')), 'prune script removed');

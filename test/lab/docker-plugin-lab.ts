@@ -8,7 +8,7 @@
  * Every wait is a {@link waitFor} with a deadline; every command has a timeout (run.ts).
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildPlugin } from '../../scripts/plugin-build';
 import { importBusybox, labRoot, startDockerd, type DockerdOptions, type DockerHost } from '../helpers/docker-lab';
@@ -45,6 +45,20 @@ export async function installPlugin(d: DockerHost, dir: string, settings: string
   await d.dockerOk(['plugin', 'set', name, ...settings]);
   const on = await d.docker(['plugin', 'enable', name], { timeoutMs: 60_000 });
   if (on.code !== 0) throw new Error(`plugin enable on ${d.host.ns}: ${on.stderr}\n${d.logs().split('\n').slice(-60).join('\n')}`);
+}
+
+/**
+ * A second release of the plugin in folder `dir` for `docker plugin upgrade`: the same build plus
+ * /etc/overlay-flannel-release (Docker refuses a second plugin of identical content), hard-linked
+ * beside it (a cheap copy), created on `d`, pushed as `ref` to the lab's registry, removed from `d`.
+ */
+export async function pushNextRelease(d: DockerHost, dir: string, ref: string): Promise<void> {
+  const next = `${dir}-next`;
+  await run('cp', ['-al', dir, next]);
+  writeFileSync(join(next, 'rootfs/etc/overlay-flannel-release'), 'next\n');
+  await d.dockerOk(['plugin', 'create', ref, next], { timeoutMs: 180_000 });
+  await d.dockerOk(['plugin', 'push', ref], { timeoutMs: 180_000 });
+  await d.dockerOk(['plugin', 'rm', ref]);
 }
 
 /** The random overlay of one run. */

@@ -5,31 +5,36 @@
  * lab's etcd. Checked: each plugin writes flanneld's wireguard lease with the public key its
  * flannel-wg has (read over wireguard-go's UAPI socket inside the plugin, as `wg` is not there);
  * the device is a TUN of a wireguard-go child of the plugin; the other host is its one peer;
- * containers get MTU 1420 and ping across hosts; a disable/enable of the plugin keeps the public
- * key (the key file lives in the plugin's rootfs) and traffic comes back.
- * Needs root, docker.io, busybox-static, wireguard-go, etcd and `npm run build`; fails (never skips).
+ * the private key file is on the host in Docker's propagated-mount folder of the plugin (outside
+ * its rootfs), 0600 in a 0700 plugin folder; containers get MTU 1420 and ping across hosts; a
+ * disable/enable, and a `docker plugin upgrade` to a second release (same build plus one file,
+ * from the lab's registry), keep the lease's public key and the device's key, and traffic comes back.
+ * Needs root, docker.io, docker-registry, busybox-static, wireguard-go, etcd and `npm run build`; fails (never skips).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DOCKER, DOCKERD, createDockerLab, leftovers, stopAll, type DockerHost } from '../helpers/docker-lab';
+import { DOCKER, DOCKERD, REGISTRY_BIN, createDockerLab, leftovers, startRegistry, stopAll, type DockerHost } from '../helpers/docker-lab';
 import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
 import type { Host, Lab } from '../helpers/netns-lab';
 import { waitFor } from '../helpers/wait';
 import * as L from './docker-plugin-lab';
 import { uapiGet, wgPid } from './wireguard-lab';
+import { wireguardPublicKey } from '../../src/host/wireguard-key';
 
 const ROOT = resolve(__dirname, '../..');
 const MAIN = join(ROOT, 'dist/main.js');
-const missing = [DOCKERD, DOCKER, '/bin/busybox', '/usr/bin/wireguard-go', MAIN].filter((f) => !existsSync(f));
+const missing = [DOCKERD, DOCKER, REGISTRY_BIN, '/bin/busybox', '/usr/bin/wireguard-go', MAIN].filter((f) => !existsSync(f));
 if (process.getuid?.() !== 0) throw new Error('the docker wireguard lab needs root');
-if (missing.length) throw new Error(`the docker wireguard lab needs ${missing.join(', ')} (apt-get install docker.io busybox-static wireguard-go; npm run build)`);
+if (missing.length) throw new Error(`the docker wireguard lab needs ${missing.join(', ')} (apt-get install docker.io docker-registry busybox-static wireguard-go; npm run build)`);
 
 const NET = 'wgnet';
 const PLUGIN = 'overlay-flannel';
+/** The release `docker plugin upgrade` moves h1's plugin to (pushed to the lab's registry). */
+const NEXT_REF = '192.0.2.254:5000/overlay-flannel:next';
 
-describe('the wireguard backend in the managed plugin on two real dockerds', { timeout: 300_000 }, () => {
+describe('the wireguard backend in the managed plugin on two real dockerds', { timeout: 420_000 }, () => {
   const ov = L.randomOverlay();
   let lab: Lab | undefined;
   let etcd: EtcdServer | undefined;
@@ -48,15 +53,24 @@ describe('the wireguard backend in the managed plugin on two real dockerds', { t
     }
     return out;
   };
+  /** The plugin's id on a host, and the public key of its device's private key (UAPI). */
+  const pluginId = async (d: DockerHost): Promise<string> => (await d.dockerOk(['plugin', 'inspect', '-f', '{{.Id}}', PLUGIN])).stdout.trim();
+  const devicePublicKey = async (h: Host): Promise<string> => {
+    const priv = (await uapiGet(h)).privateKey;
+    assert.ok(priv, `${h.ns}'s flannel-wg has a private key`);
+    return wireguardPublicKey(priv);
+  };
 
   before(async () => {
     lab = await createDockerLab('ow');
     const lan = await lab.lan();
     etcd = await startEtcd({ netns: lan.ns, host: '192.0.2.254' });
     let pluginDir: string;
-    ({ h1, h2, d1, d2, pluginDir } = await L.twoDockerHosts(lab));
+    const reg = await startRegistry(lab);
+    ({ h1, h2, d1, d2, pluginDir } = await L.twoDockerHosts(lab, { insecureRegistry: reg.url }));
     await etcd.etcdctl(['put', `${ov.prefix}/config`, JSON.stringify({ Network: ov.network, Backend: { Type: 'wireguard' } })]);
     await Promise.all([d1, d2].map((d) => L.installPlugin(d, pluginDir, L.pluginSettings(etcd!, ov.prefix, d), PLUGIN)));
+    await L.pushNextRelease(d1, pluginDir, NEXT_REF);
     await waitFor(async () => (await wgLeases()).size === 2, { timeoutMs: 40_000, what: `wireguard leases of both hosts; h1 log:\n${d1.logs().split('\n').slice(-30).join('\n')}` });
     for (const d of [d1, d2]) {
       const r = await d.docker(['network', 'create', '-d', L.DRIVER, '--ipam-driver', L.DRIVER, NET], { timeoutMs: 60_000 });
@@ -90,6 +104,18 @@ describe('the wireguard backend in the managed plugin on two real dockerds', { t
       assert.deepEqual(dev.peers.map((p) => [p.publicKey, p.endpoint]), [[leases.get(other.ip)!.key, `${other.ip}:51820`]]);
       const link = await h.execJson<{ mtu: number; link_type: string }[]>(['link', 'show', 'flannel-wg']);
       assert.equal(link[0]!.mtu, 1420);
+      assert.equal(await devicePublicKey(h), l.key, `${h.ns}'s device key is the lease's`);
+    }
+  });
+
+  it("1b. the key file is on the host in Docker's propagated-mount folder of the plugin, outside its rootfs, 0600 in a 0700 plugin folder", async () => {
+    for (const d of [d1, d2]) {
+      const dir = join(d.dataRoot, 'plugins', await pluginId(d));
+      const key = join(dir, 'propagated-mount/wireguard.key');
+      assert.ok(existsSync(key), `${key} exists`);
+      assert.equal(statSync(key).mode & 0o777, 0o600);
+      assert.equal(statSync(dir).mode & 0o777, 0o700, `${dir} (Docker's plugin folder) is 0700`);
+      assert.ok(!existsSync(join(dir, 'rootfs/var/lib/overlay-flannel/wireguard.key')), 'no key in the rootfs an upgrade replaces');
     }
   });
 
@@ -108,5 +134,25 @@ describe('the wireguard backend in the managed plugin on two real dockerds', { t
     await waitFor(async () => wgPid(h1) !== undefined && (await uapiGet(h1)).peers.length === 1, { timeoutMs: 30_000, what: 'flannel-wg back on h1' });
     assert.equal((await wgLeases()).get(h1.ip)!.key, before1);
     await L.pingOk(d2, 'c2', ips.c1!, 30_000);
+  });
+
+  it('4. a `docker plugin upgrade` to the next release keeps the public key in the lease and on the device; h2 keeps its peer; traffic comes back both ways', async () => {
+    const before1 = (await wgLeases()).get(h1.ip)!.key;
+    const id = await pluginId(d1);
+    await d1.dockerOk(['plugin', 'disable', '-f', PLUGIN], { timeoutMs: 60_000 });
+    await waitFor(async () => wgPid(h1) === undefined, { timeoutMs: 20_000, what: 'wireguard-go gone with the plugin' });
+    await d1.dockerOk(['plugin', 'upgrade', '--grant-all-permissions', '--skip-remote-check', PLUGIN, NEXT_REF], { timeoutMs: 180_000 });
+    await d1.dockerOk(['plugin', 'enable', PLUGIN], { timeoutMs: 60_000 });
+    const ref = (await d1.dockerOk(['plugin', 'inspect', '-f', '{{.PluginReference}}', PLUGIN])).stdout.trim();
+    assert.equal(ref, NEXT_REF, 'the plugin runs the next release');
+    assert.equal(await pluginId(d1), id, 'an upgrade keeps the plugin id (and so its propagated-mount folder)');
+    await waitFor(async () => wgPid(h1) !== undefined && (await uapiGet(h1)).peers.length === 1, { timeoutMs: 30_000, what: 'flannel-wg back on h1' });
+    assert.ok(existsSync(`/proc/${wgPid(h1)}/root/etc/overlay-flannel-release`), "the new rootfs is the next release's");
+    assert.equal((await wgLeases()).get(h1.ip)!.key, before1, "the lease's public key");
+    assert.equal(await devicePublicKey(h1), before1, "the device's key");
+    const peersOf2 = (await uapiGet(h2)).peers.map((p) => p.publicKey);
+    assert.deepEqual(peersOf2, [before1], "h2's peer for h1 keeps its key");
+    await L.pingOk(d2, 'c2', ips.c1!, 30_000);
+    await L.pingOk(d1, 'c1', ips.c2!, 30_000);
   });
 });
