@@ -28,7 +28,8 @@ export interface ContractEnv {
   teardown(): Promise<void>;
 }
 
-async function rejectsWith(p: Promise<unknown>, code: string, re?: RegExp): Promise<unknown> {
+/** Assert `p` rejects with an OverlayError of `code` (and a message matching `re`); returns it. */
+export async function rejectsWith(p: Promise<unknown>, code: string, re?: RegExp): Promise<Error> {
   try {
     await p;
   } catch (e) {

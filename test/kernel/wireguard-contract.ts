@@ -6,9 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { isOverlayError } from '../../src/errors';
 import type { Kernel, WireguardPeer } from '../../src/kernel';
 import { generateWireguardKeyPair } from '../../src/host/wireguard-key';
+import { rejectsWith } from './kernel-contract';
 
 export interface WireguardContractEnv {
   kernel: Kernel;
@@ -17,18 +17,6 @@ export interface WireguardContractEnv {
   /** A Kernel on a host with neither kernel WireGuard nor wireguard-go (closed by the contract). */
   kernelWithoutWireguard(): Kernel;
   teardown(): Promise<void>;
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string, re?: RegExp): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(isOverlayError(e), `expected OverlayError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (re) assert.match(e.message, re);
-    return e;
-  }
-  assert.fail(`expected rejection with ${code}`);
 }
 
 const byKey = (ps: WireguardPeer[]) => [...ps].sort((a, b) => a.publicKey.localeCompare(b.publicKey));
