@@ -13,9 +13,12 @@
  *   a dump, so it is replaced once the requests still in flight have settled.
  * - Dumps carrying NLM_F_DUMP_INTR (the table changed under us) are retried a few times.
  * Order is FIFO: nothing overtakes a waiting dump, so a write issued before a list is seen by it.
+ * Writes of the tables that grow with peers (write(): pre-encoded neighbour/FDB/route messages) go
+ * through the same scheduler, but leave on a second, raw socket in batches (rtnl-writer.ts).
  */
 import { createRtNetlink, rt, type RtNetlinkSocket } from 'netlink';
 import { closedError, toKernelError } from './errno';
+import { RtnlWriter } from './rtnl-writer';
 
 const DUMP_INTR = 0x10;
 const NLM_F_DUMP = 0x300;
@@ -23,7 +26,7 @@ const DUMP_RETRIES = 3;
 
 export interface NlSocketOptions {
   timeoutMs?: number; // per request, default 5000
-  maxInFlight?: number; // concurrent non-dump requests, default 32
+  maxInFlight?: number; // concurrent non-dump requests, default 256
   recvBufferSize?: number; // default 8 MiB (capped by net.core.rmem_max)
 }
 
@@ -44,12 +47,24 @@ export class NlSocket {
   private stale = false;
   private closed = false;
   private readonly pending = new Set<(e: Error) => void>();
+  private readonly writer: RtnlWriter;
 
   constructor(opts: NlSocketOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 5000;
-    this.maxInFlight = opts.maxInFlight ?? 32;
+    this.maxInFlight = opts.maxInFlight ?? 256;
     this.recvBufferSize = opts.recvBufferSize ?? 8 << 20;
     this.sock = this.open();
+    this.writer = new RtnlWriter(this.timeoutMs, this.recvBufferSize);
+  }
+
+  /** Datagrams the batched writes went out in so far. */
+  get writeDatagrams(): number {
+    return this.writer.datagrams;
+  }
+
+  /** A pre-encoded write (rtnl-messages.ts), batched with the writes started beside it. */
+  write(what: string, msg: Buffer): Promise<void> {
+    return this.schedule(false, what, () => this.writer.send(msg));
   }
 
   /** A non-dump request. `fn` must pass `timeout` in its options. Errors come back as OverlayError. */
@@ -59,11 +74,16 @@ export class NlSocket {
 
   /** A dump: `type` is the GET message type, `payload` its header (+ attributes). Runs exclusively. */
   dump(what: string, type: rt.MessageType, payload: Uint8Array | Uint8Array[]): Promise<rt.Message[]> {
+    return this.dumpRaw(what, type, payload).then((msgs) => msgs.map((m) => rt.parseMessage(m.type, m.data)));
+  }
+
+  /** A dump's messages undecoded (type and payload after the header), for hand decoders. */
+  dumpRaw(what: string, type: rt.MessageType, payload: Uint8Array | Uint8Array[]): Promise<{ type: number; data: Buffer }[]> {
     return this.schedule(true, what, async (s) => {
       for (let attempt = 1; ; attempt++) {
         const [msgs] = await s.socket.request(type, payload, { flags: NLM_F_DUMP, timeout: this.timeoutMs });
         const interrupted = msgs.some((m) => (m.flags & DUMP_INTR) !== 0);
-        if (!interrupted || attempt >= DUMP_RETRIES) return msgs.map((m) => rt.parseMessage(m.type, m.data));
+        if (!interrupted || attempt >= DUMP_RETRIES) return msgs;
       }
     });
   }
@@ -76,6 +96,7 @@ export class NlSocket {
     for (const job of this.queue.splice(0)) job.fail(err);
     for (const reject of [...this.pending]) reject(err);
     this.pending.clear();
+    this.writer.reset('netlink socket is closed');
     this.sock?.socket.close();
     this.sock = null;
   }
@@ -137,6 +158,7 @@ export class NlSocket {
         if (this.active > 0) return; // let in-flight requests drain first
         this.sock?.socket.close();
         this.sock = this.open();
+        this.writer.reset('socket is closed'); // nothing of it is in flight (active is 0)
         this.stale = false;
       }
       const head = this.queue[0] as Job;

@@ -28,7 +28,7 @@ import { OverlayFirewall, type FirewallOptions } from './overlay-firewall';
 
 export const VXLAN_OVERHEAD = 50;
 const DEFAULT_VXLAN_PORT = 8472; // port 0 in the config: the kernel's default, as flannel
-const WRITE_PIPELINE = 16; // netlink requests in flight per stage
+const WRITE_PIPELINE = 256; // netlink writes in flight per stage (batched into few datagrams: kernel/rtnl-writer.ts)
 const STAGES: PeerOp['op'][] = ['deleteRoute', 'deleteFlood', 'deleteFdb', 'deleteNeighbour', 'setNeighbour', 'setFdb', 'setFlood', 'setRoute'];
 const ZERO_MAC = '00:00:00:00:00:00';
 const EMPTY: PeerState = Object.freeze({ neighbours: [], fdb: [], routes: [], flood: [] }) as PeerState;
