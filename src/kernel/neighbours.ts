@@ -18,7 +18,7 @@ import { u32le } from './codec';
 import { isErrno } from './errno';
 import { toBuf } from './links';
 import type { NlSocket } from './netlink-socket';
-import { decodeNeigh, neighMessage, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE, NTF_SELF, NUD_PERMANENT, NUD_REACHABLE, RTM_DELNEIGH, RTM_NEWNEIGH } from './rtnl-messages';
+import { decodeNeigh, dumpRequest, neighMessage, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE, NTF_SELF, NUD_PERMANENT, NUD_REACHABLE, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH } from './rtnl-messages';
 import type { FdbEntry, NeighbourEntry } from './types';
 
 const AF_INET = 2;
@@ -34,16 +34,13 @@ function checkIndex(ifindex: number, what: string): void {
 
 export async function listNeighbours(ns: NlSocket, ifindex: number): Promise<NeighbourEntry[]> {
   checkIndex(ifindex, 'list neighbours');
-  const req = Buffer.concat([rt.formatNeighbor({ family: AF_INET }), toBuf(rt.formatNeighborAttrs({ ifindex: u32le(ifindex) }))]);
-  const msgs = await ns.dumpRaw(`list neighbours of link #${ifindex}`, rt.MessageType.GETNEIGH, req);
-  const out: NeighbourEntry[] = [];
-  for (const m of msgs) {
-    const n = m.type === rt.MessageType.NEWNEIGH ? decodeNeigh(m.data) : null;
-    if (!n || n.family !== AF_INET || n.ifindex !== ifindex) continue;
-    if (!n.dst || !n.lladdr) continue; // INCOMPLETE/FAILED entries have no MAC: nothing to report
-    out.push({ ifindex, ip: n.dst, mac: n.lladdr, permanent: (n.state & NUD_PERMANENT) !== 0 });
-  }
-  return out;
+  const req = dumpRequest(RTM_GETNEIGH, Buffer.concat([rt.formatNeighbor({ family: AF_INET }), toBuf(rt.formatNeighborAttrs({ ifindex: u32le(ifindex) }))]));
+  return ns.dumpDecoded(`list neighbours of link #${ifindex}`, req, (b, start, end, type): NeighbourEntry | null => {
+    const n = type === RTM_NEWNEIGH ? decodeNeigh(b, start, end) : null;
+    if (!n || n.family !== AF_INET || n.ifindex !== ifindex) return null;
+    if (!n.dst || !n.lladdr) return null; // INCOMPLETE/FAILED entries have no MAC: nothing to report
+    return { ifindex, ip: n.dst, mac: n.lladdr, permanent: (n.state & NUD_PERMANENT) !== 0 };
+  });
 }
 
 export async function replaceNeighbour(ns: NlSocket, n: NeighbourEntry): Promise<void> {
@@ -65,15 +62,12 @@ export async function deleteNeighbour(ns: NlSocket, ifindex: number, ip: string)
 
 export async function listFdb(ns: NlSocket, ifindex: number): Promise<FdbEntry[]> {
   checkIndex(ifindex, 'list fdb');
-  const req = rt.formatLink({ family: AF_BRIDGE, index: ifindex }); // legacy ifinfomsg: per-device dump
-  const msgs = await ns.dumpRaw(`list fdb of link #${ifindex}`, rt.MessageType.GETNEIGH, req);
-  const out: FdbEntry[] = [];
-  for (const m of msgs) {
-    const n = m.type === rt.MessageType.NEWNEIGH ? decodeNeigh(m.data) : null;
-    if (!n || n.family !== AF_BRIDGE || n.ifindex !== ifindex || !n.lladdr) continue;
-    out.push({ ifindex, mac: n.lladdr, dst: n.dst, permanent: (n.state & NUD_PERMANENT) !== 0 });
-  }
-  return out;
+  const req = dumpRequest(RTM_GETNEIGH, rt.formatLink({ family: AF_BRIDGE, index: ifindex })); // legacy ifinfomsg: per-device dump
+  return ns.dumpDecoded(`list fdb of link #${ifindex}`, req, (b, start, end, type): FdbEntry | null => {
+    const n = type === RTM_NEWNEIGH ? decodeNeigh(b, start, end) : null;
+    if (!n || n.family !== AF_BRIDGE || n.ifindex !== ifindex || !n.lladdr) return null;
+    return { ifindex, mac: n.lladdr, dst: n.dst, permanent: (n.state & NUD_PERMANENT) !== 0 };
+  });
 }
 
 export async function replaceFdb(ns: NlSocket, f: FdbEntry): Promise<void> {

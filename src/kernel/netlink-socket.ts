@@ -36,12 +36,21 @@ interface Job {
   fail: (e: Error) => void;
 }
 
+/** A queued write: plain data, no closures (there are tens of thousands of them). */
+interface WriteJob {
+  exclusive: false;
+  what: string;
+  msg: Buffer;
+  resolve: () => void;
+  fail: (e: Error) => void;
+}
+
 export class NlSocket {
   readonly timeoutMs: number;
   private readonly maxInFlight: number;
   private readonly recvBufferSize: number;
   private sock: RtNetlinkSocket | null = null;
-  private readonly queue: Job[] = [];
+  private readonly queue: (Job | WriteJob)[] = [];
   private active = 0;
   private exclusiveActive = false;
   private stale = false;
@@ -64,7 +73,24 @@ export class NlSocket {
 
   /** A pre-encoded write (rtnl-messages.ts), batched with the writes started beside it. */
   write(what: string, msg: Buffer): Promise<void> {
-    return this.schedule(false, what, () => this.writer.send(msg));
+    if (this.closed) return Promise.reject(closedError(what));
+    return new Promise<void>((resolve, fail) => {
+      this.queue.push({ exclusive: false, what, msg, resolve, fail });
+      this.pump();
+    });
+  }
+
+  private startWrite(job: WriteJob): void {
+    this.active++;
+    this.writer.send(job.msg, (e) => {
+      this.active--;
+      if (e) {
+        const err = toKernelError(job.what, e, this.timeoutMs);
+        if (err.code === 'UNAVAILABLE') this.stale = true;
+        job.fail(err);
+      } else job.resolve();
+      this.pump();
+    });
   }
 
   /** A non-dump request. `fn` must pass `timeout` in its options. Errors come back as OverlayError. */
@@ -75,6 +101,21 @@ export class NlSocket {
   /** A dump: `type` is the GET message type, `payload` its header (+ attributes). Runs exclusively. */
   dump(what: string, type: rt.MessageType, payload: Uint8Array | Uint8Array[]): Promise<rt.Message[]> {
     return this.dumpRaw(what, type, payload).then((msgs) => msgs.map((m) => rt.parseMessage(m.type, m.data)));
+  }
+
+  /** A dump on the raw socket (`msg`: rtnl-messages.ts dumpRequest), each reply decoded as it is
+   *  read by `decode` (null: skip); runs exclusively, retried on NLM_F_DUMP_INTR like dump(). */
+  dumpDecoded<T>(what: string, msg: Buffer, decode: (b: Buffer, start: number, end: number, type: number) => T | null): Promise<T[]> {
+    return this.schedule(true, what, async () => {
+      for (let attempt = 1; ; attempt++) {
+        const out: T[] = [];
+        const interrupted = await this.writer.dump(Buffer.from(msg), (b, start, end, type) => {
+          const v = decode(b, start, end, type);
+          if (v !== null) out.push(v);
+        });
+        if (!interrupted || attempt >= DUMP_RETRIES) return out;
+      }
+    });
   }
 
   /** A dump's messages undecoded (type and payload after the header), for hand decoders. */
@@ -161,11 +202,12 @@ export class NlSocket {
         this.writer.reset('socket is closed'); // nothing of it is in flight (active is 0)
         this.stale = false;
       }
-      const head = this.queue[0] as Job;
+      const head = this.queue[0] as Job | WriteJob;
       const canStart = head.exclusive ? this.active === 0 : !this.exclusiveActive && this.active < this.maxInFlight;
       if (!canStart) return;
       this.queue.shift();
-      head.start();
+      if ('msg' in head) this.startWrite(head);
+      else head.start();
     }
   }
 }

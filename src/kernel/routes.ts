@@ -16,7 +16,7 @@ import { ip4ToInt, parseNetworkCidr } from './codec';
 import { isErrno } from './errno';
 import { getLinkByIndex, publicLink } from './links';
 import type { NlSocket } from './netlink-socket';
-import { decodeRoute, NLM_F_CREATE, NLM_F_REPLACE, routeMessage, RTM_DELROUTE, RTM_NEWROUTE } from './rtnl-messages';
+import { decodeRoute, dumpRequest, NLM_F_CREATE, NLM_F_REPLACE, routeMessage, RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE } from './rtnl-messages';
 import type { LinkInfo, RouteEntry } from './types';
 
 const AF_INET = 2;
@@ -34,16 +34,15 @@ interface RawRoute extends RouteEntry {
 }
 
 async function dumpMainRoutes(ns: NlSocket): Promise<RawRoute[]> {
-  const msgs = await ns.dumpRaw('list routes', rt.MessageType.GETROUTE, rt.formatRoute({ family: AF_INET }));
-  const out: RawRoute[] = [];
-  for (const m of msgs) {
-    const d = m.type === rt.MessageType.NEWROUTE ? decodeRoute(m.data) : null;
-    if (!d || d.family !== AF_INET || d.table !== MAIN_TABLE) continue;
-    if (d.type !== RTN_UNICAST) continue; // skip blackhole etc.
+  const req = dumpRequest(RTM_GETROUTE, rt.formatRoute({ family: AF_INET }));
+  const out = await ns.dumpDecoded('list routes', req, (b, start, end, type): RawRoute | null => {
+    const d = type === RTM_NEWROUTE ? decodeRoute(b, start, end) : null;
+    if (!d || d.family !== AF_INET || d.table !== MAIN_TABLE) return null;
+    if (d.type !== RTN_UNICAST) return null; // skip blackhole etc.
     const r: RawRoute = { dst: `${d.dst || '0.0.0.0'}/${d.dstLen}`, oif: d.oif, onlink: (d.flags & RTNH_F_ONLINK) !== 0, priority: d.priority };
     if (d.gateway) r.gateway = d.gateway;
-    out.push(r);
-  }
+    return r;
+  });
   return out;
 }
 

@@ -13,10 +13,13 @@ import { ip4ToInt, macToBuf } from './codec';
 
 export const RTM_NEWROUTE = 24;
 export const RTM_DELROUTE = 25;
+export const RTM_GETROUTE = 26;
 export const RTM_NEWNEIGH = 28;
 export const RTM_DELNEIGH = 29;
+export const RTM_GETNEIGH = 30;
 export const NLM_F_REQUEST = 0x1;
 export const NLM_F_ACK = 0x4;
+const NLM_F_DUMP = 0x300;
 export const NLM_F_REPLACE = 0x100;
 export const NLM_F_CREATE = 0x400;
 export const NLM_F_APPEND = 0x800;
@@ -124,13 +127,18 @@ export interface DumpedNeigh {
   lladdr: string; // '' if absent or not a MAC
 }
 
-export function decodeNeigh(p: Buffer): DumpedNeigh | null {
-  if (p.length < BODY) return null;
-  const n: DumpedNeigh = { family: p[0] as number, ifindex: p.readInt32LE(4), state: p.readUInt16LE(8), dst: '', lladdr: '' };
-  forAttrs(p, (type, off, len) => {
-    if (type === NDA_DST && len === 4) n.dst = ip4At(p, off);
-    else if (type === NDA_LLADDR && len === 6) n.lladdr = macAt(p, off);
-  });
+/** The ndmsg + attributes at `p[start, end)` (a dump reply's payload). */
+export function decodeNeigh(p: Buffer, start = 0, end = p.length): DumpedNeigh | null {
+  if (end - start < BODY) return null;
+  const n: DumpedNeigh = { family: p[start] as number, ifindex: p.readInt32LE(start + 4), state: p.readUInt16LE(start + 8), dst: '', lladdr: '' };
+  for (let off = start + BODY; off + 4 <= end; ) {
+    const len = p.readUInt16LE(off);
+    if (len < 4 || off + len > end) break;
+    const type = p.readUInt16LE(off + 2) & 0x3fff;
+    if (type === NDA_DST && len === 8) n.dst = ip4At(p, off + 4);
+    else if (type === NDA_LLADDR && len === 10) n.lladdr = macAt(p, off + 4);
+    off += (len + 3) & ~3;
+  }
   return n;
 }
 
@@ -146,26 +154,42 @@ export interface DumpedRoute {
   priority: number;
 }
 
-export function decodeRoute(p: Buffer): DumpedRoute | null {
-  if (p.length < BODY) return null;
-  const r: DumpedRoute = { family: p[0] as number, dstLen: p[1] as number, table: p[4] as number, type: p[7] as number, flags: p.readUInt32LE(8), dst: '', gateway: '', oif: 0, priority: 0 };
-  forAttrs(p, (type, off, len) => {
-    if (len === 4) {
-      if (type === RTA_DST) r.dst = ip4At(p, off);
-      else if (type === RTA_GATEWAY) r.gateway = ip4At(p, off);
-      else if (type === RTA_OIF) r.oif = p.readUInt32LE(off);
-      else if (type === RTA_PRIORITY) r.priority = p.readUInt32LE(off);
-      else if (type === RTA_TABLE) r.table = p.readUInt32LE(off);
+/** The rtmsg + attributes at `p[start, end)` (a dump reply's payload). */
+export function decodeRoute(p: Buffer, start = 0, end = p.length): DumpedRoute | null {
+  if (end - start < BODY) return null;
+  const r: DumpedRoute = {
+    family: p[start] as number,
+    dstLen: p[start + 1] as number,
+    table: p[start + 4] as number,
+    type: p[start + 7] as number,
+    flags: p.readUInt32LE(start + 8),
+    dst: '',
+    gateway: '',
+    oif: 0,
+    priority: 0,
+  };
+  for (let off = start + BODY; off + 4 <= end; ) {
+    const len = p.readUInt16LE(off);
+    if (len < 4 || off + len > end) break;
+    if (len === 8) {
+      const type = p.readUInt16LE(off + 2) & 0x3fff;
+      if (type === RTA_DST) r.dst = ip4At(p, off + 4);
+      else if (type === RTA_GATEWAY) r.gateway = ip4At(p, off + 4);
+      else if (type === RTA_OIF) r.oif = p.readUInt32LE(off + 4);
+      else if (type === RTA_PRIORITY) r.priority = p.readUInt32LE(off + 4);
+      else if (type === RTA_TABLE) r.table = p.readUInt32LE(off + 4);
     }
-  });
+    off += (len + 3) & ~3;
+  }
   return r;
 }
 
-function forAttrs(p: Buffer, each: (type: number, off: number, len: number) => void): void {
-  for (let off = BODY; off + 4 <= p.length; ) {
-    const len = p.readUInt16LE(off);
-    if (len < 4 || off + len > p.length) break;
-    each(p.readUInt16LE(off + 2) & 0x3fff, off + 4, len - 4);
-    off += (len + 3) & ~3;
-  }
+/** A dump request: `type` (RTM_GET*) with NLM_F_DUMP and the given body. */
+export function dumpRequest(type: number, body: Buffer): Buffer {
+  const b = Buffer.alloc(HEADER + body.length);
+  b.writeUInt32LE(b.length, 0);
+  b.writeUInt16LE(type, 4);
+  b.writeUInt16LE(NLM_F_REQUEST | NLM_F_DUMP, 6);
+  body.copy(b, HEADER);
+  return b;
 }
