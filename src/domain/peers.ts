@@ -129,6 +129,18 @@ export function planPeers(desired: PeerState, observed: PeerState): PeerOp[] {
   return ops;
 }
 
+/** All entries of several states in one (the full sync plans the whole overlay at once). */
+export function mergeStates(states: Iterable<PeerState>): PeerState {
+  const out: PeerState = { neighbours: [], fdb: [], routes: [], flood: [] };
+  for (const s of states) {
+    out.flood.push(...s.flood);
+    out.neighbours.push(...s.neighbours);
+    out.fdb.push(...s.fdb);
+    out.routes.push(...s.routes);
+  }
+  return out;
+}
+
 /** Whether a route destination belongs to this overlay (and so may be deleted by its plan). */
 export function routeInOverlay(network: Cidr, dst: Cidr): boolean {
   return cidrContains(network, dst.base) && dst.len >= network.len;

@@ -21,7 +21,7 @@ import { Lease } from '../domain/lease';
 import { vtepMacFor } from '../domain/mac';
 import { vxlanDeviceName } from '../domain/names';
 import { NetworkConfig } from '../domain/network-config';
-import { desiredPeers, PeerOp, PeerState, planPeers, routeInOverlay } from '../domain/peers';
+import { desiredPeers, mergeStates, PeerOp, PeerState, planPeers, routeInOverlay } from '../domain/peers';
 import { isOnLink, PublicInterface } from '../host/public-interface';
 import { errorText } from '../errors';
 import { OverlayFirewall, type FirewallOptions } from './overlay-firewall';
@@ -32,17 +32,6 @@ const WRITE_PIPELINE = 256; // netlink writes in flight per stage (batched into 
 const STAGES: PeerOp['op'][] = ['deleteRoute', 'deleteFlood', 'deleteFdb', 'deleteNeighbour', 'setNeighbour', 'setFdb', 'setFlood', 'setRoute'];
 const ZERO_MAC = '00:00:00:00:00:00';
 const EMPTY: PeerState = Object.freeze({ neighbours: [], fdb: [], routes: [], flood: [] }) as PeerState;
-
-function mergeStates(states: Iterable<PeerState>): PeerState {
-  const out: PeerState = { neighbours: [], fdb: [], routes: [], flood: [] };
-  for (const s of states) {
-    out.flood.push(...s.flood);
-    out.neighbours.push(...s.neighbours);
-    out.fdb.push(...s.fdb);
-    out.routes.push(...s.routes);
-  }
-  return out;
-}
 
 export interface DataplaneStats {
   fullSyncs: number;
@@ -71,6 +60,9 @@ export class OverlayDataplane {
   /** What we last wrote (or saw) per lease subnet: the fast path diffs against it. */
   private applied = new Map<string, PeerState>();
   private dirty = new Set<string>(); // subnets changed since the last sync
+  /** desiredFor's answers while the lease object is the same (cleared when our lease or flooding
+   *  changes): a full sync does not rebuild 10,000 states (docs/performance.md §7). */
+  private desiredCache = new Map<string, { lease: Lease; state: PeerState }>();
   /** Whether a lease snapshot came (setLeases): before it, an empty lease set means "not known yet". */
   private leasesKnown = false;
   private pending: 'none' | 'fast' | 'full' = 'none';
@@ -116,6 +108,7 @@ export class OverlayDataplane {
   async attach(own: Lease): Promise<void> {
     const previous = this.own;
     this.own = own;
+    this.desiredCache.clear();
     if (previous && formatCidr(previous.subnet) !== formatCidr(own.subnet)) {
       this.log.error(
         { old: formatCidr(previous.subnet), new: formatCidr(own.subnet) },
@@ -176,6 +169,7 @@ export class OverlayDataplane {
   setLeases(leases: readonly Lease[]): void {
     this.leasesKnown = true;
     this.leases = new Map(leases.map((l) => [formatCidr(l.subnet), l]));
+    for (const k of this.desiredCache.keys()) if (!this.leases.has(k)) this.desiredCache.delete(k);
     this.leasesReplaced = true;
     this.requestSync('full');
   }
@@ -199,6 +193,7 @@ export class OverlayDataplane {
   setFlooding(on: boolean): void {
     if (this.flooding === on) return;
     this.flooding = on;
+    this.desiredCache.clear();
     this.applied.clear();
     this.appliedUnknown ??= 'catch-up';
     this.requestSync('full');
@@ -301,7 +296,10 @@ export class OverlayDataplane {
   /** The entries one lease asks for (none if it is gone, ours, or cannot be programmed). */
   private desiredFor(key: string): PeerState {
     const lease = this.leases.get(key);
+    if (!lease) this.desiredCache.delete(key);
     if (!lease) return EMPTY;
+    const cached = this.desiredCache.get(key);
+    if (cached?.lease === lease) return cached.state;
     const { state, skipped } = desiredPeers({
       backend: this.config.backend,
       ownSubnet: this.own?.subnet ?? null,
@@ -314,6 +312,7 @@ export class OverlayDataplane {
       if (!this.warned.has(warnKey)) this.log.warn(s, 'peer lease not programmed');
       this.warned.add(warnKey);
     }
+    if (skipped.length === 0) this.desiredCache.set(key, { lease, state });
     return state;
   }
 
