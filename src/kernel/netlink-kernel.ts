@@ -55,6 +55,11 @@ export class NetlinkKernel implements Kernel {
     this.ns = new NlSocket(opts);
   }
 
+  /** Datagrams the neighbour/FDB/route writes left in so far (batched: rtnl-writer.ts). */
+  get writeDatagrams(): number {
+    return this.ns.writeDatagrams;
+  }
+
   // links
   async getLink(name: string): Promise<LinkInfo | null> {
     const l = await links.getLinkByName(this.ns, name);
