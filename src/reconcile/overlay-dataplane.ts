@@ -38,6 +38,8 @@ export interface DataplaneStats {
   fastSyncs: number;
   opsApplied: number;
   errors: number;
+  /** Lease states planned from scratch (desiredFor's cache misses): a full sync in step adds none. */
+  statesBuilt: number;
   /** Ops the last full sync needed for entries that disagreed with what we had written; a change not
    *  applied yet (pending lease event, new snapshot, flooding, retry) is catch-up, not drift. */
   lastDrift: number;
@@ -77,7 +79,7 @@ export class OverlayDataplane {
   /** A lease snapshot replaced the lease set since the last full sync (a watch restart). */
   private leasesReplaced = false;
   private readonly firewall: OverlayFirewall;
-  readonly stats: DataplaneStats = { fullSyncs: 0, fastSyncs: 0, opsApplied: 0, errors: 0, lastDrift: 0 };
+  readonly stats: DataplaneStats = { fullSyncs: 0, fastSyncs: 0, opsApplied: 0, errors: 0, statesBuilt: 0, lastDrift: 0 };
 
   constructor(
     private readonly kernel: Kernel,
@@ -300,6 +302,7 @@ export class OverlayDataplane {
     if (!lease) return EMPTY;
     const cached = this.desiredCache.get(key);
     if (cached?.lease === lease) return cached.state;
+    this.stats.statesBuilt++;
     const { state, skipped } = desiredPeers({
       backend: this.config.backend,
       ownSubnet: this.own?.subnet ?? null,
