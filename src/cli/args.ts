@@ -12,7 +12,11 @@ export const USAGE = `Usage:
   overlay-flannel config set --network CIDR [--backend vxlan|host-gw|alloc] [--vni N] [--port N]
                              [--subnet-len N] [--subnet-min IP] [--subnet-max IP]
                              [--direct-routing] [--mtu N] [--name NAME | --prefix P]
+                             [--ipv6-network CIDR [--ipv6-subnet-len N] [--ipv6-subnet-min IP]
+                              [--ipv6-subnet-max IP] [--ipv6-only]]
                                         validate and write the overlay's flannel config to etcd
+                                        (--ipv6-network: EnableIPv6 and IPv6Network, dual-stack;
+                                        --ipv6-only: EnableIPv4 false, without --network)
   overlay-flannel config show [--name NAME | --prefix P]  print the config as stored, and what it means
   overlay-flannel status [--name NAME | --prefix P] [--json]  list every host's lease
   overlay-flannel status --containers [--name NAME | --prefix P] [--json]
@@ -68,15 +72,23 @@ export function parseCommand(argv: string[]): Command {
         'subnet-max': { type: 'string' },
         'direct-routing': { type: 'boolean' },
         mtu: { type: 'string' },
+        'ipv6-network': { type: 'string' },
+        'ipv6-subnet-len': { type: 'string' },
+        'ipv6-subnet-min': { type: 'string' },
+        'ipv6-subnet-max': { type: 'string' },
+        'ipv6-only': { type: 'boolean' },
         prefix: { type: 'string' },
         name: { type: 'string' },
       },
     });
-    if (!values.network) throw invalid('config set: --network is required, e.g. --network 10.1.0.0/16');
+    const v6only = values['ipv6-only'] === true;
+    if (v6only && !values['ipv6-network']) throw invalid('config set: --ipv6-only needs --ipv6-network, e.g. --ipv6-network fd00:10::/48');
+    if (v6only && values.network) throw invalid('config set: --ipv6-only has no IPv4 Network: drop --network (or drop --ipv6-only for dual-stack)');
+    if (!v6only && !values.network) throw invalid('config set: --network is required, e.g. --network 10.1.0.0/16 (or --ipv6-only --ipv6-network fd00:10::/48)');
     const backend = values.backend ?? 'vxlan';
-    if (backend !== 'vxlan' && backend !== 'host-gw' && backend !== 'alloc') throw invalid(`--backend: "${backend}" is not supported; use vxlan, host-gw or alloc`);
+    if (backend !== 'vxlan' && backend !== 'host-gw' && backend !== 'alloc' && backend !== 'wireguard') throw invalid(`--backend: "${backend}" is not supported; use vxlan, host-gw, alloc or wireguard`);
     const input: NetworkConfigInput = {
-      network: values.network,
+      ...(values.network ? { network: values.network } : {}),
       backend,
       ...(values.vni !== undefined ? { vni: int('vni', values.vni) } : {}),
       ...(values.port !== undefined ? { port: int('port', values.port) } : {}),
@@ -85,6 +97,11 @@ export function parseCommand(argv: string[]): Command {
       ...(values['subnet-max'] ? { subnetMax: values['subnet-max'] } : {}),
       ...(values['direct-routing'] ? { directRouting: true } : {}),
       ...(values.mtu !== undefined ? { mtu: int('mtu', values.mtu) } : {}),
+      ...(v6only ? { ipv4: false as const } : {}),
+      ...(values['ipv6-network'] ? { ipv6Network: values['ipv6-network'] } : {}),
+      ...(values['ipv6-subnet-len'] !== undefined ? { ipv6SubnetLen: int('ipv6-subnet-len', values['ipv6-subnet-len']) } : {}),
+      ...(values['ipv6-subnet-min'] ? { ipv6SubnetMin: values['ipv6-subnet-min'] } : {}),
+      ...(values['ipv6-subnet-max'] ? { ipv6SubnetMax: values['ipv6-subnet-max'] } : {}),
     };
     return { cmd: 'config-set', input, ...target(values) };
   }

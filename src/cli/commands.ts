@@ -11,6 +11,7 @@ import type { Settings } from '../config/settings';
 import { openStore, type Store } from '../store';
 import { describeNetworkConfig, formatNetworkConfig, parseNetworkConfig } from '../domain/network-config';
 import { formatCidr } from '../domain/ipv4';
+import { formatCidr6 } from '../domain/ipv6';
 import { Lease } from '../domain/lease';
 import { Command } from './args';
 import { createNetlinkKernel } from '../kernel';
@@ -111,7 +112,9 @@ async function ownPublicIP(settings: Settings): Promise<string | undefined> {
 
 interface LeaseRow {
   subnet: string;
+  subnet6?: string; // dual-stack and IPv6-only leases
   publicIP: string;
+  publicIPv6?: string;
   backend: string;
   vtepMac: string;
   expires: string;
@@ -122,7 +125,9 @@ function leaseRow(l: Lease, expiresAt: number | undefined, ownIP: string | undef
   const expires = l.etcdLease === '0' ? 'never (reservation)' : expiresAt ? new Date(expiresAt).toISOString() : 'unknown';
   return {
     subnet: formatCidr(l.subnet),
+    ...(l.subnet6 ? { subnet6: formatCidr6(l.subnet6) } : {}),
     publicIP: l.attrs.publicIP,
+    ...(l.attrs.publicIPv6 ? { publicIPv6: l.attrs.publicIPv6 } : {}),
     backend: l.attrs.backendType || 'alloc', // flanneld's alloc leases carry no BackendType
     vtepMac: l.attrs.vxlan?.vtepMac ?? '-',
     expires,
@@ -132,6 +137,10 @@ function leaseRow(l: Lease, expiresAt: number | undefined, ownIP: string | undef
 
 function formatTable(rows: LeaseRow[]): string {
   if (rows.length === 0) return 'no leases';
+  if (rows.some((r) => r.subnet6)) {
+    const head = ['SUBNET', 'IPV6 SUBNET', 'PUBLIC IP', 'PUBLIC IPV6', 'BACKEND', 'VTEP MAC', 'EXPIRES', 'THIS HOST'];
+    return columns(head, rows.map((r) => [r.subnet, r.subnet6 ?? '-', r.publicIP, r.publicIPv6 ?? '-', r.backend, r.vtepMac, r.expires, r.thisHost ? '*' : '']));
+  }
   const head = ['SUBNET', 'PUBLIC IP', 'BACKEND', 'VTEP MAC', 'EXPIRES', 'THIS HOST'];
   return columns(head, rows.map((r) => [r.subnet, r.publicIP, r.backend, r.vtepMac, r.expires, r.thisHost ? '*' : '']));
 }

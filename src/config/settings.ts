@@ -28,6 +28,8 @@ export const DEFAULTS = {
   NAME_MARK_BIT: 0x00100000,
   NAME_CT_ZONE: 53,
   NAME_ANSWER_ADDR: '169.254.53.53',
+  STATE_DIR: '/var/lib/overlay-flannel',
+  WIREGUARD_PRIVATE_SOCKET: false,
 } as const;
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -77,6 +79,11 @@ export interface Settings {
   readonly nameMarkBit: number;
   readonly nameCtZone: number;
   readonly nameAnswerAddr: string;
+  /** STATE_DIR: this host's state kept across restarts (the WireGuard private key, mode 0600). */
+  readonly stateDir: string;
+  /** WIREGUARD_PRIVATE_SOCKET: run wireguard-go in its own mount namespace (its UAPI socket out of
+   *  /var/run/wireguard), for several simulated hosts on one machine; `wg show` cannot see it then. */
+  readonly wireguardPrivateSocket: boolean;
 }
 
 export class SettingsError extends Error {
@@ -223,6 +230,12 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     problems.push(`NAME_ANSWER_ADDR: "${nameAnswer}" must be an IPv4 link-local address in 169.254.0.0/16 (never routed off the host; not the cloud metadata 169.254.169.254), default ${DEFAULTS.NAME_ANSWER_ADDR}`);
   }
 
+  const stateDir = get('STATE_DIR') ?? DEFAULTS.STATE_DIR;
+  if (!stateDir.startsWith('/')) problems.push(`STATE_DIR: "${stateDir}" must be an absolute path (default ${DEFAULTS.STATE_DIR})`);
+  const wgSocketText = get('WIREGUARD_PRIVATE_SOCKET');
+  const wgSocket = wgSocketText === undefined ? DEFAULTS.WIREGUARD_PRIVATE_SOCKET : parseBool(wgSocketText);
+  if (wgSocket === null) problems.push(`WIREGUARD_PRIVATE_SOCKET: "${wgSocketText}" must be true, false, 1 or 0 (default false)`);
+
   if (problems.length) throw new SettingsError(problems);
   return Object.freeze({
     etcdEndpoints: Object.freeze(endpoints),
@@ -254,6 +267,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     nameMarkBit: nameMark as number,
     nameCtZone: nameZone as number,
     nameAnswerAddr: nameAnswer,
+    stateDir,
+    wireguardPrivateSocket: wgSocket as boolean,
   });
 }
 

@@ -73,6 +73,7 @@ export function overlayTuning(settings: Settings): OverlayTuning {
     resyncIntervalMs: RESYNC_INTERVAL_MS,
     ipMasq: settings.ipMasq,
     notrack: settings.notrack,
+    stateDir: settings.stateDir,
   });
 }
 
@@ -99,7 +100,7 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
     log.info('overlay-flannel stopped');
   };
   try {
-    const kernel = createNetlinkKernel();
+    const kernel = createNetlinkKernel({ wireguard: { privateSocketDir: settings.wireguardPrivateSocket } });
     undo.push('closing the kernel', () => kernel.close());
     const metrics = settings.statusAddr ? new StatusMetrics() : null;
     metrics?.install();

@@ -25,7 +25,7 @@
  */
 import { cidrContains, isIPv4, parseCidr, parseIPv4 } from './ipv4';
 import type { NameRow } from './name-rows';
-import { buildMatrix, type MatrixInput, type OverlayMatrix } from './path-matrix';
+import { buildMatrix, noEcho, type MatrixInput, type OverlayMatrix } from './path-matrix';
 
 /** One lease as the status views show it (status/views.ts LeaseJson, plus its overlay). */
 export interface ClusterLeaseInput {
@@ -40,7 +40,7 @@ export interface ClusterLeaseInput {
   /** Whether this host's kernel has the peer programmed (null: own lease, or not known). */
   programmed: boolean | null;
   /** This host's path probes to it (null: own lease, not probed, or no prober). */
-  path?: PathBrief | null;
+  path?: PathInput | null;
 }
 
 /** A path probe summary as the view shows it (domain/path-stats.ts). */
@@ -48,6 +48,17 @@ export interface PathBrief {
   state: 'unknown' | 'reachable' | 'unreachable';
   rttMs: number | null;
   loss: number | null;
+  /** `no echo`: never answered and publishes no path report (domain/path-matrix.ts noEcho): unknown, not unreachable. */
+  note: 'no echo' | null;
+}
+
+/** What the prober says of a peer (the input of {@link PathBrief}). */
+export interface PathInput {
+  state: PathBrief['state'];
+  rttMs: number | null;
+  loss: number | null;
+  /** When it last answered (ms; null: never since this daemon started). */
+  lastReplyAt: number | null;
 }
 
 export interface ClusterInput {
@@ -66,7 +77,7 @@ export interface ClusterInput {
 
 export type HostKind = 'plugin' | 'flanneld';
 
-export interface ClusterHost extends ClusterLeaseInput {
+export interface ClusterHost extends Omit<ClusterLeaseInput, 'path'> {
   path: PathBrief | null;
   kind: HostKind;
   /** Containers of this host on this overlay (by name record). */
@@ -161,8 +172,11 @@ export function buildCluster(input: ClusterInput): Cluster {
   const writers = new Set(rows.map((r) => r.host));
   const perLease = new Map<string, number>();
   for (const c of containers) if (c.subnet) perLease.set(`${c.overlay} ${c.subnet}`, (perLease.get(`${c.overlay} ${c.subnet}`) ?? 0) + 1);
+  const reporters = new Set((input.paths?.reports ?? []).map((r) => r.host));
+  const brief = (p: PathInput | null | undefined, host: string): PathBrief | null =>
+    !p ? null : noEcho(p.state, p.lastReplyAt, reporters.has(host)) ? { state: 'unknown', rttMs: p.rttMs, loss: p.loss, note: 'no echo' } : { state: p.state, rttMs: p.rttMs, loss: p.loss, note: null };
   const hosts: ClusterHost[] = input.leases
-    .map((l) => ({ ...l, path: l.path ?? null, kind: (l.own || writers.has(l.publicIP) ? 'plugin' : 'flanneld') as HostKind, containers: perLease.get(`${l.overlay} ${l.subnet}`) ?? 0 }))
+    .map((l) => ({ ...l, path: brief(l.path, l.publicIP), kind: (l.own || writers.has(l.publicIP) ? 'plugin' : 'flanneld') as HostKind, containers: perLease.get(`${l.overlay} ${l.subnet}`) ?? 0 }))
     .sort(bySubnet);
 
   const problems: Problem[] = [];
@@ -177,6 +191,7 @@ export function buildCluster(input: ClusterInput): Cluster {
     ? buildMatrix({
         ...input.paths,
         hosts: hosts.map((h) => ({ overlay: h.overlay, publicIP: h.publicIP, subnet: h.subnet, own: h.own, live: !h.expiresAt || Date.parse(h.expiresAt) > input.nowMs })),
+        etcdDown: e?.up === false,
         nowMs: input.nowMs,
       })
     : { matrix: [], problems: [] };

@@ -7,9 +7,12 @@
  * alloc backend sets neither, so an alloc lease is just `{"PublicIP":"192.0.2.1","PublicIPv6":null}`.
  * A wireguard lease: `…,"BackendType":"wireguard","BackendData":{"PublicKey":"<base64 32 bytes>"}`. Decoding is lenient where Go is (key case, unknown keys)
  * and strict where a wrong value would program the kernel wrongly (IPs, MACs).
+ * The IPv6 parts (dual-stack keys, PublicIPv6, BackendV6Data) live in lease-v6.ts.
  */
 import { invalid } from '../errors';
-import { Cidr, cidr, formatIPv4, isIPv4, parseIPv4 } from './ipv4';
+import { Cidr, formatIPv4, parseIPv4 } from './ipv4';
+import type { Cidr6 } from './ipv6';
+import { decodeLeaseAttrsV6, encodeBackendV6Data, encodePublicIPv6, LeaseAttrsV6, parseLeaseKey } from './lease-v6';
 import { field, intField, isObject, parseJsonObject, stringField } from './json-fields';
 import { normalizeMac } from './mac';
 import type { Backend } from './network-config';
@@ -25,7 +28,7 @@ export interface WireguardLeaseData {
   readonly publicKey: string;
 }
 
-export interface LeaseAttrs {
+export interface LeaseAttrs extends LeaseAttrsV6 {
   readonly publicIP: string;
   readonly backendType: string; // 'vxlan' | 'host-gw' | '' (alloc) | other (a flanneld peer with another backend)
   readonly vxlan?: VxlanLeaseData; // BackendData of a vxlan lease
@@ -35,7 +38,9 @@ export interface LeaseAttrs {
 }
 
 export interface Lease {
-  readonly subnet: Cidr;
+  readonly subnet: Cidr; // 0.0.0.0/0 in an IPv6-only lease (flannel's zero IP4Net)
+  /** The v6 subnet of a dual-stack or IPv6-only lease (the key's `&fd00::-64` part). */
+  readonly subnet6?: Cidr6;
   readonly attrs: LeaseAttrs;
   /** etcd lease id as a decimal string; "0" = no TTL (a reservation). */
   readonly etcdLease: string;
@@ -44,29 +49,19 @@ export interface Lease {
   readonly modRevision?: bigint;
 }
 
-// flannel matches this against the *suffix* of every key under "<prefix>/subnets".
-const LEASE_KEY_RE = /(\d+\.\d+\.\d+\.\d+)-(\d+)(?:&([a-f\d:]+)-(\d+))?$/;
-
 /** "10.1.15.0-24" for a subnet. */
 export function leaseKeyOf(subnet: Cidr): string {
   return `${formatIPv4(subnet.base)}-${subnet.len}`;
 }
 
-/** The subnet named by a key (full path or last segment), or null when flannel would not read it as a lease. */
+/** The (v4) subnet named by a key (full path or last segment), or null when flannel would not read it as a lease. */
 export function subnetFromLeaseKey(key: string): Cidr | null {
-  const m = LEASE_KEY_RE.exec(key);
-  if (!m || !isIPv4(m[1])) return null;
-  const len = Number(m[2]);
-  if (!Number.isInteger(len) || len < 0 || len > 32) return null;
-  const base = parseIPv4(m[1]);
-  const c = cidr(base, len);
-  if (c.base !== base) return null; // host bits set: not a subnet key
-  return c;
+  return parseLeaseKey(key)?.subnet ?? null;
 }
 
 /** The exact bytes flanneld writes for these attributes. */
 export function encodeLeaseAttrs(attrs: LeaseAttrs): string {
-  let out = `{"PublicIP":${JSON.stringify(attrs.publicIP)},"PublicIPv6":null`;
+  let out = `{"PublicIP":${JSON.stringify(attrs.publicIP)},${encodePublicIPv6(attrs)}`;
   if (attrs.backendType) out += `,"BackendType":${JSON.stringify(attrs.backendType)}`;
   if (attrs.vxlan) {
     out += `,"BackendData":{"VNI":${attrs.vxlan.vni},"VtepMAC":${JSON.stringify(attrs.vxlan.vtepMac)}}`;
@@ -75,7 +70,7 @@ export function encodeLeaseAttrs(attrs: LeaseAttrs): string {
   } else if (attrs.rawBackendData !== undefined && attrs.rawBackendData !== null) {
     out += `,"BackendData":${JSON.stringify(attrs.rawBackendData)}`;
   }
-  return out + '}';
+  return out + encodeBackendV6Data(attrs) + '}';
 }
 
 /** Parse a lease value; throws INVALID naming what is wrong (callers skip such leases with a warning). */
@@ -86,20 +81,22 @@ export function decodeLeaseAttrs(text: string, where = 'lease'): LeaseAttrs {
   parseIPv4(publicIP, `${where}: PublicIP`);
   const backendType = stringField(obj, 'BackendType', where) ?? '';
   const data = field(obj, 'BackendData');
+  const v6 = decodeLeaseAttrsV6(obj, backendType, where);
   if (backendType === 'wireguard') {
     if (!isObject(data)) throw invalid(`${where}: a wireguard lease needs "BackendData" with PublicKey`);
     const key = stringField(data, 'PublicKey', `${where}: BackendData`);
     if (key === undefined) throw invalid(`${where}: BackendData has no "PublicKey"`);
-    return { publicIP, backendType, wireguard: { publicKey: checkWireguardKey(key, `${where}: PublicKey`) } };
+    return { publicIP, ...v6, backendType, wireguard: { publicKey: checkWireguardKey(key, `${where}: PublicKey`) } };
   }
   if (backendType !== 'vxlan') {
-    return { publicIP, backendType, ...(data !== undefined ? { rawBackendData: data } : {}) };
+    return { publicIP, ...v6, backendType, ...(data !== undefined ? { rawBackendData: data } : {}) };
   }
+  if (data === undefined && v6.vxlan6) return { publicIP, ...v6, backendType }; // IPv6-only: BackendV6Data alone
   if (!isObject(data)) throw invalid(`${where}: a vxlan lease needs "BackendData" with VNI and VtepMAC`);
   const vni = intField(data, 'VNI', `${where}: BackendData`, 0, 16777215) ?? 0;
   const mac = stringField(data, 'VtepMAC', `${where}: BackendData`);
   if (mac === undefined) throw invalid(`${where}: BackendData has no "VtepMAC"`);
-  return { publicIP, backendType, vxlan: { vni, vtepMac: normalizeMac(mac, `${where}: VtepMAC`) } };
+  return { publicIP, ...v6, backendType, vxlan: { vni, vtepMac: normalizeMac(mac, `${where}: VtepMAC`) } };
 }
 
 /** The BackendType flanneld writes in the leases of `backend` ('' for alloc, which writes none). */

@@ -6,19 +6,23 @@
  * - `udp` is refused with its reason (forwarding in a userspace process; deprecated upstream);
  *   `ipsec`, … are refused naming the supported backends (vxlan, host-gw, alloc);
  * - `wireguard`: its options are read and checked as flanneld does (wireguard-config.ts), so a bad
- *   Mode or PSK gets flanneld's error; a valid one is then refused as not built yet (issue 22: the
- *   data plane is to come), never silently run as another backend;
- * - IPv6 (EnableIPv6) is not supported yet.
+ *   Mode or PSK gets flanneld's error; Mode "ipv6" (endpoints over IPv6) is refused while IPv6 is;
+ * - IPv6 (EnableIPv6, IPv6Network …) is read and checked as flanneld does (network-config-v6.ts);
+ *   EnableIPv4 and EnableIPv6 both false is refused (flanneld would start with no network). In an
+ *   IPv6-only config (EnableIPv4 false) the v4 fields are Go's zero values (0.0.0.0/0, length 0),
+ *   as flanneld's Config has them, and its leases carry the v4 part `0.0.0.0-0`.
  * `alloc` is flannel's lease-only backend: a subnet per host and nothing else (no device, no
  * routes); the operator routes the subnets between hosts (README "Backends").
  */
 import { invalid, unsupported } from '../errors';
 import { Cidr, cidr, cidrContains, cidrSize, formatCidr, formatIPv4, maskOf, nextNetworkBase, parseCidr, parseIPv4 } from './ipv4';
-import { parseWireguardBackend } from './wireguard-config';
+import { parseWireguardBackend, type WireguardBackend } from './wireguard-config';
+import { describeIPv6, Ipv6NetworkConfig, parseIPv6Fields } from './network-config-v6';
+import { formatCidr6 } from './ipv6';
 import { boolField, field, intField, isObject, JsonObject, parseJsonObject, stringField } from './json-fields';
 
 export const DEFAULT_VXLAN_PORT = 8472; // the kernel's default, used when Port is 0
-export const SUPPORTED_BACKENDS = ['vxlan', 'host-gw', 'alloc'] as const;
+export const SUPPORTED_BACKENDS = ['vxlan', 'host-gw', 'alloc', 'wireguard'] as const;
 export type BackendType = (typeof SUPPORTED_BACKENDS)[number];
 
 export interface VxlanBackend {
@@ -40,9 +44,13 @@ export interface AllocBackend {
   readonly type: 'alloc';
 }
 
-export type Backend = VxlanBackend | HostGwBackend | AllocBackend;
+export type Backend = VxlanBackend | HostGwBackend | AllocBackend | WireguardBackend;
 
 export interface NetworkConfig {
+  /** EnableIPv4 (default true). When false the four v4 fields below are Go's zero values. */
+  readonly enableIPv4: boolean;
+  /** Present when EnableIPv6 is true. */
+  readonly ipv6?: Ipv6NetworkConfig;
   readonly network: Cidr;
   readonly subnetLen: number;
   readonly subnetMin: number; // u32 base of the first subnet that may be leased
@@ -56,8 +64,13 @@ export function parseNetworkConfig(text: string): NetworkConfig {
   const obj = parseJsonObject(text, where);
   const enableIPv4 = boolField(obj, 'EnableIPv4', where) ?? true;
   const enableIPv6 = boolField(obj, 'EnableIPv6', where) ?? false;
-  if (enableIPv6) throw unsupported(`${where}: EnableIPv6 is not supported by overlay-flannel yet; remove it or set it to false`);
-  if (!enableIPv4) throw unsupported(`${where}: EnableIPv4 false (an IPv6-only overlay) is not supported yet`);
+  if (!enableIPv4 && !enableIPv6) throw invalid(`${where}: EnableIPv4 and EnableIPv6 are both false: enable at least one (EnableIPv4 defaults to true)`);
+  const ipv6 = enableIPv6 ? { ipv6: parseIPv6Fields(obj) } : {};
+  if (!enableIPv4) {
+    const v4 = stringField(obj, 'Network', where); // Go still decodes it, unchecked and unused
+    if (v4) parseCidr(v4, `${where}: "Network"`);
+    return { enableIPv4, ...ipv6, network: cidr(0, 0), subnetLen: 0, subnetMin: 0, subnetMax: 0, backend: parseBackend(field(obj, 'Backend')) };
+  }
 
   const networkText = stringField(obj, 'Network', where);
   if (networkText === undefined) throw invalid(`${where}: "Network" is required, e.g. {"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}}`);
@@ -78,7 +91,7 @@ export function parseNetworkConfig(text: string): NetworkConfig {
   const size = 2 ** (32 - subnetLen);
   const subnetMin = boundField(obj, 'SubnetMin', network, (network.base + size) >>> 0, subnetLen);
   const subnetMax = boundField(obj, 'SubnetMax', network, (nextNetworkBase(network) - size) >>> 0, subnetLen);
-  return { network, subnetLen, subnetMin, subnetMax, backend: parseBackend(field(obj, 'Backend')) };
+  return { enableIPv4, ...ipv6, network, subnetLen, subnetMin, subnetMax, backend: parseBackend(field(obj, 'Backend')) };
 }
 
 function boundField(obj: JsonObject, name: string, network: Cidr, dflt: number, subnetLen: number): number {
@@ -113,10 +126,8 @@ function parseBackend(raw: unknown): Backend {
   }
   if (type === 'wireguard') {
     const wg = parseWireguardBackend(raw, where);
-    throw unsupported(
-      `${where}: the wireguard backend (ListenPort ${wg.listenPort}, Mode ${wg.mode}) is not built yet in overlay-flannel (issue 22); ` +
-        `supported: ${SUPPORTED_BACKENDS.join(', ')}`,
-    );
+    if (wg.mode === 'ipv6') throw unsupported(`${where}: wireguard Mode "ipv6" (endpoints over IPv6) is not supported by overlay-flannel yet; use "separate" (the default), "auto" or "ipv4"`);
+    return wg;
   }
   if (type !== 'vxlan') {
     throw unsupported(`${where}: unsupported backend "${type}"; overlay-flannel supports ${SUPPORTED_BACKENDS.join(', ')}`);
@@ -145,7 +156,8 @@ export function subnetInRange(cfg: NetworkConfig, subnet: Cidr): boolean {
 
 /** What an operator writes with `overlay-flannel config set`. */
 export interface NetworkConfigInput {
-  network: string;
+  /** The v4 Network; omitted only for an IPv6-only overlay (ipv4: false). */
+  network?: string;
   backend?: BackendType;
   vni?: number;
   port?: number;
@@ -154,6 +166,13 @@ export interface NetworkConfigInput {
   subnetMax?: string;
   directRouting?: boolean;
   mtu?: number;
+  /** false: an IPv6-only overlay ("EnableIPv4":false). */
+  ipv4?: false;
+  /** IPv6Network; given, the config gets "EnableIPv6":true. */
+  ipv6Network?: string;
+  ipv6SubnetLen?: number;
+  ipv6SubnetMin?: string;
+  ipv6SubnetMax?: string;
 }
 
 /** Build the JSON flanneld expects; validated by parsing it back, so what we write always loads. */
@@ -167,22 +186,48 @@ export function formatNetworkConfig(input: NetworkConfigInput): string {
   } else if (input.vni !== undefined || input.port !== undefined || input.directRouting || input.mtu !== undefined) {
     throw invalid(`--vni, --port, --direct-routing and --mtu apply only to the vxlan backend, not to ${input.backend}`);
   }
-  const out: Record<string, unknown> = { Network: input.network };
-  if (input.subnetLen) out.SubnetLen = input.subnetLen;
-  if (input.subnetMin) out.SubnetMin = input.subnetMin;
-  if (input.subnetMax) out.SubnetMax = input.subnetMax;
+  const out: Record<string, unknown> = {};
+  if (input.ipv4 === false) {
+    if (input.network !== undefined || input.subnetLen || input.subnetMin || input.subnetMax) {
+      throw invalid('an IPv6-only overlay (--ipv6-only) has no IPv4 Network: drop --network, --subnet-len, --subnet-min and --subnet-max');
+    }
+    if (input.ipv6Network === undefined) throw invalid('an IPv6-only overlay (--ipv6-only) needs --ipv6-network, e.g. --ipv6-network fd00:10::/48');
+    out.EnableIPv4 = false;
+  } else {
+    out.Network = input.network;
+    if (input.subnetLen) out.SubnetLen = input.subnetLen;
+    if (input.subnetMin) out.SubnetMin = input.subnetMin;
+    if (input.subnetMax) out.SubnetMax = input.subnetMax;
+  }
+  if (input.ipv6Network !== undefined) {
+    out.EnableIPv6 = true;
+    out.IPv6Network = input.ipv6Network;
+    if (input.ipv6SubnetLen) out.IPv6SubnetLen = input.ipv6SubnetLen;
+    if (input.ipv6SubnetMin) out.IPv6SubnetMin = input.ipv6SubnetMin;
+    if (input.ipv6SubnetMax) out.IPv6SubnetMax = input.ipv6SubnetMax;
+  } else if (input.ipv6SubnetLen !== undefined || input.ipv6SubnetMin || input.ipv6SubnetMax) {
+    throw invalid('--ipv6-subnet-len, --ipv6-subnet-min and --ipv6-subnet-max need --ipv6-network');
+  }
   out.Backend = backend;
-  const text = JSON.stringify(out);
-  const parsed = parseNetworkConfig(text);
-  // Write the masked network, as flanneld would read it back.
-  out.Network = formatCidr(parsed.network);
+  const parsed = parseNetworkConfig(JSON.stringify(out));
+  // Write the masked networks, as flanneld would read them back.
+  if (parsed.enableIPv4) out.Network = formatCidr(parsed.network);
+  if (parsed.ipv6) out.IPv6Network = formatCidr6(parsed.ipv6.network);
   return JSON.stringify(out);
 }
 
 export function describeNetworkConfig(cfg: NetworkConfig): string {
   const b = cfg.backend;
   const backend =
-    b.type === 'vxlan' ? `vxlan VNI ${b.vni} port ${b.port || DEFAULT_VXLAN_PORT}${b.directRouting ? ' DirectRouting' : ''}` : b.type === 'alloc' ? 'alloc (leases only: you route the subnets)' : 'host-gw';
-  const count = Math.floor((cfg.subnetMax - cfg.subnetMin) / cidrSize(cidr(0, cfg.subnetLen))) + 1;
-  return `${formatCidr(cfg.network)}, /${cfg.subnetLen} per host (${formatIPv4(cfg.subnetMin)}–${formatIPv4(cfg.subnetMax)}, ${count} subnets), ${backend}`;
+    b.type === 'vxlan' ? `vxlan VNI ${b.vni} port ${b.port || DEFAULT_VXLAN_PORT}${b.directRouting ? ' DirectRouting' : ''}`
+    : b.type === 'alloc' ? 'alloc (leases only: you route the subnets)'
+    : b.type === 'wireguard' ? `wireguard port ${b.listenPort}${b.psk ? ' PSK' : ''}${b.persistentKeepaliveInterval ? ` keepalive ${b.persistentKeepaliveInterval}s` : ''}`
+    : 'host-gw';
+  const parts: string[] = [];
+  if (cfg.enableIPv4) {
+    const count = Math.floor((cfg.subnetMax - cfg.subnetMin) / cidrSize(cidr(0, cfg.subnetLen))) + 1;
+    parts.push(`${formatCidr(cfg.network)}, /${cfg.subnetLen} per host (${formatIPv4(cfg.subnetMin)}–${formatIPv4(cfg.subnetMax)}, ${count} subnets)`);
+  }
+  if (cfg.ipv6) parts.push(`${cfg.enableIPv4 ? 'IPv6' : 'IPv6 only:'} ${describeIPv6(cfg.ipv6)}`);
+  return `${parts.join('; ')}, ${backend}`;
 }

@@ -10,8 +10,16 @@
  *   etcd lease ran out) is all `unknown` with the note "no report". A report older than
  *   {@link STALE_REPORT_MS} (its writer refreshes it every 10 s: it cannot reach etcd, or
  *   stopped) is `unknown` with the note "report stale", its last values kept for reading.
+ *   While this host cannot read etcd itself, every other row ages the same way: its note is then
+ *   "etcd unreachable" (the last report read here), so a host cut off the LAN does not blame the
+ *   others on its own page; its own row stays its live probes (its peers unreachable).
  * - A cell's age is the time since its row's writer summed up its probes (the writer's clock, so
  *   clock skew between hosts shows in it; the own row is always 0 s old).
+ * - No echo: a peer that never answered (no reply since the row's writer started) and publishes
+ *   no path report does not run our echo (a flanneld host, or a plugin host without STATUS_ADDR
+ *   or with PROBE_PORT=0): its paths cannot be measured, so its column is `unknown` with the note
+ *   "no echo", never "unreachable", and no problem. A plugin host cut off the LAN answered before
+ *   (or still has a report): it stays unreachable.
  * - Problems: A's fresh report says B is unreachable while both leases are live →
  *   "path-unreachable", one per B naming up to 5 such A (200 hosts with one cut off: one problem,
  *   not 199); this host's own row is already a problem of domain/cluster.ts.
@@ -38,6 +46,8 @@ export interface MatrixInput {
   /** This host's probes now, per overlay (null: no prober). */
   local: { overlay: string; peers: { publicIP: string; state: PathState; rttMs: number | null; loss: number | null; lastReplyAt: number | null }[] }[] | null;
   thisHost: string | null;
+  /** This host cannot read etcd now (the reports are the last ones read). */
+  etcdDown?: boolean;
   nowMs: number;
 }
 
@@ -49,7 +59,7 @@ export interface MatrixCell {
   ageSec: number | null;
   /** Seconds since the column's host last answered the row's (null: never, or not known). */
   lastReplyAgeSec: number | null;
-  note: 'no report' | 'report stale' | 'not probed' | null;
+  note: 'no report' | 'report stale' | 'etcd unreachable' | 'not probed' | 'no echo' | null;
 }
 
 export interface MatrixHost {
@@ -82,6 +92,11 @@ const numeric = new Intl.Collator('en', { numeric: true }).compare;
 const age = (nowMs: number, at: number | null) => (at === null ? null : Math.max(0, Math.round((nowMs - at) / 1000)));
 const cell = (state: MatrixCell['state'], note: MatrixCell['note'], ageSec: number | null = null): MatrixCell => ({ state, rttMs: null, loss: null, ageSec, lastReplyAgeSec: null, note });
 
+/** Whether a peer's probe state means "it runs no echo" rather than "the path is down" (see the design note). */
+export function noEcho(state: PathState, lastReplyAt: number | null, reports: boolean): boolean {
+  return state === 'unreachable' && lastReplyAt === null && !reports;
+}
+
 export function buildMatrix(input: MatrixInput): { matrix: OverlayMatrix[]; problems: MatrixProblem[] } {
   const overlays = new Set<string>([...(input.local ?? []).map((l) => l.overlay), ...input.reports.flatMap((r) => r.overlays.map((o) => o.overlay))]);
   const byHost = new Map(input.reports.map((r) => [r.host, r]));
@@ -109,15 +124,16 @@ export function buildMatrix(input: MatrixInput): { matrix: OverlayMatrix[]; prob
         if (!peers) return cell('unknown', 'no report');
         const p = byPeer.get(to.publicIP);
         if (!p) return cell('unknown', 'not probed', age(input.nowMs, at));
+        const echoless = noEcho(p.state, p.lastReplyAt, byHost.has(to.publicIP) || to.publicIP === input.thisHost);
         const c: MatrixCell = {
-          state: stale ? 'unknown' : p.state,
+          state: stale || echoless ? 'unknown' : p.state,
           rttMs: p.rttMs,
           loss: p.loss,
           ageSec: age(input.nowMs, at),
           lastReplyAgeSec: age(input.nowMs, p.lastReplyAt),
-          note: stale ? 'report stale' : null,
+          note: stale ? (input.etcdDown ? 'etcd unreachable' : 'report stale') : echoless ? 'no echo' : null,
         };
-        if (!own && !stale && p.state === 'unreachable' && from.live && to.live) cut.set(to, [...(cut.get(to) ?? []), from.publicIP]);
+        if (!own && !stale && c.state === 'unreachable' && from.live && to.live) cut.set(to, [...(cut.get(to) ?? []), from.publicIP]);
         return c;
       });
     });

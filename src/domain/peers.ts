@@ -51,7 +51,8 @@ export interface DesiredResult {
 export function desiredPeers(input: DesiredInput): DesiredResult {
   const state: PeerState = { neighbours: [], fdb: [], routes: [], flood: [] };
   const skipped: DesiredResult['skipped'] = [];
-  if (input.backend.type === 'alloc') return { state, skipped };
+  // alloc: no data plane; wireguard: its peers are planned in wg-peers.ts (routes: one per overlay).
+  if (input.backend.type === 'alloc' || input.backend.type === 'wireguard') return { state, skipped };
   for (const lease of input.leases) {
     if (input.ownSubnet && cidrEquals(lease.subnet, input.ownSubnet)) continue;
     const subnet = formatCidr(lease.subnet);
@@ -129,7 +130,12 @@ export function planPeers(desired: PeerState, observed: PeerState): PeerOp[] {
   return ops;
 }
 
-/** All entries of several states in one (the full sync plans the whole overlay at once). */
+/** Whether a route destination belongs to this overlay (and so may be deleted by its plan). */
+export function routeInOverlay(network: Cidr, dst: Cidr): boolean {
+  return cidrContains(network, dst.base) && dst.len >= network.len;
+}
+
+/** The union of several leases' entries (one plan for all of them). */
 export function mergeStates(states: Iterable<PeerState>): PeerState {
   const out: PeerState = { neighbours: [], fdb: [], routes: [], flood: [] };
   for (const s of states) {
@@ -139,9 +145,4 @@ export function mergeStates(states: Iterable<PeerState>): PeerState {
     out.routes.push(...s.routes);
   }
   return out;
-}
-
-/** Whether a route destination belongs to this overlay (and so may be deleted by its plan). */
-export function routeInOverlay(network: Cidr, dst: Cidr): boolean {
-  return cidrContains(network, dst.base) && dst.len >= network.len;
 }

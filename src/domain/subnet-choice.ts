@@ -4,37 +4,50 @@
  * else the subnet this host had before (flanneld reads it from subnet.env; we read it from the
  * vxlan device's address, which outlives the daemon) if it is still free, else pick at random among
  * the first 100 free subnets from SubnetMin to SubnetMax. Pure: the store lists the leases and
- * applies the decision.
+ * applies the decision. With EnableIPv6 the v6 subnet is chosen the same way and independently
+ * (subnet-choice-v6.ts); an IPv6-only config's v4 part is always 0.0.0.0/0, never checked for
+ * overlap (flanneld would find every lease overlapping it and report "out of subnets").
  */
-import { Cidr, maskOf } from './ipv4';
+import { Cidr, cidr, formatCidr, maskOf } from './ipv4';
+import { Cidr6, formatCidr6 } from './ipv6';
 import { Lease } from './lease';
+import { leaseOwner } from './lease-v6';
+import { freeSubnets6, subnet6Fits } from './subnet-choice-v6';
 import { leasableSubnets, NetworkConfig, subnetInRange } from './network-config';
 
 export const FREE_CANDIDATES = 100;
 
 export type SubnetChoice =
   | { kind: 'reuse'; lease: Lease; stale: Lease[] }
-  | { kind: 'new'; candidates: Cidr[]; stale: Lease[] }
-  | { kind: 'exhausted'; stale: Lease[] };
+  | { kind: 'new'; candidates: Cidr[]; candidates6?: Cidr6[]; stale: Lease[] }
+  | { kind: 'exhausted'; family: 'IPv4' | 'IPv6'; stale: Lease[] };
 
 /**
  * @param leases every lease currently under `<prefix>/subnets` (reservations included)
- * @param publicIP this host's identity
- * `stale` lists leases with our PublicIP that no longer fit the config: flannel deletes them.
+ * @param owner this host's identity: its PublicIP, or its PublicIPv6 in an IPv6-only overlay (leaseOwner)
+ * `stale` lists leases of ours that no longer fit the config (either family): flannel deletes them.
  */
-export function chooseSubnet(cfg: NetworkConfig, leases: readonly Lease[], publicIP: string, previous?: Cidr | null): SubnetChoice {
+export function chooseSubnet(cfg: NetworkConfig, leases: readonly Lease[], owner: string, previous?: Cidr | null, previous6?: Cidr6 | null): SubnetChoice {
   const stale: Lease[] = [];
   for (const lease of leases) {
-    if (lease.attrs.publicIP !== publicIP) continue;
-    if (subnetInRange(cfg, lease.subnet)) return { kind: 'reuse', lease, stale };
+    if (owner === '' || leaseOwner(lease.attrs) !== owner) continue;
+    if (subnetInRange(cfg, lease.subnet) && subnet6Fits(cfg.ipv6, lease.subnet6)) return { kind: 'reuse', lease, stale };
     stale.push(lease);
   }
+  let candidates6: { candidates6?: Cidr6[] } = {};
+  if (cfg.ipv6) {
+    const taken6 = leases.filter((l) => !stale.includes(l) && l.subnet6).map((l) => l.subnet6!);
+    const free6 = freeSubnets6(cfg.ipv6, taken6, previous6);
+    if (free6.length === 0) return { kind: 'exhausted', family: 'IPv6', stale };
+    candidates6 = { candidates6: free6 };
+  }
+  if (!cfg.enableIPv4) return { kind: 'new', candidates: [cidr(0, 0)], ...candidates6, stale };
   const overlapsTaken = overlapIndex(
     leases.filter((l) => !stale.includes(l)).map((l) => l.subnet),
     cfg.subnetLen,
   );
   if (previous && subnetInRange(cfg, previous) && !overlapsTaken(previous)) {
-    return { kind: 'new', candidates: [previous], stale };
+    return { kind: 'new', candidates: [previous], ...candidates6, stale };
   }
   const candidates: Cidr[] = [];
   for (const subnet of leasableSubnets(cfg)) {
@@ -42,7 +55,7 @@ export function chooseSubnet(cfg: NetworkConfig, leases: readonly Lease[], publi
     candidates.push(subnet);
     if (candidates.length >= FREE_CANDIDATES) break;
   }
-  return candidates.length ? { kind: 'new', candidates, stale } : { kind: 'exhausted', stale };
+  return candidates.length ? { kind: 'new', candidates, ...candidates6, stale } : { kind: 'exhausted', family: 'IPv4', stale };
 }
 
 /**
@@ -68,6 +81,12 @@ export function overlapIndex(taken: readonly Cidr[], len: number): (c: Cidr) => 
     for (const [l, bases] of shorter) if (bases.has((c.base & maskOf(l)) >>> 0)) return true;
     return false;
   };
+}
+
+/** Why a choice was exhausted, naming the family and its range. */
+export function describeExhausted(cfg: NetworkConfig, family: 'IPv4' | 'IPv6', leases: number): string {
+  if (family === 'IPv6') return `no free IPv6 subnet in ${formatCidr6(cfg.ipv6!.network)} between IPv6SubnetMin and IPv6SubnetMax (${leases} leases)`;
+  return `no free subnet in ${formatCidr(cfg.network)} between SubnetMin and SubnetMax (${leases} leases)`;
 }
 
 export function pickRandom<T>(items: readonly T[], random: () => number = Math.random): T {

@@ -10,6 +10,7 @@ import { addressWithPrefix, gatewayOf } from '../domain/addresses';
 import { cidrEquals, formatCidr, formatIPv4, parseCidr, parseIPv4 } from '../domain/ipv4';
 import { conflict, invalid, unsupported } from '../errors';
 import type { RequestAddressArgs, RequestPoolArgs, RequestPoolResult } from './types';
+import { IPV6_DOCKER_REFUSAL } from '../domain/network-config-v6';
 import { OverlayDirectory, OverlayHandle, parsePoolId, poolIdOf } from './overlays';
 
 export const ADDRESS_SPACE_LOCAL = 'overlay-flannel-local';
@@ -28,7 +29,7 @@ export class Ipam {
   }
 
   async requestPool(a: RequestPoolArgs): Promise<RequestPoolResult> {
-    if (a.v6) throw unsupported('IPv6 pools are not supported by overlay-flannel yet: create the network without --ipv6');
+    if (a.v6) throw unsupported(IPV6_DOCKER_REFUSAL);
     const overlay = await this.overlays.byName(a.options.network);
     await overlay.whenReady(READY_TIMEOUT_MS);
     const lease = overlay.lease();

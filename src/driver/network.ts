@@ -21,6 +21,7 @@ import { MULTICAST_OFF_ALIAS, multicastJoinRoutes, multicastOption } from '../do
 import { SerialQueue } from '../util/serial-queue';
 import { UndoStack } from '../util/undo-stack';
 import type { CreateEndpointArgs, CreateEndpointResult, CreateNetworkArgs, ExternalConnectivityArgs, JoinArgs, JoinResult } from './types';
+import { IPV6_DOCKER_REFUSAL } from '../domain/network-config-v6';
 import { OverlayDirectory, OverlayHandle } from './overlays';
 
 export const MTU_OPTION = 'com.docker.network.driver.mtu';
@@ -85,7 +86,7 @@ export class NetworkDriver {
   ) {}
 
   async createNetwork(a: CreateNetworkArgs): Promise<void> {
-    if (a.ipv6Data.length > 0 || a.options.enableIPv6) throw unsupported('IPv6 is not supported by overlay-flannel yet: create the network without --ipv6');
+    if (a.ipv6Data.length > 0 || a.options.enableIPv6) throw unsupported(IPV6_DOCKER_REFUSAL);
     const data = a.ipv4Data[0];
     if (!data) throw invalid('CreateNetwork without IPv4 data: create the network with overlay-flannel as its IPAM driver: ' + RIGHT_COMMAND);
     const pool = parseCidr(data.pool, 'IPv4Data.Pool');
@@ -131,7 +132,7 @@ export class NetworkDriver {
   }
 
   async createEndpoint(a: CreateEndpointArgs): Promise<CreateEndpointResult> {
-    if (a.addressIPv6) throw unsupported('IPv6 endpoints are not supported by overlay-flannel yet');
+    if (a.addressIPv6) throw unsupported(`${IPV6_DOCKER_REFUSAL} (an IPv6 endpoint address was asked for)`);
     const names = vethNames(a.endpointId);
     const bridge = bridgeName(a.networkId);
     const address = a.address ? a.address.split('/')[0]! : undefined;

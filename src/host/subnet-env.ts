@@ -5,6 +5,8 @@
  *
  *   FLANNEL_NETWORK=10.5.0.0/16
  *   FLANNEL_SUBNET=10.5.72.1/24      first host address of the lease, not .0
+ *   FLANNEL_IPV6_NETWORK=fd00:10::/48     only with EnableIPv6
+ *   FLANNEL_IPV6_SUBNET=fd00:10:0:5::1/64 first host address of the v6 lease
  *   FLANNEL_MTU=1450
  *   FLANNEL_IPMASQ=true
  *
@@ -15,12 +17,14 @@
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Cidr, formatCidr, formatIPv4 } from '../domain/ipv4';
+import { Cidr6, formatCidr6, formatIPv6 } from '../domain/ipv6';
 
 export const DEFAULT_SUBNET_FILE = '/run/flannel/subnet.env';
 
-export function subnetEnvContent(network: Cidr, subnet: Cidr, mtu: number, ipMasq: boolean): string {
+export function subnetEnvContent(network: Cidr, subnet: Cidr, mtu: number, ipMasq: boolean, v6?: { network: Cidr6; subnet: Cidr6 }): string {
   const first = `${formatIPv4((subnet.base + 1) >>> 0)}/${subnet.len}`;
-  return `FLANNEL_NETWORK=${formatCidr(network)}\nFLANNEL_SUBNET=${first}\nFLANNEL_MTU=${mtu}\nFLANNEL_IPMASQ=${ipMasq}\n`;
+  const six = v6 ? `FLANNEL_IPV6_NETWORK=${formatCidr6(v6.network)}\nFLANNEL_IPV6_SUBNET=${formatIPv6(v6.subnet.base + 1n)}/${v6.subnet.len}\n` : '';
+  return `FLANNEL_NETWORK=${formatCidr(network)}\nFLANNEL_SUBNET=${first}\n${six}FLANNEL_MTU=${mtu}\nFLANNEL_IPMASQ=${ipMasq}\n`;
 }
 
 /** Write `content` to `path` atomically (temp file + rename). Throws on failure; callers warn. */

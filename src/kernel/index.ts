@@ -4,3 +4,5 @@ export { createNetlinkKernel, NetlinkKernel, type NetlinkKernelOptions } from '.
 export { KernelError, errnoOf, isErrno } from './errno';
 export { checkIfName } from './codec';
 export { checkNameSpec } from './nft-names';
+export { WG_INSTALL_HINT } from './wireguard-userspace';
+export type { WireguardOptions } from './kernel-wireguard';

@@ -25,6 +25,7 @@ import type { MulticastPlan } from '../domain/multicast';
 import { NlSocket, type NlSocketOptions } from './netlink-socket';
 import { parseNetworkCidr } from './codec';
 import * as routes from './routes';
+import { WireguardDevices, type WireguardOptions } from './kernel-wireguard';
 import type {
   AddressEntry,
   FastpathResult,
@@ -41,6 +42,9 @@ import type {
   RouteEntry,
   VxlanInfo,
   VxlanSpec,
+  WireguardInfo,
+  WireguardPeer,
+  WireguardSpec,
 } from './types';
 
 function publicVxlan(d: links.VxlanDetails): VxlanInfo {
@@ -50,9 +54,11 @@ function publicVxlan(d: links.VxlanDetails): VxlanInfo {
 
 export class NetlinkKernel implements Kernel {
   private readonly ns: NlSocket;
+  private readonly wg: WireguardDevices;
 
-  constructor(opts: NlSocketOptions = {}) {
+  constructor(opts: NlSocketOptions & { wireguard?: WireguardOptions } = {}) {
     this.ns = new NlSocket(opts);
+    this.wg = new WireguardDevices(this.ns, { timeoutMs: opts.timeoutMs, ...opts.wireguard });
   }
 
   /** Datagrams the neighbour/FDB/route writes left in so far (batched: rtnl-writer.ts). */
@@ -94,6 +100,17 @@ export class NetlinkKernel implements Kernel {
   }
   setLinkAlias(name: string, alias: string): Promise<void> {
     return links.setLinkAliasByName(this.ns, name, alias);
+  }
+
+  // wireguard
+  ensureWireguard(spec: WireguardSpec): Promise<WireguardInfo> {
+    return this.wg.ensure(spec);
+  }
+  listWireguardPeers(name: string): Promise<WireguardPeer[]> {
+    return this.wg.listPeers(name);
+  }
+  updateWireguardPeers(name: string, peers: readonly WireguardPeer[], remove: readonly string[]): Promise<void> {
+    return this.wg.updatePeers(name, peers, remove);
   }
 
   // addresses
@@ -191,8 +208,10 @@ export class NetlinkKernel implements Kernel {
     return removeNameInterception(this.ns.timeoutMs);
   }
 
-  /** Pending and queued calls are rejected with 'UNAVAILABLE'; later calls fail the same way. */
-  close(): Promise<void> {
+  /** Pending and queued calls are rejected with 'UNAVAILABLE'; later calls fail the same way.
+   *  The wireguard-go processes we started are stopped (their devices go, as flanneld's do). */
+  async close(): Promise<void> {
+    await this.wg.close();
     return this.ns.close();
   }
 }
@@ -202,6 +221,8 @@ export interface NetlinkKernelOptions {
   timeoutMs?: number;
   /** Concurrent non-dump requests on the socket (default 32). */
   maxInFlight?: number;
+  /** The userspace WireGuard devices (kernel-wireguard.ts). */
+  wireguard?: WireguardOptions;
 }
 
 export function createNetlinkKernel(opts: NetlinkKernelOptions = {}): Kernel {

@@ -45,6 +45,31 @@ export interface VxlanInfo extends LinkInfo {
   parentIndex: number;
 }
 
+/** The WireGuard device of the wireguard backend (flannel-wg): wireguard-go (userspace) or kernel WireGuard. */
+export interface WireguardSpec {
+  name: string; // flannel-wg
+  privateKey: string; // base64 of 32 bytes: never logged, never in an error message
+  listenPort: number;
+  mtu: number;
+}
+
+export interface WireguardInfo extends LinkInfo {
+  /** Which implementation runs the device ('userspace' = wireguard-go, configured over its UAPI socket). */
+  implementation: 'kernel' | 'userspace';
+  /** Why this implementation (e.g. "kernel has no wireguard link kind, using wireguard-go"). */
+  reason: string;
+  listenPort: number;
+}
+
+/** One WireGuard peer (keys base64 as wg prints them). */
+export interface WireguardPeer {
+  publicKey: string;
+  endpoint?: string; // "192.0.2.2:51820"
+  allowedIPs: readonly string[]; // CIDRs
+  presharedKey?: string;
+  persistentKeepalive?: number; // seconds; absent = off
+}
+
 export interface AddressEntry {
   ifindex: number;
   address: string;
@@ -139,6 +164,16 @@ export interface Kernel {
   setLinkAlias(name: string, alias: string): Promise<void>;
   /** net.ipv4.conf.<dev>.forwarding: the kernel forwards what arrives on this device. */
   setForwarding(ifindex: number, on: boolean): Promise<void>;
+
+  // wireguard (kernel-wireguard.ts: userspace wireguard-go where the kernel has no WireGuard)
+  /** Make `spec.name` a WireGuard device with this key and port, MTU set and up. A link of that
+   *  name that is not our running device (a leftover of an earlier run) is deleted first, as
+   *  flanneld does. Neither kernel WireGuard nor wireguard-go: UNSUPPORTED naming what to install. */
+  ensureWireguard(spec: WireguardSpec): Promise<WireguardInfo>;
+  /** The device's peers; NOT_FOUND when it is not one of our WireGuard devices. */
+  listWireguardPeers(name: string): Promise<WireguardPeer[]>;
+  /** Add or update peers (each one's allowed IPs replaced), remove `remove` (public keys). */
+  updateWireguardPeers(name: string, peers: readonly WireguardPeer[], remove: readonly string[]): Promise<void>;
 
   // addresses
   listAddresses(ifindex: number): Promise<AddressEntry[]>;

@@ -13,6 +13,8 @@ import type { Logger } from 'pino';
 import type { Kernel } from '../kernel';
 import type { ConfigState, LeaseEvent, LeaseKeeper, LeaseKeeperOptions } from '../store/types';
 import { describeNetworkConfig, NetworkConfig } from '../domain/network-config';
+import { ipv6Refusal } from '../domain/network-config-v6';
+import { formatCidr6 } from '../domain/ipv6';
 import { Cidr, cidr, cidrContains, formatCidr, parseIPv4 } from '../domain/ipv4';
 import { vxlanDeviceName } from '../domain/names';
 import { Lease, LeaseAttrs, leaseBackendType } from '../domain/lease';
@@ -22,6 +24,7 @@ import { OverlayDataplane } from './overlay-dataplane';
 import { PublicInterface } from '../host/public-interface';
 import { errorText } from '../errors';
 import { subnetEnvContent, writeSubnetFile } from '../host/subnet-env';
+import { loadOrCreateWireguardKey, type WireguardKeyPair } from '../host/wireguard-key';
 
 /** What the agent needs from the store for one overlay prefix. */
 export interface OverlayStorePort {
@@ -52,6 +55,8 @@ export interface OverlayTuning {
   readonly ipMasq: boolean;
   /** NOTRACK: conntrack bypass rules for each overlay's traffic (removed again by stop()). */
   readonly notrack: boolean;
+  /** STATE_DIR: where this host's WireGuard private key is kept (host/wireguard-key.ts). */
+  readonly stateDir: string;
 }
 
 export interface AgentOptions {
@@ -119,8 +124,10 @@ export class OverlayAgent extends EventEmitter {
     return 'no lease yet: etcd has not answered yet';
   }
 
-  private onConfig(s: ConfigState): void {
+  private onConfig(state: ConfigState): void {
     if (this.state === 'stopped') return;
+    const refused = state.state === 'ok' ? ipv6Refusal(state.config) : null;
+    const s: ConfigState = refused && state.state === 'ok' ? { state: 'invalid', error: refused, raw: state.raw } : state;
     if (s.state === 'missing') {
       if (this.config) {
         this.log.error({ prefix: this.store.prefix }, 'overlay config was deleted; keeping the current lease and kernel state until it is back');
@@ -162,20 +169,21 @@ export class OverlayAgent extends EventEmitter {
 
   private async join(config: NetworkConfig): Promise<void> {
     this.state = 'acquiring';
-    const dataplane = new OverlayDataplane(this.kernel, this.queue, this.log, config, this.pub, this.opts.tuning);
+    const key = config.backend.type === 'wireguard' ? await this.wireguardKey() : undefined;
+    const dataplane = new OverlayDataplane(this.kernel, this.queue, this.log, config, this.pub, this.opts.tuning, key);
     this.dataplane = dataplane;
     const previous = await this.previousSubnet(config);
     if (previous) this.log.info({ subnet: formatCidr(previous) }, 'found the subnet this host had before on its device; asking for it again');
     const keeper = this.store.createKeeper({
       publicIP: this.pub.publicIP,
       previousSubnet: () => previous,
-      attrsFor: (c) => this.attrsFor(c),
+      attrsFor: (c) => this.attrsFor(c, key),
       ttlSec: this.opts.tuning.ttlSec,
       renewMarginSec: this.opts.tuning.renewMarginSec,
     });
     this.keeper = keeper;
     keeper.on('acquired', (e: { lease: Lease }) => {
-      this.log.info({ subnet: formatCidr(e.lease.subnet), publicIP: this.pub.publicIP }, 'lease acquired');
+      this.log.info({ subnet: formatCidr(e.lease.subnet), ...(e.lease.subnet6 ? { subnet6: formatCidr6(e.lease.subnet6) } : {}), publicIP: this.pub.publicIP }, 'lease acquired');
       this.emit('lease', e.lease);
       // The first lease is attached below; later ones are re-acquisitions after a loss.
       if (this.state !== 'ready') return;
@@ -256,15 +264,30 @@ export class OverlayAgent extends EventEmitter {
     const dp = this.dataplane;
     if (!path || !dp || this.state === 'stopped') return;
     try {
-      await writeSubnetFile(path, subnetEnvContent(config.network, lease.subnet, dp.mtu, this.opts.tuning.ipMasq));
+      const v6 = config.ipv6 && lease.subnet6 ? { network: config.ipv6.network, subnet: lease.subnet6 } : undefined;
+      await writeSubnetFile(path, subnetEnvContent(config.network, lease.subnet, dp.mtu, this.opts.tuning.ipMasq, v6));
       this.log.info({ path, subnet: formatCidr(lease.subnet) }, 'subnet.env written');
     } catch (e) {
       this.log.warn({ err: errorText(e), path }, 'could not write subnet.env (SUBNET_FILE); the overlay works without it');
     }
   }
 
-  private attrsFor(config: NetworkConfig): LeaseAttrs {
+  /** The wireguard backend's key pair, kept in STATE_DIR across restarts; the private key is never logged.
+   *  One wireguard overlay per host: its device is flannel-wg and its port the same on every host. */
+  private async wireguardKey(): Promise<WireguardKeyPair> {
+    if (this.opts.name !== 'default') {
+      this.state = 'config-invalid';
+      this.lastConfigError = `the wireguard backend is only supported for the default overlay (one flannel-wg device per host), not for overlay "${this.opts.name}"`;
+      throw new Error(this.lastConfigError);
+    }
+    const { privateKey, publicKey, created } = await loadOrCreateWireguardKey(this.opts.tuning.stateDir);
+    this.log.info({ publicKey, stateDir: this.opts.tuning.stateDir }, created ? 'wireguard key pair created (private key kept in the state dir, mode 0600)' : 'wireguard key pair loaded from the state dir');
+    return { privateKey, publicKey };
+  }
+
+  private attrsFor(config: NetworkConfig, key?: WireguardKeyPair): LeaseAttrs {
     const b = config.backend;
+    if (b.type === 'wireguard' && key) return { publicIP: this.pub.publicIP, backendType: 'wireguard', wireguard: { publicKey: key.publicKey } };
     if (b.type === 'vxlan') {
       return { publicIP: this.pub.publicIP, backendType: 'vxlan', vxlan: { vni: b.vni, vtepMac: vtepMacFor(b.vni, this.pub.publicIP) } };
     }

@@ -12,25 +12,27 @@
  * All kernel writes go through the host's serial queue; runs coalesce while one is in flight.
  * alloc (leases only): no device and no peer entries; a sync keeps forwarding and the firewall
  * rules only, and never lists or deletes routes: those toward the overlay are the operator's.
+ * wireguard: device, route and peers are WireguardPlane's (wireguard-plane.ts); syncs run here.
  */
 import type { Logger } from 'pino';
 import type { Kernel } from '../kernel';
 import { SerialQueue } from '../util/serial-queue';
-import { Cidr, formatCidr, formatIPv4, parseCidr } from '../domain/ipv4';
+import { Cidr, formatCidr, formatIPv4 } from '../domain/ipv4';
 import { Lease } from '../domain/lease';
 import { vtepMacFor } from '../domain/mac';
 import { vxlanDeviceName } from '../domain/names';
 import { NetworkConfig } from '../domain/network-config';
-import { desiredPeers, mergeStates, PeerOp, PeerState, planPeers, routeInOverlay } from '../domain/peers';
+import { desiredPeers, mergeStates, PeerOp, PeerState, planPeers } from '../domain/peers';
+import { WG_DEVICE_NAME } from '../domain/wireguard-config';
+import type { WireguardKeyPair } from '../host/wireguard-key';
+import { WireguardPlane } from './wireguard-plane';
+import { applyPeerOps, observePeerEntries } from './peer-entries';
 import { isOnLink, PublicInterface } from '../host/public-interface';
 import { errorText } from '../errors';
 import { OverlayFirewall, type FirewallOptions } from './overlay-firewall';
 
 export const VXLAN_OVERHEAD = 50;
 const DEFAULT_VXLAN_PORT = 8472; // port 0 in the config: the kernel's default, as flannel
-const WRITE_PIPELINE = 256; // netlink writes in flight per stage (batched into few datagrams: kernel/rtnl-writer.ts)
-const STAGES: PeerOp['op'][] = ['deleteRoute', 'deleteFlood', 'deleteFdb', 'deleteNeighbour', 'setNeighbour', 'setFdb', 'setFlood', 'setRoute'];
-const ZERO_MAC = '00:00:00:00:00:00';
 const EMPTY: PeerState = Object.freeze({ neighbours: [], fdb: [], routes: [], flood: [] }) as PeerState;
 
 export interface DataplaneStats {
@@ -79,6 +81,8 @@ export class OverlayDataplane {
   /** A lease snapshot replaced the lease set since the last full sync (a watch restart). */
   private leasesReplaced = false;
   private readonly firewall: OverlayFirewall;
+  /** The wireguard backend's device and peers (null for the other backends). */
+  readonly wireguard: WireguardPlane | null = null;
   readonly stats: DataplaneStats = { fullSyncs: 0, fastSyncs: 0, opsApplied: 0, errors: 0, statesBuilt: 0, lastDrift: 0 };
 
   constructor(
@@ -88,18 +92,26 @@ export class OverlayDataplane {
     private readonly config: NetworkConfig,
     private readonly pub: PublicInterface,
     firewall: FirewallOptions = { ipMasq: false, notrack: false },
+    wireguardKey?: WireguardKeyPair,
   ) {
     this.firewall = new OverlayFirewall(kernel, log, formatCidr(config.network), firewall);
+    const b = config.backend;
+    if (b.type === 'wireguard') {
+      if (!wireguardKey) throw new Error('OverlayDataplane: the wireguard backend needs this host\'s key pair');
+      this.wireguard = new WireguardPlane(kernel, log, config, b, pub, wireguardKey);
+    }
   }
 
   /** The MTU containers on this overlay must use. */
   get mtu(): number {
     const b = this.config.backend;
+    if (this.wireguard) return this.wireguard.mtu;
     return b.type === 'vxlan' ? (b.mtu ?? this.pub.link.mtu) - VXLAN_OVERHEAD : this.pub.link.mtu;
   }
 
   get deviceName(): string | null {
-    return this.config.backend.type === 'vxlan' ? vxlanDeviceName(this.config.backend.vni) : null;
+    const b = this.config.backend;
+    return b.type === 'vxlan' ? vxlanDeviceName(b.vni) : b.type === 'wireguard' ? WG_DEVICE_NAME : null;
   }
 
   vtepMac(): string | null {
@@ -126,6 +138,10 @@ export class OverlayDataplane {
     if (!this.detached) {
       const vxlan = b.type === 'vxlan' ? { publicIP: this.pub.address, port: b.port || DEFAULT_VXLAN_PORT } : null;
       await this.firewall.ensure(this.own ? formatCidr(this.own.subnet) : null, vxlan);
+    }
+    if (this.wireguard) {
+      if (this.own) await this.wireguard.ensureDevice(this.own);
+      return;
     }
     if (b.type !== 'vxlan') {
       // host-gw, alloc: packets from peers arrive on the public interface (alloc: however the
@@ -246,6 +262,7 @@ export class OverlayDataplane {
   }
 
   private async sync(kind: 'fast' | 'full'): Promise<void> {
+    if (this.wireguard) return this.syncWireguard(kind === 'full');
     if (!this.own && this.config.backend.type === 'vxlan') return; // no device yet
     if (this.config.backend.type === 'alloc') {
       if (kind === 'full') await this.ensureDevice();
@@ -288,6 +305,20 @@ export class OverlayDataplane {
     if (ops.length) this.log.debug({ kind, ops: ops.length }, 'overlay synced');
   }
 
+  /** wireguard: the device's peers made those of the leases (before the first snapshot: the device only). */
+  private async syncWireguard(full: boolean): Promise<void> {
+    if (!this.own || !this.wireguard) return;
+    if (full && !this.detached) await this.firewall.ensure(formatCidr(this.own.subnet), null);
+    const caughtUp = this.dirty.size > 0 || this.leasesReplaced;
+    this.dirty.clear();
+    this.leasesReplaced = false;
+    const r = await this.wireguard.sync(this.own, this.leasesKnown ? this.leases.values() : null, full);
+    if (!this.leasesKnown) return;
+    this.stats[full ? 'fullSyncs' : 'fastSyncs']++;
+    this.stats.opsApplied += r.ops;
+    if (full) this.stats.lastDrift = caughtUp ? 0 : r.ops;
+  }
+
   /** A full sync's drift (DataplaneStats.lastDrift): a second plan, against what we wrote, only when changes were pending. */
   private driftOf(ops: PeerOp[], observed: PeerState, caughtUp: boolean): number {
     if (this.appliedUnknown === 'catch-up') return 0;
@@ -319,63 +350,16 @@ export class OverlayDataplane {
     return state;
   }
 
-  /** Apply ops stage by stage (deletions, neighbours, FDB, routes: a route after its neighbour and FDB
-   *  entry), each stage pipelined on the netlink socket so thousands of writes don't wait in turn. */
   private async applyAll(ops: PeerOp[]): Promise<void> {
-    for (const stage of STAGES) {
-      const batch = ops.filter((o) => o.op === stage);
-      for (let i = 0; i < batch.length; i += WRITE_PIPELINE) {
-        await Promise.all(batch.slice(i, i + WRITE_PIPELINE).map((op) => this.apply(op)));
-      }
-    }
+    await applyPeerOps(this.kernel, ops, { vxIndex: this.vxIndex, pubIndex: this.pub.link.index }, (op) => {
+      this.stats.opsApplied++;
+      observer?.onOp(op);
+    });
   }
 
   /** What the kernel holds that this overlay owns. */
-  private async observe(): Promise<PeerState> {
-    const state: PeerState = { neighbours: [], fdb: [], routes: [], flood: [] };
-    if (this.vxIndex) {
-      for (const n of await this.kernel.listNeighbours(this.vxIndex)) if (n.permanent) state.neighbours.push({ ip: n.ip, mac: n.mac });
-      for (const f of await this.kernel.listFdb(this.vxIndex)) {
-        if (f.permanent && f.dst && f.mac !== ZERO_MAC) state.fdb.push({ mac: f.mac, dst: f.dst });
-        else if (f.permanent && f.dst && f.mac === ZERO_MAC) state.flood.push(f.dst);
-      }
-    }
-    for (const r of await this.kernel.listRoutes()) {
-      if (!r.gateway) continue;
-      if (this.vxIndex && r.oif === this.vxIndex) {
-        state.routes.push({ dst: r.dst, gateway: r.gateway, dev: 'vxlan', onlink: r.onlink });
-      } else if (r.oif === this.pub.link.index && routeInOverlay(this.config.network, parseCidr(r.dst)) && parseCidr(r.dst).len === this.config.subnetLen) {
-        state.routes.push({ dst: r.dst, gateway: r.gateway, dev: 'public', onlink: r.onlink });
-      }
-    }
-    return state;
-  }
-
-  private async apply(op: PeerOp): Promise<void> {
-    const k = this.kernel;
-    this.stats.opsApplied++;
-    observer?.onOp(op.op);
-    switch (op.op) {
-      case 'deleteRoute':
-        return k.deleteRoute(op.dst);
-      case 'deleteFdb':
-        return k.deleteFdb(this.vxIndex, op.mac, op.dst);
-      case 'deleteNeighbour':
-        return k.deleteNeighbour(this.vxIndex, op.ip);
-      case 'setNeighbour':
-        return k.replaceNeighbour({ ifindex: this.vxIndex, ip: op.entry.ip, mac: op.entry.mac, permanent: true });
-      case 'setFdb':
-        return k.replaceFdb({ ifindex: this.vxIndex, mac: op.entry.mac, dst: op.entry.dst, permanent: true });
-      case 'deleteFlood':
-        return k.deleteFdb(this.vxIndex, ZERO_MAC, op.dst);
-      case 'setFlood':
-        return k.replaceFdb({ ifindex: this.vxIndex, mac: ZERO_MAC, dst: op.dst, permanent: true });
-      case 'setRoute': {
-        const e = op.entry;
-        const oif = e.dev === 'vxlan' ? this.vxIndex : this.pub.link.index;
-        return k.replaceRoute({ dst: e.dst, gateway: e.gateway, oif, onlink: e.onlink });
-      }
-    }
+  private observe(): Promise<PeerState> {
+    return observePeerEntries(this.kernel, this.vxIndex, this.pub.link.index, this.config);
   }
 
   ownSubnet(): Cidr | null {

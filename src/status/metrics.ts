@@ -9,6 +9,7 @@ import { DataplaneObserver, setDataplaneObserver } from '../reconcile/overlay-da
 import type { ApiObserver } from '../api/server';
 import type { StatusSource } from './views';
 import { recordsPerNetwork } from './names-view';
+import { noEcho } from '../domain/path-matrix';
 
 export class StatusMetrics {
   readonly registry = new Registry();
@@ -81,12 +82,13 @@ export class StatusMetrics {
     });
     this.pathUp = new Gauge({
       name: 'overlay_flannel_path_up',
-      help: '1 when a peer answers this host\'s path probes, 0 when it stopped (3 lost in a row); absent before the first outcome',
+      help: '1 when a peer answers this host\'s path probes, 0 when it stopped (3 lost in a row); absent before the first outcome and for a peer that runs no echo (never answered, no path report: flanneld)',
       labelNames: ['overlay', 'peer'],
       registers: [this.registry],
       collect: () => {
         this.pathUp.reset();
-        for (const { labels, p } of paths()) if (p.state !== 'unknown') this.pathUp.set(labels, p.state === 'reachable' ? 1 : 0);
+        const reporters = new Set((this.source()?.pathReports?.() ?? []).map((r) => r.host));
+        for (const { labels, p } of paths()) if (p.state !== 'unknown' && !noEcho(p.state, p.lastReplyAt, reporters.has(p.publicIP))) this.pathUp.set(labels, p.state === 'reachable' ? 1 : 0);
       },
     });
     // The resolver keeps plain counters; these read them at scrape time (reset + inc = the total).

@@ -40,13 +40,15 @@ function hostRow(l){
   +'<td data-label="lease expires" class="expires" title="'+esc(l.expiresAt)+'">'+esc(until(l.expiresAt))
   +'</td><td data-label="last seen" class="seen" title="'+esc(l.lastSeen)+'">'+esc(since(l.lastSeen))+'</td>'
   +td('containers',String(l.containers))+td('kernel',kernel)+td('path',pathCell(l),'path')+'</tr>';}
+const NOECHO='never answered a probe and publishes no path report: flanneld, or a plugin host without STATUS_ADDR or with PROBE_PORT=0; its paths cannot be measured';
 function pathCell(l){const p=l.path;if(l.own)return '—';if(!p)return '<span class="muted">not probed</span>';
+ if(p.note==='no echo')return '<span class="muted" title="'+NOECHO+'">no echo</span>';
  if(p.state==='unreachable')return '<span class="bad st">unreachable</span>'+(p.loss!==null?' <span class="muted">'+Math.round(p.loss*100)+'% lost</span>':'');
  if(p.state==='unknown'||p.rttMs===null)return '<span class="muted">probing…</span>';
  return esc(p.rttMs<10?p.rttMs.toFixed(2):Math.round(p.rttMs))+' ms'+(p.loss?' <span class="warning">'+Math.round(p.loss*100)+'% lost</span>':'');}
 function mcell(c,from,to){const st=c[0],age=c[2]===null?'':' <span class="muted age">'+span(c[2])+'</span>';
  const attrs=' data-label="'+esc(to.publicIP)+'" data-from="'+esc(from.publicIP)+'" data-to="'+esc(to.publicIP)+'" data-state="'+({r:'reachable',u:'unreachable','?':'unknown','-':'self'}[st])+'"';
- const title=' title="'+esc(from.publicIP+' → '+to.publicIP+(c[2]!==null?', measured '+span(c[2])+' ago':'')+(c[3]?', '+c[3]:''))+'"';
+ const title=' title="'+esc(from.publicIP+' → '+to.publicIP+(c[2]!==null?', measured '+span(c[2])+' ago':'')+(c[3]?', '+(c[3]==='no echo'?to.publicIP+' '+NOECHO:c[3]):''))+'"';
  if(st==='-')return '<td class="cell self"'+attrs+'>—</td>';
  if(st==='u')return '<td class="cell bad st"'+attrs+title+'>unreachable'+age+'</td>';
  if(st==='r'&&c[1]!==null)return '<td class="cell ok"'+attrs+title+'>'+esc(c[1]<10?c[1].toFixed(2):Math.round(c[1]))+' ms'+age+'</td>';
@@ -56,7 +58,9 @@ function matrix(name){const m=(C&&C.matrix||[]).find((x)=>x.overlay===name);if(!
  if(!m.rows)return h+'<div class="muted">'+m.hosts.length+' hosts: the matrix is drawn up to 50 (unreachable paths are in the problems; every cell in /api/v1/cluster)</div>';
  h+='<table class="matrix" data-overlay="'+esc(name)+'"><thead><tr><th>from \\ to</th>'+m.hosts.map((x)=>'<th data-host="'+esc(x.publicIP)+'">'+esc(x.publicIP)+'</th>').join('')+'</tr></thead><tbody>';
  m.rows.forEach((r,i)=>{const f=m.hosts[i];
-  h+='<tr class="mrow'+(f.own?' own':'')+'" data-host="'+esc(f.publicIP)+'"><th title="'+esc(f.subnet+(f.version?' · plugin '+f.version:''))+'">'+esc(f.publicIP)+(f.own?' (this host)':'')+'</th>'+r.map((c,j)=>mcell(c,f,m.hosts[j])).join('')+'</tr>';});
+  const old=f.reportAgeSec!==null&&r.some((c)=>c[3]==='report stale'||c[3]==='etcd unreachable');
+  h+='<tr class="mrow'+(f.own?' own':'')+'" data-host="'+esc(f.publicIP)+'"><th title="'+esc(f.subnet+(f.version?' · plugin '+f.version:''))+'">'+esc(f.publicIP)+(f.own?' (this host)':'')
+   +(old?' <span class="muted age stale-row">report '+span(f.reportAgeSec)+' old</span>':'')+'</th>'+r.map((c,j)=>mcell(c,f,m.hosts[j])).join('')+'</tr>';});
  return h+'</tbody></table>';}
 function overlay(o,kv){const hosts=(C?C.hosts:[]).filter((h)=>h.overlay===o.name);
  let h='<div class="card overlay" data-overlay="'+esc(o.name)+'"><h2>'+esc(o.name)+' <span class="st '+(o.state==='ready'?'ok':'bad')+'">'+esc(o.state)+'</span> <span class="muted">'+hosts.length+' hosts</span></h2>';

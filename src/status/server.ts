@@ -25,7 +25,7 @@ import { statusPage } from './page';
 import { StatusMetrics } from './metrics';
 import { containersView, etcdView, health, kernelView, overlaysView, snapshot, StatusSource } from './views';
 import { namesView } from './names-view';
-import { ClusterTracker, pageCluster, pageContainers, type ClusterJson } from './cluster-view';
+import { apiCluster, ClusterTracker, pageCluster, pageContainers, type ClusterJson } from './cluster-view';
 
 export { StatusMetrics } from './metrics';
 export { ClusterTracker } from './cluster-view';
@@ -114,7 +114,7 @@ export function buildStatusServer(src: StatusSource, log: Logger, opts: StatusSe
     { path: '/api/v1/containers', answer: async () => json(await containersView(src)) },
     { path: '/api/v1/etcd', answer: async () => json(etcdView(src) ?? { up: null, lastOkAt: null, since: null, lastError: null }) },
     { path: '/api/v1/names', answer: async () => json(namesView(src.names?.())) },
-    { path: '/api/v1/cluster', answer: async () => json(await tracker.step()) },
+    { path: '/api/v1/cluster', answer: async () => json(apiCluster(await tracker.step())) },
     { path: '/api/v1/paths', answer: async () => json(src.paths ? { enabled: true, overlays: src.paths() } : { enabled: false, overlays: [] }) },
     { path: '/metrics', answer: async () => ({ type: metrics.registry.contentType, body: await metrics.registry.metrics() }) },
     {

@@ -22,24 +22,28 @@
  *   PublicIP means our subnet was taken: we give it up (`lost`) instead of fighting over it.
  * - Never deletes its lease on stop(): a restarted host finds it again by PublicIP (flannel).
  * - Writes of one keeper (renew, repair) go through one SerialQueue so they never interleave.
+ * - Dual-stack/IPv6-only: one key names both subnets (`10.1.5.0-24&fd00::-64`), written by the
+ *   same txn, so the race rules are the v4 ones; we are leaseOwner(attrs) (PublicIP, or PublicIPv6).
  */
 import { EventEmitter } from 'node:events';
-import type { Etcd3, IKeyValue } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { Cidr, formatCidr } from '../domain/ipv4';
-import { decodeLeaseAttrs, encodeLeaseAttrs, Lease, LeaseAttrs } from '../domain/lease';
+import { Cidr6, formatCidr6 } from '../domain/ipv6';
+import { leaseOwner } from '../domain/lease-v6';
+import { decodeLeaseAttrs, encodeLeaseAttrs, Lease } from '../domain/lease';
 import type { NetworkConfig } from '../domain/network-config';
-import { chooseSubnet, pickRandom } from '../domain/subnet-choice';
+import { chooseSubnet, describeExhausted, pickRandom } from '../domain/subnet-choice';
 import { conflict, errorText, OverlayError, unavailable } from '../errors';
 import { Backoff, sleep } from '../util/backoff';
 import { SerialQueue } from '../util/serial-queue';
 import { rawEtcdText, toStoreError } from './etcd-client';
 import { etcdHealthOf } from './etcd-health';
-import { leaseSubnetOfKey, OverlayKeys } from './keys';
+import { blockingLeaseOf, leasesForAcquire, OverlayKeys } from './keys';
+import { createLeaseKey } from './lease-create';
 import { KeyValue, ListWatch, toKeyValue } from './list-watch';
 import type { KeeperEvent, LeaseKeeper, LeaseKeeperOptions } from './types';
 
-const NOT_OURS: LeaseAttrs = Object.freeze({ publicIP: '', backendType: '' }); // undecoded: not ours
 
 type Attempt = { kind: 'ok'; lease: Lease; key: string; value: string } | { kind: 'retry'; reason: string; quiet: boolean };
 
@@ -76,6 +80,9 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
   private recovery: AbortController | null = null;
   /** The subnet we held last: after a loss we ask for it again first (flanneld: subnet.env). */
   private lastSubnet: Cidr | null = null;
+  private lastSubnet6: Cidr6 | null = null;
+  /** leaseOwner() of the attrs we write: who "our" lease belongs to. */
+  private owner = '';
   /** Why the current acquire has not succeeded yet (null: not acquiring, or no problem seen). */
   private acquireProblem: string | null = null;
 
@@ -140,7 +147,7 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
         this.acquireProblem = null;
         if (signal.aborted) throw unavailable(`acquire subnet lease in ${formatCidr(config.network)}: aborted`);
         this.install(r);
-        this.log.info({ subnet: formatCidr(r.lease.subnet), etcdLease: r.lease.etcdLease, attempts: attempt }, 'subnet lease acquired');
+        this.log.info({ subnet: formatCidr(r.lease.subnet), ...(r.lease.subnet6 ? { subnet6: formatCidr6(r.lease.subnet6) } : {}), etcdLease: r.lease.etcdLease, attempts: attempt }, 'subnet lease acquired');
         return r.lease;
       }
       last = r.reason;
@@ -154,37 +161,20 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
   private async tryAcquire(config: NetworkConfig): Promise<Attempt> {
     const attrs = this.opts.attrsFor(config);
     const value = encodeLeaseAttrs(attrs);
+    this.owner = leaseOwner(attrs);
     const res = await this.client.getAll().prefix(this.keys.subnetsPrefix).exec();
-    const kvOf = new Map<Lease, KeyValue>();
-    const leases: Lease[] = [];
-    // Only values that may carry our PublicIP (reuse or stale, docs/flannel-compat.md §4; a backslash
-    // could escape it) are decoded: the rest only block their subnets (10,000 decodes fewer per attempt).
-    const ours = Buffer.from(`"${this.opts.publicIP}"`);
-    for (const raw of res.kvs) {
-      const subnet = leaseSubnetOfKey(this.keys, raw.key.toString('utf8'));
-      if (!subnet) continue;
-      if (!raw.value.includes(ours) && !raw.value.includes(0x5c /* \\ */)) {
-        leases.push({ subnet, attrs: NOT_OURS, etcdLease: String(raw.lease ?? '0') });
-        continue;
-      }
-      const kv = toKeyValue(raw);
-      let a: LeaseAttrs = { publicIP: '', backendType: '' }; // unreadable: still blocks its subnet
-      try {
-        a = decodeLeaseAttrs(kv.value.toString('utf8'));
-      } catch {}
-      leases.push({ subnet, attrs: a, etcdLease: kv.lease, modRevision: kv.modRevision });
-      kvOf.set(leases[leases.length - 1] as Lease, kv);
-    }
+    const { leases, kvOf } = leasesForAcquire(this.keys, res.kvs, this.owner);
     // After a loss, try the subnet we had (containers on it keep working); at start, the caller's hint.
     const previous = this.lease?.subnet ?? this.lastSubnet ?? this.opts.previousSubnet?.() ?? null;
-    const choice = chooseSubnet(config, leases, this.opts.publicIP, previous);
+    const previous6 = this.lease?.subnet6 ?? this.lastSubnet6 ?? this.opts.previousSubnet6?.() ?? null;
+    const choice = chooseSubnet(config, leases, this.owner, previous, previous6);
     for (const stale of choice.stale) {
       const kv = kvOf.get(stale)!;
       this.log.info({ key: kv.key }, 'deleting our lease that no longer fits the network config');
       await this.client.if(kv.key, 'Mod', '==', kv.modRevision.toString()).then(this.client.delete().key(kv.key)).commit();
     }
     if (choice.kind === 'exhausted') {
-      const err = conflict(`no free subnet in ${formatCidr(config.network)} between SubnetMin and SubnetMax (${leases.length} leases)`);
+      const err = conflict(describeExhausted(config, choice.family, leases.length));
       this.acquireProblem = err.message;
       return { kind: 'retry', reason: err.message, quiet: false };
     }
@@ -200,27 +190,25 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
         this.revokeQuietly(id);
         return { kind: 'retry', reason: `our lease ${kv.key} changed while we re-wrote it`, quiet: true };
       }
-      return this.ok(kv.key, value, { subnet: choice.lease.subnet, attrs, etcdLease: id, modRevision: BigInt(r.header.revision) }, started);
+      const { subnet, subnet6 } = choice.lease;
+      return this.ok(kv.key, value, { subnet, ...(subnet6 ? { subnet6 } : {}), attrs, etcdLease: id, modRevision: BigInt(r.header.revision) }, started);
     }
     const subnet = pickRandom(choice.candidates, this.tuning.random);
-    const key = this.keys.leaseKey(subnet);
+    const subnet6 = choice.candidates6 ? pickRandom(choice.candidates6, this.tuning.random) : undefined;
+    const both = { subnet, ...(subnet6 ? { subnet6 } : {}) };
+    const key = this.keys.leaseKey(subnet, subnet6);
     const id = await this.grant();
-    const r = await this.client
-      .if(key, 'Version', '==', 0)
-      .then(this.client.put(key).value(value).lease(id))
-      .else(this.client.get(key))
-      .commit();
-    if (!r.succeeded) {
+    // A key naming a v6 subnet also needs the list to be current (lease-create.ts).
+    const r = await createLeaseKey(this.client, this.keys, key, value, id, subnet6 ? BigInt(res.header.revision) : undefined);
+    if (r.kind === 'lost') {
       this.revokeQuietly(id);
-      const existing: IKeyValue | undefined = r.responses[0]?.response_range?.kvs[0];
       // Our own create, retried by the client after a dropped response: it is ours.
-      if (existing && existing.value.toString('utf8') === value) {
-        const kv = toKeyValue(existing);
-        return this.ok(key, value, { subnet, attrs, etcdLease: kv.lease, modRevision: kv.modRevision }, started);
+      if (r.existing && r.existing.value.toString('utf8') === value) {
+        return this.ok(key, value, { ...both, attrs, etcdLease: r.existing.lease, modRevision: r.existing.modRevision }, started);
       }
-      return { kind: 'retry', reason: `lost the race for ${formatCidr(subnet)}`, quiet: true };
+      return { kind: 'retry', reason: `lost the race for ${key.slice(this.keys.subnetsPrefix.length + 1)}`, quiet: true };
     }
-    return this.ok(key, value, { subnet, attrs, etcdLease: id, modRevision: BigInt(r.header.revision) }, started);
+    return this.ok(key, value, { ...both, attrs, etcdLease: id, modRevision: r.revision }, started);
   }
 
   private ok(key: string, value: string, lease: Lease, started: number): Attempt {
@@ -242,6 +230,7 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
   private install(a: Extract<Attempt, { kind: 'ok' }>): void {
     this.lease = a.lease;
     this.lastSubnet = a.lease.subnet;
+    this.lastSubnet6 = a.lease.subnet6 ?? null;
     this.key = a.key;
     this.value = a.value;
     const abort = new AbortController();
@@ -326,11 +315,11 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
     if (text === this.value) return;
     let owner = '';
     try {
-      owner = decodeLeaseAttrs(text).publicIP;
+      owner = leaseOwner(decodeLeaseAttrs(text));
     } catch {
       owner = '';
     }
-    if (owner !== '' && owner !== this.opts.publicIP) {
+    if (owner !== '' && owner !== this.owner) {
       this.log.error({ key: this.key, value: text }, 'another host wrote its lease over ours; giving the subnet up');
       return this.lost(`our subnet was taken over by ${owner}`);
     }

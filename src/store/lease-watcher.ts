@@ -22,7 +22,7 @@ import { decodeLeaseAttrs, Lease } from '../domain/lease';
 import { errorText } from '../errors';
 import { StateChanges } from '../util/state-changes';
 import { toStoreError } from './etcd-client';
-import { leaseSubnetOfKey, OverlayKeys } from './keys';
+import { leaseSubnetsOfKey, OverlayKeys } from './keys';
 import { KeyValue, ListWatch, toKeyValue, WatchChange } from './list-watch';
 import type { LeaseEvent } from './types';
 
@@ -126,13 +126,13 @@ export class LeaseWatcher extends EventEmitter {
   }
 
   private decode(kv: KeyValue): Lease | null {
-    const subnet = leaseSubnetOfKey(this.keys, kv.key);
-    if (!subnet) return null;
+    const subnets = leaseSubnetsOfKey(this.keys, kv.key);
+    if (!subnets) return null;
     const text = kv.value.toString('utf8');
     try {
       const attrs = decodeLeaseAttrs(text, `lease ${kv.key}`);
       this.warned.forget(kv.key);
-      return { subnet, attrs, etcdLease: kv.lease, modRevision: kv.modRevision };
+      return { ...subnets, attrs, etcdLease: kv.lease, modRevision: kv.modRevision };
     } catch (e) {
       if (this.warned.changed(kv.key, text)) {
         this.logger.warn({ key: kv.key, value: text.slice(0, 200), err: errorText(e) }, 'skipping a lease value that does not parse');

@@ -4,6 +4,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { Cidr } from '../domain/ipv4';
+import type { Cidr6 } from '../domain/ipv6';
 import type { Lease, LeaseAttrs } from '../domain/lease';
 import type { NetworkConfig } from '../domain/network-config';
 
@@ -38,6 +39,8 @@ export interface LeaseKeeperOptions {
   renewMarginSec: number;
   /** The subnet this host had before, if known (flanneld: subnet.env); taken again if still free. */
   previousSubnet?(): Cidr | null;
+  /** The v6 subnet this host had before (flanneld: subnet.env's FLANNEL_IPV6_SUBNET), likewise. */
+  previousSubnet6?(): Cidr6 | null;
 }
 
 export interface LeaseKeeper extends EventEmitter {

@@ -14,15 +14,18 @@
  * - the fast path table as the last plan written (a new digest = the table written anew);
  * - the names interception as the last spec written, and packet queues as FakePacketQueue
  *   (fake-packet-queue.ts): one binding per queue number, as the kernel allows.
+ * - WireGuard devices as a `tun` link with its key, port and peers (the userspace path: the fake
+ *   models wireguard-go; `wireguardGo` false = not installed, the same UNSUPPORTED as the real one).
  * Rule writes that change something are logged in `writes` like netlink writes; `calls` counts
  * every call per method (dumps included).
  */
 import { notrackRuleText, type NotrackRule } from '../../src/domain/notrack-rules';
 import { portConflict, portInUse, portRuleText, type PortRule } from '../../src/domain/port-rules';
-import { parseNetworkCidr } from '../../src/kernel/codec';
-import { checkNameSpec, KernelError, type FastpathResult, type MulticastResult, type ForwardHeadResult, type Kernel, type NameInterceptionSpec, type PacketHandler, type PacketQueueOptions } from '../../src/kernel';
+import { checkIfName, parseNetworkCidr } from '../../src/kernel/codec';
+import { checkNameSpec, KernelError, WG_INSTALL_HINT, type WireguardInfo, type WireguardPeer, type WireguardSpec, type FastpathResult, type MulticastResult, type ForwardHeadResult, type Kernel, type NameInterceptionSpec, type PacketHandler, type PacketQueueOptions } from '../../src/kernel';
 import { FakePacketQueue } from './fake-packet-queue';
-import { notFound, OverlayError } from '../../src/errors';
+import { invalid, notFound, OverlayError, unsupported } from '../../src/errors';
+import { isWireguardKey } from '../../src/domain/wireguard-config';
 import { forwardHeadRules } from '../../src/domain/forward-head';
 import type { FastpathPlan } from '../../src/domain/fastpath';
 import type { MulticastPlan } from '../../src/domain/multicast';
@@ -194,6 +197,54 @@ export class FakeKernel extends FakeNetlink implements Kernel {
     this.nameInterception = null;
     if (had) this.writes.push('removeNameInterception');
     return had;
+  }
+
+  /** false: wireguard-go is not installed (and the fake kernel has no WireGuard). */
+  wireguardGo = true;
+  async ensureWireguard(spec: WireguardSpec): Promise<WireguardInfo> {
+    this.enter('ensureWireguard', spec.name, true);
+    checkIfName(spec.name, 'wireguard device name');
+    if (!isWireguardKey(spec.privateKey)) throw invalid(`wireguard device "${spec.name}": the private key is not base64 of 32 bytes (as \`wg genkey\` prints)`);
+    if (!Number.isInteger(spec.listenPort) || spec.listenPort < 1 || spec.listenPort > 65535) throw invalid(`wireguard device "${spec.name}": listen port ${spec.listenPort} is not in 1..65535`);
+    let l = this.byName(spec.name);
+    if (l && !l.wg) {
+      this.removeLink(l);
+      l = undefined;
+    }
+    if (!l) {
+      if (!this.wireguardGo) throw unsupported(WG_INSTALL_HINT);
+      l = this.newLink(spec.name, 'tun', 1420);
+      l.wg = { privateKey: spec.privateKey, listenPort: spec.listenPort, peers: new Map() };
+    }
+    l.wg!.privateKey = spec.privateKey;
+    l.wg!.listenPort = spec.listenPort;
+    l.mtu = spec.mtu;
+    this.bringUp(l);
+    const { index, name, kind, mtu, mac, up, master } = l;
+    return { index, name, kind, mtu, mac, up, master, implementation: 'userspace', reason: 'this kernel has no wireguard link kind: using wireguard-go (fake)', listenPort: spec.listenPort };
+  }
+  private wgOf(name: string, what: string) {
+    const l = this.byName(name);
+    if (!l?.wg) throw notFound(`${what} of "${name}": it is not a running WireGuard device of this daemon`);
+    return l.wg;
+  }
+  async listWireguardPeers(name: string): Promise<WireguardPeer[]> {
+    this.enter('listWireguardPeers', name);
+    return [...this.wgOf(name, 'list the wireguard peers').peers.values()].map((p) => structuredClone(p));
+  }
+  async updateWireguardPeers(name: string, peers: readonly WireguardPeer[], remove: readonly string[]): Promise<void> {
+    this.enter('updateWireguardPeers', `${name} ${peers.length} ${remove.length}`, true);
+    for (const p of peers) {
+      if (!isWireguardKey(p.publicKey)) throw invalid(`wireguard peer public key: not a WireGuard key`);
+      p.allowedIPs.forEach((a) => parseNetworkCidr(a, 'wireguard peer allowed IP'));
+      if (p.endpoint !== undefined && !/^\d+\.\d+\.\d+\.\d+:\d{1,5}$/.test(p.endpoint)) throw invalid(`wireguard peer endpoint ${JSON.stringify(p.endpoint)}: not IPv4:port`);
+    }
+    const wg = this.wgOf(name, 'update the wireguard peers');
+    for (const p of peers) {
+      const { publicKey, endpoint, allowedIPs, presharedKey, persistentKeepalive } = p;
+      wg.peers.set(publicKey, { publicKey, ...(endpoint ? { endpoint } : {}), allowedIPs: [...allowedIPs], ...(presharedKey ? { presharedKey } : {}), ...(persistentKeepalive ? { persistentKeepalive } : {}) });
+    }
+    for (const k of remove) wg.peers.delete(k);
   }
 
   /** Bound packet queues by number. */

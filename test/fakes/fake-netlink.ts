@@ -26,12 +26,15 @@ import type {
   RouteEntry,
   VxlanInfo,
   VxlanSpec,
+  WireguardPeer,
 } from '../../src/kernel/types';
 
 export interface FakeLink extends LinkInfo {
   vx?: { vni: number; local: string; port: number; learning: boolean; gbp: boolean; parentIndex: number };
   peer?: number; // veth peer ifindex
   peerMoved?: boolean; // peer moved to another netns (simulates Docker's Join)
+  /** A WireGuard device's configuration (FakeKernel's ensureWireguard); peers by public key. */
+  wg?: { privateKey: string; listenPort: number; peers: Map<string, WireguardPeer> };
 }
 interface FakeRoute extends RouteEntry {
   connected?: boolean;
@@ -334,14 +337,14 @@ export class FakeNetlink {
     return undefined;
   }
 
-  private newLink(name: string, kind: string, mtu: number, mac?: string): FakeLink {
+  protected newLink(name: string, kind: string, mtu: number, mac?: string): FakeLink {
     const index = this.nextIndex++;
     const l: FakeLink = { index, name, kind, mtu, mac: mac ?? fakeMac(index), up: false, master: 0 };
     this.links.set(index, l);
     return l;
   }
 
-  private removeLink(l: FakeLink): void {
+  protected removeLink(l: FakeLink): void {
     this.links.delete(l.index);
     if (l.peer !== undefined && this.links.has(l.peer)) this.removeLink(this.links.get(l.peer) as FakeLink);
     for (const other of this.links.values()) if (other.master === l.index) other.master = 0;
@@ -351,7 +354,7 @@ export class FakeNetlink {
     this.fdb = this.fdb.filter((f) => f.ifindex !== l.index);
   }
 
-  private bringUp(l: FakeLink): void {
+  protected bringUp(l: FakeLink): void {
     if (l.up) return;
     l.up = true;
     for (const a of this.addrs.filter((x) => x.ifindex === l.index)) this.addConnected(a);

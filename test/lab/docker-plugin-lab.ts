@@ -230,3 +230,52 @@ export async function addOutsideNamespace(lab: Lab, lan: Ns, ip: string): Promis
   await run('ip', ['netns', 'exec', lan.ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
   return outside;
 }
+
+/** A lease as flanneld writes it (vxlan): its subnet, public IP and VTEP MAC. */
+export interface VxlanLease {
+  subnet: string;
+  publicIP: string;
+  vtepMac: string;
+}
+
+/** Every vxlan lease under `<prefix>/subnets/`. */
+export async function vxlanLeases(etcd: EtcdServer, prefix: string): Promise<VxlanLease[]> {
+  const { stdout } = await etcd.etcdctl(['get', '--prefix', `${prefix}/subnets/`]);
+  const lines = stdout.split('\n').filter(Boolean);
+  const out: VxlanLease[] = [];
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const m = /(\d+\.\d+\.\d+\.\d+)-(\d+)$/.exec(lines[i] ?? '');
+    const v = JSON.parse(lines[i + 1] ?? '{}') as { PublicIP?: string; BackendData?: { VtepMAC?: string } };
+    if (m && v.PublicIP && v.BackendData?.VtepMAC) out.push({ subnet: `${m[1]}/${m[2]}`, publicIP: v.PublicIP, vtepMac: v.BackendData.VtepMAC });
+  }
+  return out;
+}
+
+/**
+ * Host `h` made a flanneld host of a vxlan overlay, by hand, as flanneld does it
+ * (docs/flannel-compat.md §5): its lease in flanneld's bytes on an etcd lease (`ttlSec`), on the
+ * first free /24 from the top of `network`; `flannel.<vni>` (random VtepMAC, nolearning, MTU
+ * 1450) with `<subnet>.0/32`; and for each peer lease given: neighbour, FDB entry and onlink
+ * route. Returns its lease.
+ */
+export async function flanneldHost(etcd: EtcdServer, prefix: string, h: Host, ov: { network: string; vni: number }, peers: VxlanLease[], ttlSec = 600): Promise<VxlanLease> {
+  const held = new Set((await vxlanLeases(etcd, prefix)).map((l) => l.subnet));
+  const base = ov.network.split('.').slice(0, 2).join('.');
+  const subnet = Array.from({ length: 250 }, (_, i) => `${base}.${250 - i}.0/24`).find((s) => !held.has(s))!;
+  const vtepMac = `0a:58:${randomBytes(4).toString('hex').match(/../g)!.join(':')}`;
+  const leaseId = /lease ([0-9a-f]+) granted/.exec((await etcd.etcdctl(['lease', 'grant', String(ttlSec)])).stdout)![1]!;
+  await etcd.etcdctl(['put', `--lease=${leaseId}`, `${prefix}/subnets/${subnet.replace('/', '-')}`,
+    `{"PublicIP":"${h.ip}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":${ov.vni},"VtepMAC":"${vtepMac}"}}`]);
+  const dev = `flannel.${ov.vni}`;
+  const ip = (...a: string[]) => h.execOk('ip', a);
+  await ip('link', 'add', dev, 'address', vtepMac, 'mtu', '1450', 'type', 'vxlan', 'id', String(ov.vni), 'local', h.ip, 'dev', 'eth0', 'dstport', '8472', 'nolearning');
+  await ip('addr', 'add', `${subnet.replace(/\/\d+$/, '')}/32`, 'dev', dev);
+  await ip('link', 'set', dev, 'up');
+  for (const p of peers) {
+    const dot0 = p.subnet.replace(/\/\d+$/, '');
+    await ip('neigh', 'replace', dot0, 'lladdr', p.vtepMac, 'dev', dev, 'nud', 'permanent');
+    await h.execOk('bridge', ['fdb', 'append', p.vtepMac, 'dev', dev, 'dst', p.publicIP]);
+    await ip('route', 'replace', p.subnet, 'via', dot0, 'dev', dev, 'onlink');
+  }
+  return { subnet, publicIP: h.ip, vtepMac };
+}

@@ -17,23 +17,13 @@ import { OverlayLab, LeaseView, MAIN, ROOT } from './overlay-lab';
 import { launchBrowserIn, NsBrowser } from './status-browser';
 import { run } from '../helpers/run';
 import { waitFor } from '../helpers/wait';
+import { cellOf, type ApiMatrix } from '../helpers/api-matrix';
 import { nameRecord } from '../helpers/name-records';
 import { encodeNameRecord } from '../../src/domain/name-record';
 import { overlayKeys } from '../../src/store/keys';
 
 const PAGE = 'http://192.0.2.1:9890/';
 
-interface Cell {
-  state: string;
-  rttMs: number | null;
-  ageSec: number | null;
-  note: string | null;
-}
-interface Matrix {
-  overlay: string;
-  hosts: { publicIP: string; version: string | null }[];
-  rows: Cell[][];
-}
 const HOSTS = ['192.0.2.1', '192.0.2.2', '192.0.2.3'];
 
 interface Peer {
@@ -51,9 +41,8 @@ describe('path probes on three lab hosts', { timeout: 300_000 }, () => {
 
   const get = async (path: string): Promise<string> => (await lab.host(1).exec('curl', ['-s', '-m', '5', `http://192.0.2.1:9890${path}`], { timeoutMs: 10_000 })).stdout;
   const peers = async (): Promise<Peer[]> => JSON.parse(await get('/api/v1/paths')).overlays[0]?.peers ?? [];
-  const matrix = async (): Promise<Matrix | undefined> => (JSON.parse(await get('/api/v1/cluster')).matrix as Matrix[]).find((m) => m.overlay === 'default');
-  const cellOf = (m: Matrix, from: string, to: string) => m.rows[m.hosts.findIndex((h) => h.publicIP === from)]?.[m.hosts.findIndex((h) => h.publicIP === to)];
-  const full = (m: Matrix | undefined) =>
+  const matrix = async (): Promise<ApiMatrix | undefined> => (JSON.parse(await get('/api/v1/cluster')).matrix as ApiMatrix[]).find((m) => m.overlay === 'default');
+  const full = (m: ApiMatrix | undefined) =>
     m && m.hosts.length === 3 && HOSTS.every((a) => HOSTS.every((b) => (a === b ? cellOf(m, a, b)?.state === 'self' : cellOf(m, a, b)?.state === 'reachable' && cellOf(m, a, b)?.rttMs !== null))) ? m : undefined;
   const env = (n: number) => ({ LEASE_TTL: '120', STATUS_ADDR: '0.0.0.0:9890', DOCKER_SOCKET: `/run/of-lab-${lab.lab.runId}-h${n}-no-docker.sock` });
 
@@ -170,6 +159,22 @@ describe('path probes on three lab hosts', { timeout: 300_000 }, () => {
       // Host 3's own row: it cannot write its report while cut off, so the row goes "unknown (report stale)".
       const staleAt = await waitFor(async () => (/report stale|no report/.test(await mcell('192.0.2.3', '192.0.2.1').innerText()) ? Date.now() - cut : undefined), { timeoutMs: 30_000, intervalMs: 250, what: 'host 3\'s row stale' });
       console.log(`# host 3's own row marked stale ${staleAt} ms after the cut`);
+      assert.match(await page.locator('table.matrix tr.mrow[data-host="192.0.2.3"] th').innerText(), /report \d+ s old/, 'the stale row says how old its report is');
+      // Host 3's own view (its status server, asked inside its namespace): its row is its live
+      // probes (both peers unreachable), the others' rows "etcd unreachable" (not "report stale":
+      // it is host 3 that cannot read etcd), the view stale, and its peers in its problems.
+      const own3 = async (): Promise<{ stale: boolean; matrix: ApiMatrix[]; problems: { kind: string; text: string }[] }> =>
+        JSON.parse((await lab.host(3).exec('curl', ['-s', '-m', '5', 'http://127.0.0.1:9890/api/v1/cluster'], { timeoutMs: 10_000 })).stdout);
+      const v3 = await waitFor(async () => {
+        const v = await own3().catch(() => undefined);
+        const m = v?.matrix.find((x) => x.overlay === 'default');
+        const ok = v?.stale && ['192.0.2.1', '192.0.2.2'].every((p) => cellOf(m, '192.0.2.3', p)?.state === 'unreachable' && cellOf(m, p, '192.0.2.3')?.note === 'etcd unreachable');
+        return ok ? { v: v!, at: Date.now() - cut } : undefined;
+      }, { timeoutMs: 40_000, intervalMs: 500, what: 'host 3\'s own view: its peers unreachable, the others\' rows "etcd unreachable"' });
+      const kinds = v3.v.problems.map((p) => p.kind);
+      assert.ok(kinds.includes('etcd-down'), `host 3's problems: ${kinds}`);
+      assert.equal(v3.v.problems.filter((p) => p.kind === 'path-unreachable' && /from this host/.test(p.text)).length, 2, 'both peers unreachable from host 3, in its own problems');
+      console.log(`# host 3's own view: peers unreachable, the others' rows "etcd unreachable" ${v3.at} ms after the cut`);
       await page.locator('table.matrix').scrollIntoViewIfNeeded();
       await page.screenshot({ path: join(artifacts, 'status-matrix-cut.png'), fullPage: true });
     } finally {

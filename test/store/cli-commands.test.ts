@@ -72,4 +72,31 @@ describe('operator commands against a real etcd', { timeout: 120_000 }, () => {
     const expires = Date.parse(rows[0].expires);
     assert.ok(expires > Date.now() + 500_000 && expires <= Date.now() + 601_000, `expiry from the etcd lease: ${rows[0].expires}`);
   });
+
+  const p6 = randomPrefix('cli6'); // issue 21: IPv6 fields and dual-stack leases
+
+  it('config set --ipv6-network writes flannel\'s IPv6 fields; config show explains both families', async () => {
+    const set = await cli(['config', 'set', '--prefix', p6, '--network', '10.33.0.0/16', '--ipv6-network', 'fd00:33::9/48', '--backend', 'alloc']);
+    assert.equal(set.code, 0, set.stderr);
+    const stored = (await etcd.etcdctl(['get', `${p6}/config`, '--print-value-only'])).stdout.trim();
+    assert.equal(stored, '{"Network":"10.33.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:33::/48","Backend":{"Type":"alloc"}}');
+    const show = await cli(['config', 'show', '--prefix', p6]);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(show.stdout, /IPv6 fd00:33::\/48, \/64 per host \(fd00:33:0:1::–fd00:33:0:ffff::, 65535 subnets\)/);
+    const bad = await cli(['config', 'set', '--prefix', p6, '--network', '10.33.0.0/16', '--ipv6-network', 'fd00:33::/125']);
+    assert.equal(bad.code, 1, bad.stdout);
+    assert.match(bad.stderr, /IPv6Network fd00:33::\/125 is too small; the minimum useful network prefix is \/124/);
+  });
+
+  it('status shows the v6 subnet and PublicIPv6 of dual-stack leases (as flanneld writes them)', async () => {
+    const value = '{"PublicIP":"192.0.2.7","PublicIPv6":"2001:db8::7","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0e:00:00:00:00:07"},"BackendV6Data":{"VNI":1,"VtepMAC":"0e:00:00:00:06:07"}}';
+    await etcd.etcdctl(['put', `${p6}/subnets/10.33.9.0-24&fd00:33:0:9::-64`, value]);
+    const table = await cli(['status', '--prefix', p6]);
+    assert.equal(table.code, 0, table.stderr);
+    const lines = table.stdout.trim().split('\n');
+    assert.match(lines[0], /^SUBNET\s+IPV6 SUBNET\s+PUBLIC IP\s+PUBLIC IPV6\s+BACKEND/);
+    assert.match(lines[1], /^10\.33\.9\.0\/24\s+fd00:33:0:9::\/64\s+192\.0\.2\.7\s+2001:db8::7\s+vxlan\s+0e:00:00:00:00:07\s/);
+    const rows = JSON.parse((await cli(['status', '--json', '--prefix', p6])).stdout) as Array<{ subnet6?: string; publicIPv6?: string }>;
+    assert.deepEqual([rows[0].subnet6, rows[0].publicIPv6], ['fd00:33:0:9::/64', '2001:db8::7']);
+  });
 });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { KernelError } from '../../src/kernel/errno';
 import { kernelContract } from '../kernel/kernel-contract';
+import { wireguardContract } from '../kernel/wireguard-contract';
 import { FakeKernel } from '../fakes/fake-kernel';
 
 function fakeWithParent(): FakeKernel {
@@ -25,6 +26,16 @@ kernelContract('fake', async () => {
       if (!present) kernel.forwardHead = [];
     },
     teardown: async () => kernel.close(),
+  };
+});
+
+wireguardContract('fake', async () => {
+  const kernel = fakeWithParent();
+  return {
+    kernel,
+    prefix: 'fw',
+    kernelWithoutWireguard: () => Object.assign(fakeWithParent(), { wireguardGo: false }),
+    teardown: () => kernel.close(),
   };
 });
 

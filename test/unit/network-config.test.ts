@@ -46,12 +46,12 @@ const rejected: [string, string, RegExp][] = [
   ['wrong type', `{"Network":"10.1.0.0/16","SubnetLen":"24",${vx}}`, /"SubnetLen" must be a whole number/],
   ['no Backend (flanneld: udp)', `{"Network":"10.1.0.0/16"}`, /udp backend.*"Backend":\{"Type":"vxlan"\}/],
   ['udp backend, with its reason', `{"Network":"10.1.0.0/16","Backend":{"Type":"udp"}}`, /udp backend is not supported: it forwards every packet through a userspace process .*deprecated upstream.*"vxlan"/],
-  ['wireguard backend (options read, data plane not built yet)', `{"Network":"10.1.0.0/16","Backend":{"Type":"wireguard"}}`, /wireguard backend \(ListenPort 51820, Mode separate\) is not built yet .*issue 22.*supported: vxlan, host-gw, alloc/],
+  ['wireguard Mode ipv6 (IPv6 endpoints)', `{"Network":"10.1.0.0/16","Backend":{"Type":"wireguard","Mode":"ipv6"}}`, /Mode "ipv6" .*not supported by overlay-flannel yet; use "separate"/],
   ['wireguard with a bad Mode: flanneld\'s error first', `{"Network":"10.1.0.0/16","Backend":{"Type":"wireguard","Mode":"both"}}`, /No valid Mode configured/],
-  ['ipsec backend', `{"Network":"10.1.0.0/16","Backend":{"Type":"ipsec"}}`, /unsupported backend "ipsec"; overlay-flannel supports vxlan, host-gw, alloc/],
+  ['ipsec backend', `{"Network":"10.1.0.0/16","Backend":{"Type":"ipsec"}}`, /unsupported backend "ipsec"; overlay-flannel supports vxlan, host-gw, alloc, wireguard/],
   ['Backend without Type', `{"Network":"10.1.0.0/16","Backend":{}}`, /unknown backend type/],
   ['VNI out of range', `{"Network":"10.1.0.0/16","Backend":{"Type":"vxlan","VNI":16777216}}`, /"VNI" must be between/],
-  ['IPv6 enabled', `{"Network":"10.1.0.0/16","EnableIPv6":true,${vx}}`, /EnableIPv6 is not supported/],
+  ['IPv6 enabled without IPv6Network', `{"Network":"10.1.0.0/16","EnableIPv6":true,${vx}}`, /please define a correct IPv6Network/],
 ];
 
 for (const [name, text, re] of rejected) {
@@ -86,7 +86,17 @@ test('alloc: parsed to a backend without options, written as flanneld reads it, 
 test('CLI: config set --backend alloc is accepted; udp and unknown backends are refused naming the supported ones', () => {
   const c = parseCommand(['config', 'set', '--network', '10.4.0.0/16', '--backend', 'alloc']);
   assert.deepEqual(c, { cmd: 'config-set', input: { network: '10.4.0.0/16', backend: 'alloc' } });
-  for (const b of ['udp', 'wireguard']) assert.throws(() => parseCommand(['config', 'set', '--network', '10.4.0.0/16', '--backend', b]), /use vxlan, host-gw or alloc/);
+  for (const b of ['udp', 'ipsec']) assert.throws(() => parseCommand(['config', 'set', '--network', '10.4.0.0/16', '--backend', b]), /use vxlan, host-gw, alloc or wireguard/);
+});
+
+test('the wireguard backend is accepted with its options and described; config set --backend wireguard writes flanneld\'s Type', () => {
+  const psk = Buffer.alloc(32, 7).toString('base64');
+  const cfg = parseNetworkConfig(`{"Network":"10.5.0.0/16","Backend":{"Type":"wireguard","ListenPort":51000,"PSK":"${psk}","PersistentKeepaliveInterval":25}}`);
+  assert.deepEqual(cfg.backend, { type: 'wireguard', listenPort: 51000, listenPortV6: 51821, mode: 'separate', persistentKeepaliveInterval: 25, psk });
+  assert.match(describeNetworkConfig(cfg), /, wireguard port 51000 PSK keepalive 25s$/);
+  const c = parseCommand(['config', 'set', '--network', '10.5.0.0/16', '--backend', 'wireguard']);
+  assert.deepEqual(c, { cmd: 'config-set', input: { network: '10.5.0.0/16', backend: 'wireguard' } });
+  assert.equal(formatNetworkConfig({ network: '10.5.0.0/16', backend: 'wireguard' }), '{"Network":"10.5.0.0/16","Backend":{"Type":"wireguard"}}');
 });
 
 test('parseCidr: the dotted fast path gives what ip-address gives, and the rest still goes through ip-address', () => {

@@ -40,7 +40,7 @@ function rig(name: string) {
     },
     watchLeases: () => ({ stop: () => undefined }),
   };
-  const agent = new OverlayAgent(port, kernel, new SerialQueue(), pub, log, { name, tuning: { ttlSec: 60, renewMarginSec: 10, resyncIntervalMs: 60_000, ipMasq: false, notrack: false } });
+  const agent = new OverlayAgent(port, kernel, new SerialQueue(), pub, log, { name, tuning: { ttlSec: 60, renewMarginSec: 10, resyncIntervalMs: 60_000, ipMasq: false, notrack: false, stateDir: '/nonexistent' } });
   return { agent, steer, config: (raw: string | null) => onConfig(configStateOf(raw)) };
 }
 
@@ -73,5 +73,16 @@ test('not ready: the default overlay\'s fix has no --name', async () => {
   await agent.start();
   config(null);
   assert.match(agent.notReadyReason(), /write one with overlay-flannel config set --network CIDR$/);
+  await agent.stop();
+});
+
+test('not ready: an EnableIPv6 config is refused naming what is not built (issue 21); no lease is asked for', async () => {
+  const { agent, steer, config } = rig('six');
+  await agent.start();
+  config('{"Network":"10.9.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:9::/48","Backend":{"Type":"vxlan","VNI":9}}');
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(agent.state, 'config-invalid');
+  assert.equal(steer.keepers, 0);
+  assert.match(agent.notReadyReason(), /is invalid: EnableIPv6 with the vxlan backend: IPv6 leases are supported, but .*not built yet in overlay-flannel \(issue 21\)/);
   await agent.stop();
 });

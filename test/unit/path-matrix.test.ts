@@ -10,9 +10,11 @@ import type { PathReport } from '../../src/domain/path-report';
 const NOW = Date.UTC(2030, 0, 1, 12);
 const H = ['192.0.2.1', '192.0.2.2', '192.0.2.3'];
 const hosts = (live = [true, true, true]) => H.map((ip, i) => ({ overlay: 'default', publicIP: ip, subnet: `10.1.${i + 1}.0/24`, live: live[i]!, own: i === 0 }));
-const peer = (ip: string, state: 'reachable' | 'unreachable' | 'unknown', rttMs: number | null) => ({ peer: ip, subnet: `10.1.${ip.split('.')[3]}.0/24`, state, rttMs, loss: state === 'unreachable' ? 1 : 0, lastReplyAt: state === 'reachable' ? NOW - 1000 : null });
+const peer = (ip: string, state: 'reachable' | 'unreachable' | 'unknown', rttMs: number | null) => ({ peer: ip, subnet: `10.1.${ip.split('.')[3]}.0/24`, state, rttMs, loss: state === 'unreachable' ? 1 : 0, lastReplyAt: state === 'reachable' ? NOW - 1000 : state === 'unreachable' ? NOW - 20_000 : null });
+/** A peer that never answered (a flanneld host: no echo). */
+const silent = (ip: string) => ({ ...peer(ip, 'unreachable', null), lastReplyAt: null });
 const rep = (host: string, at: number, peers: ReturnType<typeof peer>[]): PathReport => ({ host, version: '0.1.0', at, overlays: [{ overlay: 'default', peers }] });
-const local = (s3: 'reachable' | 'unreachable') => [{ overlay: 'default', peers: [{ publicIP: '192.0.2.2', state: 'reachable' as const, rttMs: 0.3, loss: 0, lastReplyAt: NOW - 2000 }, { publicIP: '192.0.2.3', state: s3, rttMs: s3 === 'reachable' ? 0.4 : null, loss: s3 === 'reachable' ? 0 : 1, lastReplyAt: null }] }];
+const local = (s3: 'reachable' | 'unreachable') => [{ overlay: 'default', peers: [{ publicIP: '192.0.2.2', state: 'reachable' as const, rttMs: 0.3, loss: 0, lastReplyAt: NOW - 2000 }, { publicIP: '192.0.2.3', state: s3, rttMs: s3 === 'reachable' ? 0.4 : null, loss: s3 === 'reachable' ? 0 : 1, lastReplyAt: NOW - 20_000 }] }];
 const show = (c: MatrixCell) => (c.state === 'self' ? '-' : c.state === 'reachable' ? `${c.rttMs}` : c.note ? `${c.state} (${c.note})` : c.state);
 const grid = (i: MatrixInput) => buildMatrix(i).matrix[0]!.rows.map((r) => r.map(show));
 
@@ -30,6 +32,21 @@ test('matrix: full, a cut host, no report, a stale report, a host not probed', (
       'host 2 probes only host 1',
       { hosts: hosts(), reports: [rep(H[1]!, NOW, [peer(H[0]!, 'reachable', 0.5)]), full[1]!], local: local('reachable'), thisHost: H[0]!, nowMs: NOW },
       [['-', '0.3', '0.4'], ['0.5', '-', 'unknown (not probed)'], ['0.7', '0.8', '-']],
+    ],
+    [
+      'host 3 runs no echo (flanneld): never answered, no report: unknown (no echo), not unreachable',
+      { hosts: hosts(), reports: [rep(H[1]!, NOW - 1000, [peer(H[0]!, 'reachable', 0.5), silent(H[2]!)])], local: [{ overlay: 'default', peers: [{ publicIP: H[1]!, state: 'reachable' as const, rttMs: 0.3, loss: 0, lastReplyAt: NOW - 2000 }, { publicIP: H[2]!, state: 'unreachable' as const, rttMs: null, loss: 1, lastReplyAt: null }] }], thisHost: H[0]!, nowMs: NOW },
+      [['-', '0.3', 'unknown (no echo)'], ['0.5', '-', 'unknown (no echo)'], ['unknown (no report)', 'unknown (no report)', '-']],
+    ],
+    [
+      'host 3 never answered but has a report (cut off since before this host started): unreachable',
+      { hosts: hosts(), reports: [rep(H[1]!, NOW - 1000, [peer(H[0]!, 'reachable', 0.5), silent(H[2]!)]), rep(H[2]!, NOW - 1000, full[1]!.overlays[0]!.peers as never)], local: local('reachable'), thisHost: H[0]!, nowMs: NOW },
+      [['-', '0.3', '0.4'], ['0.5', '-', 'unreachable'], ['0.7', '0.8', '-']],
+    ],
+    [
+      'this host cut off etcd (and the LAN): its own row live, the others\' reports aged here: "etcd unreachable", not "report stale"',
+      { hosts: hosts(), reports: full.map((r) => ({ ...r, at: NOW - STALE_REPORT_MS - 1000 })), local: [{ overlay: 'default', peers: [{ publicIP: H[1]!, state: 'unreachable' as const, rttMs: null, loss: 1, lastReplyAt: NOW - 20_000 }, { publicIP: H[2]!, state: 'unreachable' as const, rttMs: null, loss: 1, lastReplyAt: NOW - 20_000 }] }], thisHost: H[0]!, etcdDown: true, nowMs: NOW },
+      [['-', 'unreachable', 'unreachable'], ['unknown (etcd unreachable)', '-', 'unknown (etcd unreachable)'], ['unknown (etcd unreachable)', 'unknown (etcd unreachable)', '-']],
     ],
     ['this host without a prober: its row unknown', { hosts: hosts(), reports: full, local: null, thisHost: H[0]!, nowMs: NOW }, [['-', 'unknown (no report)', 'unknown (no report)'], ['0.5', '-', '0.6'], ['0.7', '0.8', '-']]],
   ];
@@ -59,6 +76,7 @@ test('problems: A cannot reach B while both leases are live; not for a stale rep
       { hosts: hosts(), reports: [rep(H[1]!, NOW, [peer(H[0]!, 'unreachable', null)]), rep(H[2]!, NOW, [peer(H[0]!, 'unreachable', null)])], local: local('reachable'), thisHost: H[0]!, nowMs: NOW },
       ['192.0.2.1 (10.1.1.0/24, overlay default) is unreachable through the overlay from 192.0.2.2, 192.0.2.3 (2 hosts) while both leases are live'],
     ],
+    ['host 3 runs no echo (flanneld, never answered, no report): no problem', { hosts: hosts(), reports: [rep(H[1]!, NOW - 1000, [silent(H[2]!)])], local: local('reachable'), thisHost: H[0]!, nowMs: NOW }, []],
     ['host 3\'s lease expired', { hosts: hosts([true, true, false]), reports: [cut], local: local('reachable'), thisHost: H[0]!, nowMs: NOW }, []],
     ['host 2\'s report stale', { hosts: hosts(), reports: [{ ...cut, at: NOW - STALE_REPORT_MS - 1 }], local: local('reachable'), thisHost: H[0]!, nowMs: NOW }, []],
     ['this host\'s own row: domain/cluster.ts says it', { hosts: hosts(), reports: [], local: local('unreachable'), thisHost: H[0]!, nowMs: NOW }, []],
@@ -74,4 +92,10 @@ test('buildCluster: the matrix and its problems join the view; no prober, no mat
   assert.deepEqual(c.matrix[0]!.hosts.map((h) => h.publicIP), H);
   assert.deepEqual(c.problems.map((p) => [p.kind, p.host]), [['path-unreachable', '192.0.2.3']]);
   assert.deepEqual(buildCluster(base).matrix, []);
+  // Host 3 runs no echo (never answered this host, no report): its path "no echo", no problem, no event-worthy "unreachable".
+  const quiet = buildCluster({ ...base, paths: { local: [{ overlay: 'default', peers: [{ publicIP: H[2]!, state: 'unreachable', rttMs: null, loss: 1, lastReplyAt: null }] }], reports: [], thisHost: H[0]! } });
+  assert.deepEqual(quiet.problems, []);
+  const withPath = buildCluster({ ...base, leases: base.leases.map((l, i) => (i === 2 ? { ...l, path: { state: 'unreachable' as const, rttMs: null, loss: 1, lastReplyAt: null } } : i === 1 ? { ...l, path: { state: 'unreachable' as const, rttMs: null, loss: 1, lastReplyAt: NOW - 9000 } } : l)), paths: { local: [], reports: [], thisHost: H[0]! } });
+  assert.deepEqual(withPath.hosts.map((h) => h.path && `${h.path.state} ${h.path.note}`), [null, 'unreachable null', 'unknown no echo']);
+  assert.deepEqual(withPath.problems.map((p) => [p.kind, p.host]), [['path-unreachable', H[1]]], 'host 2 answered before: unreachable is a problem; host 3 never did: none');
 });

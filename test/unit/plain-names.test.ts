@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer, request, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:net';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -73,7 +73,7 @@ async function listen(path: string): Promise<Server> {
 
 const closeServer = (s: Server | HttpServer): Promise<void> => new Promise((resolve) => s.close(() => resolve()));
 
-test('locate: a socket DOCKER_SOCKET is used as it is; /dev/null (the plugin placeholder) makes it search the host root; nothing found keeps DOCKER_SOCKET', async () => {
+test('locate: a socket DOCKER_SOCKET is used as it is (through the root when it is the same file as a candidate there); /dev/null (the plugin placeholder) makes it search the host root; nothing found keeps DOCKER_SOCKET', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'of-locate-'));
   const servers: Server[] = [];
   try {
@@ -92,6 +92,13 @@ test('locate: a socket DOCKER_SOCKET is used as it is; /dev/null (the plugin pla
     assert.equal(await locateDockerSocket({ dockerSocket: '/dev/null', dockerSearchRoot: root }, log), join(root, 'var/run/docker.sock'));
     assert.equal(await locateDockerSocket({ dockerSocket: '/dev/null', dockerSearchRoot: join(dir, 'empty') }, log), '/dev/null');
     assert.equal(await probeSocket(join(dir, 'none.sock')), 'ENOENT');
+    // DOCKER_SOCKET that is the same file as a candidate under the root (a bind mount of dockerd's
+    // socket; a hard link here): the path through the root, which follows dockerd re-creating it.
+    const mounted = join(dir, 'mounted.sock');
+    linkSync(join(root, 'var/run/docker.sock'), mounted);
+    assert.equal(await locateDockerSocket({ dockerSocket: mounted, dockerSearchRoot: root }, log), join(root, 'var/run/docker.sock'));
+    // A socket of its own (another file) is used as it is, whatever the root holds.
+    assert.equal(await locateDockerSocket({ dockerSocket: direct, dockerSearchRoot: root }, log), direct);
   } finally {
     for (const s of servers) await closeServer(s);
     rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,82 @@
+/**
+ * agent-dual-stack.test.ts — the daemon's overlay agent (real etcd, fake kernel) on IPv6 configs:
+ * an alloc dual-stack overlay runs (flanneld's alloc lease bytes under a dual-stack key, subnet.env
+ * with FLANNEL_IPV6_*), and a vxlan dual-stack overlay is refused with the precise reason and no
+ * lease written. Issue 21.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import pino from 'pino';
+import { parseCidr } from '../../src/domain/ipv4';
+import { formatCidr6, formatIPv6 } from '../../src/domain/ipv6';
+import type { PublicInterface } from '../../src/host/public-interface';
+import { OverlayAgent } from '../../src/reconcile/overlay-agent';
+import { overlayPort } from '../../src/daemon/store-port';
+import type { Store } from '../../src/store';
+import { SerialQueue } from '../../src/util/serial-queue';
+import { FakeKernel } from '../fakes/fake-kernel';
+import type { EtcdServer } from '../helpers/etcd-server';
+import { randomPrefix, withEtcdStore } from '../helpers/store-fixtures';
+import { waitFor } from '../helpers/wait';
+
+let etcd: EtcdServer;
+let store: Store;
+withEtcdStore((e, s) => {
+  etcd = e;
+  store = s;
+});
+
+function agentOn(prefix: string, subnetFile?: string): OverlayAgent {
+  const kernel = new FakeKernel();
+  const eth = kernel.addDevice('eth0', { mtu: 1500, up: true, cidr: '192.0.2.21/24' });
+  const pub: PublicInterface = { link: eth, address: '192.0.2.21', publicIP: '192.0.2.21', networks: [parseCidr('192.0.2.0/24')] };
+  const tuning = { ttlSec: 60, renewMarginSec: 20, resyncIntervalMs: 60_000, ipMasq: false, notrack: false, stateDir: '/nonexistent' };
+  return new OverlayAgent(overlayPort(store.overlay(prefix)), kernel, new SerialQueue(), pub, pino({ level: 'silent' }), { name: 'default', tuning, ...(subnetFile ? { subnetFile } : {}) });
+}
+
+describe('overlay agent on IPv6 configs', () => {
+  it('alloc dual-stack: a dual-stack lease with flanneld\'s alloc bytes, and subnet.env with FLANNEL_IPV6_*', async () => {
+    const prefix = randomPrefix('dual');
+    const dir = await mkdtemp(join(tmpdir(), 'of-v6-'));
+    const subnetFile = join(dir, 'subnet.env');
+    await etcd.etcdctl(['put', `${prefix}/config`, '{"Network":"10.44.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:44::/48","Backend":{"Type":"alloc"}}']);
+    const agent = agentOn(prefix, subnetFile);
+    try {
+      await agent.start();
+      await waitFor(async () => agent.state === 'ready', { what: 'agent ready', timeoutMs: 20_000 });
+      const lease = agent.lease()!;
+      assert.ok(lease.subnet6, 'the lease has a v6 subnet');
+      const keys = (await store.client.getAll().prefix(`${prefix}/subnets`).keys()).map((k) => k.slice(prefix.length + '/subnets/'.length));
+      assert.equal(keys.length, 1);
+      assert.match(keys[0], /^10\.44\.\d+\.0-24&fd00:44:0:[0-9a-f]+::-64$/);
+      assert.equal(await store.client.get(`${prefix}/subnets/${keys[0]}`).string(), '{"PublicIP":"192.0.2.21","PublicIPv6":null}');
+      const env = await readFile(subnetFile, 'utf8');
+      const third = (lease.subnet.base >>> 8) & 255;
+      assert.equal(
+        env,
+        `FLANNEL_NETWORK=10.44.0.0/16\nFLANNEL_SUBNET=10.44.${third}.1/24\nFLANNEL_IPV6_NETWORK=fd00:44::/48\nFLANNEL_IPV6_SUBNET=${formatIPv6(lease.subnet6.base + 1n)}/64\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n`,
+      );
+      assert.match(formatCidr6(lease.subnet6), /^fd00:44:0:[0-9a-f]+::\/64$/);
+    } finally {
+      await agent.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('vxlan dual-stack: refused naming what is not built; no lease is written', async () => {
+    const prefix = randomPrefix('dualvx');
+    await etcd.etcdctl(['put', `${prefix}/config`, '{"Network":"10.45.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:45::/48","Backend":{"Type":"vxlan"}}']);
+    const agent = agentOn(prefix);
+    try {
+      await agent.start();
+      await waitFor(async () => agent.state === 'config-invalid', { what: 'config refused', timeoutMs: 20_000 });
+      assert.match(agent.notReadyReason(), /EnableIPv6 with the vxlan backend: IPv6 leases are supported, but vxlan's v6 data plane \(flannel-v6\.<VNI>\) .*not built yet .*issue 21/);
+      assert.equal((await store.client.getAll().prefix(`${prefix}/subnets`).keys()).length, 0);
+    } finally {
+      await agent.stop();
+    }
+  });
+});
