@@ -65,7 +65,7 @@ async function main(): Promise<void> {
   try {
     if (LEASES > 0) await smallPhases(store, results, () => races);
     if (JOIN_AMONG > 0) results.joinAmong = await joinAmong(store, JOIN_AMONG, JOINS);
-    if (HERD > 0) results.herd = await herd(store, HERD, HERD_CONCURRENCY, 1_200_000);
+    if (HERD > 0) results.herd = await herd(store, HERD, HERD_CONCURRENCY, Number(process.env.STORE_BENCH_HERD_BUDGET_S ?? 1200) * 1000);
   } finally {
     await store.close();
     await etcd.cleanup();
@@ -91,7 +91,7 @@ async function main(): Promise<void> {
   const ja = results.joinAmong as JoinAmongResult | undefined;
   if (ja) rows.push([`one more host joining ${ja.existing} (/10, ${ja.samples} samples)`, `median ${ja.medianMs} ms, max ${ja.maxMs} ms, keeper CPU median ${ja.cpuMedianMs} ms (seeded in ${ja.seedMs} ms)`]);
   const h = results.herd as HerdResult | undefined;
-  if (h) rows.push([`${h.hosts} hosts joining ${h.concurrency} at a time (/10)`, `${h.ms} ms, ${h.duplicates} duplicate subnets, per host p50 ${h.p50Ms} ms, p99 ${h.p99Ms} ms`]);
+  if (h) rows.push([`${h.hosts} hosts joining ${h.concurrency} at a time (/10)`, `${h.complete ? '' : `BUDGET OUT after ${h.joined} hosts: `}${h.ms} ms, ${h.duplicates} duplicate subnets, per host p50 ${h.p50Ms} ms, p99 ${h.p99Ms} ms`]);
   const width = Math.max(...rows.map(([k]) => k.length));
   console.log('\nstore bench (etcd control plane)\n');
   for (const [k, v] of rows) console.log(`  ${k.padEnd(width)}  ${v}`);
