@@ -13,6 +13,10 @@
  *     from the first put until the N-th 'added' event.
  *  4. latency: S sequential puts of one lease value each; from just before put() until the
  *     watcher's 'added' callback for that key (WARMUP discarded); p50/p90/p99/max.
+ *  5. join among many (STORE_BENCH_JOIN_AMONG, default 10000; 0 skips): that many leases seeded in
+ *     etcd under a 10.0.0.0/10 network, then STORE_BENCH_JOINS (11) hosts acquire one at a time;
+ *     STORE_BENCH_HERD=N adds N hosts acquiring 16 (STORE_BENCH_HERD_CONCURRENCY) at a time with the
+ *     duplicate count (bench/store-join.ts). STORE_BENCH_LEASES=0 runs only these.
  * Output: a table with the machine (CPU model and count, node, etcd versions) and one JSON line.
  */
 import { execFileSync } from 'node:child_process';
@@ -24,14 +28,19 @@ import { cidr, formatCidr, parseIPv4 } from '../src/domain/ipv4';
 import { encodeLeaseAttrs, leaseKeyOf } from '../src/domain/lease';
 import { stableMac } from '../src/domain/mac';
 import { parseNetworkConfig } from '../src/domain/network-config';
-import { openStore } from '../src/store';
+import { openStore, type Store } from '../src/store';
 import { startEtcd } from '../test/helpers/etcd-server';
 import { randomPrefix, vxlanAttrsFor } from '../test/helpers/store-fixtures';
+import { herd, joinAmong, type HerdResult, type JoinAmongResult } from './store-join';
 
 const LEASES = Number(process.env.STORE_BENCH_LEASES ?? 2000);
 const CONCURRENCY = Number(process.env.STORE_BENCH_CONCURRENCY ?? 8);
 const SAMPLES = Number(process.env.STORE_BENCH_SAMPLES ?? 300);
 const WARMUP = 20;
+const JOIN_AMONG = Number(process.env.STORE_BENCH_JOIN_AMONG ?? 10000);
+const JOINS = Number(process.env.STORE_BENCH_JOINS ?? 11);
+const HERD = Number(process.env.STORE_BENCH_HERD ?? 0);
+const HERD_CONCURRENCY = Number(process.env.STORE_BENCH_HERD_CONCURRENCY ?? 16);
 const CONFIG = '{"Network":"10.0.0.0/13","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1}}';
 
 /** A synthetic PublicIP per host index (only etcd data). */
@@ -54,6 +63,43 @@ async function main(): Promise<void> {
   const store = openStore({ etcdEndpoints: [etcd.endpoint], etcdPrefix: randomPrefix('bench') }, logger);
   const results: Record<string, unknown> = {};
   try {
+    if (LEASES > 0) await smallPhases(store, results, () => races);
+    if (JOIN_AMONG > 0) results.joinAmong = await joinAmong(store, JOIN_AMONG, JOINS);
+    if (HERD > 0) results.herd = await herd(store, HERD, HERD_CONCURRENCY, Number(process.env.STORE_BENCH_HERD_BUDGET_S ?? 1200) * 1000);
+  } finally {
+    await store.close();
+    await etcd.cleanup();
+  }
+
+  const etcdVersion = execFileSync('etcd', ['--version'], { encoding: 'utf8' }).split('\n')[0];
+  const machine = `${os.cpus()[0]?.model ?? '?'} × ${os.cpus().length}, node ${process.version}, ${etcdVersion}, ${os.type()} ${os.release()}`;
+  const rows: [string, string][] = [['machine', machine]];
+  if (LEASES > 0) {
+    const a = results.acquire as { ms: number; perSec: number; lostRaces: number };
+    const jn = results.join as { medianMs: number; maxMs: number };
+    const s = results.snapshot as { ms: number };
+    const f = results.fanIn as { putsMs: number; lastEventMs: number };
+    const l = results.latency as { p50: number; p90: number; p99: number; max: number };
+    rows.push(
+      [`acquire ${LEASES} leases (${CONCURRENCY} at a time)`, `${a.ms} ms (${a.perSec}/s, ${a.lostRaces} lost races retried)`],
+      [`one more host joining ${LEASES} (5 samples)`, `median ${jn.medianMs} ms, max ${jn.maxMs} ms`],
+      [`fresh watcher snapshot of ${LEASES + 5}`, `${s.ms} ms`],
+      [`${LEASES} puts -> ${LEASES} 'added' events`, `${f.lastEventMs} ms (puts done at ${f.putsMs} ms, 32 in flight)`],
+      [`put -> watcher callback (${SAMPLES} sequential)`, `p50 ${l.p50} ms, p90 ${l.p90} ms, p99 ${l.p99} ms, max ${l.max} ms`],
+    );
+  }
+  const ja = results.joinAmong as JoinAmongResult | undefined;
+  if (ja) rows.push([`one more host joining ${ja.existing} (/10, ${ja.samples} samples)`, `median ${ja.medianMs} ms, max ${ja.maxMs} ms, keeper CPU median ${ja.cpuMedianMs} ms (seeded in ${ja.seedMs} ms)`]);
+  const h = results.herd as HerdResult | undefined;
+  if (h) rows.push([`${h.hosts} hosts joining ${h.concurrency} at a time (/10)`, `${h.complete ? '' : `BUDGET OUT after ${h.joined} hosts: `}${h.ms} ms, ${h.duplicates} duplicate subnets, per host p50 ${h.p50Ms} ms, p99 ${h.p99Ms} ms`]);
+  const width = Math.max(...rows.map(([k]) => k.length));
+  console.log('\nstore bench (etcd control plane)\n');
+  for (const [k, v] of rows) console.log(`  ${k.padEnd(width)}  ${v}`);
+  console.log(`\n${JSON.stringify({ bench: 'store', machine, ...results })}`);
+}
+
+async function smallPhases(store: Store, results: Record<string, unknown>, races: () => number): Promise<void> {
+  {
     const config = parseNetworkConfig(CONFIG);
     const ov = store.overlay();
 
@@ -73,7 +119,7 @@ async function main(): Promise<void> {
     );
     const acquireMs = performance.now() - t0;
     if (subnets.size !== LEASES) throw new Error(`expected ${LEASES} distinct subnets, got ${subnets.size}`);
-    results.acquire = { leases: LEASES, concurrency: CONCURRENCY, ms: Math.round(acquireMs), perSec: Math.round(LEASES / (acquireMs / 1000)), lostRaces: races };
+    results.acquire = { leases: LEASES, concurrency: CONCURRENCY, ms: Math.round(acquireMs), perSec: Math.round(LEASES / (acquireMs / 1000)), lostRaces: races() };
 
     // 1b. one more host joining the full cluster, alone (what a real host waits for)
     const joins: number[] = [];
@@ -141,30 +187,7 @@ async function main(): Promise<void> {
     lat.sort((a, b) => a - b);
     const r2 = (n: number) => Math.round(n * 100) / 100;
     results.latency = { samples: SAMPLES, p50: r2(pct(lat, 50)), p90: r2(pct(lat, 90)), p99: r2(pct(lat, 99)), max: r2(lat[lat.length - 1]) };
-  } finally {
-    await store.close();
-    await etcd.cleanup();
   }
-
-  const etcdVersion = execFileSync('etcd', ['--version'], { encoding: 'utf8' }).split('\n')[0];
-  const machine = `${os.cpus()[0]?.model ?? '?'} × ${os.cpus().length}, node ${process.version}, ${etcdVersion}, ${os.type()} ${os.release()}`;
-  const a = results.acquire as { ms: number; perSec: number; lostRaces: number };
-  const jn = results.join as { medianMs: number; maxMs: number };
-  const s = results.snapshot as { ms: number };
-  const f = results.fanIn as { putsMs: number; lastEventMs: number };
-  const l = results.latency as { p50: number; p90: number; p99: number; max: number };
-  const rows: [string, string][] = [
-    ['machine', machine],
-    [`acquire ${LEASES} leases (${CONCURRENCY} at a time)`, `${a.ms} ms (${a.perSec}/s, ${a.lostRaces} lost races retried)`],
-    [`one more host joining ${LEASES} (5 samples)`, `median ${jn.medianMs} ms, max ${jn.maxMs} ms`],
-    [`fresh watcher snapshot of ${LEASES + 5}`, `${s.ms} ms`],
-    [`${LEASES} puts -> ${LEASES} 'added' events`, `${f.lastEventMs} ms (puts done at ${f.putsMs} ms, 32 in flight)`],
-    [`put -> watcher callback (${SAMPLES} sequential)`, `p50 ${l.p50} ms, p90 ${l.p90} ms, p99 ${l.p99} ms, max ${l.max} ms`],
-  ];
-  const width = Math.max(...rows.map(([k]) => k.length));
-  console.log('\nstore bench (etcd control plane)\n');
-  for (const [k, v] of rows) console.log(`  ${k.padEnd(width)}  ${v}`);
-  console.log(`\n${JSON.stringify({ bench: 'store', machine, ...results })}`);
 }
 
 main().catch((e) => {

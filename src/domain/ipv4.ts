@@ -26,6 +26,7 @@ export function parseIPv4(text: string, what = 'IPv4 address'): number {
 }
 
 export function isIPv4(text: unknown): text is string {
+  if (typeof text === 'string' && DOTTED.test(text)) return true; // canonical: every lease key of a 10,000-lease list
   return typeof text === 'string' && !text.includes('/') && Address4.isValid(text);
 }
 

@@ -9,20 +9,24 @@
  * - Listing FDB: an ndmsg request is not filtered, but the legacy 16-byte ifinfomsg header with
  *   ifi_index is (what `bridge fdb show dev X` sends).
  * - Deletes absorb ENOENT (no entry) and ENODEV (no device: the entries went with it).
+ * - Writes and dump replies are encoded/decoded by hand (rtnl-messages.ts), writes batched
+ *   (NlSocket.write): these are the tables that grow with the number of peers.
  */
-import { FlagsNew, rt } from 'netlink';
+import { rt } from 'netlink';
 import { invalid } from '../errors';
-import { bufToIp4, bufToMac, ip4ToBuf, macToBuf, u32le } from './codec';
+import { u32le } from './codec';
 import { isErrno } from './errno';
 import { toBuf } from './links';
 import type { NlSocket } from './netlink-socket';
+import { decodeNeigh, dumpRequest, neighMessage, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE, NTF_SELF, NUD_PERMANENT, NUD_REACHABLE, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH } from './rtnl-messages';
 import type { FdbEntry, NeighbourEntry } from './types';
 
 const AF_INET = 2;
 const AF_BRIDGE = 7;
-const CR = FlagsNew.CREATE | FlagsNew.REPLACE;
-const CA = FlagsNew.CREATE | FlagsNew.APPEND;
+const CR = NLM_F_CREATE | NLM_F_REPLACE;
+const CA = NLM_F_CREATE | NLM_F_APPEND;
 const ZERO_MAC = '00:00:00:00:00:00';
+const stateOf = (permanent: boolean): number => (permanent ? NUD_PERMANENT : NUD_REACHABLE);
 
 function checkIndex(ifindex: number, what: string): void {
   if (!Number.isInteger(ifindex) || ifindex <= 0) throw invalid(`${what}: bad ifindex ${ifindex}`);
@@ -30,33 +34,26 @@ function checkIndex(ifindex: number, what: string): void {
 
 export async function listNeighbours(ns: NlSocket, ifindex: number): Promise<NeighbourEntry[]> {
   checkIndex(ifindex, 'list neighbours');
-  const req = Buffer.concat([rt.formatNeighbor({ family: AF_INET }), toBuf(rt.formatNeighborAttrs({ ifindex: u32le(ifindex) }))]);
-  const msgs = await ns.dump(`list neighbours of link #${ifindex}`, rt.MessageType.GETNEIGH, req);
-  const out: NeighbourEntry[] = [];
-  for (const m of msgs) {
-    if (m.kind !== 'neighbor' || m.data.family !== AF_INET || m.data.ifindex !== ifindex) continue;
-    const ip = bufToIp4(m.attrs.dst);
-    if (!ip || !m.attrs.lladdr) continue; // INCOMPLETE/FAILED entries have no MAC: nothing to report
-    out.push({ ifindex, ip, mac: bufToMac(m.attrs.lladdr), permanent: m.data.state?.permanent === true });
-  }
-  return out;
+  const req = dumpRequest(RTM_GETNEIGH, Buffer.concat([rt.formatNeighbor({ family: AF_INET }), toBuf(rt.formatNeighborAttrs({ ifindex: u32le(ifindex) }))]));
+  return ns.dumpDecoded(`list neighbours of link #${ifindex}`, req, (b, start, end, type): NeighbourEntry | null => {
+    const n = type === RTM_NEWNEIGH ? decodeNeigh(b, start, end) : null;
+    if (!n || n.family !== AF_INET || n.ifindex !== ifindex) return null;
+    if (!n.dst || !n.lladdr) return null; // INCOMPLETE/FAILED entries have no MAC: nothing to report
+    return { ifindex, ip: n.dst, mac: n.lladdr, permanent: (n.state & NUD_PERMANENT) !== 0 };
+  });
 }
 
 export async function replaceNeighbour(ns: NlSocket, n: NeighbourEntry): Promise<void> {
   checkIndex(n.ifindex, `replace neighbour ${n.ip}`);
-  const dst = ip4ToBuf(n.ip, 'neighbour IP');
-  const lladdr = macToBuf(n.mac, 'neighbour MAC');
-  const state = n.permanent ? { permanent: true as const } : { reachable: true as const };
-  await ns.call(`replace neighbour ${n.ip} lladdr ${n.mac} dev #${n.ifindex}`, (s, timeout) =>
-    s.newNeighbor({ family: AF_INET, ifindex: n.ifindex, state }, { dst, lladdr }, { flags: CR, timeout }),
-  );
+  const msg = neighMessage(RTM_NEWNEIGH, CR, { family: AF_INET, ifindex: n.ifindex, state: stateOf(n.permanent), ntfFlags: 0, dst: n.ip, lladdr: n.mac });
+  await ns.write(`replace neighbour ${n.ip} lladdr ${n.mac} dev #${n.ifindex}`, msg);
 }
 
 export async function deleteNeighbour(ns: NlSocket, ifindex: number, ip: string): Promise<void> {
   checkIndex(ifindex, `delete neighbour ${ip}`);
-  const dst = ip4ToBuf(ip, 'neighbour IP');
+  const msg = neighMessage(RTM_DELNEIGH, 0, { family: AF_INET, ifindex, state: 0, ntfFlags: 0, dst: ip });
   try {
-    await ns.call(`delete neighbour ${ip} dev #${ifindex}`, (s, timeout) => s.delNeighbor({ family: AF_INET, ifindex }, { dst }, { timeout }));
+    await ns.write(`delete neighbour ${ip} dev #${ifindex}`, msg);
   } catch (e) {
     if (isErrno(e, 'ENOENT', 'ENODEV')) return;
     throw e;
@@ -65,26 +62,20 @@ export async function deleteNeighbour(ns: NlSocket, ifindex: number, ip: string)
 
 export async function listFdb(ns: NlSocket, ifindex: number): Promise<FdbEntry[]> {
   checkIndex(ifindex, 'list fdb');
-  const req = rt.formatLink({ family: AF_BRIDGE, index: ifindex }); // legacy ifinfomsg: per-device dump
-  const msgs = await ns.dump(`list fdb of link #${ifindex}`, rt.MessageType.GETNEIGH, req);
-  const out: FdbEntry[] = [];
-  for (const m of msgs) {
-    if (m.kind !== 'neighbor' || m.data.family !== AF_BRIDGE || m.data.ifindex !== ifindex || !m.attrs.lladdr) continue;
-    out.push({ ifindex, mac: bufToMac(m.attrs.lladdr), dst: bufToIp4(m.attrs.dst), permanent: m.data.state?.permanent === true });
-  }
-  return out;
+  const req = dumpRequest(RTM_GETNEIGH, rt.formatLink({ family: AF_BRIDGE, index: ifindex })); // legacy ifinfomsg: per-device dump
+  return ns.dumpDecoded(`list fdb of link #${ifindex}`, req, (b, start, end, type): FdbEntry | null => {
+    const n = type === RTM_NEWNEIGH ? decodeNeigh(b, start, end) : null;
+    if (!n || n.family !== AF_BRIDGE || n.ifindex !== ifindex || !n.lladdr) return null;
+    return { ifindex, mac: n.lladdr, dst: n.dst, permanent: (n.state & NUD_PERMANENT) !== 0 };
+  });
 }
 
 export async function replaceFdb(ns: NlSocket, f: FdbEntry): Promise<void> {
   checkIndex(f.ifindex, `replace fdb ${f.mac}`);
-  const lladdr = macToBuf(f.mac, 'fdb MAC');
-  const dst = ip4ToBuf(f.dst, 'fdb dst');
-  const zero = bufToMac(lladdr) === ZERO_MAC;
-  const state = f.permanent ? { permanent: true as const } : { reachable: true as const };
+  const zero = typeof f.mac === 'string' && f.mac.toLowerCase() === ZERO_MAC;
+  const msg = neighMessage(RTM_NEWNEIGH, zero ? CA : CR, { family: AF_BRIDGE, ifindex: f.ifindex, state: stateOf(f.permanent), ntfFlags: NTF_SELF, dst: f.dst, lladdr: f.mac });
   try {
-    await ns.call(`replace fdb ${f.mac} dst ${f.dst} dev #${f.ifindex}`, (s, timeout) =>
-      s.newNeighbor({ family: AF_BRIDGE, ifindex: f.ifindex, flags: { self: true }, state }, { lladdr, dst }, { flags: zero ? CA : CR, timeout }),
-    );
+    await ns.write(`replace fdb ${f.mac} dst ${f.dst} dev #${f.ifindex}`, msg);
   } catch (e) {
     if (zero && isErrno(e, 'EEXIST')) return;
     throw e;
@@ -94,12 +85,9 @@ export async function replaceFdb(ns: NlSocket, f: FdbEntry): Promise<void> {
 /** Delete the FDB entry of `mac` (only the one towards `dst` if given, for 00:00:… entries). */
 export async function deleteFdb(ns: NlSocket, ifindex: number, mac: string, dst?: string): Promise<void> {
   checkIndex(ifindex, `delete fdb ${mac}`);
-  const attrs: rt.NeighborAttrs = { lladdr: macToBuf(mac, 'fdb MAC') };
-  if (dst) attrs.dst = ip4ToBuf(dst, 'fdb dst');
+  const msg = neighMessage(RTM_DELNEIGH, 0, { family: AF_BRIDGE, ifindex, state: 0, ntfFlags: NTF_SELF, lladdr: mac, ...(dst ? { dst } : {}) });
   try {
-    await ns.call(`delete fdb ${mac}${dst ? ` dst ${dst}` : ''} dev #${ifindex}`, (s, timeout) =>
-      s.delNeighbor({ family: AF_BRIDGE, ifindex, flags: { self: true } }, attrs, { timeout }),
-    );
+    await ns.write(`delete fdb ${mac}${dst ? ` dst ${dst}` : ''} dev #${ifindex}`, msg);
   } catch (e) {
     if (isErrno(e, 'ENOENT', 'ENODEV')) return;
     throw e;

@@ -61,6 +61,11 @@ export class NetlinkKernel implements Kernel {
     this.wg = new WireguardDevices(this.ns, { timeoutMs: opts.timeoutMs, ...opts.wireguard });
   }
 
+  /** Datagrams the neighbour/FDB/route writes left in so far (batched: rtnl-writer.ts). */
+  get writeDatagrams(): number {
+    return this.ns.writeDatagrams;
+  }
+
   // links
   async getLink(name: string): Promise<LinkInfo | null> {
     const l = await links.getLinkByName(this.ns, name);

@@ -13,9 +13,12 @@
  *   a dump, so it is replaced once the requests still in flight have settled.
  * - Dumps carrying NLM_F_DUMP_INTR (the table changed under us) are retried a few times.
  * Order is FIFO: nothing overtakes a waiting dump, so a write issued before a list is seen by it.
+ * Writes of the tables that grow with peers (write(): pre-encoded neighbour/FDB/route messages) go
+ * through the same scheduler, but leave on a second, raw socket in batches (rtnl-writer.ts).
  */
 import { createRtNetlink, rt, type RtNetlinkSocket } from 'netlink';
 import { closedError, toKernelError } from './errno';
+import { RtnlWriter } from './rtnl-writer';
 
 const DUMP_INTR = 0x10;
 const NLM_F_DUMP = 0x300;
@@ -23,7 +26,7 @@ const DUMP_RETRIES = 3;
 
 export interface NlSocketOptions {
   timeoutMs?: number; // per request, default 5000
-  maxInFlight?: number; // concurrent non-dump requests, default 32
+  maxInFlight?: number; // concurrent non-dump requests, default 256
   recvBufferSize?: number; // default 8 MiB (capped by net.core.rmem_max)
 }
 
@@ -33,23 +36,61 @@ interface Job {
   fail: (e: Error) => void;
 }
 
+/** A queued write: plain data, no closures (there are tens of thousands of them). */
+interface WriteJob {
+  exclusive: false;
+  what: string;
+  msg: Buffer;
+  resolve: () => void;
+  fail: (e: Error) => void;
+}
+
 export class NlSocket {
   readonly timeoutMs: number;
   private readonly maxInFlight: number;
   private readonly recvBufferSize: number;
   private sock: RtNetlinkSocket | null = null;
-  private readonly queue: Job[] = [];
+  private readonly queue: (Job | WriteJob)[] = [];
   private active = 0;
   private exclusiveActive = false;
   private stale = false;
   private closed = false;
   private readonly pending = new Set<(e: Error) => void>();
+  private readonly writer: RtnlWriter;
 
   constructor(opts: NlSocketOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 5000;
-    this.maxInFlight = opts.maxInFlight ?? 32;
+    this.maxInFlight = opts.maxInFlight ?? 256;
     this.recvBufferSize = opts.recvBufferSize ?? 8 << 20;
     this.sock = this.open();
+    this.writer = new RtnlWriter(this.timeoutMs, this.recvBufferSize);
+  }
+
+  /** Datagrams the batched writes went out in so far. */
+  get writeDatagrams(): number {
+    return this.writer.datagrams;
+  }
+
+  /** A pre-encoded write (rtnl-messages.ts), batched with the writes started beside it. */
+  write(what: string, msg: Buffer): Promise<void> {
+    if (this.closed) return Promise.reject(closedError(what));
+    return new Promise<void>((resolve, fail) => {
+      this.queue.push({ exclusive: false, what, msg, resolve, fail });
+      this.pump();
+    });
+  }
+
+  private startWrite(job: WriteJob): void {
+    this.active++;
+    this.writer.send(job.msg, (e) => {
+      this.active--;
+      if (e) {
+        const err = toKernelError(job.what, e, this.timeoutMs);
+        if (err.code === 'UNAVAILABLE') this.stale = true;
+        job.fail(err);
+      } else job.resolve();
+      this.pump();
+    });
   }
 
   /** A non-dump request. `fn` must pass `timeout` in its options. Errors come back as OverlayError. */
@@ -59,11 +100,31 @@ export class NlSocket {
 
   /** A dump: `type` is the GET message type, `payload` its header (+ attributes). Runs exclusively. */
   dump(what: string, type: rt.MessageType, payload: Uint8Array | Uint8Array[]): Promise<rt.Message[]> {
+    return this.dumpRaw(what, type, payload).then((msgs) => msgs.map((m) => rt.parseMessage(m.type, m.data)));
+  }
+
+  /** A dump on the raw socket (`msg`: rtnl-messages.ts dumpRequest), each reply decoded as it is
+   *  read by `decode` (null: skip); runs exclusively, retried on NLM_F_DUMP_INTR like dump(). */
+  dumpDecoded<T>(what: string, msg: Buffer, decode: (b: Buffer, start: number, end: number, type: number) => T | null): Promise<T[]> {
+    return this.schedule(true, what, async () => {
+      for (let attempt = 1; ; attempt++) {
+        const out: T[] = [];
+        const interrupted = await this.writer.dump(Buffer.from(msg), (b, start, end, type) => {
+          const v = decode(b, start, end, type);
+          if (v !== null) out.push(v);
+        });
+        if (!interrupted || attempt >= DUMP_RETRIES) return out;
+      }
+    });
+  }
+
+  /** A dump's messages undecoded (type and payload after the header), for hand decoders. */
+  dumpRaw(what: string, type: rt.MessageType, payload: Uint8Array | Uint8Array[]): Promise<{ type: number; data: Buffer }[]> {
     return this.schedule(true, what, async (s) => {
       for (let attempt = 1; ; attempt++) {
         const [msgs] = await s.socket.request(type, payload, { flags: NLM_F_DUMP, timeout: this.timeoutMs });
         const interrupted = msgs.some((m) => (m.flags & DUMP_INTR) !== 0);
-        if (!interrupted || attempt >= DUMP_RETRIES) return msgs.map((m) => rt.parseMessage(m.type, m.data));
+        if (!interrupted || attempt >= DUMP_RETRIES) return msgs;
       }
     });
   }
@@ -76,6 +137,7 @@ export class NlSocket {
     for (const job of this.queue.splice(0)) job.fail(err);
     for (const reject of [...this.pending]) reject(err);
     this.pending.clear();
+    this.writer.reset('netlink socket is closed');
     this.sock?.socket.close();
     this.sock = null;
   }
@@ -137,13 +199,15 @@ export class NlSocket {
         if (this.active > 0) return; // let in-flight requests drain first
         this.sock?.socket.close();
         this.sock = this.open();
+        this.writer.reset('socket is closed'); // nothing of it is in flight (active is 0)
         this.stale = false;
       }
-      const head = this.queue[0] as Job;
+      const head = this.queue[0] as Job | WriteJob;
       const canStart = head.exclusive ? this.active === 0 : !this.exclusiveActive && this.active < this.maxInFlight;
       if (!canStart) return;
       this.queue.shift();
-      head.start();
+      if ('msg' in head) this.startWrite(head);
+      else head.start();
     }
   }
 }

@@ -7,42 +7,42 @@
  *   `{ __unknown: 4 }` out, a bit test on `__unknown` back (it may carry LINKDOWN/DEAD too).
  * - Deletes send scope NOWHERE (255), the kernel's "any scope" wildcard; with scope 0 the kernel
  *   matches only universe-scope routes and a link-scope route (no gateway) would never match.
+ * - Writes and dump replies are encoded/decoded by hand (rtnl-messages.ts), writes batched
+ *   (NlSocket.write): with a route per peer this table grows with the overlay.
  */
-import { FlagsNew, rt } from 'netlink';
+import { rt } from 'netlink';
 import { invalid } from '../errors';
-import { bufToIp4, ip4ToBuf, parseNetworkCidr } from './codec';
+import { ip4ToInt, parseNetworkCidr } from './codec';
 import { isErrno } from './errno';
 import { getLinkByIndex, publicLink } from './links';
 import type { NlSocket } from './netlink-socket';
+import { decodeRoute, dumpRequest, NLM_F_CREATE, NLM_F_REPLACE, routeMessage, RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE } from './rtnl-messages';
 import type { LinkInfo, RouteEntry } from './types';
 
 const AF_INET = 2;
 const MAIN_TABLE = 254;
 const RTNH_F_ONLINK = 4;
-const CR = FlagsNew.CREATE | FlagsNew.REPLACE;
+const CR = NLM_F_CREATE | NLM_F_REPLACE;
+const RTPROT_BOOT = 3;
+const RT_SCOPE_UNIVERSE = 0;
+const RT_SCOPE_LINK = 253;
+const RT_SCOPE_NOWHERE = 255;
+const RTN_UNICAST = 1;
 
 interface RawRoute extends RouteEntry {
   priority: number;
 }
 
 async function dumpMainRoutes(ns: NlSocket): Promise<RawRoute[]> {
-  const msgs = await ns.dump('list routes', rt.MessageType.GETROUTE, rt.formatRoute({ family: AF_INET }));
-  const out: RawRoute[] = [];
-  for (const m of msgs) {
-    if (m.kind !== 'route' || m.data.family !== AF_INET) continue;
-    if ((m.attrs.table ?? m.data.table) !== MAIN_TABLE) continue;
-    if (m.data.type !== 'UNICAST' && m.data.type !== rt.RouteType.UNICAST) continue; // skip blackhole etc.
-    const dstLen = m.data.dstLen ?? 0;
-    const r: RawRoute = {
-      dst: `${bufToIp4(m.attrs.dst) || '0.0.0.0'}/${dstLen}`,
-      oif: m.attrs.oif ?? 0,
-      onlink: ((m.data.flags?.__unknown ?? 0) & RTNH_F_ONLINK) !== 0,
-      priority: m.attrs.priority ?? 0,
-    };
-    const gw = bufToIp4(m.attrs.gateway);
-    if (gw) r.gateway = gw;
-    out.push(r);
-  }
+  const req = dumpRequest(RTM_GETROUTE, rt.formatRoute({ family: AF_INET }));
+  const out = await ns.dumpDecoded('list routes', req, (b, start, end, type): RawRoute | null => {
+    const d = type === RTM_NEWROUTE ? decodeRoute(b, start, end) : null;
+    if (!d || d.family !== AF_INET || d.table !== MAIN_TABLE) return null;
+    if (d.type !== RTN_UNICAST) return null; // skip blackhole etc.
+    const r: RawRoute = { dst: `${d.dst || '0.0.0.0'}/${d.dstLen}`, oif: d.oif, onlink: (d.flags & RTNH_F_ONLINK) !== 0, priority: d.priority };
+    if (d.gateway) r.gateway = d.gateway;
+    return r;
+  });
   return out;
 }
 
@@ -63,30 +63,26 @@ export async function replaceRoute(ns: NlSocket, r: RouteEntry): Promise<void> {
   if (!Number.isInteger(r.oif) || r.oif < 0) throw invalid(`${describeRoute(r)}: bad oif ${r.oif}`);
   if (!r.gateway && !r.oif) throw invalid(`${describeRoute(r)}: needs a gateway or an oif`);
   if (r.onlink && (!r.gateway || !r.oif)) throw invalid(`${describeRoute(r)}: onlink needs both a gateway and an oif`);
-  const data: rt.Route = {
-    family: AF_INET,
+  const msg = routeMessage(RTM_NEWROUTE, CR, {
     dstLen: dst.len,
+    dst: dst.len > 0 ? dst.net : null,
     table: MAIN_TABLE,
-    protocol: 'BOOT',
-    scope: r.gateway ? 'UNIVERSE' : 'LINK',
-    type: 'UNICAST',
-    flags: r.onlink ? { __unknown: RTNH_F_ONLINK } : {},
-  };
-  const attrs: rt.RouteAttrs = {};
-  if (dst.len > 0) attrs.dst = ip4ToBuf(dst.ip);
-  if (r.gateway) attrs.gateway = ip4ToBuf(r.gateway, 'gateway');
-  if (r.oif) attrs.oif = r.oif;
-  await ns.call(`replace ${describeRoute(r)}`, (s, timeout) => s.newRoute(data, attrs, { flags: CR, timeout }));
+    protocol: RTPROT_BOOT,
+    scope: r.gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK,
+    type: RTN_UNICAST,
+    flags: r.onlink ? RTNH_F_ONLINK : 0,
+    ...(r.gateway ? { gateway: ip4ToInt(r.gateway, 'gateway') } : {}),
+    oif: r.oif,
+  });
+  await ns.write(`replace ${describeRoute(r)}`, msg);
 }
 
 /** Delete the main-table route to `dst` (whatever its gateway/oif); absent is fine. */
 export async function deleteRoute(ns: NlSocket, dstCidr: string): Promise<void> {
   const dst = parseNetworkCidr(dstCidr);
-  const attrs: rt.RouteAttrs = dst.len > 0 ? { dst: ip4ToBuf(dst.ip) } : {};
+  const msg = routeMessage(RTM_DELROUTE, 0, { dstLen: dst.len, dst: dst.len > 0 ? dst.net : null, table: MAIN_TABLE, protocol: 0, scope: RT_SCOPE_NOWHERE, type: 0, flags: 0 });
   try {
-    await ns.call(`delete route ${dstCidr}`, (s, timeout) =>
-      s.delRoute({ family: AF_INET, dstLen: dst.len, table: MAIN_TABLE, scope: 'NOWHERE' }, attrs, { timeout }),
-    );
+    await ns.write(`delete route ${dstCidr}`, msg);
   } catch (e) {
     if (isErrno(e, 'ESRCH')) return;
     throw e;

@@ -40,6 +40,8 @@ export interface DataplaneStats {
   fastSyncs: number;
   opsApplied: number;
   errors: number;
+  /** Lease states planned from scratch (desiredFor's cache misses): a full sync in step adds none. */
+  statesBuilt: number;
   /** Ops the last full sync needed for entries that disagreed with what we had written; a change not
    *  applied yet (pending lease event, new snapshot, flooding, retry) is catch-up, not drift. */
   lastDrift: number;
@@ -62,6 +64,9 @@ export class OverlayDataplane {
   /** What we last wrote (or saw) per lease subnet: the fast path diffs against it. */
   private applied = new Map<string, PeerState>();
   private dirty = new Set<string>(); // subnets changed since the last sync
+  /** desiredFor's answers while the lease object is the same (cleared when our lease or flooding
+   *  changes): a full sync does not rebuild 10,000 states (docs/performance.md §7). */
+  private desiredCache = new Map<string, { lease: Lease; state: PeerState }>();
   /** Whether a lease snapshot came (setLeases): before it, an empty lease set means "not known yet". */
   private leasesKnown = false;
   private pending: 'none' | 'fast' | 'full' = 'none';
@@ -78,7 +83,7 @@ export class OverlayDataplane {
   private readonly firewall: OverlayFirewall;
   /** The wireguard backend's device and peers (null for the other backends). */
   readonly wireguard: WireguardPlane | null = null;
-  readonly stats: DataplaneStats = { fullSyncs: 0, fastSyncs: 0, opsApplied: 0, errors: 0, lastDrift: 0 };
+  readonly stats: DataplaneStats = { fullSyncs: 0, fastSyncs: 0, opsApplied: 0, errors: 0, statesBuilt: 0, lastDrift: 0 };
 
   constructor(
     private readonly kernel: Kernel,
@@ -117,6 +122,7 @@ export class OverlayDataplane {
   async attach(own: Lease): Promise<void> {
     const previous = this.own;
     this.own = own;
+    this.desiredCache.clear();
     if (previous && formatCidr(previous.subnet) !== formatCidr(own.subnet)) {
       this.log.error(
         { old: formatCidr(previous.subnet), new: formatCidr(own.subnet) },
@@ -181,6 +187,7 @@ export class OverlayDataplane {
   setLeases(leases: readonly Lease[]): void {
     this.leasesKnown = true;
     this.leases = new Map(leases.map((l) => [formatCidr(l.subnet), l]));
+    for (const k of this.desiredCache.keys()) if (!this.leases.has(k)) this.desiredCache.delete(k);
     this.leasesReplaced = true;
     this.requestSync('full');
   }
@@ -204,6 +211,7 @@ export class OverlayDataplane {
   setFlooding(on: boolean): void {
     if (this.flooding === on) return;
     this.flooding = on;
+    this.desiredCache.clear();
     this.applied.clear();
     this.appliedUnknown ??= 'catch-up';
     this.requestSync('full');
@@ -321,7 +329,11 @@ export class OverlayDataplane {
   /** The entries one lease asks for (none if it is gone, ours, or cannot be programmed). */
   private desiredFor(key: string): PeerState {
     const lease = this.leases.get(key);
+    if (!lease) this.desiredCache.delete(key);
     if (!lease) return EMPTY;
+    const cached = this.desiredCache.get(key);
+    if (cached?.lease === lease) return cached.state;
+    this.stats.statesBuilt++;
     const { state, skipped } = desiredPeers({
       backend: this.config.backend,
       ownSubnet: this.own?.subnet ?? null,
@@ -334,6 +346,7 @@ export class OverlayDataplane {
       if (!this.warned.has(warnKey)) this.log.warn(s, 'peer lease not programmed');
       this.warned.add(warnKey);
     }
+    if (skipped.length === 0) this.desiredCache.set(key, { lease, state });
     return state;
   }
 

@@ -11,7 +11,7 @@ import { parseCidr } from '../domain/ipv4';
 import type { NetworkConfig } from '../domain/network-config';
 import { PeerOp, PeerState, routeInOverlay } from '../domain/peers';
 
-const WRITE_PIPELINE = 16; // netlink requests in flight per stage
+const WRITE_PIPELINE = 256; // netlink writes in flight per stage (batched into few datagrams: kernel/rtnl-writer.ts)
 const STAGES: PeerOp['op'][] = ['deleteRoute', 'deleteFlood', 'deleteFdb', 'deleteNeighbour', 'setNeighbour', 'setFdb', 'setFlood', 'setRoute'];
 const ZERO_MAC = '00:00:00:00:00:00';
 

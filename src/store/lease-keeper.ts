@@ -39,10 +39,11 @@ import { Backoff, sleep } from '../util/backoff';
 import { SerialQueue } from '../util/serial-queue';
 import { rawEtcdText, toStoreError } from './etcd-client';
 import { etcdHealthOf } from './etcd-health';
-import { blockingLeaseOf, OverlayKeys } from './keys';
+import { blockingLeaseOf, leasesForAcquire, OverlayKeys } from './keys';
 import { createLeaseKey } from './lease-create';
 import { KeyValue, ListWatch, toKeyValue } from './list-watch';
 import type { KeeperEvent, LeaseKeeper, LeaseKeeperOptions } from './types';
+
 
 type Attempt = { kind: 'ok'; lease: Lease; key: string; value: string } | { kind: 'retry'; reason: string; quiet: boolean };
 
@@ -162,23 +163,18 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
     const value = encodeLeaseAttrs(attrs);
     this.owner = leaseOwner(attrs);
     const res = await this.client.getAll().prefix(this.keys.subnetsPrefix).exec();
-    const kvOf = new Map<Lease, KeyValue>();
-    for (const raw of res.kvs) {
-      const kv = toKeyValue(raw);
-      const lease = blockingLeaseOf(this.keys, kv);
-      if (lease) kvOf.set(lease, kv);
-    }
+    const { leases, kvOf } = leasesForAcquire(this.keys, res.kvs, this.owner);
     // After a loss, try the subnet we had (containers on it keep working); at start, the caller's hint.
     const previous = this.lease?.subnet ?? this.lastSubnet ?? this.opts.previousSubnet?.() ?? null;
     const previous6 = this.lease?.subnet6 ?? this.lastSubnet6 ?? this.opts.previousSubnet6?.() ?? null;
-    const choice = chooseSubnet(config, [...kvOf.keys()], this.owner, previous, previous6);
+    const choice = chooseSubnet(config, leases, this.owner, previous, previous6);
     for (const stale of choice.stale) {
       const kv = kvOf.get(stale)!;
       this.log.info({ key: kv.key }, 'deleting our lease that no longer fits the network config');
       await this.client.if(kv.key, 'Mod', '==', kv.modRevision.toString()).then(this.client.delete().key(kv.key)).commit();
     }
     if (choice.kind === 'exhausted') {
-      const err = conflict(describeExhausted(config, choice.family, kvOf.size));
+      const err = conflict(describeExhausted(config, choice.family, leases.length));
       this.acquireProblem = err.message;
       return { kind: 'retry', reason: err.message, quiet: false };
     }

@@ -9,6 +9,8 @@
  * on the fast path: its 3 writes and no dump; the fast path's table: 2 dumps (links, routes) and
  * one write whatever the number of peers; a restart over a programmed kernel: one full sync's dumps
  * and no peer write (it used to delete every entry before the lease snapshot and write it back).
+ * Objects, counted: each lease's desired entries are planned once (PEERS states from empty), and a
+ * full sync over unchanged leases plans none again (it reuses them: docs/performance.md §7).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -81,6 +83,8 @@ test(`programming ${PEERS} peers stays within its budget of kernel writes and du
   assert.ok(first.writes.length <= budget, `from empty: ${first.writes.length} writes, budget ${budget}`);
   assert.ok(first.dumps <= DUMPS_PER_FULL_SYNC, `from empty: ${first.dumps} dumps, budget ${DUMPS_PER_FULL_SYNC} (attach's sync lists nothing before the snapshot)`);
   assert.equal((await kernel.listRoutes()).filter((r) => r.gateway).length, PEERS, 'every peer routed');
+  assert.ok(dp.stats.statesBuilt <= PEERS + 1, `from empty: ${dp.stats.statesBuilt} lease states planned, budget ${PEERS + 1} (one a lease)`);
+  const built = dp.stats.statesBuilt;
   since();
 
   // The periodic full sync with nothing to do: no peer write, one dump per table.
@@ -90,6 +94,7 @@ test(`programming ${PEERS} peers stays within its budget of kernel writes and du
   assert.deepEqual(peerWrites(steady.writes), [], 'a full sync in step writes no peer entry');
   assert.ok(steady.writes.length <= DEVICE_WRITES, `full sync: ${steady.writes.length} writes, budget ${DEVICE_WRITES}: ${steady.writes.join('; ')}`);
   assert.equal(steady.dumps, DUMPS_PER_FULL_SYNC, 'full sync: one dump per table');
+  assert.equal(dp.stats.statesBuilt - built, 0, 'a full sync over unchanged leases plans no lease state again');
 
   // One new lease among 2,000, then one gone: the fast path, 3 writes each, no dump.
   dp.leaseAdded(lease(PEERS + 2));
@@ -97,6 +102,7 @@ test(`programming ${PEERS} peers stays within its budget of kernel writes and du
   const added = since();
   assert.deepEqual(added.writes.map((w) => w.split(' ')[0]), ['replaceNeighbour', 'replaceFdb', 'replaceRoute']);
   assert.equal(added.dumps, 0, 'a lease event lists nothing');
+  assert.equal(dp.stats.statesBuilt - built, 1, 'a lease event plans its own lease only');
   dp.leaseRemoved(peers[0]!);
   await dp.idle();
   const removed = since();

@@ -1,0 +1,195 @@
+/**
+ * Neighbour/FDB and route messages encoded and decoded by hand (the layouts of linux/neighbour.h
+ * and linux/rtnetlink.h), for the tables that grow with the number of peers.
+ *
+ * Why not the netlink package's formatters and parser (docs/performance.md §7): they build generic
+ * objects for every message (a header object, an attribute map, enum names, flag objects) and a
+ * buffer per attribute, ≈ 9 kB of garbage per write and several kB per dumped entry; at 10,000
+ * peers that garbage was most of the daemon's peak RSS. Here a write is one Buffer of 40–60 bytes,
+ * and a dumped entry is read straight into the one small object the caller keeps.
+ * Little-endian hosts only, like the rest of this adapter (codec.ts).
+ */
+import { ip4ToInt, macToBuf } from './codec';
+
+export const RTM_NEWROUTE = 24;
+export const RTM_DELROUTE = 25;
+export const RTM_GETROUTE = 26;
+export const RTM_NEWNEIGH = 28;
+export const RTM_DELNEIGH = 29;
+export const RTM_GETNEIGH = 30;
+export const NLM_F_REQUEST = 0x1;
+export const NLM_F_ACK = 0x4;
+const NLM_F_DUMP = 0x300;
+export const NLM_F_REPLACE = 0x100;
+export const NLM_F_CREATE = 0x400;
+export const NLM_F_APPEND = 0x800;
+export const NUD_REACHABLE = 0x02;
+export const NUD_PERMANENT = 0x80;
+export const NTF_SELF = 0x02;
+const NDA_DST = 1;
+const NDA_LLADDR = 2;
+const RTA_DST = 1;
+const RTA_OIF = 4;
+const RTA_GATEWAY = 5;
+const RTA_PRIORITY = 6;
+const RTA_TABLE = 15;
+const HEADER = 16;
+const BODY = 12; // ndmsg and rtmsg are both 12 bytes
+
+function start(type: number, flags: number, size: number): Buffer {
+  const b = Buffer.alloc(size);
+  b.writeUInt32LE(size, 0);
+  b.writeUInt16LE(type, 4);
+  b.writeUInt16LE(flags | NLM_F_REQUEST | NLM_F_ACK, 6);
+  return b; // seq and pid stay 0: the writer sets the seq, the kernel ignores the pid
+}
+
+function putAttr(b: Buffer, off: number, type: number, len: number): number {
+  b.writeUInt16LE(4 + len, off);
+  b.writeUInt16LE(type, off + 2);
+  return off + 4;
+}
+
+export interface NeighMessage {
+  family: number;
+  ifindex: number;
+  state: number; // NUD_* bits, 0 for a delete
+  ntfFlags: number; // NTF_* bits
+  dst?: string; // IPv4
+  lladdr?: string; // MAC
+}
+
+/** RTM_NEWNEIGH / RTM_DELNEIGH with NDA_DST and NDA_LLADDR as given (validated: INVALID if malformed). */
+export function neighMessage(type: number, flags: number, n: NeighMessage): Buffer {
+  const what = n.family === 7 /* AF_BRIDGE */ ? 'fdb' : 'neighbour';
+  const dst = n.dst === undefined ? null : ip4ToInt(n.dst, what === 'fdb' ? 'fdb dst' : 'neighbour IP');
+  const mac = n.lladdr === undefined ? null : macToBuf(n.lladdr, `${what} MAC`);
+  const b = start(type, flags, HEADER + BODY + (dst === null ? 0 : 8) + (mac ? 12 : 0));
+  b[HEADER] = n.family;
+  b.writeInt32LE(n.ifindex, HEADER + 4);
+  b.writeUInt16LE(n.state, HEADER + 8);
+  b[HEADER + 10] = n.ntfFlags;
+  let off = HEADER + BODY;
+  if (dst !== null) {
+    b.writeUInt32BE(dst, putAttr(b, off, NDA_DST, 4));
+    off += 8;
+  }
+  if (mac) mac.copy(b, putAttr(b, off, NDA_LLADDR, 6));
+  return b;
+}
+
+export interface RouteMessage {
+  dstLen: number;
+  dst: number | null; // u32, null for the default route
+  table: number;
+  protocol: number;
+  scope: number;
+  type: number;
+  flags: number; // rtm_flags (RTNH_F_ONLINK …)
+  gateway?: number; // u32
+  oif?: number;
+}
+
+export function routeMessage(type: number, flags: number, r: RouteMessage): Buffer {
+  const size = HEADER + BODY + (r.dst !== null ? 8 : 0) + (r.gateway !== undefined ? 8 : 0) + (r.oif ? 8 : 0);
+  const b = start(type, flags, size);
+  b[HEADER] = 2; // AF_INET
+  b[HEADER + 1] = r.dstLen;
+  b[HEADER + 4] = r.table;
+  b[HEADER + 5] = r.protocol;
+  b[HEADER + 6] = r.scope;
+  b[HEADER + 7] = r.type;
+  b.writeUInt32LE(r.flags >>> 0, HEADER + 8);
+  let off = HEADER + BODY;
+  if (r.dst !== null) off = put32be(b, off, RTA_DST, r.dst);
+  if (r.gateway !== undefined) off = put32be(b, off, RTA_GATEWAY, r.gateway);
+  if (r.oif) b.writeUInt32LE(r.oif, putAttr(b, off, RTA_OIF, 4));
+  return b;
+}
+
+function put32be(b: Buffer, off: number, type: number, v: number): number {
+  b.writeUInt32BE(v >>> 0, putAttr(b, off, type, 4));
+  return off + 8;
+}
+
+// ---- decoding (one dumped message's payload, after the 16-byte header) ----
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const ip4At = (b: Buffer, o: number): string => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+const macAt = (b: Buffer, o: number): string =>
+  `${HEX[b[o] as number]}:${HEX[b[o + 1] as number]}:${HEX[b[o + 2] as number]}:${HEX[b[o + 3] as number]}:${HEX[b[o + 4] as number]}:${HEX[b[o + 5] as number]}`;
+
+export interface DumpedNeigh {
+  family: number;
+  ifindex: number;
+  state: number;
+  dst: string; // '' if absent or not IPv4
+  lladdr: string; // '' if absent or not a MAC
+}
+
+/** The ndmsg + attributes at `p[start, end)` (a dump reply's payload). */
+export function decodeNeigh(p: Buffer, start = 0, end = p.length): DumpedNeigh | null {
+  if (end - start < BODY) return null;
+  const n: DumpedNeigh = { family: p[start] as number, ifindex: p.readInt32LE(start + 4), state: p.readUInt16LE(start + 8), dst: '', lladdr: '' };
+  for (let off = start + BODY; off + 4 <= end; ) {
+    const len = p.readUInt16LE(off);
+    if (len < 4 || off + len > end) break;
+    const type = p.readUInt16LE(off + 2) & 0x3fff;
+    if (type === NDA_DST && len === 8) n.dst = ip4At(p, off + 4);
+    else if (type === NDA_LLADDR && len === 10) n.lladdr = macAt(p, off + 4);
+    off += (len + 3) & ~3;
+  }
+  return n;
+}
+
+export interface DumpedRoute {
+  family: number;
+  dstLen: number;
+  table: number;
+  type: number;
+  flags: number;
+  dst: string; // '' for the default route
+  gateway: string; // '' if none
+  oif: number;
+  priority: number;
+}
+
+/** The rtmsg + attributes at `p[start, end)` (a dump reply's payload). */
+export function decodeRoute(p: Buffer, start = 0, end = p.length): DumpedRoute | null {
+  if (end - start < BODY) return null;
+  const r: DumpedRoute = {
+    family: p[start] as number,
+    dstLen: p[start + 1] as number,
+    table: p[start + 4] as number,
+    type: p[start + 7] as number,
+    flags: p.readUInt32LE(start + 8),
+    dst: '',
+    gateway: '',
+    oif: 0,
+    priority: 0,
+  };
+  for (let off = start + BODY; off + 4 <= end; ) {
+    const len = p.readUInt16LE(off);
+    if (len < 4 || off + len > end) break;
+    if (len === 8) {
+      const type = p.readUInt16LE(off + 2) & 0x3fff;
+      if (type === RTA_DST) r.dst = ip4At(p, off + 4);
+      else if (type === RTA_GATEWAY) r.gateway = ip4At(p, off + 4);
+      else if (type === RTA_OIF) r.oif = p.readUInt32LE(off + 4);
+      else if (type === RTA_PRIORITY) r.priority = p.readUInt32LE(off + 4);
+      else if (type === RTA_TABLE) r.table = p.readUInt32LE(off + 4);
+    }
+    off += (len + 3) & ~3;
+  }
+  return r;
+}
+
+/** A dump request: `type` (RTM_GET*) with NLM_F_DUMP and the given body. */
+export function dumpRequest(type: number, body: Buffer): Buffer {
+  const b = Buffer.alloc(HEADER + body.length);
+  b.writeUInt32LE(b.length, 0);
+  b.writeUInt16LE(type, 4);
+  b.writeUInt16LE(NLM_F_REQUEST | NLM_F_DUMP, 6);
+  body.copy(b, HEADER);
+  return b;
+}
