@@ -45,22 +45,43 @@ export function parseIPv6Fields(obj: JsonObject): Ipv6NetworkConfig {
     );
   }
 
-  let subnetLen = intField(obj, 'IPv6SubnetLen', WHERE, 0, 128) ?? 0;
-  if (subnetLen > 0) {
-    if (subnetLen > 126) throw invalid(`${WHERE}: IPv6SubnetLen must be less than /127, got ${subnetLen}`);
-    if (subnetLen < network.len + 2) {
-      throw invalid(`${WHERE}: IPv6Network ${formatCidr6(network)} must be able to accommodate at least four subnets of /${subnetLen}`);
-    }
-  } else if (network.len > 124) {
-    throw invalid(`${WHERE}: IPv6Network ${formatCidr6(network)} is too small; the minimum useful network prefix is /124`);
-  } else {
-    subnetLen = network.len <= 62 ? 64 : network.len + 2;
-  }
+  const subnetLen = flannelSubnetLen(intField(obj, 'IPv6SubnetLen', WHERE, 0, 128) ?? 0, network.len, formatCidr6(network), IPV6_LENS, WHERE);
 
   const size = cidr6Size(cidr6(0n, subnetLen));
   const subnetMin = boundField(obj, 'IPv6SubnetMin', network, network.base + size, subnetLen);
   const subnetMax = boundField(obj, 'IPv6SubnetMax', network, nextNetworkBase6(network) - size, subnetLen);
   return { network, subnetLen, subnetMin, subnetMax };
+}
+
+/** The names and sizes flanneld's SubnetLen rule uses, per family. */
+export interface SubnetLenFamily {
+  readonly lenField: 'SubnetLen' | 'IPv6SubnetLen';
+  readonly netField: 'Network' | 'IPv6Network';
+  /** Address bits: 32 or 128. */
+  readonly bits: number;
+  /** The default subnet length (24 or 64), used while the network leaves room for four of them. */
+  readonly defaultLen: number;
+}
+
+export const IPV4_LENS: SubnetLenFamily = { lenField: 'SubnetLen', netField: 'Network', bits: 32, defaultLen: 24 };
+const IPV6_LENS: SubnetLenFamily = { lenField: 'IPv6SubnetLen', netField: 'IPv6Network', bits: 128, defaultLen: 64 };
+
+/**
+ * flanneld's CheckNetworkConfig rule for the subnet length, the same for both families: a given
+ * length must be shorter than a /(bits−1) and leave room for four subnets in the network; unset
+ * (0), it is the family's default while the network holds four of those, else network + 2, and a
+ * network longer than /(bits−4) is refused as too small.
+ */
+export function flannelSubnetLen(given: number, networkLen: number, networkText: string, f: SubnetLenFamily, where: string): number {
+  if (given > 0) {
+    if (given > f.bits - 2) throw invalid(`${where}: ${f.lenField} must be less than /${f.bits - 1}, got ${given}`);
+    if (given < networkLen + 2) {
+      throw invalid(`${where}: ${f.netField} ${networkText} must be able to accommodate at least four subnets of /${given}`);
+    }
+    return given;
+  }
+  if (networkLen > f.bits - 4) throw invalid(`${where}: ${f.netField} ${networkText} is too small; the minimum useful network prefix is /${f.bits - 4}`);
+  return networkLen <= f.defaultLen - 2 ? f.defaultLen : networkLen + 2;
 }
 
 function boundField(obj: JsonObject, name: string, network: Cidr6, dflt: bigint, subnetLen: number): bigint {

@@ -17,7 +17,7 @@
 import { invalid, unsupported } from '../errors';
 import { Cidr, cidr, cidrContains, cidrSize, formatCidr, formatIPv4, maskOf, nextNetworkBase, parseCidr, parseIPv4 } from './ipv4';
 import { parseWireguardBackend, type WireguardBackend } from './wireguard-config';
-import { describeIPv6, Ipv6NetworkConfig, parseIPv6Fields } from './network-config-v6';
+import { describeIPv6, flannelSubnetLen, IPV4_LENS, Ipv6NetworkConfig, parseIPv6Fields } from './network-config-v6';
 import { formatCidr6 } from './ipv6';
 import { boolField, field, intField, isObject, JsonObject, parseJsonObject, stringField } from './json-fields';
 
@@ -76,17 +76,7 @@ export function parseNetworkConfig(text: string): NetworkConfig {
   if (networkText === undefined) throw invalid(`${where}: "Network" is required, e.g. {"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}}`);
   const network = parseCidr(networkText, `${where}: "Network"`);
 
-  let subnetLen = intField(obj, 'SubnetLen', where, 0, 32) ?? 0;
-  if (subnetLen > 0) {
-    if (subnetLen > 30) throw invalid(`${where}: SubnetLen must be less than /31, got ${subnetLen}`);
-    if (subnetLen < network.len + 2) {
-      throw invalid(`${where}: Network ${formatCidr(network)} must be able to accommodate at least four subnets of /${subnetLen}`);
-    }
-  } else if (network.len > 28) {
-    throw invalid(`${where}: Network ${formatCidr(network)} is too small; the minimum useful network prefix is /28`);
-  } else {
-    subnetLen = network.len <= 22 ? 24 : network.len + 2;
-  }
+  const subnetLen = flannelSubnetLen(intField(obj, 'SubnetLen', where, 0, 32) ?? 0, network.len, formatCidr(network), IPV4_LENS, where);
 
   const size = 2 ** (32 - subnetLen);
   const subnetMin = boundField(obj, 'SubnetMin', network, (network.base + size) >>> 0, subnetLen);
