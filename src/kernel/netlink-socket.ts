@@ -98,11 +98,6 @@ export class NlSocket {
     return this.schedule(false, what, (s) => fn(s, this.timeoutMs));
   }
 
-  /** A dump: `type` is the GET message type, `payload` its header (+ attributes). Runs exclusively. */
-  dump(what: string, type: rt.MessageType, payload: Uint8Array | Uint8Array[]): Promise<rt.Message[]> {
-    return this.dumpRaw(what, type, payload).then((msgs) => msgs.map((m) => rt.parseMessage(m.type, m.data)));
-  }
-
   /** A dump on the raw socket (`msg`: rtnl-messages.ts dumpRequest), each reply decoded as it is
    *  read by `decode` (null: skip); runs exclusively, retried on NLM_F_DUMP_INTR like dump(). */
   dumpDecoded<T>(what: string, msg: Buffer, decode: (b: Buffer, start: number, end: number, type: number) => T | null): Promise<T[]> {
@@ -118,13 +113,13 @@ export class NlSocket {
     });
   }
 
-  /** A dump's messages undecoded (type and payload after the header), for hand decoders. */
-  dumpRaw(what: string, type: rt.MessageType, payload: Uint8Array | Uint8Array[]): Promise<{ type: number; data: Buffer }[]> {
+  /** A dump: `type` is the GET message type, `payload` its header (+ attributes). Runs exclusively. */
+  dump(what: string, type: rt.MessageType, payload: Uint8Array | Uint8Array[]): Promise<rt.Message[]> {
     return this.schedule(true, what, async (s) => {
       for (let attempt = 1; ; attempt++) {
         const [msgs] = await s.socket.request(type, payload, { flags: NLM_F_DUMP, timeout: this.timeoutMs });
         const interrupted = msgs.some((m) => (m.flags & DUMP_INTR) !== 0);
-        if (!interrupted || attempt >= DUMP_RETRIES) return msgs;
+        if (!interrupted || attempt >= DUMP_RETRIES) return msgs.map((m) => rt.parseMessage(m.type, m.data));
       }
     });
   }
