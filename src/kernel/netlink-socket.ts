@@ -17,11 +17,10 @@
  * through the same scheduler, but leave on a second, raw socket in batches (rtnl-writer.ts).
  */
 import { createRtNetlink, rt, type RtNetlinkSocket } from 'netlink';
+import { NLM_F_DUMP, NLM_F_DUMP_INTR } from './codec';
 import { closedError, toKernelError } from './errno';
 import { RtnlWriter } from './rtnl-writer';
 
-const DUMP_INTR = 0x10;
-const NLM_F_DUMP = 0x300;
 const DUMP_RETRIES = 3;
 
 export interface NlSocketOptions {
@@ -118,7 +117,7 @@ export class NlSocket {
     return this.schedule(true, what, async (s) => {
       for (let attempt = 1; ; attempt++) {
         const [msgs] = await s.socket.request(type, payload, { flags: NLM_F_DUMP, timeout: this.timeoutMs });
-        const interrupted = msgs.some((m) => (m.flags & DUMP_INTR) !== 0);
+        const interrupted = msgs.some((m) => (m.flags & NLM_F_DUMP_INTR) !== 0);
         if (!interrupted || attempt >= DUMP_RETRIES) return msgs.map((m) => rt.parseMessage(m.type, m.data));
       }
     });

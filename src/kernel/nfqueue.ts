@@ -18,6 +18,7 @@
  *   the socket; the rule's bypass flag then accepts every packet (fail-open).
  */
 import { RawNetlinkSocket } from 'netlink';
+import { NLM_F_ACK, NLM_F_REQUEST } from './codec';
 import { attr, attrsOf, kernelError, message, u32be } from './nft-netlink';
 import { invalid } from '../errors';
 import type { PacketHandler, PacketQueue, PacketQueueOptions, PacketQueueStats } from './types';
@@ -27,8 +28,6 @@ const NFNL_SUBSYS_QUEUE = 3;
 const NFQNL_MSG_PACKET = 0;
 const NFQNL_MSG_VERDICT = 1;
 const NFQNL_MSG_CONFIG = 2;
-const NLM_F_REQUEST = 0x1;
-const NLM_F_ACK = 0x4;
 const AF_INET = 2;
 const CMD_BIND = 1;
 const CMD_UNBIND = 2;

@@ -10,7 +10,10 @@
  */
 import { getSystemErrorName } from 'node:util';
 import { RawNetlinkSocket } from 'netlink';
+import { NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR } from './codec';
 import { KernelError } from './errno';
+
+export { NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST };
 import { OverlayError } from '../errors';
 
 const NETLINK_NETFILTER = 12;
@@ -22,13 +25,6 @@ export const NFT_MSG_NEWRULE = 6;
 export const NFT_MSG_GETRULE = 7;
 export const NFT_MSG_DELRULE = 8;
 export const NFPROTO_IPV4 = 2;
-export const NLM_F_REQUEST = 0x1;
-export const NLM_F_ACK = 0x4;
-export const NLM_F_DUMP = 0x300;
-export const NLM_F_CREATE = 0x400;
-export const NLM_F_APPEND = 0x800;
-const NLMSG_ERROR = 2;
-const NLMSG_DONE = 3;
 const NLA_F_NESTED = 0x8000;
 export const NFTA_RULE_TABLE = 1;
 export const NFTA_RULE_CHAIN = 2;

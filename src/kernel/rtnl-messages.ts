@@ -9,7 +9,9 @@
  * and a dumped entry is read straight into the one small object the caller keeps.
  * Little-endian hosts only, like the rest of this adapter (codec.ts).
  */
-import { ip4ToInt, macToBuf } from './codec';
+import { ip4ToInt, macToBuf, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST } from './codec';
+
+export { NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST };
 
 export const RTM_NEWROUTE = 24;
 export const RTM_DELROUTE = 25;
@@ -17,12 +19,6 @@ export const RTM_GETROUTE = 26;
 export const RTM_NEWNEIGH = 28;
 export const RTM_DELNEIGH = 29;
 export const RTM_GETNEIGH = 30;
-export const NLM_F_REQUEST = 0x1;
-export const NLM_F_ACK = 0x4;
-const NLM_F_DUMP = 0x300;
-export const NLM_F_REPLACE = 0x100;
-export const NLM_F_CREATE = 0x400;
-export const NLM_F_APPEND = 0x800;
 export const NUD_REACHABLE = 0x02;
 export const NUD_PERMANENT = 0x80;
 export const NTF_SELF = 0x02;

@@ -18,11 +18,9 @@
  */
 import { getSystemErrorName } from 'node:util';
 import { RawNetlinkSocket } from 'netlink';
+import { NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR } from './codec';
 
 const NETLINK_ROUTE = 0;
-const NLMSG_ERROR = 2;
-const NLMSG_DONE = 3;
-const NLM_F_DUMP_INTR = 0x10;
 /** Flush early above this many queued bytes (the default send buffer is ≥ 208 KiB). */
 const MAX_DATAGRAM = 64 << 10;
 
