@@ -18,7 +18,6 @@ import { buildPlugin } from '../../scripts/plugin-build';
 import { createDockerLab, DOCKER, DOCKERD, importBusybox, labRoot, leftovers, REGISTRY_BIN, startDockerd, startRegistry, stopAll, type DockerHost } from '../helpers/docker-lab';
 import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
 import type { Host, Lab } from '../helpers/netns-lab';
-import { run } from '../helpers/run';
 import { waitFor } from '../helpers/wait';
 import * as L from '../lab/docker-plugin-lab';
 
@@ -97,12 +96,7 @@ export async function startFaultLab(opts: FaultLabOptions = {}): Promise<FaultLa
     let nextRef: string | null = null;
     if (opts.nextRelease) {
       nextRef = L.PLUGIN_REF.replace(/:[^:/]+$/, '') + ':next';
-      const next = join(labRoot(lab.runId), 'plugin-next');
-      await run('cp', ['-al', built.dir, next]); // hard links: a cheap copy
-      writeFileSync(join(next, 'rootfs/etc/overlay-flannel-release'), 'next\n');
-      await d1.dockerOk(['plugin', 'create', nextRef, next], { timeoutMs: 180_000 });
-      await d1.dockerOk(['plugin', 'push', nextRef], { timeoutMs: 180_000 });
-      await d1.dockerOk(['plugin', 'rm', nextRef]);
+      await L.pushNextRelease(d1, built.dir, nextRef);
     }
     const tail = (d: DockerHost, n = 40): string => d.logs().split('\n').slice(-n).join('\n');
     await Promise.all(

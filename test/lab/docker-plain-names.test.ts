@@ -19,14 +19,13 @@
  * `npm run build`; fails (never skips) otherwise.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildPlugin } from '../../scripts/plugin-build';
 import { DOCKER, DOCKERD, REGISTRY_BIN, createDockerLab, importBusybox, labRoot, leftovers, startDockerd, startRegistry, stopAll, type DockerHost } from '../helpers/docker-lab';
 import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
 import type { Host, Lab } from '../helpers/netns-lab';
-import { run } from '../helpers/run';
 import { waitFor } from '../helpers/wait';
 import * as L from './docker-plugin-lab';
 
@@ -81,12 +80,7 @@ describe('plain driver names and a Docker socket found by the plugin', { timeout
     await Promise.all([d1, d2].map((d) => d.dockerOk(['plugin', 'create', PLUGIN, built.dir], { timeoutMs: 180_000 })));
     // The next release, for `docker plugin upgrade`: the same build plus one file (Docker refuses a
     // second plugin of identical content), hard-linked so that the copy is cheap.
-    const next = join(labRoot(lab.runId), 'plugin-next');
-    await run('cp', ['-al', built.dir, next]);
-    writeFileSync(join(next, 'rootfs/etc/overlay-flannel-release'), 'next\n');
-    await d1.dockerOk(['plugin', 'create', NEXT_REF, next], { timeoutMs: 180_000 });
-    await d1.dockerOk(['plugin', 'push', NEXT_REF], { timeoutMs: 180_000 });
-    await d1.dockerOk(['plugin', 'rm', NEXT_REF]);
+    await L.pushNextRelease(d1, built.dir, NEXT_REF);
   });
 
   after(async () => {
