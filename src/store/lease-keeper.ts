@@ -44,7 +44,6 @@ import { createLeaseKey } from './lease-create';
 import { KeyValue, ListWatch, toKeyValue } from './list-watch';
 import type { KeeperEvent, LeaseKeeper, LeaseKeeperOptions } from './types';
 
-
 type Attempt = { kind: 'ok'; lease: Lease; key: string; value: string } | { kind: 'retry'; reason: string; quiet: boolean };
 
 export interface EtcdLeaseKeeper {
