@@ -6,7 +6,7 @@
  * adapter depends on nothing but errors.ts, and
  * free of the native package so that test fakes can use it too.
  */
-import { invalid } from '../errors';
+import { invalid, OverlayError } from '../errors';
 
 // Netlink message header values (linux/netlink.h), shared by every hand-encoding part of the adapter.
 export const NLM_F_REQUEST = 0x1;
@@ -18,6 +18,60 @@ export const NLM_F_CREATE = 0x400;
 export const NLM_F_APPEND = 0x800;
 export const NLMSG_ERROR = 2;
 export const NLMSG_DONE = 3;
+// Attribute header values (linux/netlink.h): NLA_F_NESTED marks a nested attribute (the kernel's
+// strict validation refuses a nest without it), NLA_TYPE_MASK strips both flag bits from a type.
+export const NLA_F_NESTED = 0x8000;
+export const NLA_F_NET_BYTEORDER = 0x4000;
+export const NLA_TYPE_MASK = 0x3fff;
+
+// ---- attributes (struct nlattr: u16 length incl. the 4-byte header, u16 type; padded to 4) ----
+/** A NUL-terminated string value (NLA_NUL_STRING / NLA_STRING as the kernel puts them). */
+export const str = (s: string): Buffer => Buffer.from(`${s}\0`, 'utf8');
+export function attr(type: number, value: Buffer): Buffer {
+  const len = 4 + value.length;
+  const b = Buffer.alloc((len + 3) & ~3);
+  b.writeUInt16LE(len, 0);
+  b.writeUInt16LE(type, 2);
+  value.copy(b, 4);
+  return b;
+}
+export const nest = (type: number, ...attrs: Buffer[]): Buffer => attr(type | NLA_F_NESTED, Buffer.concat(attrs));
+/** Attributes of `buf` from `start` (4 after an nfgenmsg or a genlmsghdr), type → value. */
+export function attrsOf(buf: Buffer, start = 4): Map<number, Buffer> {
+  const m = new Map<number, Buffer>();
+  for (const [type, value] of attrList(buf, start)) m.set(type, value);
+  return m;
+}
+/** Attributes in order (repeated types kept), flags stripped from the type; stops quietly at a
+ *  malformed one (attrListStrict throws instead). */
+export function attrList(buf: Buffer, start = 0): [number, Buffer][] {
+  const out: [number, Buffer][] = [];
+  for (let off = start; off + 4 <= buf.length; ) {
+    const len = buf.readUInt16LE(off);
+    if (len < 4 || off + len > buf.length) break;
+    out.push([buf.readUInt16LE(off + 2) & NLA_TYPE_MASK, buf.subarray(off + 4, off + len)]);
+    off += (len + 3) & ~3;
+  }
+  return out;
+}
+/** Like attrList, but a truncated or overlong attribute, or stray bytes at the end, is an error
+ *  naming `where` and the offset (for replies we must read whole, e.g. a WireGuard dump). */
+export function attrListStrict(buf: Buffer, start: number, where: string): [number, Buffer][] {
+  const out: [number, Buffer][] = [];
+  let off = start;
+  while (off < buf.length) {
+    const left = buf.length - off;
+    if (left < 4) throw new OverlayError('KERNEL', `${where}: ${left} stray byte(s) at offset ${off}, shorter than an attribute header (4)`);
+    const len = buf.readUInt16LE(off);
+    if (len < 4) throw new OverlayError('KERNEL', `${where}: attribute at offset ${off} has length ${len}, less than its own header (4)`);
+    if (len > left) throw new OverlayError('KERNEL', `${where}: attribute type ${buf.readUInt16LE(off + 2) & NLA_TYPE_MASK} at offset ${off} claims ${len} bytes, only ${left} left`);
+    out.push([buf.readUInt16LE(off + 2) & NLA_TYPE_MASK, buf.subarray(off + 4, off + len)]);
+    off += Math.min((len + 3) & ~3, left);
+  }
+  return out;
+}
+/** A string attribute's text, without its NUL terminator (undefined for a missing attribute). */
+export const attrText = (b: Buffer | undefined): string | undefined => b?.toString('utf8').replace(/\0+$/, '');
 
 const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;

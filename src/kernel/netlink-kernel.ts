@@ -209,7 +209,8 @@ export class NetlinkKernel implements Kernel {
   }
 
   /** Pending and queued calls are rejected with 'UNAVAILABLE'; later calls fail the same way.
-   *  The wireguard-go processes we started are stopped (their devices go, as flanneld's do). */
+   *  The wireguard-go processes we started are stopped and our kernel WireGuard devices deleted
+   *  (the devices go, as flanneld's do). */
   async close(): Promise<void> {
     await this.wg.close();
     return this.ns.close();
@@ -221,7 +222,7 @@ export interface NetlinkKernelOptions {
   timeoutMs?: number;
   /** Concurrent non-dump requests on the socket (default 32). */
   maxInFlight?: number;
-  /** The userspace WireGuard devices (kernel-wireguard.ts). */
+  /** The WireGuard devices (kernel-wireguard.ts). */
   wireguard?: WireguardOptions;
 }
 

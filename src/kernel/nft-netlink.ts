@@ -10,10 +10,10 @@
  */
 import { getSystemErrorName } from 'node:util';
 import { RawNetlinkSocket } from 'netlink';
-import { NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR } from './codec';
+import { attr, attrList, attrsOf, attrText, nest, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, str } from './codec';
 import { KernelError } from './errno';
 
-export { NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST };
+export { attr, attrList, attrsOf, attrText, nest, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, str };
 import { OverlayError } from '../errors';
 
 const NETLINK_NETFILTER = 12;
@@ -25,7 +25,6 @@ export const NFT_MSG_NEWRULE = 6;
 export const NFT_MSG_GETRULE = 7;
 export const NFT_MSG_DELRULE = 8;
 export const NFPROTO_IPV4 = 2;
-const NLA_F_NESTED = 0x8000;
 export const NFTA_RULE_TABLE = 1;
 export const NFTA_RULE_CHAIN = 2;
 export const NFTA_RULE_HANDLE = 3;
@@ -43,16 +42,6 @@ export const u32be = (n: number): Buffer => {
   b.writeUInt32BE(n >>> 0);
   return b;
 };
-export const str = (s: string): Buffer => Buffer.from(`${s}\0`, 'utf8');
-export function attr(type: number, value: Buffer): Buffer {
-  const len = 4 + value.length;
-  const b = Buffer.alloc((len + 3) & ~3);
-  b.writeUInt16LE(len, 0);
-  b.writeUInt16LE(type, 2);
-  value.copy(b, 4);
-  return b;
-}
-export const nest = (type: number, ...attrs: Buffer[]): Buffer => attr(type | NLA_F_NESTED, Buffer.concat(attrs));
 export function expr(name: string, ...data: Buffer[]): Buffer {
   return nest(1 /* NFTA_LIST_ELEM */, attr(1 /* NFTA_EXPR_NAME */, str(name)), nest(2 /* NFTA_EXPR_DATA */, ...data));
 }
@@ -122,10 +111,9 @@ export function commentUdata(comment: string): Buffer {
 }
 
 // ---- decoding ----
-/** A string attribute's text, without its NUL terminator (undefined for a missing attribute). */
-export const attrText = (b: Buffer | undefined): string | undefined => b?.toString('utf8').replace(/\0+$/, '');
 export interface Reply {
   type: number;
+  flags: number;
   seq: number;
   payload: Buffer;
 }
@@ -134,24 +122,7 @@ function splitMessages(buf: Buffer): Reply[] {
   for (let off = 0; off + 16 <= buf.length; ) {
     const len = buf.readUInt32LE(off);
     if (len < 16 || off + len > buf.length) break;
-    out.push({ type: buf.readUInt16LE(off + 4), seq: buf.readUInt32LE(off + 8), payload: buf.subarray(off + 16, off + len) });
-    off += (len + 3) & ~3;
-  }
-  return out;
-}
-/** Attributes of `buf` from `start` (4 for an nfnetlink payload, after nfgenmsg), type → value. */
-export function attrsOf(buf: Buffer, start = 4): Map<number, Buffer> {
-  const m = new Map<number, Buffer>();
-  for (const [type, value] of attrList(buf, start)) m.set(type, value);
-  return m;
-}
-/** Attributes in order (repeated types kept), flags stripped from the type. */
-export function attrList(buf: Buffer, start = 0): [number, Buffer][] {
-  const out: [number, Buffer][] = [];
-  for (let off = start; off + 4 <= buf.length; ) {
-    const len = buf.readUInt16LE(off);
-    if (len < 4 || off + len > buf.length) break;
-    out.push([buf.readUInt16LE(off + 2) & 0x3fff, buf.subarray(off + 4, off + len)]);
+    out.push({ type: buf.readUInt16LE(off + 4), flags: buf.readUInt16LE(off + 6), seq: buf.readUInt32LE(off + 8), payload: buf.subarray(off + 16, off + len) });
     off += (len + 3) & ~3;
   }
   return out;
@@ -183,16 +154,25 @@ export function commentOf(udata: Buffer | undefined): string | undefined {
   return undefined;
 }
 
+export interface ExchangeResult {
+  errno: number;
+  msgs: Reply[];
+  doneErrno?: number;
+}
+
 /**
  * Send `msgs` and collect replies until every seq in `waitSeqs` got its ACK/error (or DONE for
  * dumps); replies to the seqs of `alsoRecord` that come meanwhile are kept too. `sendBufferSize`:
  * SO_SNDBUF for a big batch (the kernel refuses, EMSGSIZE, one sendmsg longer than the send
- * buffer; it caps the size at 2 × net.core.wmem_max).
+ * buffer; it caps the size at 2 × net.core.wmem_max). `protocol`: NETLINK_NETFILTER unless given
+ * (wireguard-genl.ts speaks NETLINK_GENERIC through it). A dump's NLMSG_DONE carries the dump's
+ * own error code: it is kept as `doneErrno` (errno stays the NLMSG_ERROR's).
  */
-export function exchange(msgs: Buffer, waitSeqs: number[], timeoutMs: number, sendBufferSize?: number, alsoRecord?: ReadonlySet<number>): Promise<Map<number, { errno: number; msgs: Reply[] }>> {
+export function exchange(msgs: Buffer, waitSeqs: number[], timeoutMs: number, sendBufferSize?: number, alsoRecord?: ReadonlySet<number>, protocol = NETLINK_NETFILTER): Promise<Map<number, ExchangeResult>> {
+  const what = protocol === NETLINK_NETFILTER ? 'nftables' : `netlink protocol ${protocol}`;
   return new Promise((resolve, reject) => {
-    const sock = new RawNetlinkSocket(NETLINK_NETFILTER, sendBufferSize ? { sendBufferSize, recvBufferSize: 0 /* 0: the default */ } : undefined);
-    const results = new Map<number, { errno: number; msgs: Reply[] }>();
+    const sock = new RawNetlinkSocket(protocol, sendBufferSize ? { sendBufferSize, recvBufferSize: 0 /* 0: the default */ } : undefined);
+    const results = new Map<number, ExchangeResult>();
     const open = new Set(waitSeqs);
     const finish = (err?: Error): void => {
       clearTimeout(timer);
@@ -200,17 +180,20 @@ export function exchange(msgs: Buffer, waitSeqs: number[], timeoutMs: number, se
       if (err) reject(err);
       else resolve(results);
     };
-    const timer = setTimeout(() => finish(new OverlayError('UNAVAILABLE', `nftables: no answer from the kernel within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => finish(new OverlayError('UNAVAILABLE', `${what}: no answer from the kernel within ${timeoutMs} ms`)), timeoutMs);
     sock.on('error', (e) => finish(e));
     sock.on('message', (buf: Buffer) => {
       for (const r of splitMessages(buf)) {
         if (!open.has(r.seq) && !alsoRecord?.has(r.seq)) continue;
-        const entry = results.get(r.seq) ?? { errno: 0, msgs: [] };
+        const entry = results.get(r.seq) ?? { errno: 0, msgs: [] as Reply[] };
         results.set(r.seq, entry);
         if (r.type === NLMSG_ERROR) {
           entry.errno = r.payload.readInt32LE(0);
           open.delete(r.seq);
-        } else if (r.type === NLMSG_DONE) open.delete(r.seq);
+        } else if (r.type === NLMSG_DONE) {
+          entry.doneErrno = r.payload.length >= 4 ? r.payload.readInt32LE(0) : 0;
+          open.delete(r.seq);
+        }
         else entry.msgs.push(r);
       }
       if (open.size === 0) finish();

@@ -165,7 +165,7 @@ export interface Kernel {
   /** net.ipv4.conf.<dev>.forwarding: the kernel forwards what arrives on this device. */
   setForwarding(ifindex: number, on: boolean): Promise<void>;
 
-  // wireguard (kernel-wireguard.ts: userspace wireguard-go where the kernel has no WireGuard)
+  // wireguard (kernel-wireguard.ts: kernel WireGuard over generic netlink where the kernel has it, else wireguard-go)
   /** Make `spec.name` a WireGuard device with this key and port, MTU set and up. A link of that
    *  name that is not our running device (a leftover of an earlier run) is deleted first, as
    *  flanneld does. Neither kernel WireGuard nor wireguard-go: UNSUPPORTED naming what to install. */

@@ -45,8 +45,10 @@ export function wireguardContract(label: string, setup: () => Promise<WireguardC
       const d1 = await k.ensureWireguard({ name, privateKey: me.privateKey, listenPort: 51820, mtu: 1420 });
       const d2 = await k.ensureWireguard({ name, privateKey: me.privateKey, listenPort: 51820, mtu: 1400 });
       assert.equal(d2.index, d1.index);
-      assert.deepEqual([d2.up, d2.mtu, d2.implementation, d2.listenPort], [true, 1400, 'userspace', 51820]);
-      assert.match(d2.reason, /wireguard-go/);
+      assert.deepEqual([d2.up, d2.mtu, d2.listenPort], [true, 1400, 51820]);
+      // userspace (wireguard-go) here; kernel WireGuard over generic netlink where the kernel has it
+      assert.ok(d2.implementation === 'userspace' || d2.implementation === 'kernel', d2.implementation);
+      assert.match(d2.reason, d2.implementation === 'kernel' ? /generic netlink/ : /using wireguard-go/);
       const l = await k.getLink(name);
       assert.deepEqual([l?.index, l?.mtu, l?.up], [d1.index, 1400, true]);
       assert.deepEqual(await k.listWireguardPeers(name), []);

@@ -15,7 +15,8 @@ if (!inScratchNetns()) {
     return {
       kernel,
       prefix: 'kw',
-      kernelWithoutWireguard: () => createNetlinkKernel({ wireguard: { privateSocketDir: true, command: '/nonexistent/wireguard-go' } }),
+      // neither: no wireguard-go, and kernel WireGuard (where there is one) not used
+      kernelWithoutWireguard: () => createNetlinkKernel({ wireguard: { privateSocketDir: true, command: '/nonexistent/wireguard-go', kernelWireguard: false } }),
       teardown: () => kernel.close(),
     };
   });
