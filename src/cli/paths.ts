@@ -1,5 +1,5 @@
 /**
- * `overlay-flannel status --paths`: this host's paths through the overlay to every vxlan peer,
+ * `overlay-flannel status --paths`: this host's paths through the overlay to every vxlan (or wireguard) peer,
  * measured now: from a socket on this host's overlay address (its lease's .0, an ephemeral port,
  * so a running daemon's prober keeps PROBE_PORT), {@link PROBES} probes to each peer's PROBE_PORT
  * (the daemons' echo, reconcile/path-prober.ts), {@link GAP_MS} apart, each lost after
@@ -30,11 +30,12 @@ export async function printPaths(p: PathsInput, out: (line: string) => void): Pr
     out(`this host (${p.ownIP ?? 'public IP unknown: set PUBLIC_IP or IFACE'}) holds no lease on this overlay: no overlay address to probe from`);
     return 1;
   }
-  if (own.attrs.backendType !== 'vxlan') {
-    out(`this overlay's backend is ${own.attrs.backendType || 'alloc'}: path probes go through vxlan overlays only`);
+  const type = own.attrs.backendType;
+  if (type !== 'vxlan' && type !== 'wireguard') {
+    out(`this overlay's backend is ${type || 'alloc'}: path probes go through vxlan and wireguard overlays only`);
     return 1;
   }
-  const peers = p.leases.filter((l) => l !== own && l.attrs.backendType === 'vxlan').slice(0, MAX_PEERS);
+  const peers = p.leases.filter((l) => l !== own && l.attrs.backendType === type).slice(0, MAX_PEERS);
   const from = formatIPv4(own.subnet.base);
   const windows = new Map(peers.map((l) => [formatIPv4(l.subnet.base), new PathWindow()]));
   const pending = new Map<number, { to: string; at: number }>();

@@ -79,3 +79,12 @@ export function planWireguardPeers(desired: readonly UapiPeer[], observed: reado
   const remove = observed.filter((p) => !want.has(p.publicKey)).map((p) => p.publicKey);
   return { set, remove };
 }
+
+/** What a device's peers program, by subnet (each allowed IP): the peer's public key and endpoint,
+ *  never its PSK (this feeds the status view's "programmed"; a subnet two peers claim is the last's,
+ *  as WireGuard's allowed-IPs table routes it to the last one set). */
+export function peersBySubnet(peers: readonly UapiPeer[]): Map<string, { publicKey: string; endpoint: string | null }> {
+  const out = new Map<string, { publicKey: string; endpoint: string | null }>();
+  for (const p of peers) for (const ip of p.allowedIPs) out.set(ip, { publicKey: p.publicKey, endpoint: p.endpoint ?? null });
+  return out;
+}

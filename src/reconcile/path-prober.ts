@@ -1,9 +1,10 @@
 /**
  * Path probes (issue 20): every few seconds this host sends one small UDP datagram
- * (domain/path-stats.ts) to every peer of each vxlan overlay, at the peer's overlay address
- * (its subnet's .0, the address flannel puts on the peer's flannel.<VNI> device), from a socket
+ * (domain/path-stats.ts) to every peer of each vxlan or wireguard overlay, at the peer's overlay
+ * address (its subnet's .0, the address flannel puts on the peer's flannel.<VNI> or flannel-wg), from a socket
  * bound to its own .0 at PROBE_PORT, and echoes the peers' probes. So a reply means the whole
- * overlay path works both ways: routes, neighbour and FDB entries, the underlay, the peer's device.
+ * overlay path works both ways: routes, neighbour and FDB entries (wireguard: the peer entries and
+ * the handshake), the underlay, the peer's device.
  *
  * Design note.
  * - Bounded: one round per {@link PROBE_INTERVAL_MS}, at most {@link MAX_PEERS} peers a round per
@@ -179,14 +180,15 @@ export class PathProber {
   }
 }
 
-/** The vxlan overlays' probe targets: this host's .0 and every peer's (host-gw and alloc: none). */
+/** The vxlan and wireguard overlays' probe targets: this host's .0 and every peer's of the same backend (host-gw and alloc: none). */
 export function pathTargets(agents: ReadonlyMap<string, Pick<OverlayAgent, 'config' | 'lease' | 'dataplane'>>): ProbeTarget[] {
   const out: ProbeTarget[] = [];
   for (const [overlay, a] of agents) {
-    if (a.config?.backend.type !== 'vxlan') continue;
+    const type = a.config?.backend.type;
+    if (type !== 'vxlan' && type !== 'wireguard') continue;
     const own = a.lease();
     const peers = (a.dataplane?.knownLeases() ?? [])
-      .filter((l) => l.attrs.backendType === 'vxlan' && (!own || l.subnet.base !== own.subnet.base))
+      .filter((l) => l.attrs.backendType === type && (!own || l.subnet.base !== own.subnet.base))
       .map((l) => ({ subnet: formatCidr(l.subnet), publicIP: l.attrs.publicIP, address: formatIPv4(l.subnet.base) }));
     out.push({ overlay, own: own ? formatIPv4(own.subnet.base) : null, peers });
   }

@@ -19,7 +19,7 @@ import { formatCidr, formatIPv4 } from '../domain/ipv4';
 import type { Lease } from '../domain/lease';
 import type { NetworkConfig } from '../domain/network-config';
 import { WG_DEVICE_NAME, type WireguardBackend } from '../domain/wireguard-config';
-import { desiredWireguardPeers, planWireguardPeers } from '../domain/wg-peers';
+import { desiredWireguardPeers, peersBySubnet, planWireguardPeers } from '../domain/wg-peers';
 import type { PublicInterface } from '../host/public-interface';
 import type { WireguardKeyPair } from '../host/wireguard-key';
 
@@ -34,6 +34,8 @@ export interface WireguardSyncResult {
 export class WireguardPlane {
   private info: WireguardInfo | null = null;
   private readonly warned = new Set<string>();
+  /** The device's peers by subnet as of the last sync (the status view's "programmed"). */
+  private programmed = new Map<string, { publicKey: string; endpoint: string | null }>();
 
   constructor(
     private readonly kernel: Kernel,
@@ -55,6 +57,11 @@ export class WireguardPlane {
   /** Which implementation runs the device and why (null before the first ensure). */
   get implementation(): { implementation: string; reason: string } | null {
     return this.info ? { implementation: this.info.implementation, reason: this.info.reason } : null;
+  }
+
+  /** Per peer subnet, the peer flannel-wg held for it at the last sync (public key, endpoint; no PSK). */
+  programmedPeers(): Map<string, { publicKey: string; endpoint: string | null }> {
+    return new Map(this.programmed);
   }
 
   /** The device, key, port, MTU and address; true when the device had to be made anew. */
@@ -96,12 +103,14 @@ export class WireguardPlane {
       this.warned.add(k);
     }
     const observed = await this.kernel.listWireguardPeers(WG_DEVICE_NAME);
+    this.programmed = peersBySubnet(observed);
     const plan = planWireguardPeers(peers, observed);
     if (plan.set.length || plan.remove.length) {
       await this.kernel.updateWireguardPeers(WG_DEVICE_NAME, plan.set, plan.remove);
       this.log.debug({ set: plan.set.map((p) => p.allowedIPs.join(',')), removed: plan.remove.length }, 'wireguard peers updated');
     }
     ops += await this.syncRoutes(peers.flatMap((p) => [...p.allowedIPs]));
+    this.programmed = peersBySubnet(peers);
     return { ops: ops + plan.set.length + plan.remove.length, peers: peers.length };
   }
 }

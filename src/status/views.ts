@@ -120,13 +120,24 @@ export async function overlaysView(src: StatusSource) {
   );
 }
 
+/** One peer in the kernel view: vxlan's entries, or (wireguard) the device's peer for the subnet. */
+export interface KernelPeerJson {
+  subnet: string;
+  neighbours: readonly unknown[];
+  fdb: readonly unknown[];
+  routes: readonly unknown[];
+  wireguard?: { publicKey: string; endpoint: string | null };
+}
+
 export function kernelView(src: StatusSource) {
   return src.overlays().map(({ name, agent }) => {
     const dp = agent.dataplane;
-    const peers = dp
-      ? [...dp.appliedPeers()].map(([subnet, st]) => ({ subnet, neighbours: st.neighbours, fdb: st.fdb, routes: st.routes })).sort((a, b) => bySubnet(a.subnet, b.subnet))
-      : [];
     const wg = dp?.wireguard;
+    // wireguard: the device's peers (vxlan's neighbour/FDB/route entries are not its kind of entry).
+    const entries: KernelPeerJson[] = wg
+      ? [...wg.programmedPeers()].map(([subnet, p]) => ({ subnet, neighbours: [], fdb: [], routes: [], wireguard: p }))
+      : [...(dp?.appliedPeers() ?? [])].map(([subnet, st]) => ({ subnet, neighbours: st.neighbours, fdb: st.fdb, routes: st.routes }));
+    const peers = entries.sort((a, b) => bySubnet(a.subnet, b.subnet));
     const wireguard = wg ? { ...(wg.implementation ?? { implementation: 'not started', reason: '' }), publicKey: wg.publicKey } : null;
     return { name, device: dp?.deviceName ?? null, mtu: dp?.mtu ?? null, peers, stats: dp ? { ...dp.stats } : null, wireguard };
   });

@@ -1,6 +1,6 @@
 // Path probes' pure parts (domain/path-stats.ts): the datagram both ways and what it rejects,
 // RTT across the 32-bit wrap, and a window's state, median RTT and loss, in a table; and the
-// probe targets of the agents (reconcile/path-prober.ts pathTargets): vxlan only, own .0 apart.
+// probe targets of the agents (reconcile/path-prober.ts pathTargets): vxlan and wireguard only, own .0 apart.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeProbe, encodeProbe, LOST_IN_A_ROW, PathWindow, PROBE_BYTES, rttOf, WINDOW } from '../../src/domain/path-stats';
@@ -46,17 +46,20 @@ test('a window: state, median RTT and loss', () => {
   assert.equal(w.summary().lastReplyAt, 99);
 });
 
-test('pathTargets: vxlan overlays only; this host\'s .0 to every other vxlan lease\'s .0', () => {
+test('pathTargets: vxlan and wireguard overlays only; this host\'s .0 to every other lease\'s .0 of its backend', () => {
   const lease = (subnet: string, ip: string, backendType = 'vxlan'): Lease => ({ subnet: parseCidr(subnet), attrs: { publicIP: ip, backendType }, etcdLease: '1' });
   const own = lease('10.5.1.0/24', '192.0.2.1');
+  const wgOwn = lease('10.8.1.0/24', '192.0.2.1', 'wireguard');
   const agent = (type: string, leases: Lease[], mine: Lease | null) => ({ config: { backend: { type } }, lease: () => mine, dataplane: { knownLeases: () => leases } });
   const agents = new Map([
     ['default', agent('vxlan', [own, lease('10.5.2.0/24', '192.0.2.2'), lease('10.5.3.0/24', '192.0.2.3', '')], own)],
     ['gw', agent('host-gw', [lease('10.6.2.0/24', '192.0.2.2', 'host-gw')], null)],
     ['waiting', agent('vxlan', [lease('10.7.2.0/24', '192.0.2.2')], null)],
+    ['wg', agent('wireguard', [wgOwn, lease('10.8.2.0/24', '192.0.2.2', 'wireguard'), lease('10.8.3.0/24', '192.0.2.3', 'vxlan')], wgOwn)],
   ]);
   assert.deepEqual(pathTargets(agents as never), [
     { overlay: 'default', own: '10.5.1.0', peers: [{ subnet: '10.5.2.0/24', publicIP: '192.0.2.2', address: '10.5.2.0' }] },
     { overlay: 'waiting', own: null, peers: [{ subnet: '10.7.2.0/24', publicIP: '192.0.2.2', address: '10.7.2.0' }] },
+    { overlay: 'wg', own: '10.8.1.0', peers: [{ subnet: '10.8.2.0/24', publicIP: '192.0.2.2', address: '10.8.2.0' }] },
   ]);
 });

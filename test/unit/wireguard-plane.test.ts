@@ -10,7 +10,8 @@ import { SerialQueue } from '../../src/util/serial-queue';
 import { parseNetworkConfig } from '../../src/domain/network-config';
 import { parseCidr } from '../../src/domain/ipv4';
 import type { Lease } from '../../src/domain/lease';
-import { desiredWireguardPeers, planWireguardPeers } from '../../src/domain/wg-peers';
+import { desiredWireguardPeers, peersBySubnet, planWireguardPeers } from '../../src/domain/wg-peers';
+import { kernelView, type StatusAgent } from '../../src/status/views';
 import type { WireguardBackend } from '../../src/domain/wireguard-config';
 import { generateWireguardKeyPair } from '../../src/host/wireguard-key';
 import type { PublicInterface } from '../../src/host/public-interface';
@@ -115,4 +116,30 @@ test('a full sync repairs drift (a peer removed, a route deleted, a stray route 
   assert.notEqual(after.index, before);
   assert.deepEqual(await routesVia(kernel), ['10.7.2.0/24', '10.7.3.0/24']);
   assert.equal((await peers()).length, 2);
+});
+
+const bySubnetCases: [string, Parameters<typeof peersBySubnet>[0], [string, string, string | null][]][] = [
+  ['none', [], []],
+  ['one subnet each; no PSK kept', [peer(2, { presharedKey: PSK }), peer(3)], [['10.7.2.0/24', keys[2].publicKey, '192.0.2.2:51820'], ['10.7.3.0/24', keys[3].publicKey, '192.0.2.3:51820']]],
+  ['two allowed IPs, no endpoint', [{ publicKey: keys[4].publicKey, allowedIPs: ['10.7.4.0/24', '10.7.5.0/24'] }], [['10.7.4.0/24', keys[4].publicKey, null], ['10.7.5.0/24', keys[4].publicKey, null]]],
+  ['a subnet two peers claim: the last set', [peer(2), peer(3, { allowedIPs: ['10.7.2.0/24'] })], [['10.7.2.0/24', keys[3].publicKey, '192.0.2.3:51820']]],
+];
+for (const [name, peers, want] of bySubnetCases) {
+  test(`peersBySubnet: ${name}`, () => {
+    const m = peersBySubnet(peers);
+    assert.deepEqual([...m].map(([s, p]) => [s, p.publicKey, p.endpoint]), want);
+    assert.ok([...m.values()].every((p) => !('presharedKey' in p)));
+  });
+}
+
+test("the status view's kernel peers on wireguard: the device's peers by subnet (so the page shows them programmed), never the PSK; a removed lease's goes", async () => {
+  const { dp } = await setup(`{"Network":"10.7.0.0/16","Backend":{"Type":"wireguard","PSK":"${PSK}"}}`);
+  const view = () => kernelView({ defaultOverlay: 'default', socketServing: () => null, overlays: () => [{ name: 'default', prefix: '/x', agent: { dataplane: dp } as unknown as StatusAgent }] })[0]!;
+  const peersOf = () => view().peers.map((p) => `${p.subnet} ${p.wireguard ? `${p.wireguard.publicKey === keys[Number(p.wireguard.endpoint?.split(':')[0]!.split('.')[3])]!.publicKey} ${p.wireguard.endpoint}` : 'none'}`);
+  assert.deepEqual(peersOf(), ['10.7.2.0/24 true 192.0.2.2:51820', '10.7.3.0/24 true 192.0.2.3:51820']);
+  assert.doesNotMatch(JSON.stringify(view()), new RegExp(PSK.replace(/[+/=]/g, '.')), 'no PSK in the view');
+  dp.leaseRemoved(L(2, 2));
+  await dp.idle();
+  assert.deepEqual(peersOf(), ['10.7.3.0/24 true 192.0.2.3:51820']);
+  assert.equal(view().device, 'flannel-wg');
 });
