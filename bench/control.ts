@@ -2,8 +2,8 @@
  * control.ts — the control-plane workloads of the overlay benchmark, on the lab of lab.ts.
  *
  * - `docker run --rm` wall time of a trivial container (`true`) on h1, per network, interleaved.
- * - Plugin enable → first cross-host ping: the plugin on h2 is disabled, h2's lease of the default
- *   overlay is deleted from etcd (so h1 drops its route: checked, the path must go dark), then
+ * - Plugin enable → first cross-host ping: the plugin on h2 is disabled, h2's lease of the
+ *   measured network's overlay (the default one: overlay-bench.ts measures this only there) is deleted from etcd (so h1 drops its route: checked, the path must go dark), then
  *   `docker plugin enable` on h2 starts at t0 while a ping from h1's container to h2's (host ping in
  *   the container's namespace, a probe every 10 ms) waits for the first answer.
  * - Container start → reachability: t0 before `docker run -d` on h1; the time `docker run`
@@ -50,10 +50,11 @@ export async function dockerRunWalls(d: DockerHost, nets: string[], reps: number
 /** One sample of "plugin enable on h2 → first ping h1 → h2 answered"; ms from t0, and when enable returned. */
 export async function enableToPing(b: BenchLab, from: BenchContainer, to: BenchContainer): Promise<{ pingMs: number; enableMs: number }> {
   await b.d2.dockerOk(['plugin', 'disable', '-f', 'overlay-flannel'], { timeoutMs: 60_000 });
-  const held = await leases(b.etcd, b.prefix);
+  const prefix = b.prefixes[from.net] ?? b.prefix;
+  const held = await leases(b.etcd, prefix);
   const sub = held.get(b.h2.ip);
-  if (!sub) throw new Error(`h2 (${b.h2.ip}) holds no lease under ${b.prefix}`);
-  await b.etcd.etcdctl(['del', `${b.prefix}/subnets/${sub.replace('/', '-')}`]);
+  if (!sub) throw new Error(`h2 (${b.h2.ip}) holds no lease under ${prefix}`);
+  await b.etcd.etcdctl(['del', `${prefix}/subnets/${sub.replace('/', '-')}`]);
   // h1 must have dropped its route to h2's subnet: the path goes dark (else nothing is measured).
   await waitFor(async () => (await run('nsenter', [`--net=${netnsOf(from.pid)}`, 'ping', '-n', '-c', '1', '-W', '1', to.ip], { check: false, timeoutMs: 5_000 })).code !== 0, {
     timeoutMs: 20_000,

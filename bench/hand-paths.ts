@@ -13,12 +13,24 @@
  *   neighbour entry to the host end's MAC), the host has `10.252.N.2/32 dev <veth>` plus a
  *   permanent neighbour; vxlan VNI 4092 on its own port 8473 so that raw-table NOTRACK rules for
  *   its UDP flows and its inner packets touch nothing else on the host.
+ * - "hand wireguard" is flanneld's wireguard backend by hand (issue 22): wireguard-go on each host
+ *   with a device `hwg-<runId>` (unique per run), a key pair from `wg genkey`, listen port 51831
+ *   (the product's flannel-wg has 51820 in the same namespaces), the address `10.253.N.0/32`, MTU
+ *   1420, one peer (the other host's key, endpoint `<its IP>:51831`, allowed IPs its /24) and a route
+ *   `10.253.M.0/24 dev hwg-…`; behind it flannel's bridge `hwbr` with `10.253.N.1/24` and a veth into
+ *   the namespace. wireguard-go runs as the product runs it: foreground, `setpriv --pdeathsig`, in a
+ *   mount namespace of its own with a tmpfs on /run/wireguard (its UAPI socket never touches the
+ *   host's), configured with `wg` entered into that mount namespace; the private key goes to `wg`
+ *   through a pipe, never into a file.
  * Docker set FORWARD's policy to DROP on both hosts: each path gets ACCEPT rules for its /16.
- * No overlay of the product uses 10.251/16, 10.252/16 or these VNIs (lab.ts). Everything lives in
- * the lab's namespaces and goes away with them.
+ * No overlay of the product uses 10.251/16, 10.252/16, 10.253/16 or these VNIs (lab.ts). Everything
+ * lives in the lab's namespaces and goes away with them (lab.destroy stops the tracked wireguard-go
+ * and kills whatever is left in each namespace).
  */
+import { existsSync, readFileSync } from 'node:fs';
 import type { Host, Lab, Ns } from '../test/helpers/netns-lab';
 import { run } from '../test/helpers/run';
+import { waitFor } from '../test/helpers/wait';
 
 /** One end of a measured path: a network namespace (by path) and the address to reach it at. */
 export interface Endpoint {
@@ -54,10 +66,10 @@ async function peerEntries(h: Host, peer: Host, dev: string, vni: number, net: s
   await run('bridge', ['-n', h.ns, 'fdb', 'append', mac(vni, peer.n), 'dev', dev, 'dst', peer.ip, 'self', 'permanent'], { timeoutMs: 10_000 });
 }
 
-/** A namespace `<host>hv` behind a veth `<hostDev>` on host `h`, its end named eth0 with MTU 1450. */
-async function attached(lab: Lab, h: Host, suffix: string, hostDev: string): Promise<Ns> {
+/** A namespace `<host><suffix>` behind a veth `<hostDev>` on host `h`, its end named eth0 with MTU `mtu`. */
+async function attached(lab: Lab, h: Host, suffix: string, hostDev: string, mtu = 1450): Promise<Ns> {
   const c = await lab.addContainerNs(h, suffix);
-  await ip(h.ns, 'link', 'add', hostDev, 'mtu', '1450', 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', '1450', 'netns', c.ns);
+  await ip(h.ns, 'link', 'add', hostDev, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', String(mtu), 'netns', c.ns);
   await ip(h.ns, 'link', 'set', hostDev, 'up');
   await ip(c.ns, 'link', 'set', 'eth0', 'up');
   return c;
@@ -70,14 +82,7 @@ export async function handVxlan(lab: Lab, h1: Host, h2: Host): Promise<[Endpoint
   const ends: Endpoint[] = [];
   for (const h of [h1, h2]) {
     await vtep(h, 'hvx', vni, 8472, net);
-    await ip(h.ns, 'link', 'add', 'hvbr', 'type', 'bridge');
-    await ip(h.ns, 'addr', 'add', `${net}.${h.n}.1/24`, 'dev', 'hvbr');
-    await ip(h.ns, 'link', 'set', 'hvbr', 'up');
-    const c = await attached(lab, h, 'hv', 'hvv');
-    await ip(h.ns, 'link', 'set', 'hvv', 'master', 'hvbr');
-    await ip(c.ns, 'addr', 'add', `${net}.${h.n}.2/24`, 'dev', 'eth0');
-    await ip(c.ns, 'route', 'add', 'default', 'via', `${net}.${h.n}.1`);
-    ends.push({ netns: c.nsPath, ip: `${net}.${h.n}.2` });
+    ends.push(await bridged(lab, h, 'hvbr', 'hv', 'hvv', net, 1450));
   }
   await peerEntries(h1, h2, 'hvx', vni, net);
   await peerEntries(h2, h1, 'hvx', vni, net);
@@ -109,4 +114,58 @@ export async function handRoutedVxlan(lab: Lab, h1: Host, h2: Host): Promise<[En
   await peerEntries(h1, h2, 'hvr', vni, net);
   await peerEntries(h2, h1, 'hvr', vni, net);
   return [ends[0]!, ends[1]!];
+}
+
+/** Bridge `<br>` with `<net>.<n>.1/24` on `h` and a namespace behind it at `<net>.<n>.2/24` (flannel's model), MTU `mtu`. */
+async function bridged(lab: Lab, h: Host, br: string, suffix: string, hostDev: string, net: string, mtu: number): Promise<Endpoint> {
+  await ip(h.ns, 'link', 'add', br, 'type', 'bridge');
+  await ip(h.ns, 'addr', 'add', `${net}.${h.n}.1/24`, 'dev', br);
+  await ip(h.ns, 'link', 'set', br, 'up');
+  const c = await attached(lab, h, suffix, hostDev, mtu);
+  await ip(h.ns, 'link', 'set', hostDev, 'master', br);
+  await ip(c.ns, 'addr', 'add', `${net}.${h.n}.2/24`, 'dev', 'eth0');
+  await ip(c.ns, 'route', 'add', 'default', 'via', `${net}.${h.n}.1`);
+  return { netns: c.nsPath, ip: `${net}.${h.n}.2` };
+}
+
+export const HAND_WG_PORT = 51831;
+
+/** flanneld's wireguard backend by hand (wireguard-go + wg) between `<h1>hw` and `<h2>hw`; `dev` is the device's name on both hosts. */
+export async function handWireguard(lab: Lab, h1: Host, h2: Host): Promise<{ ends: [Endpoint, Endpoint]; dev: string }> {
+  for (const bin of ['/usr/bin/wireguard-go', '/usr/bin/wg', '/usr/bin/setpriv']) if (!existsSync(bin)) throw new Error(`hand wireguard needs ${bin} (apt-get install wireguard-go wireguard-tools util-linux)`);
+  const net = '10.253';
+  const dev = `hwg-${lab.runId}`.slice(0, 15);
+  const keys = new Map<number, { priv: string; pub: string }>();
+  const pids = new Map<number, number>();
+  for (const h of [h1, h2]) {
+    const priv = (await run('wg', ['genkey'], { timeoutMs: 10_000 })).stdout.trim();
+    const pub = (await run('wg', ['pubkey'], { input: `${priv}\n`, timeoutMs: 10_000 })).stdout.trim();
+    keys.set(h.n, { priv, pub });
+    const wgo = h.spawnDaemon('setpriv', ['--pdeathsig', 'TERM', 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mkdir -p /run/wireguard && mount -t tmpfs none /run/wireguard && exec wireguard-go "$0"', dev], { WG_PROCESS_FOREGROUND: '1' });
+    let gone = false;
+    void wgo.exited.then(() => (gone = true));
+    // nsenter, setpriv, unshare and sh exec one another: the spawned pid becomes wireguard-go itself.
+    await waitFor(
+      async () => {
+        if (gone) throw new Error(`wireguard-go ${dev} on ${h.ns} exited: ${wgo.logs().slice(-300)}`);
+        const cmd = readFileSync(`/proc/${wgo.pid}/cmdline`, 'utf8');
+        return cmd.startsWith('wireguard-go\0') && existsSync(`/proc/${wgo.pid}/root/run/wireguard/${dev}.sock`);
+      },
+      { timeoutMs: 15_000, intervalMs: 100, what: `wireguard-go ${dev} on ${h.ns}`, bail: (e) => e instanceof Error && / exited: /.test(e.message) },
+    );
+    pids.set(h.n, wgo.pid);
+  }
+  // `wg … private-key /dev/stdin` cannot open node's stdin (a socket): cat hands the key over in a pipe.
+  const wg = (h: Host, args: string[], input: string) => run('nsenter', [`--mount=/proc/${pids.get(h.n)}/ns/mnt`, `--net=${h.nsPath}`, 'sh', '-c', 'cat | wg "$@"', 'sh', ...args], { input, timeoutMs: 10_000 });
+  const ends: Endpoint[] = [];
+  for (const [h, peer] of [[h1, h2], [h2, h1]] as const) {
+    await wg(h, ['set', dev, 'private-key', '/dev/stdin', 'listen-port', String(HAND_WG_PORT), 'peer', keys.get(peer.n)!.pub, 'endpoint', `${peer.ip}:${HAND_WG_PORT}`, 'allowed-ips', `${net}.${peer.n}.0/24`], `${keys.get(h.n)!.priv}\n`);
+    await ip(h.ns, 'addr', 'add', `${net}.${h.n}.0/32`, 'dev', dev);
+    await ip(h.ns, 'link', 'set', dev, 'mtu', '1420', 'up');
+    await ip(h.ns, 'route', 'add', `${net}.${peer.n}.0/24`, 'dev', dev);
+    await run('ip', ['netns', 'exec', h.ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'], { timeoutMs: 10_000 });
+    for (const dir of ['-s', '-d']) await inNs(h.ns, 'iptables', '-I', 'FORWARD', '1', dir, `${net}.0.0/16`, '-j', 'ACCEPT');
+    ends.push(await bridged(lab, h, 'hwbr', 'hw', 'hwv', net, 1420));
+  }
+  return { ends: [ends[0]!, ends[1]!], dev };
 }

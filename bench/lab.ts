@@ -8,9 +8,12 @@
  * `docker plugin create` from buildPlugin's output, `plugin set` (this lab's etcd, each host's own
  * Docker socket, LOG_LEVEL=debug so the plugin logs each API call's duration), `enable`. Overlays
  * are written with the product's CLI (`config set`): the default one (vxlan) and named ones for
- * host-gw, vxlan DirectRouting and the bridge datapath; each network is created once on h1 and
- * replicated to h2 by the product. Every overlay gets its own random /16 and VNI; the hand-built
- * references (hand-paths.ts) use 10.251/16 and 10.252/16, which no overlay here takes.
+ * host-gw, vxlan DirectRouting and the bridge datapath; in a run with of-wg (issue 22) the default
+ * one is the wireguard backend (one flannel-wg per host, so only the default overlay may have it;
+ * wireguard-go is in the plugin's rootfs and /dev/net/tun granted by plugin/config.json, as in
+ * test/lab/docker-wireguard.test.ts) and vxlan is the named overlay "vx"; each network is created once on h1 and replicated to h2 by the product. Every
+ * overlay gets its own random /16 (and VNI when vxlan); the hand-built references (hand-paths.ts)
+ * use 10.251/16, 10.252/16 and 10.253/16, which no overlay here takes.
  * {@link teardownLab} follows docs/lab.md §8's stop order (containers, swarm leave, dockerd, namespaces)
  * and is safe to call on a half-built lab.
  */
@@ -40,12 +43,20 @@ export interface OverlayNet {
   createFlags: string[];
 }
 
-export const OVERLAY_NETS: readonly OverlayNet[] = [
-  { net: 'ofvx', configFlags: [], createFlags: [] },
-  { net: 'ofhg', overlay: 'hg', configFlags: ['--backend', 'host-gw'], createFlags: [] },
-  { net: 'ofdr', overlay: 'dr', configFlags: ['--direct-routing'], createFlags: [] },
-  { net: 'ofbd', overlay: 'bd', configFlags: [], createFlags: ['-o', 'datapath=bridge'] },
-];
+/**
+ * The networks of a run. Without wireguard, ofvx is on the default overlay. With it, the default
+ * overlay is the wireguard one (the backend is refused on named overlays: overlay-agent.ts) and
+ * ofvx moves to the named overlay "vx" (overlay-bench.ts says what that changes).
+ */
+export function overlayNets(wireguard: boolean): OverlayNet[] {
+  return [
+    { net: 'ofvx', ...(wireguard ? { overlay: 'vx' } : {}), configFlags: [], createFlags: [] },
+    { net: 'ofhg', overlay: 'hg', configFlags: ['--backend', 'host-gw'], createFlags: [] },
+    { net: 'ofdr', overlay: 'dr', configFlags: ['--direct-routing'], createFlags: [] },
+    { net: 'ofbd', overlay: 'bd', configFlags: [], createFlags: ['-o', 'datapath=bridge'] },
+    ...(wireguard ? [{ net: 'ofwg', configFlags: ['--backend', 'wireguard'], createFlags: [] }] : []),
+  ];
+}
 export const SWARM_NET = 'swnet';
 export const BRIDGE_NET = 'brnet';
 
@@ -67,6 +78,10 @@ export interface BenchLab {
   d2: DockerHost;
   /** Default overlay's etcd prefix (named ones are `<prefix>-<name>`). */
   prefix: string;
+  /** etcd prefix of each overlay-flannel network's overlay, by Docker network name. */
+  prefixes: Record<string, string>;
+  /** The Docker network on the default overlay (ofvx, or ofwg in a run with wireguard). */
+  defaultNet: string;
   /** Docker networks that exist on both hosts (overlay-flannel + swarm), by name. */
   nets: Set<string>;
   /** Datapath of each overlay-flannel network as seen in h1's kernel: routed when its record bridge holds a link-local gateway 169.254.1.x. */
@@ -94,8 +109,9 @@ export async function startContainer(d: DockerHost, name: string, net: string): 
 /** Steps of a half-built lab, for teardown. */
 let current: Partial<BenchLab> & { lab?: Lab } = {};
 
-/** Build the lab: namespaces, etcd, two dockerds with the plugin, overlays, swarm, networks. */
-export async function buildLab(log: Log): Promise<BenchLab> {
+/** Build the lab: namespaces, etcd, two dockerds with the plugin, overlays (with `wireguard`: ofwg too), swarm, networks. */
+export async function buildLab(log: Log, opts: { wireguard: boolean }): Promise<BenchLab> {
+  const OVERLAY_NETS = overlayNets(opts.wireguard);
   current = {};
   // 'ofx': labs of prefix 'of' sweep namespaces named of<4 hex>…, so the letter after "of" must not be hex.
   const lab = await createDockerLab('ofx');
@@ -119,7 +135,8 @@ export async function buildLab(log: Log): Promise<BenchLab> {
   const env = { ...process.env, ETCD_ENDPOINTS: etcd.endpoint, ETCD_PREFIX: base.prefix };
   const [o, v] = [[...octets], [...vnis]];
   for (const [i, n] of OVERLAY_NETS.entries()) {
-    const flags = ['--network', `10.${o[i]}.0.0/16`, ...(n.configFlags.includes('host-gw') ? [] : ['--vni', String(v[i])]), ...n.configFlags, ...(n.overlay ? ['--name', n.overlay] : [])];
+    const vxlan = !n.configFlags.includes('--backend'); // --vni is refused for the other backends
+    const flags = ['--network', `10.${o[i]}.0.0/16`, ...(vxlan ? ['--vni', String(v[i])] : []), ...n.configFlags, ...(n.overlay ? ['--name', n.overlay] : [])];
     await h1.execOk(process.execPath, [MAIN, 'config', 'set', ...flags], { env, timeoutMs: 20_000 });
   }
   log('installing the managed plugin on both hosts');
@@ -139,7 +156,8 @@ export async function buildLab(log: Log): Promise<BenchLab> {
     const r = await d1.docker(args, { timeoutMs: 60_000 });
     if (r.code !== 0) {
       const why = r.stderr.trim().split('\n').slice(-1)[0] ?? '';
-      notes.push(`${n.net}: \`docker network create ${n.createFlags.join(' ')}\` refused (${why}); path skipped`);
+      const overlay = `overlay ${n.overlay ?? 'default'}${n.configFlags.length ? ` ${n.configFlags.join(' ')}` : ''}`;
+      notes.push(`${n.net} (${overlay}): \`docker network create ${n.createFlags.join(' ')}\` refused (${why}); path skipped`);
       log(`note: ${notes[notes.length - 1]}`);
       continue;
     }
@@ -163,7 +181,9 @@ export async function buildLab(log: Log): Promise<BenchLab> {
   const probe = await d1.docker(['run', '--rm', '--network', BRIDGE_NET, IMAGE, 'ip', '-4', 'addr', 'show', 'eth0'], { timeoutMs: 60_000 });
   if (probe.code !== 0 || !/inet \d/.test(probe.stdout)) throw new Error(`a container on the user-defined bridge ${BRIDGE_NET} got no address: ${probe.stdout}${probe.stderr}`);
 
-  const b: BenchLab = { lab, etcd, h1, h2, d1, d2, prefix: base.prefix, nets, datapath, notes };
+  const prefixes = Object.fromEntries(OVERLAY_NETS.map((n) => [n.net, n.overlay ? `${base.prefix}-${n.overlay}` : base.prefix]));
+  const defaultNet = OVERLAY_NETS.find((n) => !n.overlay)!.net;
+  const b: BenchLab = { lab, etcd, h1, h2, d1, d2, prefix: base.prefix, prefixes, defaultNet, nets, datapath, notes };
   current = b;
   return b;
 }

@@ -7,7 +7,11 @@
  * Design note: ratios are product/peer of medians (throughput) or of means (latency, as the issue
  * states latency as averages); each product path is compared with swarm's overlay and with its
  * kernel reference: hand vxlan for the vxlan paths, the underlay for host-gw and DirectRouting
- * (on one L2 segment DirectRouting is host-gw's route). A missing side prints "-", never 0.
+ * (on one L2 segment DirectRouting is host-gw's route), wireguard with hand wireguard. A missing
+ * side prints "-", never 0. The CPU cost (TCP 1 stream) is per run: busy cores of the whole machine
+ * during that iperf3 run ÷ its Gbit/s (encrypted.ts); the encrypted table sets the wireguard paths
+ * against hand wireguard (our plumbing vs wireguard-go itself) and against vxlan (the price of
+ * encryption), and says which encrypted paths were not measured and why.
  */
 import type { MulticastResult } from './multicast';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,12 +31,23 @@ export interface PathResult {
   ref?: string;
   datapath?: string;
   tcp1Gbps: number[];
+  /** CPU of each TCP 1-stream run (in tcp1Gbps order; absent in results written before issue 22). */
+  tcp1Cpu?: TcpCpu[];
   tcp4Gbps: number[];
   pingMs: number[];
   pingLost: number;
   udpUs: number[];
   udpLost: number;
   errors: string[];
+}
+
+/** One TCP 1-stream run's CPU: whole-machine busy cores over it, and the path's wireguard-go processes' cores (wireguard paths). */
+export interface TcpCpu {
+  gbps: number;
+  busyCores: number;
+  coresPerGbps: number;
+  wgCores?: number;
+  wgCoresPerGbps?: number;
 }
 
 export interface Results {
@@ -42,6 +57,10 @@ export interface Results {
   settings: Record<string, number | string>;
   notes: string[];
   paths: PathResult[];
+  /** Busy cores with nothing measured, sampled just before the TCP 1-stream phase. */
+  cpuBaseline?: { seconds: number; busyCores: number; loadavg: string };
+  /** Encrypted paths not measured here (issue 22): why, as tried in this run. */
+  encrypted?: { kernel: string; swarm: string };
   /** `docker run --rm` wall ms per network label. */
   dockerRun: Record<string, number[]>;
   control: {
@@ -107,7 +126,8 @@ export function renderTables(r: Results): string {
     ];
   });
   out.push(table('Latency: ping every 20 ms (ms) and UDP request/response (µs, node echo): avg, p99', ['path', 'ping avg', 'p99', '×swarm', '×ref', 'UDP RR avg', 'p50', 'p99', '×swarm', '×ref', 'lost'], lat));
-  out.push('\n×ref: the vxlan paths against hand vxlan, host-gw and DirectRouting against the underlay; latency ratios compare averages (lower is better).');
+  out.push('\n×ref: the vxlan paths against hand vxlan, host-gw and DirectRouting against the underlay, wireguard against hand wireguard; latency ratios compare averages (lower is better).');
+  out.push(...cpuAndEncrypted(r));
   const errs = r.paths.filter((p) => p.errors.length).map((p) => `- ${p.id}: ${p.errors.length} failed measurement(s), first: ${p.errors[0]}`);
   if (errs.length) out.push(`\nFailed measurements (left out, not counted as 0):\n${errs.join('\n')}`);
 
@@ -144,6 +164,35 @@ export function renderTables(r: Results): string {
   if (s.errors.length) out.push(`\nScale errors: ${s.errors.join('; ')}`);
   if (r.notes.length) out.push(`\nNotes:\n${r.notes.map((n) => `- ${n}`).join('\n')}`);
   return out.join('\n');
+}
+
+const nums = (xs: Array<number | undefined>): number[] => xs.filter((x): x is number => x !== undefined && Number.isFinite(x));
+
+/** The CPU table (TCP 1 stream, every path) and the encrypted comparison (when a wireguard path ran). */
+function cpuAndEncrypted(r: Results): string[] {
+  const out: string[] = [];
+  const cpu = (p: PathResult) => p.tcp1Cpu ?? [];
+  const costs = (p: PathResult) => nums(cpu(p).map((c) => c.coresPerGbps));
+  const spread = (xs: number[], d = 2) => (xs.length ? `${f(med(xs), d)} [${f(Math.min(...xs), d)}–${f(Math.max(...xs), d)}]` : '-');
+  if (r.paths.some((p) => cpu(p).length)) {
+    const rows = r.paths.map((p) => [p.label, f(med(p.tcp1Gbps)), f(med(nums(cpu(p).map((c) => c.busyCores)))), spread(costs(p)), f(med(nums(cpu(p).map((c) => c.wgCores))), 2), spread(nums(cpu(p).map((c) => c.wgCoresPerGbps)))]);
+    out.push(table('CPU cost, TCP 1 stream: busy cores ÷ Gbit/s per run, median [min–max]', ['path', 'Gbit/s', 'busy cores', 'cores per Gbit/s', 'wireguard-go cores', 'wireguard-go cores per Gbit/s'], rows));
+    const base = r.cpuBaseline ? ` With nothing measured (${r.cpuBaseline.seconds} s just before this phase) the machine had ${f(r.cpuBaseline.busyCores)} busy cores; load average then ${r.cpuBaseline.loadavg}.` : '';
+    out.push(`\nBusy cores: /proc/stat of the whole machine (${r.machine.cpus} CPUs) over each iperf3 run — both ends, iperf3, the daemons and anything else running here included, so compare paths within one run, not absolutes.${base} wireguard-go: utime + stime of the path's two wireguard-go processes (/proc/<pid>/stat) over the same run.`);
+  }
+  const byId = new Map(r.paths.map((p) => [p.id, p]));
+  if (!byId.has('of-wg') && !byId.has('hand-wg')) return out;
+  const pairs: Array<[string, string]> = [['of-wg', 'hand-wg'], ['of-wg', 'of-vxlan'], ['hand-wg', 'hand-vxlan'], ['of-wg', 'swarm-enc'], ['of-wg', 'swarm']];
+  const rows = pairs
+    .filter(([a, b]) => byId.has(a) && byId.has(b))
+    .map(([a, b]) => {
+      const [x, y] = [byId.get(a)!, byId.get(b)!];
+      return [`${a} ÷ ${b}`, f(ratio(med(x.tcp1Gbps), med(y.tcp1Gbps))), f(ratio(med(x.tcp4Gbps), med(y.tcp4Gbps))), f(ratio(avg(x.pingMs), avg(y.pingMs))), f(ratio(avg(x.udpUs), avg(y.udpUs))), f(ratio(med(costs(x)), med(costs(y))))];
+    });
+  out.push(table('Encrypted (wireguard): ratios of medians (throughput, CPU per Gbit/s) and of averages (latency)', ['ratio', '1 stream', '4 streams', 'ping avg', 'UDP RR avg', 'cores per Gbit/s'], rows));
+  out.push('\nof-wg ÷ hand-wg: our plumbing against wireguard-go configured by hand; ÷ of-vxlan: what encryption costs the product; hand-wg ÷ hand-vxlan: the same for the hand-built paths.');
+  if (r.encrypted) out.push(`\n- ${r.encrypted.kernel}\n- ${r.encrypted.swarm}`);
+  return out;
 }
 
 /** Write `<dir>/overlay-<date>.json` and `<dir>/latest.json`; returns the timestamped file. */
@@ -197,6 +246,7 @@ export function chartSvg(r: Results): string {
   const mm = (xs: number[]) => (xs.length ? { lo: Math.min(...xs), hi: Math.max(...xs) } : {});
   add(panel(20, y, W, 'TCP throughput, 1 stream (median, whisker min–max)', 'Gbit/s', ps.map((p) => ({ label: p.label, value: med(p.tcp1Gbps), color: COLORS[p.kind], ...mm(p.tcp1Gbps) }))));
   add(panel(20, y, W, 'TCP throughput, 4 streams (median, whisker min–max)', 'Gbit/s', ps.map((p) => ({ label: p.label, value: med(p.tcp4Gbps), color: COLORS[p.kind], ...mm(p.tcp4Gbps) }))));
+  if (ps.some((p) => p.tcp1Cpu?.length)) add(panel(20, y, W, 'CPU per Gbit/s, TCP 1 stream (whole machine, median; lower is better)', 'cores', ps.map((p) => ({ label: p.label, value: med(nums((p.tcp1Cpu ?? []).map((c) => c.coresPerGbps))), color: COLORS[p.kind] }))));
   add(panel(20, y, W, 'ping latency (avg, lower is better)', 'ms', ps.map((p) => ({ label: p.label, value: avg(p.pingMs), color: COLORS[p.kind] }))));
   add(panel(20, y, W, 'UDP request/response (median, lower is better)', 'µs', ps.map((p) => ({ label: p.label, value: med(p.udpUs), color: COLORS[p.kind] }))));
   const runColor = (n: string): string => (n.startsWith('overlay-flannel') ? COLORS.product : n.startsWith('swarm') ? COLORS.swarm : COLORS.reference);
