@@ -19,7 +19,7 @@
  *     the USED endpoints (no orphans: nothing may be released), AUDIT_ROUNDS rounds; median/max.
  *     Then one round where the fake Docker view lacks ORPHANS endpoints and the clock is past the
  *     grace period: exactly ORPHANS records are released (guarded deletes), timed.
- * Output: a table with the machine and one JSON line.
+ * Output: a table with the machine and the load average at start and end, and one JSON line.
  */
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
@@ -40,8 +40,8 @@ const SAMPLES = Number(process.env.ADDR_BENCH_SAMPLES ?? 500);
 const FILL_CONCURRENCY = Number(process.env.ADDR_BENCH_FILL_CONCURRENCY ?? 8);
 const AUDIT_ROUNDS = 5;
 const ORPHANS = 100;
-// 2 allocators × 4 streams × RACE_EACH on top of USED must fit the 4,092 usable addresses.
-const RACE_EACH = Math.max(1, Math.min(25, Math.floor((4092 - USED) / 8)));
+// 2 allocators × 4 streams × RACE_EACH on top of USED must fit the 4,093 usable addresses (4,094 less the gateway).
+const RACE_EACH = Math.max(1, Math.min(25, Math.floor((4093 - USED) / 8)));
 const CONFIG = '{"Network":"10.0.0.0/12","SubnetLen":20,"Backend":{"Type":"vxlan","VNI":1}}';
 
 const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   const prefix = randomPrefix('bench-addr');
   const store = openStore({ etcdEndpoints: [etcd.endpoint], etcdPrefix: prefix }, logger);
   const store2 = openStore({ etcdEndpoints: [etcd.endpoint], etcdPrefix: prefix }, logger);
-  const results: Record<string, unknown> = { used: USED, samples: SAMPLES };
+  const results: Record<string, unknown> = { used: USED, samples: SAMPLES, loadAtStart: r2(os.loadavg()[0]!) };
   try {
     const config = parseNetworkConfig(CONFIG);
     const ov = store.overlay();
@@ -165,6 +165,7 @@ async function main(): Promise<void> {
     await etcd.cleanup();
   }
 
+  results.loadAtEnd = r2(os.loadavg()[0]!);
   const etcdVersion = execFileSync('etcd', ['--version'], { encoding: 'utf8' }).split('\n')[0];
   const machine = `${os.cpus()[0]?.model ?? '?'} × ${os.cpus().length}, node ${process.version}, ${etcdVersion}, ${os.type()} ${os.release()}`;
   const f = results.fill as { ms: number };
@@ -174,6 +175,7 @@ async function main(): Promise<void> {
   const au = results.audit as { p50: number; max: number; orphanRoundMs: number };
   const rows: [string, string][] = [
     ['machine', machine],
+    ['load average (1 min), start / end', `${String(results.loadAtStart)} / ${String(results.loadAtEnd)} (the machine is shared)`],
     [`lease`, `${String(results.pool)} (SubnetLen 20, 4,094 addresses)`],
     [`fill: ${USED} RequestAddress, ${FILL_CONCURRENCY} at a time`, `${f.ms} ms`],
     [`RequestAddress at ${USED} in use (${SAMPLES})`, `p50 ${q.p50} ms, p99 ${q.p99} ms, max ${q.max} ms (CPU median ${q.cpuMedianMs} ms)`],
