@@ -28,7 +28,7 @@ export function checkRequestedAddress(subnet: Cidr, text: string): number {
  * Free host addresses of the subnet in allocation order, starting after `after` (round-robin, so
  * a just-released address is not handed out again at once), skipping reserved and taken ones.
  */
-export function* freeAddresses(subnet: Cidr, taken: ReadonlySet<number>, after?: number): Generator<number> {
+export function* freeAddresses(subnet: Cidr, taken: { has(ip: number): boolean }, after?: number): Generator<number> {
   const size = cidrSize(subnet);
   const start = after !== undefined && cidrContains(subnet, after) ? (after - subnet.base + 1) % size : 2;
   for (let i = 0; i < size; i++) {

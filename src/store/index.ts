@@ -108,7 +108,7 @@ export function openStore(
           config: new ConfigStore(client, keys, olog, track),
           leases: () => track(new LeaseWatcher(client, keys, olog)),
           keeper: (o, tuning) => track(new EtcdLeaseKeeper(client, keys, olog, o, tuning)),
-          addresses: new AddressStore(client, keys, olog),
+          addresses: track(new AddressStore(client, keys, olog)),
           networks: new NetworkRecordStore(client, keys, olog, track),
           nameRegistry: (o) => track(new NameRegistry(client, keys, olog, o)),
           nameWatcher: () => track(new NameWatcher(client, keys, olog)),

@@ -1,12 +1,15 @@
 /**
  * address-store.test.ts — endpoint addresses recorded in etcd: two allocators on two clients never
  * hand out the same address, release + reallocate is round-robin, requested and reserved addresses,
- * exhaustion, and releasing everything of one owner. One etcd for the file.
+ * exhaustion, and releasing everything of one owner; with the in-memory index of a lease's records
+ * (issue 23) before etcd: a record another writer puts is never handed out, a full lease finds
+ * another client's release at once, and two allocators (one a fresh store) fill a lease exactly.
+ * One etcd for the file.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { formatIPv4, parseCidr, parseIPv4 } from '../../src/domain/ipv4';
-import { openStore, type Store } from '../../src/store';
+import { openStore, type AddressStore, type Store } from '../../src/store';
 import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
 import { randomPrefix, testLogger } from '../helpers/store-fixtures';
 
@@ -50,6 +53,66 @@ describe('address store', () => {
     const records = await sa.list(subnet);
     assert.equal(records.length, 200);
     assert.deepEqual(new Set(records.map((r) => r.ip)), new Set(all));
+  });
+
+  it('a record another writer puts is never handed out (the lease watch tells the index)', async () => {
+    const prefix = randomPrefix();
+    const ov = a.overlay(prefix);
+    const first = await ov.addresses.allocate(subnet, 'ep-1'); // starts the lease's watch
+    const next = first + 1;
+    await etcd.etcdctl(['put', ov.keys.addressKey(subnet, next), '{"owner":"docker/elsewhere"}']);
+    const got = [await ov.addresses.allocate(subnet, 'ep-2'), await ov.addresses.allocate(subnet, 'ep-3')];
+    assert.ok(!got.includes(next), `${got.map(formatIPv4).join(', ')} must not include ${formatIPv4(next)}`);
+    const records = await ov.addresses.list(subnet);
+    assert.deepEqual(records.map((r) => r.owner).sort(), ['docker/elsewhere', 'ep-1', 'ep-2', 'ep-3']);
+  });
+
+  it('a full lease finds an address another client released at once (a fresh read when the index has none)', async () => {
+    const prefix = randomPrefix();
+    const small = parseCidr('10.1.15.8/29'); // .10 … .14
+    const s = a.overlay(prefix).addresses;
+    const all: number[] = [];
+    for (let i = 0; i < 5; i++) all.push(await s.allocate(small, `ep-${i}`));
+    assert.deepEqual(all.map(formatIPv4), ['10.1.15.10', '10.1.15.11', '10.1.15.12', '10.1.15.13', '10.1.15.14']);
+    assert.equal(await b.overlay(prefix).addresses.release(small, '10.1.15.12'), true);
+    assert.equal(formatIPv4(await s.allocate(small, 'ep-again')), '10.1.15.12');
+    await assert.rejects(s.allocate(small, 'ep-more'), isOverlayError('CONFLICT', /^no free address in 10\.1\.15\.8\/29$/));
+  });
+
+  it('two allocators, one a fresh store joining mid-way, fill a /26 racing: each address exactly once, then both say full', async () => {
+    const prefix = randomPrefix();
+    const lease = parseCidr('10.1.15.64/26'); // 61 usable
+    const c = openStore({ etcdEndpoints: [etcd.endpoint], etcdPrefix: '/unused' }, testLogger());
+    try {
+      const fill = async (s: AddressStore, tag: string, out: number[]) => {
+        await Promise.all(
+          [0, 1, 2, 3].map(async (k) => {
+            for (let i = 0; i < 64; i++) {
+              try {
+                out.push(await s.allocate(lease, `${tag}-${k}-${i}`));
+              } catch (e) {
+                assert.ok(isOverlayError('CONFLICT', /^no free address in 10\.1\.15\.64\/26$/)(e), String(e));
+                return;
+              }
+            }
+            assert.fail('more allocations than the lease holds');
+          }),
+        );
+      };
+      const fromA: number[] = [];
+      const fromC: number[] = [];
+      const sa = a.overlay(prefix).addresses;
+      const filling = fill(sa, 'a', fromA);
+      while (fromA.length < 10) await new Promise((r) => setTimeout(r, 5));
+      await Promise.all([filling, fill(c.overlay(prefix).addresses, 'c', fromC)]);
+      const all = [...fromA, ...fromC];
+      assert.ok(fromC.length > 0, 'the fresh store got some');
+      assert.equal(all.length, 61);
+      assert.equal(new Set(all).size, 61, 'no address handed out twice');
+      assert.deepEqual(new Set((await sa.list(lease)).map((r) => r.ip)), new Set(all));
+    } finally {
+      await c.close();
+    }
   });
 
   it('release is idempotent; a released address is not reused at once but comes back when the rest is full', async () => {

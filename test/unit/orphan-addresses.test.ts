@@ -128,6 +128,39 @@ test('AddressAudit: Docker not answering skips the round and releases nothing; n
   assert.equal(recs.m.size, 1);
 });
 
+test('AddressAudit: 20 orphans are released several at a time, reported in address order; a failing delete stops the rest and skips the lease', async () => {
+  const subnet = parseCidr('10.1.2.0/24');
+  const rows = Array.from({ length: 20 }, (_, i) => ({ ip: `10.1.2.${i + 10}`, owner: `docker/${i}`, ageMs: 3_600_000 }));
+  const recs = fakeRecords([...rows, { ip: '10.1.2.200', owner: 'docker/held', ageMs: 3_600_000 }]);
+  let inFlight = 0;
+  let most = 0;
+  let failAt: number | null = null;
+  const port = {
+    listDetailed: recs.port.listDetailed,
+    async releaseIfUnchanged(s: Cidr, k: number, rev: bigint): Promise<boolean> {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      await new Promise((r) => setImmediate(r));
+      inFlight--;
+      if (failAt !== null && k === ip(`10.1.2.${failAt}`)) throw new Error('etcd went away');
+      return recs.port.releaseIfUnchanged(s, k, rev);
+    },
+  };
+  const audit = new AddressAudit(() => [{ name: 'default', subnet: () => subnet, records: port }], fakeDocker(['10.1.2.200']), testLogger(), { intervalMs: 0, graceMs: GRACE, now: () => NOW });
+  const r = await audit.runOnce();
+  assert.deepEqual(r.released.map((x) => x.address), rows.map((x) => x.ip), 'every orphan, in address order');
+  assert.ok(most > 1 && most <= 8, `deletes in flight at once: ${most}`);
+  assert.deepEqual([...recs.m.keys()].map(formatIPv4), ['10.1.2.200']);
+  // A second lease's worth: the delete of .14 fails, so the round skips the lease; those done are reported.
+  for (const x of rows) recs.m.set(ip(x.ip), { owner: x.owner, createdAt: NOW - 3_600_000, rev: 99n });
+  failAt = 14;
+  const r2 = await audit.runOnce();
+  assert.deepEqual(r2.skipped, ['default/10.1.2.0/24']);
+  assert.ok(!r2.released.some((x) => x.address === '10.1.2.14'));
+  assert.ok(r2.released.length >= 4 && r2.released.length < 20, `released before the failure stopped the rest: ${r2.released.length}`);
+  assert.equal(recs.m.size, 21 - r2.released.length, 'what is reported released is exactly what was deleted');
+});
+
 test('orphanVeths: veths whose endpoint Docker does not know go once first seen a grace period ago', () => {
   const ep = (c: string): string => c.repeat(64);
   const known = new Set([ep('a'), ep('b')]);
