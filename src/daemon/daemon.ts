@@ -239,7 +239,15 @@ async function startPluginSide(settings: Settings, p: PluginParts, log: Logger, 
   let replicator: NetworkReplicator | null = null;
   let audit: AddressAudit | null = null;
   if (why === null) {
-    replicator = new NetworkReplicator(dockerPort(settings.dockerSocket), p.store.overlay().networks, log.child({ component: 'replication' }), { host: p.pub.publicIP });
+    // A restarted plugin rejoins the named overlays its Docker networks use (Docker sends no IPAM call for them).
+    const rejoin = (names: string[]) => {
+      for (const n of names) {
+        if (p.overlays.all().some((h) => h.name === n)) continue;
+        log.info({ overlay: n }, 'joining a named overlay that a Docker network of ours on this host uses');
+        p.overlays.byName(n).catch((e: unknown) => log.warn({ overlay: n, err: errorText(e) }, 'cannot join the named overlay of a Docker network on this host; retried at the next sync'));
+      }
+    };
+    replicator = new NetworkReplicator(dockerPort(settings.dockerSocket), p.store.overlay().networks, log.child({ component: 'replication' }), { host: p.pub.publicIP, onOverlaysInUse: rejoin });
     audit = new AddressAudit(
       () => p.overlays.all().map((h) => ({ name: h.name, subnet: () => h.lease()?.subnet ?? null, records: p.store.overlay(h.prefix).addresses })),
       dockerEndpoints(settings.dockerSocket),

@@ -19,7 +19,7 @@ import { SerialQueue } from '../util/serial-queue';
 import { CoalescedTicker } from '../util/coalesced-ticker';
 import { StateChanges } from '../util/state-changes';
 import { dockerClient, dockerStatusOf } from './client';
-import { createRequestOf, LocalNetwork, localNetworkOf, networksToCreate, recordOf, removalOf } from './replication';
+import { createRequestOf, LocalNetwork, localNetworkOf, networksToCreate, overlaysInUse, recordOf, removalOf } from './replication';
 
 /** What the replicator needs of the local Docker daemon (dockerode in production, a fake in tests). */
 export interface DockerPort {
@@ -44,6 +44,8 @@ export interface ReplicatorOptions {
   host: string;
   /** Full re-sync period (creates what is missing). */
   resyncMs?: number;
+  /** Told at every sync the named overlays this host's networks of ours use (see overlaysInUse). */
+  onOverlaysInUse?: (names: string[]) => void;
 }
 
 export function dockerPort(socketPath: string): DockerPort {
@@ -167,6 +169,8 @@ export class NetworkReplicator {
     }
     const drivers = new Set([...this.records.values()].map((r) => r.driver));
     for (const n of local) if (drivers.has(n.driver)) this.names.set(n.id, n.name);
+    const inUse = overlaysInUse(local, drivers);
+    if (inUse.length) this.opts.onOverlaysInUse?.(inUse);
     let failed = false;
     for (const r of networksToCreate(this.records.values(), local)) {
       if (this.stopped) return;

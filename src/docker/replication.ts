@@ -74,6 +74,21 @@ export function createRequestOf(r: NetworkRecord): {
   };
 }
 
+/**
+ * The named overlays (`--ipam-opt network=NAME`) that networks of our drivers on this host use, in
+ * name order. A restarted plugin joins only the default overlay by itself, and Docker asks nothing
+ * of the networks it already has: without this, a named overlay would go unjoined (no renewal of
+ * this host's lease, no peer updates) until a new container on it made an IPAM call.
+ */
+export function overlaysInUse(local: Iterable<Pick<LocalNetwork, 'driver' | 'ipamOpts'>>, drivers: ReadonlySet<string>): string[] {
+  const names = new Set<string>();
+  for (const n of local) {
+    const o = n.ipamOpts['network'];
+    if (drivers.has(n.driver) && o) names.add(o);
+  }
+  return [...names].sort();
+}
+
 /** A Docker inspect/list entry as a LocalNetwork. */
 export function localNetworkOf(info: {
   Id: string;

@@ -9,7 +9,9 @@
  * without anything created there; A↔A and B↔B work across hosts while A↔B is dropped on the same
  * host and across hosts (FORWARD drop rules); `docker network rm` on h1 removes the network on h2
  * where no container uses it and keeps it where one does; re-adding works; a container on two routed
- * networks (docker network connect) gets one link-local gateway per network. after() tears
+ * networks (docker network connect) gets one link-local gateway per network; a plugin restarted
+ * beside a network on the named overlay rejoins that overlay by itself (a new peer lease on it is
+ * programmed though Docker sends no IPAM call after a restart). after() tears
  * everything down and asserts nothing is left. Needs root, docker.io, busybox-static, etcd.
  */
 import assert from 'node:assert/strict';
@@ -183,5 +185,34 @@ describe('several isolated overlays, networks defined once', { timeout: 300_000 
     await L.pingOk(d1, 'x1', (await L.endpointOf(d2, 'a5', 'netA')).ip);
     await Promise.all([d1.dockerOk(['rm', '-f', 'x1', 'c1']), d2.dockerOk(['rm', '-f', 'a5'])]);
     await d1.dockerOk(['network', 'rm', 'netC'], { timeoutMs: 60_000 });
+  });
+
+  it('6. a restarted plugin rejoins the named overlay its network uses: a new peer lease on it is programmed with no Docker call naming it', async (t) => {
+    // h2 still has netB (kept for b2 in 4.): only h1 gets a network on the named overlay here.
+    await d1.dockerOk(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '--ipam-opt', `network=${NAMED}`, 'netD'], { timeoutMs: 60_000 });
+    await L.runBox(d1, 'd1c', 'netD');
+    await d1.dockerOk(['plugin', 'disable', '-f', 'overlay-flannel'], { timeoutMs: 60_000 });
+    await d1.dockerOk(['plugin', 'enable', 'overlay-flannel'], { timeoutMs: 60_000 });
+    // A peer that joins the named overlay after the restart (a flanneld-format lease, no such host).
+    const held = new Set((await L.vxlanLeases(etcd!, bPrefix)).map((l) => l.subnet));
+    const base = b.network.split('.').slice(0, 2).join('.');
+    const subnet = Array.from({ length: 200 }, (_, i) => `${base}.${240 - i}.0/24`).find((x) => !held.has(x))!;
+    const dot0 = subnet.replace(/\/\d+$/, '');
+    const key = `${bPrefix}/subnets/${subnet.replace('/', '-')}`;
+    await etcd!.etcdctl(['put', key, `{"PublicIP":"192.0.2.77","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":${b.vni},"VtepMAC":"0a:58:0a:0b:0c:0d"}}`]);
+    const t0 = Date.now();
+    try {
+      await waitFor(async () => (await h1.execOk('ip', ['route', 'show', subnet])).stdout.includes(`via ${dot0} dev flannel.${b.vni}`), {
+        timeoutMs: 30_000,
+        intervalMs: 250,
+        what: `h1 programs ${subnet} of the named overlay after its plugin restarted`,
+      });
+      t.diagnostic(`${subnet} in h1's kernel ${Date.now() - t0} ms after its lease was written`);
+      await L.pingOk(d1, 'd1c', L.gatewayOf((await ipamOf(d1, 'netD')).Config[0]!.Subnet));
+    } finally {
+      await etcd!.etcdctl(['del', key]);
+      await d1.dockerOk(['rm', '-f', 'd1c']);
+      await d1.dockerOk(['network', 'rm', 'netD'], { timeoutMs: 60_000 });
+    }
   });
 });

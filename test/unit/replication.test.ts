@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { createRequestOf, localNetworkOf, networksToCreate, recordOf, removalOf, type LocalNetwork } from '../../src/docker/replication';
+import { createRequestOf, localNetworkOf, networksToCreate, overlaysInUse, recordOf, removalOf, type LocalNetwork } from '../../src/docker/replication';
 import { dockerSocketUsable } from '../../src/docker/client';
 import { NetworkReplicator, type DockerPort, type RecordsPort } from '../../src/docker/network-replicator';
 import { parseNetworkRecord, type NetworkRecord, type NetworkRecordEvents } from '../../src/store/network-records';
@@ -177,6 +177,37 @@ function host(records: FakeRecords, ip: string): { docker: FakeDocker; rep: Netw
   docker.onDeleted = (id) => rep.networkDeleted(id);
   return { docker, rep };
 }
+
+test('overlaysInUse: the named overlays of networks of our drivers, once each, in name order', () => {
+  const ours = new Set([DRIVER]);
+  const cases: Array<[string, LocalNetwork[], string[]]> = [
+    ['none', [], []],
+    ['default overlay only (no network option)', [net('a')], []],
+    ['two networks on one named overlay, one on another', [net('a', { ipamOpts: { network: 'red' } }), net('b', { ipamOpts: { network: 'blue' } }), net('c', { ipamOpts: { network: 'red' } })], ['blue', 'red']],
+    ['another driver with the same option is not ours', [net('x', { driver: 'bridge', ipamOpts: { network: 'red' } })], []],
+    ['an empty option is the default overlay', [net('a', { ipamOpts: { network: '' } })], []],
+  ];
+  for (const [what, local, want] of cases) assert.deepEqual(overlaysInUse(local, ours), want, what);
+  assert.deepEqual(overlaysInUse([net('a', { ipamOpts: { network: 'red' } })], new Set()), [], 'no records: no driver known as ours');
+});
+
+test('a replicator that starts beside existing networks on named overlays reports them (a restarted plugin rejoins them)', async () => {
+  const etcd = new FakeRecords();
+  etcd.recs.set('blue', rec('blue', { ipamOpts: { network: 'blue' } }));
+  const docker = new FakeDocker();
+  docker.nets.set('blue', net('blue', { ipamOpts: { network: 'blue' } }));
+  docker.nets.set('plain', net('plain'));
+  const seen: string[][] = [];
+  const rep = new NetworkReplicator(docker, etcd.port(), pino({ level: 'silent' }), { host: '192.0.2.9', resyncMs: 60_000, onOverlaysInUse: (n) => seen.push(n) });
+  rep.start();
+  try {
+    await waitFor(async () => seen.length > 0, { timeoutMs: 3000, what: 'onOverlaysInUse called' });
+    assert.deepEqual(seen[0], ['blue']);
+    assert.deepEqual(docker.calls, [], 'nothing created: the network exists');
+  } finally {
+    await rep.stop();
+  }
+});
 
 test('define once: created on h1 → recorded → created on h2 and on a host that starts later; rm on h1 → removed where unused', async () => {
   const etcd = new FakeRecords();
