@@ -10,10 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
-import { parseCidr } from '../../src/domain/ipv4';
+import { formatCidr, parseCidr } from '../../src/domain/ipv4';
 import { formatCidr6, formatIPv6 } from '../../src/domain/ipv6';
 import { vtepMacFor } from '../../src/domain/mac';
 import type { PublicInterface } from '../../src/host/public-interface';
+import type { LinkInfo } from '../../src/kernel';
 import { OverlayAgent } from '../../src/reconcile/overlay-agent';
 import { overlayPort } from '../../src/daemon/store-port';
 import type { Store } from '../../src/store';
@@ -30,8 +31,11 @@ withEtcdStore((e, s) => {
   store = s;
 });
 
+const nics = new WeakMap<FakeKernel, LinkInfo>(); // eth0 of a kernel used by more than one agent (a restart)
+
 function agentOn(prefix: string, subnetFile?: string, v6?: string, kernel = new FakeKernel()): OverlayAgent {
-  const eth = kernel.addDevice('eth0', { mtu: 1500, up: true, cidr: '192.0.2.21/24', ...(v6 ? { cidr6: `${v6}/64` } : {}) });
+  const eth = nics.get(kernel) ?? kernel.addDevice('eth0', { mtu: 1500, up: true, cidr: '192.0.2.21/24', ...(v6 ? { cidr6: `${v6}/64` } : {}) });
+  nics.set(kernel, eth);
   const pub: PublicInterface = { link: eth, address: '192.0.2.21', publicIP: '192.0.2.21', networks: [parseCidr('192.0.2.0/24')], ...(v6 ? { address6: v6, publicIPv6: v6 } : {}) };
   const tuning = { ttlSec: 60, renewMarginSec: 20, resyncIntervalMs: 60_000, ipMasq: false, notrack: false, stateDir: '/nonexistent' };
   return new OverlayAgent(overlayPort(store.overlay(prefix)), kernel, new SerialQueue(), pub, pino({ level: 'silent' }), { name: 'default', tuning, ...(subnetFile ? { subnetFile } : {}) });
@@ -86,6 +90,18 @@ describe('overlay agent on IPv6 configs', () => {
       const dev = await kernel.getVxlan('flannel-v6.1');
       assert.deepEqual([dev?.local, dev?.mac, dev?.mtu], ['2001:db8:45::21', mac6, 1430]);
       assert.deepEqual((await kernel.listAddresses(dev!.index, 6)).map((a) => `${a.address}/${a.prefixLen}`), [`${formatIPv6(lease.subnet6!.base)}/128`]);
+      // a restart after the lease is gone asks for the v6 subnet flannel-v6 still carries
+      await agent.stop();
+      await store.client.delete().key(`${prefix}/subnets/${keys[0]}`);
+      const again = agentOn(prefix, undefined, '2001:db8:45::21', kernel);
+      try {
+        await again.start();
+        await waitFor(async () => again.state === 'ready', { what: 'restarted agent ready', timeoutMs: 20_000 });
+        assert.equal(formatCidr6(again.lease()!.subnet6!), formatCidr6(lease.subnet6!), 'the same v6 subnet');
+        assert.equal(formatCidr(again.lease()!.subnet), formatCidr(lease.subnet), 'and the same v4 subnet');
+      } finally {
+        await again.stop();
+      }
     } finally {
       await agent.stop();
     }
