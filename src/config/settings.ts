@@ -4,6 +4,7 @@
  * operator fixes a config in one round instead of one error per restart.
  */
 import { isIPv4 } from '../domain/ipv4';
+import { isIPv6 } from '../domain/ipv6';
 
 export const DEFAULTS = {
   ETCD_ENDPOINTS: 'http://127.0.0.1:2379',
@@ -44,6 +45,7 @@ export interface Settings {
   readonly etcdUsername?: string;
   readonly etcdPassword?: string; // never logged: see redactedSettings
   readonly publicIP?: string; // default: the address of iface
+  readonly publicIPv6?: string; // PUBLIC_IPV6 (EnableIPv6 overlays); default: iface's global IPv6 address
   readonly iface?: string; // default: the interface of the default route
   readonly leaseTtlSec: number;
   readonly leaseRenewMarginSec: number; // effective margin, already scaled to the TTL
@@ -148,6 +150,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
 
   const publicIP = get('PUBLIC_IP');
   if (publicIP !== undefined && !isIPv4(publicIP)) problems.push(`PUBLIC_IP: "${publicIP}" is not an IPv4 address`);
+  const publicIPv6 = get('PUBLIC_IPV6');
+  if (publicIPv6 !== undefined && !isIPv6(publicIPv6)) problems.push(`PUBLIC_IPV6: "${publicIPv6}" is not an IPv6 address`);
   const iface = get('IFACE');
   if (iface !== undefined && !/^[^\s/]{1,15}$/.test(iface)) problems.push(`IFACE: "${iface}" is not an interface name (1–15 characters)`);
 
@@ -246,6 +250,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     ...(username ? { etcdUsername: username } : {}),
     ...(password ? { etcdPassword: password } : {}),
     ...(publicIP ? { publicIP } : {}),
+    ...(publicIPv6 ? { publicIPv6 } : {}),
     ...(iface ? { iface } : {}),
     leaseTtlSec: ttl as number,
     leaseRenewMarginSec: margin as number,

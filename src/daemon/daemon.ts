@@ -81,7 +81,7 @@ async function waitForPublicInterface(kernel: Kernel, settings: Settings, log: L
   const backoff = new Backoff({ initialMs: 500, maxMs: 10_000 });
   for (;;) {
     try {
-      return await resolvePublicInterface(kernel, { iface: settings.iface, publicIP: settings.publicIP });
+      return await resolvePublicInterface(kernel, { iface: settings.iface, publicIP: settings.publicIP, publicIPv6: settings.publicIPv6 });
     } catch (e) {
       if (signal.aborted) throw e;
       log.error({ err: errorText(e) }, 'cannot determine the public interface yet; retrying');

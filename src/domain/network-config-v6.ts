@@ -122,7 +122,8 @@ export const IPV6_DOCKER_REFUSAL =
 /**
  * Why the daemon cannot run `cfg` yet, or null. The config itself is valid (config set/show, and
  * flanneld reads it the same way); what is missing is named precisely, with the way out. Runs
- * today: dual-stack leases with the alloc backend (no data plane: the operator routes the subnets).
+ * today: dual-stack leases with the alloc backend (no data plane: the operator routes the subnets),
+ * and dual-stack vxlan (flannel-v6.<VNI> between the hosts, docs/ipv6.md; Docker networks stay v4).
  */
 export function ipv6Refusal(cfg: NetworkConfig): string | null {
   if (!cfg.ipv6) return null;
@@ -132,15 +133,15 @@ export function ipv6Refusal(cfg: NetworkConfig): string | null {
       'which are not built yet in overlay-flannel (issue 21); add "EnableIPv4": true and a "Network" (dual-stack)'
     );
   }
-  if (cfg.backend.type === 'alloc') return null;
+  if (cfg.backend.type === 'alloc' || cfg.backend.type === 'vxlan') return null;
   const planes: Record<string, string> = {
-    vxlan: "vxlan's v6 data plane (flannel-v6.<VNI>)",
     'host-gw': "host-gw's v6 routes",
     wireguard: "wireguard's v6 peers (flannel-wg-v6)",
   };
   const plane = planes[cfg.backend.type] ?? `${cfg.backend.type}'s v6 data plane`;
   return (
     `EnableIPv6 with the ${cfg.backend.type} backend: IPv6 leases are supported, but ${plane} and Docker --ipv6 networks are not built yet ` +
-    'in overlay-flannel (issue 21); set "EnableIPv6": false, or use "Backend":{"Type":"alloc"} for dual-stack leases whose v6 subnets you route'
+    'in overlay-flannel (issue 21); set "EnableIPv6": false, use "Backend":{"Type":"vxlan"} (flannel-v6.<VNI> between the hosts), ' +
+    'or "Backend":{"Type":"alloc"} for dual-stack leases whose v6 subnets you route'
   );
 }

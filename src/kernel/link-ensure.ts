@@ -14,11 +14,15 @@
  *   (Docker already moved it into the container: recreating would cut the container off).
  *   A foreign non-veth link under either name is a CONFLICT.
  * A CREATE that loses a race (EEXIST) re-reads and re-decides once.
+ * IPv6 (issue 21): a vxlan whose `local` is an IPv6 address (flannel-v6.<VNI>) is created with
+ * IFLA_VXLAN_LOCAL6; the kernel caps its MTU at parent − 70 (IPv6 outer header), so an MTU above
+ * that is EINVAL (docs/spikes/ipv6/results.txt) and the caller must ask for parent − 70.
  */
 import { ifla, rt } from 'netlink';
 import { conflict, invalid, notFound, OverlayError } from '../errors';
 import { bridgeMacFor } from '../domain/mac';
 import { checkIfName, ip4ToBuf, macToBuf } from './codec';
+import { canonicalIp6, familyOf, ip6ToBuf } from './codec6';
 import { isErrno } from './errno';
 import {
   createLink,
@@ -52,7 +56,8 @@ export function vxlanIncompat(cur: VxlanDetails, spec: VxlanSpec): string[] {
   const wantPort = spec.port || VXLAN_DEFAULT_PORT;
   if (cur.vni !== spec.vni) d.push(`vni ${cur.vni} != ${spec.vni}`);
   if (cur.parentIndex !== spec.parentIndex) d.push(`parent #${cur.parentIndex} != #${spec.parentIndex}`);
-  if (cur.local !== spec.local) d.push(`local ${cur.local || 'none'} != ${spec.local}`);
+  const wantLocal = familyOf(spec.local) === 6 ? canonicalIp6(spec.local) : spec.local;
+  if (cur.local !== wantLocal) d.push(`local ${cur.local || 'none'} != ${wantLocal}`);
   if ((cur.port || VXLAN_DEFAULT_PORT) !== wantPort) d.push(`port ${cur.port} != ${wantPort}`);
   if (cur.learning !== spec.learning) d.push(`learning ${cur.learning} != ${spec.learning}`);
   if (cur.gbp !== spec.gbp) d.push(`gbp ${cur.gbp} != ${spec.gbp}`);
@@ -71,7 +76,8 @@ function checkVxlanSpec(spec: VxlanSpec): void {
 
 export async function ensureVxlan(ns: NlSocket, spec: VxlanSpec): Promise<VxlanDetails> {
   checkVxlanSpec(spec);
-  const local = ip4ToBuf(spec.local, `vxlan "${spec.name}" local`);
+  const v6 = familyOf(spec.local) === 6;
+  const local = v6 ? ip6ToBuf(spec.local, `vxlan "${spec.name}" local`) : ip4ToBuf(spec.local, `vxlan "${spec.name}" local`);
   const mac = macToBuf(spec.mac, `vxlan "${spec.name}" MAC`);
   const name = spec.name;
 
@@ -83,7 +89,7 @@ export async function ensureVxlan(ns: NlSocket, spec: VxlanSpec): Promise<VxlanD
       if (diff.length === 0) return cur;
       await deleteLinkByName(ns, name); // flannel: delete the incompatible link and recreate
     }
-    const data: ifla.Vxlan = { id: spec.vni, local, learning: spec.learning ? 1 : 0 };
+    const data: ifla.Vxlan = v6 ? { id: spec.vni, local6: local, learning: spec.learning ? 1 : 0 } : { id: spec.vni, local, learning: spec.learning ? 1 : 0 };
     if (spec.parentIndex) data.link = spec.parentIndex;
     if (spec.port) data.port = Buffer.from([spec.port >> 8, spec.port & 255]);
     if (spec.gbp) data.gbp = true;

@@ -9,6 +9,7 @@
 import { AttrStream, FlagsNew, ifla, rt, type StreamData } from 'netlink';
 import { notFound, unsupported } from '../errors';
 import { bufToIp4, bufToMac, checkIfName, readU32le } from './codec';
+import { bufToIp6 } from './codec6';
 import { isErrno } from './errno';
 import type { NlSocket } from './netlink-socket';
 import type { LinkInfo, VxlanInfo } from './types';
@@ -93,12 +94,12 @@ export function vxlanFromLink(l: RawLink): VxlanDetails | null {
   return {
     ...publicLink(l),
     vni: v.id ?? 0,
-    local: bufToIp4(v.local),
+    local: bufToIp4(v.local) || bufToIp6(v.local6), // IFLA_VXLAN_LOCAL6 for flannel-v6.<VNI>
     port: v.port && v.port.length === 2 ? v.port.readUInt16BE(0) : VXLAN_DEFAULT_PORT,
     learning: (v.learning ?? 1) !== 0,
     parentIndex: v.link ?? 0,
     gbp: v.gbp === true,
-    group: bufToIp4(v.group),
+    group: bufToIp4(v.group) || bufToIp6(v.group6),
     l2miss: (v.l2miss ?? 0) !== 0,
   };
 }

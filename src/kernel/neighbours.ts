@@ -11,17 +11,19 @@
  * - Deletes absorb ENOENT (no entry) and ENODEV (no device: the entries went with it).
  * - Writes and dump replies are encoded/decoded by hand (rtnl-messages.ts), writes batched
  *   (NlSocket.write): these are the tables that grow with the number of peers.
+ * - IPv6 (issue 21): a neighbour whose IP has a ':' is AF_INET6 (NDP, `ip -6 neigh`); the dump
+ *   takes the family. An FDB entry's dst may be an IPv6 VTEP (16-byte NDA_DST, flannel-v6.<VNI>).
  */
 import { rt } from 'netlink';
 import { invalid } from '../errors';
 import { u32le } from './codec';
+import { AF_INET, AF_INET6, familyOf } from './codec6';
 import { isErrno } from './errno';
 import { toBuf } from './links';
 import type { NlSocket } from './netlink-socket';
-import { decodeNeigh, dumpRequest, neighMessage, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE, NTF_SELF, NUD_PERMANENT, NUD_REACHABLE, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH } from './rtnl-messages';
+import { decodeNeigh, dumpRequest, neighMessage, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE, NTF_SELF, NUD_NOARP, NUD_PERMANENT, NUD_REACHABLE, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH } from './rtnl-messages';
 import type { FdbEntry, NeighbourEntry } from './types';
 
-const AF_INET = 2;
 const AF_BRIDGE = 7;
 const CR = NLM_F_CREATE | NLM_F_REPLACE;
 const CA = NLM_F_CREATE | NLM_F_APPEND;
@@ -32,26 +34,30 @@ function checkIndex(ifindex: number, what: string): void {
   if (!Number.isInteger(ifindex) || ifindex <= 0) throw invalid(`${what}: bad ifindex ${ifindex}`);
 }
 
-export async function listNeighbours(ns: NlSocket, ifindex: number): Promise<NeighbourEntry[]> {
+/** The permanent and resolved neighbours of the link: ARP (family 4, the default) or NDP (6). */
+export async function listNeighbours(ns: NlSocket, ifindex: number, family: 4 | 6 = 4): Promise<NeighbourEntry[]> {
   checkIndex(ifindex, 'list neighbours');
-  const req = dumpRequest(RTM_GETNEIGH, Buffer.concat([rt.formatNeighbor({ family: AF_INET }), toBuf(rt.formatNeighborAttrs({ ifindex: u32le(ifindex) }))]));
-  return ns.dumpDecoded(`list neighbours of link #${ifindex}`, req, (b, start, end, type): NeighbourEntry | null => {
+  const af = family === 6 ? AF_INET6 : AF_INET;
+  const req = dumpRequest(RTM_GETNEIGH, Buffer.concat([rt.formatNeighbor({ family: af }), toBuf(rt.formatNeighborAttrs({ ifindex: u32le(ifindex) }))]));
+  return ns.dumpDecoded(`list ${family === 6 ? 'IPv6 ' : ''}neighbours of link #${ifindex}`, req, (b, start, end, type): NeighbourEntry | null => {
     const n = type === RTM_NEWNEIGH ? decodeNeigh(b, start, end) : null;
-    if (!n || n.family !== AF_INET || n.ifindex !== ifindex) return null;
+    if (!n || n.family !== af || n.ifindex !== ifindex) return null;
     if (!n.dst || !n.lladdr) return null; // INCOMPLETE/FAILED entries have no MAC: nothing to report
+    if (family === 6 && (n.state & NUD_NOARP) !== 0) return null; // the kernel's multicast entries (ff02::…), as `ip -6 neigh` hides them
     return { ifindex, ip: n.dst, mac: n.lladdr, permanent: (n.state & NUD_PERMANENT) !== 0 };
   });
 }
 
 export async function replaceNeighbour(ns: NlSocket, n: NeighbourEntry): Promise<void> {
   checkIndex(n.ifindex, `replace neighbour ${n.ip}`);
-  const msg = neighMessage(RTM_NEWNEIGH, CR, { family: AF_INET, ifindex: n.ifindex, state: stateOf(n.permanent), ntfFlags: 0, dst: n.ip, lladdr: n.mac });
+  const family = familyOf(n.ip) === 6 ? AF_INET6 : AF_INET;
+  const msg = neighMessage(RTM_NEWNEIGH, CR, { family, ifindex: n.ifindex, state: stateOf(n.permanent), ntfFlags: 0, dst: n.ip, lladdr: n.mac });
   await ns.write(`replace neighbour ${n.ip} lladdr ${n.mac} dev #${n.ifindex}`, msg);
 }
 
 export async function deleteNeighbour(ns: NlSocket, ifindex: number, ip: string): Promise<void> {
   checkIndex(ifindex, `delete neighbour ${ip}`);
-  const msg = neighMessage(RTM_DELNEIGH, 0, { family: AF_INET, ifindex, state: 0, ntfFlags: 0, dst: ip });
+  const msg = neighMessage(RTM_DELNEIGH, 0, { family: familyOf(ip) === 6 ? AF_INET6 : AF_INET, ifindex, state: 0, ntfFlags: 0, dst: ip });
   try {
     await ns.write(`delete neighbour ${ip} dev #${ifindex}`, msg);
   } catch (e) {

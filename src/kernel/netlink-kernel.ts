@@ -31,6 +31,7 @@ import type {
   FastpathResult,
   FdbEntry,
   ForwardHeadResult,
+  IpFamily,
   Kernel,
   LinkInfo,
   MulticastResult,
@@ -114,8 +115,8 @@ export class NetlinkKernel implements Kernel {
   }
 
   // addresses
-  listAddresses(ifindex: number): Promise<AddressEntry[]> {
-    return addresses.listAddresses(this.ns, ifindex);
+  listAddresses(ifindex: number, family?: IpFamily): Promise<AddressEntry[]> {
+    return addresses.listAddresses(this.ns, ifindex, family);
   }
   ensureOnlyAddress(ifindex: number, cidr: string, within?: string): Promise<void> {
     return addresses.ensureOnlyAddress(this.ns, ifindex, cidr, within);
@@ -125,8 +126,8 @@ export class NetlinkKernel implements Kernel {
   }
 
   // routes
-  listRoutes(oif?: number): Promise<RouteEntry[]> {
-    return routes.listRoutes(this.ns, oif);
+  listRoutes(oif?: number, family?: IpFamily): Promise<RouteEntry[]> {
+    return routes.listRoutes(this.ns, oif, family);
   }
   replaceRoute(r: RouteEntry): Promise<void> {
     return routes.replaceRoute(this.ns, r);
@@ -139,8 +140,8 @@ export class NetlinkKernel implements Kernel {
   }
 
   // neighbours and FDB
-  listNeighbours(ifindex: number): Promise<NeighbourEntry[]> {
-    return neigh.listNeighbours(this.ns, ifindex);
+  listNeighbours(ifindex: number, family?: IpFamily): Promise<NeighbourEntry[]> {
+    return neigh.listNeighbours(this.ns, ifindex, family);
   }
   replaceNeighbour(n: NeighbourEntry): Promise<void> {
     return neigh.replaceNeighbour(this.ns, n);

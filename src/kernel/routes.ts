@@ -1,5 +1,5 @@
 /**
- * IPv4 routes in the main table (254) only.
+ * IPv4 and IPv6 routes in the main table (254) only.
  *
  * - The route dump ignores request filters and includes the local table (255): filter here.
  * - Writes use CREATE|REPLACE (upsert keyed by dst/tos/metric/table), protocol boot as `ip route`.
@@ -9,17 +9,20 @@
  *   matches only universe-scope routes and a link-scope route (no gateway) would never match.
  * - Writes and dump replies are encoded/decoded by hand (rtnl-messages.ts), writes batched
  *   (NlSocket.write): with a route per peer this table grows with the overlay.
+ * - IPv6 (issue 21): a route whose dst has a ':' is AF_INET6 (gateway too, 16 bytes); listRoutes
+ *   takes the family (4 by default). The kernel's own v6 routes (the /128 of an address, fe80::/64
+ *   on every device) are listed like any other: the reconciler keeps only those with a gateway.
  */
 import { rt } from 'netlink';
 import { invalid } from '../errors';
 import { ip4ToInt, parseNetworkCidr } from './codec';
+import { AF_INET, AF_INET6, canonicalIp6, familyOf, ip6ToBuf, parseNetworkCidr6 } from './codec6';
 import { isErrno } from './errno';
 import { getLinkByIndex, publicLink } from './links';
 import type { NlSocket } from './netlink-socket';
 import { decodeRoute, dumpRequest, NLM_F_CREATE, NLM_F_REPLACE, routeMessage, RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE } from './rtnl-messages';
 import type { LinkInfo, RouteEntry } from './types';
 
-const AF_INET = 2;
 const MAIN_TABLE = 254;
 const RTNH_F_ONLINK = 4;
 const CR = NLM_F_CREATE | NLM_F_REPLACE;
@@ -33,22 +36,23 @@ interface RawRoute extends RouteEntry {
   priority: number;
 }
 
-async function dumpMainRoutes(ns: NlSocket): Promise<RawRoute[]> {
-  const req = dumpRequest(RTM_GETROUTE, rt.formatRoute({ family: AF_INET }));
-  const out = await ns.dumpDecoded('list routes', req, (b, start, end, type): RawRoute | null => {
+async function dumpMainRoutes(ns: NlSocket, family: 4 | 6 = 4): Promise<RawRoute[]> {
+  const af = family === 6 ? AF_INET6 : AF_INET;
+  const req = dumpRequest(RTM_GETROUTE, rt.formatRoute({ family: af }));
+  const out = await ns.dumpDecoded(family === 6 ? 'list IPv6 routes' : 'list routes', req, (b, start, end, type): RawRoute | null => {
     const d = type === RTM_NEWROUTE ? decodeRoute(b, start, end) : null;
-    if (!d || d.family !== AF_INET || d.table !== MAIN_TABLE) return null;
+    if (!d || d.family !== af || d.table !== MAIN_TABLE) return null;
     if (d.type !== RTN_UNICAST) return null; // skip blackhole etc.
-    const r: RawRoute = { dst: `${d.dst || '0.0.0.0'}/${d.dstLen}`, oif: d.oif, onlink: (d.flags & RTNH_F_ONLINK) !== 0, priority: d.priority };
+    const r: RawRoute = { dst: `${d.dst || (family === 6 ? '::' : '0.0.0.0')}/${d.dstLen}`, oif: d.oif, onlink: (d.flags & RTNH_F_ONLINK) !== 0, priority: d.priority };
     if (d.gateway) r.gateway = d.gateway;
     return r;
   });
   return out;
 }
 
-/** Main-table unicast routes, optionally only those leaving through `oif`. */
-export async function listRoutes(ns: NlSocket, oif?: number): Promise<RouteEntry[]> {
-  const all = await dumpMainRoutes(ns);
+/** Main-table unicast routes of `family` (4 by default), optionally only those leaving through `oif`. */
+export async function listRoutes(ns: NlSocket, oif?: number, family: 4 | 6 = 4): Promise<RouteEntry[]> {
+  const all = await dumpMainRoutes(ns, family);
   return all
     .filter((r) => oif === undefined || r.oif === oif)
     .map(({ dst, gateway, oif: o, onlink }) => (gateway ? { dst, gateway, oif: o, onlink } : { dst, oif: o, onlink }));
@@ -58,20 +62,32 @@ export function describeRoute(r: RouteEntry): string {
   return `route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.oif ? ` dev #${r.oif}` : ''}${r.onlink ? ' onlink' : ''}`;
 }
 
+/** dst (and gateway) as the message carries them, by the dst's family. */
+function routeTarget(dstCidr: string, gateway?: string): { family: number; dstLen: number; dst: number | Buffer | null; gateway?: number | Buffer } {
+  if (familyOf(dstCidr) === 6) {
+    const d = parseNetworkCidr6(dstCidr);
+    if (gateway !== undefined && familyOf(gateway) !== 6) throw invalid(`route ${dstCidr} via ${gateway}: an IPv6 route needs an IPv6 gateway`);
+    return { family: AF_INET6, dstLen: d.len, dst: d.len > 0 ? d.bytes : null, ...(gateway ? { gateway: ip6ToBuf(canonicalIp6(gateway, 'gateway'), 'gateway') } : {}) };
+  }
+  const d = parseNetworkCidr(dstCidr);
+  return { family: AF_INET, dstLen: d.len, dst: d.len > 0 ? d.net : null, ...(gateway ? { gateway: ip4ToInt(gateway, 'gateway') } : {}) };
+}
+
 export async function replaceRoute(ns: NlSocket, r: RouteEntry): Promise<void> {
-  const dst = parseNetworkCidr(r.dst);
+  const t = routeTarget(r.dst, r.gateway || undefined);
   if (!Number.isInteger(r.oif) || r.oif < 0) throw invalid(`${describeRoute(r)}: bad oif ${r.oif}`);
   if (!r.gateway && !r.oif) throw invalid(`${describeRoute(r)}: needs a gateway or an oif`);
   if (r.onlink && (!r.gateway || !r.oif)) throw invalid(`${describeRoute(r)}: onlink needs both a gateway and an oif`);
   const msg = routeMessage(RTM_NEWROUTE, CR, {
-    dstLen: dst.len,
-    dst: dst.len > 0 ? dst.net : null,
+    family: t.family,
+    dstLen: t.dstLen,
+    dst: t.dst,
     table: MAIN_TABLE,
     protocol: RTPROT_BOOT,
     scope: r.gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK,
     type: RTN_UNICAST,
     flags: r.onlink ? RTNH_F_ONLINK : 0,
-    ...(r.gateway ? { gateway: ip4ToInt(r.gateway, 'gateway') } : {}),
+    ...(t.gateway !== undefined ? { gateway: t.gateway } : {}),
     oif: r.oif,
   });
   await ns.write(`replace ${describeRoute(r)}`, msg);
@@ -79,8 +95,8 @@ export async function replaceRoute(ns: NlSocket, r: RouteEntry): Promise<void> {
 
 /** Delete the main-table route to `dst` (whatever its gateway/oif); absent is fine. */
 export async function deleteRoute(ns: NlSocket, dstCidr: string): Promise<void> {
-  const dst = parseNetworkCidr(dstCidr);
-  const msg = routeMessage(RTM_DELROUTE, 0, { dstLen: dst.len, dst: dst.len > 0 ? dst.net : null, table: MAIN_TABLE, protocol: 0, scope: RT_SCOPE_NOWHERE, type: 0, flags: 0 });
+  const t = routeTarget(dstCidr);
+  const msg = routeMessage(RTM_DELROUTE, 0, { family: t.family, dstLen: t.dstLen, dst: t.dst, table: MAIN_TABLE, protocol: 0, scope: RT_SCOPE_NOWHERE, type: 0, flags: 0 });
   try {
     await ns.write(`delete route ${dstCidr}`, msg);
   } catch (e) {

@@ -8,8 +8,11 @@
  * peers that garbage was most of the daemon's peak RSS. Here a write is one Buffer of 40–60 bytes,
  * and a dumped entry is read straight into the one small object the caller keeps.
  * Little-endian hosts only, like the rest of this adapter (codec.ts).
+ * IPv6 (issue 21): NDA_DST, RTA_DST and RTA_GATEWAY of 16 bytes; a neighbour's or an FDB entry's
+ * family of address is told by its text (codec6.ts), a route's by its rtm_family.
  */
 import { ip4ToInt, macToBuf, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST } from './codec';
+import { AF_INET, AF_INET6, familyOf, ip6At, ip6ToBuf } from './codec6';
 
 export { NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST };
 
@@ -20,6 +23,7 @@ export const RTM_NEWNEIGH = 28;
 export const RTM_DELNEIGH = 29;
 export const RTM_GETNEIGH = 30;
 export const NUD_REACHABLE = 0x02;
+export const NUD_NOARP = 0x40;
 export const NUD_PERMANENT = 0x80;
 export const NTF_SELF = 0x02;
 const NDA_DST = 1;
@@ -51,16 +55,19 @@ export interface NeighMessage {
   ifindex: number;
   state: number; // NUD_* bits, 0 for a delete
   ntfFlags: number; // NTF_* bits
-  dst?: string; // IPv4
+  dst?: string; // IPv4 or IPv6 (an FDB entry's remote VTEP may be either)
   lladdr?: string; // MAC
 }
 
 /** RTM_NEWNEIGH / RTM_DELNEIGH with NDA_DST and NDA_LLADDR as given (validated: INVALID if malformed). */
 export function neighMessage(type: number, flags: number, n: NeighMessage): Buffer {
   const what = n.family === 7 /* AF_BRIDGE */ ? 'fdb' : 'neighbour';
-  const dst = n.dst === undefined ? null : ip4ToInt(n.dst, what === 'fdb' ? 'fdb dst' : 'neighbour IP');
+  const dstWhat = what === 'fdb' ? 'fdb dst' : 'neighbour IP';
+  const v6 = n.dst !== undefined && familyOf(n.dst) === 6;
+  const dst = n.dst === undefined || v6 ? null : ip4ToInt(n.dst, dstWhat);
+  const dst6 = n.dst !== undefined && v6 ? ip6ToBuf(n.dst, dstWhat) : null;
   const mac = n.lladdr === undefined ? null : macToBuf(n.lladdr, `${what} MAC`);
-  const b = start(type, flags, HEADER + BODY + (dst === null ? 0 : 8) + (mac ? 12 : 0));
+  const b = start(type, flags, HEADER + BODY + (dst === null ? 0 : 8) + (dst6 ? 20 : 0) + (mac ? 12 : 0));
   b[HEADER] = n.family;
   b.writeInt32LE(n.ifindex, HEADER + 4);
   b.writeUInt16LE(n.state, HEADER + 8);
@@ -70,26 +77,32 @@ export function neighMessage(type: number, flags: number, n: NeighMessage): Buff
     b.writeUInt32BE(dst, putAttr(b, off, NDA_DST, 4));
     off += 8;
   }
+  if (dst6) {
+    dst6.copy(b, putAttr(b, off, NDA_DST, 16));
+    off += 20;
+  }
   if (mac) mac.copy(b, putAttr(b, off, NDA_LLADDR, 6));
   return b;
 }
 
 export interface RouteMessage {
+  family?: number; // AF_INET (default) or AF_INET6
   dstLen: number;
-  dst: number | null; // u32, null for the default route
+  dst: number | Buffer | null; // u32 (IPv4) or 16 bytes (IPv6), null for the default route
   table: number;
   protocol: number;
   scope: number;
   type: number;
   flags: number; // rtm_flags (RTNH_F_ONLINK …)
-  gateway?: number; // u32
+  gateway?: number | Buffer; // u32 or 16 bytes
   oif?: number;
 }
 
 export function routeMessage(type: number, flags: number, r: RouteMessage): Buffer {
-  const size = HEADER + BODY + (r.dst !== null ? 8 : 0) + (r.gateway !== undefined ? 8 : 0) + (r.oif ? 8 : 0);
+  const addrSize = (v: number | Buffer | null | undefined) => (v === null || v === undefined ? 0 : typeof v === 'number' ? 8 : 4 + v.length);
+  const size = HEADER + BODY + addrSize(r.dst) + addrSize(r.gateway) + (r.oif ? 8 : 0);
   const b = start(type, flags, size);
-  b[HEADER] = 2; // AF_INET
+  b[HEADER] = r.family ?? AF_INET;
   b[HEADER + 1] = r.dstLen;
   b[HEADER + 4] = r.table;
   b[HEADER + 5] = r.protocol;
@@ -97,13 +110,17 @@ export function routeMessage(type: number, flags: number, r: RouteMessage): Buff
   b[HEADER + 7] = r.type;
   b.writeUInt32LE(r.flags >>> 0, HEADER + 8);
   let off = HEADER + BODY;
-  if (r.dst !== null) off = put32be(b, off, RTA_DST, r.dst);
-  if (r.gateway !== undefined) off = put32be(b, off, RTA_GATEWAY, r.gateway);
+  if (r.dst !== null) off = putAddr(b, off, RTA_DST, r.dst);
+  if (r.gateway !== undefined) off = putAddr(b, off, RTA_GATEWAY, r.gateway);
   if (r.oif) b.writeUInt32LE(r.oif, putAttr(b, off, RTA_OIF, 4));
   return b;
 }
 
-function put32be(b: Buffer, off: number, type: number, v: number): number {
+function putAddr(b: Buffer, off: number, type: number, v: number | Buffer): number {
+  if (typeof v !== 'number') {
+    v.copy(b, putAttr(b, off, type, v.length));
+    return off + 4 + ((v.length + 3) & ~3);
+  }
   b.writeUInt32BE(v >>> 0, putAttr(b, off, type, 4));
   return off + 8;
 }
@@ -119,7 +136,7 @@ export interface DumpedNeigh {
   family: number;
   ifindex: number;
   state: number;
-  dst: string; // '' if absent or not IPv4
+  dst: string; // IPv4 or IPv6 text, '' if absent
   lladdr: string; // '' if absent or not a MAC
 }
 
@@ -132,6 +149,7 @@ export function decodeNeigh(p: Buffer, start = 0, end = p.length): DumpedNeigh |
     if (len < 4 || off + len > end) break;
     const type = p.readUInt16LE(off + 2) & 0x3fff;
     if (type === NDA_DST && len === 8) n.dst = ip4At(p, off + 4);
+    else if (type === NDA_DST && len === 20) n.dst = ip6At(p, off + 4);
     else if (type === NDA_LLADDR && len === 10) n.lladdr = macAt(p, off + 4);
     off += (len + 3) & ~3;
   }
@@ -174,6 +192,10 @@ export function decodeRoute(p: Buffer, start = 0, end = p.length): DumpedRoute |
       else if (type === RTA_OIF) r.oif = p.readUInt32LE(off + 4);
       else if (type === RTA_PRIORITY) r.priority = p.readUInt32LE(off + 4);
       else if (type === RTA_TABLE) r.table = p.readUInt32LE(off + 4);
+    } else if (len === 20 && r.family === AF_INET6) {
+      const type = p.readUInt16LE(off + 2) & 0x3fff;
+      if (type === RTA_DST) r.dst = ip6At(p, off + 4);
+      else if (type === RTA_GATEWAY) r.gateway = ip6At(p, off + 4);
     }
     off += (len + 3) & ~3;
   }

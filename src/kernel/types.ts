@@ -4,6 +4,9 @@
  *
  * Conventions:
  * - IPv4 addresses are dotted strings, MACs lowercase colon-separated strings, CIDRs "a.b.c.d/n".
+ * - IPv6 (issue 21: flannel-v6.<VNI>) is told by the text: an address or CIDR with a ':' is IPv6,
+ *   written and read back in RFC 5952 form ("fd00:10:0:2::", "fd00:10:0:2::/64"). The dumps that
+ *   have no address to look at take an `IpFamily` (4 by default, so v4 callers are unchanged).
  * - Every write is idempotent ("ensure"/"replace"/"delete if present"): EEXIST/ENOENT are absorbed,
  *   an object with the wrong attributes is repaired or recreated.
  * - Failures are OverlayError: code 'KERNEL' with the object and errno in the message, 'UNSUPPORTED'
@@ -13,6 +16,9 @@ import type { PortRule } from '../domain/port-rules';
 import type { NotrackRule } from '../domain/notrack-rules';
 import type { FastpathPlan } from '../domain/fastpath';
 import type { MulticastPlan } from '../domain/multicast';
+
+/** Which address family a dump lists. */
+export type IpFamily = 4 | 6;
 
 export interface LinkInfo {
   index: number;
@@ -26,10 +32,10 @@ export interface LinkInfo {
 }
 
 export interface VxlanSpec {
-  name: string; // flannel.<VNI>
+  name: string; // flannel.<VNI>, flannel-v6.<VNI>
   vni: number;
   parentIndex: number; // the public interface
-  local: string; // PUBLIC_IP
+  local: string; // PUBLIC_IP; an IPv6 address = IFLA_VXLAN_LOCAL6 (MTU then at most parent − 70)
   port: number; // 0 = kernel default (8472), as flannel
   learning: boolean;
   gbp: boolean;
@@ -93,7 +99,7 @@ export interface NeighbourEntry {
 export interface FdbEntry {
   ifindex: number;
   mac: string;
-  dst: string; // remote VTEP (PublicIP)
+  dst: string; // remote VTEP (PublicIP, or PublicIPv6 on flannel-v6.<VNI>)
   permanent: boolean;
 }
 
@@ -176,22 +182,24 @@ export interface Kernel {
   updateWireguardPeers(name: string, peers: readonly WireguardPeer[], remove: readonly string[]): Promise<void>;
 
   // addresses
-  listAddresses(ifindex: number): Promise<AddressEntry[]>;
-  /** Make `cidr` the only IPv4 address of the link inside `within` (a CIDR; other addresses in it are
-   *  removed, as flannel does for flannel.<VNI>). */
+  /** The link's addresses of `family` (4 by default; 6 includes link-local ones). */
+  listAddresses(ifindex: number, family?: IpFamily): Promise<AddressEntry[]>;
+  /** Make `cidr` the only address of its family on the link inside `within` (a CIDR of the same
+   *  family; other addresses in it are removed, as flannel does for flannel.<VNI> and
+   *  flannel-v6.<VNI>). An IPv6 address is added without duplicate address detection. */
   ensureOnlyAddress(ifindex: number, cidr: string, within?: string): Promise<void>;
   /** Delete exactly `cidr` (address and prefix length) from the link: true if it was there. */
   removeAddress(ifindex: number, cidr: string): Promise<boolean>;
 
-  // routes (main table)
-  listRoutes(oif?: number): Promise<RouteEntry[]>;
+  // routes (main table; replaceRoute/deleteRoute take either family by the dst's text)
+  listRoutes(oif?: number, family?: IpFamily): Promise<RouteEntry[]>;
   replaceRoute(r: RouteEntry): Promise<void>;
   deleteRoute(dst: string): Promise<void>; // absent is fine
   /** The interface of the IPv4 default route, if any (for IFACE's default). */
   defaultRouteInterface(): Promise<LinkInfo | null>;
 
-  // neighbours (ARP) and FDB
-  listNeighbours(ifindex: number): Promise<NeighbourEntry[]>;
+  // neighbours (ARP; NDP for an IPv6 ip) and FDB (dst an IPv4 or IPv6 VTEP)
+  listNeighbours(ifindex: number, family?: IpFamily): Promise<NeighbourEntry[]>;
   replaceNeighbour(n: NeighbourEntry): Promise<void>;
   deleteNeighbour(ifindex: number, ip: string): Promise<void>;
   listFdb(ifindex: number): Promise<FdbEntry[]>;

@@ -14,7 +14,8 @@ import type { Kernel } from '../kernel';
 import type { ConfigState, LeaseEvent, LeaseKeeper, LeaseKeeperOptions } from '../store/types';
 import { describeNetworkConfig, NetworkConfig } from '../domain/network-config';
 import { ipv6Refusal } from '../domain/network-config-v6';
-import { formatCidr6 } from '../domain/ipv6';
+import { Cidr6, cidr6, cidr6Contains, formatCidr6, isIPv6, parseIPv6 } from '../domain/ipv6';
+import { vxlanV6DeviceName } from '../domain/peers-v6';
 import { Cidr, cidr, cidrContains, formatCidr, parseIPv4 } from '../domain/ipv4';
 import { vxlanDeviceName } from '../domain/names';
 import { Lease, LeaseAttrs, leaseBackendType } from '../domain/lease';
@@ -168,15 +169,24 @@ export class OverlayAgent extends EventEmitter {
   }
 
   private async join(config: NetworkConfig): Promise<void> {
+    if (config.ipv6 && config.backend.type === 'vxlan' && !(this.pub.address6 && this.pub.publicIPv6)) {
+      // flanneld stops the same way ("failed to find IPv6 address for interface")
+      this.state = 'config-invalid';
+      this.lastConfigError = `EnableIPv6 with the vxlan backend needs a global IPv6 address on the public interface ${this.pub.link.name} (flannel-v6.<VNI> sends from it), and it has none: add one, or set IFACE to an interface that has one`;
+      this.log.error({ iface: this.pub.link.name }, this.lastConfigError);
+      return;
+    }
     this.state = 'acquiring';
     const key = config.backend.type === 'wireguard' ? await this.wireguardKey() : undefined;
     const dataplane = new OverlayDataplane(this.kernel, this.queue, this.log, config, this.pub, this.opts.tuning, key);
     this.dataplane = dataplane;
     const previous = await this.previousSubnet(config);
     if (previous) this.log.info({ subnet: formatCidr(previous) }, 'found the subnet this host had before on its device; asking for it again');
+    const previous6 = await this.previousSubnet6(config);
     const keeper = this.store.createKeeper({
       publicIP: this.pub.publicIP,
       previousSubnet: () => previous,
+      previousSubnet6: () => previous6,
       attrsFor: (c) => this.attrsFor(c, key),
       ttlSec: this.opts.tuning.ttlSec,
       renewMarginSec: this.opts.tuning.renewMarginSec,
@@ -219,6 +229,23 @@ export class OverlayAgent extends EventEmitter {
       }
     } catch (e) {
       this.log.warn({ err: errorText(e) }, 'could not read the previous subnet from the device');
+    }
+    return null;
+  }
+
+  /** The v6 subnet flannel-v6.<VNI> still carries from an earlier run (its `<subnet6>/128`), as previousSubnet. */
+  private async previousSubnet6(config: NetworkConfig): Promise<Cidr6 | null> {
+    if (config.backend.type !== 'vxlan' || !config.ipv6) return null;
+    try {
+      const dev = await this.kernel.getVxlan(vxlanV6DeviceName(config.backend.vni));
+      if (!dev) return null;
+      for (const a of await this.kernel.listAddresses(dev.index, 6)) {
+        if (a.prefixLen !== 128 || !isIPv6(a.address)) continue;
+        const ip = parseIPv6(a.address);
+        if (cidr6Contains(config.ipv6.network, ip)) return cidr6(ip, config.ipv6.subnetLen);
+      }
+    } catch (e) {
+      this.log.warn({ err: errorText(e) }, 'could not read the previous IPv6 subnet from the device');
     }
     return null;
   }
@@ -289,7 +316,10 @@ export class OverlayAgent extends EventEmitter {
     const b = config.backend;
     if (b.type === 'wireguard' && key) return { publicIP: this.pub.publicIP, backendType: 'wireguard', wireguard: { publicKey: key.publicKey } };
     if (b.type === 'vxlan') {
-      return { publicIP: this.pub.publicIP, backendType: 'vxlan', vxlan: { vni: b.vni, vtepMac: vtepMacFor(b.vni, this.pub.publicIP) } };
+      const attrs: LeaseAttrs = { publicIP: this.pub.publicIP, backendType: 'vxlan', vxlan: { vni: b.vni, vtepMac: vtepMacFor(b.vni, this.pub.publicIP) } };
+      // Dual-stack (issue 21): flanneld's PublicIPv6 and BackendV6Data (the MAC of flannel-v6.<VNI>).
+      const v6 = config.ipv6 ? this.pub.publicIPv6 : undefined;
+      return v6 ? { ...attrs, publicIPv6: v6, vxlan6: { vni: b.vni, vtepMac: vtepMacFor(b.vni, v6) } } : attrs;
     }
     // host-gw: its BackendType; alloc: none at all (flanneld's alloc writes only the PublicIPs).
     return { publicIP: this.pub.publicIP, backendType: leaseBackendType(b) };

@@ -13,6 +13,9 @@
  * alloc (leases only): no device and no peer entries; a sync keeps forwarding and the firewall
  * rules only, and never lists or deletes routes: those toward the overlay are the operator's.
  * wireguard: device, route and peers are WireguardPlane's (wireguard-plane.ts); syncs run here.
+ * Dual-stack vxlan (EnableIPv6): flannel-v6.<VNI> and its peers are VxlanV6Plane's
+ * (vxlan-v6-plane.ts), ensured with flannel.<VNI> and synced after it on every sync; a v4-only
+ * overlay has no v6 plane and runs exactly as before.
  */
 import type { Logger } from 'pino';
 import type { Kernel } from '../kernel';
@@ -30,6 +33,7 @@ import { applyPeerOps, observePeerEntries } from './peer-entries';
 import { isOnLink, PublicInterface } from '../host/public-interface';
 import { errorText } from '../errors';
 import { OverlayFirewall, type FirewallOptions } from './overlay-firewall';
+import { VxlanV6Plane } from './vxlan-v6-plane';
 
 export const VXLAN_OVERHEAD = 50;
 const DEFAULT_VXLAN_PORT = 8472; // port 0 in the config: the kernel's default, as flannel
@@ -83,6 +87,8 @@ export class OverlayDataplane {
   private readonly firewall: OverlayFirewall;
   /** The wireguard backend's device and peers (null for the other backends). */
   readonly wireguard: WireguardPlane | null = null;
+  /** flannel-v6.<VNI> of a dual-stack vxlan overlay (null otherwise). */
+  readonly v6: VxlanV6Plane | null = null;
   readonly stats: DataplaneStats = { fullSyncs: 0, fastSyncs: 0, opsApplied: 0, errors: 0, statesBuilt: 0, lastDrift: 0 };
 
   constructor(
@@ -100,6 +106,7 @@ export class OverlayDataplane {
       if (!wireguardKey) throw new Error('OverlayDataplane: the wireguard backend needs this host\'s key pair');
       this.wireguard = new WireguardPlane(kernel, log, config, b, pub, wireguardKey);
     }
+    if (b.type === 'vxlan' && config.ipv6) this.v6 = new VxlanV6Plane(kernel, log, { ...config, ipv6: config.ipv6 }, b, pub);
   }
 
   /** The MTU containers on this overlay must use. */
@@ -170,6 +177,7 @@ export class OverlayDataplane {
     this.vxIndex = dev.index;
     await this.kernel.setForwarding(dev.index, true); // decapsulated packets are routed to local bridges
     await this.kernel.ensureOnlyAddress(dev.index, `${formatIPv4(this.own.subnet.base)}/32`, formatCidr(this.config.network));
+    if (this.v6) await this.v6.ensureDevice(this.own);
   }
 
   /** Leaving the overlay (clean stop): stop syncing, wait for a sync in flight, remove our masquerade
@@ -303,6 +311,12 @@ export class OverlayDataplane {
       }
     }
     if (ops.length) this.log.debug({ kind, ops: ops.length }, 'overlay synced');
+    if (this.v6 && this.own) await this.v6.sync(this.own, this.leases.values(), (op) => this.countOp(op));
+  }
+
+  private countOp(op: PeerOp['op']): void {
+    this.stats.opsApplied++;
+    observer?.onOp(op);
   }
 
   /** wireguard: the device's peers made those of the leases (before the first snapshot: the device only). */
@@ -351,10 +365,7 @@ export class OverlayDataplane {
   }
 
   private async applyAll(ops: PeerOp[]): Promise<void> {
-    await applyPeerOps(this.kernel, ops, { vxIndex: this.vxIndex, pubIndex: this.pub.link.index }, (op) => {
-      this.stats.opsApplied++;
-      observer?.onOp(op);
-    });
+    await applyPeerOps(this.kernel, ops, { vxIndex: this.vxIndex, pubIndex: this.pub.link.index }, (op) => this.countOp(op));
   }
 
   /** What the kernel holds that this overlay owns. */

@@ -9,17 +9,21 @@
  * - an address with prefix < 32 on an UP link adds the connected ("proto kernel") route;
  * - a route needs its oif up (ENETDOWN) and, without onlink, a gateway on a connected route
  *   (ENETUNREACH); neighbours/FDB need an existing link (ENODEV);
- * - errors are the same KernelError/OverlayError kinds and messages as the real adapter.
+ * - errors are the same KernelError/OverlayError kinds and messages as the real adapter;
+ * - IPv6 by the text, as the real adapter (fake-v6.ts): a v6 vxlan's MTU is at most parent − 70,
+ *   a v6 /128 address brings its /128 route, dumps filter by family and print RFC 5952.
  * Test hooks: addDevice() (a plain NIC), failNext() (inject a failure), writes (a call log).
  * Subclasses go through enter() on every call, so failNext(), close() and the call log apply to them.
  */
 import { conflict, invalid, notFound, OverlayError } from '../../src/errors';
-import { checkIfName, cidrContains, intToIp4, ip4ToInt, macToBuf, parseCidr, parseNetworkCidr } from '../../src/kernel/codec';
+import { checkIfName, ip4ToInt, macToBuf, parseCidr } from '../../src/kernel/codec';
+import { anyCidr, anyContains, anyIp, anyNetwork, connectedRouteOf, familyOf } from './fake-v6';
 import { KernelError } from '../../src/kernel/errno';
 import { bridgeMacFor } from '../../src/domain/mac';
 import type {
   AddressEntry,
   FdbEntry,
+  IpFamily,
   Kernel,
   LinkInfo,
   NeighbourEntry,
@@ -63,10 +67,11 @@ export class FakeNetlink {
   }
 
   /** Test hook: a plain device (like a NIC), optionally up with one address. */
-  addDevice(name: string, opts: { mtu?: number; up?: boolean; mac?: string; cidr?: string } = {}): LinkInfo {
+  addDevice(name: string, opts: { mtu?: number; up?: boolean; mac?: string; cidr?: string; cidr6?: string } = {}): LinkInfo {
     const l = this.newLink(name, '', opts.mtu ?? 1500, opts.mac);
     l.up = opts.up ?? true;
     if (opts.cidr) this.addAddr(l.index, parseCidr(opts.cidr).ip, parseCidr(opts.cidr).len);
+    if (opts.cidr6) this.addAddr(l.index, anyCidr(opts.cidr6, 'address').ip, anyCidr(opts.cidr6, 'address').len);
     return { ...l };
   }
 
@@ -105,21 +110,22 @@ export class FakeNetlink {
     this.enter('ensureVxlan', spec.name, true);
     checkIfName(spec.name, 'vxlan name');
     if (!Number.isInteger(spec.vni) || spec.vni < 1 || spec.vni > 0xffffff) throw invalid(`vxlan "${spec.name}": vni ${spec.vni} is not in 1..16777215`);
-    ip4ToInt(spec.local, `vxlan "${spec.name}" local`);
+    const local = anyIp(spec.local, `vxlan "${spec.name}" local`);
     macToBuf(spec.mac, `vxlan "${spec.name}" MAC`);
     const parent = spec.parentIndex ? this.links.get(spec.parentIndex) : undefined;
     if (spec.parentIndex && !parent) throw kerr(`create vxlan "${spec.name}"`, 'ENODEV');
-    const want = { vni: spec.vni, local: spec.local, port: spec.port || DEFAULT_PORT, learning: spec.learning, gbp: spec.gbp, parentIndex: spec.parentIndex };
+    const headroom = familyOf(local) === 6 ? 70 : 50; // the kernel's VXLAN6_HEADROOM / VXLAN_HEADROOM
+    const want = { vni: spec.vni, local, port: spec.port || DEFAULT_PORT, learning: spec.learning, gbp: spec.gbp, parentIndex: spec.parentIndex };
     let l = this.byName(spec.name);
     if (l && !(l.vx && (Object.keys(want) as (keyof typeof want)[]).every((k) => l?.vx?.[k] === want[k]))) {
       this.removeLink(l);
       l = undefined;
     }
     if (!l) {
-      l = this.newLink(spec.name, 'vxlan', parent ? parent.mtu - 50 : 1450);
+      l = this.newLink(spec.name, 'vxlan', parent ? parent.mtu - headroom : 1500 - headroom);
       l.vx = want;
     }
-    const maxMtu = parent ? parent.mtu - 50 : 65535;
+    const maxMtu = parent ? parent.mtu - headroom : 65535;
     if (spec.mtu > maxMtu) throw kerr(`set vxlan "${spec.name}" mtu ${spec.mtu} address ${spec.mac} up`, 'EINVAL');
     l.mtu = spec.mtu;
     l.mac = spec.mac.toLowerCase();
@@ -199,26 +205,27 @@ export class FakeNetlink {
 
   // ---- addresses
 
-  async listAddresses(ifindex: number): Promise<AddressEntry[]> {
+  async listAddresses(ifindex: number, family: IpFamily = 4): Promise<AddressEntry[]> {
     this.enter('listAddresses');
-    return this.addrs.filter((a) => a.ifindex === ifindex).map((a) => ({ ...a }));
+    return this.addrs.filter((a) => a.ifindex === ifindex && familyOf(a.address) === family).map((a) => ({ ...a }));
   }
 
   async ensureOnlyAddress(ifindex: number, cidr: string, within?: string): Promise<void> {
     this.enter('ensureOnlyAddress', `${ifindex} ${cidr} ${within ?? ''}`, true);
-    const want = parseCidr(cidr, 'address');
-    const scope = within === undefined ? undefined : parseCidr(within, 'address scope');
+    const want = anyCidr(cidr, 'address');
+    const scope = within === undefined ? undefined : anyCidr(within, 'address scope');
+    if (scope && scope.family !== want.family) throw invalid(`address ${cidr} within ${within}: both must be of one family`);
     if (!this.links.has(ifindex)) throw kerr(`add address ${want.ip}/${want.len} to link #${ifindex}`, 'ENODEV');
-    for (const a of this.addrs.filter((x) => x.ifindex === ifindex)) {
+    for (const a of this.addrs.filter((x) => x.ifindex === ifindex && familyOf(x.address) === want.family)) {
       if (a.address === want.ip && a.prefixLen === want.len) continue;
-      if (scope === undefined || cidrContains(scope, a.address)) this.delAddr(a);
+      if (scope === undefined || anyContains(within as string, a.address)) this.delAddr(a);
     }
     if (!this.addrs.some((a) => a.ifindex === ifindex && a.address === want.ip && a.prefixLen === want.len)) this.addAddr(ifindex, want.ip, want.len);
   }
 
   async removeAddress(ifindex: number, cidr: string): Promise<boolean> {
     this.enter('removeAddress', `${ifindex} ${cidr}`, true);
-    const want = parseCidr(cidr, 'address');
+    const want = anyCidr(cidr, 'address');
     const a = this.addrs.find((x) => x.ifindex === ifindex && x.address === want.ip && x.prefixLen === want.len);
     if (!a) return false;
     this.delAddr(a);
@@ -227,14 +234,15 @@ export class FakeNetlink {
 
   // ---- routes
 
-  async listRoutes(oif?: number): Promise<RouteEntry[]> {
+  async listRoutes(oif?: number, family: IpFamily = 4): Promise<RouteEntry[]> {
     this.enter('listRoutes');
-    return this.routes.filter((r) => oif === undefined || r.oif === oif).map(routePub);
+    return this.routes.filter((r) => (oif === undefined || r.oif === oif) && familyOf(r.dst) === family).map(routePub);
   }
 
   async replaceRoute(r: RouteEntry): Promise<void> {
     this.enter('replaceRoute', `${r.dst} ${r.gateway ?? ''} ${r.oif}`, true);
-    const dst = parseNetworkCidr(r.dst);
+    const dst = anyNetwork(r.dst);
+    if (r.gateway && familyOf(r.gateway) !== familyOf(dst)) throw invalid(`route ${r.dst} via ${r.gateway}: an IPv6 route needs an IPv6 gateway`);
     const what = `replace route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.oif ? ` dev #${r.oif}` : ''}${r.onlink ? ' onlink' : ''}`;
     if (!r.gateway && !r.oif) throw invalid(`${what}: needs a gateway or an oif`);
     if (r.onlink && (!r.gateway || !r.oif)) throw invalid(`${what}: onlink needs both a gateway and an oif`);
@@ -246,12 +254,12 @@ export class FakeNetlink {
     }
     if (r.gateway && !r.onlink) {
       const gw = r.gateway;
-      const via = this.routes.find((c) => !c.gateway && (!oif || c.oif === oif) && cidrContains(parseCidr(c.dst), gw));
+      const via = this.routes.find((c) => !c.gateway && (!oif || c.oif === oif) && anyContains(c.dst, gw));
       if (!via) throw kerr(what, 'ENETUNREACH');
       oif = via.oif;
     }
-    const entry: FakeRoute = { dst: `${intToIp4(dst.net)}/${dst.len}`, oif, onlink: r.onlink };
-    if (r.gateway) entry.gateway = r.gateway;
+    const entry: FakeRoute = { dst, oif, onlink: r.onlink };
+    if (r.gateway) entry.gateway = anyIp(r.gateway, 'gateway');
     const i = this.routes.findIndex((x) => x.dst === entry.dst);
     if (i >= 0) this.routes[i] = entry;
     else this.routes.push(entry);
@@ -259,8 +267,7 @@ export class FakeNetlink {
 
   async deleteRoute(dst: string): Promise<void> {
     this.enter('deleteRoute', dst, true);
-    const d = parseNetworkCidr(dst);
-    const key = `${intToIp4(d.net)}/${d.len}`;
+    const key = anyNetwork(dst);
     const i = this.routes.findIndex((x) => x.dst === key);
     if (i >= 0) this.routes.splice(i, 1);
   }
@@ -274,24 +281,24 @@ export class FakeNetlink {
 
   // ---- neighbours and FDB
 
-  async listNeighbours(ifindex: number): Promise<NeighbourEntry[]> {
+  async listNeighbours(ifindex: number, family: IpFamily = 4): Promise<NeighbourEntry[]> {
     this.enter('listNeighbours');
-    return this.neighs.filter((n) => n.ifindex === ifindex).map((n) => ({ ...n }));
+    return this.neighs.filter((n) => n.ifindex === ifindex && familyOf(n.ip) === family).map((n) => ({ ...n }));
   }
 
   async replaceNeighbour(n: NeighbourEntry): Promise<void> {
     this.enter('replaceNeighbour', `${n.ip} ${n.mac}`, true);
-    ip4ToInt(n.ip, 'neighbour IP');
+    const ip = anyIp(n.ip, 'neighbour IP');
     const mac = macToBuf(n.mac, 'neighbour MAC') && n.mac.toLowerCase();
     if (!this.links.has(n.ifindex)) throw kerr(`replace neighbour ${n.ip} lladdr ${n.mac} dev #${n.ifindex}`, 'ENODEV');
-    this.neighs = this.neighs.filter((x) => !(x.ifindex === n.ifindex && x.ip === n.ip));
-    this.neighs.push({ ifindex: n.ifindex, ip: n.ip, mac, permanent: n.permanent });
+    this.neighs = this.neighs.filter((x) => !(x.ifindex === n.ifindex && x.ip === ip));
+    this.neighs.push({ ifindex: n.ifindex, ip, mac, permanent: n.permanent });
   }
 
   async deleteNeighbour(ifindex: number, ip: string): Promise<void> {
     this.enter('deleteNeighbour', ip, true);
-    ip4ToInt(ip, 'neighbour IP');
-    this.neighs = this.neighs.filter((x) => !(x.ifindex === ifindex && x.ip === ip));
+    const key = anyIp(ip, 'neighbour IP');
+    this.neighs = this.neighs.filter((x) => !(x.ifindex === ifindex && x.ip === key));
   }
 
   async listFdb(ifindex: number): Promise<FdbEntry[]> {
@@ -302,17 +309,18 @@ export class FakeNetlink {
   async replaceFdb(f: FdbEntry): Promise<void> {
     this.enter('replaceFdb', `${f.mac} ${f.dst}`, true);
     const mac = macToBuf(f.mac, 'fdb MAC') && f.mac.toLowerCase();
-    ip4ToInt(f.dst, 'fdb dst');
+    const dst = anyIp(f.dst, 'fdb dst');
     if (!this.links.has(f.ifindex)) throw kerr(`replace fdb ${f.mac} dst ${f.dst} dev #${f.ifindex}`, 'ENODEV');
     const zero = mac === '00:00:00:00:00:00'; // flood entries: one per dst (APPEND)
-    this.fdb = this.fdb.filter((x) => !(x.ifindex === f.ifindex && x.mac === mac && (!zero || x.dst === f.dst)));
-    this.fdb.push({ ifindex: f.ifindex, mac, dst: f.dst, permanent: f.permanent });
+    this.fdb = this.fdb.filter((x) => !(x.ifindex === f.ifindex && x.mac === mac && (!zero || x.dst === dst)));
+    this.fdb.push({ ifindex: f.ifindex, mac, dst, permanent: f.permanent });
   }
 
   async deleteFdb(ifindex: number, mac: string, dst?: string): Promise<void> {
     this.enter('deleteFdb', `${mac} ${dst ?? ''}`, true);
     const m = macToBuf(mac, 'fdb MAC') && mac.toLowerCase();
-    this.fdb = this.fdb.filter((x) => !(x.ifindex === ifindex && x.mac === m && (!dst || x.dst === dst)));
+    const d = dst ? anyIp(dst, 'fdb dst') : undefined;
+    this.fdb = this.fdb.filter((x) => !(x.ifindex === ifindex && x.mac === m && (!d || x.dst === d)));
   }
 
   async close(): Promise<void> {
@@ -368,20 +376,14 @@ export class FakeNetlink {
 
   private delAddr(a: AddressEntry): void {
     this.addrs = this.addrs.filter((x) => x !== a);
-    const dst = connectedDst(a);
+    const dst = connectedRouteOf(a.address, a.prefixLen);
     this.routes = this.routes.filter((r) => !(r.connected && r.oif === a.ifindex && r.dst === dst));
   }
 
   private addConnected(a: AddressEntry): void {
-    if (a.prefixLen >= 32) return; // the kernel adds no prefix route for a /32
-    const dst = connectedDst(a);
-    if (!this.routes.some((r) => r.dst === dst && r.oif === a.ifindex)) this.routes.push({ dst, oif: a.ifindex, onlink: false, connected: true });
+    const dst = connectedRouteOf(a.address, a.prefixLen); // none for a v4 /32
+    if (dst && !this.routes.some((r) => r.dst === dst && r.oif === a.ifindex)) this.routes.push({ dst, oif: a.ifindex, onlink: false, connected: true });
   }
-}
-
-function connectedDst(a: AddressEntry): string {
-  const c = parseCidr(`${a.address}/${a.prefixLen}`);
-  return `${intToIp4(c.net)}/${c.len}`;
 }
 
 function fakeMac(index: number): string {

@@ -90,10 +90,10 @@ test('not ready: a named overlay asking for wireguard says it is the default ove
 test('not ready: an EnableIPv6 config is refused naming what is not built (issue 21); no lease is asked for', async () => {
   const { agent, steer, config } = rig('six');
   await agent.start();
-  config('{"Network":"10.9.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:9::/48","Backend":{"Type":"vxlan","VNI":9}}');
+  config('{"Network":"10.9.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:9::/48","Backend":{"Type":"host-gw"}}');
   for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
   assert.equal(agent.state, 'config-invalid');
   assert.equal(steer.keepers, 0);
-  assert.match(agent.notReadyReason(), /is invalid: EnableIPv6 with the vxlan backend: IPv6 leases are supported, but .*not built yet in overlay-flannel \(issue 21\)/);
+  assert.match(agent.notReadyReason(), /is invalid: EnableIPv6 with the host-gw backend: IPv6 leases are supported, but .*not built yet in overlay-flannel \(issue 21\)/);
   await agent.stop();
 });

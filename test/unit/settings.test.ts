@@ -104,3 +104,9 @@ test('STATE_DIR (the WireGuard key) and WIREGUARD_PRIVATE_SOCKET: defaults, valu
   assert.throws(() => loadSettings({ STATE_DIR: 'relative/dir' }), /STATE_DIR: "relative\/dir" must be an absolute path/);
   assert.throws(() => loadSettings({ WIREGUARD_PRIVATE_SOCKET: 'yes' }), /WIREGUARD_PRIVATE_SOCKET: "yes" must be true, false, 1 or 0/);
 });
+
+test('PUBLIC_IPV6: absent by default, an IPv6 address when set, anything else refused naming the setting', () => {
+  assert.equal(loadSettings({}).publicIPv6, undefined);
+  assert.equal(loadSettings({ PUBLIC_IPV6: '2001:db8::7' }).publicIPv6, '2001:db8::7');
+  assert.throws(() => loadSettings({ PUBLIC_IPV6: '192.0.2.7' }), /PUBLIC_IPV6: "192\.0\.2\.7" is not an IPv6 address/);
+});
