@@ -57,8 +57,17 @@ export function formatIPv6(n: bigint): string {
   if ((n >= 1n << 24n && n < 1n << 32n) || n >> 32n === 0xffffn) return dotted(n);
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((n >> BigInt(i * 16)) & 0xffffn));
+  return groupsText(groups);
+}
+
+/**
+ * Eight 16-bit groups as RFC 5952 text (what Go and `ip -6` print for an ordinary v6 address):
+ * lowercase, no leading zeros, the longest run of two or more zero groups (the first of equal
+ * runs) as `::`.
+ */
+export function groupsText(groups: readonly number[]): string {
   let best = -1;
-  let bestLen = 0;
+  let bestLen = 1; // a single zero group is never compressed
   for (let i = 0; i < 8; ) {
     if (groups[i] !== 0) {
       i++;
@@ -69,8 +78,8 @@ export function formatIPv6(n: bigint): string {
     if (j - i > bestLen) [best, bestLen] = [i, j - i];
     i = j;
   }
-  const hex = (gs: number[]) => gs.map((g) => g.toString(16)).join(':');
-  if (bestLen < 2) return hex(groups);
+  const hex = (gs: readonly number[]) => gs.map((g) => g.toString(16)).join(':');
+  if (best < 0) return hex(groups);
   return `${hex(groups.slice(0, best))}::${hex(groups.slice(best + bestLen))}`;
 }
 

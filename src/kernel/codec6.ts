@@ -10,7 +10,7 @@
  * instead of a v6 copy of each; only the dumps take a family, since they have no address to look at.
  */
 import { invalid } from '../errors';
-import { isIPv6, parseIPv6 } from '../domain/ipv6';
+import { groupsText, isIPv6, parseIPv6 } from '../domain/ipv6';
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;
@@ -35,21 +35,7 @@ export function ip6ToBuf(text: string, what = 'IPv6 address'): Buffer {
 export function ip6At(b: Buffer, o: number): string {
   const g: number[] = [];
   for (let i = 0; i < 8; i++) g.push(b.readUInt16BE(o + 2 * i));
-  let best = -1;
-  let bestLen = 1; // a single zero group is never compressed
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) [best, bestLen] = [i, j - i];
-    i = j;
-  }
-  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(':');
-  if (best < 0) return hex(g);
-  return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
+  return groupsText(g);
 }
 
 /** '' for a missing or non-IPv6 attribute. */
