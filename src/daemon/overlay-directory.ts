@@ -2,7 +2,8 @@
  * The overlays this host has joined, each an OverlayAgent over its own flannel prefix. The default
  * overlay (ETCD_PREFIX) is joined at start; a named one (`--ipam-opt network=NAME`) lives under
  * `<ETCD_PREFIX>-<NAME>` (a flanneld joins it with --etcd-prefix=<ETCD_PREFIX>-<NAME>) and is
- * joined on first use.
+ * joined on first use (an IPAM call naming it) and, after a restart, as soon as network replication
+ * sees a Docker network of ours on it (Docker makes no IPAM call for networks it already has).
  */
 import type { Logger } from 'pino';
 import type { Kernel } from '../kernel';
