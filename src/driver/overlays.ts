@@ -24,6 +24,8 @@ export interface OverlayHandle {
   lease(): Lease | null;
   /** The overlay's whole Network, once its config is loaded. */
   network(): Cidr | null;
+  /** The overlay's IPv6Network, on a dual-stack overlay (absent in fakes). */
+  network6?(): Cidr6 | null;
   /** MTU for bridges and veths (vxlan: parent − 50). */
   mtu(): number | null;
   /** Its vxlan device, once the dataplane exists (null for host-gw). */

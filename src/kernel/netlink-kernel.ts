@@ -25,6 +25,7 @@ import type { MulticastPlan } from '../domain/multicast';
 import { NlSocket, type NlSocketOptions } from './netlink-socket';
 import { parseNetworkCidr } from './codec';
 import * as routes from './routes';
+import { ensureIpv6Forwarding } from './sysctl-v6';
 import { WireguardDevices, type WireguardOptions } from './kernel-wireguard';
 import type {
   AddressEntry,
@@ -56,9 +57,11 @@ function publicVxlan(d: links.VxlanDetails): VxlanInfo {
 export class NetlinkKernel implements Kernel {
   private readonly ns: NlSocket;
   private readonly wg: WireguardDevices;
+  private readonly sysctlRoots: readonly string[];
 
-  constructor(opts: NlSocketOptions & { wireguard?: WireguardOptions } = {}) {
+  constructor(opts: NlSocketOptions & { wireguard?: WireguardOptions; sysctlRoots?: readonly string[] } = {}) {
     this.ns = new NlSocket(opts);
+    this.sysctlRoots = opts.sysctlRoots ?? ['/proc/sys'];
     this.wg = new WireguardDevices(this.ns, { timeoutMs: opts.timeoutMs, ...opts.wireguard });
   }
 
@@ -95,6 +98,9 @@ export class NetlinkKernel implements Kernel {
   }
   setForwarding(ifindex: number, on: boolean): Promise<void> {
     return links.setIpv4Forwarding(this.ns, ifindex, on);
+  }
+  ensureIpv6Forwarding(): Promise<'already' | 'set'> {
+    return ensureIpv6Forwarding(this.sysctlRoots);
   }
   setLinkUp(name: string): Promise<void> {
     return links.setLinkUpByName(this.ns, name);
@@ -225,6 +231,8 @@ export interface NetlinkKernelOptions {
   maxInFlight?: number;
   /** The WireGuard devices (kernel-wireguard.ts). */
   wireguard?: WireguardOptions;
+  /** Where net/ipv6/conf/all/forwarding is tried, in order (sysctl-v6.ts); default ['/proc/sys']. */
+  sysctlRoots?: readonly string[];
 }
 
 export function createNetlinkKernel(opts: NetlinkKernelOptions = {}): Kernel {

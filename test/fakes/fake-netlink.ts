@@ -188,6 +188,13 @@ export class FakeNetlink {
   /** ifindexes with forwarding on */
   readonly forwarding = new Set<number>();
 
+  /** net.ipv6.conf.all.forwarding */
+  ipv6Forwarding = false;
+  async ensureIpv6Forwarding(): Promise<'already' | 'set'> {
+    if (this.ipv6Forwarding) return 'already';
+    this.ipv6Forwarding = true;
+    return 'set';
+  }
   async setForwarding(ifindex: number, on: boolean): Promise<void> {
     this.enter('setForwarding', String(ifindex), true);
     if (!this.links.has(ifindex)) throw kerr(`set forwarding on link #${ifindex}`, 'ENODEV');
