@@ -283,7 +283,7 @@ export class NetworkDriver {
     if (this.ipv6Forwarding) return;
     const r = await this.kernel.ensureIpv6Forwarding();
     this.ipv6Forwarding = true;
-    if (r === 'set') this.log.info('net.ipv6.conf.all.forwarding set to 1 (an endpoint of a --ipv6 network)');
+    this.log.info({ path: r.path }, r.state === 'set' ? 'net.ipv6.conf.all.forwarding set to 1 (an endpoint of a --ipv6 network)' : 'net.ipv6.conf.all.forwarding already 1');
   }
 
   private mtuFor(overlay: OverlayHandle, option: string | undefined): number {

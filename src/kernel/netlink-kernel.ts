@@ -99,7 +99,7 @@ export class NetlinkKernel implements Kernel {
   setForwarding(ifindex: number, on: boolean): Promise<void> {
     return links.setIpv4Forwarding(this.ns, ifindex, on);
   }
-  ensureIpv6Forwarding(): Promise<'already' | 'set'> {
+  ensureIpv6Forwarding(): Promise<{ state: 'already' | 'set'; path: string }> {
     return ensureIpv6Forwarding(this.sysctlRoots);
   }
   setLinkUp(name: string): Promise<void> {

@@ -14,15 +14,21 @@ import { unavailable } from '../errors';
 
 const KEY = 'net/ipv6/conf/all/forwarding';
 
+export interface Ipv6ForwardingResult {
+  state: 'already' | 'set';
+  /** The file that said so (or was written). */
+  path: string;
+}
+
 /** 'already' when it was on, 'set' when we turned it on; UNAVAILABLE naming the sysctl when no root could. */
-export async function ensureIpv6Forwarding(sysctlRoots: readonly string[]): Promise<'already' | 'set'> {
+export async function ensureIpv6Forwarding(sysctlRoots: readonly string[]): Promise<Ipv6ForwardingResult> {
   const errors: string[] = [];
   for (const root of sysctlRoots) {
     const path = join(root, KEY);
     try {
-      if ((await readFile(path, 'utf8')).trim() === '1') return 'already';
+      if ((await readFile(path, 'utf8')).trim() === '1') return { state: 'already', path };
       await writeFile(path, '1\n');
-      if ((await readFile(path, 'utf8')).trim() === '1') return 'set';
+      if ((await readFile(path, 'utf8')).trim() === '1') return { state: 'set', path };
       errors.push(`${path}: still 0 after writing 1`);
     } catch (e) {
       errors.push(`${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);

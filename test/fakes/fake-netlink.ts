@@ -190,10 +190,11 @@ export class FakeNetlink {
 
   /** net.ipv6.conf.all.forwarding */
   ipv6Forwarding = false;
-  async ensureIpv6Forwarding(): Promise<'already' | 'set'> {
-    if (this.ipv6Forwarding) return 'already';
+  async ensureIpv6Forwarding(): Promise<{ state: 'already' | 'set'; path: string }> {
+    const path = '/proc/sys/net/ipv6/conf/all/forwarding';
+    if (this.ipv6Forwarding) return { state: 'already', path };
     this.ipv6Forwarding = true;
-    return 'set';
+    return { state: 'set', path };
   }
   async setForwarding(ifindex: number, on: boolean): Promise<void> {
     this.enter('setForwarding', String(ifindex), true);
