@@ -255,7 +255,7 @@ export class NetworkDriver {
       );
     }
     const { rules, skipped } = portRules(a.endpointId, address, a.portMap);
-    if (skipped.length > 0) this.log.info({ endpoint: a.endpointId.slice(0, 12), skipped: skipped.map((b) => `[${b.hostIP}]:${b.hostPort}`) }, 'IPv6 port bindings ignored (IPv6 is not supported)');
+    if (skipped.length > 0) this.log.info({ endpoint: a.endpointId.slice(0, 12), skipped: skipped.map((b) => `[${b.hostIP}]:${b.hostPort}`) }, 'IPv6 port bindings ignored (published ports on IPv6 are not built yet, issue 21)');
     const r = await this.queue.run(() => this.kernel.ensurePortMappings(a.endpointId, rules));
     if (r === 'no-chain' && rules.length > 0) {
       throw unavailable(`published ports of endpoint ${a.endpointId.slice(0, 12)}: this host has no nftables "ip nat" table (iptables-legacy?), so nothing was published. Rules wanted:\n` + rules.map((x) => `iptables -t nat ${portRuleText(x).replace('-A ', '-I ')}`).join('\n'));
@@ -326,7 +326,10 @@ export class NetworkDriver {
     const mode = this.modes.get(a.networkId) ?? 'routed';
     const multicast = this.multicast.get(a.networkId) ?? true;
     this.log.warn({ network: a.networkId.slice(0, 12), subnet: formatCidr(subnet), datapath: mode }, 'bridge missing (host rebooted?): rebuilding it');
-    return this.ensureBridge(bridgeName(a.networkId), subnet, overlay.mtu() ?? MTU_UNTIL_READY, mode, multicast);
+    const view = await this.ensureBridge(bridgeName(a.networkId), subnet, overlay.mtu() ?? MTU_UNTIL_READY, mode, multicast);
+    const subnet6 = overlay.lease()!.subnet6;
+    if (a.addressIPv6 && subnet6) await ensureBridge6(this.kernel, view.link.index, mode, subnet6);
+    return view;
   }
 
   private async bridgeView(name: string): Promise<BridgeView | null> {

@@ -9,7 +9,7 @@
  * their hosts' v6 leases (`docker inspect` GlobalIPv6Address), a v6 default route via the
  * network's link-local gateway (routed data path), and the plugin turned on
  * net.ipv6.conf.all.forwarding in each host's namespace; ping6 across hosts both ways, v4 ping
- * too. after() tears everything down and asserts nothing is left. Needs root, docker.io,
+ * too; the same on the bridge data path (`-o datapath=bridge`, gateway ::1 on the bridge). after() tears everything down and asserts nothing is left. Needs root, docker.io,
  * busybox-static, etcd; `npm run build` first.
  */
 import assert from 'node:assert/strict';
@@ -152,6 +152,29 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
       const left = await h.execJson<unknown[]>(['-6', 'route', 'show', `${addr[c]!.ip6}/128`]);
       assert.deepEqual(left, [], `${h.ns}: the /128 route to ${c} went with its veth`);
     }
+    await d1.dockerOk(['network', 'rm', NET]);
+    await waitFor(async () => (await d2.docker(['network', 'inspect', NET])).code !== 0, { timeoutMs: 20_000, intervalMs: 200, what: `${NET} gone from h2` });
+  });
+
+  it('5. the bridge data path (-o datapath=bridge): the bridge holds ::1 of the v6 lease, ping6 across hosts both ways', async () => {
+    const r = await d1.docker(['network', 'create', '--ipv6', '-d', DRIVER, '--ipam-driver', DRIVER, '-o', 'datapath=bridge', NET], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, `network create --ipv6 -o datapath=bridge on h1: ${r.stderr}\n${dockerLog(d1)}`);
+    await waitFor(async () => (await d2.docker(['network', 'inspect', NET])).code === 0, { timeoutMs: 20_000, intervalMs: 200, what: `${NET} on h2\n${dockerLog(d2)}` });
+    await Promise.all([L.runBox(d1, 'b1', NET), L.runBox(d2, 'b2', NET)]);
+    const held6 = await leases6();
+    for (const [d, h, c] of [[d1, h1, 'b1'], [d2, h2, 'b2']] as const) {
+      const f = `{{with index .NetworkSettings.Networks "${NET}"}}{{.IPAddress}} {{.GlobalIPv6Address}} {{.IPv6Gateway}}{{end}}`;
+      const [ip = '', ip6 = '', gw6 = ''] = (await d.dockerOk(['inspect', '-f', f, c])).stdout.trim().split(' ');
+      addr[c] = { ip, ip6, gw6 };
+      const lease6 = held6.get(h.ip)!;
+      assert.ok(inCidr6(ip6, lease6), `${c}: ${ip6} in ${lease6}`);
+      assert.equal(v6(gw6), v6(lease6.split('/')[0]!) + 1n, `${c}: the v6 gateway is ::1 of ${lease6}`);
+      assert.match((await d.dockerOk(['exec', c, 'ip', '-6', 'route'])).stdout, new RegExp(`default via ${gw6} dev eth0`));
+    }
+    await ping6Ok(d1, 'b1', addr.b2!.ip6);
+    await ping6Ok(d2, 'b2', addr.b1!.ip6);
+    await L.pingOk(d1, 'b1', addr.b2!.ip);
+    for (const [d, c] of [[d1, 'b1'], [d2, 'b2']] as const) await d.dockerOk(['rm', '-f', c], { timeoutMs: 60_000 });
     await d1.dockerOk(['network', 'rm', NET]);
   });
 });

@@ -90,3 +90,13 @@ test('a v4-only network has no v6 half; an IPv6 pool that is not the v6 lease is
   assert.equal(joinResponse(r).GatewayIPv6, undefined);
   assert.equal(v4.kernel.ipv6Forwarding, false);
 });
+
+test('bridge --ipv6 after a reboot (bridge gone): CreateEndpoint rebuilds the bridge with its v6 gateway too', async () => {
+  const { kernel, driver } = setup();
+  await driver.createNetwork(net({ datapath: 'bridge' }));
+  await kernel.deleteLink(bridgeName(NID));
+  await driver.createEndpoint(ep);
+  const br = (await kernel.getLink(bridgeName(NID)))!;
+  assert.ok((await kernel.listAddresses(br.index, 6)).some((a) => a.address === 'fd00:10:0:5::1'), 'the v6 gateway is back');
+  assert.equal((await driver.join(join)).gateway6, 'fd00:10:0:5::1');
+});
