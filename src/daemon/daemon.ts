@@ -102,7 +102,7 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
   try {
     const kernel = createNetlinkKernel({
       wireguard: { privateSocketDir: settings.wireguardPrivateSocket },
-      // a managed plugin's /proc/sys is read-only; the host's procfs under host-root is not (sysctl-v6.ts)
+      // a managed plugin's /proc/sys is read-only; the host's procfs under host-root is not (links.ts)
       sysctlRoots: settings.dockerSearchRoot === '/' ? ['/proc/sys'] : ['/proc/sys', `${settings.dockerSearchRoot.replace(/\/$/, '')}/proc/sys`],
     });
     undo.push('closing the kernel', () => kernel.close());

@@ -10,7 +10,7 @@
  *   overlay's IPv6Network via it, and it as GatewayIPv6 (the v6 default route).
  * - bridge: the bridge holds `<subnet6>::1/<len>` (the IPAM gateway); containers on the bridge
  *   use it as their default gateway, flannel's model.
- * Either way the host needs net.ipv6.conf.all.forwarding=1 (sysctl-v6.ts), set at the first v6
+ * Either way the host needs net.ipv6.conf.all.forwarding=1 (links.ts), set at the first v6
  * endpoint.
  */
 import type { Kernel } from '../kernel';

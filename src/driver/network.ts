@@ -278,7 +278,7 @@ export class NetworkDriver {
     return { bridge: bridgeName(networkId), hostVeth: vethNames(endpointId).host, ...(mode ? { datapath: mode } : {}) };
   }
 
-  /** Once per process: the host forwards v6 (Linux has no per-device v6 switch; sysctl-v6.ts). */
+  /** Once per process: the host forwards v6 (Linux has no per-device v6 switch; src/kernel/links.ts). */
   private async ensureIpv6Forwarding(): Promise<void> {
     if (this.ipv6Forwarding) return;
     const r = await this.kernel.ensureIpv6Forwarding();

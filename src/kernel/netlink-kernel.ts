@@ -25,7 +25,6 @@ import type { MulticastPlan } from '../domain/multicast';
 import { NlSocket, type NlSocketOptions } from './netlink-socket';
 import { parseNetworkCidr } from './codec';
 import * as routes from './routes';
-import { ensureIpv6Forwarding } from './sysctl-v6';
 import { WireguardDevices, type WireguardOptions } from './kernel-wireguard';
 import type {
   AddressEntry,
@@ -100,7 +99,7 @@ export class NetlinkKernel implements Kernel {
     return links.setIpv4Forwarding(this.ns, ifindex, on);
   }
   ensureIpv6Forwarding(): Promise<{ state: 'already' | 'set'; path: string }> {
-    return ensureIpv6Forwarding(this.sysctlRoots);
+    return links.ensureIpv6Forwarding(this.sysctlRoots);
   }
   setLinkUp(name: string): Promise<void> {
     return links.setLinkUpByName(this.ns, name);
@@ -231,7 +230,7 @@ export interface NetlinkKernelOptions {
   maxInFlight?: number;
   /** The WireGuard devices (kernel-wireguard.ts). */
   wireguard?: WireguardOptions;
-  /** Where net/ipv6/conf/all/forwarding is tried, in order (sysctl-v6.ts); default ['/proc/sys']. */
+  /** Where net/ipv6/conf/all/forwarding is tried, in order (links.ts); default ['/proc/sys']. */
   sysctlRoots?: readonly string[];
 }
 

@@ -1,10 +1,10 @@
-// net.ipv6.conf.all.forwarding through the first procfs root that can set it (src/kernel/sysctl-v6.ts).
+// net.ipv6.conf.all.forwarding through the first procfs root that can set it (src/kernel/links.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureIpv6Forwarding } from '../../src/kernel/sysctl-v6';
+import { ensureIpv6Forwarding } from '../../src/kernel/links';
 
 function root(base: string, name: string, value?: string): string {
   const r = join(base, name);
