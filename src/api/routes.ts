@@ -41,9 +41,13 @@ export function joinResponse(r: JoinResult): w.JoinResponse {
   return {
     InterfaceName: { SrcName: r.containerVeth, DstPrefix: CONTAINER_IFACE_PREFIX },
     Gateway: r.gateway === null ? '' : formatIPv4(r.gateway),
-    StaticRoutes: r.routes.map((x) =>
-      x.nextHop === null ? { Destination: formatCidr(x.destination), RouteType: 1 } : { Destination: formatCidr(x.destination), RouteType: 0, NextHop: formatIPv4(x.nextHop) },
-    ),
+    ...(r.gateway6 ? { GatewayIPv6: r.gateway6 } : {}),
+    StaticRoutes: [
+      ...r.routes.map((x) =>
+        x.nextHop === null ? { Destination: formatCidr(x.destination), RouteType: 1 as const } : { Destination: formatCidr(x.destination), RouteType: 0 as const, NextHop: formatIPv4(x.nextHop) },
+      ),
+      ...(r.routes6 ?? []).map((x) => (x.nextHop === null ? { Destination: x.destination, RouteType: 1 as const } : { Destination: x.destination, RouteType: 0 as const, NextHop: x.nextHop })),
+    ],
     ...(r.disableGatewayService ? { DisableGatewayService: true } : {}),
   };
 }

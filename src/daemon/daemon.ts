@@ -100,7 +100,11 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
     log.info('overlay-flannel stopped');
   };
   try {
-    const kernel = createNetlinkKernel({ wireguard: { privateSocketDir: settings.wireguardPrivateSocket } });
+    const kernel = createNetlinkKernel({
+      wireguard: { privateSocketDir: settings.wireguardPrivateSocket },
+      // a managed plugin's /proc/sys is read-only; the host's procfs under host-root is not (links.ts)
+      sysctlRoots: settings.dockerSearchRoot === '/' ? ['/proc/sys'] : ['/proc/sys', `${settings.dockerSearchRoot.replace(/\/$/, '')}/proc/sys`],
+    });
     undo.push('closing the kernel', () => kernel.close());
     const metrics = settings.statusAddr ? new StatusMetrics() : null;
     metrics?.install();

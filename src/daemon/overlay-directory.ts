@@ -82,6 +82,7 @@ export class AgentDirectory implements OverlayDirectory {
       prefix,
       lease: () => agent.lease(),
       network: () => agent.config?.network ?? null,
+      network6: () => agent.config?.ipv6?.network ?? null,
       mtu: () => agent.dataplane?.mtu ?? null,
       vxlan: () => {
         const backend = agent.config?.backend;

@@ -47,6 +47,7 @@ export function recordOf(n: LocalNetwork, createdBy: string): NetworkRecord {
     labels: { ...n.labels },
     internal: n.internal,
     attachable: n.attachable,
+    ...(n.enableIPv6 ? { enableIPv6: true as const } : {}),
     createdBy,
   };
 }
@@ -61,6 +62,7 @@ export function createRequestOf(r: NetworkRecord): {
   Options: Record<string, string>;
   Labels: Record<string, string>;
   IPAM: { Driver: string; Options: Record<string, string>; Config: never[] };
+  EnableIPv6?: boolean;
 } {
   return {
     Name: r.name,
@@ -71,6 +73,7 @@ export function createRequestOf(r: NetworkRecord): {
     Options: { ...r.driverOpts },
     Labels: { ...r.labels },
     IPAM: { Driver: r.ipamDriver, Options: { ...r.ipamOpts }, Config: [] },
+    ...(r.enableIPv6 ? { EnableIPv6: true } : {}),
   };
 }
 
@@ -99,6 +102,7 @@ export function localNetworkOf(info: {
   Labels?: Record<string, string> | null;
   Internal?: boolean;
   Attachable?: boolean;
+  EnableIPv6?: boolean;
   Containers?: Record<string, unknown> | null;
 }, withContainers: boolean): LocalNetwork {
   return {
@@ -111,6 +115,7 @@ export function localNetworkOf(info: {
     labels: { ...(info.Labels ?? {}) },
     internal: info.Internal ?? false,
     attachable: info.Attachable ?? false,
+    ...(info.EnableIPv6 === true ? { enableIPv6: true as const } : {}),
     ...(withContainers ? { containers: Object.keys(info.Containers ?? {}).length } : {}),
   };
 }

@@ -115,10 +115,6 @@ export function describeIPv6(v6: Ipv6NetworkConfig): string {
   return `${formatCidr6(v6.network)}, /${v6.subnetLen} per host (${formatIPv6(v6.subnetMin)}–${formatIPv6(v6.subnetMax)}, ${countSubnets6(v6)} subnets)`;
 }
 
-/** What a Docker `--ipv6` network (or an `--ip6` endpoint) is answered. */
-export const IPV6_DOCKER_REFUSAL =
-  'IPv6 leases are supported, Docker --ipv6 networks are not built yet in overlay-flannel (issue 21): create the network without --ipv6';
-
 /**
  * Why the daemon cannot run `cfg` yet, or null. The config itself is valid (config set/show, and
  * flanneld reads it the same way); what is missing is named precisely, with the way out. Runs

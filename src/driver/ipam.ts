@@ -10,8 +10,9 @@ import { addressWithPrefix, gatewayOf } from '../domain/addresses';
 import { cidrEquals, formatCidr, formatIPv4, parseCidr, parseIPv4 } from '../domain/ipv4';
 import { conflict, invalid, unsupported } from '../errors';
 import type { RequestAddressArgs, RequestPoolArgs, RequestPoolResult } from './types';
-import { IPV6_DOCKER_REFUSAL } from '../domain/network-config-v6';
-import { OverlayDirectory, OverlayHandle, parsePoolId, poolIdOf } from './overlays';
+import { address6WithPrefix, checkRequestedAddress6, gateway6Of, pickAddress6 } from '../domain/addresses-v6';
+import { cidr6Equals, formatCidr6, formatIPv6, parseCidr6, parseIPv6 } from '../domain/ipv6';
+import { isPoolId6, OverlayDirectory, OverlayHandle, parsePoolId, parsePoolId6, poolIdOf, poolIdOf6 } from './overlays';
 
 export const ADDRESS_SPACE_LOCAL = 'overlay-flannel-local';
 export const ADDRESS_SPACE_GLOBAL = 'overlay-flannel-global';
@@ -19,6 +20,8 @@ export const GATEWAY_REQUEST = 'com.docker.network.gateway';
 export const READY_TIMEOUT_MS = 10_000;
 
 export class Ipam {
+  /** v6 pool id → the v6 addresses this process handed out (not in etcd: see src/domain/addresses-v6.ts). */
+  private readonly given6 = new Map<string, Set<bigint>>();
   constructor(
     private readonly overlays: OverlayDirectory,
     private readonly log: Logger,
@@ -29,7 +32,7 @@ export class Ipam {
   }
 
   async requestPool(a: RequestPoolArgs): Promise<RequestPoolResult> {
-    if (a.v6) throw unsupported(IPV6_DOCKER_REFUSAL);
+    if (a.v6) return this.requestPool6(a);
     const overlay = await this.overlays.byName(a.options.network);
     await overlay.whenReady(READY_TIMEOUT_MS);
     const lease = overlay.lease();
@@ -49,11 +52,45 @@ export class Ipam {
     };
   }
 
+  /**
+   * The v6 pool of a `--ipv6` network: this host's v6 lease of the overlay (a dual-stack overlay:
+   * `EnableIPv6` and `IPv6Network` in its config). A v4-only overlay is refused, saying how to
+   * make it dual-stack.
+   */
+  private async requestPool6(a: RequestPoolArgs): Promise<RequestPoolResult> {
+    const overlay = await this.overlays.byName(a.options.network);
+    await overlay.whenReady(READY_TIMEOUT_MS);
+    const lease = overlay.lease();
+    if (!lease) throw noLeaseNow(overlay);
+    const subnet6 = lease.subnet6;
+    if (!subnet6) {
+      throw unsupported(
+        `--ipv6: overlay "${overlay.name}" has no IPv6 half on this host (its config has no IPv6Network, or this host's lease predates it): ` +
+          `make it dual-stack with overlay-flannel config set --ipv6-network CIDR (e.g. --ipv6-network fd00:10::/48, with its --network and --name as before), ` +
+          'restart the plugins so they lease v6 subnets, then create the network again; or create it without --ipv6',
+      );
+    }
+    if (a.pool && !cidr6Equals(parseCidr6(a.pool, '--subnet'), subnet6)) {
+      throw invalid(`--subnet ${a.pool} is not this host's IPv6 subnet of overlay "${overlay.name}" (${formatCidr6(subnet6)}): create the network without an IPv6 --subnet`);
+    }
+    if (a.subPool) throw unsupported('--ip-range is not supported: each host already has its own subnet of the overlay');
+    return {
+      poolId: poolIdOf6(overlay.name, subnet6),
+      pool: formatCidr6(subnet6),
+      data: { [GATEWAY_REQUEST]: address6WithPrefix(gateway6Of(subnet6), subnet6) },
+    };
+  }
+
   async releasePool(poolId: string): Promise<void> {
+    if (isPoolId6(poolId)) {
+      parsePoolId6(poolId);
+      return;
+    }
     parsePoolId(poolId); // a malformed id is a clear error; a known one needs no work
   }
 
   async requestAddress(a: RequestAddressArgs): Promise<{ address: string; data: Record<string, string> }> {
+    if (isPoolId6(a.poolId)) return this.requestAddress6(a);
     const { overlay, subnet } = await this.poolOf(a.poolId);
     if (a.options.RequestAddressType === GATEWAY_REQUEST) {
       const gw = gatewayOf(subnet);
@@ -68,11 +105,55 @@ export class Ipam {
     return { address: addressWithPrefix(ip, subnet), data: {} };
   }
 
+  /** A v6 address: `--ip6` if given, else random in the lease (src/domain/addresses-v6.ts: not recorded in etcd). */
+  private async requestAddress6(a: RequestAddressArgs): Promise<{ address: string; data: Record<string, string> }> {
+    const { subnet6 } = await this.pool6Of(a.poolId);
+    const gw = gateway6Of(subnet6);
+    if (a.options.RequestAddressType === GATEWAY_REQUEST) {
+      if (a.address && parseIPv6(a.address, '--gateway') !== gw) {
+        throw invalid(`--gateway ${a.address} is not possible: the IPv6 gateway of ${formatCidr6(subnet6)} is ${formatIPv6(gw)}`);
+      }
+      return { address: address6WithPrefix(gw, subnet6), data: {} };
+    }
+    const taken = this.given6.get(a.poolId) ?? new Set<bigint>();
+    this.given6.set(a.poolId, taken);
+    let ip: bigint;
+    if (a.address) {
+      ip = checkRequestedAddress6(subnet6, a.address);
+      if (taken.has(ip)) throw conflict(`address ${a.address} is already in use in ${formatCidr6(subnet6)}`);
+    } else {
+      ip = pickAddress6(subnet6, taken, randomBytes);
+    }
+    taken.add(ip);
+    this.log.debug({ pool: a.poolId, address: formatIPv6(ip) }, 'IPv6 address allocated');
+    return { address: address6WithPrefix(ip, subnet6), data: {} };
+  }
+
   async releaseAddress(poolId: string, address: string): Promise<void> {
+    if (isPoolId6(poolId)) {
+      const ip = parseIPv6(address.split('/')[0], 'address to release');
+      this.given6.get(poolId)?.delete(ip);
+      return;
+    }
     const { overlay, subnet } = await this.poolOf(poolId, false);
     const ip = parseIPv4(address.split('/')[0], 'address to release');
     if (ip === gatewayOf(subnet)) return;
     await overlay.addresses.release(subnet, ip);
+  }
+
+  /** The v6 subnet of a v6 pool, which must still be this host's v6 lease. */
+  private async pool6Of(poolId: string): Promise<{ overlay: OverlayHandle; subnet6: ReturnType<typeof parseCidr6> }> {
+    const { overlay: name, subnet6 } = parsePoolId6(poolId);
+    const overlay = await this.overlays.byName(name);
+    await overlay.whenReady(READY_TIMEOUT_MS);
+    const lease = overlay.lease();
+    if (!lease) throw noLeaseNow(overlay);
+    if (!lease.subnet6 || !cidr6Equals(lease.subnet6, subnet6)) {
+      throw conflict(
+        `this host's IPv6 lease of overlay "${name}" is no longer ${formatCidr6(subnet6)} (now ${lease.subnet6 ? formatCidr6(lease.subnet6) : 'none'}): remove and re-create the Docker network on this host`,
+      );
+    }
+    return { overlay, subnet6 };
   }
 
   /**

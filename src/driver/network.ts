@@ -7,11 +7,13 @@
  * Data paths (src/domain/datapath.ts): routed (default) leaves the bridge without ports — it only
  * records the network and holds its link-local gateway 169.254.1.x, which marks the mode — and
  * gives each endpoint a host route `<address>/32 dev ofh<id>`; bridge enslaves the veths.
+ * A `--ipv6` network's v6 half (gateways, /128 routes, Join's GatewayIPv6) is network-v6.ts.
  * All kernel writes go through the host's serial queue, shared with the overlay reconciler.
  */
 import type { Logger } from 'pino';
 import type { Kernel, LinkInfo } from '../kernel';
 import { gatewayOf } from '../domain/addresses';
+import { formatCidr6 } from '../domain/ipv6';
 import { Cidr, cidr, cidrContains, formatCidr, formatIPv4, parseCidr, parseIPv4 } from '../domain/ipv4';
 import { BRIDGE_PREFIX, bridgeName, vethNames } from '../domain/names';
 import { datapathOption, isRoutedGateway, joinRoutes, LINK_LOCAL_SCOPE, pickRoutedGateway, ROUTED_GATEWAYS, type Datapath } from '../domain/datapath';
@@ -21,7 +23,7 @@ import { MULTICAST_OFF_ALIAS, multicastJoinRoutes, multicastOption } from '../do
 import { SerialQueue } from '../util/serial-queue';
 import { UndoStack } from '../util/undo-stack';
 import type { CreateEndpointArgs, CreateEndpointResult, CreateNetworkArgs, ExternalConnectivityArgs, JoinArgs, JoinResult } from './types';
-import { IPV6_DOCKER_REFUSAL } from '../domain/network-config-v6';
+import { ensureBridge6, ensureEndpoint6, join6, networkSubnet6 } from './network-v6';
 import { OverlayDirectory, OverlayHandle } from './overlays';
 
 export const MTU_OPTION = 'com.docker.network.driver.mtu';
@@ -64,6 +66,10 @@ export function overlayHasNetwork(overlay: string, bridge: string): OverlayError
 export class NetworkDriver {
   /** endpoint id → container address (plain IP), from CreateEndpoint; for published ports. */
   private readonly addresses = new Map<string, string>();
+  /** endpoint id → container IPv6 address (plain), from CreateEndpoint of a --ipv6 network. */
+  private readonly addresses6 = new Map<string, string>();
+  /** net.ipv6.conf.all.forwarding was seen on (or set) by this process. */
+  private ipv6Forwarding = false;
   /** network id → its data path, as last read from or written to the kernel (for a rebuild). */
   private readonly modes = new Map<string, Datapath>();
   /** network id → multicast on, as created (for a rebuild after a reboot; the bridge alias is the record). */
@@ -86,7 +92,6 @@ export class NetworkDriver {
   ) {}
 
   async createNetwork(a: CreateNetworkArgs): Promise<void> {
-    if (a.ipv6Data.length > 0 || a.options.enableIPv6) throw unsupported(IPV6_DOCKER_REFUSAL);
     const data = a.ipv4Data[0];
     if (!data) throw invalid('CreateNetwork without IPv4 data: create the network with overlay-flannel as its IPAM driver: ' + RIGHT_COMMAND);
     const pool = parseCidr(data.pool, 'IPv4Data.Pool');
@@ -100,6 +105,7 @@ export class NetworkDriver {
           `overlay-flannel's IPAM so that every host uses its own subnet of the overlay. Create it with: ${RIGHT_COMMAND}`,
       );
     }
+    const subnet6 = networkSubnet6(a.options.enableIPv6, a.ipv6Data, overlay.lease()?.subnet6, overlay.name);
     const mtu = this.mtuFor(overlay, a.options.generic[MTU_OPTION]);
     const mode = datapathOption(a.options.generic);
     const multicast = multicastOption(a.options.generic);
@@ -107,11 +113,12 @@ export class NetworkDriver {
     await this.queue.run(async () => {
       const other = (await this.bridges()).find((b) => b.link.name !== name && cidrContains(pool, b.gateway));
       if (other) throw overlayHasNetwork(overlay.name, other.link.name);
-      await this.ensureBridge(name, pool, mtu, mode, multicast);
+      const view = await this.ensureBridge(name, pool, mtu, mode, multicast);
+      if (subnet6) await ensureBridge6(this.kernel, view.link.index, mode, subnet6);
       this.modes.set(a.networkId, mode);
       this.multicast.set(a.networkId, multicast);
     });
-    this.log.info({ network: a.networkId.slice(0, 12), overlay: overlay.name, subnet: formatCidr(pool), bridge: name, mtu, datapath: mode, multicast }, 'network created');
+    this.log.info({ network: a.networkId.slice(0, 12), overlay: overlay.name, subnet: formatCidr(pool), ...(subnet6 ? { subnet6: formatCidr6(subnet6) } : {}), bridge: name, mtu, datapath: mode, multicast }, 'network created');
     this.events?.networkCreated(a.networkId);
   }
 
@@ -132,16 +139,18 @@ export class NetworkDriver {
   }
 
   async createEndpoint(a: CreateEndpointArgs): Promise<CreateEndpointResult> {
-    if (a.addressIPv6) throw unsupported(`${IPV6_DOCKER_REFUSAL} (an IPv6 endpoint address was asked for)`);
     const names = vethNames(a.endpointId);
     const bridge = bridgeName(a.networkId);
     const address = a.address ? a.address.split('/')[0]! : undefined;
+    const address6 = a.addressIPv6 ? a.addressIPv6.split('/')[0]! : undefined;
+    if (address6) await this.ensureIpv6Forwarding();
     await this.queue.run(async () => {
       const view = (await this.bridgeView(bridge)) ?? (await this.rebuildBridge(a));
       this.modes.set(a.networkId, view.mode);
-      await this.ensureEndpointLinks(view, names, address);
+      await this.ensureEndpointLinks(view, names, address, address6);
     });
     if (address) this.addresses.set(a.endpointId, address);
+    if (address6) this.addresses6.set(a.endpointId, address6);
     this.endpointNetworks.set(a.endpointId, a.networkId);
     this.events?.endpointsChanged?.();
     return {};
@@ -154,7 +163,7 @@ export class NetworkDriver {
    * registered before it is made: a create that fails half-way may leave one end behind. The
    * bridge stays: it is the network's record, not the endpoint's.
    */
-  private async ensureEndpointLinks(view: BridgeView, names: { host: string; container: string }, address: string | undefined): Promise<void> {
+  private async ensureEndpointLinks(view: BridgeView, names: { host: string; container: string }, address: string | undefined, address6?: string): Promise<void> {
     const undo = new UndoStack();
     undo.push(`delete veth ${names.host}`, () => this.kernel.deleteLink(names.host)); // its routes go with it
     try {
@@ -164,6 +173,7 @@ export class NetworkDriver {
         const host = await this.kernel.ensureVethPair(names.host, names.container, view.link.mtu);
         await this.kernel.setForwarding(host.index, true);
         if (address) await this.kernel.replaceRoute({ dst: `${address}/32`, oif: host.index, onlink: false });
+        if (address6) await ensureEndpoint6(this.kernel, view.mode, view.routedGateway, host.index, address6);
       }
       undo.clear();
     } catch (e) {
@@ -178,12 +188,16 @@ export class NetworkDriver {
     const view = await this.bridgeView(bridge);
     if (!view) throw notFound(`network ${a.networkId.slice(0, 12)} has no bridge ${bridge} on this host: remove and re-create the container`);
     // CreateEndpoint of this process made the links moments ago; after a plugin restart in between, make sure.
-    if (!this.endpointNetworks.has(a.endpointId)) await this.queue.run(() => this.ensureEndpointLinks(view, names, this.addresses.get(a.endpointId)));
-    const overlayNet = this.overlays.all().map((o) => o.network()).find((n) => n && cidrContains(n, view.gateway)) ?? null;
+    if (!this.endpointNetworks.has(a.endpointId)) await this.queue.run(() => this.ensureEndpointLinks(view, names, this.addresses.get(a.endpointId), this.addresses6.get(a.endpointId)));
+    const overlay = this.overlays.all().find((o) => { const n = o.network(); return n !== null && cidrContains(n, view.gateway); });
+    const overlayNet = overlay?.network() ?? null;
+    const host = view.mode === 'routed' ? await this.kernel.getLink(names.host) : null;
+    const v6 = await join6(this.kernel, view.mode, view.link.index, host?.index ?? null, overlay?.lease()?.subnet6, overlay?.network6?.() ?? null);
     return {
       containerVeth: names.container,
       gateway: view.routedGateway ?? view.gateway,
       routes: [...joinRoutes(view.mode, view.subnet, overlayNet, view.gateway, view.routedGateway ?? undefined), ...multicastJoinRoutes(this.takesMulticast(a, view.multicast))],
+      ...(v6 ? { gateway6: v6.gateway6, routes6: v6.routes6 } : {}),
     };
   }
 
@@ -214,6 +228,7 @@ export class NetworkDriver {
   async deleteEndpoint(endpointId: string): Promise<void> {
     for (const [sandbox, holder] of this.multicastHolder) if (holder === endpointId) this.multicastHolder.delete(sandbox);
     this.addresses.delete(endpointId);
+    this.addresses6.delete(endpointId);
     this.endpointNetworks.delete(endpointId);
     await this.queue.run(async () => {
       // Normally gone already (Revoke comes first); a failure here must not keep the veth.
@@ -240,7 +255,7 @@ export class NetworkDriver {
       );
     }
     const { rules, skipped } = portRules(a.endpointId, address, a.portMap);
-    if (skipped.length > 0) this.log.info({ endpoint: a.endpointId.slice(0, 12), skipped: skipped.map((b) => `[${b.hostIP}]:${b.hostPort}`) }, 'IPv6 port bindings ignored (IPv6 is not supported)');
+    if (skipped.length > 0) this.log.info({ endpoint: a.endpointId.slice(0, 12), skipped: skipped.map((b) => `[${b.hostIP}]:${b.hostPort}`) }, 'IPv6 port bindings ignored (published ports on IPv6 are not built yet, issue 21)');
     const r = await this.queue.run(() => this.kernel.ensurePortMappings(a.endpointId, rules));
     if (r === 'no-chain' && rules.length > 0) {
       throw unavailable(`published ports of endpoint ${a.endpointId.slice(0, 12)}: this host has no nftables "ip nat" table (iptables-legacy?), so nothing was published. Rules wanted:\n` + rules.map((x) => `iptables -t nat ${portRuleText(x).replace('-A ', '-I ')}`).join('\n'));
@@ -261,6 +276,14 @@ export class NetworkDriver {
   async endpointOperInfo(networkId: string, endpointId: string): Promise<Record<string, unknown>> {
     const mode = this.modes.get(networkId);
     return { bridge: bridgeName(networkId), hostVeth: vethNames(endpointId).host, ...(mode ? { datapath: mode } : {}) };
+  }
+
+  /** Once per process: the host forwards v6 (Linux has no per-device v6 switch; src/kernel/links.ts). */
+  private async ensureIpv6Forwarding(): Promise<void> {
+    if (this.ipv6Forwarding) return;
+    const r = await this.kernel.ensureIpv6Forwarding();
+    this.ipv6Forwarding = true;
+    this.log.info({ path: r.path }, r.state === 'set' ? 'net.ipv6.conf.all.forwarding set to 1 (an endpoint of a --ipv6 network)' : 'net.ipv6.conf.all.forwarding already 1');
   }
 
   private mtuFor(overlay: OverlayHandle, option: string | undefined): number {
@@ -303,7 +326,10 @@ export class NetworkDriver {
     const mode = this.modes.get(a.networkId) ?? 'routed';
     const multicast = this.multicast.get(a.networkId) ?? true;
     this.log.warn({ network: a.networkId.slice(0, 12), subnet: formatCidr(subnet), datapath: mode }, 'bridge missing (host rebooted?): rebuilding it');
-    return this.ensureBridge(bridgeName(a.networkId), subnet, overlay.mtu() ?? MTU_UNTIL_READY, mode, multicast);
+    const view = await this.ensureBridge(bridgeName(a.networkId), subnet, overlay.mtu() ?? MTU_UNTIL_READY, mode, multicast);
+    const subnet6 = overlay.lease()!.subnet6;
+    if (a.addressIPv6 && subnet6) await ensureBridge6(this.kernel, view.link.index, mode, subnet6);
+    return view;
   }
 
   private async bridgeView(name: string): Promise<BridgeView | null> {

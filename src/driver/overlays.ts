@@ -5,6 +5,7 @@
  */
 import type { Cidr } from '../domain/ipv4';
 import { formatCidr, parseCidr } from '../domain/ipv4';
+import { Cidr6, formatCidr6, parseCidr6 } from '../domain/ipv6';
 import type { Lease } from '../domain/lease';
 import { invalid } from '../errors';
 
@@ -23,6 +24,8 @@ export interface OverlayHandle {
   lease(): Lease | null;
   /** The overlay's whole Network, once its config is loaded. */
   network(): Cidr | null;
+  /** The overlay's IPv6Network, on a dual-stack overlay (absent in fakes). */
+  network6?(): Cidr6 | null;
   /** MTU for bridges and veths (vxlan: parent − 50). */
   mtu(): number | null;
   /** Its vxlan device, once the dataplane exists (null for host-gw). */
@@ -53,4 +56,19 @@ export function parsePoolId(poolId: string): { overlay: string; subnet: Cidr } {
   const m = /^overlay-flannel\/([^/]+)\/(\d+\.\d+\.\d+\.\d+\/\d+)$/.exec(poolId);
   if (!m) throw invalid(`pool "${poolId}" was not made by overlay-flannel (expected ${POOL_PREFIX}<overlay>/<subnet>)`);
   return { overlay: m[1], subnet: parseCidr(m[2], 'pool subnet') };
+}
+
+/** The v6 pool of a `--ipv6` network: "overlay-flannel/default/fd00:10:0:5::/64". */
+export function poolIdOf6(overlay: string, subnet6: Cidr6): string {
+  return `${POOL_PREFIX}${overlay}/${formatCidr6(subnet6)}`;
+}
+
+export function isPoolId6(poolId: string): boolean {
+  return /^overlay-flannel\/[^/]+\/[0-9a-f:]+\/\d+$/.test(poolId) && poolId.includes(':');
+}
+
+export function parsePoolId6(poolId: string): { overlay: string; subnet6: Cidr6 } {
+  const m = /^overlay-flannel\/([^/]+)\/([0-9a-f:]+\/\d+)$/.exec(poolId);
+  if (!m) throw invalid(`pool "${poolId}" was not made by overlay-flannel (expected ${POOL_PREFIX}<overlay>/<IPv6 subnet>)`);
+  return { overlay: m[1], subnet6: parseCidr6(m[2], 'pool subnet') };
 }

@@ -36,7 +36,8 @@ export class OverlayPluginDriver implements PluginDriver {
   }
   async requestPool(a: RequestPoolArgs): Promise<RequestPoolResult> {
     const r = await this.ipam.requestPool(a);
-    if (a.pool === '') {
+    if (a.pool === '' && !a.v6) {
+      // (the v6 pool of a second network is never asked for: its v4 pool is refused first)
       // Docker retries RequestPool forever while the pool overlaps a host route: say no instead.
       const other = await this.net.bridgeUsing(parseCidr(r.pool, 'pool'));
       if (other) throw overlayHasNetwork(a.options.network || DEFAULT_OVERLAY, other);

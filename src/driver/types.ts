@@ -72,12 +72,21 @@ export interface JoinArgs {
   options: Record<string, unknown>;
 }
 
+/** A v6 route Join hands the container (text: CIDR and address); on-link when nextHop is null. */
+export interface JoinRoute6 {
+  destination: string;
+  nextHop: string | null;
+}
+
 export interface JoinResult {
   /** The container end of the veth pair, in the host namespace: Docker moves it into the sandbox. */
   containerVeth: string;
   /** The container's default gateway (IPv4 as a number), null for none. */
   gateway: number | null;
   routes: JoinRoute[];
+  /** The container's v6 default gateway (text), on a --ipv6 network (network-v6.ts). */
+  gateway6?: string;
+  routes6?: JoinRoute6[];
   disableGatewayService?: boolean;
 }
 

@@ -1,13 +1,16 @@
 /**
  * Link primitives: read (by name, by index, dump), parse IFLA_LINKINFO, create, modify, delete.
- * The "ensure" logic built on them lives in link-ensure.ts.
+ * The "ensure" logic built on them lives in link-ensure.ts. Also the forwarding switches: v4 per
+ * device over rtnetlink, v6 host-wide through procfs (ensureIpv6Forwarding).
  *
  * Encoding notes: IFLA_LINKINFO is a raw Buffer in the package (ifla.formatInfo/parseInfo), the
  * vxlan data inside it is ifla.formatVxlan/parseVxlan (port is big-endian), and IFLA_LINK (the
  * veth peer / vxlan parent ifindex) comes back as a little-endian u32 Buffer.
  */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { AttrStream, FlagsNew, ifla, rt, type StreamData } from 'netlink';
-import { notFound, unsupported } from '../errors';
+import { notFound, unavailable, unsupported } from '../errors';
 import { bufToIp4, bufToMac, checkIfName, readU32le } from './codec';
 import { bufToIp6 } from './codec6';
 import { isErrno } from './errno';
@@ -182,4 +185,42 @@ export async function setIpv4Forwarding(ns: NlSocket, index: number, on: boolean
   inet.push(IFLA_INET_CONF, Buffer.concat(conf.bufs));
   const afSpec = new Map([[AF_INET, Buffer.concat(inet.bufs)]]);
   await ns.call(`set forwarding on link #${index}`, (s, timeout) => s.setLink({ index }, { afSpec } as ifla.LinkAttrs, { timeout }));
+}
+
+/**
+ * net.ipv6.conf.all.forwarding of this process's network namespace. Unlike IPv4's per-device
+ * forwarding (setIpv4Forwarding above, over rtnetlink), IPv6 has no netlink door for it (the kernel's
+ * inet6_set_link_af takes only the token and addr_gen_mode) and the forwarding decision reads the
+ * `all` flag (ip6_forward), so a Docker --ipv6 network needs the host-wide switch, as Docker's own
+ * bridge driver sets it. /proc/sys/net is per network namespace of the *writer*, so any procfs
+ * mount works: a managed plugin, whose /proc/sys is read-only, tries the host's procfs under the
+ * host-root mount next (its `ro` covers only the top mount, not the host's /proc mounted below).
+ * Turning it on also makes the host ignore router advertisements where accept_ra=1 (docs/ipv6.md §5).
+ */
+const KEY = 'net/ipv6/conf/all/forwarding';
+
+export interface Ipv6ForwardingResult {
+  state: 'already' | 'set';
+  /** The file that said so (or was written). */
+  path: string;
+}
+
+/** 'already' when it was on, 'set' when we turned it on; UNAVAILABLE naming the sysctl when no root could. */
+export async function ensureIpv6Forwarding(sysctlRoots: readonly string[]): Promise<Ipv6ForwardingResult> {
+  const errors: string[] = [];
+  for (const root of sysctlRoots) {
+    const path = join(root, KEY);
+    try {
+      if ((await readFile(path, 'utf8')).trim() === '1') return { state: 'already', path };
+      await writeFile(path, '1\n');
+      if ((await readFile(path, 'utf8')).trim() === '1') return { state: 'set', path };
+      errors.push(`${path}: still 0 after writing 1`);
+    } catch (e) {
+      errors.push(`${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+  }
+  throw unavailable(
+    `IPv6 forwarding is off on this host and could not be turned on (${errors.join('; ')}): ` +
+      'run sysctl -w net.ipv6.conf.all.forwarding=1 on the host (containers of --ipv6 networks need it to reach other hosts)',
+  );
 }

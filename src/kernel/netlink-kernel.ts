@@ -56,9 +56,11 @@ function publicVxlan(d: links.VxlanDetails): VxlanInfo {
 export class NetlinkKernel implements Kernel {
   private readonly ns: NlSocket;
   private readonly wg: WireguardDevices;
+  private readonly sysctlRoots: readonly string[];
 
-  constructor(opts: NlSocketOptions & { wireguard?: WireguardOptions } = {}) {
+  constructor(opts: NlSocketOptions & { wireguard?: WireguardOptions; sysctlRoots?: readonly string[] } = {}) {
     this.ns = new NlSocket(opts);
+    this.sysctlRoots = opts.sysctlRoots ?? ['/proc/sys'];
     this.wg = new WireguardDevices(this.ns, { timeoutMs: opts.timeoutMs, ...opts.wireguard });
   }
 
@@ -95,6 +97,9 @@ export class NetlinkKernel implements Kernel {
   }
   setForwarding(ifindex: number, on: boolean): Promise<void> {
     return links.setIpv4Forwarding(this.ns, ifindex, on);
+  }
+  ensureIpv6Forwarding(): Promise<{ state: 'already' | 'set'; path: string }> {
+    return links.ensureIpv6Forwarding(this.sysctlRoots);
   }
   setLinkUp(name: string): Promise<void> {
     return links.setLinkUpByName(this.ns, name);
@@ -225,6 +230,8 @@ export interface NetlinkKernelOptions {
   maxInFlight?: number;
   /** The WireGuard devices (kernel-wireguard.ts). */
   wireguard?: WireguardOptions;
+  /** Where net/ipv6/conf/all/forwarding is tried, in order (links.ts); default ['/proc/sys']. */
+  sysctlRoots?: readonly string[];
 }
 
 export function createNetlinkKernel(opts: NetlinkKernelOptions = {}): Kernel {

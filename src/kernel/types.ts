@@ -170,6 +170,8 @@ export interface Kernel {
   setLinkAlias(name: string, alias: string): Promise<void>;
   /** net.ipv4.conf.<dev>.forwarding: the kernel forwards what arrives on this device. */
   setForwarding(ifindex: number, on: boolean): Promise<void>;
+  /** net.ipv6.conf.all.forwarding=1 in this namespace (src/kernel/links.ts: no per-device v6 switch); UNAVAILABLE if it cannot be set. */
+  ensureIpv6Forwarding(): Promise<{ state: 'already' | 'set'; path: string }>;
 
   // wireguard (kernel-wireguard.ts: kernel WireGuard over generic netlink where the kernel has it, else wireguard-go)
   /** Make `spec.name` a WireGuard device with this key and port, MTU set and up. A link of that

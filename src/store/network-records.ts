@@ -22,6 +22,8 @@ export interface NetworkRecord {
   labels: Record<string, string>;
   internal: boolean;
   attachable: boolean;
+  /** `docker network create --ipv6` (absent: v4 only; records before issue 21 have none). */
+  enableIPv6?: true;
   /** The host that defined it (its public IP), for logs. */
   createdBy: string;
 }
@@ -50,6 +52,7 @@ export function parseNetworkRecord(text: string): NetworkRecord | null {
     labels: strMap(v.labels),
     internal: v.internal === true,
     attachable: v.attachable === true,
+    ...(v.enableIPv6 === true ? { enableIPv6: true as const } : {}),
     createdBy: typeof v.createdBy === 'string' ? v.createdBy : '',
   };
 }

@@ -188,6 +188,14 @@ export class FakeNetlink {
   /** ifindexes with forwarding on */
   readonly forwarding = new Set<number>();
 
+  /** net.ipv6.conf.all.forwarding */
+  ipv6Forwarding = false;
+  async ensureIpv6Forwarding(): Promise<{ state: 'already' | 'set'; path: string }> {
+    const path = '/proc/sys/net/ipv6/conf/all/forwarding';
+    if (this.ipv6Forwarding) return { state: 'already', path };
+    this.ipv6Forwarding = true;
+    return { state: 'set', path };
+  }
   async setForwarding(ifindex: number, on: boolean): Promise<void> {
     this.enter('setForwarding', String(ifindex), true);
     if (!this.links.has(ifindex)) throw kerr(`set forwarding on link #${ifindex}`, 'ENODEV');

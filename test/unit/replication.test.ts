@@ -99,6 +99,12 @@ test('a record carries name, driver, options and labels, never a subnet; the cre
   assert.deepEqual(body.IPAM, { Driver: DRIVER, Options: { network: 'blue' }, Config: [] });
   assert.deepEqual(body.Options, { 'com.docker.network.driver.mtu': '1400' });
   assert.equal(body.CheckDuplicate, true);
+  assert.equal(body.EnableIPv6, undefined, 'a v4 network is replicated without --ipv6');
+  // a --ipv6 network is replicated with it (issue 21)
+  const r6 = recordOf(localNetworkOf({ ...info, EnableIPv6: true }, false), '192.0.2.7');
+  assert.equal(r6.enableIPv6, true);
+  assert.deepEqual(parseNetworkRecord(JSON.stringify(r6)), r6);
+  assert.equal(createRequestOf(r6).EnableIPv6, true);
 });
 
 /** A Docker daemon in memory: networks by name; create/remove tell the "driver" (the replicator). */

@@ -1,0 +1,180 @@
+/**
+ * docker-ipv6.test.ts — Docker `--ipv6` networks on a dual-stack vxlan overlay (issue 21): two real
+ * dockerds (h1, h2) with the managed plugin, a LAN with 192.0.2.0/24 and a random /64 of
+ * 2001:db8::/32 on the hosts' eth0, an overlay with a random Network, IPv6Network (a /48 of
+ * fd00::/8) and VNI, written with the CLI.
+ *
+ * Scenarios, in order: `docker network create --ipv6` on h1 gets h1's v6 lease as its v6 pool and
+ * appears on h2 with h2's (replicated with --ipv6); containers on h1 and h2 get v6 addresses in
+ * their hosts' v6 leases (`docker inspect` GlobalIPv6Address), a v6 default route via the
+ * network's link-local gateway (routed data path), and the plugin turned on
+ * net.ipv6.conf.all.forwarding in each host's namespace; ping6 across hosts both ways, v4 ping
+ * too; the same on the bridge data path (`-o datapath=bridge`, gateway ::1 on the bridge). after() tears everything down and asserts nothing is left. Needs root, docker.io,
+ * busybox-static, etcd; `npm run build` first.
+ */
+import assert from 'node:assert/strict';
+import { randomInt } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { DOCKER, DOCKERD, createDockerLab, leftovers, stopAll, type DockerHost } from '../helpers/docker-lab';
+import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
+import type { Host, Lab } from '../helpers/netns-lab';
+import { waitFor } from '../helpers/wait';
+import * as L from './docker-plugin-lab';
+
+const ROOT = resolve(__dirname, '../..');
+const MAIN = join(ROOT, 'dist/main.js');
+const missing = [DOCKERD, DOCKER, '/bin/busybox', MAIN].filter((f) => !existsSync(f));
+if (process.getuid?.() !== 0) throw new Error('the docker IPv6 lab needs root');
+if (missing.length) throw new Error(`the docker IPv6 lab needs ${missing.join(', ')} (apt-get install docker.io busybox-static; npm run build)`);
+
+const DRIVER = 'overlay-flannel:latest';
+const NET = 'net6';
+const hex = (): string => randomInt(1, 0xffff).toString(16);
+
+/** The v6 address as bigint (independent of src/domain), for containment checks. */
+function v6(ip: string): bigint {
+  const [head = '', tail = ''] = ip.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = ip.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
+  return groups.reduce((a, g) => (a << 16n) | BigInt(parseInt(g, 16)), 0n);
+}
+function inCidr6(ip: string, cidr: string): boolean {
+  const [base = '', len = '128'] = cidr.split('/');
+  const shift = BigInt(128 - Number(len));
+  return v6(ip) >> shift === v6(base) >> shift;
+}
+
+describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_000 }, () => {
+  const ov = L.randomOverlay();
+  const lan6 = `2001:db8:${hex()}:${hex()}`;
+  const net6 = `fd${randomInt(0, 255).toString(16).padStart(2, '0')}:${hex()}:${hex()}`; // IPv6Network ${net6}::/48
+  let lab: Lab | undefined;
+  let etcd: EtcdServer | undefined;
+  let h1: Host, h2: Host;
+  let d1: DockerHost, d2: DockerHost;
+  const addr: Record<string, { ip: string; ip6: string; gw6: string }> = {};
+  const dockerLog = (d: DockerHost): string => d.logs().split('\n').slice(-60).join('\n');
+
+  /** public IP → v6 subnet, from the dual-stack lease keys (`…/subnets/10.x.y.0-24&fd..::-64`). */
+  async function leases6(): Promise<Map<string, string>> {
+    const { stdout } = await etcd!.etcdctl(['get', '--prefix', `${ov.prefix}/subnets/`]);
+    const lines = stdout.split('\n').filter(Boolean);
+    const out = new Map<string, string>();
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      const m = /&([0-9a-f:]+)-(\d+)$/.exec(lines[i] ?? '');
+      const v = JSON.parse(lines[i + 1] ?? '{}') as { PublicIP?: string };
+      if (m && v.PublicIP) out.set(v.PublicIP, `${m[1]}/${m[2]}`);
+    }
+    return out;
+  }
+  const ipamConfig = async (d: DockerHost) =>
+    JSON.parse((await d.dockerOk(['network', 'inspect', '-f', '{{json .IPAM.Config}}', NET])).stdout) as { Subnet: string; Gateway?: string }[];
+  const ping6Ok = (d: DockerHost, from: string, ip: string): Promise<unknown> =>
+    waitFor(
+      async () => {
+        const r = await d.docker(['exec', from, 'ping6', '-c', '1', '-W', '2', ip], { timeoutMs: 10_000 });
+        if (r.code !== 0) throw new Error(`${r.stdout}${r.stderr}`.trim().split('\n').slice(-2).join(' | '));
+        return true;
+      },
+      { timeoutMs: 20_000, intervalMs: 300, what: `ping6 ${from} → ${ip}` },
+    );
+
+  before(async () => {
+    lab = await createDockerLab('of6');
+    etcd = await startEtcd({ netns: (await lab.lan()).ns, host: '192.0.2.254' });
+    let pluginDir: string;
+    ({ h1, h2, d1, d2, pluginDir } = await L.twoDockerHosts(lab));
+    for (const [h, n] of [[h1, 1], [h2, 2]] as const) await h.execOk('ip', ['-6', 'addr', 'add', `${lan6}::${n}/64`, 'dev', 'eth0', 'nodad']);
+    const env = { ...process.env, ETCD_ENDPOINTS: etcd.endpoint, ETCD_PREFIX: ov.prefix };
+    await h1.execOk('node', [MAIN, 'config', 'set', '--network', ov.network, '--ipv6-network', `${net6}::/48`, '--vni', String(ov.vni)], { env, timeoutMs: 20_000 });
+    for (const h of [h1, h2]) assert.equal((await h.execOk('cat', ['/proc/sys/net/ipv6/conf/all/forwarding'])).stdout.trim(), '0', `${h.ns} starts without v6 forwarding`);
+    await Promise.all([d1, d2].map((d) => L.installPlugin(d, pluginDir, L.pluginSettings(etcd!, ov.prefix, d))));
+  });
+
+  after(async () => {
+    const runId = lab?.runId;
+    await etcd?.cleanup();
+    await stopAll(lab);
+    if (runId) assert.deepEqual(await leftovers(runId), { namespaces: [], folder: false, mounts: [], processes: [] }, 'the lab left something behind');
+  });
+
+  it('1. docker network create --ipv6 on h1: its v6 pool is h1\'s v6 lease; on h2 (replicated) h2\'s', async (t) => {
+    t.diagnostic(`overlay ${ov.network} + ${net6}::/48, VNI ${ov.vni}, LAN ${lan6}::/64, prefix ${ov.prefix}`);
+    const r = await d1.docker(['network', 'create', '--ipv6', '-d', DRIVER, '--ipam-driver', DRIVER, NET], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, `network create --ipv6 on h1: ${r.stderr}\n${dockerLog(d1)}`);
+    await waitFor(async () => (await d2.docker(['network', 'inspect', NET])).code === 0, { timeoutMs: 20_000, intervalMs: 200, what: `${NET} on h2\n${dockerLog(d2)}` });
+    const held6 = await leases6();
+    for (const [d, h] of [[d1, h1], [d2, h2]] as const) {
+      assert.equal((await d.dockerOk(['network', 'inspect', '-f', '{{.EnableIPv6}}', NET])).stdout.trim(), 'true', `${h.ns}: EnableIPv6`);
+      const subnets = (await ipamConfig(d)).map((c) => c.Subnet);
+      assert.ok(held6.get(h.ip), `${h.ip} holds a dual-stack lease: ${JSON.stringify([...held6])}`);
+      assert.ok(subnets.includes(held6.get(h.ip)!), `${h.ns}: IPAM config ${JSON.stringify(subnets)} has its v6 lease ${held6.get(h.ip)}`);
+      assert.ok(inCidr6(held6.get(h.ip)!.split('/')[0]!, `${net6}::/48`));
+    }
+  });
+
+  it('2. containers on h1 and h2 get v6 addresses in their hosts\' v6 leases, a v6 default route, and the hosts forward v6', async (t) => {
+    await Promise.all([L.runBox(d1, 'c1', NET), L.runBox(d2, 'c2', NET)]);
+    const held6 = await leases6();
+    for (const [d, h, c] of [[d1, h1, 'c1'], [d2, h2, 'c2']] as const) {
+      const f = `{{with index .NetworkSettings.Networks "${NET}"}}{{.IPAddress}} {{.GlobalIPv6Address}} {{.IPv6Gateway}}{{end}}`;
+      const [ip = '', ip6 = '', gw6 = ''] = (await d.dockerOk(['inspect', '-f', f, c])).stdout.trim().split(' ');
+      addr[c] = { ip, ip6, gw6 };
+      assert.ok(ip6 && inCidr6(ip6, held6.get(h.ip)!), `${c}: GlobalIPv6Address "${ip6}" in ${held6.get(h.ip)}`);
+      assert.match(gw6, /^fe80::a9fe:1[0-9a-f]{2}$/, `${c}: the routed link-local v6 gateway`);
+      const routes = (await d.dockerOk(['exec', c, 'ip', '-6', 'route'])).stdout;
+      assert.match(routes, new RegExp(`default via ${gw6} dev eth0`), routes);
+      assert.equal((await h.execOk('cat', ['/proc/sys/net/ipv6/conf/all/forwarding'])).stdout.trim(), '1', `${h.ns}: the plugin turned v6 forwarding on`);
+      t.diagnostic(`${c}: ${ip} ${ip6} gw6 ${gw6}; ${d.logs().split('\n').find((l) => l.includes('ipv6.conf.all.forwarding')) ?? 'no forwarding log line'}`);
+      // the host side: a /128 route to the container on its veth
+      const hostRoutes = (await h.execJson<{ dst: string; dev: string }[]>(['-6', 'route', 'show', `${ip6}/128`])).map((x) => x.dev);
+      assert.equal(hostRoutes.length, 1, `${h.ns}: one /128 route to ${ip6}`);
+      assert.match(hostRoutes[0]!, /^ofh/);
+    }
+  });
+
+  it('3. ping6 across hosts both ways, and v4 ping still works', async () => {
+    await ping6Ok(d1, 'c1', addr.c2!.ip6).catch((e) => assert.fail(`${e}\n${dockerLog(d1)}`));
+    await ping6Ok(d2, 'c2', addr.c1!.ip6);
+    await L.pingOk(d1, 'c1', addr.c2!.ip);
+    await L.pingOk(d2, 'c2', addr.c1!.ip);
+    // the v6 packets went over flannel-v6.<VNI>
+    const [s] = await h1.execJson<{ stats64: { rx: { packets: number }; tx: { packets: number } } }[]>(['-s', 'link', 'show', `flannel-v6.${ov.vni}`]);
+    assert.ok(s!.stats64.rx.packets > 0 && s!.stats64.tx.packets > 0, JSON.stringify(s!.stats64));
+  });
+
+  it('4. removing the containers and the network leaves no v6 route behind', async () => {
+    for (const [d, c] of [[d1, 'c1'], [d2, 'c2']] as const) await d.dockerOk(['rm', '-f', c], { timeoutMs: 60_000 });
+    for (const [h, c] of [[h1, 'c1'], [h2, 'c2']] as const) {
+      const left = await h.execJson<unknown[]>(['-6', 'route', 'show', `${addr[c]!.ip6}/128`]);
+      assert.deepEqual(left, [], `${h.ns}: the /128 route to ${c} went with its veth`);
+    }
+    await d1.dockerOk(['network', 'rm', NET]);
+    await waitFor(async () => (await d2.docker(['network', 'inspect', NET])).code !== 0, { timeoutMs: 20_000, intervalMs: 200, what: `${NET} gone from h2` });
+  });
+
+  it('5. the bridge data path (-o datapath=bridge): the bridge holds ::1 of the v6 lease, ping6 across hosts both ways', async () => {
+    const r = await d1.docker(['network', 'create', '--ipv6', '-d', DRIVER, '--ipam-driver', DRIVER, '-o', 'datapath=bridge', NET], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, `network create --ipv6 -o datapath=bridge on h1: ${r.stderr}\n${dockerLog(d1)}`);
+    await waitFor(async () => (await d2.docker(['network', 'inspect', NET])).code === 0, { timeoutMs: 20_000, intervalMs: 200, what: `${NET} on h2\n${dockerLog(d2)}` });
+    await Promise.all([L.runBox(d1, 'b1', NET), L.runBox(d2, 'b2', NET)]);
+    const held6 = await leases6();
+    for (const [d, h, c] of [[d1, h1, 'b1'], [d2, h2, 'b2']] as const) {
+      const f = `{{with index .NetworkSettings.Networks "${NET}"}}{{.IPAddress}} {{.GlobalIPv6Address}} {{.IPv6Gateway}}{{end}}`;
+      const [ip = '', ip6 = '', gw6 = ''] = (await d.dockerOk(['inspect', '-f', f, c])).stdout.trim().split(' ');
+      addr[c] = { ip, ip6, gw6 };
+      const lease6 = held6.get(h.ip)!;
+      assert.ok(inCidr6(ip6, lease6), `${c}: ${ip6} in ${lease6}`);
+      assert.equal(v6(gw6), v6(lease6.split('/')[0]!) + 1n, `${c}: the v6 gateway is ::1 of ${lease6}`);
+      assert.match((await d.dockerOk(['exec', c, 'ip', '-6', 'route'])).stdout, new RegExp(`default via ${gw6} dev eth0`));
+    }
+    await ping6Ok(d1, 'b1', addr.b2!.ip6);
+    await ping6Ok(d2, 'b2', addr.b1!.ip6);
+    await L.pingOk(d1, 'b1', addr.b2!.ip);
+    for (const [d, c] of [[d1, 'b1'], [d2, 'b2']] as const) await d.dockerOk(['rm', '-f', c], { timeoutMs: 60_000 });
+    await d1.dockerOk(['network', 'rm', NET]);
+  });
+});
