@@ -7,13 +7,14 @@
  * Allocation is random in the host bits, not recorded in etcd: the v4 address store keys
  * addresses by u32 and has no v6 keys yet. A v6 lease is a /64 by default (2^64 addresses), so two
  * random picks collide with probability ~n²/2^65: a process also refuses what it handed out
- * itself. A v6 lease with fewer than 16 host bits is refused (random would collide for real).
+ * itself, but forgets it on restart, when a pick can meet a running container's address with
+ * probability n/2^hostBits: a v6 lease with fewer than 32 host bits (IPv6SubnetLen > 96) is refused.
  */
 import { conflict, invalid } from '../errors';
 import { Cidr6, cidr6Contains, cidr6Size, formatCidr6, formatIPv6, parseIPv6 } from './ipv6';
 
 /** Fewest host bits a v6 lease must have for random allocation to be safe without a record. */
-export const MIN_HOST_BITS6 = 16;
+export const MIN_HOST_BITS6 = 32;
 
 export function gateway6Of(subnet: Cidr6): bigint {
   return subnet.base + 1n;

@@ -87,7 +87,7 @@ test('pickAddress6: never reserved or taken, bounded, refuses tiny subnets', () 
     return b;
   };
   assert.equal(pickAddress6(s, new Set(), r), 2n + s.base);
-  assert.throws(() => pickAddress6(parseCidr6('fd00::/120'), new Set(), zeros), /at least 16 host bits/);
+  assert.throws(() => pickAddress6(parseCidr6('fd00::/120'), new Set(), zeros), /at least 32 host bits/);
   assert.equal(checkRequestedAddress6(s, 'fd00::2'), s.base + 2n);
   assert.throws(() => checkRequestedAddress6(s, 'fd00::1'), /reserved/);
 });
