@@ -135,6 +135,7 @@ describe(`status page with ${HOSTS} hosts and ${CONTAINERS} containers`, { timeo
     console.log(`# show all ${CONTAINERS} rows: ${Date.now() - t0} ms`);
     // Keyboard: the button is reachable by Tab from the search box.
     await page.fill('#q', 'svc1');
+    await page.locator('#showall').waitFor({ timeout: 5000 }); // the list is redrawn at the next animation frame
     await page.focus('#q');
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate<string>('document.activeElement.id'), 'showall');
