@@ -14,17 +14,15 @@
  */
 import { cidr6Equals, Cidr6, formatCidr6, formatIPv6 } from './ipv6';
 import { describeLeaseBackend, Lease } from './lease';
-import type { PeerState } from './peers';
+import type { DesiredResult, PeerState } from './peers';
 
 export interface DesiredV6Input {
   ownSubnet6: Cidr6 | null;
   leases: readonly Lease[];
 }
 
-export interface DesiredV6Result {
-  state: PeerState;
-  skipped: { subnet: string; reason: string }[];
-}
+/** The same shape as the v4 half's: entries to program, and leases skipped with the reason. */
+export type DesiredV6Result = DesiredResult;
 
 export function desiredPeersV6(input: DesiredV6Input): DesiredV6Result {
   const state: PeerState = { neighbours: [], fdb: [], routes: [], flood: [] };

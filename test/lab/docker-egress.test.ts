@@ -43,17 +43,7 @@ describe('outbound NAT and subnet.env with the managed plugin', { timeout: 240_0
   const lease = new Map<DockerHost, string>();
   const ips: Record<string, string> = {};
 
-  /**
-   * What the server at `ip`:8080 saw as our address, asked from `container` with busybox nc (an
-   * HTTP/1.0 GET; busybox-static's wget crashes in these images). '' when there was no answer.
-   */
-  const peerSeen = async (d: DockerHost, container: string, ip: string): Promise<string> => {
-    const r = await d.docker(['exec', container, 'sh', '-c', `printf 'GET /cgi-bin/peer HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ip} 8080`], { timeoutMs: 15_000 });
-    const [, ...body] = r.stdout.split(/\r?\n\r?\n/); // after the headers: the CGI's one line
-    return body.join('\n').trim().replace(/^\[?(::ffff:)?/, '').replace(/\]$/, '');
-  };
-  const natRules = async (h: Host): Promise<string[]> =>
-    (await h.execOk('iptables', ['-t', 'nat', '-S', 'POSTROUTING'])).stdout.split('\n').filter((l) => l.includes(`overlay-flannel masq ${ov.network}`));
+  const natRules = (h: Host): Promise<string[]> => L.natRules(h, 'POSTROUTING', L.masqMark(ov.network));
 
   before(async () => {
     lab = await createDockerLab('oe');
@@ -102,21 +92,14 @@ describe('outbound NAT and subnet.env with the managed plugin', { timeout: 240_0
         const r = await natRules(h);
         return r.length === 5 && r;
       }, { timeoutMs: 20_000, what: `masquerade rules on ${h.ns}` });
-      const c = `-m comment --comment "overlay-flannel masq ${ov.network}"`;
-      assert.deepEqual(rules, [
-        `-A POSTROUTING -s ${sub} -d ${ov.network} ${c} -j RETURN`,
-        `-A POSTROUTING -s ${ov.network} -d ${sub} ${c} -j RETURN`,
-        `-A POSTROUTING ! -s ${ov.network} -d ${sub} ${c} -j RETURN`,
-        `-A POSTROUTING -s ${ov.network} ! -d 224.0.0.0/4 ${c} -j MASQUERADE --random-fully`,
-        `-A POSTROUTING ! -s ${ov.network} -d ${ov.network} ${c} -j MASQUERADE --random-fully`,
-      ]);
+      assert.deepEqual(rules, L.flannelMasqRules(sub, ov.network));
     }
   });
 
   it('2. containers reach the outside with their host\'s address (masqueraded)', async () => {
     for (const [d, c, hostIp] of [[d1, 'c1', h1.ip], [d2, 'c2', h2.ip]] as const) {
       const seen = await waitFor(async () => {
-        return (await peerSeen(d, c, OUTSIDE)) || undefined;
+        return (await L.peerSeen(d, c, OUTSIDE)) || undefined;
       }, { timeoutMs: 20_000, what: `${c} → outside` });
       assert.equal(seen, hostIp, `the outside saw ${c} as ${seen}`);
     }
@@ -124,7 +107,7 @@ describe('outbound NAT and subnet.env with the managed plugin', { timeout: 240_0
 
   it('3. overlay ↔ overlay is never translated: c2 sees c1\'s own container address', async () => {
     const seen = await waitFor(async () => {
-      return (await peerSeen(d1, 'c1', ips.c2!)) || undefined;
+      return (await L.peerSeen(d1, 'c1', ips.c2!)) || undefined;
     }, { timeoutMs: 20_000, what: 'c1 → c2' });
     assert.equal(seen, ips.c1);
     assert.ok(L.inCidr(ips.c1!, lease.get(d1)!));
@@ -147,10 +130,10 @@ describe('outbound NAT and subnet.env with the managed plugin', { timeout: 240_0
   it('5. disabling the plugin removes its rules; without them the outside cannot answer the container', async () => {
     await d1.dockerOk(['plugin', 'disable', '-f', PLUGIN], { timeoutMs: 60_000 });
     assert.deepEqual(await natRules(h1), []);
-    assert.equal(await peerSeen(d1, 'c1', OUTSIDE), '', 'c1 still reached the outside');
+    assert.equal(await L.peerSeen(d1, 'c1', OUTSIDE), '', 'c1 still reached the outside');
     assert.equal((await natRules(h2)).length, 5, 'h2 keeps its rules');
     await d1.dockerOk(['plugin', 'enable', PLUGIN], { timeoutMs: 60_000 });
     await waitFor(async () => (await natRules(h1)).length === 5, { timeoutMs: 20_000, what: 'rules back on h1 after enable' });
-    assert.equal(await waitFor(async () => (await peerSeen(d1, 'c1', OUTSIDE)) || undefined, { timeoutMs: 20_000, what: 'c1 → outside after enable' }), h1.ip);
+    assert.equal(await waitFor(async () => (await L.peerSeen(d1, 'c1', OUTSIDE)) || undefined, { timeoutMs: 20_000, what: 'c1 → outside after enable' }), h1.ip);
   });
 });

@@ -293,3 +293,33 @@ export async function flanneldHost(etcd: EtcdServer, prefix: string, h: Host, ov
   }
   return { subnet, publicIP: h.ip, vtepMac };
 }
+
+/**
+ * What the CGI at `ip`:8080 saw as our address, asked from `container` with busybox nc (an
+ * HTTP/1.0 GET; busybox-static's wget crashes in these images). '' when there was no answer.
+ */
+export async function peerSeen(d: DockerHost, container: string, ip: string): Promise<string> {
+  const r = await d.docker(['exec', container, 'sh', '-c', `printf 'GET /cgi-bin/peer HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ip} 8080`], { timeoutMs: 15_000 });
+  const [, ...body] = r.stdout.split(/\r?\n\r?\n/); // after the headers: the CGI's one line
+  return body.join('\n').trim().replace(/^\[?(::ffff:)?/, '').replace(/\]$/, '');
+}
+
+/** The rules of nat `chain` in `h` whose text holds `mark`, as `iptables -S` prints them. */
+export async function natRules(h: Host, chain: string, mark: string): Promise<string[]> {
+  return (await h.execOk('iptables', ['-t', 'nat', '-S', chain])).stdout.split('\n').filter((l) => l.includes(mark));
+}
+
+/** The comment of overlay `network`'s masquerade rules. */
+export const masqMark = (network: string): string => `overlay-flannel masq ${network}`;
+
+/** flannel's five ip-masq rules for subnet `sub` of `network`, as `iptables -S` prints them. */
+export function flannelMasqRules(sub: string, network: string): string[] {
+  const c = `-m comment --comment "${masqMark(network)}"`;
+  return [
+    `-A POSTROUTING -s ${sub} -d ${network} ${c} -j RETURN`,
+    `-A POSTROUTING -s ${network} -d ${sub} ${c} -j RETURN`,
+    `-A POSTROUTING ! -s ${network} -d ${sub} ${c} -j RETURN`,
+    `-A POSTROUTING -s ${network} ! -d 224.0.0.0/4 ${c} -j MASQUERADE --random-fully`,
+    `-A POSTROUTING ! -s ${network} -d ${network} ${c} -j MASQUERADE --random-fully`,
+  ];
+}

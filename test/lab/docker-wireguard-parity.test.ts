@@ -64,18 +64,11 @@ describe('a wireguard overlay does what a vxlan one does: masquerade, published 
   const lease = new Map<DockerHost, string>();
   const ips: Record<string, string> = {};
 
-  /** What the CGI at ip:8080 saw as our address, asked from `container`; '' when there was no answer. */
-  const peerSeen = async (d: DockerHost, container: string, ip: string): Promise<string> => {
-    const r = await d.docker(['exec', container, 'sh', '-c', `printf 'GET /cgi-bin/peer HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ip} 8080`], { timeoutMs: 15_000 });
-    return r.stdout.split(/\r?\n\r?\n/).slice(1).join('\n').trim().replace(/^\[?(::ffff:)?/, '').replace(/\]$/, '');
-  };
   /** The body of GET / on ip:port asked from namespace `from` with busybox nc; '' when no answer. */
   const fetchFrom = async (from: Ns | Host, ip: string, port: number): Promise<string> => {
     const r = await from.exec('/bin/busybox', ['sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 ${ip} ${port}`], { timeoutMs: 15_000 });
     return r.stdout.split(/\r?\n\r?\n/).slice(1).join('\n').trim();
   };
-  const natRules = async (h: Host, chain: string, mark: string): Promise<string[]> =>
-    (await h.execOk('iptables', ['-t', 'nat', '-S', chain])).stdout.split('\n').filter((l) => l.includes(mark));
   const api = async <T,>(h: Host, path: string): Promise<T> => JSON.parse((await h.execOk('curl', ['-sf', '-m', '5', `http://${STATUS}${path}`], { timeoutMs: 10_000 })).stdout) as T;
   const lookup = async (d: DockerHost, c: string, name: string): Promise<string[]> => {
     const r = await d.docker(['exec', c, 'nslookup', '-type=a', name], { timeoutMs: 30_000 });
@@ -141,34 +134,27 @@ describe('a wireguard overlay does what a vxlan one does: masquerade, published 
     for (const [h, d] of [[h1, d1], [h2, d2]] as const) {
       assert.ok(wgPid(h), `a wireguard-go for flannel-wg in ${h.ns}`);
       const sub = lease.get(d)!;
-      const mark = `overlay-flannel masq ${ov.network}`;
+      const mark = L.masqMark(ov.network);
       const rules = await waitFor(async () => {
-        const r = await natRules(h, 'POSTROUTING', mark);
+        const r = await L.natRules(h, 'POSTROUTING', mark);
         return r.length === 5 && r;
       }, { timeoutMs: 20_000, what: `masquerade rules on ${h.ns}` });
-      const c = `-m comment --comment "${mark}"`;
-      assert.deepEqual(rules, [
-        `-A POSTROUTING -s ${sub} -d ${ov.network} ${c} -j RETURN`,
-        `-A POSTROUTING -s ${ov.network} -d ${sub} ${c} -j RETURN`,
-        `-A POSTROUTING ! -s ${ov.network} -d ${sub} ${c} -j RETURN`,
-        `-A POSTROUTING -s ${ov.network} ! -d 224.0.0.0/4 ${c} -j MASQUERADE --random-fully`,
-        `-A POSTROUTING ! -s ${ov.network} -d ${ov.network} ${c} -j MASQUERADE --random-fully`,
-      ]);
+      assert.deepEqual(rules, L.flannelMasqRules(sub, ov.network));
     }
   });
 
   it("2. containers reach the outside with their host's address; through flannel-wg c2 sees c1's own address", async () => {
     for (const [d, c, hostIp] of [[d1, C1, h1.ip], [d2, C2, h2.ip]] as const) {
-      const seen = await waitFor(async () => (await peerSeen(d, c, OUTSIDE)) || undefined, { timeoutMs: 20_000, what: `${c} → outside` });
+      const seen = await waitFor(async () => (await L.peerSeen(d, c, OUTSIDE)) || undefined, { timeoutMs: 20_000, what: `${c} → outside` });
       assert.equal(seen, hostIp, `the outside saw ${c} as ${seen}`);
     }
-    const seen = await waitFor(async () => (await peerSeen(d1, C1, ips[C2]!)) || undefined, { timeoutMs: 20_000, what: 'c1 → c2 through flannel-wg' });
+    const seen = await waitFor(async () => (await L.peerSeen(d1, C1, ips[C2]!)) || undefined, { timeoutMs: 20_000, what: 'c1 → c2 through flannel-wg' });
     assert.equal(seen, ips[C1]);
     assert.ok(L.inCidr(ips[C1]!, lease.get(d1)!));
   });
 
   it('3. a published port on h2 answers the outside, the LAN host h1, and a container on h1', async () => {
-    const rules = await natRules(h2, 'PREROUTING', 'overlay-flannel port ');
+    const rules = await L.natRules(h2, 'PREROUTING', 'overlay-flannel port ');
     assert.equal(rules.length, 1, `one PREROUTING DNAT on h2:\n${rules.join('\n')}`);
     assert.match(rules[0]!, new RegExp(`--dport ${PORT} .*-j DNAT --to-destination ${ips[WEB]!.replace(/\./g, '\\.')}:80$`));
     const body = await waitFor(async () => (await fetchFrom(outside, h2.ip, PORT)) || undefined, { timeoutMs: 20_000, what: `outside → ${h2.ip}:${PORT}` });
@@ -185,7 +171,7 @@ describe('a wireguard overlay does what a vxlan one does: masquerade, published 
     }, { timeoutMs: 30_000, intervalMs: 200, what: `${C2} resolvable from h1` });
     assert.deepEqual(got, [ips[C2]]);
     await d1.dockerOk(['exec', C1, 'ping', '-c', '1', '-W', '5', C2], { timeoutMs: 30_000 });
-    assert.equal(await peerSeen(d1, C1, C2), ips[C1], 'http by name, untranslated');
+    assert.equal(await L.peerSeen(d1, C1, C2), ips[C1], 'http by name, untranslated');
     assert.equal(upstream.queries().filter((q) => q.name === C2.toLowerCase()).length, 0, 'the upstream never saw the overlay name');
     assert.deepEqual(await lookup(d1, C1, B2), [], `${B2} is of another network: not resolved in ${NET}`);
   });
