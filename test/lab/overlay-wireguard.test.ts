@@ -151,15 +151,24 @@ describe('three hosts on the wireguard backend (userspace wireguard-go), real da
     const iperf = async (server: Awaited<ReturnType<OverlayLab['attachContainer']>>['ns'] | Host, client: typeof server, ip: string) => {
       const s = server.spawnDaemon('iperf3', ['-s', '-1', '-B', ip]);
       try {
-        // the server's "listening" line is buffered in a pipe: retry the client until it connects
-        const r = await waitFor(
+        // the server's "listening" line is buffered in a pipe: retry the client until a run reports a
+        // received rate (a client that reached the server before it listened, or a run that ended early,
+        // can exit 0 with no `end.sum_received`: CI saw one)
+        return await waitFor(
           async () => {
             const x = await client.exec('iperf3', ['-c', ip, '-t', '3', '-J'], { timeoutMs: 30_000 });
-            return x.code === 0 ? x : undefined;
+            let j: { error?: string; end?: { sum_received?: { bits_per_second?: number } } };
+            try {
+              j = JSON.parse(x.stdout);
+            } catch {
+              throw new Error(`iperf3 exit ${x.code}: ${`${x.stderr}${x.stdout}`.slice(0, 300)}`);
+            }
+            const bps = j.end?.sum_received?.bits_per_second;
+            if (x.code === 0 && typeof bps === 'number' && bps > 0) return bps;
+            throw new Error(`iperf3 exit ${x.code}: ${j.error ?? x.stdout.slice(0, 300)}`); // remembered for the timeout message
           },
           { timeoutMs: 40_000, intervalMs: 300, what: `iperf3 to ${ip}` },
         );
-        return (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second;
       } finally {
         s.kill('SIGTERM');
         await s.exited;
