@@ -46,7 +46,7 @@ function ask(t: NameTable, name: string, qtype: number): { rcode: string; answer
   assert.ok(enc.ok, enc.ok ? '' : enc.reason);
   if (!enc.ok) return null;
   const d = dnsPacket.decode(Buffer.from(enc.bytes));
-  return { rcode: d.rcode ?? '?', answers: (d.answers ?? []).map((a) => `${a.type} ${String(a.data)}`) };
+  return { rcode: (d as unknown as { rcode: string }).rcode, answers: (d.answers ?? []).map((a) => `${a.type} ${(a as { data: string }).data}`) };
 }
 
 const OLD_V4_ONLY = JSON.stringify({ v: 1, network: { id: 'net6', name: 'net6' }, container: { name: 'old' }, endpointId: 'ep9', aliases: [], ipv4: ['10.1.16.9'], host: H2, updatedAt: NOW });
