@@ -11,7 +11,10 @@
  * host-gw, vxlan DirectRouting and the bridge datapath; in a run with of-wg (issue 22) the default
  * one is the wireguard backend (one flannel-wg per host, so only the default overlay may have it;
  * wireguard-go is in the plugin's rootfs and /dev/net/tun granted by plugin/config.json, as in
- * test/lab/docker-wireguard.test.ts) and vxlan is the named overlay "vx"; each network is created once on h1 and replicated to h2 by the product. Every
+ * test/lab/docker-wireguard.test.ts) and vxlan is the named overlay "vx"; with the v6 rows (issue 21)
+ * the named overlay "v6" is dual-stack vxlan (a random IPv6Network /48 of fd00::/8; the hosts' eth0
+ * get a random /64 of 2001:db8::/32 before the plugin starts, flannel-v6's underlay) and carries the
+ * `--ipv6` network of6; each network is created once on h1 and replicated to h2 by the product. Every
  * overlay gets its own random /16 (and VNI when vxlan); the hand-built references (hand-paths.ts)
  * use 10.251/16, 10.252/16 and 10.253/16, which no overlay here takes.
  * {@link teardownLab} follows docs/lab.md §8's stop order (containers, swarm leave, dockerd, namespaces)
@@ -48,9 +51,10 @@ export interface OverlayNet {
  * overlay is the wireguard one (the backend is refused on named overlays: overlay-agent.ts) and
  * ofvx moves to the named overlay "vx" (overlay-bench.ts says what that changes).
  */
-export function overlayNets(wireguard: boolean): OverlayNet[] {
+export function overlayNets(wireguard: boolean, ipv6 = false): OverlayNet[] {
   return [
     { net: 'ofvx', ...(wireguard ? { overlay: 'vx' } : {}), configFlags: [], createFlags: [] },
+    ...(ipv6 ? [{ net: V6_NET, overlay: 'v6', configFlags: ['--ipv6-network', V6_NETWORK], createFlags: ['--ipv6'] }] : []),
     { net: 'ofhg', overlay: 'hg', configFlags: ['--backend', 'host-gw'], createFlags: [] },
     { net: 'ofdr', overlay: 'dr', configFlags: ['--direct-routing'], createFlags: [] },
     { net: 'ofbd', overlay: 'bd', configFlags: [], createFlags: ['-o', 'datapath=bridge'] },
@@ -58,6 +62,11 @@ export function overlayNets(wireguard: boolean): OverlayNet[] {
   ];
 }
 export const SWARM_NET = 'swnet';
+/** The dual-stack vxlan overlay's Docker network (`--ipv6`; issue 21's v6 row), its IPv6Network and the LAN's /64 (random per run). */
+export const V6_NET = 'of6';
+const hex16 = (): string => randomInt(1, 0xffff).toString(16);
+export const V6_NETWORK = `fd${randomInt(0, 256).toString(16).padStart(2, '0')}:${hex16()}:${hex16()}::/48`;
+const LAN6 = `2001:db8:${hex16()}:${hex16()}`;
 export const BRIDGE_NET = 'brnet';
 
 /** A container of the bench: where it runs, its network namespace and address on its network. */
@@ -67,6 +76,8 @@ export interface BenchContainer {
   docker: DockerHost;
   pid: number;
   ip: string;
+  /** GlobalIPv6Address, on an `--ipv6` network. */
+  ip6?: string;
 }
 
 export interface BenchLab {
@@ -103,15 +114,16 @@ export async function startContainer(d: DockerHost, name: string, net: string): 
   await d.dockerOk(['run', '-d', '--init', '--name', name, '--network', net, IMAGE, 'sleep', '3600'], { timeoutMs: 120_000 });
   const { ip } = await endpointOf(d, name, net);
   if (!ip) throw new Error(`container ${name} has no address on ${net}`);
-  return { name, net, docker: d, pid: await containerPid(d, name), ip };
+  const ip6 = (await d.dockerOk(['inspect', '-f', `{{with index .NetworkSettings.Networks "${net}"}}{{.GlobalIPv6Address}}{{end}}`, name])).stdout.trim();
+  return { name, net, docker: d, pid: await containerPid(d, name), ip, ...(ip6 ? { ip6 } : {}) };
 }
 
 /** Steps of a half-built lab, for teardown. */
 let current: Partial<BenchLab> & { lab?: Lab } = {};
 
 /** Build the lab: namespaces, etcd, two dockerds with the plugin, overlays (with `wireguard`: ofwg too), swarm, networks. */
-export async function buildLab(log: Log, opts: { wireguard: boolean }): Promise<BenchLab> {
-  const OVERLAY_NETS = overlayNets(opts.wireguard);
+export async function buildLab(log: Log, opts: { wireguard: boolean; ipv6?: boolean }): Promise<BenchLab> {
+  const OVERLAY_NETS = overlayNets(opts.wireguard, opts.ipv6);
   current = {};
   // 'ofx': labs of prefix 'of' sweep namespaces named of<4 hex>…, so the letter after "of" must not be hex.
   const lab = await createDockerLab('ofx');
@@ -139,6 +151,8 @@ export async function buildLab(log: Log, opts: { wireguard: boolean }): Promise<
     const flags = ['--network', `10.${o[i]}.0.0/16`, ...(vxlan ? ['--vni', String(v[i])] : []), ...n.configFlags, ...(n.overlay ? ['--name', n.overlay] : [])];
     await h1.execOk(process.execPath, [MAIN, 'config', 'set', ...flags], { env, timeoutMs: 20_000 });
   }
+  // The dual-stack overlay's flannel-v6 runs over the hosts' IPv6 underlay: a /64 of 2001:db8::/32 on the LAN.
+  if (opts.ipv6) for (const [h, n] of [[h1, 1], [h2, 2]] as const) await h.execOk('ip', ['-6', 'addr', 'add', `${LAN6}::${n}/64`, 'dev', 'eth0', 'nodad']);
   log('installing the managed plugin on both hosts');
   await Promise.all(
     [d1, d2].map(async (d) => {

@@ -9,7 +9,8 @@
  *   npm run bench -- --no-names        without bench:names (cross-host DNS names, its own lab, last)
  *
  * Paths (all h1 → h2): underlay, hand-vxlan, hand-routed, hand-wg (hand-paths.ts), of-vxlan,
- * of-bridge (`-o datapath=bridge`), of-hostgw, of-dr (vxlan DirectRouting), of-wg (the wireguard
+ * of-v6v4 and of-v6 (one `--ipv6` network on a dual-stack vxlan overlay: the same two containers
+ * over IPv4 and over IPv6 through flannel-v6.<VNI>; either id selects both, issue 21), of-bridge (`-o datapath=bridge`), of-hostgw, of-dr (vxlan DirectRouting), of-wg (the wireguard
  * backend, wireguard-go), swarm. A path that cannot be built (a hand path's setup failed, a network
  * create refused) is a row with its error; the others go on. With of-wg or hand-wg, the encrypted
  * paths not measurable here are tried and noted (encrypted.ts): kernel WireGuard, and swarm's
@@ -36,7 +37,7 @@ import { DOCKER, DOCKERD } from '../test/helpers/docker-lab';
 import { apiUnderBurst, dockerRunWalls, enableToPing, startToReach } from './control';
 import { busyCores, cpuJiffies, kernelWireguard, processCpuSeconds, swarmEncrypted, wireguardGoPids } from './encrypted';
 import { handRoutedVxlan, handVxlan, handWireguard } from './hand-paths';
-import { BRIDGE_NET, buildLab, containerPair, MAIN, ROOT, SWARM_NET, teardownLab, type BenchContainer, type BenchLab } from './lab';
+import { BRIDGE_NET, buildLab, containerPair, MAIN, ROOT, SWARM_NET, teardownLab, V6_NET, type BenchContainer, type BenchLab } from './lab';
 import { renderTables, writeChart, writeJson, type PathResult, type Results, type TcpCpu } from './report';
 import { namesBench, renderNames } from './names-report';
 import { kernelBench, storeBench } from './scale';
@@ -44,7 +45,7 @@ import { interleave } from './stats';
 import { multicastKernelView, multicastMember, multicastRun } from './multicast';
 import { iperf, ping, reachable, Servers, udpRR, type Path } from './workloads';
 
-const ALL_PATHS = ['underlay', 'hand-vxlan', 'hand-routed', 'hand-wg', 'of-vxlan', 'of-bridge', 'of-hostgw', 'of-dr', 'of-wg', 'swarm'] as const;
+const ALL_PATHS = ['underlay', 'hand-vxlan', 'hand-routed', 'hand-wg', 'of-vxlan', 'of-v6v4', 'of-v6', 'of-bridge', 'of-hostgw', 'of-dr', 'of-wg', 'swarm'] as const;
 
 function parseArgs(argv: string[]): { quick: boolean; only?: Set<string>; scale: boolean; names: boolean } {
   let quick = false;
@@ -116,7 +117,8 @@ async function main(): Promise<number> {
   }
 
   try {
-    const b: BenchLab = await buildLab(log, { wireguard: want('of-wg') });
+    const wantV6 = want('of-v6') || want('of-v6v4'); // the two rows of one --ipv6 network: each is the other's comparison
+    const b: BenchLab = await buildLab(log, { wireguard: want('of-wg'), ipv6: wantV6 });
     results.notes.push(...b.notes);
     log(`containers on ${[...b.nets].join(', ')}; hand-built paths`);
     const pairs = new Map<string, [BenchContainer, BenchContainer]>();
@@ -161,18 +163,26 @@ async function main(): Promise<number> {
     });
     const product: Array<[string, string, string, string]> = [
       ['of-vxlan', 'ofvx', 'overlay-flannel vxlan', 'hand-vxlan'],
+      ['of-v6v4', V6_NET, 'overlay-flannel vxlan --ipv6 network, IPv4', 'hand-vxlan'],
       ['of-bridge', 'ofbd', 'overlay-flannel vxlan -o datapath=bridge', 'hand-vxlan'],
       ['of-hostgw', 'ofhg', 'overlay-flannel host-gw', 'underlay'],
       ['of-dr', 'ofdr', 'overlay-flannel vxlan DirectRouting', 'underlay'],
       ['of-wg', 'ofwg', 'overlay-flannel wireguard (wireguard-go)', 'hand-wg'],
     ];
     for (const [id, net, label, ref] of product) {
-      if (!want(id)) continue;
+      if (!want(id) && !(id === 'of-v6v4' && wantV6)) continue;
       const e = ends(net);
       const wg = net === 'ofwg' ? { netns: [b.h1.nsPath, b.h2.nsPath], dev: 'flannel-wg' } : undefined;
       if (e) paths.push({ id, label: `${label}${dp(net)}`, kind: 'product', ref, datapath: b.datapath[net], wg, ...e });
       else failed.push({ id, label, kind: 'product', ref, error: `no container pair on ${net} (its network or containers failed: see the notes)` });
     }
+    // issue 21: the same two containers of the --ipv6 network over IPv6 (flannel-v6.<VNI>), against their IPv4 row
+    const p6 = pairs.get(V6_NET);
+    const [x6, y6] = [p6?.[0].ip6, p6?.[1].ip6];
+    if (wantV6 && p6 && x6 && y6) {
+      const a = { netns: `/proc/${p6[0].pid}/ns/net`, ip: x6 }, z = { netns: `/proc/${p6[1].pid}/ns/net`, ip: y6 };
+      paths.push({ id: 'of-v6', label: `overlay-flannel vxlan --ipv6 network, IPv6${dp(V6_NET)}`, kind: 'product', ref: 'of-v6v4', datapath: b.datapath[V6_NET], a, b: z });
+    } else if (wantV6) failed.push({ id: 'of-v6', label: 'overlay-flannel vxlan --ipv6 network, IPv6', kind: 'product', ref: 'of-v6v4', error: `no container pair with IPv6 addresses on ${V6_NET} (see the notes)` });
     const sw = ends(SWARM_NET);
     if (want('swarm') && sw) paths.push({ id: 'swarm', label: 'Docker swarm overlay', kind: 'swarm', ...sw });
     if (want('of-wg') || want('hand-wg')) {
@@ -204,6 +214,9 @@ async function main(): Promise<number> {
       for (const h of [b.h1, b.h2]) await h.execOk('nft', ['flush', 'ruleset']);
       log('EXPERIMENT: nft ruleset flushed on h1 and h2');
     }
+    // The v6 row's bytes must leave h1 by flannel-v6.<VNI> (fl6.<VNI> past 15 characters): its counter before and after, in the notes.
+    const v6Tx = async () => (await b.h1.execJson<{ ifname: string; stats64?: { tx: { bytes: number } } }[]>(['-s', 'link', 'show'])).filter((l) => /^(flannel-v6|fl6)\./.test(l.ifname)).map((l) => ({ dev: l.ifname, tx: l.stats64?.tx.bytes ?? 0 }));
+    const v6Before = wantV6 ? await v6Tx() : [];
     const live: BenchPath[] = [];
     for (const p of paths) {
       try {
@@ -258,6 +271,10 @@ async function main(): Promise<number> {
       r.udpLost += x.lost;
     });
     await servers.stopAll();
+    if (wantV6) {
+      const after = await v6Tx();
+      results.notes.push(`IPv6 row: h1's ${after.map((x) => `${x.dev} sent ${((x.tx - (v6Before.find((y) => y.dev === x.dev)?.tx ?? 0)) / 1e9).toFixed(2)} GB during the measurements`).join(', ') || 'flannel-v6 device not found'}`);
+    }
 
     if (want('multicast') && inBudget('multicast')) {
       results.multicast = [];

@@ -126,7 +126,8 @@ export function renderTables(r: Results): string {
     ];
   });
   out.push(table('Latency: ping every 20 ms (ms) and UDP request/response (µs, node echo): avg, p99', ['path', 'ping avg', 'p99', '×swarm', '×ref', 'UDP RR avg', 'p50', 'p99', '×swarm', '×ref', 'lost'], lat));
-  out.push('\n×ref: the vxlan paths against hand vxlan, host-gw and DirectRouting against the underlay, wireguard against hand wireguard; latency ratios compare averages (lower is better).');
+  out.push('\n×ref: the vxlan paths against hand vxlan (the --ipv6 network\'s IPv6 row against its IPv4 row), host-gw and DirectRouting against the underlay, wireguard against hand wireguard; latency ratios compare averages (lower is better).');
+  out.push(...ipv6Table(r));
   out.push(...cpuAndEncrypted(r));
   const errs = r.paths.filter((p) => p.errors.length).map((p) => `- ${p.id}: ${p.errors.length} failed measurement(s), first: ${p.errors[0]}`);
   if (errs.length) out.push(`\nFailed measurements (left out, not counted as 0):\n${errs.join('\n')}`);
@@ -164,6 +165,28 @@ export function renderTables(r: Results): string {
   if (s.errors.length) out.push(`\nScale errors: ${s.errors.join('; ')}`);
   if (r.notes.length) out.push(`\nNotes:\n${r.notes.map((n) => `- ${n}`).join('\n')}`);
   return out.join('\n');
+}
+
+/** Issue 21's target, v6 throughput ≥ 0.95 × v4 (ratios of medians; latency as averages, lower is better). */
+export const V6_TARGET = 0.95;
+
+/** IPv6 ÷ IPv4 on the dual-stack vxlan overlay: the same containers (of-v6 ÷ of-v6v4), and against the v4-only network (÷ of-vxlan). */
+export function ipv6Table(r: Results): string[] {
+  const byId = new Map(r.paths.map((p) => [p.id, p]));
+  const v6 = byId.get('of-v6');
+  if (!v6) return [];
+  const rows = ['of-v6v4', 'of-vxlan']
+    .map((id) => byId.get(id))
+    .filter((p): p is PathResult => p !== undefined)
+    .map((v4) => {
+      const [t1, t4] = [ratio(med(v6.tcp1Gbps), med(v4.tcp1Gbps)), ratio(med(v6.tcp4Gbps), med(v4.tcp4Gbps))];
+      const verdict = Number.isFinite(t1) && Number.isFinite(t4) ? (t1 >= V6_TARGET && t4 >= V6_TARGET ? 'yes' : 'no') : '-';
+      return [`of-v6 ÷ ${v4.id}`, f(t1), f(t4), f(ratio(avg(v6.pingMs), avg(v4.pingMs))), f(ratio(avg(v6.udpUs), avg(v4.udpUs))), verdict];
+    });
+  return [
+    table(`IPv6 ÷ IPv4 through the vxlan overlay (issue 21: throughput ≥ ${V6_TARGET}×): ratios of medians (throughput) and of averages (latency, lower is better)`, ['ratio', '1 stream', '4 streams', 'ping avg', 'UDP RR avg', `≥ ${V6_TARGET}×`], rows),
+    '\nof-v6 ÷ of-v6v4: the same two containers of one `--ipv6` network, IPv6 (flannel-v6.<VNI>, MTU parent − 70) against IPv4 (flannel.<VNI>, parent − 50); ÷ of-vxlan: against a v4-only network of a v4-only overlay.',
+  ];
 }
 
 const nums = (xs: Array<number | undefined>): number[] => xs.filter((x): x is number => x !== undefined && Number.isFinite(x));

@@ -2,8 +2,11 @@
  * udp-echo.ts — UDP request/response latency probe of the overlay benchmark (iperf3 has no RR
  * test). Run with the host's node inside a path's network namespace (nsenter, pinned by taskset).
  *
- *   node --import tsx bench/udp-echo.ts server PORT LIFETIME_S     echo every datagram back; exit after LIFETIME_S
+ *   node --import tsx bench/udp-echo.ts server PORT LIFETIME_S [6]  echo every datagram back; exit after LIFETIME_S
  *   node --import tsx bench/udp-echo.ts client IP PORT COUNT       COUNT sequential probes; prints JSON
+ *
+ * The client's family follows IP; a server with `6` is IPv6-only, so it shares PORT with an IPv4
+ * server in the same namespace (the v4 and v6 rows of one --ipv6 network).
  *
  * Design note: the client sends one 32-byte datagram, waits for its echo (at most 1 s, then counts
  * it lost) and sends the next, so exactly one request is in flight. Times are process.hrtime
@@ -16,8 +19,8 @@ import dgram from 'node:dgram';
 
 const WARMUP = 20;
 
-function server(port: number, lifetimeS: number): void {
-  const s = dgram.createSocket('udp4');
+function server(port: number, lifetimeS: number, v6: boolean): void {
+  const s = v6 ? dgram.createSocket({ type: 'udp6', ipv6Only: true }) : dgram.createSocket('udp4');
   s.on('message', (msg, rinfo) => s.send(msg, rinfo.port, rinfo.address));
   s.bind(port, () => process.stdout.write(`listening ${port}\n`));
   setTimeout(() => process.exit(0), lifetimeS * 1000).unref();
@@ -25,7 +28,7 @@ function server(port: number, lifetimeS: number): void {
 }
 
 async function client(ip: string, port: number, count: number): Promise<void> {
-  const s = dgram.createSocket('udp4');
+  const s = dgram.createSocket(ip.includes(':') ? 'udp6' : 'udp4');
   await new Promise<void>((r) => s.bind(0, r));
   let waiting: ((seq: number) => void) | undefined;
   s.on('message', (msg) => waiting?.(msg.readUInt32BE(0)));
@@ -60,7 +63,7 @@ async function client(ip: string, port: number, count: number): Promise<void> {
 
 function main(): void {
   const [mode, a, b, c] = process.argv.slice(2);
-  if (mode === 'server' && a && b) return server(Number(a), Number(b));
+  if (mode === 'server' && a && b) return server(Number(a), Number(b), c === '6');
   if (mode === 'client' && a && b && c) {
     const count = Number(c);
     if (!(count > 0 && count <= 100_000)) throw new Error(`udp-echo: COUNT ${c} not in 1..100000`);
@@ -70,7 +73,7 @@ function main(): void {
     });
     return;
   }
-  console.error('usage: udp-echo.ts server PORT LIFETIME_S | client IP PORT COUNT');
+  console.error('usage: udp-echo.ts server PORT LIFETIME_S [6] | client IP PORT COUNT');
   process.exit(2);
 }
 

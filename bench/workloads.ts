@@ -39,14 +39,19 @@ const nsenter = (netns: string, cmd: string[]): [string, string[]] => ['nsenter'
 /** Long-running iperf3 and echo servers in the paths' server namespaces. */
 export class Servers {
   private readonly procs: ChildProcess[] = [];
+  /** Namespaces with an iperf3 server: its `-s` socket is dual-stack, so the v4 and v6 rows of one --ipv6 network share it. */
+  private readonly iperfIn = new Set<string>();
 
-  /** Start an iperf3 server and a UDP echo server in `p.b`, each alive at most `lifetimeS`; wait until both listen. */
+  /** Start an iperf3 server (unless `p.b`'s namespace has one) and a UDP echo server of `p.b.ip`'s family in `p.b`, each alive at most `lifetimeS`; wait until they listen. */
   async start(p: Path, lifetimeS: number): Promise<void> {
+    const v6 = p.b.ip.includes(':');
+    const iperfNeeded = !this.iperfIn.has(p.b.netns);
     await Promise.all([
-      this.spawnReady(p.b.netns, ['timeout', String(lifetimeS), 'taskset', '-c', SERVER_CORE, 'iperf3', '-s', '--forceflush', '-p', String(IPERF_PORT)], /Server listening/, `iperf3 server of ${p.id}`),
+      iperfNeeded &&
+        this.spawnReady(p.b.netns, ['timeout', String(lifetimeS), 'taskset', '-c', SERVER_CORE, 'iperf3', '-s', '--forceflush', '-p', String(IPERF_PORT)], /Server listening/, `iperf3 server of ${p.id}`).then(() => this.iperfIn.add(p.b.netns)),
       this.spawnReady(
         p.b.netns,
-        ['timeout', String(lifetimeS), 'taskset', '-c', SERVER_CORE, process.execPath, '--import', 'tsx', UDP_ECHO, 'server', String(ECHO_PORT), String(lifetimeS)],
+        ['timeout', String(lifetimeS), 'taskset', '-c', SERVER_CORE, process.execPath, '--import', 'tsx', UDP_ECHO, 'server', String(ECHO_PORT), String(lifetimeS), ...(v6 ? ['6'] : [])],
         /listening/,
         `UDP echo server of ${p.id}`,
       ),
@@ -78,6 +83,7 @@ export class Servers {
     await Promise.race([gone, timer]);
     for (const p of live) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     this.procs.length = 0;
+    this.iperfIn.clear();
   }
 }
 
