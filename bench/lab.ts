@@ -9,8 +9,8 @@
  * Docker socket, LOG_LEVEL=debug so the plugin logs each API call's duration), `enable`. Overlays
  * are written with the product's CLI (`config set`): the default one (vxlan) and named ones for
  * host-gw, vxlan DirectRouting and the bridge datapath; in a run with of-wg (issue 22) the default
- * one is the wireguard backend (one flannel-wg per host, so only the default overlay may have it;
- * wireguard-go is in the plugin's rootfs and /dev/net/tun granted by plugin/config.json, as in
+ * one is the wireguard backend (built when only the default overlay could have it; named ones can
+ * now, docs/wireguard.md, and the layout is kept so that runs stay comparable; wireguard-go is in the plugin's rootfs and /dev/net/tun granted by plugin/config.json, as in
  * test/lab/docker-wireguard.test.ts) and vxlan is the named overlay "vx"; each network is created once on h1 and replicated to h2 by the product. Every
  * overlay gets its own random /16 (and VNI when vxlan); the hand-built references (hand-paths.ts)
  * use 10.251/16, 10.252/16 and 10.253/16, which no overlay here takes.
@@ -45,8 +45,8 @@ export interface OverlayNet {
 
 /**
  * The networks of a run. Without wireguard, ofvx is on the default overlay. With it, the default
- * overlay is the wireguard one (the backend is refused on named overlays: overlay-agent.ts) and
- * ofvx moves to the named overlay "vx" (overlay-bench.ts says what that changes).
+ * overlay is the wireguard one (as when named overlays could not have it; kept for comparable runs)
+ * and ofvx moves to the named overlay "vx" (overlay-bench.ts says what that changes).
  */
 export function overlayNets(wireguard: boolean): OverlayNet[] {
   return [
