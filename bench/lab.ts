@@ -9,8 +9,8 @@
  * Docker socket, LOG_LEVEL=debug so the plugin logs each API call's duration), `enable`. Overlays
  * are written with the product's CLI (`config set`): the default one (vxlan) and named ones for
  * host-gw, vxlan DirectRouting and the bridge datapath; in a run with of-wg (issue 22) the default
- * one is the wireguard backend (built when only the default overlay could have it; named ones can
- * now, docs/wireguard.md, and the layout is kept so that runs stay comparable; wireguard-go is in the plugin's rootfs and /dev/net/tun granted by plugin/config.json, as in
+ * one is the wireguard backend (kept from when only the default overlay could have it: docs/wireguard.md;
+ * wireguard-go is in the plugin's rootfs and /dev/net/tun granted by plugin/config.json, as in
  * test/lab/docker-wireguard.test.ts) and vxlan is the named overlay "vx"; each network is created once on h1 and replicated to h2 by the product. Every
  * overlay gets its own random /16 (and VNI when vxlan); the hand-built references (hand-paths.ts)
  * use 10.251/16, 10.252/16 and 10.253/16, which no overlay here takes.
