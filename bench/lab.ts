@@ -9,7 +9,7 @@
  * Docker socket, LOG_LEVEL=debug so the plugin logs each API call's duration), `enable`. Overlays
  * are written with the product's CLI (`config set`): the default one (vxlan) and named ones for
  * host-gw, vxlan DirectRouting and the bridge datapath; in a run with of-wg (issue 22) the default
- * one is the wireguard backend (one flannel-wg per host, so only the default overlay may have it;
+ * one is the wireguard backend (kept from when only the default overlay could have it: docs/wireguard.md;
  * wireguard-go is in the plugin's rootfs and /dev/net/tun granted by plugin/config.json, as in
  * test/lab/docker-wireguard.test.ts) and vxlan is the named overlay "vx"; with the v6 rows (issue 21)
  * the named overlay "v6" is dual-stack vxlan (a random IPv6Network /48 of fd00::/8; the hosts' eth0
@@ -48,8 +48,8 @@ export interface OverlayNet {
 
 /**
  * The networks of a run. Without wireguard, ofvx is on the default overlay. With it, the default
- * overlay is the wireguard one (the backend is refused on named overlays: overlay-agent.ts) and
- * ofvx moves to the named overlay "vx" (overlay-bench.ts says what that changes).
+ * overlay is the wireguard one (as when named overlays could not have it; kept for comparable runs)
+ * and ofvx moves to the named overlay "vx" (overlay-bench.ts says what that changes).
  */
 export function overlayNets(wireguard: boolean, ipv6 = false): OverlayNet[] {
   return [

@@ -327,7 +327,7 @@ async function main(): Promise<number> {
       // Docker call naming it (overlay-directory.ts), so after the enable nothing would give h2 a lease.
       if (b.defaultNet !== 'ofvx') {
         results.notes.push(
-          'plugin enable → first ping not measured: with of-wg the default overlay is the wireguard one (the backend is refused on named overlays) and ofvx is the named overlay "vx", ' +
+          'plugin enable → first ping not measured: with of-wg the default overlay is the wireguard one (the bench keeps the layout of when named overlays could not have it) and ofvx is the named overlay "vx", ' +
             'which a re-enabled plugin joins only at the first Docker call naming it (no answer in 30 s when tried, 2026-12-04), while a wireguard host whose lease was deleted may get another subnet (docs/wireguard.md); ' +
             'run without of-wg (e.g. --only of-vxlan,swarm) for this row',
         );

@@ -9,12 +9,13 @@ import { NetworkConfigInput } from '../domain/network-config';
 
 export const USAGE = `Usage:
   overlay-flannel [daemon]              run the plugin daemon (configured by environment variables)
-  overlay-flannel config set --network CIDR [--backend vxlan|host-gw|alloc] [--vni N] [--port N]
+  overlay-flannel config set --network CIDR [--backend vxlan|host-gw|alloc|wireguard] [--vni N] [--port N]
                              [--subnet-len N] [--subnet-min IP] [--subnet-max IP]
                              [--direct-routing] [--mtu N] [--name NAME | --prefix P]
                              [--ipv6-network CIDR [--ipv6-subnet-len N] [--ipv6-subnet-min IP]
                               [--ipv6-subnet-max IP] [--ipv6-only]]
                                         validate and write the overlay's flannel config to etcd
+                                        (--port: vxlan's Port, wireguard's ListenPort)
                                         (--ipv6-network: EnableIPv6 and IPv6Network, dual-stack;
                                         --ipv6-only: EnableIPv4 false, without --network)
   overlay-flannel config show [--name NAME | --prefix P]  print the config as stored, and what it means

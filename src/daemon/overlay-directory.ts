@@ -14,6 +14,7 @@ import { SerialQueue } from '../util/serial-queue';
 import { DEFAULT_OVERLAY, OverlayDirectory, OverlayHandle } from '../driver/overlays';
 import { invalid, unavailable } from '../errors';
 import { overlayPort } from './store-port';
+import { WireguardClaims } from '../domain/wireguard-config';
 
 export interface DirectoryOptions {
   defaultPrefix: string;
@@ -32,6 +33,8 @@ export function prefixOfOverlay(defaultPrefix: string, name: string): string {
 export class AgentDirectory implements OverlayDirectory {
   private readonly agents = new Map<string, { agent: OverlayAgent; handle: OverlayHandle }>();
   private readonly joinedListeners: Array<(name: string, agent: OverlayAgent) => void> = [];
+  /** Every wireguard overlay's device and ListenPort on this host: a second one on a port is refused. */
+  private readonly wireguardClaims = new WireguardClaims();
 
   constructor(
     private readonly store: Store,
@@ -75,6 +78,7 @@ export class AgentDirectory implements OverlayDirectory {
     const agent = new OverlayAgent(overlayPort(ov), this.kernel, this.queue, this.pub, this.log.child({ overlay: name }), {
       name,
       tuning: this.opts.tuning,
+      wireguardClaims: this.wireguardClaims,
       ...(name === DEFAULT_OVERLAY && this.opts.subnetFile ? { subnetFile: this.opts.subnetFile } : {}),
     });
     const handle: OverlayHandle = {

@@ -173,8 +173,10 @@ export function formatNetworkConfig(input: NetworkConfigInput): string {
     if (input.port) backend.Port = input.port;
     if (input.directRouting) backend.DirectRouting = true;
     if (input.mtu) backend.MTU = input.mtu;
-  } else if (input.vni !== undefined || input.port !== undefined || input.directRouting || input.mtu !== undefined) {
-    throw invalid(`--vni, --port, --direct-routing and --mtu apply only to the vxlan backend, not to ${input.backend}`);
+  } else {
+    if (input.vni !== undefined || input.directRouting || input.mtu !== undefined) throw invalid(`--vni, --direct-routing and --mtu apply only to the vxlan backend, not to ${input.backend}`);
+    if (input.port !== undefined && input.backend !== 'wireguard') throw invalid(`--port applies only to the vxlan (Port) and wireguard (ListenPort) backends, not to ${input.backend}`);
+    if (input.port) backend.ListenPort = input.port; // each wireguard overlay of a host needs its own
   }
   const out: Record<string, unknown> = {};
   if (input.ipv4 === false) {

@@ -5,7 +5,11 @@
  * from the underlay). flanneld refuses a Mode other than separate/auto/ipv4/ipv6 ("No valid Mode
  * configured") and a PSK that is not a base64 32-byte key; so do we, with the same meaning.
  * Keys are WireGuard's: 32 raw bytes in standard base64 (44 characters, one "=").
+ * Several wireguard overlays on one host (the default and named ones): each has its own device
+ * (wireguardDeviceName) and its own ListenPort; WireguardClaims refuses a second overlay that
+ * would take a device name or a port another one on this host already has (docs/wireguard.md).
  */
+import { createHash } from 'node:crypto';
 import { invalid } from '../errors';
 import { intField, JsonObject, stringField } from './json-fields';
 
@@ -14,6 +18,53 @@ export const DEFAULT_WG_LISTEN_PORT_V6 = 51821;
 export const WG_MODES = ['separate', 'auto', 'ipv4', 'ipv6'] as const;
 export type WireguardMode = (typeof WG_MODES)[number];
 export const WG_DEVICE_NAME = 'flannel-wg';
+/** Prefix of a named overlay's WireGuard device: `fwg-<name>`. */
+export const WG_NAMED_PREFIX = 'fwg-';
+
+/**
+ * The WireGuard device of an overlay: flanneld's `flannel-wg` for the default one, `fwg-<name>` for
+ * a named one. IFNAMSIZ leaves 11 characters for the name; a longer one becomes its first 6, "-"
+ * and 4 hex digits of the SHA-256 of the whole name (`fwg-produc-3f2a`), so the name stays
+ * recognisable and two long names with the same start differ.
+ */
+export function wireguardDeviceName(overlay: string): string {
+  if (overlay === 'default') return WG_DEVICE_NAME;
+  if (overlay.length <= 11) return `${WG_NAMED_PREFIX}${overlay}`;
+  return `${WG_NAMED_PREFIX}${overlay.slice(0, 6)}-${createHash('sha256').update(overlay).digest('hex').slice(0, 4)}`;
+}
+
+/**
+ * Which wireguard overlay of this host holds which device and listen port. Two WireGuard devices
+ * cannot listen on one UDP port, and flanneld's model gives every host of an overlay the same port
+ * (its config's ListenPort), so a second overlay asking for a port already held is refused with
+ * the reason (its config must name another port), never left to fail in the device.
+ */
+export class WireguardClaims {
+  private readonly held = new Map<string, { device: string; port: number }>();
+
+  /** Claim `device` and `port` for `overlay`: null when done (or already its own), else why not. */
+  claim(overlay: string, device: string, port: number): string | null {
+    for (const [other, h] of this.held) {
+      if (other === overlay) continue;
+      if (h.port === port) {
+        return `ListenPort ${port} is already the port of the wireguard overlay "${other}" (${h.device}) on this host; ` +
+          `each wireguard overlay needs its own: set "ListenPort" in this overlay's Backend (overlay-flannel config set … --backend wireguard --port N)`;
+      }
+      if (h.device === device) return `its WireGuard device name ${device} is already that of the wireguard overlay "${other}" on this host; rename one of the two overlays`;
+    }
+    this.held.set(overlay, { device, port });
+    return null;
+  }
+
+  release(overlay: string): void {
+    this.held.delete(overlay);
+  }
+
+  /** overlay → its device and port, for views and tests. */
+  list(): Map<string, { device: string; port: number }> {
+    return new Map(this.held);
+  }
+}
 
 export interface WireguardBackend {
   readonly type: 'wireguard';

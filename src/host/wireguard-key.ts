@@ -1,6 +1,6 @@
 /**
  * This host's WireGuard key pair (flannel's wireguard backend): X25519 from node's crypto, both keys
- * as wg prints them (standard base64 of the raw 32 bytes). The private key lives in one file in
+ * as wg prints them (standard base64 of the raw 32 bytes). The private key lives in one file per wireguard overlay in
  * the daemon's state dir, mode 0600 (dir 0700 when we create it), and is reused on every start, so
  * the public key in our lease (and every peer's entry for us) survives restarts and upgrades.
  * Written to a temporary file (0600 from its creation) and renamed, so a crash never leaves half a
@@ -15,6 +15,14 @@ import { invalid } from '../errors';
 import { isWireguardKey } from '../domain/wireguard-config';
 
 export const WG_KEY_FILE = 'wireguard.key';
+
+/** The key file of an overlay: `wireguard.key` for the default one (as before named overlays had
+ *  wireguard), `wireguard-<name>.key` for a named one (overlay names are [a-zA-Z0-9_.-], no "/"). */
+export function wireguardKeyFile(overlay: string): string {
+  if (overlay === 'default') return WG_KEY_FILE;
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(overlay)) throw invalid(`overlay name "${overlay}" cannot name a key file`);
+  return `wireguard-${overlay}.key`;
+}
 
 export interface WireguardKeyPair {
   readonly privateKey: string; // base64, 32 bytes: never log
@@ -43,9 +51,9 @@ export function generateWireguardKeyPair(): WireguardKeyPair {
   return { privateKey: Buffer.from(String(jwk.d), 'base64url').toString('base64'), publicKey: rawPublic(privateKey) };
 }
 
-/** Load the key in `<stateDir>/wireguard.key`, or make and persist one; its mode is kept at 0600. */
-export async function loadOrCreateWireguardKey(stateDir: string): Promise<WireguardKeyPair & { created: boolean }> {
-  const path = join(stateDir, WG_KEY_FILE);
+/** Load the key in `<stateDir>/<file>` (wireguard.key), or make and persist one; its mode is kept at 0600. */
+export async function loadOrCreateWireguardKey(stateDir: string, file = WG_KEY_FILE): Promise<WireguardKeyPair & { created: boolean }> {
+  const path = join(stateDir, file);
   let text: string | null = null;
   try {
     text = (await readFile(path, 'utf8')).trim();

@@ -25,7 +25,8 @@ import { OverlayDataplane } from './overlay-dataplane';
 import { PublicInterface } from '../host/public-interface';
 import { errorText } from '../errors';
 import { subnetEnvContent, writeSubnetFile } from '../host/subnet-env';
-import { loadOrCreateWireguardKey, type WireguardKeyPair } from '../host/wireguard-key';
+import { loadOrCreateWireguardKey, wireguardKeyFile, type WireguardKeyPair } from '../host/wireguard-key';
+import { wireguardDeviceName, WireguardClaims } from '../domain/wireguard-config';
 
 /** What the agent needs from the store for one overlay prefix. */
 export interface OverlayStorePort {
@@ -65,6 +66,8 @@ export interface AgentOptions {
   tuning: OverlayTuning;
   /** SUBNET_FILE: write flanneld's subnet.env here on every lease (the default overlay only). */
   subnetFile?: string;
+  /** The host's wireguard devices and ports, shared by all its agents (absent: this agent's own). */
+  wireguardClaims?: WireguardClaims;
 }
 
 export class OverlayAgent extends EventEmitter {
@@ -79,6 +82,7 @@ export class OverlayAgent extends EventEmitter {
   /** subnet → when the lease watch last saw that lease written (new, renewed, changed). */
   private readonly seen = new Map<string, { etcdLease: string; modRevision?: bigint; at: number }>();
   private readonly abort = new AbortController();
+  private readonly wgClaims: WireguardClaims;
   private ready: Promise<void>;
   private resolveReady!: () => void;
 
@@ -91,6 +95,7 @@ export class OverlayAgent extends EventEmitter {
     private readonly opts: AgentOptions,
   ) {
     super();
+    this.wgClaims = opts.wireguardClaims ?? new WireguardClaims();
     this.ready = new Promise((r) => (this.resolveReady = r));
   }
 
@@ -127,7 +132,7 @@ export class OverlayAgent extends EventEmitter {
 
   private onConfig(state: ConfigState): void {
     if (this.state === 'stopped') return;
-    const refused = state.state === 'ok' ? ipv6Refusal(state.config) : null;
+    const refused = state.state === 'ok' ? (ipv6Refusal(state.config) ?? (this.config ? null : this.claimWireguard(state.config))) : null;
     const s: ConfigState = refused && state.state === 'ok' ? { state: 'invalid', error: refused, raw: state.raw } : state;
     if (s.state === 'missing') {
       if (this.config) {
@@ -178,7 +183,7 @@ export class OverlayAgent extends EventEmitter {
     }
     this.state = 'acquiring';
     const key = config.backend.type === 'wireguard' ? await this.wireguardKey() : undefined;
-    const dataplane = new OverlayDataplane(this.kernel, this.queue, this.log, config, this.pub, this.opts.tuning, key);
+    const dataplane = new OverlayDataplane(this.kernel, this.queue, this.log, config, this.pub, this.opts.tuning, key, wireguardDeviceName(this.opts.name));
     this.dataplane = dataplane;
     const previous = await this.previousSubnet(config);
     if (previous) this.log.info({ subnet: formatCidr(previous) }, 'found the subnet this host had before on its device; asking for it again');
@@ -299,16 +304,20 @@ export class OverlayAgent extends EventEmitter {
     }
   }
 
-  /** The wireguard backend's key pair, kept in STATE_DIR across restarts; the private key is never logged.
-   *  One wireguard overlay per host: its device is flannel-wg and its port the same on every host. */
+  /** A wireguard config's device (flannel-wg, or fwg-<name> for a named overlay) and ListenPort,
+   *  claimed for this overlay on this host: null when held, else why the config cannot run here
+   *  (another wireguard overlay of this host has that port), handled as an invalid config. */
+  private claimWireguard(config: NetworkConfig): string | null {
+    if (config.backend.type !== 'wireguard') return null;
+    return this.wgClaims.claim(this.opts.name, wireguardDeviceName(this.opts.name), config.backend.listenPort);
+  }
+
+  /** The wireguard backend's key pair, kept in STATE_DIR across restarts (one file per overlay:
+   *  wireguard.key, wireguard-<name>.key); the private key is never logged. */
   private async wireguardKey(): Promise<WireguardKeyPair> {
-    if (this.opts.name !== 'default') {
-      this.state = 'config-invalid';
-      this.lastConfigError = `the wireguard backend is only supported for the default overlay (one flannel-wg device per host), not for overlay "${this.opts.name}"`;
-      throw new Error(this.lastConfigError);
-    }
-    const { privateKey, publicKey, created } = await loadOrCreateWireguardKey(this.opts.tuning.stateDir);
-    this.log.info({ publicKey, stateDir: this.opts.tuning.stateDir }, created ? 'wireguard key pair created (private key kept in the state dir, mode 0600)' : 'wireguard key pair loaded from the state dir');
+    const file = wireguardKeyFile(this.opts.name);
+    const { privateKey, publicKey, created } = await loadOrCreateWireguardKey(this.opts.tuning.stateDir, file);
+    this.log.info({ publicKey, stateDir: this.opts.tuning.stateDir, file }, created ? 'wireguard key pair created (private key kept in the state dir, mode 0600)' : 'wireguard key pair loaded from the state dir');
     return { privateKey, publicKey };
   }
 
@@ -328,6 +337,7 @@ export class OverlayAgent extends EventEmitter {
   async stop(): Promise<void> {
     this.state = 'stopped';
     this.abort.abort();
+    this.wgClaims.release(this.opts.name);
     await this.configWatch?.stop();
     await this.dataplane?.detach();
     await this.leaseWatch?.stop();

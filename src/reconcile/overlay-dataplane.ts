@@ -99,12 +99,14 @@ export class OverlayDataplane {
     private readonly pub: PublicInterface,
     firewall: FirewallOptions = { ipMasq: false, notrack: false },
     wireguardKey?: WireguardKeyPair,
+    /** The wireguard overlay's device: flannel-wg (default overlay) or fwg-<name> (wireguardDeviceName). */
+    wireguardDevice: string = WG_DEVICE_NAME,
   ) {
     this.firewall = new OverlayFirewall(kernel, log, formatCidr(config.network), firewall);
     const b = config.backend;
     if (b.type === 'wireguard') {
       if (!wireguardKey) throw new Error('OverlayDataplane: the wireguard backend needs this host\'s key pair');
-      this.wireguard = new WireguardPlane(kernel, log, config, b, pub, wireguardKey);
+      this.wireguard = new WireguardPlane(kernel, log, config, b, pub, wireguardKey, wireguardDevice);
     }
     if (b.type === 'vxlan' && config.ipv6) this.v6 = new VxlanV6Plane(kernel, log, { ...config, ipv6: config.ipv6 }, b, pub);
   }
@@ -118,7 +120,7 @@ export class OverlayDataplane {
 
   get deviceName(): string | null {
     const b = this.config.backend;
-    return b.type === 'vxlan' ? vxlanDeviceName(b.vni) : b.type === 'wireguard' ? WG_DEVICE_NAME : null;
+    return b.type === 'vxlan' ? vxlanDeviceName(b.vni) : b.type === 'wireguard' ? (this.wireguard?.device ?? WG_DEVICE_NAME) : null;
   }
 
   vtepMac(): string | null {

@@ -1,6 +1,6 @@
 /**
  * The wireguard backend's kernel side on this host, as flanneld's (docs/wireguard.md): device
- * `flannel-wg` (through the Kernel door: wireguard-go here) with our private key and ListenPort,
+ * `flannel-wg` (a named overlay's: `fwg-<name>`, domain/wireguard-config.ts) (through the Kernel door: wireguard-go here) with our private key and ListenPort,
  * MTU = underlay − 80, our subnet's network address as a /32 on it, and one peer per remote lease
  * (domain/wg-peers.ts) with a route for its subnet via the device (link scope). flanneld routes the
  * whole Network via flannel-wg instead; Docker refuses a network whose pool overlaps a host route
@@ -44,6 +44,8 @@ export class WireguardPlane {
     private readonly backend: WireguardBackend,
     private readonly pub: PublicInterface,
     private readonly key: WireguardKeyPair,
+    /** flannel-wg for the default overlay, fwg-<name> for a named one (wireguardDeviceName). */
+    readonly device: string = WG_DEVICE_NAME,
   ) {}
 
   get mtu(): number {
@@ -59,18 +61,18 @@ export class WireguardPlane {
     return this.info ? { implementation: this.info.implementation, reason: this.info.reason } : null;
   }
 
-  /** Per peer subnet, the peer flannel-wg held for it at the last sync (public key, endpoint; no PSK). */
+  /** Per peer subnet, the peer the device held for it at the last sync (public key, endpoint; no PSK). */
   programmedPeers(): Map<string, { publicKey: string; endpoint: string | null }> {
     return new Map(this.programmed);
   }
 
   /** The device, key, port, MTU and address; true when the device had to be made anew. */
   async ensureDevice(own: Lease): Promise<boolean> {
-    const info = await this.kernel.ensureWireguard({ name: WG_DEVICE_NAME, privateKey: this.key.privateKey, listenPort: this.backend.listenPort, mtu: this.mtu });
+    const info = await this.kernel.ensureWireguard({ name: this.device, privateKey: this.key.privateKey, listenPort: this.backend.listenPort, mtu: this.mtu });
     const fresh = this.info?.index !== info.index;
     if (fresh) {
       const msg = this.info ? 'wireguard device was recreated; reprogramming all peers' : 'wireguard device up';
-      this.log[this.info ? 'warn' : 'info']({ device: WG_DEVICE_NAME, implementation: info.implementation, reason: info.reason, listenPort: info.listenPort, publicKey: this.key.publicKey, mtu: info.mtu }, msg);
+      this.log[this.info ? 'warn' : 'info']({ device: this.device, implementation: info.implementation, reason: info.reason, listenPort: info.listenPort, publicKey: this.key.publicKey, mtu: info.mtu }, msg);
     }
     this.info = info;
     await this.kernel.setForwarding(info.index, true); // decrypted packets are routed to the local bridges
@@ -102,11 +104,11 @@ export class WireguardPlane {
       if (!this.warned.has(k)) this.log.warn(s, 'peer lease not programmed');
       this.warned.add(k);
     }
-    const observed = await this.kernel.listWireguardPeers(WG_DEVICE_NAME);
+    const observed = await this.kernel.listWireguardPeers(this.device);
     this.programmed = peersBySubnet(observed);
     const plan = planWireguardPeers(peers, observed);
     if (plan.set.length || plan.remove.length) {
-      await this.kernel.updateWireguardPeers(WG_DEVICE_NAME, plan.set, plan.remove);
+      await this.kernel.updateWireguardPeers(this.device, plan.set, plan.remove);
       this.log.debug({ set: plan.set.map((p) => p.allowedIPs.join(',')), removed: plan.remove.length }, 'wireguard peers updated');
     }
     ops += await this.syncRoutes(peers.flatMap((p) => [...p.allowedIPs]));

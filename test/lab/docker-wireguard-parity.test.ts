@@ -14,7 +14,11 @@
  * outside and the other host; a container on h2 by name from h1 (Docker's embedded DNS, answered
  * on the way, never at the upstream); the vxlan overlay beside it works and is isolated from the
  * wireguard one both ways (FORWARD drops counted); the status API and page say wireguard,
- * userspace wireguard-go, and show the peer as programmed and its path probed (RTT) through flannel-wg.
+ * userspace wireguard-go, and show the peer as programmed and its path probed (RTT) through flannel-wg;
+ * last, a named overlay `green` on wireguard beside the default one (its own device fwg-green,
+ * ListenPort and key; traffic across, isolated from the default overlay) and a named wireguard
+ * overlay on the port the default one holds refused with that reason (made in case 7, not in before(),
+ * so the earlier cases do not depend on it).
  * Peer address as the server saw it: busybox httpd with a CGI printing $REMOTE_ADDR, fetched with
  * busybox nc (HTTP/1.0 by hand). All traffic stays in the lab's namespaces.
  * Needs root, docker.io, busybox-static, python3, wireguard-go, etcd and `npm run build`; fails (never skips).
@@ -30,7 +34,7 @@ import type { Host, Lab, Ns } from '../helpers/netns-lab';
 import { waitFor } from '../helpers/wait';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream-dns';
 import * as L from './docker-plugin-lab';
-import { wgPid } from './wireguard-lab';
+import { uapiGet, wgPid } from './wireguard-lab';
 
 const ROOT = resolve(__dirname, '../..');
 const MAIN = join(ROOT, 'dist/main.js');
@@ -51,9 +55,12 @@ describe('a wireguard overlay does what a vxlan one does: masquerade, published 
   const ov = L.randomOverlay();
   let blue = L.randomOverlay();
   while (blue.network === ov.network) blue = L.randomOverlay();
+  let green = L.randomOverlay();
+  while (green.network === ov.network || green.network === blue.network) green = L.randomOverlay();
+  const GREEN_PORT = randomInt(51_830, 52_000);
   const tag = randomBytes(3).toString('hex');
   const NET = `wgp-${tag}`, NET2 = `wgb-${tag}`;
-  const C1 = `c1-${tag}`, C2 = `c2-${tag}`, WEB = `web-${tag}`, B1 = `b1-${tag}`, B2 = `b2-${tag}`;
+  const C1 = `c1-${tag}`, C2 = `c2-${tag}`, WEB = `web-${tag}`, B1 = `b1-${tag}`, B2 = `b2-${tag}`, G1 = `g1-${tag}`, G2 = `g2-${tag}`;
   const PORT = randomInt(20_000, 30_000);
   let lab: Lab | undefined;
   let etcd: EtcdServer | undefined;
@@ -80,6 +87,26 @@ describe('a wireguard overlay does what a vxlan one does: masquerade, published 
     assert.notEqual(r.code, 0, `${from} on ${d.host.ns} must not reach ${ip} (another overlay): ${r.stdout}`);
   };
   const tail = (d: DockerHost): string => d.logs().split('\n').slice(-40).join('\n');
+  const create = async (args: string[], net: string) => {
+    const r = await d1.docker(['network', 'create', '-d', L.DRIVER, '--ipam-driver', L.DRIVER, ...args, net], { timeoutMs: 90_000 });
+    assert.equal(r.code, 0, `network create ${net}: ${r.stderr}\n${tail(d1)}`);
+    await waitFor(async () => (await d2.docker(['network', 'inspect', net])).code === 0, { timeoutMs: 60_000, what: `${net} replicated to h2` });
+  };
+  const configSet = async (args: string[]) => {
+    const env = { ...process.env, ETCD_ENDPOINTS: etcd!.endpoint, ETCD_PREFIX: ov.prefix };
+    await h1.execOk('node', [MAIN, 'config', 'set', ...args], { env, timeoutMs: 20_000 });
+  };
+  /** subnet → PublicKey of the wireguard leases under `prefix`. */
+  const wgKeys = async (prefix: string): Promise<Map<string, string>> => {
+    const lines = (await etcd!.etcdctl(['get', '--prefix', `${prefix}/subnets/`])).stdout.split('\n').filter(Boolean);
+    const out = new Map<string, string>();
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      const k = /(\d+\.\d+\.\d+\.\d+)-(\d+)$/.exec(lines[i]!);
+      const key = (JSON.parse(lines[i + 1]!) as { BackendData?: { PublicKey?: string } }).BackendData?.PublicKey;
+      if (k && key) out.set(`${k[1]}/${k[2]}`, key);
+    }
+    return out;
+  };
 
   before(async () => {
     lab = await createDockerLab('owp');
@@ -96,19 +123,13 @@ describe('a wireguard overlay does what a vxlan one does: masquerade, published 
     outside.spawnDaemon('/bin/busybox', ['httpd', '-f', '-p', '0.0.0.0:8080', '-h', www]);
 
     await etcd.etcdctl(['put', `${ov.prefix}/config`, JSON.stringify({ Network: ov.network, Backend: { Type: 'wireguard' } })]);
-    const env = { ...process.env, ETCD_ENDPOINTS: etcd.endpoint, ETCD_PREFIX: ov.prefix };
-    await h1.execOk('node', [MAIN, 'config', 'set', '--name', 'blue', '--network', blue.network, '--vni', String(blue.vni)], { env, timeoutMs: 20_000 });
+    await configSet(['--name', 'blue', '--network', blue.network, '--vni', String(blue.vni)]);
     await Promise.all([d1, d2].map((d) => L.installPlugin(d, pluginDir, L.pluginSettings(etcd!, ov.prefix, d, [`STATUS_ADDR=${STATUS}`]))));
     const held = await waitFor(async () => {
       const l = await L.leases(etcd!, ov.prefix);
       return l.has(h1.ip) && l.has(h2.ip) && l;
     }, { timeoutMs: 40_000, what: `wireguard leases of both hosts; h1 log:\n${tail(d1)}` });
     lease.set(d1, held.get(h1.ip)!).set(d2, held.get(h2.ip)!);
-    const create = async (args: string[], net: string) => {
-      const r = await d1.docker(['network', 'create', '-d', L.DRIVER, '--ipam-driver', L.DRIVER, ...args, net], { timeoutMs: 90_000 });
-      assert.equal(r.code, 0, `network create ${net}: ${r.stderr}\n${tail(d1)}`);
-      await waitFor(async () => (await d2.docker(['network', 'inspect', net])).code === 0, { timeoutMs: 60_000, what: `${net} replicated to h2` });
-    };
     await create([], NET);
     await create(['--ipam-opt', 'network=blue'], NET2);
     const serve = `mkdir -p /www/cgi-bin && printf '${CGI.replace(/\n/g, '\\n')}' > /www/cgi-bin/peer && chmod +x /www/cgi-bin/peer && exec httpd -f -p 0.0.0.0:8080 -h /www`;
@@ -219,5 +240,45 @@ describe('a wireguard overlay does what a vxlan one does: masquerade, published 
     assert.match(page, /"implementation":"userspace","reason":"this kernel has no wireguard link kind: using wireguard-go/);
     assert.match(page, /"backend":\{"type":"wireguard"/);
   });
-});
 
+  it('7. a named overlay on wireguard beside the default one: its own fwg-green, ListenPort and key; pings across, isolated from the default one; a named one on the held port is refused', async () => {
+    await configSet(['--name', 'green', '--network', green.network, '--backend', 'wireguard', '--port', String(GREEN_PORT)]);
+    const NET3 = `wgg-${tag}`;
+    await create(['--ipam-opt', 'network=green'], NET3);
+    await Promise.all([L.runBox(d1, G1, NET3), L.runBox(d2, G2, NET3)]);
+    for (const [d, c] of [[d1, G1], [d2, G2]] as const) ips[c] = (await L.endpointOf(d, c, NET3)).ip;
+    const gPrefix = `${ov.prefix}-green`;
+    const gLease = await waitFor(async () => {
+      const l = await L.leases(etcd!, gPrefix);
+      return l.has(h1.ip) && l.has(h2.ip) && l;
+    }, { timeoutMs: 30_000, what: 'green leases of both hosts' });
+    const [gKeys, defKeys] = [await wgKeys(gPrefix), await wgKeys(ov.prefix)];
+    for (const [h, other] of [[h1, h2], [h2, h1]] as const) {
+      const mine = gLease.get(h.ip)!, theirs = gLease.get(other.ip)!;
+      assert.ok(wgPid(h, 'fwg-green'), `a wireguard-go for fwg-green in ${h.ns}`);
+      const dev = await waitFor(async () => {
+        const u = await uapiGet(h, 'fwg-green');
+        return u.peers.length === 1 && u;
+      }, { timeoutMs: 20_000, what: `${h.ns}'s fwg-green has its peer` });
+      assert.equal(dev.listenPort, GREEN_PORT, "green's ListenPort from its config");
+      assert.deepEqual(dev.peers.map((p) => [p.publicKey, p.endpoint, [...p.allowedIPs]]), [[gKeys.get(theirs), `${other.ip}:${GREEN_PORT}`, [theirs]]]);
+      assert.notEqual(gKeys.get(mine), defKeys.get(lease.get(h === h1 ? d1 : d2)!), 'its own key, not the default overlay\'s');
+      const flannelWg = await uapiGet(h);
+      assert.deepEqual([flannelWg.listenPort, flannelWg.peers.length], [51820, 1], 'flannel-wg as before');
+      assert.deepEqual(await L.linkAddrs(h, 'fwg-green'), [`${mine.split('/')[0]}/32`]);
+    }
+    await L.pingOk(d1, G1, ips[G2]!);
+    await L.pingOk(d2, G2, ips[G1]!);
+    await Promise.all([pingFails(d1, G1, ips[C2]!), pingFails(d2, C2, ips[G1]!), pingFails(d1, C1, ips[G2]!)]);
+    await L.pingOk(d1, C1, ips[C2]!);
+    const k = (await api<KernelJson>(h1, '/api/v1/kernel')).overlays.find((x) => x.name === 'green');
+    assert.deepEqual([k?.device, k?.mtu, k?.wireguard?.implementation, k?.wireguard?.publicKey], ['fwg-green', 1420, 'userspace', gKeys.get(gLease.get(h1.ip)!)]);
+    // A named wireguard overlay without its own ListenPort: 51820 is the default overlay's here.
+    let red = L.randomOverlay();
+    while ([ov.network, blue.network, green.network].includes(red.network)) red = L.randomOverlay();
+    await configSet(['--name', 'red', '--network', red.network, '--backend', 'wireguard']);
+    const r = await d1.docker(['network', 'create', '-d', L.DRIVER, '--ipam-driver', L.DRIVER, '--ipam-opt', 'network=red', `wgr-${tag}`], { timeoutMs: 90_000 });
+    assert.notEqual(r.code, 0, 'red on the default overlay\'s port is refused');
+    assert.match(r.stderr, /ListenPort 51820 is already the port of the wireguard overlay "default" \(flannel-wg\) on this host/);
+  });
+});

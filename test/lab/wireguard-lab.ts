@@ -1,5 +1,5 @@
 /**
- * Reading a lab host's flannel-wg from outside: the wireguard-go that runs it is found by its
+ * Reading a lab host's flannel-wg (or a named overlay's fwg-<name>) from outside: the wireguard-go that runs it is found by its
  * command line and network namespace (/proc), and `wg` (wireguard-tools) is run in that process's
  * mount and network namespaces, where its UAPI socket is (the daemon's private socket dir, or the
  * managed plugin's own mount namespace). Used by the wireguard labs.
@@ -10,14 +10,14 @@ import { run } from '../helpers/run';
 import { createConnection } from 'node:net';
 import { parseUapiGet, type UapiDevice } from '../../src/domain/wg-uapi';
 
-/** The pid of the wireguard-go running flannel-wg in host h's network namespace. */
-export function wgPid(h: Ns): number | undefined {
+/** The pid of the wireguard-go running `dev` (flannel-wg; a named overlay's fwg-<name>) in host h's network namespace. */
+export function wgPid(h: Ns, dev = 'flannel-wg'): number | undefined {
   const want = statSync(h.nsPath).ino;
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
       const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      if (cmd[0]?.endsWith('wireguard-go') && cmd[1] === 'flannel-wg' && statSync(`/proc/${d}/ns/net`).ino === want) return Number(d);
+      if (cmd[0]?.endsWith('wireguard-go') && cmd[1] === dev && statSync(`/proc/${d}/ns/net`).ino === want) return Number(d);
     } catch {
       // the process ended while we looked
     }
@@ -47,11 +47,11 @@ export async function dump(h: Ns): Promise<Dump> {
 
 /** The device as wireguard-go's UAPI socket tells it (`get=1`), reached through /proc/<pid>/root
  *  (works where the process's filesystem has no `wg`, as in the managed plugin). */
-export async function uapiGet(h: Ns): Promise<UapiDevice> {
-  const pid = wgPid(h);
-  if (!pid) throw new Error(`no wireguard-go flannel-wg in ${h.ns}`);
+export async function uapiGet(h: Ns, dev = 'flannel-wg'): Promise<UapiDevice> {
+  const pid = wgPid(h, dev);
+  if (!pid) throw new Error(`no wireguard-go ${dev} in ${h.ns}`);
   const text = await new Promise<string>((resolve, reject) => {
-    const s = createConnection(`/proc/${pid}/root/run/wireguard/flannel-wg.sock`);
+    const s = createConnection(`/proc/${pid}/root/run/wireguard/${dev}.sock`);
     let out = '';
     const timer = setTimeout(() => (s.destroy(), reject(new Error('UAPI: no reply in 5 s'))), 5000);
     s.on('data', (d) => {

@@ -97,6 +97,12 @@ test('the wireguard backend is accepted with its options and described; config s
   const c = parseCommand(['config', 'set', '--network', '10.5.0.0/16', '--backend', 'wireguard']);
   assert.deepEqual(c, { cmd: 'config-set', input: { network: '10.5.0.0/16', backend: 'wireguard' } });
   assert.equal(formatNetworkConfig({ network: '10.5.0.0/16', backend: 'wireguard' }), '{"Network":"10.5.0.0/16","Backend":{"Type":"wireguard"}}');
+  // --port is wireguard's ListenPort (a named wireguard overlay needs its own on a host)
+  assert.deepEqual(parseCommand(['config', 'set', '--name', 'blue', '--network', '10.6.0.0/16', '--backend', 'wireguard', '--port', '51821']),
+    { cmd: 'config-set', name: 'blue', input: { network: '10.6.0.0/16', backend: 'wireguard', port: 51821 } });
+  assert.equal(formatNetworkConfig({ network: '10.6.0.0/16', backend: 'wireguard', port: 51821 }), '{"Network":"10.6.0.0/16","Backend":{"Type":"wireguard","ListenPort":51821}}');
+  assert.throws(() => formatNetworkConfig({ network: '10.6.0.0/16', backend: 'host-gw', port: 51821 }), /--port applies only to the vxlan \(Port\) and wireguard \(ListenPort\) backends, not to host-gw/);
+  assert.throws(() => formatNetworkConfig({ network: '10.6.0.0/16', backend: 'wireguard', vni: 2 }), /--vni, --direct-routing and --mtu apply only to the vxlan backend, not to wireguard/);
 });
 
 test('parseCidr: the dotted fast path gives what ip-address gives, and the rest still goes through ip-address', () => {

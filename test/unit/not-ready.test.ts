@@ -11,12 +11,16 @@ import { OverlayAgent, OverlayStorePort } from '../../src/reconcile/overlay-agen
 import type { PublicInterface } from '../../src/host/public-interface';
 import { SerialQueue } from '../../src/util/serial-queue';
 import { FakeKernel } from '../fakes/fake-kernel';
+import { WireguardClaims } from '../../src/domain/wireguard-config';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const log = pino({ level: 'silent' });
 const REFUSED = 'etcd at https://192.0.2.254:2379 refused this host\'s client certificate (ETCD_CERTFILE=/etc/of/c.crt, ETCD_KEYFILE=/etc/of/c.key): …';
 
 /** An agent on a port whose config watch and keeper the test steers. */
-function rig(name: string) {
+function rig(name: string, extra: { wireguardClaims?: WireguardClaims; stateDir?: string } = {}) {
   const kernel = new FakeKernel();
   const eth = kernel.addDevice('eth0', { mtu: 1500, up: true, cidr: '192.0.2.1/24' });
   const pub: PublicInterface = { link: eth, address: '192.0.2.1', publicIP: '192.0.2.1', networks: [parseCidr('192.0.2.0/24')] };
@@ -40,7 +44,11 @@ function rig(name: string) {
     },
     watchLeases: () => ({ stop: () => undefined }),
   };
-  const agent = new OverlayAgent(port, kernel, new SerialQueue(), pub, log, { name, tuning: { ttlSec: 60, renewMarginSec: 10, resyncIntervalMs: 60_000, ipMasq: false, notrack: false, stateDir: '/nonexistent' } });
+  const agent = new OverlayAgent(port, kernel, new SerialQueue(), pub, log, {
+    name,
+    tuning: { ttlSec: 60, renewMarginSec: 10, resyncIntervalMs: 60_000, ipMasq: false, notrack: false, stateDir: extra.stateDir ?? '/nonexistent' },
+    ...(extra.wireguardClaims ? { wireguardClaims: extra.wireguardClaims } : {}),
+  });
   return { agent, steer, config: (raw: string | null) => onConfig(configStateOf(raw)) };
 }
 
@@ -76,15 +84,36 @@ test('not ready: the default overlay\'s fix has no --name', async () => {
   await agent.stop();
 });
 
-test('not ready: a named overlay asking for wireguard says it is the default overlay\'s only (one flannel-wg per host)', async () => {
-  const { agent, steer, config } = rig('blue');
-  await agent.start();
-  config('{"Network":"10.9.0.0/16","Backend":{"Type":"wireguard"}}');
-  for (let i = 0; i < 100 && agent.state !== 'config-invalid'; i++) await new Promise((r) => setImmediate(r));
-  assert.equal(agent.state, 'config-invalid');
-  assert.equal(steer.keepers, 0);
-  assert.match(agent.notReadyReason(), /is invalid: the wireguard backend is only supported for the default overlay \(one flannel-wg device per host\), not for overlay "blue"/);
-  await agent.stop();
+test('not ready: a named wireguard overlay on the port another wireguard overlay of this host holds is refused, and joins once its config names its own ListenPort', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'of-wg-claims-'));
+  const claims = new WireguardClaims();
+  const def = rig('default', { wireguardClaims: claims, stateDir: dir });
+  const blue = rig('blue', { wireguardClaims: claims, stateDir: dir });
+  try {
+    await def.agent.start();
+    await blue.agent.start();
+    def.config('{"Network":"10.8.0.0/16","Backend":{"Type":"wireguard"}}');
+    blue.config('{"Network":"10.9.0.0/16","Backend":{"Type":"wireguard"}}');
+    const until = async (done: () => boolean) => {
+      for (const end = Date.now() + 5000; !done() && Date.now() < end;) await new Promise((r) => setTimeout(r, 5)); // the key file is real I/O
+    };
+    await until(() => def.steer.keepers > 0 && blue.agent.state === 'config-invalid');
+    assert.equal(def.steer.keepers, 1, 'the default overlay asks for a lease');
+    assert.equal(blue.agent.state, 'config-invalid');
+    assert.equal(blue.steer.keepers, 0);
+    assert.match(blue.agent.notReadyReason(), /is invalid: ListenPort 51820 is already the port of the wireguard overlay "default" \(flannel-wg\) on this host; each wireguard overlay needs its own: set "ListenPort"/);
+    blue.config('{"Network":"10.9.0.0/16","Backend":{"Type":"wireguard","ListenPort":51821}}');
+    await until(() => blue.steer.keepers > 0);
+    assert.equal(blue.steer.keepers, 1, 'a fixed config is joined without a restart');
+    assert.equal(blue.agent.state, 'acquiring');
+    assert.deepEqual([...claims.list()], [['default', { device: 'flannel-wg', port: 51820 }], ['blue', { device: 'fwg-blue', port: 51821 }]]);
+    assert.deepEqual(readdirSync(dir).sort(), ['wireguard-blue.key', 'wireguard.key'], 'one key per overlay');
+  } finally {
+    await def.agent.stop();
+    await blue.agent.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.equal(claims.list().size, 0, 'stopped agents release their port');
 });
 
 test('not ready: an EnableIPv6 config is refused naming what is not built (issue 21); no lease is asked for', async () => {

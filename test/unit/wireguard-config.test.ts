@@ -2,7 +2,7 @@
 // the wireguard lease's BackendData, byte for byte as flanneld writes it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isWireguardKey, parseWireguardBackend, WireguardBackend } from '../../src/domain/wireguard-config';
+import { isWireguardKey, parseWireguardBackend, WireguardBackend, WireguardClaims, wireguardDeviceName } from '../../src/domain/wireguard-config';
 import { decodeLeaseAttrs, encodeLeaseAttrs, sameAttrs } from '../../src/domain/lease';
 
 const KEY = 'YAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk='; // 32 bytes, as `wg genkey` prints
@@ -70,3 +70,34 @@ const broken: [string, RegExp][] = [
 for (const [text, re] of broken) {
   test(`broken wireguard lease rejected: ${text}`, () => assert.throws(() => decodeLeaseAttrs(text), (e: Error) => re.test(e.message)));
 }
+
+const deviceNames: [string, string][] = [
+  ['default', 'flannel-wg'], // flanneld's
+  ['blue', 'fwg-blue'],
+  ['a.b_c-d', 'fwg-a.b_c-d'],
+  ['elevenchars', 'fwg-elevenchars'], // 4 + 11 = IFNAMSIZ − 1
+];
+for (const [overlay, want] of deviceNames) {
+  test(`wireguardDeviceName(${overlay}) = ${want}`, () => assert.equal(wireguardDeviceName(overlay), want));
+}
+test('wireguardDeviceName: a name past 11 characters is its first 6, "-" and 4 hex digits of its hash; at most 15 characters; distinct for one start', () => {
+  const a = wireguardDeviceName('production-eu');
+  const b = wireguardDeviceName('production-us');
+  assert.match(a, /^fwg-produc-[0-9a-f]{4}$/);
+  assert.match(b, /^fwg-produc-[0-9a-f]{4}$/);
+  assert.notEqual(a, b);
+  assert.equal(wireguardDeviceName('production-eu'), a, 'deterministic (a restarted daemon finds its device)');
+  assert.ok(wireguardDeviceName('x'.repeat(63)).length <= 15);
+});
+
+test('WireguardClaims: one port and one device per overlay on a host; the same overlay may claim again; released on stop', () => {
+  const c = new WireguardClaims();
+  assert.equal(c.claim('default', 'flannel-wg', 51820), null);
+  assert.equal(c.claim('default', 'flannel-wg', 51820), null, 'its own claim again');
+  assert.match(c.claim('blue', 'fwg-blue', 51820)!, /^ListenPort 51820 is already the port of the wireguard overlay "default" \(flannel-wg\) on this host; each wireguard overlay needs its own: set "ListenPort"/);
+  assert.equal(c.claim('blue', 'fwg-blue', 51821), null);
+  assert.match(c.claim('other', 'fwg-blue', 51822)!, /device name fwg-blue is already that of the wireguard overlay "blue"/);
+  assert.deepEqual([...c.list()], [['default', { device: 'flannel-wg', port: 51820 }], ['blue', { device: 'fwg-blue', port: 51821 }]]);
+  c.release('default');
+  assert.equal(c.claim('green', 'fwg-green', 51820), null, 'a released port is free again');
+});

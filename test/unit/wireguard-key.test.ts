@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat, writeFile, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateWireguardKeyPair, loadOrCreateWireguardKey, wireguardPublicKey, WG_KEY_FILE } from '../../src/host/wireguard-key';
+import { generateWireguardKeyPair, loadOrCreateWireguardKey, wireguardKeyFile, wireguardPublicKey, WG_KEY_FILE } from '../../src/host/wireguard-key';
 import { isWireguardKey } from '../../src/domain/wireguard-config';
 
 const hex64 = (h: string) => Buffer.from(h, 'hex').toString('base64');
@@ -64,4 +64,20 @@ test('our public key is what `wg pubkey` (wireguard-tools) prints for the same p
   }
   const priv = execFileSync('wg', ['genkey'], { timeout: 5000 }).toString().trim();
   assert.equal(wireguardPublicKey(priv), execFileSync('wg', ['pubkey'], { input: priv + '\n', timeout: 5000 }).toString().trim());
+});
+
+test('one key file per overlay: wireguard.key for the default one, wireguard-<name>.key for a named one, two different keys', async () => {
+  assert.equal(wireguardKeyFile('default'), 'wireguard.key');
+  assert.equal(wireguardKeyFile('blue'), 'wireguard-blue.key');
+  assert.throws(() => wireguardKeyFile('../x'), /cannot name a key file/);
+  const dir = await mkdtemp(join(tmpdir(), 'wgkey-'));
+  try {
+    const a = await loadOrCreateWireguardKey(dir, wireguardKeyFile('default'));
+    const b = await loadOrCreateWireguardKey(dir, wireguardKeyFile('blue'));
+    assert.notEqual(a.publicKey, b.publicKey);
+    assert.equal((await stat(join(dir, 'wireguard-blue.key'))).mode & 0o777, 0o600);
+    assert.equal((await loadOrCreateWireguardKey(dir, wireguardKeyFile('blue'))).publicKey, b.publicKey);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -12,7 +12,7 @@ import { parseCidr } from '../../src/domain/ipv4';
 import type { Lease } from '../../src/domain/lease';
 import { desiredWireguardPeers, peersBySubnet, planWireguardPeers } from '../../src/domain/wg-peers';
 import { kernelView, type StatusAgent } from '../../src/status/views';
-import type { WireguardBackend } from '../../src/domain/wireguard-config';
+import { wireguardDeviceName, type WireguardBackend } from '../../src/domain/wireguard-config';
 import { generateWireguardKeyPair } from '../../src/host/wireguard-key';
 import type { PublicInterface } from '../../src/host/public-interface';
 
@@ -142,4 +142,26 @@ test("the status view's kernel peers on wireguard: the device's peers by subnet 
   await dp.idle();
   assert.deepEqual(peersOf(), ['10.7.3.0/24 true 192.0.2.3:51820']);
   assert.equal(view().device, 'flannel-wg');
+});
+
+test('a named overlay on wireguard beside the default one: its own device fwg-<name>, port, address and peers; neither touches the other', async () => {
+  const { kernel, dp: def, peers } = await setup();
+  const eth = (await kernel.getLink('eth0'))!;
+  const pub: PublicInterface = { link: eth, address: '192.0.2.1', publicIP: '192.0.2.1', networks: [parseCidr('192.0.2.0/24')] };
+  const cfg = parseNetworkConfig('{"Network":"10.8.0.0/16","Backend":{"Type":"wireguard","ListenPort":51821}}');
+  const blue = new OverlayDataplane(kernel, new SerialQueue(), log, cfg, pub, { ipMasq: false, notrack: false }, keys[4], wireguardDeviceName('blue'));
+  const B = (third: number, host: number): Lease => ({ subnet: parseCidr(`10.8.${third}.0/24`), attrs: { publicIP: `192.0.2.${host}`, backendType: 'wireguard', wireguard: { publicKey: keys[host === 1 ? 4 : 5].publicKey } }, etcdLease: '1' });
+  blue.setLeases([B(1, 1), B(5, 2)]);
+  await blue.attach(B(1, 1));
+  await blue.idle();
+  assert.equal(blue.deviceName, 'fwg-blue');
+  const dev = (await kernel.getLink('fwg-blue'))!;
+  assert.deepEqual((await kernel.listAddresses(dev.index)).map((a) => `${a.address}/${a.prefixLen}`), ['10.8.1.0/32']);
+  assert.deepEqual((await kernel.listRoutes(dev.index)).map((r) => r.dst), ['10.8.5.0/24']);
+  assert.deepEqual((await kernel.listWireguardPeers('fwg-blue')).map((p) => [p.publicKey === keys[5].publicKey, p.endpoint, p.allowedIPs]), [[true, '192.0.2.2:51821', ['10.8.5.0/24']]]);
+  assert.deepEqual(await peers(), ['10.7.2.0/24 192.0.2.2:51820 true', '10.7.3.0/24 192.0.2.3:51820 true'], "the default overlay's flannel-wg keeps its own peers");
+  assert.deepEqual(await routesVia(kernel), ['10.7.2.0/24', '10.7.3.0/24']);
+  def.leaseRemoved(L(2, 2));
+  await def.idle();
+  assert.equal((await kernel.listWireguardPeers('fwg-blue')).length, 1, "a default overlay's lease going leaves blue's peers alone");
 });
