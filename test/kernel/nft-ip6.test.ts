@@ -7,6 +7,7 @@
  *    policy DROP; flannel's src/dst accepts appended;
  *  - flannel's ip6 masquerade rules (ff00::/8 the multicast exception) in `ip6 nat`, made when missing;
  *  - NOTRACK in `ip6 raw`, the vxlan rules on the public IPv6 address /128;
+ *  - published ports of an endpoint with both addresses: v4 DNAT in `ip nat`, v6 in `ip6 nat`;
  *  - the IPv4 tables untouched by all of it.
  */
 import { after, describe, it } from 'node:test';
@@ -16,7 +17,9 @@ import { ensureForwardAccept } from '../../src/kernel/nft-forward';
 import { ensureOverlayIsolation } from '../../src/kernel/nft-isolation';
 import { ensureMasquerade, removeMasquerade } from '../../src/kernel/nft-masq';
 import { ensureNotrack, removeNotrack } from '../../src/kernel/nft-notrack';
+import { ensurePorts, removePorts } from '../../src/kernel/nft-ports';
 import { notrackRules } from '../../src/domain/notrack-rules';
+import { portRules } from '../../src/domain/port-rules';
 import { inScratchNetns, nftTableExists, SKIP_REASON } from './netns';
 
 const ip6t = (...args: string[]): string => execFileSync('ip6tables', args, { encoding: 'utf8' });
@@ -112,6 +115,33 @@ if (!inScratchNetns()) {
       assert.deepEqual(chain('raw', 'OUTPUT'), [`-A OUTPUT -s 2001:db8:61::a/128 -p udp -m udp --dport 8472 ${m} -j CT --notrack`]);
       assert.equal(await removeNotrack(A), 4);
       assert.equal(nftTableExists('raw'), false, 'ip raw not made');
+    });
+
+    it('published ports of a dual-stack endpoint: v4 DNAT in ip nat, v6 DNAT in ip6 nat (made when missing), read back, removed', async () => {
+      const eid = 'e6'.repeat(32);
+      const { rules } = portRules(eid, '10.61.5.2', [{ proto: 6, ip: '', port: 80, hostIP: '', hostPort: 8080, hostPortEnd: 8080 }, { proto: 17, ip: '', port: 53, hostIP: '2001:db8:61::a', hostPort: 5353, hostPortEnd: 5353 }], 'fd61:0:0:5::2');
+      assert.equal(rules.length, 6);
+      try {
+        assert.equal(await ensurePorts(eid, rules), 'no-chain', 'no ip nat: nothing (as for v4 alone)');
+        execFileSync('iptables', ['-t', 'nat', '-N', 'DOCKER']); // dockerd's table
+        assert.equal(await ensurePorts(eid, rules), 'updated');
+        assert.equal(await ensurePorts(eid, rules), 'present');
+        const v6 = (ch: string) => chain('nat', ch);
+        const cm = (x: string) => c(`overlay-flannel port e6e6e6e6e6e6 ${x}`);
+        assert.deepEqual(v6('PREROUTING'), [
+          // ip6tables prints the protocol before the matches (`-p tcp -m addrtype …`), ours as its own
+          `-A PREROUTING -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 8080 ${cm('tcp *:8080 > [fd61:0:0:5::2]:80')} -j DNAT --to-destination [fd61:0:0:5::2]:80`,
+          `-A PREROUTING -d 2001:db8:61::a/128 -p udp -m udp --dport 5353 ${cm('udp [2001:db8:61::a]:5353 > [fd61:0:0:5::2]:53')} -j DNAT --to-destination [fd61:0:0:5::2]:53`,
+        ]);
+        assert.ok(v6('OUTPUT').some((l) => l.startsWith('-A OUTPUT ! -d ::1/128 -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 8080 ')), v6('OUTPUT').join('\n'));
+        const v4 = execFileSync('iptables', ['-t', 'nat', '-S', 'PREROUTING'], { encoding: 'utf8' });
+        assert.match(v4, /-A PREROUTING -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 8080 .* -j DNAT --to-destination 10\.61\.5\.2:80/);
+        assert.doesNotMatch(v4, /fd61/);
+        assert.equal(await removePorts(eid), 6);
+        assert.deepEqual([v6('PREROUTING'), v6('OUTPUT')], [[], []]);
+      } finally {
+        spawnSync('nft', ['delete', 'table', 'ip', 'nat'], { stdio: 'ignore' });
+      }
     });
   });
 }

@@ -14,7 +14,7 @@
  * only through our accepts in `ip6 filter FORWARD`; flannel's ip6 masquerade and the NOTRACK rules
  * are there, readable by ip6tables, and the NOTRACK rule counted the ping6s; v6 leaving the overlay
  * reaches a v6 host in the LAN namespace (`<LAN /64>::fe`, which has no route to the overlay) as its
- * host's v6 address; a second dual-stack overlay (`--name blue`) with its own `--ipv6` network works
+ * host's v6 address; a published port (`-p 8080:80`) answers that host at h1's v6 address; a second dual-stack overlay (`--name blue`) with its own `--ipv6` network works
  * across hosts in v6 but cannot reach the first one in v6, on the same host or across hosts (the
  * ip6 isolation drops count the packets); then the bridge data path (`-o datapath=bridge`, gateway
  * ::1 on the bridge). after() tears everything down and asserts nothing is left. Needs root,
@@ -27,7 +27,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DOCKER, DOCKERD, createDockerLab, labRoot, leftovers, stopAll, type DockerHost } from '../helpers/docker-lab';
 import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
-import type { Host, Lab } from '../helpers/netns-lab';
+import type { Host, Lab, Ns } from '../helpers/netns-lab';
 import { waitFor } from '../helpers/wait';
 import * as L from './docker-plugin-lab';
 
@@ -70,6 +70,7 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
   let etcd: EtcdServer | undefined;
   let h1: Host, h2: Host;
   let d1: DockerHost, d2: DockerHost;
+  let lan: Ns;
   const addr: Record<string, { ip: string; ip6: string; gw6: string }> = {};
   const dockerLog = (d: DockerHost): string => d.logs().split('\n').slice(-60).join('\n');
 
@@ -118,7 +119,7 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
     // Docker ≥ 27 with ip6tables sets the ip6 FORWARD policy to DROP; this dockerd (20.10) does not.
     for (const h of [h1, h2]) await h.execOk('ip6tables', ['-P', 'FORWARD', 'DROP']);
     // A v6 host on the LAN that knows no route to the overlay: it answers only masqueraded packets.
-    const lan = await lab.lan();
+    lan = await lab.lan();
     await lan.execOk('ip', ['-6', 'addr', 'add', `${lanHost6}/64`, 'dev', 'br0', 'nodad']);
     const www = join(labRoot(lab.runId), 'www6');
     mkdirSync(join(www, 'cgi-bin'), { recursive: true });
@@ -216,7 +217,27 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
     }
   });
 
-  it('6. a second dual-stack overlay (blue) works across hosts in v6 and cannot reach the first in v6, on the same host or across hosts', async (t) => {
+  it('6. published ports on v6: -p 8080:80 on h1 answers the LAN\'s v6 host at h1\'s v6 address, and the container sees that host\'s own address', async () => {
+    const cgi = CGI.replace(/\n/g, '\\n');
+    const serve = `mkdir -p /www/cgi-bin && printf '${cgi}' > /www/cgi-bin/peer && chmod +x /www/cgi-bin/peer && exec httpd -f -p 80 -h /www`;
+    await d1.dockerOk(['run', '-d', '--init', '--name', 'web', '-p', '8080:80', '--network', NET, 'ofbox:1', 'sh', '-c', serve], { timeoutMs: 120_000 });
+    const get = async (ip: string): Promise<string> => {
+      const r = await lan.exec('/bin/busybox', ['sh', '-c', `printf 'GET /cgi-bin/peer HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 3 ${ip} 8080`], { timeoutMs: 15_000 });
+      return r.stdout.split(/\r?\n\r?\n/).slice(1).join('\n').trim().replace(/^\[?(::ffff:)?/, '').replace(/\]$/, '');
+    };
+    try {
+      const seen6 = await waitFor(async () => (await get(`${lan6}::1`)) || undefined, { timeoutMs: 20_000, intervalMs: 300, what: `LAN → [${lan6}::1]:8080\n${dockerLog(d1)}` });
+      assert.equal(v6(seen6), v6(lanHost6), `the container saw the LAN host as ${seen6}`);
+      const dnat = await ip6Rules(h1, 'nat', 'PREROUTING', 'overlay-flannel port ');
+      assert.ok(dnat.some((l) => /--dport 8080 .*-j DNAT --to-destination \[[0-9a-f:]+\]:80$/.test(l)), `h1 ip6 nat PREROUTING:\n${dnat.join('\n')}`);
+      assert.equal(await waitFor(async () => (await get(h1.ip)) || undefined, { timeoutMs: 20_000, intervalMs: 300, what: `LAN → ${h1.ip}:8080` }), '192.0.2.254', 'v4 still published');
+    } finally {
+      await d1.dockerOk(['rm', '-f', 'web'], { timeoutMs: 60_000 });
+    }
+    assert.deepEqual(await ip6Rules(h1, 'nat', 'PREROUTING', 'overlay-flannel port '), [], 'the v6 DNAT rules went with the container');
+  });
+
+  it('7. a second dual-stack overlay (blue) works across hosts in v6 and cannot reach the first in v6, on the same host or across hosts', async (t) => {
     t.diagnostic(`blue: ${blue.network} + ${blue.net6}::/48, VNI ${blue.vni}`);
     const r = await d1.docker(['network', 'create', '--ipv6', '-d', DRIVER, '--ipam-driver', DRIVER, '--ipam-opt', `network=${BLUE}`, NET_B], { timeoutMs: 60_000 });
     assert.equal(r.code, 0, `network create ${NET_B} on h1: ${r.stderr}\n${dockerLog(d1)}`);
@@ -249,7 +270,7 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
     await waitFor(async () => (await d2.docker(['network', 'inspect', NET_B])).code !== 0, { timeoutMs: 20_000, intervalMs: 200, what: `${NET_B} gone from h2` });
   });
 
-  it('7. removing the containers and the network leaves no v6 route behind', async () => {
+  it('8. removing the containers and the network leaves no v6 route behind', async () => {
     for (const [d, c] of [[d1, 'c1'], [d2, 'c2']] as const) await d.dockerOk(['rm', '-f', c], { timeoutMs: 60_000 });
     for (const [h, c] of [[h1, 'c1'], [h2, 'c2']] as const) {
       const left = await h.execJson<unknown[]>(['-6', 'route', 'show', `${addr[c]!.ip6}/128`]);
@@ -259,7 +280,7 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
     await waitFor(async () => (await d2.docker(['network', 'inspect', NET])).code !== 0, { timeoutMs: 20_000, intervalMs: 200, what: `${NET} gone from h2` });
   });
 
-  it('8. the bridge data path (-o datapath=bridge): the bridge holds ::1 of the v6 lease, ping6 across hosts both ways', async () => {
+  it('9. the bridge data path (-o datapath=bridge): the bridge holds ::1 of the v6 lease, ping6 across hosts both ways', async () => {
     const r = await d1.docker(['network', 'create', '--ipv6', '-d', DRIVER, '--ipam-driver', DRIVER, '-o', 'datapath=bridge', NET], { timeoutMs: 60_000 });
     assert.equal(r.code, 0, `network create --ipv6 -o datapath=bridge on h1: ${r.stderr}\n${dockerLog(d1)}`);
     await waitFor(async () => (await d2.docker(['network', 'inspect', NET])).code === 0, { timeoutMs: 20_000, intervalMs: 200, what: `${NET} on h2\n${dockerLog(d2)}` });

@@ -9,6 +9,7 @@ import pino from 'pino';
 import { forwardHeadRules, isolationPairs } from '../../src/domain/forward-head';
 import { masqCommands, masqRules, masqRuleText } from '../../src/domain/masq-rules';
 import { notrackCommands, notrackRules, notrackRuleText } from '../../src/domain/notrack-rules';
+import { portConflict, portRules, portRuleText, type PortBinding } from '../../src/domain/port-rules';
 import { FakeKernel } from '../fakes/fake-kernel';
 import { OverlayDataplane } from '../../src/reconcile/overlay-dataplane';
 import { SerialQueue } from '../../src/util/serial-queue';
@@ -57,6 +58,31 @@ test('NOTRACK for v6: the vxlan port on the public IPv6 address /128, the v6 sub
     '-A PREROUTING -s fd00:7::/48 -d fd00:7::/48 -j CT --notrack',
   ]);
   assert.match(notrackCommands('fd00:7::/48', rules)[0]!, /^ip6tables -t raw -A PREROUTING /);
+});
+
+test('published ports on v6: HostIP "" publishes both families, "::" and a v6 HostIP v6 only, 0.0.0.0 v4 only; no v6 address → v6 bindings skipped', () => {
+  const EID = 'e1'.repeat(32);
+  const bind = (p: Partial<PortBinding>): PortBinding => ({ proto: 6, ip: '', port: 80, hostIP: '', hostPort: 8080, hostPortEnd: 8080, ...p });
+  const pre = (rules: ReturnType<typeof portRules>['rules']) => rules.filter((r) => r.chain === 'PREROUTING').map(portRuleText);
+  const c = (x: string) => `-m comment --comment "overlay-flannel port e1e1e1e1e1e1 ${x}"`;
+  const binds = [bind({}), bind({ hostIP: '0.0.0.0', hostPort: 8081 }), bind({ hostIP: '::', hostPort: 8082 }), bind({ proto: 17, port: 53, hostIP: '2001:DB8::1', hostPort: 5353, hostPortEnd: 5353 })];
+  const dual = portRules(EID, '10.9.5.2', binds, 'fd00:9:0:5::2/64');
+  assert.deepEqual(dual.skipped, []);
+  assert.deepEqual(pre(dual.rules), [
+    `-A PREROUTING -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 8080 ${c('tcp *:8080 > 10.9.5.2:80')} -j DNAT --to-destination 10.9.5.2:80`,
+    `-A PREROUTING -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 8080 ${c('tcp *:8080 > [fd00:9:0:5::2]:80')} -j DNAT --to-destination [fd00:9:0:5::2]:80`,
+    `-A PREROUTING -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 8081 ${c('tcp *:8081 > 10.9.5.2:80')} -j DNAT --to-destination 10.9.5.2:80`,
+    `-A PREROUTING -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 8082 ${c('tcp *:8082 > [fd00:9:0:5::2]:80')} -j DNAT --to-destination [fd00:9:0:5::2]:80`,
+    `-A PREROUTING -d 2001:db8::1/128 -p udp -m udp --dport 5353 ${c('udp [2001:db8::1]:5353 > [fd00:9:0:5::2]:53')} -j DNAT --to-destination [fd00:9:0:5::2]:53`,
+  ]);
+  assert.ok(dual.rules.some((r) => r.chain === 'OUTPUT' && portRuleText(r).startsWith('-A OUTPUT ! -d ::1/128 -m addrtype')), 'v6 OUTPUT leaves loopback alone');
+  const v4 = portRules(EID, '10.9.5.2', binds);
+  assert.equal(v4.skipped.length, 2);
+  assert.ok(v4.rules.every((r) => !r.toAddress.includes(':')));
+  // A v6 rule never clashes with a v4 one of the same port (separate tables); v6 with v6 does.
+  const v6only = portRules('f2'.repeat(32), '10.9.5.3', [bind({ hostIP: '::' })], 'fd00:9:0:5::3').rules;
+  assert.equal(portConflict('f2'.repeat(32), v6only, v4.rules.map((r) => r.comment)), null);
+  assert.equal(portConflict('f2'.repeat(32), v6only, dual.rules.map((r) => r.comment)), 'e1e1e1e1e1e1 tcp *:8080');
 });
 
 const log = pino({ level: 'silent' });
