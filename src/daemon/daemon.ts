@@ -22,6 +22,7 @@ import { Backoff, sleep } from '../util/backoff';
 import { UndoStack } from '../util/undo-stack';
 import { errorText } from '../errors';
 import { formatCidr } from '../domain/ipv4';
+import { formatCidr6 } from '../domain/ipv6';
 import { HOST_VETH_PREFIX } from '../domain/names';
 import { DEFAULT_OVERLAY } from '../driver/overlays';
 import { OverlayPluginDriver } from '../driver/plugin-driver';
@@ -134,7 +135,12 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
 /** The FORWARD head block and (FASTPATH) the fast path, re-checked whenever an overlay joins or becomes ready. */
 async function startKeepers(settings: Settings, kernel: Kernel, queue: SerialQueue, dir: AgentDirectory, log: Logger, undo: UndoStack): Promise<{ endpointsChanged(): void }> {
   const isolation = new OverlayIsolation(
-    () => dir.all().map((o) => o.network()).filter((n): n is NonNullable<typeof n> => n !== null).map(formatCidr),
+    // Networks in ip filter, IPv6Networks (dual-stack overlays) in ip6 filter (src/kernel/nft-isolation.ts)
+    () =>
+      dir.all().flatMap((o) => {
+        const [v4, v6] = [o.network(), o.network6?.() ?? null];
+        return [...(v4 ? [formatCidr(v4)] : []), ...(v6 ? [formatCidr6(v6)] : [])];
+      }),
     (nets) => kernel.ensureForwardHead(nets),
     queue,
     log.child({ component: 'isolation' }),

@@ -20,8 +20,11 @@
  * between the DOCKER-USER jump and our block (Docker moves them up the same way); any other rule
  * there means the block has drifted (Docker inserted rules for a new bridge network above it) and it
  * is rewritten in place in one nftables transaction, so no packet ever sees the chain without it.
+ * IPv6 (issue 21): the same block for the overlays' IPv6Networks, in `ip6 filter FORWARD`; drops
+ * pair Networks of one family only (a rule cannot match a v4 source and a v6 destination).
  */
 import { cidrsOverlap, parseCidr } from './ipv4';
+import { cidr6sOverlap, parseCidr6 } from './ipv6';
 
 const ISOLATE = 'overlay-flannel isolate ';
 const INTRA = 'overlay-flannel intra ';
@@ -42,18 +45,27 @@ export function intraComment(network: string): string {
 /** Whether a rule comment marks a rule of our head block. */
 export const isHeadComment = (comment: string | undefined): boolean => !!comment && (comment.startsWith(ISOLATE) || comment.startsWith(INTRA));
 
-/** Every ordered pair of distinct networks (as `a.b.c.d/len`), deduplicated and sorted. */
+/** 4 or 6: the family of a CIDR's text (a ':' means IPv6, as in src/kernel). */
+export const familyOfCidr = (cidr: string): 4 | 6 => (cidr.includes(':') ? 6 : 4);
+
+function overlap(a: string, b: string): boolean {
+  if (familyOfCidr(a) !== familyOfCidr(b)) return false;
+  return familyOfCidr(a) === 6 ? cidr6sOverlap(parseCidr6(a), parseCidr6(b)) : cidrsOverlap(parseCidr(a), parseCidr(b));
+}
+
+/** Every ordered pair of distinct networks of the same family (as `a.b.c.d/len`, `fd00::/48`), deduplicated and sorted. */
 export function isolationPairs(networks: readonly string[]): [string, string][] {
   const uniq = [...new Set(networks)].sort();
   const out: [string, string][] = [];
-  for (const a of uniq) for (const b of uniq) if (a !== b) out.push([a, b]);
+  for (const a of uniq) for (const b of uniq) if (a !== b && familyOfCidr(a) === familyOfCidr(b)) out.push([a, b]);
   return out;
 }
 
-/** The head block for the overlay Networks joined on this host, in chain order. */
+/** The head block for the overlay Networks joined on this host, in chain order (v4 and v6 ones
+ *  interleaved: each family's chain takes its own, `familyOfCidr(rule.src)`, in this order). */
 export function forwardHeadRules(networks: readonly string[]): HeadRule[] {
   const uniq = [...new Set(networks)].sort();
-  const nested = new Set(uniq.filter((n) => uniq.some((m) => m !== n && cidrsOverlap(parseCidr(n), parseCidr(m)))));
+  const nested = new Set(uniq.filter((n) => uniq.some((m) => m !== n && overlap(n, m))));
   const intra = (n: string): HeadRule => ({ src: n, dst: n, verdict: 'accept', comment: intraComment(n) });
   return [
     ...uniq.filter((n) => !nested.has(n)).map(intra),

@@ -16,6 +16,8 @@
  * 2 × (subnet length − network length) rules, 16 for a /16 of /24s, and measurably cost throughput.
  * The outer vxlan UDP packets to and from this host's public address on the overlay's port are
  * untracked in PREROUTING and OUTPUT (the kernel's vxlan socket needs no state).
+ * IPv6 (issue 21): the same rules for the IPv6Network, the v6 subnet and flannel-v6's public
+ * IPv6 address (/128), in `ip6 raw`.
  * Caveat (README): a cross-host container reaching a published port of this host with its own
  * overlay address (its host not masquerading, IP_MASQ=false there) gets no un-DNAT on the reply.
  */
@@ -37,8 +39,9 @@ export function notrackComment(network: string): string {
 export function notrackRules(network: string, subnet: string, vxlan: { publicIP: string; port: number } | null): NotrackRule[] {
   const out: NotrackRule[] = [];
   if (vxlan) {
-    out.push({ chain: 'PREROUTING', dst: `${vxlan.publicIP}/32`, udpDport: vxlan.port, verdict: 'notrack' });
-    out.push({ chain: 'OUTPUT', src: `${vxlan.publicIP}/32`, udpDport: vxlan.port, verdict: 'notrack' });
+    const host = `${vxlan.publicIP}/${vxlan.publicIP.includes(':') ? 128 : 32}`;
+    out.push({ chain: 'PREROUTING', dst: host, udpDport: vxlan.port, verdict: 'notrack' });
+    out.push({ chain: 'OUTPUT', src: host, udpDport: vxlan.port, verdict: 'notrack' });
   }
   out.push({ chain: 'PREROUTING', src: subnet, dst: subnet, verdict: 'accept' }, { chain: 'PREROUTING', src: network, dst: network, verdict: 'notrack' });
   return out;
@@ -56,5 +59,6 @@ export function notrackRuleText(r: NotrackRule): string {
 
 /** The equivalent iptables commands (for the log when nftables cannot be written). */
 export function notrackCommands(network: string, rules: NotrackRule[]): string[] {
-  return rules.map((r) => `iptables -t raw ${notrackRuleText(r)} -m comment --comment "${notrackComment(network)}"`);
+  const tool = network.includes(':') ? 'ip6tables' : 'iptables';
+  return rules.map((r) => `${tool} -t raw ${notrackRuleText(r)} -m comment --comment "${notrackComment(network)}"`);
 }

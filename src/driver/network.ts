@@ -243,6 +243,7 @@ export class NetworkDriver {
    * address, which Docker only sent in CreateEndpoint (kept in memory). The rules carry the
    * endpoint id in their comment, so Revoke/DeleteEndpoint find them without that memory.
    * Forwarding to the container is already accepted by the overlay's FORWARD rule (-d Network).
+   * An endpoint with a v6 address gets its v6 rules too (domain/port-rules.ts: `ip6 nat`).
    */
   async programExternalConnectivity(a: ExternalConnectivityArgs): Promise<void> {
     const address = this.addresses.get(a.endpointId);
@@ -254,11 +255,11 @@ export class NetworkDriver {
           'so its published ports cannot be set up: restart the container',
       );
     }
-    const { rules, skipped } = portRules(a.endpointId, address, a.portMap);
-    if (skipped.length > 0) this.log.info({ endpoint: a.endpointId.slice(0, 12), skipped: skipped.map((b) => `[${b.hostIP}]:${b.hostPort}`) }, 'IPv6 port bindings ignored (published ports on IPv6 are not built yet, issue 21)');
+    const { rules, skipped } = portRules(a.endpointId, address, a.portMap, this.addresses6.get(a.endpointId));
+    if (skipped.length > 0) this.log.info({ endpoint: a.endpointId.slice(0, 12), skipped: skipped.map((b) => `[${b.hostIP}]:${b.hostPort}`) }, 'IPv6 port bindings ignored: the endpoint has no IPv6 address (not on a --ipv6 network)');
     const r = await this.queue.run(() => this.kernel.ensurePortMappings(a.endpointId, rules));
     if (r === 'no-chain' && rules.length > 0) {
-      throw unavailable(`published ports of endpoint ${a.endpointId.slice(0, 12)}: this host has no nftables "ip nat" table (iptables-legacy?), so nothing was published. Rules wanted:\n` + rules.map((x) => `iptables -t nat ${portRuleText(x).replace('-A ', '-I ')}`).join('\n'));
+      throw unavailable(`published ports of endpoint ${a.endpointId.slice(0, 12)}: this host has no nftables "ip nat" table (iptables-legacy?), so nothing was published. Rules wanted:\n` + rules.map((x) => `${x.toAddress.includes(':') ? 'ip6tables' : 'iptables'} -t nat ${portRuleText(x).replace('-A ', '-I ')}`).join('\n'));
     }
     if (r === 'updated') this.log.info({ endpoint: a.endpointId.slice(0, 12), ports: rules.filter((x) => x.chain === 'PREROUTING').map((x) => x.comment.split(' ').slice(3).join(' ')) }, 'published ports programmed');
   }

@@ -24,6 +24,7 @@ import type { FastpathPlan } from '../domain/fastpath';
 import type { MulticastPlan } from '../domain/multicast';
 import { NlSocket, type NlSocketOptions } from './netlink-socket';
 import { parseNetworkCidr } from './codec';
+import { familyOf, parseNetworkCidr6 } from './codec6';
 import * as routes from './routes';
 import { WireguardDevices, type WireguardOptions } from './kernel-wireguard';
 import type {
@@ -187,7 +188,7 @@ export class NetlinkKernel implements Kernel {
     return removePorts(endpointId, this.ns.timeoutMs);
   }
   async ensureForwardHead(networks: readonly string[]): Promise<ForwardHeadResult> {
-    for (const n of networks) parseNetworkCidr(n, 'overlay Network'); // INVALID before any rule is read or written
+    for (const n of networks) (familyOf(n) === 6 ? parseNetworkCidr6 : parseNetworkCidr)(n, 'overlay Network'); // INVALID before any rule is read or written
     return ensureOverlayIsolation(networks, this.ns.timeoutMs);
   }
   ensureFastpath(plan: FastpathPlan): Promise<FastpathResult> {

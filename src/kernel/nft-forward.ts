@@ -15,9 +15,12 @@
  * never rewritten or deleted here (not even a second copy), missing ones are appended in one
  * transaction (the src rule before the dst rule); if the chain vanishes between the dump and the
  * write the result is 'no-chain' too.
+ * IPv6 (issue 21): for an IPv6Network the same two rules go to `ip6 filter FORWARD` (ip6tables, as
+ * flanneld's ip6 forward rules), under the same conditions: a host whose ip6 FORWARD policy is DROP
+ * (Docker ≥ 27 with ip6tables) has that chain; without it nothing drops forwarded v6 packets.
  * One short-lived NETLINK_NETFILTER socket per exchange (nft-netlink.ts); needs CAP_NET_ADMIN only.
  */
-import { counter, matchAddress, NF_ACCEPT, verdict } from './nft-netlink';
+import { counter, matchAddress, NF_ACCEPT, nfFamilyOf, NFPROTO_IPV6, verdict } from './nft-netlink';
 import { CommentedRules, type WantedRule } from './nft-ruleset';
 
 export const FORWARD_TABLE = 'filter';
@@ -35,16 +38,18 @@ function acceptRule(network: string, dir: 'src' | 'dst'): WantedRule {
 }
 
 /**
- * Make sure `ip filter FORWARD` accepts traffic from and to `network` (e.g. "10.1.0.0/16").
+ * Make sure `ip filter FORWARD` accepts traffic from and to `network` (e.g. "10.1.0.0/16"; an IPv6
+ * `network`, "fd00:10::/48": `ip6 filter FORWARD`).
  * 'present': both rules were there; 'added': at least one was appended; 'no-chain': there is no
  * nftables `ip filter` / `FORWARD` on this host (nothing done).
  */
 export async function ensureForwardAccept(network: string, timeoutMs = 5000): Promise<ForwardResult> {
   const want = [acceptRule(network, 'src'), acceptRule(network, 'dst')];
   const comments = new Set(want.map((r) => r.comment));
-  const rules = await CommentedRules.load(FORWARD_TABLE, [FORWARD_CHAIN], (c) => comments.has(c), timeoutMs);
+  const family = nfFamilyOf(network);
+  const rules = await CommentedRules.load(FORWARD_TABLE, [FORWARD_CHAIN], (c) => comments.has(c), timeoutMs, family);
   if (rules.missing.length > 0) return 'no-chain';
-  const what = `append accept rule for ${network} to ${FORWARD_TABLE} ${FORWARD_CHAIN}`;
+  const what = `append accept rule for ${network} to ${family === NFPROTO_IPV6 ? 'ip6 ' : ''}${FORWARD_TABLE} ${FORWARD_CHAIN}`;
   const done = await rules.sync(want, { match: 'comment', position: 'append', enoent: 'no-chain', what });
   return done === 'no-chain' ? 'no-chain' : done.changed ? 'added' : 'present';
 }

@@ -12,6 +12,7 @@ import { getSystemErrorName } from 'node:util';
 import { RawNetlinkSocket } from 'netlink';
 import { attr, attrList, attrsOf, attrText, nest, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, str } from './codec';
 import { KernelError } from './errno';
+import { ip6ToBuf } from './codec6';
 
 export { attr, attrList, attrsOf, attrText, nest, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, str };
 import { OverlayError } from '../errors';
@@ -25,6 +26,9 @@ export const NFT_MSG_NEWRULE = 6;
 export const NFT_MSG_GETRULE = 7;
 export const NFT_MSG_DELRULE = 8;
 export const NFPROTO_IPV4 = 2;
+export const NFPROTO_IPV6 = 10;
+/** The nftables family of a rule about `cidr`: `ip6` when it has a ':' (as src/kernel/codec6.ts), else `ip`. */
+export const nfFamilyOf = (cidr: string): number => (cidr.includes(':') ? NFPROTO_IPV6 : NFPROTO_IPV4);
 export const NFTA_RULE_TABLE = 1;
 export const NFTA_RULE_CHAIN = 2;
 export const NFTA_RULE_HANDLE = 3;
@@ -65,15 +69,22 @@ export const batch = (seq: () => number, msgs: Buffer[]): Buffer =>
     message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq(), 0, NFNL_SUBSYS_NFTABLES, []),
   ]);
 
-/** `ip saddr|daddr [!=] a.b.c.d/len` as iptables-nft writes `[!] -s|-d`: load 4 bytes, mask, compare. */
+/**
+ * `ip saddr|daddr [!=] a.b.c.d/len` as iptables-nft writes `[!] -s|-d`: load 4 bytes, mask, compare;
+ * for an IPv6 CIDR (`ip6 saddr|daddr`, ip6tables) the 16 bytes at offset 8|24 of the IPv6 header.
+ */
 export function matchAddress(cidr: string, dir: 'src' | 'dst', negate = false): Buffer[] {
   const [base = '', lenText = ''] = cidr.split('/');
   const len = Number(lenText);
-  const addr = Buffer.from(base.split('.').map(Number));
-  const mask = u32be(len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0);
+  const v6 = base.includes(':');
+  const size = v6 ? 16 : 4;
+  const addr = v6 ? ip6ToBuf(base, 'nftables address match') : Buffer.from(base.split('.').map(Number));
+  const mask = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) mask[i] = (0xff << (8 - Math.max(0, Math.min(8, len - 8 * i)))) & 0xff;
+  const offset = v6 ? (dir === 'src' ? 8 : 24) : dir === 'src' ? 12 : 16;
   return [
-    expr('payload', attr(1, u32be(1)) /* DREG reg1 */, attr(2, u32be(1)) /* BASE network header */, attr(3, u32be(dir === 'src' ? 12 : 16)), attr(4, u32be(4))),
-    ...(len < 32 ? [expr('bitwise', attr(1, u32be(1)), attr(2, u32be(1)), attr(3, u32be(4)), dataValue(4, mask), dataValue(5, Buffer.alloc(4)))] : []),
+    expr('payload', attr(1, u32be(1)) /* DREG reg1 */, attr(2, u32be(1)) /* BASE network header */, attr(3, u32be(offset)), attr(4, u32be(size))),
+    ...(len < size * 8 ? [expr('bitwise', attr(1, u32be(1)), attr(2, u32be(1)), attr(3, u32be(size)), dataValue(4, mask), dataValue(5, Buffer.alloc(size)))] : []),
     expr('cmp', attr(1, u32be(1)) /* SREG */, attr(2, u32be(negate ? 1 : 0)) /* EQ | NEQ */, dataValue(3, addr)),
   ];
 }
@@ -94,14 +105,16 @@ export const verdict = (code: number): Buffer =>
   expr('immediate', attr(1, u32be(0)) /* DREG verdict */, nest(2, nest(2 /* NFTA_DATA_VERDICT */, attr(1 /* CODE */, u32be(code)))));
 /**
  * `-j MASQUERADE [--random-fully]` the way iptables-nft writes it: the xtables target through
- * nft_compat (struct nf_nat_ipv4_multi_range_compat, rangesize 1, padded to 8 bytes). nft's native
- * `masq` expression would make the chain unreadable to iptables 1.8 ("incompatible, use nft") and
- * break dockerd's own iptables calls on that chain.
+ * nft_compat (IPv4: struct nf_nat_ipv4_multi_range_compat, rangesize 1, padded to 8 bytes; IPv6,
+ * ip6tables: struct nf_nat_range, 40 bytes, flags first). nft's native `masq` expression would make
+ * the chain unreadable to iptables 1.8 ("incompatible, use nft") and break dockerd's own iptables
+ * calls on that chain.
  */
-export function masqueradeTarget(randomFully: boolean): Buffer {
-  const info = Buffer.alloc(24);
-  info.writeUInt32LE(1, 0); // rangesize (host order; little-endian hosts only, like the rest of this adapter)
-  info.writeUInt32LE(randomFully ? 0x10 /* NF_NAT_RANGE_PROTO_RANDOM_FULLY */ : 0, 4);
+export function masqueradeTarget(randomFully: boolean, family = NFPROTO_IPV4): Buffer {
+  const v6 = family === NFPROTO_IPV6;
+  const info = Buffer.alloc(v6 ? 40 : 24);
+  if (!v6) info.writeUInt32LE(1, 0); // rangesize (host order; little-endian hosts only, like the rest of this adapter)
+  info.writeUInt32LE(randomFully ? 0x10 /* NF_NAT_RANGE_PROTO_RANDOM_FULLY */ : 0, v6 ? 0 : 4);
   return expr('target', attr(1 /* NFTA_TARGET_NAME */, str('MASQUERADE')), attr(2 /* REV */, u32be(0)), attr(3 /* INFO */, info));
 }
 /** A rule comment (`-m comment --comment`), as libnftnl user data. */
@@ -317,15 +330,15 @@ export interface DumpedRule {
 }
 
 /**
- * The rules of `table`/`chain` (family ip), or 'no-chain' if that chain does not exist.
+ * The rules of `table`/`chain` (family ip, or `family`), or 'no-chain' if that chain does not exist.
  */
-export async function dumpChain(table: string, chain: string, timeoutMs: number): Promise<DumpedRule[] | 'no-chain'> {
+export async function dumpChain(table: string, chain: string, timeoutMs: number, family = NFPROTO_IPV4): Promise<DumpedRule[] | 'no-chain'> {
   const seq = sequencer();
   const chainSeq = seq();
   const dumpSeq = seq();
   const query = Buffer.concat([
-    message(nftType(NFT_MSG_GETCHAIN), NLM_F_REQUEST | NLM_F_ACK, chainSeq, NFPROTO_IPV4, 0, [attr(NFTA_CHAIN_TABLE, str(table)), attr(NFTA_CHAIN_NAME, str(chain))]),
-    message(nftType(NFT_MSG_GETRULE), NLM_F_REQUEST | NLM_F_DUMP, dumpSeq, NFPROTO_IPV4, 0, [attr(NFTA_RULE_TABLE, str(table)), attr(NFTA_RULE_CHAIN, str(chain))]),
+    message(nftType(NFT_MSG_GETCHAIN), NLM_F_REQUEST | NLM_F_ACK, chainSeq, family, 0, [attr(NFTA_CHAIN_TABLE, str(table)), attr(NFTA_CHAIN_NAME, str(chain))]),
+    message(nftType(NFT_MSG_GETRULE), NLM_F_REQUEST | NLM_F_DUMP, dumpSeq, family, 0, [attr(NFTA_RULE_TABLE, str(table)), attr(NFTA_RULE_CHAIN, str(chain))]),
   ]);
   const got = await exchange(query, [chainSeq, dumpSeq], timeoutMs);
   const chainErr = got.get(chainSeq)?.errno ?? 0;
@@ -345,11 +358,11 @@ export async function dumpChain(table: string, chain: string, timeoutMs: number)
 
 const NFT_MSG_GETTABLE_ = 1;
 
-/** Whether nftables table `ip <table>` exists. */
-export async function tableExists(table: string, timeoutMs: number): Promise<boolean> {
+/** Whether nftables table `ip <table>` (or of `family`) exists. */
+export async function tableExists(table: string, timeoutMs: number, family = NFPROTO_IPV4): Promise<boolean> {
   const seq = sequencer();
   const s = seq();
-  const got = await exchange(message(nftType(NFT_MSG_GETTABLE_), NLM_F_REQUEST | NLM_F_ACK, s, NFPROTO_IPV4, 0, [attr(1 /* NFTA_TABLE_NAME */, str(table))]), [s], timeoutMs);
+  const got = await exchange(message(nftType(NFT_MSG_GETTABLE_), NLM_F_REQUEST | NLM_F_ACK, s, family, 0, [attr(1 /* NFTA_TABLE_NAME */, str(table))]), [s], timeoutMs);
   const errno = got.get(s)?.errno ?? 0;
   if (errno === -2) return false;
   if (errno < 0) throw kernelError(`nftables: get table ${table}`, errno);

@@ -9,8 +9,10 @@
  * them (iptables leaves empty ones too). Our rules are appended and found again by their comment;
  * ensure rewrites them all (one transaction) when they differ from what is wanted in any chain, or
  * a chain is missing (nft-ruleset.ts, match 'content', position 'append').
+ * IPv6 (issue 21): the rules of an IPv6Network go to `ip6 raw` the same way (the CT target is the
+ * same for ip6tables), made with the same chains when missing.
  */
-import { attr, counter, expr, matchAddress, matchProtoPort, NF_ACCEPT, str, u32be, verdict } from './nft-netlink';
+import { attr, counter, expr, matchAddress, matchProtoPort, NF_ACCEPT, nfFamilyOf, NFPROTO_IPV6, str, u32be, verdict } from './nft-netlink';
 import { CommentedRules, type BaseChains } from './nft-ruleset';
 import { notrackComment, type NotrackChain, type NotrackRule } from '../domain/notrack-rules';
 
@@ -36,7 +38,9 @@ function expressions(r: NotrackRule): Buffer[] {
   ];
 }
 
-const load = (network: string, timeoutMs: number): Promise<CommentedRules> => CommentedRules.load(RAW_TABLE, CHAINS, (c) => c === notrackComment(network), timeoutMs);
+const load = (network: string, timeoutMs: number): Promise<CommentedRules> =>
+  CommentedRules.load(RAW_TABLE, CHAINS, (c) => c === notrackComment(network), timeoutMs, nfFamilyOf(network));
+const tableName = (network: string): string => `${nfFamilyOf(network) === NFPROTO_IPV6 ? 'ip6 ' : ''}${RAW_TABLE}`;
 
 /**
  * Make our rules for `network` in `ip raw` exactly `rules`. 'present': nothing to do; 'updated':
@@ -45,11 +49,11 @@ const load = (network: string, timeoutMs: number): Promise<CommentedRules> => Co
 export async function ensureNotrack(network: string, rules: NotrackRule[], timeoutMs = 5000): Promise<'present' | 'updated'> {
   const have = await load(network, timeoutMs);
   const want = rules.map((r) => ({ chain: r.chain, comment: notrackComment(network), expressions: expressions(r) }));
-  const done = await have.sync(want, { match: 'content', position: 'append', create: RAW_CHAINS, what: `write the conntrack bypass rules of ${network} in ${RAW_TABLE}` });
+  const done = await have.sync(want, { match: 'content', position: 'append', create: RAW_CHAINS, what: `write the conntrack bypass rules of ${network} in ${tableName(network)}` });
   return done !== 'no-chain' && done.changed ? 'updated' : 'present';
 }
 
 /** Delete our rules for `network` from `ip raw`; how many there were. */
 export async function removeNotrack(network: string, timeoutMs = 5000): Promise<number> {
-  return (await load(network, timeoutMs)).remove(`delete the conntrack bypass rules of ${network} in ${RAW_TABLE}`);
+  return (await load(network, timeoutMs)).remove(`delete the conntrack bypass rules of ${network} in ${tableName(network)}`);
 }

@@ -1,7 +1,7 @@
 /**
  * "Our rules, found by their comment": the one shape every nftables writer here shares
  * (nft-forward, nft-isolation, nft-masq, nft-ports, nft-notrack). `CommentedRules.load` dumps some
- * chains of one `ip` table and picks out our rules by their comment; `sync` compares them with the
+ * chains of one `ip` table (or `ip6`: the family is a parameter, IPv4 by default) and picks out our rules by their comment; `sync` compares them with the
  * wanted rules and, in ONE nftables transaction, deletes ours that are not wanted and inserts the
  * missing ones; `remove` deletes all of ours. What differs between the writers is a parameter:
  *  - match 'comment': a rule of ours stays while its comment is wanted, only missing comments are
@@ -114,11 +114,11 @@ function sameContent(ours: DumpedRule[], want: WantedRule[]): boolean {
 
 /** Our rules (by comment) in some chains of table `ip <table>`, as dumped by `load`. */
 export class CommentedRules {
-  /** Dump `chains` of `ip <table>` one after the other; `isOurs` tells our rules by their comment. */
-  static async load(table: string, chains: readonly string[], isOurs: (comment: string) => boolean, timeoutMs: number): Promise<CommentedRules> {
+  /** Dump `chains` of `ip <table>` (`family` NFPROTO_IPV6: `ip6 <table>`) one after the other; `isOurs` tells our rules by their comment. */
+  static async load(table: string, chains: readonly string[], isOurs: (comment: string) => boolean, timeoutMs: number, family = NFPROTO_IPV4): Promise<CommentedRules> {
     const dumped = new Map<string, DumpedRule[] | 'no-chain'>();
-    for (const chain of chains) dumped.set(chain, await dumpChain(table, chain, timeoutMs));
-    return new CommentedRules(table, dumped, isOurs, timeoutMs);
+    for (const chain of chains) dumped.set(chain, await dumpChain(table, chain, timeoutMs, family));
+    return new CommentedRules(table, dumped, isOurs, timeoutMs, family);
   }
 
   private constructor(
@@ -126,6 +126,7 @@ export class CommentedRules {
     private readonly dumped: Map<string, DumpedRule[] | 'no-chain'>,
     private readonly isOurs: (comment: string) => boolean,
     private readonly timeoutMs: number,
+    private readonly family: number,
   ) {}
 
   /** The chains that do not exist. */
@@ -135,7 +136,7 @@ export class CommentedRules {
 
   /** True when none of the chains exists and neither does the table (asked only then). */
   async noTable(): Promise<boolean> {
-    return this.missing.length === this.dumped.size && !(await tableExists(this.table, this.timeoutMs));
+    return this.missing.length === this.dumped.size && !(await tableExists(this.table, this.timeoutMs, this.family));
   }
 
   /** Every rule of `chain`, ours or not ([] when it is missing). */
@@ -176,7 +177,7 @@ export class CommentedRules {
       add = want.filter((w) => !kept.has(key(w.chain, w.comment)));
       create = this.missing.filter((c) => add.some((w) => w.chain === c));
     }
-    const tx = new NftTransaction(NFPROTO_IPV4);
+    const tx = new NftTransaction(this.family);
     const send = (type: number, flags: number, body: Buffer[]): void => tx.add(type, flags, body);
     const base = (chain: string): Buffer[] => [attr(NFTA_RULE_TABLE, str(this.table)), attr(NFTA_RULE_CHAIN, str(chain))];
     const how = opts.create;

@@ -208,7 +208,8 @@ export interface Kernel {
   replaceFdb(f: FdbEntry): Promise<void>;
   deleteFdb(ifindex: number, mac: string, dst?: string): Promise<void>;
 
-  // firewall
+  // firewall (each network's family told by its text: an IPv6 CIDR's rules go to the `ip6` tables,
+  // docs/ipv6.md §6; `ip6 filter` FORWARD for the head block and `ip6 nat` are made when missing)
   /** flannel's forward rules: nftables `ip filter` chain FORWARD accepts traffic from and to
    *  `network` (dockerd sets the FORWARD policy to DROP). Idempotent; 'no-chain' when that chain
    *  does not exist (nothing done). */

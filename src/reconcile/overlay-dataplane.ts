@@ -108,7 +108,7 @@ export class OverlayDataplane {
       if (!wireguardKey) throw new Error('OverlayDataplane: the wireguard backend needs this host\'s key pair');
       this.wireguard = new WireguardPlane(kernel, log, config, b, pub, wireguardKey, wireguardDevice);
     }
-    if (b.type === 'vxlan' && config.ipv6) this.v6 = new VxlanV6Plane(kernel, log, { ...config, ipv6: config.ipv6 }, b, pub);
+    if (b.type === 'vxlan' && config.ipv6) this.v6 = new VxlanV6Plane(kernel, log, { ...config, ipv6: config.ipv6 }, b, pub, firewall);
   }
 
   /** The MTU containers on this overlay must use. */
@@ -147,6 +147,7 @@ export class OverlayDataplane {
     if (!this.detached) {
       const vxlan = b.type === 'vxlan' ? { publicIP: this.pub.address, port: b.port || DEFAULT_VXLAN_PORT } : null;
       await this.firewall.ensure(this.own ? formatCidr(this.own.subnet) : null, vxlan);
+      if (this.v6) await this.v6.ensureFirewall(this.own);
     }
     if (this.wireguard) {
       if (this.own) await this.wireguard.ensureDevice(this.own);
@@ -190,7 +191,10 @@ export class OverlayDataplane {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.idle(), new Promise((r) => (timer = setTimeout(r, 5000)))]);
     clearTimeout(timer);
-    await this.queue.run(() => this.firewall.remove()).catch(() => undefined);
+    await this.queue.run(async () => {
+      await this.firewall.remove();
+      await this.v6?.firewall.remove();
+    }).catch(() => undefined);
   }
 
   /** Replace the whole lease set (a watcher snapshot). */

@@ -4,6 +4,8 @@
  * rules (IP_MASQ) and our conntrack bypass (NOTRACK). Each is idempotent in src/kernel; failures
  * are logged once per state change and never fail a sync. remove() (a clean stop) takes the
  * masquerade and NOTRACK rules away again; FORWARD accepts stay, as with flanneld.
+ * A dual-stack overlay has two: one for Network and one for IPv6Network (the same rules in the
+ * `ip6` tables, src/kernel telling the family from the network's text).
  * Callers run these inside the host's serial queue.
  */
 import type { Logger } from 'pino';
@@ -27,13 +29,19 @@ export interface VxlanEndpoint {
 export class OverlayFirewall {
   /** The last state of each rule set ('forward', 'masq', 'notrack'): logged once per change. */
   private readonly seen = new StateChanges<'forward' | 'masq' | 'notrack'>();
+  /** `ip` or `ip6`: the nftables family of this network's rules (for the logs). */
+  private readonly family: 'ip' | 'ip6';
+  private readonly tool: 'iptables' | 'ip6tables';
 
   constructor(
     private readonly kernel: Kernel,
     private readonly log: Logger,
     private readonly network: string,
     private readonly opts: FirewallOptions,
-  ) {}
+  ) {
+    this.family = network.includes(':') ? 'ip6' : 'ip';
+    this.tool = this.family === 'ip6' ? 'ip6tables' : 'iptables';
+  }
 
   /** All three rule sets for this host's `subnet` (null before the lease: forward rules only). */
   async ensure(subnet: string | null, vxlan: VxlanEndpoint | null): Promise<void> {
@@ -59,12 +67,13 @@ export class OverlayFirewall {
       return;
     }
     const changed = this.seen.changed('forward', state);
-    if (state === 'added') this.log.info({ network }, 'FORWARD accept rules of the overlay added (nftables ip filter FORWARD)');
+    if (state === 'added') this.log.info({ network }, `FORWARD accept rules of the overlay added (nftables ${this.family} filter FORWARD)`);
     else if (state === 'no-chain' && changed) {
+      const t = this.tool;
       this.log.info(
         { network },
-        'no nftables "ip filter FORWARD" chain (yet); if this host filters forwarded traffic with iptables-legacy, allow the overlay: ' +
-          `iptables -A FORWARD -s ${network} -j ACCEPT; iptables -A FORWARD -d ${network} -j ACCEPT`,
+        `no nftables "${this.family} filter FORWARD" chain (yet); if this host filters forwarded traffic with ${t}-legacy, allow the overlay: ` +
+          `${t} -A FORWARD -s ${network} -j ACCEPT; ${t} -A FORWARD -d ${network} -j ACCEPT`,
       );
     }
   }
@@ -91,11 +100,11 @@ export class OverlayFirewall {
       return;
     }
     const changed = this.seen.changed('masq', state);
-    if (state === 'updated') this.log.info({ network, subnet }, 'masquerade rules written (nftables ip nat POSTROUTING)');
+    if (state === 'updated') this.log.info({ network, subnet }, `masquerade rules written (nftables ${this.family} nat POSTROUTING)`);
     else if (state === 'no-chain' && changed) {
       this.log.warn(
         { network, commands: masqCommands(network, subnet) },
-        'no nftables "ip nat POSTROUTING" chain (yet; dockerd creates it); with iptables-legacy, add the masquerade rules by hand',
+        `no nftables "${this.family} nat POSTROUTING" chain (yet; dockerd creates it); with ${this.tool}-legacy, add the masquerade rules by hand`,
       );
     }
   }
@@ -113,13 +122,13 @@ export class OverlayFirewall {
     const rules = notrackRules(network, subnet, vxlan);
     try {
       const state = await this.kernel.ensureNotrack(network, rules);
-      if (state === 'updated') this.log.info({ network, subnet, rules: rules.length }, 'conntrack bypass rules written (nftables ip raw PREROUTING/OUTPUT)');
+      if (state === 'updated') this.log.info({ network, subnet, rules: rules.length }, `conntrack bypass rules written (nftables ${this.family} raw PREROUTING/OUTPUT)`);
       this.seen.changed('notrack', state);
     } catch (e) {
       if (this.seen.changed('notrack', 'error')) {
         this.log.warn(
           { err: errorText(e), network, commands: notrackCommands(network, rules) },
-          'could not write the conntrack bypass rules (NOTRACK); overlay traffic works but is tracked. With iptables-legacy add them by hand, or set NOTRACK=false',
+          `could not write the conntrack bypass rules (NOTRACK); overlay traffic works but is tracked. With ${this.tool}-legacy add them by hand, or set NOTRACK=false`,
         );
       }
     }

@@ -10,17 +10,20 @@
  * device holds and applied in peer-entries.ts's stages (neighbour, FDB, route; deletions first).
  * Every sync reads the device's v6 tables back (three dumps of one device): simpler than the v4
  * half's no-dump fast path, and the same answer; added, changed and removed leases all converge.
+ * Firewall: the v6 half's FORWARD accepts, masquerade and NOTRACK (an OverlayFirewall of
+ * IPv6Network, whose rules go to the `ip6` tables), kept with the v4 ones on every full sync.
  */
 import type { Logger } from 'pino';
 import type { Kernel } from '../kernel';
 import { formatCidr6, formatIPv6 } from '../domain/ipv6';
 import { Lease } from '../domain/lease';
 import { vtepMacFor } from '../domain/mac';
-import type { NetworkConfig, VxlanBackend } from '../domain/network-config';
+import { DEFAULT_VXLAN_PORT, type NetworkConfig, type VxlanBackend } from '../domain/network-config';
 import { desiredPeersV6, vxlanV6DeviceName } from '../domain/peers-v6';
 import { PeerOp, PeerState, planPeers } from '../domain/peers';
 import type { PublicInterface } from '../host/public-interface';
 import { applyPeerOps } from './peer-entries';
+import { OverlayFirewall, type FirewallOptions } from './overlay-firewall';
 
 export const VXLAN6_OVERHEAD = 70;
 const ZERO_MAC = '00:00:00:00:00:00';
@@ -28,6 +31,8 @@ const ZERO_MAC = '00:00:00:00:00:00';
 export class VxlanV6Plane {
   private index = 0;
   private readonly warned = new Set<string>();
+  /** FORWARD accepts, masquerade and NOTRACK of IPv6Network (overlay-firewall.ts, `ip6` tables). */
+  readonly firewall: OverlayFirewall;
 
   constructor(
     private readonly kernel: Kernel,
@@ -35,7 +40,16 @@ export class VxlanV6Plane {
     private readonly config: NetworkConfig & { ipv6: NonNullable<NetworkConfig['ipv6']> },
     private readonly backend: VxlanBackend,
     private readonly pub: PublicInterface,
-  ) {}
+    firewall: FirewallOptions = { ipMasq: false, notrack: false },
+  ) {
+    this.firewall = new OverlayFirewall(kernel, log, formatCidr6(config.ipv6.network), firewall);
+  }
+
+  /** The v6 rules for our lease's v6 subnet (before it: FORWARD accepts only); vxlan packets arrive on address6. */
+  ensureFirewall(own: Lease | null): Promise<void> {
+    const vxlan = this.pub.address6 ? { publicIP: this.pub.address6, port: this.backend.port || DEFAULT_VXLAN_PORT } : null;
+    return this.firewall.ensure(own?.subnet6 ? formatCidr6(own.subnet6) : null, vxlan);
+  }
 
   get deviceName(): string {
     return vxlanV6DeviceName(this.backend.vni);

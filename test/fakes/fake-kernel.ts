@@ -11,6 +11,8 @@
  *   the same port-conflict check as the real adapter;
  * - the FORWARD head block as its rule comments (rewritten whole when not exactly as wanted, as
  *   the real adapter does), in the same `forwardChain`;
+ * - IPv6 (a ':' in the network, as the real adapter): the same tables for `ip6`, where the head
+ *   block creates `ip6 filter FORWARD` (`forwardChain6`) and masquerade creates `ip6 nat` (`nat6`);
  * - the fast path table as the last plan written (a new digest = the table written anew);
  * - the names interception as the last spec written, and packet queues as FakePacketQueue
  *   (fake-packet-queue.ts): one binding per queue number, as the kernel allows.
@@ -30,6 +32,7 @@ import { forwardHeadRules } from '../../src/domain/forward-head';
 import type { FastpathPlan } from '../../src/domain/fastpath';
 import type { MulticastPlan } from '../../src/domain/multicast';
 import { FakeNetlink } from './fake-netlink';
+import { anyNetwork, familyOf } from './fake-v6';
 
 export class FakeKernel extends FakeNetlink implements Kernel {
   /** Calls per Kernel method, reads included (the scale checks count dumps with it). */
@@ -42,9 +45,11 @@ export class FakeKernel extends FakeNetlink implements Kernel {
   /** Networks whose FORWARD accept rules exist; `forwardChain` false = no nftables FORWARD chain. */
   readonly forwardAccept = new Set<string>();
   forwardChain = true;
+  /** `ip6 filter FORWARD`: absent until the head block writes v6 rules (or a test sets it). */
+  forwardChain6 = false;
   async ensureForwardAccept(network: string): Promise<'present' | 'added' | 'no-chain'> {
     this.enter('ensureForwardAccept', network);
-    if (!this.forwardChain) return 'no-chain';
+    if (!(familyOf(network) === 6 ? this.forwardChain6 : this.forwardChain)) return 'no-chain';
     if (this.forwardAccept.has(network)) return 'present';
     this.forwardAccept.add(network);
     return 'added';
@@ -53,11 +58,14 @@ export class FakeKernel extends FakeNetlink implements Kernel {
   /** ip-masq rules: network → the subnet they were written for; `natChain` false = no nftables nat chain. */
   readonly masquerade = new Map<string, string>();
   natChain = true;
+  /** `ip6 nat` POSTROUTING: made by the first v6 masquerade write, as the real adapter does. */
+  nat6 = false;
   async ensureMasquerade(network: string, subnet: string): Promise<'present' | 'updated' | 'no-chain'> {
     this.enter('ensureMasquerade', `${network} ${subnet}`);
-    parseNetworkCidr(network);
-    parseNetworkCidr(subnet);
-    if (!this.natChain) return 'no-chain';
+    anyNetwork(network);
+    anyNetwork(subnet);
+    if (familyOf(network) === 6) this.nat6 = true;
+    else if (!this.natChain) return 'no-chain';
     if (this.masquerade.get(network) === subnet) return 'present';
     this.masquerade.set(network, subnet);
     this.writes.push(`ensureMasquerade ${network} ${subnet}`);
@@ -65,7 +73,7 @@ export class FakeKernel extends FakeNetlink implements Kernel {
   }
   async removeMasquerade(network: string): Promise<number | 'no-chain'> {
     this.enter('removeMasquerade', network);
-    if (!this.natChain) return 'no-chain';
+    if (!(familyOf(network) === 6 ? this.nat6 : this.natChain)) return 'no-chain';
     const had = this.masquerade.delete(network);
     if (had) this.writes.push(`removeMasquerade ${network}`);
     return had ? 5 : 0;
@@ -75,7 +83,7 @@ export class FakeKernel extends FakeNetlink implements Kernel {
   readonly notrack = new Map<string, string[]>();
   async ensureNotrack(network: string, rules: NotrackRule[]): Promise<'present' | 'updated'> {
     this.enter('ensureNotrack', network);
-    parseNetworkCidr(network);
+    anyNetwork(network);
     const want = rules.map(notrackRuleText);
     if (JSON.stringify(this.notrack.get(network)) === JSON.stringify(want)) return 'present';
     this.notrack.set(network, want);
@@ -116,18 +124,26 @@ export class FakeKernel extends FakeNetlink implements Kernel {
     return n;
   }
 
-  /** The FORWARD head block, as the comments of its rules in chain order. */
+  /** The FORWARD head block, as the comments of its rules in chain order (`forwardHead6`: ip6 filter's). */
   forwardHead: string[] = [];
+  forwardHead6: string[] = [];
   async ensureForwardHead(networks: readonly string[]): Promise<ForwardHeadResult> {
     this.enter('ensureForwardHead', networks.join(','));
-    networks.forEach((n) => parseNetworkCidr(n, 'overlay Network'));
+    networks.forEach((n) => anyNetwork(n, 'overlay Network'));
+    const rules = forwardHeadRules(networks);
+    const block = (family: 4 | 6): { added: number; removed: number } => {
+      const want = rules.filter((r) => familyOf(r.src) === family).map((r) => r.comment);
+      const have = family === 6 ? this.forwardHead6 : this.forwardHead;
+      if (want.length === have.length && want.every((c, i) => c === have[i])) return { added: 0, removed: 0 };
+      if (family === 6) [this.forwardHead6, this.forwardChain6] = [want, true];
+      else this.forwardHead = want;
+      this.writes.push(`ensureForwardHead${family === 6 ? '6' : ''} ${want.length}`);
+      return { added: want.length, removed: have.length };
+    };
+    const v6 = this.forwardChain6 || rules.some((r) => familyOf(r.src) === 6) ? block(6) : { added: 0, removed: 0 };
     if (!this.forwardChain) return { state: 'no-chain' };
-    const want = forwardHeadRules(networks).map((r) => r.comment);
-    if (want.length === this.forwardHead.length && want.every((c, i) => c === this.forwardHead[i])) return { state: 'ok', added: 0, removed: 0 };
-    const removed = this.forwardHead.length;
-    this.forwardHead = want;
-    this.writes.push(`ensureForwardHead ${want.length}`);
-    return { state: 'ok', added: want.length, removed };
+    const v4 = block(4);
+    return { state: 'ok', added: v4.added + v6.added, removed: v4.removed + v6.removed };
   }
 
   /** The fast path table: the plan last written, null without a table. */

@@ -8,11 +8,15 @@
  * FDB entry (VtepMAC → PublicIPv6) and a route (subnet via subnet address onlink). The kernel's own
  * link-local address and fe80::/64 route are left out of the comparisons (the real kernel makes
  * them, the fake does not).
+ * The firewall's v6 half (nftables `ip6` tables: FORWARD head block and flannel's accepts, ip6
+ * masquerade, NOTRACK) goes by the network's text as the rest; its content is read back with
+ * ip6tables in test/kernel/nft-ip6.test.ts.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Kernel, VxlanSpec } from '../../src/kernel';
 import { rejectsWith } from './kernel-contract';
+import { notrackRules } from '../../src/domain/notrack-rules';
 
 export interface V6ContractEnv {
   kernel: Kernel;
@@ -20,6 +24,8 @@ export interface V6ContractEnv {
   parent: { index: number; name: string; ip: string; ip6: string; mtu: number };
   /** 1-4 characters prepended to every link name this contract creates. */
   prefix: string;
+  /** No `ip6` filter, nat or raw table; `ip filter FORWARD` present (empty). */
+  resetFirewall(): Promise<void>;
   teardown(): Promise<void>;
 }
 
@@ -153,6 +159,37 @@ export function kernelV6Contract(label: string, setup: () => Promise<V6ContractE
       assert.equal(await k.getVxlan(vx), null);
       await k.deleteNeighbour(v.index, 'fd00:61:0:3::');
       await k.deleteFdb(v.index, '0e:2a:06:00:00:0d', '2001:db8:61::d');
+    });
+
+    it('ip6 firewall: the head block creates ip6 filter FORWARD; flannel\'s accepts once it exists; ip6 masquerade (ip6 nat created), NOTRACK', async () => {
+      const [a, b, sub] = ['fd61::/48', 'fd62::/48', 'fd61:0:0:5::/64'];
+      await env.resetFirewall();
+      try {
+        assert.equal(await k.ensureForwardAccept(a), 'no-chain', 'no ip6 filter FORWARD yet');
+        assert.deepEqual(await k.ensureForwardHead(['10.61.0.0/16']), { state: 'ok', added: 1, removed: 0 }, 'no v6 Network: no ip6 table made');
+        assert.equal(await k.ensureForwardAccept(a), 'no-chain');
+        assert.deepEqual(await k.ensureForwardHead([b, a, '10.61.0.0/16']), { state: 'ok', added: 4, removed: 0 });
+        assert.deepEqual(await k.ensureForwardHead([a, '10.61.0.0/16', b]), { state: 'ok', added: 0, removed: 0 });
+        assert.equal(await k.ensureForwardAccept(a), 'added');
+        assert.equal(await k.ensureForwardAccept(a), 'present');
+        assert.deepEqual(await k.ensureForwardHead([a, '10.61.0.0/16']), { state: 'ok', added: 1, removed: 4 });
+        assert.deepEqual(await k.ensureForwardHead([]), { state: 'ok', added: 0, removed: 2 });
+        await rejectsWith(k.ensureForwardHead(['fd61::/129']), 'INVALID');
+        await rejectsWith(k.ensureForwardHead(['fd61::1/48']), 'INVALID', /host bits/);
+        assert.equal(await k.removeMasquerade(a), 'no-chain');
+        assert.equal(await k.ensureMasquerade(a, sub), 'updated');
+        assert.equal(await k.ensureMasquerade(a, sub), 'present');
+        assert.equal(await k.ensureMasquerade(a, 'fd61:0:0:6::/64'), 'updated');
+        assert.equal(await k.removeMasquerade(a), 5);
+        assert.equal(await k.removeMasquerade(a), 0);
+        const rules = notrackRules(a, sub, { publicIP: env.parent.ip6, port: 8472 });
+        assert.equal(await k.ensureNotrack(a, rules), 'updated');
+        assert.equal(await k.ensureNotrack(a, rules), 'present');
+        assert.equal(await k.removeNotrack(a), 4);
+        assert.equal(await k.removeNotrack(a), 0);
+      } finally {
+        await env.resetFirewall();
+      }
     });
   });
 }

@@ -4,6 +4,7 @@
  * `ip -d link`): the commands of docs/spikes/ipv6/flannel-v6.sh see the same objects.
  */
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { createNetlinkKernel, type Kernel } from '../../src/kernel';
 import { kernelV6Contract } from './kernel-v6-contract';
@@ -30,6 +31,11 @@ if (!inScratchNetns()) {
       kernel,
       parent: { index: p.index, name: PARENT, ip: '192.0.2.61', ip6: IP6, mtu: p.mtu },
       prefix: 'k6',
+      resetFirewall: async () => {
+        for (const t of ['filter', 'nat', 'raw']) spawnSync('nft', ['delete', 'table', 'ip6', t], { stdio: 'ignore' });
+        spawnSync('nft', ['delete', 'table', 'ip', 'filter'], { stdio: 'ignore' });
+        execFileSync('iptables', ['-P', 'FORWARD', 'ACCEPT']); // ip filter with an empty FORWARD
+      },
       teardown: async () => {
         await kernel.close();
         deleteLinkIfPresent(PARENT);

@@ -9,20 +9,28 @@
  * their hosts' v6 leases (`docker inspect` GlobalIPv6Address), a v6 default route via the
  * network's link-local gateway (routed data path), and the plugin turned on
  * net.ipv6.conf.all.forwarding in each host's namespace; ping6 across hosts both ways, v4 ping
- * too; the same on the bridge data path (`-o datapath=bridge`, gateway ::1 on the bridge); names across
+ * too; the ip6 firewall (issue 21): both hosts run with an ip6 FORWARD policy DROP (what Docker
+ * ≥ 27 with ip6tables sets; set with ip6tables before the plugin starts), so the ping6s above pass
+ * only through our accepts in `ip6 filter FORWARD`; flannel's ip6 masquerade and the NOTRACK rules
+ * are there, readable by ip6tables, and the NOTRACK rule counted the ping6s; v6 leaving the overlay
+ * reaches a v6 host in the LAN namespace (`<LAN /64>::fe`, which has no route to the overlay) as its
+ * host's v6 address; a published port (`-p 8080:80`) answers that host at h1's v6 address; a second
+ * dual-stack overlay (`--name blue`) with its own `--ipv6` network works across hosts in v6 but
+ * cannot reach the first one in v6, on the same host or across hosts (the ip6 isolation drops count
+ * the packets); the bridge data path (`-o datapath=bridge`, gateway ::1 on the bridge); names across
  * hosts with Docker's embedded DNS (clients with `--dns` = a fake upstream in the LAN namespace):
  * AAAA of an h2 container answers its v6 address on h1, an empty NOERROR for a v4-only network's
- * container, never reaching the upstream. after() tears everything down and asserts nothing is left. Needs root, docker.io,
- * busybox-static, etcd; `npm run build` first.
+ * container, never reaching the upstream. after() tears everything down and asserts nothing is
+ * left. Needs root, docker.io, busybox-static, etcd; `npm run build` first.
  */
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DOCKER, DOCKERD, createDockerLab, leftovers, stopAll, type DockerHost } from '../helpers/docker-lab';
+import { DOCKER, DOCKERD, createDockerLab, labRoot, leftovers, stopAll, type DockerHost } from '../helpers/docker-lab';
 import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
-import type { Host, Lab } from '../helpers/netns-lab';
+import type { Host, Lab, Ns } from '../helpers/netns-lab';
 import { waitFor } from '../helpers/wait';
 import { startFakeUpstream } from './fake-upstream-dns';
 import * as L from './docker-plugin-lab';
@@ -35,6 +43,9 @@ if (missing.length) throw new Error(`the docker IPv6 lab needs ${missing.join(',
 
 const DRIVER = 'overlay-flannel:latest';
 const NET = 'net6';
+const NET_B = 'blue6';
+const BLUE = 'blue';
+const CGI = '#!/bin/sh\necho "Content-Type: text/plain"\necho\necho "$REMOTE_ADDR"\n';
 const hex = (): string => randomInt(1, 0xffff).toString(16);
 
 /** The v6 address as bigint (independent of src/domain), for containment checks. */
@@ -80,10 +91,15 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
   const ov = L.randomOverlay();
   const lan6 = `2001:db8:${hex()}:${hex()}`;
   const net6 = `fd${randomInt(0, 255).toString(16).padStart(2, '0')}:${hex()}:${hex()}`; // IPv6Network ${net6}::/48
+  let bOctet = randomInt(100, 251);
+  while (`10.${bOctet}.0.0/16` === ov.network) bOctet = randomInt(100, 251);
+  const blue = { network: `10.${bOctet}.0.0/16`, net6: `fd${randomInt(0, 255).toString(16).padStart(2, '0')}:${hex()}:${hex()}`, vni: ov.vni + 1 + randomInt(0, 3000) };
+  const lanHost6 = `${lan6}::fe`; // the v6 host on the LAN (the LAN namespace's br0)
   let lab: Lab | undefined;
   let etcd: EtcdServer | undefined;
   let h1: Host, h2: Host;
   let d1: DockerHost, d2: DockerHost;
+  let lan: Ns;
   const addr: Record<string, { ip: string; ip6: string; gw6: string }> = {};
   const dockerLog = (d: DockerHost): string => d.logs().split('\n').slice(-60).join('\n');
 
@@ -110,6 +126,18 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
       },
       { timeoutMs: 20_000, intervalMs: 300, what: `ping6 ${from} → ${ip}` },
     );
+  const ping6Fails = async (d: DockerHost, from: string, ip: string): Promise<void> => {
+    const r = await d.docker(['exec', from, 'ping6', '-c', '2', '-W', '1', ip], { timeoutMs: 15_000 });
+    assert.notEqual(r.code, 0, `${from} on ${d.host.ns} must not reach ${ip} (another overlay): ${r.stdout}`);
+  };
+  /** `ip6tables -t <table> -S <chain>` lines holding `mark`, and (with -v) their packet counters. */
+  const ip6Rules = async (h: Host, table: string, chain: string, mark: string): Promise<string[]> =>
+    (await h.execOk('ip6tables', ['-t', table, '-S', chain])).stdout.split('\n').filter((l) => l.includes(mark));
+  const ip6Packets = async (h: Host, table: string, chain: string, mark: string): Promise<number> =>
+    (await h.execOk('ip6tables', ['-t', table, '-v', '-S', chain])).stdout
+      .split('\n')
+      .filter((l) => l.includes(mark))
+      .reduce((n, l) => n + Number(/ -c (\d+) \d+/.exec(l)?.[1] ?? 0), 0);
 
   before(async () => {
     lab = await createDockerLab('of6');
@@ -117,8 +145,19 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
     let pluginDir: string;
     ({ h1, h2, d1, d2, pluginDir } = await L.twoDockerHosts(lab));
     for (const [h, n] of [[h1, 1], [h2, 2]] as const) await h.execOk('ip', ['-6', 'addr', 'add', `${lan6}::${n}/64`, 'dev', 'eth0', 'nodad']);
+    // Docker ≥ 27 with ip6tables sets the ip6 FORWARD policy to DROP; this dockerd (20.10) does not.
+    for (const h of [h1, h2]) await h.execOk('ip6tables', ['-P', 'FORWARD', 'DROP']);
+    // A v6 host on the LAN that knows no route to the overlay: it answers only masqueraded packets.
+    lan = await lab.lan();
+    await lan.execOk('ip', ['-6', 'addr', 'add', `${lanHost6}/64`, 'dev', 'br0', 'nodad']);
+    const www = join(labRoot(lab.runId), 'www6');
+    mkdirSync(join(www, 'cgi-bin'), { recursive: true });
+    writeFileSync(join(www, 'cgi-bin', 'peer'), CGI);
+    chmodSync(join(www, 'cgi-bin', 'peer'), 0o755);
+    lan.spawnDaemon('/bin/busybox', ['httpd', '-f', '-p', '[::]:8080', '-h', www]);
     const env = { ...process.env, ETCD_ENDPOINTS: etcd.endpoint, ETCD_PREFIX: ov.prefix };
     await h1.execOk('node', [MAIN, 'config', 'set', '--network', ov.network, '--ipv6-network', `${net6}::/48`, '--vni', String(ov.vni)], { env, timeoutMs: 20_000 });
+    await h1.execOk('node', [MAIN, 'config', 'set', '--name', BLUE, '--network', blue.network, '--ipv6-network', `${blue.net6}::/48`, '--vni', String(blue.vni)], { env, timeoutMs: 20_000 });
     for (const h of [h1, h2]) assert.equal((await h.execOk('cat', ['/proc/sys/net/ipv6/conf/all/forwarding'])).stdout.trim(), '0', `${h.ns} starts without v6 forwarding`);
     await Promise.all([d1, d2].map((d) => L.installPlugin(d, pluginDir, L.pluginSettings(etcd!, ov.prefix, d))));
   });
@@ -165,7 +204,7 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
     }
   });
 
-  it('3. ping6 across hosts both ways, and v4 ping still works', async () => {
+  it('3. ping6 across hosts both ways (ip6 FORWARD policy DROP on both), and v4 ping still works', async () => {
     await ping6Ok(d1, 'c1', addr.c2!.ip6).catch((e) => assert.fail(`${e}\n${dockerLog(d1)}`));
     await ping6Ok(d2, 'c2', addr.c1!.ip6);
     await L.pingOk(d1, 'c1', addr.c2!.ip);
@@ -175,7 +214,92 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
     assert.ok(s!.stats64.rx.packets > 0 && s!.stats64.tx.packets > 0, JSON.stringify(s!.stats64));
   });
 
-  it('4. removing the containers and the network leaves no v6 route behind', async () => {
+  it('4. ip6 filter FORWARD (policy DROP) holds our accepts; flannel\'s ip6 masquerade and the NOTRACK rules are there, readable by ip6tables, and NOTRACK counted the ping6s', async () => {
+    const n6 = `${net6}::/48`;
+    const held6 = await leases6();
+    for (const h of [h1, h2]) {
+      const fw = (await h.execOk('ip6tables', ['-S', 'FORWARD'])).stdout;
+      assert.match(fw, /^-P FORWARD DROP$/m, `${h.ns}: the policy is left alone`);
+      for (const want of [
+        `-A FORWARD -s ${n6} -d ${n6} -m comment --comment "overlay-flannel intra ${n6}" -j ACCEPT`,
+        `-A FORWARD -s ${n6} -m comment --comment "overlay-flannel ${n6} src" -j ACCEPT`,
+        `-A FORWARD -d ${n6} -m comment --comment "overlay-flannel ${n6} dst" -j ACCEPT`,
+      ]) assert.ok(fw.split('\n').includes(want), `${h.ns} ip6 FORWARD has ${want}:\n${fw}`);
+      const sub6 = held6.get(h.ip)!;
+      const masq = await waitFor(async () => {
+        const r = await ip6Rules(h, 'nat', 'POSTROUTING', L.masqMark(n6));
+        return r.length === 5 && r;
+      }, { timeoutMs: 20_000, what: `ip6 masquerade rules on ${h.ns}` });
+      assert.deepEqual(masq, L.flannelMasqRules(sub6, n6).map((l) => l.replace('224.0.0.0/4', 'ff00::/8')));
+      const mark = `overlay-flannel notrack ${n6}`;
+      const raw = await ip6Rules(h, 'raw', 'PREROUTING', mark);
+      assert.ok(raw.some((l) => l.startsWith(`-A PREROUTING -s ${n6} -d ${n6} `) && l.endsWith('-j CT --notrack')), `${h.ns} ip6 raw:\n${raw.join('\n')}`);
+      assert.ok(raw.some((l) => l.startsWith(`-A PREROUTING -d ${h.ip === h1.ip ? `${lan6}::1` : `${lan6}::2`}/128 -p udp -m udp --dport 8472 `)), `${h.ns}: vxlan-v6 packets untracked:\n${raw.join('\n')}`);
+      assert.ok((await ip6Packets(h, 'raw', 'PREROUTING', `-s ${n6} -d ${n6} -m comment --comment "${mark}"`)) > 0, `${h.ns}: the v6 overlay NOTRACK rule saw no packet`);
+    }
+  });
+
+  it('5. v6 leaving the overlay is masqueraded: the LAN\'s v6 host (no route to the overlay) sees each container as its host\'s v6 address', async () => {
+    for (const [d, c, hostIp6] of [[d1, 'c1', `${lan6}::1`], [d2, 'c2', `${lan6}::2`]] as const) {
+      const seen = await waitFor(async () => (await L.peerSeen(d, c, lanHost6)) || undefined, { timeoutMs: 20_000, what: `${c} → ${lanHost6}` });
+      assert.equal(v6(seen), v6(hostIp6), `the LAN host saw ${c} as ${seen}`);
+    }
+  });
+
+  it('6. published ports on v6: -p 8080:80 on h1 answers the LAN\'s v6 host at h1\'s v6 address, and the container sees that host\'s own address', async () => {
+    const cgi = CGI.replace(/\n/g, '\\n');
+    const serve = `mkdir -p /www/cgi-bin && printf '${cgi}' > /www/cgi-bin/peer && chmod +x /www/cgi-bin/peer && exec httpd -f -p 80 -h /www`;
+    await d1.dockerOk(['run', '-d', '--init', '--name', 'web', '-p', '8080:80', '--network', NET, 'ofbox:1', 'sh', '-c', serve], { timeoutMs: 120_000 });
+    const get = async (ip: string): Promise<string> => {
+      const r = await lan.exec('/bin/busybox', ['sh', '-c', `printf 'GET /cgi-bin/peer HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 3 ${ip} 8080`], { timeoutMs: 15_000 });
+      return r.stdout.split(/\r?\n\r?\n/).slice(1).join('\n').trim().replace(/^\[?(::ffff:)?/, '').replace(/\]$/, '');
+    };
+    try {
+      const seen6 = await waitFor(async () => (await get(`${lan6}::1`)) || undefined, { timeoutMs: 20_000, intervalMs: 300, what: `LAN → [${lan6}::1]:8080\n${dockerLog(d1)}` });
+      assert.equal(v6(seen6), v6(lanHost6), `the container saw the LAN host as ${seen6}`);
+      const dnat = await ip6Rules(h1, 'nat', 'PREROUTING', 'overlay-flannel port ');
+      assert.ok(dnat.some((l) => /--dport 8080 .*-j DNAT --to-destination \[[0-9a-f:]+\]:80$/.test(l)), `h1 ip6 nat PREROUTING:\n${dnat.join('\n')}`);
+      assert.equal(await waitFor(async () => (await get(h1.ip)) || undefined, { timeoutMs: 20_000, intervalMs: 300, what: `LAN → ${h1.ip}:8080` }), '192.0.2.254', 'v4 still published');
+    } finally {
+      await d1.dockerOk(['rm', '-f', 'web'], { timeoutMs: 60_000 });
+    }
+    assert.deepEqual(await ip6Rules(h1, 'nat', 'PREROUTING', 'overlay-flannel port '), [], 'the v6 DNAT rules went with the container');
+  });
+
+  it('7. a second dual-stack overlay (blue) works across hosts in v6 and cannot reach the first in v6, on the same host or across hosts', async (t) => {
+    t.diagnostic(`blue: ${blue.network} + ${blue.net6}::/48, VNI ${blue.vni}`);
+    const r = await d1.docker(['network', 'create', '--ipv6', '-d', DRIVER, '--ipam-driver', DRIVER, '--ipam-opt', `network=${BLUE}`, NET_B], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, `network create ${NET_B} on h1: ${r.stderr}\n${dockerLog(d1)}`);
+    await waitFor(async () => (await d2.docker(['network', 'inspect', NET_B])).code === 0, { timeoutMs: 20_000, intervalMs: 200, what: `${NET_B} on h2\n${dockerLog(d2)}` });
+    await Promise.all([L.runBox(d1, 'x1', NET_B), L.runBox(d2, 'x2', NET_B)]);
+    for (const [d, c] of [[d1, 'x1'], [d2, 'x2']] as const) {
+      const f = `{{with index .NetworkSettings.Networks "${NET_B}"}}{{.IPAddress}} {{.GlobalIPv6Address}} {{.IPv6Gateway}}{{end}}`;
+      const [ip = '', ip6 = '', gw6 = ''] = (await d.dockerOk(['inspect', '-f', f, c])).stdout.trim().split(' ');
+      addr[c] = { ip, ip6, gw6 };
+      assert.ok(inCidr6(ip6, `${blue.net6}::/48`), `${c}: ${ip6} in blue's IPv6Network`);
+    }
+    await ping6Ok(d1, 'x1', addr.x2!.ip6);
+    const [a6, b6] = [`${net6}::/48`, `${blue.net6}::/48`];
+    const dropMark = (x: string, y: string) => `overlay-flannel isolate ${x} ${y}`;
+    const before = await ip6Packets(h1, 'filter', 'FORWARD', dropMark(a6, b6));
+    await ping6Fails(d1, 'c1', addr.x1!.ip6); // same host h1
+    await ping6Fails(d1, 'c1', addr.x2!.ip6); // across hosts, dropped on h1
+    await ping6Fails(d2, 'x2', addr.c1!.ip6); // across hosts the other way, dropped on h2
+    const after = await ip6Packets(h1, 'filter', 'FORWARD', dropMark(a6, b6));
+    assert.ok(after - before >= 4, `h1's ip6 drop ${a6} → ${b6} counted ${after - before} packets (4 pings)`);
+    assert.ok((await ip6Packets(h2, 'filter', 'FORWARD', dropMark(b6, a6))) >= 2, 'h2 dropped x2 → c1');
+    for (const h of [h1, h2]) {
+      const fw = (await h.execOk('ip6tables', ['-S', 'FORWARD'])).stdout.split('\n');
+      for (const [x, y] of [[a6, b6], [b6, a6]]) {
+        assert.ok(fw.includes(`-A FORWARD -s ${x} -d ${y} -m comment --comment "${dropMark(x, y)}" -j DROP`), `${h.ns} ip6 FORWARD drops ${x} → ${y}:\n${fw.join('\n')}`);
+      }
+    }
+    for (const [d, c] of [[d1, 'x1'], [d2, 'x2']] as const) await d.dockerOk(['rm', '-f', c], { timeoutMs: 60_000 });
+    await d1.dockerOk(['network', 'rm', NET_B]);
+    await waitFor(async () => (await d2.docker(['network', 'inspect', NET_B])).code !== 0, { timeoutMs: 20_000, intervalMs: 200, what: `${NET_B} gone from h2` });
+  });
+
+  it('8. removing the containers and the network leaves no v6 route behind', async () => {
     for (const [d, c] of [[d1, 'c1'], [d2, 'c2']] as const) await d.dockerOk(['rm', '-f', c], { timeoutMs: 60_000 });
     for (const [h, c] of [[h1, 'c1'], [h2, 'c2']] as const) {
       const left = await h.execJson<unknown[]>(['-6', 'route', 'show', `${addr[c]!.ip6}/128`]);
@@ -185,7 +309,7 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
     await waitFor(async () => (await d2.docker(['network', 'inspect', NET])).code !== 0, { timeoutMs: 20_000, intervalMs: 200, what: `${NET} gone from h2` });
   });
 
-  it('5. the bridge data path (-o datapath=bridge): the bridge holds ::1 of the v6 lease, ping6 across hosts both ways', async () => {
+  it('9. the bridge data path (-o datapath=bridge): the bridge holds ::1 of the v6 lease, ping6 across hosts both ways', async () => {
     const r = await d1.docker(['network', 'create', '--ipv6', '-d', DRIVER, '--ipam-driver', DRIVER, '-o', 'datapath=bridge', NET], { timeoutMs: 60_000 });
     assert.equal(r.code, 0, `network create --ipv6 -o datapath=bridge on h1: ${r.stderr}\n${dockerLog(d1)}`);
     await waitFor(async () => (await d2.docker(['network', 'inspect', NET])).code === 0, { timeoutMs: 20_000, intervalMs: 200, what: `${NET} on h2\n${dockerLog(d2)}` });
@@ -207,7 +331,7 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
     await d1.dockerOk(['network', 'rm', NET]);
   });
 
-  it('6. names across hosts: AAAA of an h2 container answers its v6 address on h1 (nslookup, ping6 by name); a v4-only network\'s AAAA is an empty NOERROR', async (t) => {
+  it('10. names across hosts: AAAA of an h2 container answers its v6 address on h1 (nslookup, ping6 by name); a v4-only network\'s AAAA is an empty NOERROR', async (t) => {
     const tag = randomBytes(3).toString('hex');
     const N6 = `n6-${tag}`, N4 = `n4-${tag}`, S6 = `s6-${tag}`, S4 = `s4-${tag}`, Q6 = `q6-${tag}`, Q4 = `q4-${tag}`;
     const upstream = await startFakeUpstream(await lab!.lan(), {});

@@ -9,6 +9,12 @@ kernelV6Contract('fake', async () => {
     kernel,
     parent: { index: p.index, name: 'eth0', ip: '192.0.2.61', ip6: '2001:db8:61::10', mtu: 1500 },
     prefix: 'f6',
+    resetFirewall: async () => {
+      Object.assign(kernel, { forwardChain: true, forwardChain6: false, nat6: false, forwardHead: [], forwardHead6: [] });
+      kernel.forwardAccept.clear();
+      kernel.masquerade.clear();
+      kernel.notrack.clear();
+    },
     teardown: () => kernel.close(),
   };
 });
