@@ -84,7 +84,8 @@ function statusKb(name: string): number {
 
 /**
  * KERNEL_BENCH_ALLOC_PROF=<dir>: a sampling allocation profile of the program phase (start until
- * the first `count` is met) and of each explicit full sync, objects the GC already collected
+ * the first `count` is met), of the convergence phase, of each explicit full sync and of the removal
+ * of every lease (until the last `count`), objects the GC already collected
  * included (what the heap had to hold at its peak, not what is live at exit as --heap-prof shows),
  * written as <dir>/<phase>.heapprofile (Chrome DevTools → Memory opens it).
  */
@@ -110,6 +111,33 @@ class AllocProfile {
     writeFileSync(join(this.dir, `${name}.heapprofile`), JSON.stringify(profile));
     this.session.disconnect();
     this.session = null;
+  }
+}
+
+/**
+ * KERNEL_BENCH_MEM_TRACE=<file>: every 25 ms one JSON line of VmRSS/VmHWM (/proc/self/status) and
+ * process.memoryUsage() (MB), labelled with the harness command in progress, so a jump of the peak
+ * can be placed in a phase (initial list, snapshot, programming, full syncs, removal).
+ */
+class MemTrace {
+  phase = 'load';
+  private readonly lines: string[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  constructor(private readonly file: string | undefined) {}
+  start(): void {
+    if (!this.file || this.timer) return;
+    const t0 = Date.now();
+    const f = (b: number) => Math.round((b / 2 ** 20) * 10) / 10;
+    this.timer = setInterval(() => {
+      const m = process.memoryUsage();
+      const s = readFileSync('/proc/self/status', 'utf8');
+      const kb = (n: string) => Math.round(Number(new RegExp(`^${n}:\\s+(\\d+) kB`, 'm').exec(s)?.[1]) / 102.4) / 10;
+      this.lines.push(JSON.stringify({ t: Date.now() - t0, phase: this.phase, rss: kb('VmRSS'), hwm: kb('VmHWM'), heapTotal: f(m.heapTotal), heapUsed: f(m.heapUsed), external: f(m.external), arrayBuffers: f(m.arrayBuffers) }));
+    }, 25);
+    this.timer.unref();
+  }
+  flush(): void {
+    if (this.file) writeFileSync(this.file, `${this.lines.join('\n')}\n`);
   }
 }
 
@@ -147,6 +175,8 @@ function main(): void {
   const watches = new Map<string, number>(); // `${type} ${subnet}` -> id
   const alloc = new AllocProfile(process.env.KERNEL_BENCH_ALLOC_PROF);
   let fullSyncs = 0;
+  const trace = new MemTrace(process.env.KERNEL_BENCH_MEM_TRACE);
+  trace.start();
 
   const dataplane = (): OverlayDataplane | null => (daemon?.agent.state === 'ready' ? daemon.agent.dataplane : null);
 
@@ -197,7 +227,8 @@ function main(): void {
           const cpu = process.cpuUsage(cpu0); // the daemon's CPU (user + system) from start to programmed
           marks.programCpu = (cpu.user + cpu.system) / 1000;
         }
-        await alloc.stop('program');
+        await alloc.stop(c.atMost === undefined ? 'program' : 'remove-all');
+        if (c.atMost === undefined) await alloc.start(); // the convergence phase, until the first full sync
         // KERNEL_BENCH_HEAP_SNAPSHOT=<dir>: what is live once programmed (takes seconds, doubles the heap).
         const snapDir = process.env.KERNEL_BENCH_HEAP_SNAPSHOT;
         if (snapDir && !marks.snapshotWritten) marks.snapshotWritten = (writeHeapSnapshot(join(snapDir, 'after-program.heapsnapshot')), msSince(t0));
@@ -207,12 +238,14 @@ function main(): void {
         const dp = dataplane();
         if (!dp) throw new Error('not ready');
         await dp.idle();
+        if (fullSyncs === 0) await alloc.stop('convergence');
         await alloc.start();
         const s = hr();
         const cpu0 = process.cpuUsage();
         await dp.requestSync('full');
         const cpu = process.cpuUsage(cpu0);
         await alloc.stop(`full-sync-${++fullSyncs}`);
+        await alloc.start(); // then the removal of every lease (stopped by its count)
         return send({ t: 'fullSync', id: c.id, ms: msSince(s), cpuMs: (cpu.user + cpu.system) / 1000 });
       }
       case 'stats': {
@@ -243,6 +276,8 @@ function main(): void {
   };
 
   process.on('message', (c: DaemonCmd) => {
+    if (c.cmd !== 'stats') trace.phase = c.cmd === 'watch' ? 'convergence' : c.cmd === 'count' ? (c.atMost !== undefined ? 'remove-all' : 'program') : c.cmd;
+    if (c.cmd === 'stop') trace.flush();
     handle(c).catch((e: unknown) => send({ t: 'error', id: c.id, message: e instanceof Error ? e.message : String(e) }));
   });
   const quit = () => {

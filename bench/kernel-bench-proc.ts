@@ -4,7 +4,7 @@
  * Split out of kernel-bench.ts.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { DaemonCmd, DaemonMsg, DaemonStats } from './kernel-bench-daemon';
 
@@ -12,6 +12,15 @@ const REPO = resolve(__dirname, '..');
 const sleep = (t: number): Promise<void> => new Promise((r) => setTimeout(r, t));
 function sh(cmd: string, ...args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+}
+
+/** The node flags of plugin/config.json's entrypoint (between node and the script) and its fixed
+ *  (not settable) environment variables that are not the daemon's settings (MALLOC_ARENA_MAX). */
+export function shippedRuntime(): { flags: string[]; env: Record<string, string> } {
+  const c = JSON.parse(readFileSync(join(REPO, 'plugin/config.json'), 'utf8')) as { entrypoint: string[]; env?: { name: string; value?: string; settable?: string[] }[] };
+  const env: Record<string, string> = {};
+  for (const e of c.env ?? []) if (e.name.startsWith('MALLOC_') && !e.settable && e.value !== undefined) env[e.name] = e.value;
+  return { flags: c.entrypoint.slice(1, -1), env };
 }
 
 /** Compile src/ and the daemon driver with tsc (the project's build options) into `dir`. */

@@ -18,10 +18,14 @@
  * under tsx it was ~110 MB before the daemon even started (the tsx loader alone is ~35 MB, the
  * harness's etcd client, seed data and kernel dumps the rest), which made the RSS target
  * meaningless, and the harness's own work shared the daemon's event loop.
- * Knobs: KERNEL_BENCH_NODE_FLAGS='--max-semi-space-size=2 …' runs the daemon's node with them;
+ * The daemon's node runs with the flags of plugin/config.json's entrypoint and its MALLOC_* env
+ * (what the managed plugin ships); knobs: KERNEL_BENCH_NODE_FLAGS='--max-semi-space-size=2 …'
+ * runs it with these instead and without that env (KERNEL_BENCH_NODE_FLAGS= with nothing: plain
+ * node, glibc's default arenas);
  * KERNEL_BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the daemon process (slows it),
  * KERNEL_BENCH_ALLOC_PROF=<dir> allocation profiles of the program phase and the full syncs
  * and KERNEL_BENCH_HEAP_SNAPSHOT=<dir> a heap snapshot once programmed (kernel-bench-daemon.ts);
+ * KERNEL_BENCH_MEM_TRACE=<file> a timeline of the daemon's RSS and heap every 25 ms, by phase;
  * KERNEL_BENCH_DEBUG=1 shows the daemon's debug log.
  *
  * Phases (flannel config: Network 10.0.0.0/13, i.e. 2047 leasable /24s, vxlan VNI 1):
@@ -67,7 +71,7 @@ import { inScratchNetns } from '../test/kernel/netns';
 import type { DaemonStats } from './kernel-bench-daemon';
 import { CHILD_ENV, recordPid, runInScratchNetns } from './kernel-bench-parent';
 import { countKernel, fdbCount, LAST_SLOT, leaseValue, NETWORK, PEERS, peerPublicIPs, PREFIX, SCALE, slotSubnet, VNI } from './kernel-bench-peers';
-import { buildDaemon, DaemonProc } from './kernel-bench-proc';
+import { buildDaemon, DaemonProc, shippedRuntime } from './kernel-bench-proc';
 import { dpDelta, judge, mb, printTable, round, summary } from './kernel-bench-report';
 
 const CHILD_BUDGET_MS = 150_000 * SCALE;
@@ -192,8 +196,12 @@ async function runBench(): Promise<number> {
     };
     for (const k of ['NODE_OPTIONS', CHILD_ENV]) delete env[k];
     const profDir = process.env.KERNEL_BENCH_CPU_PROF; // see Knobs above
-    const execArgv = [...(profDir ? ['--cpu-prof', '--cpu-prof-dir', resolve(profDir)] : []), ...(process.env.KERNEL_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])];
-    for (const k of ['KERNEL_BENCH_ALLOC_PROF', 'KERNEL_BENCH_HEAP_SNAPSHOT']) if (env[k]) env[k] = resolve(env[k]);
+    const shipped = shippedRuntime(); // what the managed plugin runs node with (plugin/config.json)
+    const ownFlags = process.env.KERNEL_BENCH_NODE_FLAGS?.split(' ').filter(Boolean);
+    if (!ownFlags) for (const [k, v] of Object.entries(shipped.env)) env[k] ??= v;
+    const nodeFlags = ownFlags ?? shipped.flags;
+    const execArgv = [...(profDir ? ['--cpu-prof', '--cpu-prof-dir', resolve(profDir)] : []), ...nodeFlags];
+    for (const k of ['KERNEL_BENCH_ALLOC_PROF', 'KERNEL_BENCH_HEAP_SNAPSHOT', 'KERNEL_BENCH_MEM_TRACE']) if (env[k]) env[k] = resolve(env[k]);
     const proc = new DaemonProc(fork(daemonJs, [], { execArgv, env, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     cleanups.push(() => proc.kill());
     recordPid(proc.child.pid, 'kernel-bench-daemon');
@@ -314,7 +322,7 @@ async function runBench(): Promise<number> {
         peers: PEERS,
         distinctPublicIPs: Math.min(PEERS, ips.length),
         parent: `${PARENT} (veth, ${OUR_IP}/24, default via ${GATEWAY}) in a scratch netns`,
-        daemon: `separate process: src/ compiled by tsc, plain node${execArgv.length ? ` ${execArgv.join(' ')}` : ''}, driven over IPC (bench/kernel-bench-daemon.ts)`,
+        daemon: `separate process: src/ compiled by tsc, node${execArgv.length ? ` ${execArgv.join(' ')}` : ' (no flags)'}${env.MALLOC_ARENA_MAX ? `, MALLOC_ARENA_MAX=${env.MALLOC_ARENA_MAX}` : ''}, driven over IPC (bench/kernel-bench-daemon.ts)`,
         ownSubnet: afterProgram.ownSubnet,
         buildMs: round(buildMs),
         seedMs: round(seedMs),

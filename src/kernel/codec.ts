@@ -54,6 +54,19 @@ export function attrList(buf: Buffer, start = 0): [number, Buffer][] {
   }
   return out;
 }
+/** Where the value of the first attribute of `type` in `buf[start, end)` starts (its length:
+ *  {@link attrValueLength}), or -1. Allocates nothing: for dumps of thousands of elements. */
+export function attrOffset(buf: Buffer, start: number, end: number, type: number): number {
+  for (let off = start; off + 4 <= end; ) {
+    const len = buf.readUInt16LE(off);
+    if (len < 4 || off + len > end) return -1;
+    if ((buf.readUInt16LE(off + 2) & NLA_TYPE_MASK) === type) return off + 4;
+    off += (len + 3) & ~3;
+  }
+  return -1;
+}
+/** The value length of the attribute whose value starts at `valueOff` (from {@link attrOffset}). */
+export const attrValueLength = (buf: Buffer, valueOff: number): number => buf.readUInt16LE(valueOff - 4) - 4;
 /** Like attrList, but a truncated or overlong attribute, or stray bytes at the end, is an error
  *  naming `where` and the offset (for replies we must read whole, e.g. a WireGuard dump). */
 export function attrListStrict(buf: Buffer, start: number, where: string): [number, Buffer][] {

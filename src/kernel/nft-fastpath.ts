@@ -24,7 +24,8 @@
  * them the write fails with an UNSUPPORTED error naming the option and the routed path stays.
  */
 import { endpointChains, endpointMap, FASTPATH_TABLE, overlayChains, peerSet, planMarkerChain, setChanges, type FastpathPlan } from '../domain/fastpath';
-import { attr, attrList, attrsOf, exchange, kernelError, message, nftType, NLM_F_DUMP, NLM_F_REQUEST, sequencer, str } from './nft-netlink';
+import { attrOffset, attrValueLength } from './codec';
+import { attr, exchange, kernelError, message, nftType, NLM_F_DUMP, NLM_F_REQUEST, sequencer, str } from './nft-netlink';
 import { FASTPATH_BATCH_BYTES, FastpathBatch, NFPROTO_NETDEV, readNetdevChains } from './nft-fastpath-batch';
 import type { FastpathResult } from './types';
 
@@ -53,17 +54,35 @@ async function readTable(sets: string[], timeoutMs: number): Promise<TableState 
     if (!dump || dump.errno === -2) continue;
     if (dump.errno < 0) throw kernelError(`nftables: list the elements of ${name}`, dump.errno);
     const elems = new Map<number, number | undefined>();
-    for (const m of dump.msgs) {
-      for (const [, elem] of attrList(attrsOf(m.payload).get(3 /* ELEMENTS */) ?? Buffer.alloc(0))) {
-        const e = attrsOf(elem, 0);
-        const key = attrsOf(e.get(1 /* KEY */) ?? Buffer.alloc(0), 0).get(1);
-        const data = attrsOf(e.get(2 /* DATA */) ?? Buffer.alloc(0), 0).get(1);
-        if (key && key.length === 4) elems.set(key.readUInt32BE(0), data && data.length === 4 ? data.readUInt32LE(0) : undefined);
-      }
-    }
+    for (const m of dump.msgs) readElements(m.payload, elems);
     state.sets.set(name, elems);
   }
   return state;
+}
+
+/** NFTA_NESTED_VALUE (1) of the nest whose value starts at `at`: u32 value offset, or -1. */
+const valueIn = (p: Buffer, at: number): number => (at < 0 ? -1 : attrOffset(p, at, at + attrValueLength(p, at), 1));
+
+/**
+ * The elements of one GETSETELEM reply (nfgenmsg, then ELEMENTS = a list of LIST_ELEM, each with
+ * KEY and, in a map, DATA; both nests hold a DATA_VALUE): 4-byte key → u32 data (a map's
+ * ifindex) or undefined. Read in place by offsets: a 10,000-peer set is 10,000 elements every
+ * few seconds, and three Maps and their subarrays per element were the fast path check's garbage.
+ */
+function readElements(p: Buffer, into: Map<number, number | undefined>): void {
+  const list = attrOffset(p, 4, p.length, 3 /* ELEMENTS */);
+  if (list < 0) return;
+  const listEnd = list + attrValueLength(p, list);
+  for (let off = list; off + 4 <= listEnd; ) {
+    const len = p.readUInt16LE(off);
+    if (len < 4 || off + len > listEnd) break;
+    const key = valueIn(p, attrOffset(p, off + 4, off + len, 1 /* KEY */));
+    if (key >= 0 && attrValueLength(p, key) === 4) {
+      const data = valueIn(p, attrOffset(p, off + 4, off + len, 2 /* DATA */));
+      into.set(p.readUInt32BE(key), data >= 0 && attrValueLength(p, data) === 4 ? p.readUInt32LE(data) : undefined);
+    }
+    off += (len + 3) & ~3;
+  }
 }
 
 /**
@@ -94,9 +113,13 @@ export async function ensureFastpath(plan: FastpathPlan, timeoutMs = 5000, batch
   for (const chain of have.chains) if (!keep.has(chain)) b.deleteChain(chain);
   for (const [name, { veth, vni }] of endpoints) if (!have.chains.has(name)) b.addEndpointChain(name, veth, vni);
   for (const o of plan.overlays) {
+    const wantEndpoints = new Map<number, number | undefined>();
+    for (const e of o.endpoints) wantEndpoints.set(e.address, e.vethIndex);
+    const wantPeers = new Map<number, number | undefined>();
+    for (const p of o.peers) wantPeers.set(p, undefined);
     for (const [set, want] of [
-      [endpointMap(o.vni), new Map(o.endpoints.map((e) => [e.address, e.vethIndex] as [number, number | undefined]))],
-      [peerSet(o.vni), new Map(o.peers.map((p) => [p, undefined] as [number, number | undefined]))],
+      [endpointMap(o.vni), wantEndpoints],
+      [peerSet(o.vni), wantPeers],
     ] as const) {
       const { remove, add } = setChanges(have.sets.get(set)!, want);
       b.deleteElements(set, remove);

@@ -20,7 +20,7 @@ import { AF_INET, AF_INET6, canonicalIp6, familyOf, ip6ToBuf, parseNetworkCidr6 
 import { isErrno } from './errno';
 import { getLinkByIndex, publicLink } from './links';
 import type { NlSocket } from './netlink-socket';
-import { decodeRoute, dumpRequest, NLM_F_CREATE, NLM_F_REPLACE, routeMessage, RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE } from './rtnl-messages';
+import { decodeRoute, dumpRequest, type DumpedRoute, NLM_F_CREATE, NLM_F_REPLACE, routeMessage, RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE } from './rtnl-messages';
 import type { LinkInfo, RouteEntry } from './types';
 
 const MAIN_TABLE = 254;
@@ -36,26 +36,26 @@ interface RawRoute extends RouteEntry {
   priority: number;
 }
 
-async function dumpMainRoutes(ns: NlSocket, family: 4 | 6 = 4): Promise<RawRoute[]> {
+/** Main-table unicast routes of `family`, each made by `make` from its decoded message (null: left out). */
+async function dumpMainRoutes<T>(ns: NlSocket, family: 4 | 6, make: (d: DumpedRoute, dst: string) => T | null): Promise<T[]> {
   const af = family === 6 ? AF_INET6 : AF_INET;
   const req = dumpRequest(RTM_GETROUTE, rt.formatRoute({ family: af }));
-  const out = await ns.dumpDecoded(family === 6 ? 'list IPv6 routes' : 'list routes', req, (b, start, end, type): RawRoute | null => {
+  return ns.dumpDecoded(family === 6 ? 'list IPv6 routes' : 'list routes', req, (b, start, end, type): T | null => {
     const d = type === RTM_NEWROUTE ? decodeRoute(b, start, end) : null;
     if (!d || d.family !== af || d.table !== MAIN_TABLE) return null;
     if (d.type !== RTN_UNICAST) return null; // skip blackhole etc.
-    const r: RawRoute = { dst: `${d.dst || (family === 6 ? '::' : '0.0.0.0')}/${d.dstLen}`, oif: d.oif, onlink: (d.flags & RTNH_F_ONLINK) !== 0, priority: d.priority };
-    if (d.gateway) r.gateway = d.gateway;
-    return r;
+    return make(d, `${d.dst || (family === 6 ? '::' : '0.0.0.0')}/${d.dstLen}`);
   });
-  return out;
 }
 
-/** Main-table unicast routes of `family` (4 by default), optionally only those leaving through `oif`. */
+/** Main-table unicast routes of `family` (4 by default), optionally only those leaving through `oif`.
+ *  Built once, in the dump's callback (a full sync at 10,000 peers lists 10,000 routes). */
 export async function listRoutes(ns: NlSocket, oif?: number, family: 4 | 6 = 4): Promise<RouteEntry[]> {
-  const all = await dumpMainRoutes(ns, family);
-  return all
-    .filter((r) => oif === undefined || r.oif === oif)
-    .map(({ dst, gateway, oif: o, onlink }) => (gateway ? { dst, gateway, oif: o, onlink } : { dst, oif: o, onlink }));
+  return dumpMainRoutes(ns, family, (d, dst): RouteEntry | null => {
+    if (oif !== undefined && d.oif !== oif) return null;
+    const onlink = (d.flags & RTNH_F_ONLINK) !== 0;
+    return d.gateway ? { dst, gateway: d.gateway, oif: d.oif, onlink } : { dst, oif: d.oif, onlink };
+  });
 }
 
 export function describeRoute(r: RouteEntry): string {
@@ -107,7 +107,7 @@ export async function deleteRoute(ns: NlSocket, dstCidr: string): Promise<void> 
 
 /** The link of the main-table default route with the lowest metric, or null. */
 export async function defaultRouteInterface(ns: NlSocket): Promise<LinkInfo | null> {
-  const defaults = (await dumpMainRoutes(ns)).filter((r) => r.dst === '0.0.0.0/0' && r.oif > 0);
+  const defaults = (await dumpMainRoutes(ns, 4, (d, dst): RawRoute | null => (dst === '0.0.0.0/0' && d.oif > 0 ? { dst, oif: d.oif, onlink: (d.flags & RTNH_F_ONLINK) !== 0, priority: d.priority, ...(d.gateway ? { gateway: d.gateway } : {}) } : null)));
   defaults.sort((a, b) => a.priority - b.priority);
   const best = defaults[0];
   if (!best) return null;

@@ -54,7 +54,8 @@ export async function gatherFastpath(overlays: readonly FastpathOverlaySource[],
   // The reconciler's peer routes: `<subnet> via <subnet>.0 dev flannel.<VNI> onlink`.
   const inputs: FastpathOverlayInput[] = ready.map((o) => ({
     ...o,
-    peerRoutes: routes.filter((r) => r.oif === o.vxlanIndex && r.onlink && r.gateway !== undefined && r.dst === `${r.gateway}/${r.dst.split('/')[1]}`).map((r) => parseCidr(r.dst)),
+    // dst is `<gateway>/<len>`: compared in place (no string built per route; 10,000 at 10,000 peers)
+    peerRoutes: routes.filter((r) => r.oif === o.vxlanIndex && r.onlink && r.gateway !== undefined && r.dst.startsWith(r.gateway) && r.dst.charCodeAt(r.gateway.length) === 47).map((r) => parseCidr(r.dst)),
   }));
   const hostRoutes = routes.filter((r) => r.dst.endsWith('/32') && !r.gateway).flatMap((r) => {
     const name = byIndex.get(r.oif)?.name;

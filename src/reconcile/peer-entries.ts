@@ -9,7 +9,7 @@
 import type { Kernel } from '../kernel';
 import { parseCidr } from '../domain/ipv4';
 import type { NetworkConfig } from '../domain/network-config';
-import { PeerOp, PeerState, routeInOverlay } from '../domain/peers';
+import { FdbWant, PeerOp, PeerState, routeInOverlay } from '../domain/peers';
 
 const WRITE_PIPELINE = 256; // netlink writes in flight per stage (batched into few datagrams: kernel/rtnl-writer.ts)
 const STAGES: PeerOp['op'][] = ['deleteRoute', 'deleteFlood', 'deleteFdb', 'deleteNeighbour', 'setNeighbour', 'setFdb', 'setFlood', 'setRoute'];
@@ -24,9 +24,11 @@ export interface PeerDevices {
 export async function observePeerEntries(kernel: Kernel, vxIndex: number, pubIndex: number, config: NetworkConfig): Promise<PeerState> {
   const state: PeerState = { neighbours: [], fdb: [], routes: [], flood: [] };
   if (vxIndex) {
-    for (const n of await kernel.listNeighbours(vxIndex)) if (n.permanent) state.neighbours.push({ ip: n.ip, mac: n.mac });
+    // The kernel's entry objects themselves, not copies (a full sync at 10,000 peers lists 20,000
+    // of them; the plan only reads ip/mac/dst).
+    for (const n of await kernel.listNeighbours(vxIndex)) if (n.permanent) state.neighbours.push(n);
     for (const f of await kernel.listFdb(vxIndex)) {
-      if (f.permanent && f.dst && f.mac !== ZERO_MAC) state.fdb.push({ mac: f.mac, dst: f.dst });
+      if (f.permanent && f.dst && f.mac !== ZERO_MAC) state.fdb.push(f as FdbWant);
       else if (f.permanent && f.dst && f.mac === ZERO_MAC) state.flood.push(f.dst);
     }
   }

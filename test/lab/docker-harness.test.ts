@@ -150,7 +150,7 @@ describe('docker lab harness and plugin packaging', { timeout: 300_000 }, () => 
     assert.equal((await run('chroot', [fs, '/usr/local/bin/node', '-e', script])).stdout.trim(), 'loaded');
     assert.match((await run('chroot', [fs, '/usr/local/bin/node', '/app/dist/main.js', 'help'])).stdout, /Usage:/);
     const cfg = JSON.parse(readFileSync(join(built.dir, 'config.json'), 'utf8')) as { entrypoint: string[] };
-    assert.deepEqual(cfg.entrypoint, ['/usr/local/bin/node', '/app/dist/main.js']);
+    assert.deepEqual(cfg.entrypoint, ['/usr/local/bin/node', '--max-semi-space-size=4', '--heap-growing-percent=20', '/app/dist/main.js']);
   });
 
   it('create on h1, push to the LAN registry, install --disable on h2: inspect shows our config', async () => {
