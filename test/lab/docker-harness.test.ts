@@ -166,7 +166,7 @@ describe('docker lab harness and plugin packaging', { timeout: 300_000 }, () => 
     assert.equal(p.Config.Interface.Socket, 'overlay-flannel.sock');
     assert.equal(p.Config.Network.Type, 'host');
     assert.deepEqual(p.Config.Linux.Capabilities, ['CAP_NET_ADMIN']);
-    assert.deepEqual(p.Config.Entrypoint, ['/usr/local/bin/node', '/app/dist/main.js']);
+    assert.deepEqual(p.Config.Entrypoint, ['/usr/local/bin/node', '--max-semi-space-size=4', '--heap-growing-percent=20', '/app/dist/main.js']);
     const settable = p.Config.Env.filter((e) => e.Settable?.includes('value')).map((e) => e.Name).sort();
     assert.deepEqual(settable, [
       'ADDRESS_AUDIT_INTERVAL', 'ETCD_CAFILE', 'ETCD_CERTFILE', 'ETCD_ENDPOINTS', 'ETCD_KEYFILE', 'ETCD_PASSWORD', 'ETCD_PREFIX', 'ETCD_USERNAME',
