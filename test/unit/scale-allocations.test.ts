@@ -15,14 +15,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Session } from 'node:inspector';
-import pino from 'pino';
-import { FakeKernel } from '../fakes/fake-kernel';
-import { OverlayDataplane } from '../../src/reconcile/overlay-dataplane';
-import { SerialQueue } from '../../src/util/serial-queue';
-import { parseNetworkConfig } from '../../src/domain/network-config';
-import { cidr, parseCidr, parseIPv4 } from '../../src/domain/ipv4';
-import type { Lease } from '../../src/domain/lease';
-import type { PublicInterface } from '../../src/host/public-interface';
+import { scaleConfig, scaleFleet, scaleLease, scaleLog } from '../helpers/scale-peers';
 
 const PEERS = 2000;
 const MB = 2 ** 20;
@@ -33,15 +26,9 @@ const PROGRAM_BOUND = 160 * MB;
 /** Bytes allocated by one full sync over PEERS unchanged, programmed peers: 4.3–4.4 MB measured. */
 const FULL_SYNC_BOUND = 6 * MB;
 
-const log = pino({ level: 'silent' });
-const cfg = parseNetworkConfig('{"Network":"10.0.0.0/13","Backend":{"Type":"vxlan","VNI":1}}');
-const underlay = ['198.51.100', '203.0.113'].flatMap((n) => Array.from({ length: 254 }, (_, h) => `${n}.${h + 1}`));
-const hex = (n: number): string => n.toString(16).padStart(2, '0');
-const lease = (slot: number, publicIP = underlay[slot % underlay.length]!): Lease => ({
-  subnet: cidr((parseIPv4('10.0.0.0') + slot * 256) >>> 0, 24),
-  attrs: { publicIP, backendType: 'vxlan', vxlan: { vni: 1, vtepMac: `0e:00:00:00:${hex(slot >> 8)}:${hex(slot & 255)}` } },
-  etcdLease: '1',
-});
+const log = scaleLog;
+const cfg = scaleConfig;
+const lease = scaleLease;
 
 interface ProfileNode { selfSize: number; children: ProfileNode[] }
 const total = (n: ProfileNode): number => n.selfSize + n.children.reduce((s, c) => s + total(c), 0);
@@ -63,12 +50,7 @@ async function allocated(fn: () => Promise<void>): Promise<number> {
 }
 
 test(`programming ${PEERS} peers and a full sync over them allocate within their stated bounds`, async () => {
-  const kernel = new FakeKernel();
-  const eth = kernel.addDevice('eth0', { mtu: 1500, up: true, cidr: '192.0.2.1/24' });
-  const pub: PublicInterface = { link: eth, address: '192.0.2.1', publicIP: '192.0.2.1', networks: [parseCidr('192.0.2.0/24')] };
-  const dp = new OverlayDataplane(kernel, new SerialQueue(), log, cfg, pub);
-  const own = lease(1, '192.0.2.1');
-  const peers = Array.from({ length: PEERS }, (_, i) => lease(i + 2));
+  const { kernel, pub, dp, own, peers } = scaleFleet(PEERS);
   const program = await allocated(async () => {
     await dp.attach(own);
     await dp.idle();

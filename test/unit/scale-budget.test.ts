@@ -14,18 +14,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import pino from 'pino';
 import { FakeKernel } from '../fakes/fake-kernel';
 import { OverlayDataplane } from '../../src/reconcile/overlay-dataplane';
 import { gatherFastpath } from '../../src/reconcile/fastpath-keeper';
 import { SerialQueue } from '../../src/util/serial-queue';
-import { parseNetworkConfig } from '../../src/domain/network-config';
-import { cidr, parseCidr, parseIPv4 } from '../../src/domain/ipv4';
-import type { Lease } from '../../src/domain/lease';
-import { vtepMacFor } from '../../src/domain/mac';
+import { parseCidr, parseIPv4 } from '../../src/domain/ipv4';
+import { scaleConfig, scaleFleet, scaleLease, scaleLog } from '../helpers/scale-peers';
 import type { Kernel } from '../../src/kernel';
 import { ELEMENTS_PER_MESSAGE, FastpathBatch } from '../../src/kernel/nft-fastpath-batch';
-import type { PublicInterface } from '../../src/host/public-interface';
 
 const PEERS = 2000;
 /** Writes per peer lease: neighbour, FDB entry, route. */
@@ -35,16 +31,9 @@ const DEVICE_WRITES = 3;
 /** Dumps of one full sync: neighbours and FDB of the vxlan device, the route table. */
 const DUMPS_PER_FULL_SYNC = 3;
 
-const log = pino({ level: 'silent' });
-const cfg = parseNetworkConfig('{"Network":"10.0.0.0/13","Backend":{"Type":"vxlan","VNI":1}}');
-// Underlay addresses from the documentation ranges only, reused round-robin (nothing is sent).
-const underlay = ['198.51.100', '203.0.113'].flatMap((n) => Array.from({ length: 254 }, (_, h) => `${n}.${h + 1}`));
-const hex = (n: number): string => n.toString(16).padStart(2, '0');
-const lease = (slot: number, publicIP = underlay[slot % underlay.length]!): Lease => ({
-  subnet: cidr((parseIPv4('10.0.0.0') + slot * 256) >>> 0, 24),
-  attrs: { publicIP, backendType: 'vxlan', vxlan: { vni: 1, vtepMac: slot === 1 ? vtepMacFor(1, publicIP) : `0e:00:00:00:${hex(slot >> 8)}:${hex(slot & 255)}` } },
-  etcdLease: '1',
-});
+const log = scaleLog;
+const cfg = scaleConfig;
+const lease = scaleLease;
 
 const DUMPS: (keyof Kernel)[] = ['listLinks', 'listAddresses', 'listRoutes', 'listNeighbours', 'listFdb'];
 /** Writes and dumps since the last call. */
@@ -63,12 +52,7 @@ function meter(kernel: FakeKernel): () => { writes: string[]; dumps: number } {
 const peerWrites = (w: string[]): string[] => w.filter((x) => /Neighbour|Fdb|Route/.test(x));
 
 test(`programming ${PEERS} peers stays within its budget of kernel writes and dumps`, async () => {
-  const kernel = new FakeKernel();
-  const eth = kernel.addDevice('eth0', { mtu: 1500, up: true, cidr: '192.0.2.1/24' });
-  const pub: PublicInterface = { link: eth, address: '192.0.2.1', publicIP: '192.0.2.1', networks: [parseCidr('192.0.2.0/24')] };
-  const dp = new OverlayDataplane(kernel, new SerialQueue(), log, cfg, pub);
-  const own = lease(1, '192.0.2.1');
-  const peers = Array.from({ length: PEERS }, (_, i) => lease(i + 2));
+  const { kernel, pub, dp, own, peers } = scaleFleet(PEERS);
   const since = meter(kernel);
 
   // From an empty kernel, in the daemon's order (overlay-agent.ts): attach with our lease (the
