@@ -218,6 +218,7 @@ async function startStatusServer(settings: Settings, metrics: StatusMetrics, p: 
                 docker: p.plugin.dockerUnusable === null ? listDocker : null,
                 dockerUnusable: p.plugin.dockerUnusable ?? undefined,
                 addressOf: (id) => p.plugin.driver?.endpointAddress(id),
+                address6Of: (id) => p.plugin.driver?.endpointAddress(id, 6),
                 networkOf: (id) => p.plugin.driver?.endpointNetwork(id),
               }),
           }),

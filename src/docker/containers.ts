@@ -3,7 +3,7 @@
  * this plugin serves here: every host-side veth `ofh<endpoint id>` (enslaved to the network's
  * bridge `ofb-<network id>` in the bridge data path; in the routed one the driver remembers the
  * network of endpoints it created). Docker, when its socket answers, adds the container's name, the
- * network's name and the address (`GET /containers/json`, read-only, bounded in time); without
+ * network's name and the addresses, v4 and v6 (`GET /containers/json`, read-only, bounded in time); without
  * Docker the rows still show, with the address the driver remembers (endpoints created since
  * this process started) and no names. The kernel's links come in as a port: no netlink here.
  */
@@ -21,6 +21,8 @@ export interface DockerEndpoint {
   endpointId: string;
   /** IPv4 address without prefix length ('' if Docker has none). */
   address: string;
+  /** IPv6 address (GlobalIPv6Address, a --ipv6 network) without prefix length ('' if none). */
+  address6: string;
 }
 
 /** A lister of the running containers' network attachments, over the Docker socket. */
@@ -32,7 +34,7 @@ export function dockerEndpointLister(socketPath: string, timeoutMs = 5000): () =
       const name = (c.Names?.[0] ?? c.Id.slice(0, 12)).replace(/^\//, '');
       for (const [network, n] of Object.entries(c.NetworkSettings?.Networks ?? {})) {
         if (!n?.EndpointID) continue;
-        out.push({ container: name, containerId: c.Id, network, networkId: n.NetworkID ?? '', endpointId: n.EndpointID, address: n.IPAddress ?? '' });
+        out.push({ container: name, containerId: c.Id, network, networkId: n.NetworkID ?? '', endpointId: n.EndpointID, address: n.IPAddress ?? '', address6: n.GlobalIPv6Address ?? '' });
       }
     }
     return out;
@@ -49,6 +51,8 @@ export interface LocalEndpoint {
   /** Full network id (Docker), else the start of it from the bridge name. */
   networkId: string | null;
   address: string | null;
+  /** Its IPv6 address (a --ipv6 network), else null. */
+  address6: string | null;
   /** Container name (Docker) or null. */
   container: string | null;
   containerId: string | null;
@@ -71,6 +75,8 @@ export interface LocalEndpointSources {
   dockerUnusable?: string;
   /** The driver's memory of endpoint addresses, by endpoint id prefix. */
   addressOf?(endpointIdPrefix: string): string | undefined;
+  /** The same for IPv6 addresses. */
+  address6Of?(endpointIdPrefix: string): string | undefined;
   /** The driver's memory of endpoint networks (a routed veth has no bridge as master to tell it). */
   networkOf?(endpointIdPrefix: string): string | undefined;
 }
@@ -101,6 +107,7 @@ export async function localEndpoints(src: LocalEndpointSources): Promise<Contain
       network: d?.network ?? null,
       networkId: d?.networkId || (bridge?.startsWith(BRIDGE_PREFIX) ? bridge.slice(BRIDGE_PREFIX.length) : null),
       address: d?.address || src.addressOf?.(short) || null,
+      address6: d?.address6 || src.address6Of?.(short) || null,
       container: d?.container ?? null,
       containerId: d?.containerId ?? null,
     });

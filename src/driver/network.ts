@@ -206,8 +206,8 @@ export class NetworkDriver {
   }
 
   /** The address of an endpoint created since this process started, by the start of its id. */
-  addressOf(endpointIdPrefix: string): string | undefined {
-    for (const [id, ip] of this.addresses) if (id.toLowerCase().startsWith(endpointIdPrefix)) return ip;
+  addressOf(endpointIdPrefix: string, family: 4 | 6 = 4): string | undefined {
+    for (const [id, ip] of family === 6 ? this.addresses6 : this.addresses) if (id.toLowerCase().startsWith(endpointIdPrefix)) return ip;
     return undefined;
   }
 

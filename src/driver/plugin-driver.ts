@@ -65,9 +65,9 @@ export class OverlayPluginDriver implements PluginDriver {
   endpointOperInfo(networkId: string, endpointId: string) {
     return this.net.endpointOperInfo(networkId, endpointId);
   }
-  /** For the status page: an endpoint's address, if created since this process started. */
-  endpointAddress(endpointIdPrefix: string): string | undefined {
-    return this.net.addressOf(endpointIdPrefix);
+  /** For the status page: an endpoint's address (IPv4, or its IPv6 one), if created since this process started. */
+  endpointAddress(endpointIdPrefix: string, family: 4 | 6 = 4): string | undefined {
+    return this.net.addressOf(endpointIdPrefix, family);
   }
   /** For the status page: an endpoint's network id, if created since this process started. */
   endpointNetwork(endpointIdPrefix: string): string | undefined {

@@ -1,7 +1,8 @@
 /**
  * Link primitives: read (by name, by index, dump), parse IFLA_LINKINFO, create, modify, delete.
  * The "ensure" logic built on them lives in link-ensure.ts. Also the forwarding switches: v4 per
- * device over rtnetlink, v6 host-wide through procfs (ensureIpv6Forwarding).
+ * device over rtnetlink, v6 host-wide through procfs (ensureIpv6Forwarding), and a v6 device's
+ * accept_ra through procfs (disableAcceptRa).
  *
  * Encoding notes: IFLA_LINKINFO is a raw Buffer in the package (ifla.formatInfo/parseInfo), the
  * vxlan data inside it is ifla.formatVxlan/parseVxlan (port is big-endian), and IFLA_LINK (the
@@ -205,22 +206,41 @@ export interface Ipv6ForwardingResult {
   path: string;
 }
 
-/** 'already' when it was on, 'set' when we turned it on; UNAVAILABLE naming the sysctl when no root could. */
-export async function ensureIpv6Forwarding(sysctlRoots: readonly string[]): Promise<Ipv6ForwardingResult> {
+/** `key` (under /proc/sys) made `want` through the first root that can; the errors of every root otherwise. */
+async function ensureSysctl(roots: readonly string[], key: string, want: string): Promise<Ipv6ForwardingResult | string[]> {
   const errors: string[] = [];
-  for (const root of sysctlRoots) {
-    const path = join(root, KEY);
+  for (const root of roots) {
+    const path = join(root, key);
     try {
-      if ((await readFile(path, 'utf8')).trim() === '1') return { state: 'already', path };
-      await writeFile(path, '1\n');
-      if ((await readFile(path, 'utf8')).trim() === '1') return { state: 'set', path };
-      errors.push(`${path}: still 0 after writing 1`);
+      if ((await readFile(path, 'utf8')).trim() === want) return { state: 'already', path };
+      await writeFile(path, `${want}\n`);
+      if ((await readFile(path, 'utf8')).trim() === want) return { state: 'set', path };
+      errors.push(`${path}: still not ${want} after writing it`);
     } catch (e) {
       errors.push(`${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
     }
   }
+  return errors;
+}
+
+/** 'already' when it was on, 'set' when we turned it on; UNAVAILABLE naming the sysctl when no root could. */
+export async function ensureIpv6Forwarding(sysctlRoots: readonly string[]): Promise<Ipv6ForwardingResult> {
+  const r = await ensureSysctl(sysctlRoots, KEY, '1');
+  if (!Array.isArray(r)) return r;
   throw unavailable(
-    `IPv6 forwarding is off on this host and could not be turned on (${errors.join('; ')}): ` +
+    `IPv6 forwarding is off on this host and could not be turned on (${r.join('; ')}): ` +
       'run sysctl -w net.ipv6.conf.all.forwarding=1 on the host (containers of --ipv6 networks need it to reach other hosts)',
   );
+}
+
+/**
+ * net.ipv6.conf.<device>.accept_ra=0, as flanneld sets it on flannel-v6.<VNI> when it creates it:
+ * the device takes no router advertisement (no SLAAC address, no default route through the
+ * overlay). Per device and, like forwarding, only through procfs (the same roots, in order).
+ */
+export async function disableAcceptRa(sysctlRoots: readonly string[], device: string): Promise<Ipv6ForwardingResult> {
+  checkIfName(device);
+  const r = await ensureSysctl(sysctlRoots, `net/ipv6/conf/${device}/accept_ra`, '0');
+  if (!Array.isArray(r)) return r;
+  throw unavailable(`could not set net.ipv6.conf.${device}.accept_ra=0 (${r.join('; ')})`);
 }

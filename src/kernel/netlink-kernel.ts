@@ -102,6 +102,9 @@ export class NetlinkKernel implements Kernel {
   ensureIpv6Forwarding(): Promise<{ state: 'already' | 'set'; path: string }> {
     return links.ensureIpv6Forwarding(this.sysctlRoots);
   }
+  disableAcceptRa(name: string): Promise<{ state: 'already' | 'set'; path: string }> {
+    return links.disableAcceptRa(this.sysctlRoots, name);
+  }
   setLinkUp(name: string): Promise<void> {
     return links.setLinkUpByName(this.ns, name);
   }

@@ -172,6 +172,8 @@ export interface Kernel {
   setForwarding(ifindex: number, on: boolean): Promise<void>;
   /** net.ipv6.conf.all.forwarding=1 in this namespace (src/kernel/links.ts: no per-device v6 switch); UNAVAILABLE if it cannot be set. */
   ensureIpv6Forwarding(): Promise<{ state: 'already' | 'set'; path: string }>;
+  /** net.ipv6.conf.<name>.accept_ra=0 (procfs, links.ts), as flanneld on flannel-v6.<VNI>; UNAVAILABLE if it cannot be set. */
+  disableAcceptRa(name: string): Promise<{ state: 'already' | 'set'; path: string }>;
 
   // wireguard (kernel-wireguard.ts: kernel WireGuard over generic netlink where the kernel has it, else wireguard-go)
   /** Make `spec.name` a WireGuard device with this key and port, MTU set and up. A link of that

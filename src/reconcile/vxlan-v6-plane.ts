@@ -5,7 +5,7 @@
  * Device: vxlan over the public interface's global IPv6 address (IFLA_VXLAN_LOCAL6), same VNI,
  * port, learning and gbp as flannel.<VNI>, MTU (Backend MTU or the interface's) − 70 (the kernel
  * refuses more: docs/spikes/ipv6/results.txt), MAC vtepMacFor(VNI, PublicIPv6), and the lease's v6
- * subnet address as its only /128 inside IPv6Network.
+ * subnet address as its only /128 inside IPv6Network; accept_ra=0 (procfs) when it is made, as flanneld.
  * Peers: domain/peers-v6.ts's entries, planned by domain/peers.ts's planPeers against what the
  * device holds and applied in peer-entries.ts's stages (neighbour, FDB, route; deletions first).
  * Every sync reads the device's v6 tables back (three dumps of one device): simpler than the v4
@@ -79,6 +79,7 @@ export class VxlanV6Plane {
     const b = this.backend;
     const dev = await this.kernel.ensureVxlan({ name: this.deviceName, vni: b.vni, parentIndex: this.pub.link.index, local: this.pub.address6, port: b.port, learning: b.learning, gbp: b.gbp, mtu: this.mtu, mac });
     if (this.index !== 0 && dev.index !== this.index) this.log.warn({ device: this.deviceName }, 'the IPv6 vxlan device was recreated; reprogramming its peers');
+    if (dev.index !== this.index) await this.disableAcceptRa();
     this.index = dev.index;
     await this.kernel.ensureOnlyAddress(dev.index, `${formatIPv6(own.subnet6.base)}/128`, formatCidr6(this.config.ipv6.network));
   }
@@ -104,6 +105,15 @@ export class VxlanV6Plane {
       if (r.gateway && r.oif === this.index) state.routes.push({ dst: r.dst, gateway: r.gateway, dev: 'vxlan', onlink: r.onlink });
     }
     return state;
+  }
+
+  /** accept_ra=0 on a new (or recreated) device, as flanneld; a host where it cannot be set is warned once, not refused (the device floods nothing). */
+  private async disableAcceptRa(): Promise<void> {
+    try {
+      await this.kernel.disableAcceptRa(this.deviceName);
+    } catch (e) {
+      this.warnOnce('accept_ra', { device: this.deviceName, err: (e as Error).message }, 'accept_ra=0 not set on the IPv6 vxlan device');
+    }
   }
 
   private warnOnce(key: string, fields: object, msg: string): void {

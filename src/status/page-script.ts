@@ -102,7 +102,7 @@ function containers(c){if(!c)return '';let h='<div class="card"><h2>containers o
  if(!c.endpoints.length)return h+'<div class="muted">no endpoints</div></div>';
  h+='<table><thead><tr><th>container</th><th>address</th><th>endpoint</th><th>network</th></tr></thead><tbody>';
  for(const e of c.endpoints)h+='<tr class="endpoint" data-endpoint="'+esc(e.endpoint)+'">'+td('container',esc(e.container??'(unknown)'))
-  +td('address',esc(e.address??''))+td('endpoint',esc(e.endpoint))+td('network',esc(e.network??e.bridge??''))+'</tr>';
+  +td('address',esc([e.address,e.address6].filter(Boolean).join(' ')))+td('endpoint',esc(e.endpoint))+td('network',esc(e.network??e.bridge??''))+'</tr>';
  return h+'</tbody></table></div>';}
 function names(n){if(!n)return '';
  const bad=[n.upstreamProblem,n.notWriting&&('this host writes no name records: '+n.notWriting),n.etcdStale&&('names from before etcd went away: '+(n.problem??''))].filter(Boolean);

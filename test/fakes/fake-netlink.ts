@@ -15,7 +15,7 @@
  * Test hooks: addDevice() (a plain NIC), failNext() (inject a failure), writes (a call log).
  * Subclasses go through enter() on every call, so failNext(), close() and the call log apply to them.
  */
-import { conflict, invalid, notFound, OverlayError } from '../../src/errors';
+import { conflict, invalid, notFound, OverlayError, unavailable } from '../../src/errors';
 import { checkIfName, ip4ToInt, macToBuf, parseCidr } from '../../src/kernel/codec';
 import { anyCidr, anyContains, anyIp, anyNetwork, connectedRouteOf, familyOf } from './fake-v6';
 import { KernelError } from '../../src/kernel/errno';
@@ -39,6 +39,8 @@ export interface FakeLink extends LinkInfo {
   peerMoved?: boolean; // peer moved to another netns (simulates Docker's Join)
   /** A WireGuard device's configuration (FakeKernel's ensureWireguard); peers by public key. */
   wg?: { privateKey: string; listenPort: number; peers: Map<string, WireguardPeer> };
+  /** net.ipv6.conf.<name>.accept_ra; unset = 1, the kernel's default. */
+  acceptRa?: number;
 }
 interface FakeRoute extends RouteEntry {
   connected?: boolean;
@@ -194,6 +196,21 @@ export class FakeNetlink {
     const path = '/proc/sys/net/ipv6/conf/all/forwarding';
     if (this.ipv6Forwarding) return { state: 'already', path };
     this.ipv6Forwarding = true;
+    return { state: 'set', path };
+  }
+  /** net.ipv6.conf.<name>.accept_ra of a link (a new link's is 1, the kernel's default). */
+  acceptRa(name: string): number | null {
+    const l = this.byName(name);
+    return l ? (l.acceptRa ?? 1) : null;
+  }
+  async disableAcceptRa(name: string): Promise<{ state: 'already' | 'set'; path: string }> {
+    this.enter('disableAcceptRa', name, true);
+    checkIfName(name);
+    const path = `/proc/sys/net/ipv6/conf/${name}/accept_ra`;
+    const l = this.byName(name);
+    if (!l) throw unavailable(`could not set net.ipv6.conf.${name}.accept_ra=0 (${path}: ENOENT)`);
+    if (l.acceptRa === 0) return { state: 'already', path };
+    l.acceptRa = 0;
     return { state: 'set', path };
   }
   async setForwarding(ifindex: number, on: boolean): Promise<void> {

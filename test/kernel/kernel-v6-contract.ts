@@ -26,6 +26,8 @@ export interface V6ContractEnv {
   prefix: string;
   /** No `ip6` filter, nat or raw table; `ip filter FORWARD` present (empty). */
   resetFirewall(): Promise<void>;
+  /** net.ipv6.conf.<name>.accept_ra as the kernel holds it (the real one: read from /proc/sys). */
+  acceptRa(name: string): Promise<number | null>;
   teardown(): Promise<void>;
 }
 
@@ -78,6 +80,17 @@ export function kernelV6Contract(label: string, setup: () => Promise<V6ContractE
       const back = await k.ensureVxlan(spec());
       assert.equal(back.local, env.parent.ip6);
       await rejectsWith(k.ensureVxlan(spec({ local: 'fd00::1::2' })), 'INVALID');
+    });
+
+    it('accept_ra: 1 on a new device, 0 once disabled (set, then already), UNAVAILABLE for a missing device', async () => {
+      await k.deleteLink(vx);
+      await k.ensureVxlan(spec());
+      assert.equal(await env.acceptRa(vx), 1, 'a new device takes router advertisements');
+      assert.equal((await k.disableAcceptRa(vx)).state, 'set');
+      assert.equal(await env.acceptRa(vx), 0);
+      assert.deepEqual(await k.disableAcceptRa(vx), { state: 'already', path: `/proc/sys/net/ipv6/conf/${vx}/accept_ra` });
+      await rejectsWith(k.disableAcceptRa(`${env.prefix}none0`), 'UNAVAILABLE', /accept_ra=0.*ENOENT/);
+      await rejectsWith(k.disableAcceptRa('a/b'), 'INVALID');
     });
 
     it('the /128 of the subnet address: the only v6 address inside the network, its /128 route, v4 lists untouched', async () => {

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { createNetlinkKernel, type Kernel } from '../../src/kernel';
 import { kernelV6Contract } from './kernel-v6-contract';
@@ -35,6 +36,13 @@ if (!inScratchNetns()) {
         for (const t of ['filter', 'nat', 'raw']) spawnSync('nft', ['delete', 'table', 'ip6', t], { stdio: 'ignore' });
         spawnSync('nft', ['delete', 'table', 'ip', 'filter'], { stdio: 'ignore' });
         execFileSync('iptables', ['-P', 'FORWARD', 'ACCEPT']); // ip filter with an empty FORWARD
+      },
+      acceptRa: async (name) => {
+        try {
+          return Number(readFileSync(`/proc/sys/net/ipv6/conf/${name}/accept_ra`, 'utf8').trim());
+        } catch {
+          return null;
+        }
       },
       teardown: async () => {
         await kernel.close();

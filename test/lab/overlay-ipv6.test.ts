@@ -113,6 +113,8 @@ describe('dual-stack vxlan: our daemon and a flanneld-programmed host', () => {
     assert.deepEqual([d.id, d.local6, d.port, d.learning, v6.mtu], [vni, a6, 8472, false, 1430]);
     const addrs = (await a.execJson<{ addr_info: { local: string; prefixlen: number; scope: string }[] }[]>(['-6', 'addr', 'show', 'dev', dev6()]))[0].addr_info;
     assert.deepEqual(addrs.filter((x) => x.scope === 'global').map((x) => `${x.local}/${x.prefixlen}`), [`${l.subnet6}/128`]);
+    const ra = (h: Host, d: string) => sh(h, ['cat', `/proc/sys/net/ipv6/conf/${d}/accept_ra`]).then((r) => r.stdout.trim());
+    assert.deepEqual([await ra(a, dev6()), await ra(a, 'eth0')], ['0', '1'], 'accept_ra=0 on flannel-v6 as flanneld; the LAN interface left alone');
   });
 
   it("host 1 programs host 2's v6 neighbour, FDB entry and route on flannel-v6, as flanneld would", async () => {

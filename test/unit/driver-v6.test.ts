@@ -51,6 +51,7 @@ test('routed --ipv6: host veth holds the link-local v6 gateway and a /128 route;
   assert.equal(kernel.ipv6Forwarding, false, 'not before the first v6 endpoint');
   await driver.createEndpoint(ep);
   assert.equal(kernel.ipv6Forwarding, true);
+  assert.deepEqual([driver.endpointAddress(EID.slice(0, 12)), driver.endpointAddress(EID.slice(0, 12), 6)], ['10.9.5.2', 'fd00:10:0:5::2'], 'the status page\'s remembered addresses, both families');
   const host = (await kernel.getLink(vethNames(EID).host))!;
   assert.deepEqual((await kernel.listAddresses(host.index, 6)).map((a) => `${a.address}/${a.prefixLen}`).filter((a) => a.startsWith('fe80::a9fe')), ['fe80::a9fe:101/64']);
   assert.ok((await kernel.listRoutes(host.index, 6)).some((r) => r.dst === 'fd00:10:0:5::2/128'), 'host route to the container');

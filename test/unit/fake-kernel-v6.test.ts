@@ -15,6 +15,7 @@ kernelV6Contract('fake', async () => {
       kernel.masquerade.clear();
       kernel.notrack.clear();
     },
+    acceptRa: async (name) => kernel.acceptRa(name),
     teardown: () => kernel.close(),
   };
 });

@@ -65,6 +65,8 @@ test('dual-stack: flannel-v6.<VNI> over the v6 address, MTU parent − 70, the /
   assert.deepEqual([e.dev.local, e.dev.vni, e.dev.mtu, e.dev.mac, e.dev.learning], ['2001:db8::1', 9, 1430, vtepMacFor(9, '2001:db8::1'), false]);
   assert.deepEqual((await kernel.listAddresses(e.dev.index, 6)).map((a) => `${a.address}/${a.prefixLen}`), ['fd00:7:0:1::/128']);
   assert.deepEqual({ neigh: e.neigh, fdb: e.fdb, routes: e.routes }, want([2, 3]));
+  assert.equal(kernel.acceptRa('flannel-v6.9'), 0, 'accept_ra=0 as flanneld');
+  assert.equal(kernel.acceptRa('flannel.9'), 1, 'the v4 device is left alone');
   const v4 = (await kernel.getVxlan('flannel.9'))!;
   assert.deepEqual((await kernel.listNeighbours(v4.index)).map((n) => n.ip).sort(), ['10.7.2.0', '10.7.3.0'], 'the v4 half as before');
 });
@@ -93,6 +95,22 @@ test('dual-stack: a full sync repairs a deleted v6 route and removes an entry no
   await dp.requestSync('full');
   const e = await v6Entries(kernel);
   assert.deepEqual({ neigh: e.neigh, fdb: e.fdb, routes: e.routes }, want([2, 3]));
+});
+
+test('accept_ra: set again on a recreated flannel-v6; a host where it cannot be set still gets the device and its peers', async () => {
+  const { kernel, dp } = await setup();
+  await kernel.deleteLink('flannel-v6.9');
+  await dp.requestSync('full');
+  assert.equal(kernel.acceptRa('flannel-v6.9'), 0, 'the repaired device');
+  const other = new FakeKernel();
+  const eth = other.addDevice('eth0', { mtu: 1500, up: true, cidr: '192.0.2.1/24', cidr6: '2001:db8::1/64' });
+  other.failNext('disableAcceptRa', new Error('EROFS'));
+  const d2 = new OverlayDataplane(other, new SerialQueue(), log, dual, { link: eth, address: '192.0.2.1', publicIP: '192.0.2.1', networks: [parseCidr('192.0.2.0/24')], address6: '2001:db8::1', publicIPv6: '2001:db8::1' });
+  d2.setLeases([L(1), L(2)]);
+  await d2.attach(L(1));
+  await d2.idle();
+  assert.equal(other.acceptRa('flannel-v6.9'), 1, 'the failed write changed nothing');
+  assert.deepEqual((({ neigh, fdb, routes }) => ({ neigh, fdb, routes }))(await v6Entries(other)), want([2]));
 });
 
 test('dual-stack: v4-only and half-built leases get no v6 entries; a host without a v6 address makes no flannel-v6', async () => {

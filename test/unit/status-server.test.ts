@@ -48,7 +48,7 @@ function setup(agent = new FakeAgent(), serving: boolean | null = true) {
     socketServing: () => serving,
     publicIP: '192.0.2.1',
     etcd: () => etcdState,
-    containers: async () => ({ source: 'docker', dockerError: null, endpoints: [{ endpoint: 'abcdef012345', hostVeth: 'ofhabcdef012345', bridge: 'ofb-0123456789a', network: 'chat', networkId: '0123456789abcdef', address: '10.5.1.2', container: 'web', containerId: 'c1' }] }),
+    containers: async () => ({ source: 'docker', dockerError: null, endpoints: [{ endpoint: 'abcdef012345', hostVeth: 'ofhabcdef012345', bridge: 'ofb-0123456789a', network: 'chat', networkId: '0123456789abcdef', address: '10.5.1.2', address6: 'fd00:5:0:1::2', container: 'web', containerId: 'c1' }] }),
   };
   const metrics = new StatusMetrics();
   const app = buildStatusServer(src, silent, { metrics, wireIntervalMs: 20 });
@@ -77,7 +77,7 @@ test('/api/v1/containers and /api/v1/etcd', async () => {
   const { app } = setup();
   const c = (await app.inject('/api/v1/containers')).json();
   assert.equal(c.source, 'docker');
-  assert.deepEqual([c.endpoints[0].container, c.endpoints[0].address, c.endpoints[0].network], ['web', '10.5.1.2', 'chat']);
+  assert.deepEqual([c.endpoints[0].container, c.endpoints[0].address, c.endpoints[0].address6, c.endpoints[0].network], ['web', '10.5.1.2', 'fd00:5:0:1::2', 'chat']);
   const e = (await app.inject('/api/v1/etcd')).json();
   assert.deepEqual(e, { up: true, lastOkAt: '2029-01-01T00:00:00.000Z', since: '2028-01-01T00:00:00.000Z', lastError: null });
   const all = (await app.inject('/api/v1/status')).json();
