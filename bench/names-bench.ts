@@ -4,6 +4,9 @@
  *
  *   npm run bench:names               full run (≈ 6 min here; root; not part of npm test)
  *   npm run bench:names -- --quick    5 runs, fewer queries, 2000 records (development)
+ *   npm run bench:names -- --records 100000 --memory-only   (issue 23) N records in the memory
+ *       phase; --memory-only skips phases 1 and 2 (phase 3's latency round with the records stays).
+ *       The memory phase's waits scale with N (their 10,000-record bounds × N / 10,000).
  *
  * Lab: names-lab.ts (h1, h2 with NAMES=true and swarm; h3 with NAMES=false; fake upstream DNS).
  * Every client is names-probe.ts in a container's network namespace asking 127.0.0.11, Docker's
@@ -103,10 +106,17 @@ async function settledMemory(pid: number): Promise<{ rssKb: number; hwmKb: numbe
 
 async function main(): Promise<number> {
   const quick = process.argv.includes('--quick');
+  const memoryOnly = process.argv.includes('--memory-only');
+  const ri = process.argv.indexOf('--records');
+  const records = ri > 0 ? Number(process.argv[ri + 1]) : undefined;
+  if (records !== undefined && !(Number.isInteger(records) && records >= 100 && records <= 200_000)) throw new Error('--records N: an integer in 100..200000');
   if (process.getuid?.() !== 0) throw new Error('npm run bench:names needs root (namespaces, dockerd)');
   const missing = [DOCKERD, DOCKER, '/bin/busybox', '/usr/bin/python3', MAIN].filter((f) => !existsSync(f));
   if (missing.length) throw new Error(`missing ${missing.join(', ')} (apt-get install docker.io busybox-static python3-minimal; npm run build)`);
   const S = quick ? { runs: 5, queries: 60, rounds: 2, records: 2000, nameTtl: 10 } : { runs: 20, queries: 150, rounds: 4, records: 10_000, nameTtl: 10 };
+  if (records !== undefined) S.records = records;
+  if (memoryOnly) Object.assign(S, { runs: 0, rounds: 0 });
+  const scale = Math.max(1, S.records / 10_000); // the memory phase's bounds grow with the records
   const started = Date.now();
   const res: NamesResults = { date: new Date().toISOString(), quick, machine: machine(), settings: { ...S, gapMs: 8, pollMs: 10 }, notes: [], lifecycle: {}, latency: {}, errors: [] };
   let aborted = false;
@@ -151,7 +161,7 @@ async function main(): Promise<number> {
     ];
     for (const k of kinds) res.lifecycle[k.key] = { runMs: [], upMs: [], upFromStartMs: [], goneMs: [], errors: [] };
     log(`run → resolvable, rm → gone: ${S.runs} interleaved runs × ${kinds.length}`);
-    for (let i = -1; i < S.runs; i++) {
+    for (let i = memoryOnly ? 0 : -1; i < S.runs; i++) {
       for (const [j, k] of kinds.entries()) {
         const r = await runAndRemove(k.probe, k.d, k.net, `r${i + 1}k${j}-${b.tag}`);
         if (i < 0) continue;
@@ -201,25 +211,25 @@ async function main(): Promise<number> {
     await sleep(2000);
     const before = await mem();
     const heap = lanChild(b, ['--expose-gc', '--import', 'tsx', join(ROOT, 'bench/names-heap.ts'), b.etcd.endpoint, b.prefix, String(S.records)]);
-    await heap.line((l) => l.phase === 'ready', 'the standalone watcher + table listed');
+    await heap.line((l) => l.phase === 'ready', 'the standalone watcher + table listed', 130_000 * scale);
     const tw = Date.now();
     const w = lanChild(b, ['--import', 'tsx', join(ROOT, 'bench/names-records.ts'), b.etcd.endpoint, b.prefix, b.net, String(S.records), '20']);
     const writer = w.child;
     try {
-      const written = await w.line((l) => 'written' in l, `the writer's ${S.records} records`);
-      for (const i of [0, 1]) await waitFor(async () => (await recCount(i)) >= base[i]! + S.records, { timeoutMs: 120_000, intervalMs: 500, what: `h${i + 1}'s table holding the synthetic records` });
+      const written = await w.line((l) => 'written' in l, `the writer's ${S.records} records`, 130_000 * scale);
+      for (const i of [0, 1]) await waitFor(async () => (await recCount(i)) >= base[i]! + S.records, { timeoutMs: 120_000 * scale, intervalMs: 500, what: `h${i + 1}'s table holding the synthetic records` });
       const loadedMs = Date.now() - tw;
       await sleep(3000);
       const after = await mem();
       log('answer latency with the records loaded');
       await latencyRound(plan[0]!, ` (+${S.records} records)`);
       writer.stdin.write('stop\n');
-      await w.line((l) => 'stopped' in l, 'the writer revoking its leases', 60_000);
-      for (const i of [0, 1]) await waitFor(async () => (await recCount(i)) <= base[i]!, { timeoutMs: 60_000, intervalMs: 500, what: `h${i + 1}'s table dropping the synthetic records` });
+      await w.line((l) => 'stopped' in l, 'the writer revoking its leases', 60_000 * scale);
+      for (const i of [0, 1]) await waitFor(async () => (await recCount(i)) <= base[i]!, { timeoutMs: 60_000 * scale, intervalMs: 500, what: `h${i + 1}'s table dropping the synthetic records` });
       await sleep(3000);
       const removed = await mem();
       const label = ['h1', 'h2', 'h3 (NAMES=false: holds none, drift)'];
-      const standalone = await Promise.all(['ready', 'loaded', 'removed'].map((ph) => heap.line((l) => l.phase === ph, `the standalone process's ${ph} line`, 60_000)));
+      const standalone = await Promise.all(['ready', 'loaded', 'removed'].map((ph) => heap.line((l) => l.phase === ph, `the standalone process's ${ph} line`, 60_000 * scale)));
       res.memory = { standalone: standalone as unknown as NonNullable<NamesResults['memory']>['standalone'], records: S.records, writtenMs: written.ms as number, retrying: written.retrying as number, tablesLoadedMs: loadedMs, hosts: label.map((host, i) => ({ host, pid: pids[i]!, before: before[i]!, after: after[i]!, removed: removed[i]! })) };
     } finally {
       writer.stdin.end();

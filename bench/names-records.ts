@@ -8,11 +8,11 @@
  *
  * `count` records spread over `hosts` fake hosts (198.51.100.1…; none of them is a lab host, so no
  * real host's audit touches them), each fake host with its own registry and NAME_TTL lease, on the
- * network `<docker network name>` (the records key networks by name). Addresses in 10.255/16.
+ * network `<docker network name>` (the records key networks by name). Addresses in 10.255/16 (above 64,000 records on into 10.254/16).
  * Prints {"written":n,"ms":…,"retrying":k} once every registry's write returned (k of them
  * still retrying in the background); on a "stop" line on stdin revokes the leases
  * (the records go at once, as a host's clean stop does), prints {"stopped":true,"ms":…} and exits.
- * Bounded: gives up after 120 s; stdin closing stops as "stop" does.
+ * Bounded: gives up after 120 s (× count / 10,000 above 10,000); stdin closing stops as "stop" does.
  */
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
@@ -25,9 +25,9 @@ if (!endpoint || !prefix || !net) throw new Error('usage: names-records.ts <etcd
 const COUNT = Number(countText ?? 10_000);
 const HOSTS = Number(hostsText ?? 20);
 setTimeout(() => {
-  console.error('names-records: 120 s budget exceeded');
+  console.error('names-records: budget exceeded');
   process.exit(2);
-}, 120_000).unref();
+}, 120_000 * Math.max(1, COUNT / 10_000)).unref();
 
 async function main(): Promise<void> {
   const store = openStore({ etcdEndpoints: [endpoint!], etcdPrefix: prefix! } as Parameters<typeof openStore>[0], pino({ level: 'warn' }));
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
         containerId: `c${i.toString(16).padStart(11, '0')}`,
         endpointId: `e${i.toString(16).padStart(63, '0')}`,
         aliases: [`synth-alias-${i}`],
-        ipv4: [`10.255.${Math.floor(i / 250)}.${(i % 250) + 2}`],
+        ipv4: [`10.${255 - Math.floor(i / 64_000)}.${Math.floor(i / 250) % 256}.${(i % 250) + 2}`],
         ipv6: [],
         host,
         updatedAt: at,

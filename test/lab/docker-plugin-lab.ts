@@ -131,14 +131,19 @@ export async function pingOk(d: DockerHost, from: string, ip: string, timeoutMs 
   );
 }
 
-/** Pids in a host's namespace whose command line is `<…>/node /app/dist/main.js` (the plugin). */
+/** A plugin daemon's argv: node, the entrypoint's node flags (plugin/config.json), then /app/dist/main.js. */
+export function isPluginArgv(argv: string[]): boolean {
+  return Boolean(argv[0]?.endsWith('/node')) && argv.slice(1).find((a) => !a.startsWith('-')) === '/app/dist/main.js';
+}
+
+/** Pids in a host's namespace whose command line is `<…>/node [flags] /app/dist/main.js` (the plugin). */
 export async function pluginPids(h: Host): Promise<number[]> {
   const r = await run('ip', ['netns', 'pids', h.ns], { check: false, timeoutMs: 10_000 });
   const out: number[] = [];
   for (const p of r.stdout.split(/\s+/).filter(Boolean)) {
     try {
       const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-      if (argv[0]?.endsWith('/node') && argv[1] === '/app/dist/main.js') out.push(Number(p));
+      if (isPluginArgv(argv)) out.push(Number(p));
     } catch {
       /* gone */
     }
