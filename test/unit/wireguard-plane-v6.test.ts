@@ -15,6 +15,7 @@ import { desiredWireguardPeers } from '../../src/domain/wg-peers';
 import { wireguardV6DeviceName, type WireguardBackend } from '../../src/domain/wireguard-config';
 import { generateWireguardKeyPair } from '../../src/host/wireguard-key';
 import type { PublicInterface } from '../../src/host/public-interface';
+import { checkWireguardPeerAddresses } from '../../src/kernel/kernel-wireguard';
 
 const log = pino({ level: process.env.WG6_LOG ?? 'silent' });
 const PSK = Buffer.alloc(32, 7).toString('base64');
@@ -101,4 +102,14 @@ test('a v4-only wireguard overlay has no flannel-wg-v6', async () => {
   const { kernel, dp } = await setup('{"Network":"10.7.0.0/16","Backend":{"Type":"wireguard"}}');
   assert.equal(await kernel.getLink('flannel-wg-v6'), null);
   assert.equal(dp.wireguard6, null);
+});
+
+test('the kernel door takes v6 allowed IPs and [v6]:port endpoints, and refuses malformed ones', () => {
+  const p = (endpoint: string, allowedIPs = ['fd00:7:0:2::/64']) => ({ publicKey: keys[2].publicKey, endpoint, allowedIPs });
+  assert.doesNotThrow(() => checkWireguardPeerAddresses(p('[2001:db8::2]:51821')));
+  assert.doesNotThrow(() => checkWireguardPeerAddresses(p('192.0.2.2:51820', ['10.7.2.0/24'])));
+  assert.throws(() => checkWireguardPeerAddresses(p('2001:db8::2:51821')), /not IPv4:port or \[IPv6\]:port/);
+  assert.throws(() => checkWireguardPeerAddresses(p('[2001:db8::2]:0')), /not IPv4:port or \[IPv6\]:port/);
+  assert.throws(() => checkWireguardPeerAddresses(p('[2001:db8:::2]:51821')), /wireguard peer endpoint/);
+  assert.throws(() => checkWireguardPeerAddresses(p('[2001:db8::2]:51821', ['fd00:7:0:2::1/64'])), /wireguard peer allowed IP/);
 });
