@@ -15,6 +15,7 @@ import { Cidr, cidr, formatIPv4, isIPv4, parseIPv4 } from './ipv4';
 import { Cidr6, cidr6, formatIPv6, isIPv6, parseIPv6 } from './ipv6';
 import { field, intField, isObject, JsonObject, stringField } from './json-fields';
 import { normalizeMac } from './mac';
+import { checkWireguardKey } from './wireguard-config';
 
 /** The subnets a lease key names: the v4 one always (0.0.0.0/0 in an IPv6-only lease), the v6 one in dual-stack and IPv6-only keys. */
 export interface LeaseSubnets {
@@ -56,6 +57,9 @@ export interface LeaseAttrsV6 {
   readonly publicIPv6?: string;
   /** BackendV6Data of a vxlan lease: VNI and the VtepMAC of flannel-v6.<VNI>. */
   readonly vxlan6?: { readonly vni: number; readonly vtepMac: string };
+  /** BackendV6Data of a wireguard lease: the public key of flannel-wg-v6 (Mode "separate"). flanneld
+   *  ≥ 0.26.6 also writes its "Port"; we read it (kept), and write only the key, as in BackendData. */
+  readonly wireguard6?: { readonly publicKey: string; readonly port?: number };
   /** BackendV6Data of other backends, kept verbatim. */
   readonly rawBackendV6Data?: unknown;
 }
@@ -68,6 +72,7 @@ export function encodePublicIPv6(attrs: LeaseAttrsV6): string {
 /** `,"BackendV6Data":{…}` (omitempty), or "". */
 export function encodeBackendV6Data(attrs: LeaseAttrsV6): string {
   if (attrs.vxlan6) return `,"BackendV6Data":{"VNI":${attrs.vxlan6.vni},"VtepMAC":${JSON.stringify(attrs.vxlan6.vtepMac)}}`;
+  if (attrs.wireguard6) return `,"BackendV6Data":{"PublicKey":${JSON.stringify(attrs.wireguard6.publicKey)}}`;
   if (attrs.rawBackendV6Data !== undefined && attrs.rawBackendV6Data !== null) return `,"BackendV6Data":${JSON.stringify(attrs.rawBackendV6Data)}`;
   return '';
 }
@@ -83,6 +88,13 @@ export function decodeLeaseAttrsV6(obj: JsonObject, backendType: string, where: 
   const data = field(obj, 'BackendV6Data');
   const out = { ...(publicIPv6 ? { publicIPv6 } : {}) };
   if (data === undefined) return out;
+  if (backendType === 'wireguard' && data !== null) {
+    if (!isObject(data)) throw invalid(`${where}: "BackendV6Data" of a wireguard lease must be an object with PublicKey`);
+    const key = stringField(data, 'PublicKey', `${where}: BackendV6Data`);
+    if (key === undefined) throw invalid(`${where}: BackendV6Data has no "PublicKey"`);
+    const port = intField(data, 'Port', `${where}: BackendV6Data`, 0, 65535);
+    return { ...out, wireguard6: { publicKey: checkWireguardKey(key, `${where}: BackendV6Data PublicKey`), ...(port ? { port } : {}) } };
+  }
   if (backendType !== 'vxlan') return { ...out, rawBackendV6Data: data };
   if (!isObject(data)) throw invalid(`${where}: "BackendV6Data" of a vxlan lease must be an object with VNI and VtepMAC`);
   const vni = intField(data, 'VNI', `${where}: BackendV6Data`, 0, 16777215) ?? 0;

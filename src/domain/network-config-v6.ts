@@ -119,7 +119,8 @@ export function describeIPv6(v6: Ipv6NetworkConfig): string {
  * Why the daemon cannot run `cfg` yet, or null. The config itself is valid (config set/show, and
  * flanneld reads it the same way); what is missing is named precisely, with the way out. Runs
  * today: dual-stack leases with the alloc backend (no data plane: the operator routes the subnets),
- * and dual-stack vxlan (flannel-v6.<VNI> between the hosts, docs/ipv6.md; Docker networks stay v4).
+ * dual-stack vxlan (flannel-v6.<VNI> between the hosts, docs/ipv6.md; Docker networks stay v4) and
+ * dual-stack wireguard in Mode "separate" (flannel-wg-v6, docs/wireguard.md).
  */
 export function ipv6Refusal(cfg: NetworkConfig): string | null {
   if (!cfg.ipv6) return null;
@@ -130,10 +131,14 @@ export function ipv6Refusal(cfg: NetworkConfig): string | null {
     );
   }
   if (cfg.backend.type === 'alloc' || cfg.backend.type === 'vxlan') return null;
-  const planes: Record<string, string> = {
-    'host-gw': "host-gw's v6 routes",
-    wireguard: "wireguard's v6 peers (flannel-wg-v6)",
-  };
+  if (cfg.backend.type === 'wireguard') {
+    if (cfg.backend.mode === 'separate') return null; // flannel-wg-v6 beside flannel-wg (docs/wireguard.md)
+    return (
+      `EnableIPv6 with wireguard Mode "${cfg.backend.mode}": one device for both families is not built in overlay-flannel (issue 21); ` +
+      'use Mode "separate" (flanneld\'s default: a second device flannel-wg-v6 on ListenPortV6), which works'
+    );
+  }
+  const planes: Record<string, string> = { 'host-gw': "host-gw's v6 routes" };
   const plane = planes[cfg.backend.type] ?? `${cfg.backend.type}'s v6 data plane`;
   return (
     `EnableIPv6 with the ${cfg.backend.type} backend: IPv6 leases are supported, but ${plane} and Docker --ipv6 networks are not built yet ` +

@@ -10,8 +10,13 @@
  * that an earlier subnet (in subnet order) already has: WireGuard keys a peer by its public key,
  * so a second lease with the same key would silently take over the first one's allowed IPs.
  * Unlike flanneld, the plan also removes peers no lease asks for (hosts gone while we were down).
+ *
+ * `family: 6` is the same for flannel-wg-v6 (Mode "separate" of a dual-stack overlay): the lease's
+ * v6 subnet, its BackendV6Data PublicKey, endpoint `[PublicIPv6]:ListenPortV6`; a lease with no v6
+ * subnet, no PublicIPv6 or no BackendV6Data key is skipped with the reason.
  */
 import { Cidr, cidrEquals, formatCidr } from './ipv4';
+import { Cidr6, formatCidr6 } from './ipv6';
 import { describeLeaseBackend, Lease } from './lease';
 import type { WireguardBackend } from './wireguard-config';
 import type { UapiPeer } from './wg-uapi';
@@ -21,6 +26,36 @@ export interface WireguardPeersInput {
   readonly ownSubnet: Cidr | null;
   readonly ownPublicKey: string;
   readonly leases: readonly Lease[];
+  /** 4 (flannel-wg, the default) or 6 (flannel-wg-v6). */
+  readonly family?: 4 | 6;
+  /** The own v6 subnet (family 6). */
+  readonly ownSubnet6?: Cidr6 | null;
+}
+
+/** What one lease offers a device of `family`: its subnet, key and endpoint, or why it cannot be a peer. */
+function leaseSide(lease: Lease, input: WireguardPeersInput): { own: boolean; subnet: string; key?: string; endpoint?: string; missing?: string } {
+  const b = input.backend;
+  if (input.family !== 6) {
+    const own = !!input.ownSubnet && cidrEquals(lease.subnet, input.ownSubnet);
+    return { own, subnet: formatCidr(lease.subnet), key: lease.attrs.wireguard?.publicKey, endpoint: `${lease.attrs.publicIP}:${b.listenPort}` };
+  }
+  const s6 = lease.subnet6;
+  if (!s6) return { own: false, subnet: formatCidr(lease.subnet), missing: 'it has no IPv6 subnet' };
+  const subnet = formatCidr6(s6);
+  const own = !!input.ownSubnet6 && s6.base === input.ownSubnet6.base && s6.len === input.ownSubnet6.len;
+  if (!lease.attrs.publicIPv6) return { own, subnet, missing: 'it has no PublicIPv6 (its host has no IPv6 underlay address)' };
+  const key = lease.attrs.backendType === 'wireguard' ? lease.attrs.wireguard6?.publicKey : undefined;
+  if (lease.attrs.backendType === 'wireguard' && !key) return { own, subnet, missing: 'it has no BackendV6Data PublicKey (its host runs no flannel-wg-v6)' };
+  return { own, subnet, key, endpoint: `[${lease.attrs.publicIPv6}]:${b.listenPortV6}` };
+}
+
+function subnetOrder(family: 4 | 6 | undefined): (a: Lease, b: Lease) => number {
+  if (family !== 6) return (a, b) => a.subnet.base - b.subnet.base;
+  return (a, b) => {
+    const x = a.subnet6?.base ?? -1n;
+    const y = b.subnet6?.base ?? -1n;
+    return x < y ? -1 : x > y ? 1 : 0;
+  };
 }
 
 export interface WireguardPeersResult {
@@ -32,12 +67,16 @@ export function desiredWireguardPeers(input: WireguardPeersInput): WireguardPeer
   const peers: UapiPeer[] = [];
   const skipped: { subnet: string; reason: string }[] = [];
   const byKey = new Map<string, string>(); // public key → the subnet that has it
-  const sorted = [...input.leases].sort((a, b) => a.subnet.base - b.subnet.base);
+  const sorted = [...input.leases].sort(subnetOrder(input.family));
   const b = input.backend;
   for (const lease of sorted) {
-    if (input.ownSubnet && cidrEquals(lease.subnet, input.ownSubnet)) continue;
-    const subnet = formatCidr(lease.subnet);
-    const key = lease.attrs.wireguard?.publicKey;
+    const side = leaseSide(lease, input);
+    if (side.own) continue;
+    const { subnet, key } = side;
+    if (side.missing) {
+      skipped.push({ subnet, reason: side.missing });
+      continue;
+    }
     if (lease.attrs.backendType !== 'wireguard' || !key) {
       skipped.push({ subnet, reason: `its backend is ${describeLeaseBackend(lease.attrs.backendType)}, this overlay uses wireguard` });
       continue;
@@ -54,7 +93,7 @@ export function desiredWireguardPeers(input: WireguardPeersInput): WireguardPeer
     byKey.set(key, subnet);
     peers.push({
       publicKey: key,
-      endpoint: `${lease.attrs.publicIP}:${b.listenPort}`,
+      endpoint: side.endpoint!,
       allowedIPs: [subnet],
       ...(b.psk ? { presharedKey: b.psk } : {}),
       ...(b.persistentKeepaliveInterval ? { persistentKeepalive: b.persistentKeepaliveInterval } : {}),

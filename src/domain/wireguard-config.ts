@@ -33,6 +33,15 @@ export function wireguardDeviceName(overlay: string): string {
   return `${WG_NAMED_PREFIX}${overlay.slice(0, 6)}-${createHash('sha256').update(overlay).digest('hex').slice(0, 4)}`;
 }
 
+export const WG_V6_DEVICE_NAME = 'flannel-wg-v6';
+
+/** The v6 device of a dual-stack wireguard overlay (Mode "separate"), from its v4 device: flanneld's
+ *  `flannel-wg-v6` for `flannel-wg`, `fw6-<…>` for a named overlay's `fwg-<…>` (same length, one to one). */
+export function wireguardV6DeviceName(v4Device: string): string {
+  if (v4Device === WG_DEVICE_NAME) return WG_V6_DEVICE_NAME;
+  return v4Device.startsWith(WG_NAMED_PREFIX) ? `fw6-${v4Device.slice(WG_NAMED_PREFIX.length)}` : `${v4Device.slice(0, 12)}-v6`;
+}
+
 /**
  * Which wireguard overlay of this host holds which device and listen port. Two WireGuard devices
  * cannot listen on one UDP port, and flanneld's model gives every host of an overlay the same port

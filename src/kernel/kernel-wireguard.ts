@@ -17,6 +17,7 @@
 import { invalid, notFound, OverlayError } from '../errors';
 import { isWireguardKey } from '../domain/wireguard-config';
 import { checkIfName, ip4ToInt, parseNetworkCidr } from './codec';
+import { ip6ToBuf, parseNetworkCidr6 } from './codec6';
 import { isOverlayError } from '../errors';
 import { createLink, deleteLinkByName, getLinkByName, linkInfoAttr, modifyLink, publicLink } from './links';
 import type { NlSocket } from './netlink-socket';
@@ -156,10 +157,7 @@ export class WireguardDevices {
 
   async updatePeers(name: string, peers: readonly WireguardPeer[], remove: readonly string[]): Promise<void> {
     for (const p of peers) {
-      p.allowedIPs.forEach((a) => parseNetworkCidr(a, `wireguard peer allowed IP`));
-      const m = p.endpoint === undefined ? null : /^(\d+\.\d+\.\d+\.\d+):(\d{1,5})$/.exec(p.endpoint);
-      if (p.endpoint !== undefined && (!m || Number(m[2]) < 1 || Number(m[2]) > 65535)) throw invalid(`wireguard peer endpoint ${JSON.stringify(p.endpoint)}: not IPv4:port`);
-      if (m) ip4ToInt(m[1], 'wireguard peer endpoint');
+      checkWireguardPeerAddresses(p);
     }
     const wg = await this.running(name, 'update the wireguard peers');
     if (peers.length || remove.length) await wg.setPeers(peers, remove);
@@ -171,4 +169,14 @@ export class WireguardDevices {
     this.devices.clear();
     await Promise.allSettled(all.map((d) => d.wg.close())); // a kernel device's delete may fail: close anyway
   }
+}
+
+/** A peer's allowed IPs (IPv4 or IPv6 network CIDRs) and endpoint (`a.b.c.d:port` or `[v6]:port`), or INVALID naming what is wrong. */
+export function checkWireguardPeerAddresses(p: WireguardPeer): void {
+  p.allowedIPs.forEach((a) => (a.includes(':') ? parseNetworkCidr6(a, 'wireguard peer allowed IP') : parseNetworkCidr(a, 'wireguard peer allowed IP')));
+  if (p.endpoint === undefined) return;
+  const m = /^(\d+\.\d+\.\d+\.\d+):(\d{1,5})$/.exec(p.endpoint) ?? /^\[([0-9A-Fa-f:.]+)\]:(\d{1,5})$/.exec(p.endpoint);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw invalid(`wireguard peer endpoint ${JSON.stringify(p.endpoint)}: not IPv4:port or [IPv6]:port`);
+  if (m[1].includes(':')) ip6ToBuf(m[1], 'wireguard peer endpoint');
+  else ip4ToInt(m[1], 'wireguard peer endpoint');
 }

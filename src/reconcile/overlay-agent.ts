@@ -323,7 +323,12 @@ export class OverlayAgent extends EventEmitter {
 
   private attrsFor(config: NetworkConfig, key?: WireguardKeyPair): LeaseAttrs {
     const b = config.backend;
-    if (b.type === 'wireguard' && key) return { publicIP: this.pub.publicIP, backendType: 'wireguard', wireguard: { publicKey: key.publicKey } };
+    if (b.type === 'wireguard' && key) {
+      const attrs: LeaseAttrs = { publicIP: this.pub.publicIP, backendType: 'wireguard', wireguard: { publicKey: key.publicKey } };
+      // Dual-stack (Mode "separate"): PublicIPv6 and BackendV6Data with flannel-wg-v6's key (the same key, as flanneld's one key file).
+      const v6 = config.ipv6 ? this.pub.publicIPv6 : undefined;
+      return v6 ? { ...attrs, publicIPv6: v6, wireguard6: { publicKey: key.publicKey } } : attrs;
+    }
     if (b.type === 'vxlan') {
       const attrs: LeaseAttrs = { publicIP: this.pub.publicIP, backendType: 'vxlan', vxlan: { vni: b.vni, vtepMac: vtepMacFor(b.vni, this.pub.publicIP) } };
       // Dual-stack (issue 21): flanneld's PublicIPv6 and BackendV6Data (the MAC of flannel-v6.<VNI>).

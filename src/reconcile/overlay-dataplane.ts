@@ -12,10 +12,8 @@
  * All kernel writes go through the host's serial queue; runs coalesce while one is in flight.
  * alloc (leases only): no device and no peer entries; a sync keeps forwarding and the firewall
  * rules only, and never lists or deletes routes: those toward the overlay are the operator's.
- * wireguard: device, route and peers are WireguardPlane's (wireguard-plane.ts); syncs run here.
- * Dual-stack vxlan (EnableIPv6): flannel-v6.<VNI> and its peers are VxlanV6Plane's
- * (vxlan-v6-plane.ts), ensured with flannel.<VNI> and synced after it on every sync; a v4-only
- * overlay has no v6 plane and runs exactly as before.
+ * wireguard: WireguardPlane's (a dual-stack one has a second, family 6: flannel-wg-v6); syncs run
+ * here. Dual-stack vxlan: flannel-v6.<VNI> is VxlanV6Plane's, synced after flannel.<VNI>.
  */
 import type { Logger } from 'pino';
 import type { Kernel } from '../kernel';
@@ -26,7 +24,7 @@ import { vtepMacFor } from '../domain/mac';
 import { vxlanDeviceName } from '../domain/names';
 import { NetworkConfig } from '../domain/network-config';
 import { desiredPeers, mergeStates, PeerOp, PeerState, planPeers } from '../domain/peers';
-import { WG_DEVICE_NAME } from '../domain/wireguard-config';
+import { WG_DEVICE_NAME, wireguardV6DeviceName } from '../domain/wireguard-config';
 import type { WireguardKeyPair } from '../host/wireguard-key';
 import { WireguardPlane } from './wireguard-plane';
 import { applyPeerOps, observePeerEntries } from './peer-entries';
@@ -85,9 +83,9 @@ export class OverlayDataplane {
   /** A lease snapshot replaced the lease set since the last full sync (a watch restart). */
   private leasesReplaced = false;
   private readonly firewall: OverlayFirewall;
-  /** The wireguard backend's device and peers (null for the other backends). */
+  /** The wireguard backend's device and peers (null for the other backends); v6: flannel-wg-v6. */
   readonly wireguard: WireguardPlane | null = null;
-  /** flannel-v6.<VNI> of a dual-stack vxlan overlay (null otherwise). */
+  readonly wireguard6: WireguardPlane | null = null;
   readonly v6: VxlanV6Plane | null = null;
   readonly stats: DataplaneStats = { fullSyncs: 0, fastSyncs: 0, opsApplied: 0, errors: 0, statesBuilt: 0, lastDrift: 0 };
 
@@ -107,6 +105,7 @@ export class OverlayDataplane {
     if (b.type === 'wireguard') {
       if (!wireguardKey) throw new Error('OverlayDataplane: the wireguard backend needs this host\'s key pair');
       this.wireguard = new WireguardPlane(kernel, log, config, b, pub, wireguardKey, wireguardDevice);
+      if (config.ipv6) this.wireguard6 = new WireguardPlane(kernel, log, config, b, pub, wireguardKey, wireguardV6DeviceName(wireguardDevice), 6);
     }
     if (b.type === 'vxlan' && config.ipv6) this.v6 = new VxlanV6Plane(kernel, log, { ...config, ipv6: config.ipv6 }, b, pub, firewall);
   }
@@ -150,7 +149,7 @@ export class OverlayDataplane {
       if (this.v6) await this.v6.ensureFirewall(this.own);
     }
     if (this.wireguard) {
-      if (this.own) await this.wireguard.ensureDevice(this.own);
+      if (this.own) for (const p of [this.wireguard, this.wireguard6]) await p?.ensureDevice(this.own);
       return;
     }
     if (b.type !== 'vxlan') {
@@ -332,11 +331,12 @@ export class OverlayDataplane {
     const caughtUp = this.dirty.size > 0 || this.leasesReplaced;
     this.dirty.clear();
     this.leasesReplaced = false;
-    const r = await this.wireguard.sync(this.own, this.leasesKnown ? this.leases.values() : null, full);
+    const leases = this.leasesKnown ? [...this.leases.values()] : null;
+    const ops = (await this.wireguard.sync(this.own, leases, full)).ops + ((await this.wireguard6?.sync(this.own, leases, full))?.ops ?? 0);
     if (!this.leasesKnown) return;
     this.stats[full ? 'fullSyncs' : 'fastSyncs']++;
-    this.stats.opsApplied += r.ops;
-    if (full) this.stats.lastDrift = caughtUp ? 0 : r.ops;
+    this.stats.opsApplied += ops;
+    if (full) this.stats.lastDrift = caughtUp ? 0 : ops;
   }
 
   /** A full sync's drift (DataplaneStats.lastDrift): a second plan, against what we wrote, only when changes were pending. */

@@ -12,10 +12,14 @@
  * device and its address. Routes on the device are made those of the peers on every sync (extras
  * removed). A device that vanished (wireguard-go killed) is made anew.
  * The private key goes to the kernel layer only; it is never logged.
+ * family 6 (a dual-stack overlay, flanneld's Mode "separate"): the same plane for `flannel-wg-v6`
+ * (a named overlay's `fwg6-<name>`): ListenPortV6, the v6 subnet address as a /128 (the only one
+ * inside IPv6Network), v6 peers and routes (domain/wg-peers.ts, family 6); same key, PSK and MTU.
  */
 import type { Logger } from 'pino';
 import type { Kernel, WireguardInfo } from '../kernel';
 import { formatCidr, formatIPv4 } from '../domain/ipv4';
+import { formatCidr6, formatIPv6 } from '../domain/ipv6';
 import type { Lease } from '../domain/lease';
 import type { NetworkConfig } from '../domain/network-config';
 import { WG_DEVICE_NAME, type WireguardBackend } from '../domain/wireguard-config';
@@ -46,7 +50,20 @@ export class WireguardPlane {
     private readonly key: WireguardKeyPair,
     /** flannel-wg for the default overlay, fwg-<name> for a named one (wireguardDeviceName). */
     readonly device: string = WG_DEVICE_NAME,
+    /** 4: flannel-wg; 6: flannel-wg-v6 (config.ipv6 must be set). */
+    readonly family: 4 | 6 = 4,
   ) {}
+
+  private get listenPort(): number {
+    return this.family === 6 ? this.backend.listenPortV6 : this.backend.listenPort;
+  }
+
+  /** This plane's address on the device and the network it is the only one of. */
+  private addressOf(own: Lease): { cidr: string; within: string } {
+    if (this.family === 4) return { cidr: `${formatIPv4(own.subnet.base)}/32`, within: formatCidr(this.config.network) };
+    if (!own.subnet6 || !this.config.ipv6) throw new Error(`${this.device}: the own lease has no IPv6 subnet (EnableIPv6 needs a dual-stack lease)`);
+    return { cidr: `${formatIPv6(own.subnet6.base)}/128`, within: formatCidr6(this.config.ipv6.network) };
+  }
 
   get mtu(): number {
     return (this.backend.mtu ?? this.pub.link.mtu) - WIREGUARD_OVERHEAD;
@@ -68,7 +85,7 @@ export class WireguardPlane {
 
   /** The device, key, port, MTU and address; true when the device had to be made anew. */
   async ensureDevice(own: Lease): Promise<boolean> {
-    const info = await this.kernel.ensureWireguard({ name: this.device, privateKey: this.key.privateKey, listenPort: this.backend.listenPort, mtu: this.mtu });
+    const info = await this.kernel.ensureWireguard({ name: this.device, privateKey: this.key.privateKey, listenPort: this.listenPort, mtu: this.mtu });
     const fresh = this.info?.index !== info.index;
     if (fresh) {
       const msg = this.info ? 'wireguard device was recreated; reprogramming all peers' : 'wireguard device up';
@@ -76,14 +93,15 @@ export class WireguardPlane {
     }
     this.info = info;
     await this.kernel.setForwarding(info.index, true); // decrypted packets are routed to the local bridges
-    await this.kernel.ensureOnlyAddress(info.index, `${formatIPv4(own.subnet.base)}/32`, formatCidr(this.config.network));
+    const addr = this.addressOf(own);
+    await this.kernel.ensureOnlyAddress(info.index, addr.cidr, addr.within);
     return fresh;
   }
 
   /** Routes via the device exactly for `subnets`: how many were added or removed. */
   private async syncRoutes(subnets: string[]): Promise<number> {
     const index = this.info!.index;
-    const have = new Set((await this.kernel.listRoutes(index)).filter((r) => !r.gateway).map((r) => r.dst));
+    const have = new Set((await this.kernel.listRoutes(index, this.family)).filter((r) => !r.gateway).map((r) => r.dst));
     const want = new Set(subnets);
     const add = subnets.filter((d) => !have.has(d));
     const del = [...have].filter((d) => !want.has(d));
@@ -98,10 +116,10 @@ export class WireguardPlane {
     let ops = 0;
     if (full || !this.info) ops += (await this.ensureDevice(own)) ? 1 : 0;
     if (!leases) return { ops, peers: 0 };
-    const { peers, skipped } = desiredWireguardPeers({ backend: this.backend, ownSubnet: own.subnet, ownPublicKey: this.key.publicKey, leases: [...leases] });
+    const { peers, skipped } = desiredWireguardPeers({ backend: this.backend, ownSubnet: own.subnet, ownSubnet6: own.subnet6 ?? null, family: this.family, ownPublicKey: this.key.publicKey, leases: [...leases] });
     for (const s of skipped) {
       const k = `${s.subnet}|${s.reason}`;
-      if (!this.warned.has(k)) this.log.warn(s, 'peer lease not programmed');
+      if (!this.warned.has(k)) this.log.warn({ ...s, device: this.device }, 'peer lease not programmed');
       this.warned.add(k);
     }
     const observed = await this.kernel.listWireguardPeers(this.device);

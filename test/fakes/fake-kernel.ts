@@ -24,6 +24,7 @@
 import { notrackRuleText, type NotrackRule } from '../../src/domain/notrack-rules';
 import { portConflict, portInUse, portRuleText, type PortRule } from '../../src/domain/port-rules';
 import { checkIfName, parseNetworkCidr } from '../../src/kernel/codec';
+import { checkWireguardPeerAddresses } from '../../src/kernel/kernel-wireguard';
 import { checkNameSpec, KernelError, WG_INSTALL_HINT, type WireguardInfo, type WireguardPeer, type WireguardSpec, type FastpathResult, type MulticastResult, type ForwardHeadResult, type Kernel, type NameInterceptionSpec, type PacketHandler, type PacketQueueOptions } from '../../src/kernel';
 import { FakePacketQueue } from './fake-packet-queue';
 import { invalid, notFound, OverlayError, unsupported } from '../../src/errors';
@@ -252,8 +253,7 @@ export class FakeKernel extends FakeNetlink implements Kernel {
     this.enter('updateWireguardPeers', `${name} ${peers.length} ${remove.length}`, true);
     for (const p of peers) {
       if (!isWireguardKey(p.publicKey)) throw invalid(`wireguard peer public key: not a WireGuard key`);
-      p.allowedIPs.forEach((a) => parseNetworkCidr(a, 'wireguard peer allowed IP'));
-      if (p.endpoint !== undefined && !/^\d+\.\d+\.\d+\.\d+:\d{1,5}$/.test(p.endpoint)) throw invalid(`wireguard peer endpoint ${JSON.stringify(p.endpoint)}: not IPv4:port`);
+      checkWireguardPeerAddresses(p); // the real door's check: v4 or v6 allowed IPs and endpoints
     }
     const wg = this.wgOf(name, 'update the wireguard peers');
     for (const p of peers) {

@@ -7,17 +7,18 @@
  * ports, never ICMP or the ping's payload pattern; a host set up by hand as flanneld's wireguard
  * backend (wireguard-go + `wg set`, its lease written with etcdctl) is a peer both ways; a restart
  * keeps the public key (key file 0600, the private key never in the log); a host whose lease goes
- * disappears from the others' peers.
+ * disappears from the others' peers; last, a dual-stack config (v6 underlay 2001:db8::/64, Mode
+ * "separate"): flannel-wg-v6 with one v6 peer per remote lease and ping6 across it.
  * Needs root, wireguard-go, wireguard-tools, tcpdump, etcd and `npm run build`; fails (never skips).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OverlayLab, LeaseView, MAIN } from './overlay-lab';
 import type { DaemonHandle, Host } from '../helpers/netns-lab';
-import { dump, wg, wgPid } from './wireguard-lab';
+import { dump, uapiGet, wg, wgPid } from './wireguard-lab';
 import { run } from '../helpers/run';
 import { waitFor } from '../helpers/wait';
 
@@ -243,5 +244,53 @@ describe('three hosts on the wireguard backend (userspace wireguard-go), real da
     await waitFor(async () => !(await lab.leases()).has('192.0.2.3'), { timeoutMs: 45_000, what: 'lease of h3 expires' });
     await peersOf(1, [2]);
     await peersOf(2, [1]);
+  });
+
+  it('dual-stack (Mode "separate"): flannel-wg-v6 on 51821 with the v6 subnet /128, one v6 peer per remote lease ([PublicIPv6]:51821, its v6 subnet, the PSK); ping6 across it', async (t) => {
+    for (const n of [1, 2, 3]) await lab.stopDaemon(n);
+    const lan6 = `2001:db8:${randomInt(1, 0xffff).toString(16)}:${randomInt(1, 0xffff).toString(16)}`;
+    for (const n of [1, 2]) await lab.host(n).execOk('ip', ['-6', 'addr', 'add', `${lan6}::${n}/64`, 'dev', 'eth0', 'nodad']);
+    const net6 = `fd${randomInt(0, 255).toString(16).padStart(2, '0')}:${randomInt(1, 0xffff).toString(16)}::/48`;
+    await lab.etcd.etcdctl(['del', '--prefix', `${lab.prefix}/subnets/`]);
+    await lab.etcd.etcdctl(['put', `${lab.prefix}/config`, JSON.stringify({ Network: lab.network, EnableIPv6: true, IPv6Network: net6, Backend: { Type: 'wireguard', PSK: psk } })]);
+    for (const n of [1, 2]) lab.startDaemon(n, { LEASE_TTL: '20', STATE_DIR: stateDir(n), WIREGUARD_PRIVATE_SOCKET: '1', PUBLIC_IPV6: `${lan6}::${n}` });
+    // host n → its lease value and v6 subnet (the key's `&v6-len` part)
+    const leases6 = await waitFor(async () => {
+      const out = (await lab.etcd.etcdctl(['get', '--prefix', `${lab.prefix}/subnets/`])).stdout.trim().split('\n');
+      const m = new Map<number, { raw: string; subnet6: string }>();
+      for (let i = 0; i + 1 < out.length; i += 2) {
+        const k = /&([0-9a-f:]+)-(\d+)$/.exec(out[i]);
+        const v = JSON.parse(out[i + 1]) as { PublicIP: string };
+        if (k) m.set(Number(v.PublicIP.split('.')[3]), { raw: out[i + 1], subnet6: `${k[1]}/${k[2]}` });
+      }
+      return m.has(1) && m.has(2) ? m : undefined;
+    }, { timeoutMs: 30_000, what: `dual-stack leases of h1, h2; logs:\n${lab.logs(1)}\n${lab.logs(2)}` });
+    const k6 = new Map<number, string>();
+    for (const n of [1, 2]) {
+      const l = leases6.get(n)!;
+      const m = new RegExp(`^\\{"PublicIP":"192\\.0\\.2\\.${n}","PublicIPv6":"${lan6}::${n}","BackendType":"wireguard","BackendData":\\{"PublicKey":"([A-Za-z0-9+/]{43}=)"\\},"BackendV6Data":\\{"PublicKey":"([A-Za-z0-9+/]{43}=)"\\}\\}$`).exec(l.raw);
+      assert.ok(m, `h${n}'s lease is flanneld's dual-stack wireguard lease: ${l.raw}`);
+      assert.equal(m[1], m[2], 'flannel-wg-v6 has the same key as flannel-wg (flanneld: one key file)');
+      k6.set(n, m[2]);
+    }
+    const addr6 = (n: number) => leases6.get(n)!.subnet6.split('/')[0];
+    const peerList: string[] = [];
+    for (const n of [1, 2]) {
+      const o = 3 - n;
+      const d = await waitFor(async () => {
+        const got = await uapiGet(lab.host(n), 'flannel-wg-v6').catch(() => null);
+        return got?.peers.length === 1 && got.peers[0].allowedIPs.length === 1 ? got : undefined;
+      }, { timeoutMs: 30_000, what: `h${n}'s flannel-wg-v6 with one peer; log:\n${lab.logs(n)}` });
+      assert.equal(d.listenPort, 51821);
+      const p = d.peers[0];
+      assert.deepEqual([p.publicKey, p.endpoint, p.allowedIPs, p.presharedKey === psk], [k6.get(o), `[${lan6}::${o}]:51821`, [leases6.get(o)!.subnet6], true]);
+      peerList.push(`h${n} flannel-wg-v6 peer ${p.publicKey} endpoint ${p.endpoint} allowed ${p.allowedIPs}`);
+      const addrs = await lab.host(n).execJson<{ addr_info: { family: string; local: string; prefixlen: number }[] }[]>(['addr', 'show', 'dev', 'flannel-wg-v6']);
+      assert.deepEqual(addrs[0].addr_info.filter((a) => a.family === 'inet6' && !a.local.startsWith('fe80')).map((a) => `${a.local}/${a.prefixlen}`), [`${addr6(n)}/128`]);
+    }
+    t.diagnostic(peerList.join('\n'));
+    for (const [from, to] of [[1, 2], [2, 1]]) {
+      await waitFor(async () => (await lab.host(from).exec('ping', ['-6', '-c', '1', '-W', '1', '-I', addr6(from), addr6(to)], { timeoutMs: 5000 })).code === 0, { timeoutMs: 20_000, what: `ping6 h${from} → h${to}'s ${addr6(to)} over flannel-wg-v6` });
+    }
   });
 });

@@ -168,7 +168,11 @@ test('the daemon runs v4-only and alloc dual-stack; it refuses the rest naming w
   assert.equal(ipv6Refusal(cfg('{"Network":"10.1.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"alloc"}}')), null);
   assert.equal(ipv6Refusal(cfg(v6('"IPv6Network":"fd00::/48"'))), null, 'vxlan dual-stack runs (flannel-v6.<VNI>)');
   assert.match(ipv6Refusal(cfg('{"Network":"10.1.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"host-gw"}}'))!, /^EnableIPv6 with the host-gw backend: IPv6 leases are supported, but host-gw's v6 routes and Docker --ipv6 networks are not built yet in overlay-flannel \(issue 21\); set "EnableIPv6": false, use "Backend":\{"Type":"vxlan"\}/);
-  assert.match(ipv6Refusal(cfg('{"Network":"10.1.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"wireguard"}}'))!, /wireguard's v6 peers \(flannel-wg-v6\)/);
+  assert.equal(ipv6Refusal(cfg('{"Network":"10.1.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"wireguard"}}')), null, 'wireguard dual-stack runs in Mode separate (flannel-wg-v6)');
+  assert.equal(ipv6Refusal(cfg('{"Network":"10.1.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"wireguard","Mode":"separate"}}')), null);
+  for (const mode of ['auto', 'ipv4']) {
+    assert.match(ipv6Refusal(cfg(`{"Network":"10.1.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"wireguard","Mode":"${mode}"}}`))!, new RegExp(`^EnableIPv6 with wireguard Mode "${mode}": one device for both families is not built .*use Mode "separate" .*flannel-wg-v6 on ListenPortV6\\), which works`));
+  }
   assert.match(ipv6Refusal(cfg('{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"alloc"}}'))!, /^EnableIPv4 false: IPv6-only leases are supported, but .*Docker --ipv6 networks, which are not built yet .*issue 21.*"EnableIPv4": true/);
 });
 
