@@ -128,16 +128,21 @@ test('not ready: an EnableIPv6 config is refused naming what is not built (issue
 });
 
 test('not ready: a dual-stack wireguard config in Mode "auto" is refused naming "separate"; in Mode "separate" it is not refused', async () => {
-  const { agent, steer, config } = rig('wg6');
-  await agent.start();
-  config('{"Network":"10.9.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:9::/48","Backend":{"Type":"wireguard","Mode":"auto"}}');
-  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
-  assert.equal(agent.state, 'config-invalid');
-  assert.equal(steer.keepers, 0);
-  assert.match(agent.notReadyReason(), /is invalid: EnableIPv6 with wireguard Mode "auto": .*use Mode "separate"/);
-  config('{"Network":"10.9.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:9::/48","Backend":{"Type":"wireguard"}}');
-  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
-  assert.notEqual(agent.state, 'config-invalid');
-  assert.doesNotMatch(agent.notReadyReason() ?? '', /EnableIPv6/);
-  await agent.stop();
+  const dir = mkdtempSync(join(tmpdir(), 'of-wg6-')); // the key is written there (never outside the test's own folder)
+  const { agent, steer, config } = rig('wg6', { stateDir: dir });
+  try {
+    await agent.start();
+    config('{"Network":"10.9.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:9::/48","Backend":{"Type":"wireguard","Mode":"auto"}}');
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(agent.state, 'config-invalid');
+    assert.equal(steer.keepers, 0);
+    assert.match(agent.notReadyReason(), /is invalid: EnableIPv6 with wireguard Mode "auto": .*use Mode "separate"/);
+    config('{"Network":"10.9.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:9::/48","Backend":{"Type":"wireguard"}}');
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    assert.notEqual(agent.state, 'config-invalid');
+    assert.doesNotMatch(agent.notReadyReason() ?? '', /EnableIPv6/);
+    await agent.stop();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
