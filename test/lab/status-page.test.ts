@@ -126,7 +126,7 @@ describe('status server on three lab hosts', { timeout: 240_000 }, () => {
     assert.equal(c.source, 'kernel');
     assert.match(c.dockerError, /no-docker\.sock/, 'says why there are no names');
     assert.deepEqual(c.endpoints, [
-      { endpoint: endpointId.slice(0, 12), hostVeth: veth, bridge: `ofb-${networkId.slice(0, 11)}`, network: null, networkId: networkId.slice(0, 11), address: endpointIp, container: null, containerId: null },
+      { endpoint: endpointId.slice(0, 12), hostVeth: veth, bridge: `ofb-${networkId.slice(0, 11)}`, network: null, networkId: networkId.slice(0, 11), address: endpointIp, address6: null, container: null, containerId: null },
     ]);
   });
 

@@ -84,10 +84,11 @@ describe('address store', () => {
     const lease = parseCidr('10.1.15.64/26'); // 61 usable
     const c = openStore({ etcdEndpoints: [etcd.endpoint], etcdPrefix: '/unused' }, testLogger());
     try {
-      const fill = async (s: AddressStore, tag: string, out: number[]) => {
+      const fill = async (s: AddressStore, tag: string, out: number[], hold?: () => Promise<void>) => {
         await Promise.all(
           [0, 1, 2, 3].map(async (k) => {
             for (let i = 0; i < 64; i++) {
+              await hold?.();
               try {
                 out.push(await s.allocate(lease, `${tag}-${k}-${i}`));
               } catch (e) {
@@ -102,7 +103,13 @@ describe('address store', () => {
       const fromA: number[] = [];
       const fromC: number[] = [];
       const sa = a.overlay(prefix).addresses;
-      const filling = fill(sa, 'a', fromA);
+      // a past half way waits (≤ 10 s) for c's first address, so a loaded machine cannot let a fill
+      // the lease before the fresh store's first allocation gets through (CI saw that once)
+      const deadline = Date.now() + 10_000;
+      const holdA = async () => {
+        while (fromA.length >= 30 && fromC.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      };
+      const filling = fill(sa, 'a', fromA, holdA);
       while (fromA.length < 10) await new Promise((r) => setTimeout(r, 5));
       await Promise.all([filling, fill(c.overlay(prefix).addresses, 'c', fromC)]);
       const all = [...fromA, ...fromC];
