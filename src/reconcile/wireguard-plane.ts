@@ -13,7 +13,7 @@
  * removed). A device that vanished (wireguard-go killed) is made anew.
  * The private key goes to the kernel layer only; it is never logged.
  * family 6 (a dual-stack overlay, flanneld's Mode "separate"): the same plane for `flannel-wg-v6`
- * (a named overlay's `fwg6-<name>`): ListenPortV6, the v6 subnet address as a /128 (the only one
+ * (a named overlay's `fw6-<name>`, wireguardV6DeviceName): ListenPortV6, the v6 subnet address as a /128 (the only one
  * inside IPv6Network), v6 peers and routes (domain/wg-peers.ts, family 6); same key, PSK and MTU.
  */
 import type { Logger } from 'pino';
