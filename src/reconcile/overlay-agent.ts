@@ -26,7 +26,7 @@ import { PublicInterface } from '../host/public-interface';
 import { errorText } from '../errors';
 import { subnetEnvContent, writeSubnetFile } from '../host/subnet-env';
 import { loadOrCreateWireguardKey, wireguardKeyFile, type WireguardKeyPair } from '../host/wireguard-key';
-import { wireguardDeviceName, WireguardClaims } from '../domain/wireguard-config';
+import { wireguardDeviceClaims, wireguardDeviceName, WireguardClaims } from '../domain/wireguard-config';
 
 /** What the agent needs from the store for one overlay prefix. */
 export interface OverlayStorePort {
@@ -304,12 +304,13 @@ export class OverlayAgent extends EventEmitter {
     }
   }
 
-  /** A wireguard config's device (flannel-wg, or fwg-<name> for a named overlay) and ListenPort,
-   *  claimed for this overlay on this host: null when held, else why the config cannot run here
-   *  (another wireguard overlay of this host has that port), handled as an invalid config. */
+  /** A wireguard config's devices (flannel-wg, or fwg-<name> for a named overlay, on ListenPort; when
+   *  dual-stack also flannel-wg-v6 / fw6-<name> on ListenPortV6), claimed for this overlay on this
+   *  host: null when held, else why the config cannot run here (another WireGuard device of this
+   *  host has one of those ports, or its two ports are one), handled as an invalid config. */
   private claimWireguard(config: NetworkConfig): string | null {
     if (config.backend.type !== 'wireguard') return null;
-    return this.wgClaims.claim(this.opts.name, wireguardDeviceName(this.opts.name), config.backend.listenPort);
+    return this.wgClaims.claim(this.opts.name, wireguardDeviceClaims(this.opts.name, config.backend, config.ipv6 !== undefined));
   }
 
   /** The wireguard backend's key pair, kept in STATE_DIR across restarts (one file per overlay:
