@@ -1,11 +1,12 @@
 /**
  * What the status server shows, as plain JSON: the overlays (config, state, every lease with its
  * expiry and when the watch last saw it written), the kernel's view (peers programmed, sync
- * stats), etcd's connection state and the containers on this host. The same objects feed the
+ * stats; a wireguard overlay's device and, dual-stack, its v6 device), etcd's connection state and the containers on this host. The same objects feed the
  * JSON API, the page's first render and the server-sent events. The daemon hands in a
  * StatusSource; unit tests hand in fakes.
  */
 import type { OverlayAgent } from '../reconcile/overlay-agent';
+import type { WireguardPlane } from '../reconcile/wireguard-plane';
 import { formatCidr } from '../domain/ipv4';
 import type { Lease } from '../domain/lease';
 import type { ContainersView } from '../docker/containers';
@@ -129,6 +130,16 @@ export interface KernelPeerJson {
   wireguard?: { publicKey: string; endpoint: string | null };
 }
 
+/** The v6 WireGuard device of a dual-stack wireguard overlay: its peers by v6 subnet with their endpoints. */
+export interface KernelWireguard6Json {
+  device: string;
+  implementation: string;
+  reason: string;
+  listenPort: number;
+  mtu: number;
+  peers: { subnet: string; endpoint: string | null }[];
+}
+
 export function kernelView(src: StatusSource) {
   return src.overlays().map(({ name, agent }) => {
     const dp = agent.dataplane;
@@ -138,8 +149,14 @@ export function kernelView(src: StatusSource) {
       ? [...wg.programmedPeers()].map(([subnet, p]) => ({ subnet, neighbours: [], fdb: [], routes: [], wireguard: p }))
       : [...(dp?.appliedPeers() ?? [])].map(([subnet, st]) => ({ subnet, neighbours: st.neighbours, fdb: st.fdb, routes: st.routes }));
     const peers = entries.sort((a, b) => bySubnet(a.subnet, b.subnet));
-    const wireguard = wg ? { ...(wg.implementation ?? { implementation: 'not started', reason: '' }), publicKey: wg.publicKey } : null;
-    return { name, device: dp?.deviceName ?? null, mtu: dp?.mtu ?? null, peers, stats: dp ? { ...dp.stats } : null, wireguard };
+    const impl = (p: WireguardPlane) => p.implementation ?? { implementation: 'not started', reason: '' };
+    const wireguard = wg ? { ...impl(wg), publicKey: wg.publicKey, listenPort: wg.listenPort } : null;
+    // A dual-stack overlay's v6 device (flannel-wg-v6 / fw6-<name>): no key here (the key pair is the v4 device's).
+    const wg6 = dp?.wireguard6;
+    const wireguard6: KernelWireguard6Json | null = wg6
+      ? { device: wg6.device, ...impl(wg6), listenPort: wg6.listenPort, mtu: wg6.mtu, peers: [...wg6.programmedPeers()].map(([subnet, p]) => ({ subnet, endpoint: p.endpoint })) }
+      : null;
+    return { name, device: dp?.deviceName ?? null, mtu: dp?.mtu ?? null, peers, stats: dp ? { ...dp.stats } : null, wireguard, wireguard6 };
   });
 }
 
