@@ -10,7 +10,7 @@
  * disappears from the others' peers; last, a dual-stack config (v6 underlay 2001:db8::/64, Mode
  * "separate"): flannel-wg-v6 with one v6 peer per remote lease, listed in /api/v1/kernel beside
  * flannel-wg (name, implementation, port, its peer; no key), and ping6 across it.
- * Needs root, wireguard-go, wireguard-tools, tcpdump, etcd and `npm run build`; fails (never skips).
+ * Needs root, wireguard-go, wireguard-tools, tcpdump, etcd, chromium and `npm run build`; fails (never skips).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,6 +22,7 @@ import type { DaemonHandle, Host } from '../helpers/netns-lab';
 import { dump, uapiGet, wg, wgPid } from './wireguard-lab';
 import { run } from '../helpers/run';
 import { waitFor } from '../helpers/wait';
+import { launchBrowserIn } from './status-browser';
 
 const missing = ['/usr/bin/wireguard-go', '/usr/bin/wg', '/usr/bin/tcpdump', MAIN].filter((f) => !existsSync(f));
 if (process.getuid?.() !== 0) throw new Error('the wireguard lab needs root');
@@ -306,6 +307,16 @@ describe('three hosts on the wireguard backend (userspace wireguard-go), real da
     const page = await lab.host(2).exec('curl', ['-sf', `http://192.0.2.2:${STATUS_PORT}/`], { timeoutMs: 5000 });
     assert.match(page.stdout, /"wireguard6":\{"device":"flannel-wg-v6","implementation":"userspace"/, "the page's inlined data carries the v6 device");
     t.diagnostic(`h2 /api/v1/kernel wireguard6: ${JSON.stringify(w6)}`);
+    const nsb = await launchBrowserIn(lab.host(2), `wg6-${lab.lab.runId}`); // the page as drawn, in h2's namespace
+    try {
+      const tab = await nsb.browser.newPage();
+      await tab.goto(`http://192.0.2.2:${STATUS_PORT}/`, { waitUntil: 'load', timeout: 30_000 });
+      const line = await tab.locator('.overlay[data-overlay="default"] .kernel .wg6').innerText({ timeout: 10_000 });
+      assert.equal(line, 'v6 device flannel-wg-v6 · WireGuard userspace, port 51821, 1 peer');
+      assert.match(await tab.locator('.overlay[data-overlay="default"] .kernel').innerText(), /^device flannel-wg · mtu 1420 · WireGuard userspace \(.*\), port 51820, public key /);
+    } finally {
+      await nsb.close();
+    }
     for (const [from, to] of [[1, 2], [2, 1]]) {
       await waitFor(async () => (await lab.host(from).exec('ping', ['-6', '-c', '1', '-W', '1', '-I', addr6(from), addr6(to)], { timeoutMs: 5000 })).code === 0, { timeoutMs: 20_000, what: `ping6 h${from} → h${to}'s ${addr6(to)} over flannel-wg-v6` });
     }
