@@ -130,6 +130,16 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       const passing = report.problems.filter((p) => !seen.slice(-3).every((x) => x.includes(p)));
       if (passing.length) log(`  caught in passing by the last sample only (not leaks): ${passing.join('; ')}`);
       report = { ...report, problems: report.problems.filter((p) => !passing.includes(p)) };
+      // A leak's story: the lines of each dockerd's log (the plugin logs there) that name it.
+      for (const p of report.problems) {
+        const key = /Docker network (\S+)|without a container: (\S+)/.exec(p);
+        const needle = key?.[1] ?? key?.[2];
+        if (!needle) continue;
+        for (const d of [d1, d2]) {
+          const lines = d.logs().split('\n').filter((l) => l.includes(needle)).slice(-12);
+          if (lines.length) log(`  ${d.host.ns} log lines naming ${needle}:\n${lines.map((l) => `    ${l.slice(0, 400)}`).join('\n')}`);
+        }
+      }
       const c = { atMin: minutes(), settledMs: Date.now() - s, report };
       res.checkpoints.push(c);
       log(`[${c.atMin} min] checkpoint: ${report.problems.length ? `${report.problems.length} problem(s) after ${c.settledMs} ms: ${report.problems.slice(0, 5).join('; ')}` : `clean (${c.settledMs} ms)`}; ${Object.entries(report.hosts).map(([h, x]) => `${h}: ${x.containers} containers, ${x.addressRecords} address / ${x.nameRecords} name records, ${x.pluginFds} fds, ${x.pluginRssMiB} MiB`).join('; ')}`);
