@@ -8,6 +8,7 @@
 import type { OverlayAgent } from '../reconcile/overlay-agent';
 import { formatCidr } from '../domain/ipv4';
 import type { Lease } from '../domain/lease';
+import { leaseId } from '../domain/lease-v6';
 import type { ContainersView } from '../docker/containers';
 import type { StatusNames } from './names-view';
 import type { PathsOfOverlay } from '../reconcile/path-prober';
@@ -81,7 +82,7 @@ async function mapLimited<T, R>(items: T[], limit: number, fn: (x: T) => Promise
 }
 
 async function leaseJson(agent: StatusAgent, l: Lease, ownSubnet: string | null, etcdUp: boolean) {
-  const subnet = formatCidr(l.subnet);
+  const subnet = leaseId(l); // an IPv6-only lease: its v6 subnet
   return {
     subnet,
     publicIP: l.attrs.publicIP,
@@ -100,11 +101,11 @@ export async function overlaysView(src: StatusSource) {
   return Promise.all(
     src.overlays().map(async ({ name, prefix, agent }) => {
       const own = agent.lease();
-      const ownSubnet = own ? formatCidr(own.subnet) : null;
+      const ownSubnet = own ? leaseId(own) : null;
       const c = agent.config;
       // Our own entry comes from the keeper: it knows our expiry without asking etcd.
-      const known = (agent.dataplane?.knownLeases() ?? []).map((l) => (own && formatCidr(l.subnet) === ownSubnet ? own : l));
-      if (own && !known.some((l) => formatCidr(l.subnet) === ownSubnet)) known.push(own);
+      const known = (agent.dataplane?.knownLeases() ?? []).map((l) => (own && leaseId(l) === ownSubnet ? own : l));
+      if (own && !known.some((l) => leaseId(l) === ownSubnet)) known.push(own);
       const leases = await mapLimited(known, EXPIRY_LOOKUPS_AT_ONCE, (l) => leaseJson(agent, l, ownSubnet, etcdUp));
       leases.sort((a, b) => bySubnet(a.subnet, b.subnet));
       return {
