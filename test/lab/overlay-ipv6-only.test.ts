@@ -9,7 +9,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OverlayLab } from './overlay-lab';
@@ -179,6 +179,24 @@ describe('IPv6-only vxlan: two daemons and a flanneld-programmed host, flannel-v
     assert.match((await sh(h, 'ip6tables -t raw -S')).stdout, /--notrack/);
     const v4 = (await sh(h, 'iptables-save')).stdout;
     assert.doesNotMatch(v4, /overlay-flannel masq|--notrack|0\.0\.0\.0\/0 -j ACCEPT/, v4);
+  });
+
+  it('a restarted daemon finds its IPv6-only lease again (by PublicIPv6) and keeps its v6 subnet and peers', async () => {
+    const before1 = leases.get(1)!;
+    const dev = async () => (await hosts[0].execJson<{ ifindex: number }[]>(['link', 'show', dev6()]))[0].ifindex;
+    const index = await dev();
+    const env1 = readFileSync(subnetFile(1), 'utf8');
+    await lab.stopDaemon(1);
+    rmSync(subnetFile(1));
+    lab.startDaemon(1, { LEASE_TTL: '30', IP_MASQ: 'true', SUBNET_FILE: subnetFile(1) });
+    await waitFor(async () => existsSync(subnetFile(1)), { timeoutMs: 20_000, intervalMs: 200, what: `host 1 ready again (subnet.env written); log:\n${lab.logs(1)}` });
+    assert.equal(readFileSync(subnetFile(1), 'utf8'), env1, 'the same subnet.env');
+    const { stdout } = await lab.etcd.etcdctl(['get', '--prefix', `${lab.prefix}/subnets/`, '--keys-only']);
+    const keys = stdout.split('\n').filter(Boolean).sort();
+    assert.deepEqual(keys, [before1.key, leases.get(2)!.key, cKey].sort(), 'the same three leases: host 1 took no second one');
+    assert.equal((await lab.etcd.etcdctl(['get', before1.key, '--print-value-only'])).stdout.trim(), before1.raw);
+    assert.equal(await dev(), index, 'flannel-v6 reused, not remade');
+    assert.deepEqual(await v6Entries(hosts[0]), expected([2, 3]));
   });
 
   it("removing the flanneld host's lease removes the daemons' v6 entries for it, and only those", async () => {
