@@ -9,6 +9,7 @@ import type { OverlayAgent } from '../reconcile/overlay-agent';
 import { formatCidr } from '../domain/ipv4';
 import type { Lease } from '../domain/lease';
 import { leaseId } from '../domain/lease-v6';
+import { formatCidr6 } from '../domain/ipv6';
 import type { ContainersView } from '../docker/containers';
 import type { StatusNames } from './names-view';
 import type { PathsOfOverlay } from '../reconcile/path-prober';
@@ -113,7 +114,8 @@ export async function overlaysView(src: StatusSource) {
         prefix,
         state: agent.state,
         configError: agent.lastConfigError,
-        config: c ? { network: formatCidr(c.network), subnetLen: c.subnetLen, backend: c.backend } : null,
+        // an IPv6-only overlay: its IPv6Network (its Network is flannel's zero 0.0.0.0/0)
+        config: c ? { ...(c.ipv6 && !c.enableIPv4 ? { network: formatCidr6(c.ipv6.network), subnetLen: c.ipv6.subnetLen } : { network: formatCidr(c.network), subnetLen: c.subnetLen }), backend: c.backend } : null,
         lease: leases.find((l) => l.own) ?? null,
         leases,
       };
