@@ -388,7 +388,7 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
   });
 
   it('11. an IPv6-only overlay (config set --ipv6-only) carries no Docker network: create, with or without --ipv6, fails naming why and the dual-stack fix', async () => {
-    const [name, vni, net] = [`v6o${randomBytes(2).toString('hex')}`, [4001, 4002, 4003].find((v) => v !== ov.vni && v !== blue.vni)!, `fd${hex()}:${hex()}::/48`];
+    const [name, vni, net] = [`v6o${randomBytes(2).toString('hex')}`, [4001, 4002, 4003].find((v) => v !== ov.vni && v !== blue.vni)!, `fd${randomInt(16, 255).toString(16)}:${hex()}::/48`];
     await h1.execOk('node', [MAIN, 'config', 'set', '--name', name, '--ipv6-only', '--ipv6-network', net, '--vni', String(vni)], { env: { ...process.env, ETCD_ENDPOINTS: etcd!.endpoint, ETCD_PREFIX: ov.prefix }, timeoutMs: 20_000 });
     for (const v6 of [['--ipv6'], []]) {
       const r = await d1.docker(['network', 'create', ...v6, '-d', DRIVER, '--ipam-driver', DRIVER, '--ipam-opt', `network=${name}`, `n-${name}`], { timeoutMs: 60_000 });
