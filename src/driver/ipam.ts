@@ -12,7 +12,7 @@ import { conflict, invalid, unsupported } from '../errors';
 import type { RequestAddressArgs, RequestPoolArgs, RequestPoolResult } from './types';
 import { address6WithPrefix, checkRequestedAddress6, gateway6Of, pickAddress6 } from '../domain/addresses-v6';
 import { cidr6Equals, formatCidr6, formatIPv6, parseCidr6, parseIPv6 } from '../domain/ipv6';
-import { isPoolId6, OverlayDirectory, OverlayHandle, parsePoolId, parsePoolId6, poolIdOf, poolIdOf6 } from './overlays';
+import { DEFAULT_OVERLAY, isPoolId6, OverlayDirectory, OverlayHandle, parsePoolId, parsePoolId6, poolIdOf, poolIdOf6 } from './overlays';
 
 export const ADDRESS_SPACE_LOCAL = 'overlay-flannel-local';
 export const ADDRESS_SPACE_GLOBAL = 'overlay-flannel-global';
@@ -35,6 +35,7 @@ export class Ipam {
     if (a.v6) return this.requestPool6(a);
     const overlay = await this.overlays.byName(a.options.network);
     await overlay.whenReady(READY_TIMEOUT_MS);
+    if (overlay.ipv6Only?.()) throw ipv6OnlyRefusal(overlay);
     const lease = overlay.lease();
     if (!lease) throw noLeaseNow(overlay);
     const subnet = lease.subnet;
@@ -60,6 +61,7 @@ export class Ipam {
   private async requestPool6(a: RequestPoolArgs): Promise<RequestPoolResult> {
     const overlay = await this.overlays.byName(a.options.network);
     await overlay.whenReady(READY_TIMEOUT_MS);
+    if (overlay.ipv6Only?.()) throw ipv6OnlyRefusal(overlay);
     const lease = overlay.lease();
     if (!lease) throw noLeaseNow(overlay);
     const subnet6 = lease.subnet6;
@@ -182,4 +184,18 @@ export class Ipam {
 function noLeaseNow(overlay: OverlayHandle): Error {
   const why = overlay.notReadyReason?.();
   return conflict(`overlay "${overlay.name}" has no lease on this host right now${why ? ` (${why})` : ''}; retry in a few seconds`);
+}
+
+/**
+ * An IPv6-only overlay (EnableIPv4 false) leases no v4 subnets, and Docker 20.10 asks every network
+ * for an IPv4 pool first (it has no IPv6-only networks; docs/ipv6.md §8): refused, v4 and v6 alike.
+ */
+function ipv6OnlyRefusal(overlay: OverlayHandle): Error {
+  const named = overlay.name === DEFAULT_OVERLAY ? '' : ` --name ${overlay.name}`;
+  return unsupported(
+    `overlay "${overlay.name}" is IPv6-only (EnableIPv4 false): it leases no IPv4 subnets, and Docker asks every network for an IPv4 pool ` +
+      "(Docker 20.10 has no IPv6-only networks), so no Docker network can use it; it carries only the hosts' own IPv6 (flannel-v6.<VNI>, flanneld peers included). " +
+      `For containers make it dual-stack: overlay-flannel config set${named} --network CIDR --ipv6-network CIDR (e.g. --network 10.1.0.0/16), ` +
+      'restart the plugins, then create the network (with --ipv6 for v6 addresses)',
+  );
 }

@@ -20,8 +20,10 @@ export interface AddressAllocator {
 export interface OverlayHandle {
   readonly name: string;
   readonly prefix: string;
-  /** This host's lease, once held. */
+  /** This host's lease, once held (null on an IPv6-only overlay: it has no v4 subnet). */
   lease(): Lease | null;
+  /** Whether the overlay is IPv6-only (`EnableIPv4: false`): Docker 20.10 networks cannot use it (absent in fakes). */
+  ipv6Only?(): boolean;
   /** The overlay's whole Network, once its config is loaded. */
   network(): Cidr | null;
   /** The overlay's IPv6Network, on a dual-stack overlay (absent in fakes). */

@@ -9,6 +9,8 @@ import type { OverlayAgent } from '../reconcile/overlay-agent';
 import type { WireguardPlane } from '../reconcile/wireguard-plane';
 import { formatCidr } from '../domain/ipv4';
 import type { Lease } from '../domain/lease';
+import { leaseId } from '../domain/lease-v6';
+import { formatCidr6 } from '../domain/ipv6';
 import type { ContainersView } from '../docker/containers';
 import type { StatusNames } from './names-view';
 import type { PathsOfOverlay } from '../reconcile/path-prober';
@@ -82,7 +84,7 @@ async function mapLimited<T, R>(items: T[], limit: number, fn: (x: T) => Promise
 }
 
 async function leaseJson(agent: StatusAgent, l: Lease, ownSubnet: string | null, etcdUp: boolean) {
-  const subnet = formatCidr(l.subnet);
+  const subnet = leaseId(l); // an IPv6-only lease: its v6 subnet
   return {
     subnet,
     publicIP: l.attrs.publicIP,
@@ -101,11 +103,11 @@ export async function overlaysView(src: StatusSource) {
   return Promise.all(
     src.overlays().map(async ({ name, prefix, agent }) => {
       const own = agent.lease();
-      const ownSubnet = own ? formatCidr(own.subnet) : null;
+      const ownSubnet = own ? leaseId(own) : null;
       const c = agent.config;
       // Our own entry comes from the keeper: it knows our expiry without asking etcd.
-      const known = (agent.dataplane?.knownLeases() ?? []).map((l) => (own && formatCidr(l.subnet) === ownSubnet ? own : l));
-      if (own && !known.some((l) => formatCidr(l.subnet) === ownSubnet)) known.push(own);
+      const known = (agent.dataplane?.knownLeases() ?? []).map((l) => (own && leaseId(l) === ownSubnet ? own : l));
+      if (own && !known.some((l) => leaseId(l) === ownSubnet)) known.push(own);
       const leases = await mapLimited(known, EXPIRY_LOOKUPS_AT_ONCE, (l) => leaseJson(agent, l, ownSubnet, etcdUp));
       leases.sort((a, b) => bySubnet(a.subnet, b.subnet));
       return {
@@ -113,7 +115,8 @@ export async function overlaysView(src: StatusSource) {
         prefix,
         state: agent.state,
         configError: agent.lastConfigError,
-        config: c ? { network: formatCidr(c.network), subnetLen: c.subnetLen, backend: c.backend } : null,
+        // an IPv6-only overlay: its IPv6Network (its Network is flannel's zero 0.0.0.0/0)
+        config: c ? { ...(c.ipv6 && !c.enableIPv4 ? { network: formatCidr6(c.ipv6.network), subnetLen: c.ipv6.subnetLen } : { network: formatCidr(c.network), subnetLen: c.subnetLen }), backend: c.backend } : null,
         lease: leases.find((l) => l.own) ?? null,
         leases,
       };

@@ -1,8 +1,7 @@
 /**
  * docker-ipv6.test.ts — Docker `--ipv6` networks on a dual-stack vxlan overlay (issue 21): two real
- * dockerds (h1, h2) with the managed plugin, a LAN with 192.0.2.0/24 and a random /64 of
- * 2001:db8::/32 on the hosts' eth0, an overlay with a random Network, IPv6Network (a /48 of
- * fd00::/8) and VNI, written with the CLI.
+ * dockerds (h1, h2) with the managed plugin, a LAN with 192.0.2.0/24 and a random /64 of 2001:db8::/32
+ * on the hosts' eth0, an overlay with a random Network, IPv6Network (a /48 of fd00::/8) and VNI.
  *
  * Scenarios, in order: `docker network create --ipv6` on h1 gets h1's v6 lease as its v6 pool and
  * appears on h2 with h2's (replicated with --ipv6); containers on h1 and h2 get v6 addresses in
@@ -20,8 +19,9 @@
  * the packets); the bridge data path (`-o datapath=bridge`, gateway ::1 on the bridge); names across
  * hosts with Docker's embedded DNS (clients with `--dns` = a fake upstream in the LAN namespace):
  * AAAA of an h2 container answers its v6 address on h1, an empty NOERROR for a v4-only network's
- * container, never reaching the upstream. after() tears everything down and asserts nothing is
- * left. Needs root, docker.io, busybox-static, etcd; `npm run build` first.
+ * container, never reaching the upstream; an IPv6-only overlay refuses `docker network create`
+ * (Docker 20.10 asks every network for an IPv4 pool). after() tears down, asserting nothing is left.
+ * Needs root, docker.io, busybox-static, etcd; `npm run build` first.
  */
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
@@ -385,5 +385,15 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
     for (const c of [Q6, Q4]) await d1.dockerOk(['rm', '-f', c], { timeoutMs: 60_000 });
     for (const c of [S6, S4]) await d2.dockerOk(['rm', '-f', c], { timeoutMs: 60_000 });
     for (const n of [N6, N4]) await d1.dockerOk(['network', 'rm', n]);
+  });
+
+  it('11. an IPv6-only overlay (config set --ipv6-only) carries no Docker network: create, with or without --ipv6, fails naming why and the dual-stack fix', async () => {
+    const [name, vni, net] = [`v6o${randomBytes(2).toString('hex')}`, [4001, 4002, 4003].find((v) => v !== ov.vni && v !== blue.vni)!, `fd${randomInt(16, 255).toString(16)}:${hex()}::/48`];
+    await h1.execOk('node', [MAIN, 'config', 'set', '--name', name, '--ipv6-only', '--ipv6-network', net, '--vni', String(vni)], { env: { ...process.env, ETCD_ENDPOINTS: etcd!.endpoint, ETCD_PREFIX: ov.prefix }, timeoutMs: 20_000 });
+    for (const v6 of [['--ipv6'], []]) {
+      const r = await d1.docker(['network', 'create', ...v6, '-d', DRIVER, '--ipam-driver', DRIVER, '--ipam-opt', `network=${name}`, `n-${name}`], { timeoutMs: 60_000 });
+      assert.notEqual(r.code, 0, `network create ${v6.join('')} on the IPv6-only overlay must fail: ${r.stdout}`);
+      assert.match(r.stderr, new RegExp(`overlay "${name}" is IPv6-only \\(EnableIPv4 false\\).*\\(Docker 20\\.10 has no IPv6-only networks\\).*config set --name ${name} --network CIDR --ipv6-network CIDR`), r.stderr);
+    }
   });
 });

@@ -96,3 +96,16 @@ test('routedGateway6 follows the v4 link-local gateway of the network', () => {
   assert.equal(routedGateway6(parseIPv4('169.254.1.1')), 'fe80::a9fe:101');
   assert.equal(routedGateway6(parseIPv4('169.254.1.2')), 'fe80::a9fe:102');
 });
+
+test('RequestPool on an IPv6-only overlay (EnableIPv4 false): v4 and v6 refused, naming Docker 20.10 and the dual-stack fix', async () => {
+  const v6only: OverlayHandle = { ...overlay('edge', 'fd00:10:0:5::/64'), lease: () => null, network: () => null, ipv6Only: () => true };
+  const dir: OverlayDirectory = { byName: async () => v6only, all: () => [v6only] };
+  const d = new OverlayPluginDriver(new FakeKernel(), new SerialQueue(), dir, log);
+  for (const v6 of [false, true]) {
+    await assert.rejects(d.requestPool({ ...pool6({ network: 'edge' }), v6 }), (e: Error) => {
+      assert.match(e.message, /^overlay "edge" is IPv6-only \(EnableIPv4 false\): it leases no IPv4 subnets, and Docker asks every network for an IPv4 pool \(Docker 20\.10 has no IPv6-only networks\)/);
+      assert.match(e.message, /make it dual-stack: overlay-flannel config set --name edge --network CIDR --ipv6-network CIDR/);
+      return true;
+    });
+  }
+});
