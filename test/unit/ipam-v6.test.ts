@@ -11,6 +11,7 @@ import { parseCidr } from '../../src/domain/ipv4';
 import { parseCidr6 } from '../../src/domain/ipv6';
 import { checkRequestedAddress6, pickAddress6, routedGateway6 } from '../../src/domain/addresses-v6';
 import { parseIPv4 } from '../../src/domain/ipv4';
+import { memoryAddresses6 } from '../fakes/fake-addresses6';
 
 const log = pino({ level: 'silent' });
 
@@ -24,6 +25,7 @@ function overlay(name: string, subnet6?: string): OverlayHandle {
     whenReady: async () => undefined,
     vxlan: () => null,
     addresses: { allocate: async () => 0, release: async () => false },
+    addresses6: memoryAddresses6(),
   };
 }
 

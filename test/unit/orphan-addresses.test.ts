@@ -62,7 +62,7 @@ for (const row of table) {
 }
 
 test('orphanAddresses: a negative grace period is a clear error', () => {
-  assert.throws(() => orphanAddresses([], new Set(), NOW, -1), /graceMs must be ≥ 0/);
+  assert.throws(() => orphanAddresses([], new Set<number>(), NOW, -1), /graceMs must be ≥ 0/);
 });
 
 // ---- AddressAudit (src/reconcile/address-audit.ts) over fakes of etcd and Docker ----
