@@ -8,7 +8,8 @@
  * appears on h2 with h2's (replicated with --ipv6); containers on h1 and h2 get v6 addresses in
  * their hosts' v6 leases (`docker inspect` GlobalIPv6Address), each recorded in etcd under
  * `<prefix>/overlay-flannel/addresses6/<v6 lease>/` (and released at `docker rm`, h1's by a plugin
- * SIGKILLed and restarted in between), a v6 default route via the
+ * SIGKILLed and restarted in between, whose first address audit releases an hour-old v6 orphan
+ * record and keeps a fresh one and c1's, aged by hand but held by Docker), a v6 default route via the
  * network's link-local gateway (routed data path), and the plugin turned on
  * net.ipv6.conf.all.forwarding in each host's namespace; ping6 across hosts both ways, v4 ping
  * too; the ip6 firewall (issue 21): both hosts run with an ip6 FORWARD policy DROP (what Docker
@@ -316,9 +317,21 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
     await waitFor(async () => (await d2.docker(['network', 'inspect', NET_B])).code !== 0, { timeoutMs: 20_000, intervalMs: 200, what: `${NET_B} gone from h2` });
   });
 
-  it('8. plugin SIGKILL on h1, then removing the containers and the network: their v6 records are released (h1\'s by the restarted plugin), no v6 route behind', async (t) => {
+  it('8. plugin SIGKILL on h1: its first audit releases an hour-old v6 orphan record, keeps a fresh one and c1\'s (aged too, but Docker holds it); docker rm releases both hosts\' v6 records, no v6 route behind', async (t) => {
     const held6 = await leases6();
     for (const [h, c] of [[h1, 'c1'], [h2, 'c2']] as const) assert.ok((await records6(held6.get(h.ip)!)).has(v6(addr[c]!.ip6)), `${c}'s v6 record before the rm`);
+    // Records no endpoint holds (a plugin that died between RequestAddress and its answer), and c1's own made an hour old.
+    const lease1 = held6.get(h1.ip)!;
+    const dir = `${ov.prefix}/overlay-flannel/addresses6/${lease1.replace('/', '-')}/`;
+    const base1 = lease1.split('/')[0]!; // fd..:..::
+    const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
+    const [orphan, fresh] = [`${base1}dead:1`, `${base1}dead:2`];
+    await etcd!.etcdctl(['put', `${dir}${orphan}`, JSON.stringify({ owner: 'docker/0rphan0ld000', createdAt: hourAgo })]);
+    await etcd!.etcdctl(['put', `${dir}${fresh}`, JSON.stringify({ owner: 'docker/0rphanfresh0', createdAt: new Date().toISOString() })]);
+    const keys1 = (await etcd!.etcdctl(['get', '--prefix', '--keys-only', dir])).stdout.split('\n').filter(Boolean);
+    const c1Key = keys1.find((k) => v6(k.slice(dir.length)) === v6(addr.c1!.ip6))!;
+    const c1Owner = (await records6(lease1)).get(v6(addr.c1!.ip6))!;
+    await etcd!.etcdctl(['put', c1Key, JSON.stringify({ owner: c1Owner, createdAt: hourAgo })]);
     const [pid] = await L.pluginPids(h1);
     const t0 = Date.now();
     process.kill(pid!, 'SIGKILL');
@@ -332,6 +345,12 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
       await d1.dockerOk(['plugin', 'enable', 'overlay-flannel'], { timeoutMs: 60_000 });
     });
     t.diagnostic(`h1's plugin restarted by Docker ${Date.now() - t0} ms after the SIGKILL`);
+    await waitFor(async () => !(await records6(lease1)).has(v6(orphan)), { timeoutMs: 60_000, intervalMs: 250, what: `the restarted plugin's audit releases the hour-old v6 orphan ${orphan}\n${dockerLog(d1)}` });
+    t.diagnostic(`v6 orphan released ${Date.now() - t0} ms after the SIGKILL`);
+    const after = await records6(lease1);
+    assert.ok(after.has(v6(fresh)), 'a fresh orphan is inside the grace period: kept');
+    assert.equal(after.get(v6(addr.c1!.ip6)), c1Owner, 'c1\'s record, an hour old but held by Docker (its IPv6Address), is kept');
+    await etcd!.etcdctl(['del', `${dir}${fresh}`]);
     for (const [d, c] of [[d1, 'c1'], [d2, 'c2']] as const) await d.dockerOk(['rm', '-f', c], { timeoutMs: 60_000 });
     for (const [h, c] of [[h1, 'c1'], [h2, 'c2']] as const) {
       await waitFor(async () => !(await records6(held6.get(h.ip)!)).has(v6(addr[c]!.ip6)), { timeoutMs: 10_000, intervalMs: 200, what: `${h.ns}: ${c}'s v6 record released with its endpoint\n${dockerLog(h === h1 ? d1 : d2)}` });
