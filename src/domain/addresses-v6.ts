@@ -14,7 +14,7 @@
 import { conflict, invalid } from '../errors';
 import { Cidr6, cidr6Contains, cidr6Size, formatCidr6, formatIPv6, parseIPv6 } from './ipv6';
 
-/** Fewest host bits a v6 lease must have for random allocation to be safe without a record. */
+/** Fewest host bits a v6 lease must have for random picks (at most MAX_PICKS6 re-picks) to stay sparse. */
 export const MIN_HOST_BITS6 = 32;
 
 export function gateway6Of(subnet: Cidr6): bigint {
