@@ -261,7 +261,14 @@ async function startPluginSide(settings: Settings, p: PluginParts, log: Logger, 
     };
     replicator = new NetworkReplicator(dockerPort(settings.dockerSocket), p.store.overlay().networks, log.child({ component: 'replication' }), { host: p.pub.publicIP, onOverlaysInUse: rejoin });
     audit = new AddressAudit(
-      () => p.overlays.all().map((h) => ({ name: h.name, subnet: () => h.lease()?.subnet ?? null, records: p.store.overlay(h.prefix).addresses })),
+      () =>
+        p.overlays.all().map((h) => ({
+          name: h.name,
+          subnet: () => h.lease()?.subnet ?? null,
+          records: p.store.overlay(h.prefix).addresses,
+          subnet6: () => h.lease()?.subnet6 ?? null,
+          records6: p.store.overlay(h.prefix).addresses6,
+        })),
       dockerEndpoints(settings.dockerSocket),
       log.child({ component: 'address-audit' }),
       {

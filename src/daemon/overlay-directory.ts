@@ -98,6 +98,7 @@ export class AgentDirectory implements OverlayDirectory {
       },
       setFlooding: (on) => agent.dataplane?.setFlooding(on),
       addresses: ov.addresses,
+      addresses6: ov.addresses6,
       whenReady: (timeoutMs) => waitReady(agent, name, timeoutMs),
       notReadyReason: () => agent.notReadyReason(),
     };

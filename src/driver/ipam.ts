@@ -2,7 +2,9 @@
  * IpamDriver use cases. A pool is this host's lease of an overlay: every host asks for "a pool"
  * and gets its own subnet of the same overlay, so containers on different hosts never collide.
  * Addresses come from the lease and are recorded in etcd (create-if-absent), so a restarted
- * plugin, or two plugins on one lease, never hand out an address twice.
+ * plugin, or two plugins on one lease, never hand out an address twice; the v6 ones of a
+ * `--ipv6` network too (random in the v6 lease, src/store/address6-store.ts). No address state is
+ * kept in this process: a release after a restart deletes the record like any other.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -10,7 +12,7 @@ import { addressWithPrefix, gatewayOf } from '../domain/addresses';
 import { cidrEquals, formatCidr, formatIPv4, parseCidr, parseIPv4 } from '../domain/ipv4';
 import { conflict, invalid, unsupported } from '../errors';
 import type { RequestAddressArgs, RequestPoolArgs, RequestPoolResult } from './types';
-import { address6WithPrefix, checkRequestedAddress6, gateway6Of, pickAddress6 } from '../domain/addresses-v6';
+import { address6WithPrefix, gateway6Of } from '../domain/addresses-v6';
 import { cidr6Equals, formatCidr6, formatIPv6, parseCidr6, parseIPv6 } from '../domain/ipv6';
 import { DEFAULT_OVERLAY, isPoolId6, OverlayDirectory, OverlayHandle, parsePoolId, parsePoolId6, poolIdOf, poolIdOf6 } from './overlays';
 
@@ -20,8 +22,6 @@ export const GATEWAY_REQUEST = 'com.docker.network.gateway';
 export const READY_TIMEOUT_MS = 10_000;
 
 export class Ipam {
-  /** v6 pool id → the v6 addresses this process handed out (not in etcd: see src/domain/addresses-v6.ts). */
-  private readonly given6 = new Map<string, Set<bigint>>();
   constructor(
     private readonly overlays: OverlayDirectory,
     private readonly log: Logger,
@@ -107,9 +107,9 @@ export class Ipam {
     return { address: addressWithPrefix(ip, subnet), data: {} };
   }
 
-  /** A v6 address: `--ip6` if given, else random in the lease (src/domain/addresses-v6.ts: not recorded in etcd). */
+  /** A v6 address: `--ip6` if given, else random in the lease; recorded in etcd as a v4 one. */
   private async requestAddress6(a: RequestAddressArgs): Promise<{ address: string; data: Record<string, string> }> {
-    const { subnet6 } = await this.pool6Of(a.poolId);
+    const { overlay, subnet6 } = await this.pool6Of(a.poolId);
     const gw = gateway6Of(subnet6);
     if (a.options.RequestAddressType === GATEWAY_REQUEST) {
       if (a.address && parseIPv6(a.address, '--gateway') !== gw) {
@@ -117,24 +117,19 @@ export class Ipam {
       }
       return { address: address6WithPrefix(gw, subnet6), data: {} };
     }
-    const taken = this.given6.get(a.poolId) ?? new Set<bigint>();
-    this.given6.set(a.poolId, taken);
-    let ip: bigint;
-    if (a.address) {
-      ip = checkRequestedAddress6(subnet6, a.address);
-      if (taken.has(ip)) throw conflict(`address ${a.address} is already in use in ${formatCidr6(subnet6)}`);
-    } else {
-      ip = pickAddress6(subnet6, taken, randomBytes);
-    }
-    taken.add(ip);
+    const owner = `docker/${randomBytes(6).toString('hex')}`;
+    const ip = await overlay.addresses6.allocate(subnet6, owner, a.address || undefined);
     this.log.debug({ pool: a.poolId, address: formatIPv6(ip) }, 'IPv6 address allocated');
     return { address: address6WithPrefix(ip, subnet6), data: {} };
   }
 
   async releaseAddress(poolId: string, address: string): Promise<void> {
     if (isPoolId6(poolId)) {
+      // As v4: the pool's subnet, whether or not it is still this host's lease (the record is ours to delete).
+      const { overlay: name, subnet6 } = parsePoolId6(poolId);
       const ip = parseIPv6(address.split('/')[0], 'address to release');
-      this.given6.get(poolId)?.delete(ip);
+      if (ip === gateway6Of(subnet6)) return;
+      await (await this.overlays.byName(name)).addresses6.release(subnet6, ip);
       return;
     }
     const { overlay, subnet } = await this.poolOf(poolId, false);

@@ -16,6 +16,12 @@ export interface AddressAllocator {
   release(subnet: Cidr, ip: number | string): Promise<boolean>;
 }
 
+/** v6 addresses of a `--ipv6` network, recorded in etcd (src/store/address6-store.ts). */
+export interface Address6Allocator {
+  allocate(subnet6: Cidr6, owner: string, requested?: string): Promise<bigint>;
+  release(subnet6: Cidr6, ip: bigint | string): Promise<boolean>;
+}
+
 /** One joined overlay, as the driver needs it. */
 export interface OverlayHandle {
   readonly name: string;
@@ -39,6 +45,7 @@ export interface OverlayHandle {
   /** Why it holds no lease right now (the agent's words, e.g. what etcd said); absent in fakes. */
   notReadyReason?(): string;
   readonly addresses: AddressAllocator;
+  readonly addresses6: Address6Allocator;
 }
 
 export interface OverlayDirectory {
