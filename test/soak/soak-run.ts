@@ -196,11 +196,24 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       else if (/already exists|is not connected/.test(x.stderr)) r.connected = !r.connected;
       count(x.code === 0 ? (r.connected ? 'connect' : 'disconnect') : 'connect-failed');
     };
+    const createFailures = new Set<string>();
     const netCycle = async () => {
       const name = `soaknet${Math.floor(rnd() * 1e6)}`;
+      const t = Date.now();
       const c = await d1.docker(['network', 'create', '-d', L.DRIVER, '--ipam-driver', L.DRIVER, '--ipam-opt', 'network=soak2', name], { timeoutMs: 60_000 });
-      if (c.code !== 0) return void count('network-create-failed');
-      await waitFor(async () => (await d2.docker(['network', 'inspect', name])).code === 0, { timeoutMs: 30_000, what: `${name} replicated to h2` }).catch(() => count('network-not-replicated'));
+      if (c.code !== 0) {
+        count('network-create-failed');
+        const why = c.timedOut ? 'the CLI timed out' : c.stderr.trim().slice(0, 300);
+        if (!createFailures.has(why)) log(`  network create ${name} failed after ${Date.now() - t} ms: ${why}`);
+        createFailures.add(why);
+        // A create that failed on the CLI's side (a timeout) may still have happened in dockerd: a user
+        // would see the network and remove it, and so do we (counted apart, so it is no leak of ours).
+        if ((await d1.docker(['network', 'inspect', name])).code !== 0) return;
+        count('network-create-failed-but-exists');
+        log(`  network ${name} exists although its create failed: removing it`);
+      } else {
+        await waitFor(async () => (await d2.docker(['network', 'inspect', name])).code === 0, { timeoutMs: 30_000, what: `${name} replicated to h2` }).catch(() => count('network-not-replicated'));
+      }
       await d1.dockerOk(['network', 'rm', name], { timeoutMs: 60_000 });
       await waitFor(async () => (await d2.docker(['network', 'inspect', name])).code !== 0, { timeoutMs: 30_000, what: `${name} gone from h2` }).catch(() => count('network-not-removed'));
       count('network-cycle');
