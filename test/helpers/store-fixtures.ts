@@ -156,3 +156,22 @@ export function withEtcdStore(onReady: (etcd: EtcdServer, store: Store) => void)
     await etcd?.cleanup();
   });
 }
+
+/** As {@link withEtcdStore}, with two stores on the one etcd (two allocators, two hosts). */
+export function withEtcdStores(onReady: (etcd: EtcdServer, a: Store, b: Store) => void): void {
+  let etcd: EtcdServer | undefined;
+  let stores: Store[] = [];
+  before(async () => {
+    etcd = await startEtcd();
+    stores = [0, 1].map(() => openStore({ etcdEndpoints: [etcd!.endpoint], etcdPrefix: '/unused' }, testLogger()));
+    onReady(etcd, stores[0]!, stores[1]!);
+  });
+  after(async () => {
+    await Promise.all(stores.map((s) => s.close()));
+    await etcd?.cleanup();
+  });
+}
+
+/** An assert.rejects matcher: an OverlayError of `code` whose message matches `re`. */
+export const isOverlayError = (code: string, re: RegExp) => (e: unknown): boolean =>
+  (e as { code?: string }).code === code && re.test((e as Error).message);

@@ -10,26 +10,18 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { formatIPv4, parseCidr, parseIPv4 } from '../../src/domain/ipv4';
 import { openStore, type AddressStore, type Store } from '../../src/store';
-import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
-import { randomPrefix, testLogger } from '../helpers/store-fixtures';
+import type { EtcdServer } from '../helpers/etcd-server';
+import { isOverlayError, randomPrefix, testLogger, withEtcdStores } from '../helpers/store-fixtures';
 
 const subnet = parseCidr('10.1.15.0/24');
 let etcd: EtcdServer;
 let a: Store;
 let b: Store;
-
-before(async () => {
-  etcd = await startEtcd();
-  a = openStore({ etcdEndpoints: [etcd.endpoint], etcdPrefix: '/unused' }, testLogger());
-  b = openStore({ etcdEndpoints: [etcd.endpoint], etcdPrefix: '/unused' }, testLogger());
+withEtcdStores((e, x, y) => {
+  etcd = e;
+  a = x;
+  b = y;
 });
-after(async () => {
-  await Promise.all([a?.close(), b?.close()]);
-  await etcd?.cleanup();
-});
-
-const isOverlayError = (code: string, re: RegExp) => (e: unknown) =>
-  (e as { code?: string }).code === code && re.test((e as Error).message);
 
 describe('address store', () => {
   it('two allocators on two clients racing 2×100 allocations never collide', async () => {

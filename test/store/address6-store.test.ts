@@ -13,27 +13,19 @@ import { after, before, describe, it } from 'node:test';
 import { parseCidr } from '../../src/domain/ipv4';
 import { formatIPv6, parseCidr6, parseIPv6 } from '../../src/domain/ipv6';
 import { Address6Store, MAX_PICKS6, openStore, overlayKeys, type Store } from '../../src/store';
-import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
-import { randomPrefix, testLogger } from '../helpers/store-fixtures';
+import type { EtcdServer } from '../helpers/etcd-server';
+import { isOverlayError, randomPrefix, testLogger, withEtcdStores } from '../helpers/store-fixtures';
 
 const subnet6 = parseCidr6('fd00:10:0:f::/64');
 const at = (offset: number): bigint => subnet6.base + BigInt(offset);
 let etcd: EtcdServer;
 let a: Store;
 let b: Store;
-
-before(async () => {
-  etcd = await startEtcd();
-  a = openStore({ etcdEndpoints: [etcd.endpoint], etcdPrefix: '/unused' }, testLogger());
-  b = openStore({ etcdEndpoints: [etcd.endpoint], etcdPrefix: '/unused' }, testLogger());
+withEtcdStores((e, x, y) => {
+  etcd = e;
+  a = x;
+  b = y;
 });
-after(async () => {
-  await Promise.all([a?.close(), b?.close()]);
-  await etcd?.cleanup();
-});
-
-const isOverlayError = (code: string, re: RegExp) => (e: unknown) =>
-  (e as { code?: string }).code === code && re.test((e as Error).message);
 
 /** 16 random bytes whose value is `offset` (pickAddress6 takes it modulo the subnet's size). */
 function bytesOf(offset: number): Uint8Array {
