@@ -9,7 +9,9 @@
  * their hosts' v6 leases (`docker inspect` GlobalIPv6Address), a v6 default route via the
  * network's link-local gateway (routed data path), and the plugin turned on
  * net.ipv6.conf.all.forwarding in each host's namespace; ping6 across hosts both ways, v4 ping
- * too; the ip6 firewall (issue 21): both hosts run with an ip6 FORWARD policy DROP (what Docker
+ * too; the fast path (FASTPATH on): ping6s go through the v6 rules (to6-/from6- counters move, the
+ * hosts' raw PREROUTING does not see them), and with the table deleted they are routed and pass
+ * (fallback) until the keeper writes it again; the ip6 firewall (issue 21): both hosts run with an ip6 FORWARD policy DROP (what Docker
  * ≥ 27 with ip6tables sets; set with ip6tables before the plugin starts), so the ping6s above pass
  * only through our accepts in `ip6 filter FORWARD`; flannel's ip6 masquerade and the NOTRACK rules
  * are there, readable by ip6tables, and the NOTRACK rule counted the ping6s; v6 leaving the overlay
@@ -212,6 +214,53 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
     // the v6 packets went over flannel-v6.<VNI>
     const [s] = await h1.execJson<{ stats64: { rx: { packets: number }; tx: { packets: number } } }[]>(['-s', 'link', 'show', `flannel-v6.${ov.vni}`]);
     assert.ok(s!.stats64.rx.packets > 0 && s!.stats64.tx.packets > 0, JSON.stringify(s!.stats64));
+  });
+
+  it('3b. fast path (FASTPATH on): ping6 c1↔c2 goes through to6-/from6- (their counters move, raw PREROUTING does not see the inner packets); with the table deleted it is routed and still passes; the keeper writes the table again', async (t) => {
+    const n6 = `${net6}::/48`;
+    const notrack = `-s ${n6} -d ${n6} -m comment --comment "overlay-flannel notrack ${n6}"`;
+    const nft = async (h: Host, args: string[]): Promise<{ code: number; stdout: string }> => h.exec('nft', args);
+    const ruleCount = async (h: Host, chain: string): Promise<number> => {
+      const r = await nft(h, ['list', 'chain', 'netdev', 'overlay-flannel', chain]);
+      return r.code === 0 ? Number(/counter packets (\d+)/.exec(r.stdout)?.[1] ?? NaN) : NaN;
+    };
+    for (const [h, ip6] of [[h1, addr.c1!.ip6], [h2, addr.c2!.ip6]] as const) {
+      await waitFor(async () => {
+        const r = await nft(h, ['list', 'map', 'netdev', 'overlay-flannel', `endpoints6-${ov.vni}`]);
+        return r.code === 0 && r.stdout.includes(`${ip6} : "ofh`);
+      }, { timeoutMs: 20_000, intervalMs: 250, what: `${ip6} in the v6 fast path map of ${h.ns}` });
+    }
+    const snapshot = async () => Promise.all([h1, h2].map(async (h) => ({ to6: await ruleCount(h, `to6-${ov.vni}`), from6: await ruleCount(h, `from6-${ov.vni}`), inner: await ip6Packets(h, 'raw', 'PREROUTING', notrack) })));
+    const before = await snapshot();
+    const ping = await d1.dockerOk(['exec', 'c1', 'ping6', '-c', '40', '-i', '0.02', '-W', '2', addr.c2!.ip6], { timeoutMs: 30_000 });
+    assert.match(ping.stdout, /40 packets transmitted, 40 (packets )?received/);
+    const after = await snapshot();
+    t.diagnostic(`counters before ${JSON.stringify(before)} after ${JSON.stringify(after)}`);
+    for (const [i, h] of [h1, h2].entries()) {
+      assert.ok(after[i]!.to6 - before[i]!.to6 >= 40, `${h.ns}: to6-${ov.vni} forwarded ≥ 40 packets (${JSON.stringify([before[i], after[i]])})`);
+      assert.ok(after[i]!.from6 - before[i]!.from6 >= 40, `${h.ns}: from6-${ov.vni} forwarded ≥ 40 packets`);
+      assert.ok(after[i]!.inner - before[i]!.inner < 4, `${h.ns}: inner v6 packets must not be routed by the host (${JSON.stringify([before[i], after[i]])})`);
+    }
+    // Fallback: without the table the same ping6s are routed. The keeper rewrites the table within
+    // its 5 s tick, so a try counts only when the table was absent on both hosts before and after.
+    let routed = false;
+    for (let attempt = 0; attempt < 5 && !routed; attempt++) {
+      for (const h of [h1, h2]) await nft(h, ['delete', 'table', 'netdev', 'overlay-flannel']);
+      const inner0 = await ip6Packets(h1, 'raw', 'PREROUTING', notrack);
+      const r1 = await d1.docker(['exec', 'c1', 'ping6', '-c', '1', '-W', '2', addr.c2!.ip6], { timeoutMs: 10_000 });
+      const r2 = await d2.docker(['exec', 'c2', 'ping6', '-c', '1', '-W', '2', addr.c1!.ip6], { timeoutMs: 10_000 });
+      const absent = (await Promise.all([h1, h2].map((h) => nft(h, ['list', 'table', 'netdev', 'overlay-flannel'])))).every((r) => r.code !== 0);
+      if (!absent) continue; // rewritten meanwhile: try again
+      assert.equal(r1.code, 0, `ping6 c1 → c2 without the fast path table: ${r1.stdout}`);
+      assert.equal(r2.code, 0, `ping6 c2 → c1 without the fast path table: ${r2.stdout}`);
+      assert.ok((await ip6Packets(h1, 'raw', 'PREROUTING', notrack)) - inner0 >= 2, 'without the table, h1 routed the ping6s (its NOTRACK rule counted them)');
+      routed = true;
+    }
+    assert.ok(routed, 'the table was rewritten before every one of 5 fallback pings: could not observe the routed fallback');
+    for (const h of [h1, h2]) {
+      await waitFor(async () => (await ruleCount(h, `to6-${ov.vni}`)) >= 0, { timeoutMs: 20_000, intervalMs: 250, what: `the keeper writes ${h.ns}'s fast path table again` });
+    }
+    await ping6Ok(d1, 'c1', addr.c2!.ip6);
   });
 
   it('4. ip6 filter FORWARD (policy DROP) holds our accepts; flannel\'s ip6 masquerade and the NOTRACK rules are there, readable by ip6tables, and NOTRACK counted the ping6s', async () => {
