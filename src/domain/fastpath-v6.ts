@@ -8,7 +8,12 @@
  *    `device flannel-v6.<VNI>`;
  *  - on flannel-v6.<VNI>: `ip6 daddr` looked up in a map v6 address → host veth → that veth.
  * `fwd ip6` decrements the hop limit as routing does (nft_fwd_netdev); a hop limit that would
- * expire, and anything else the sets miss, is routed, as in v4. An overlay whose IPv6Network
+ * expire, and anything else the sets miss, is routed, as in v4. Unlike v4, the veths' MTU
+ * (parent − 50, FLANNEL_MTU) is above flannel-v6's (parent − 70), and `fwd` checks no MTU: a
+ * 1450-byte packet handed to flannel-v6 is lost (measured: v6 TCP stalled). So to6- forwards only
+ * packets of at most flannel-v6's MTU (`meta length`); a bigger one — a container's first
+ * full-size packets, and every GSO batch, whose length is the batch's — is routed, and routing
+ * answers Packet Too Big (the sender learns 1430) or segments the batch as before. An overlay whose IPv6Network
  * overlaps another's keeps its v4 fast path; its v6 half is left to routing.
  */
 import { cidr6Contains, cidr6sOverlap, formatCidr6, type Cidr6 } from './ipv6';
@@ -19,6 +24,8 @@ export interface FastpathV6Input {
   subnet: Cidr6;
   device: string;
   index: number;
+  /** flannel-v6's MTU (parent − 70, below the veths' parent − 50): bigger packets are routed, which answers Packet Too Big. */
+  mtu: number;
   /** The v6 subnets routed through flannel-v6 (`via <subnet6 address> onlink`): the peers. */
   peerRoutes: Cidr6[];
 }
@@ -65,7 +72,7 @@ export function overlappingV6<T extends { name: string; v6?: { network: Cidr6 } 
 export const formatV6Skip = (mine: Cidr6, other: string, theirs: Cidr6): string => `its IPv6Network ${formatCidr6(mine)} overlaps overlay "${other}" (${formatCidr6(theirs)}): its IPv6 half is left to routing`;
 
 /** The v6 half's part of the plan digest (a change rewrites the table). */
-export const digestTextV6 = (v6: FastpathV6 | undefined): string => (v6 ? ` v6 ${formatCidr6(v6.network)} ${formatCidr6(v6.subnet)} ${v6.device}#${v6.index}` : '');
+export const digestTextV6 = (v6: FastpathV6 | undefined): string => (v6 ? ` v6 ${formatCidr6(v6.network)} ${formatCidr6(v6.subnet)} ${v6.device}#${v6.index} mtu ${v6.mtu}` : '');
 
 export const toOverlayChain6 = (vni: number): string => `to6-${vni}`;
 export const fromOverlayChain6 = (vni: number): string => `from6-${vni}`;

@@ -19,7 +19,8 @@
  *  - to6-<vni>/from6-<vni> (the v6 half): the same with meta protocol ip6, ip6 hoplimit > 1 (byte
  *                7), the 16-byte ip6 daddr (byte 24) in the 128-bit reg1, a 16-byte mask, sets of
  *                ipv6_addr, and fwd's NFPROTO 10 (`nft --debug=netlink` writes exactly these); a
- *                `counter` before the fwd shows what the v6 half carried (`nft list chain … to6-<vni>`).
+ *                `counter` before the fwd shows what the v6 half carried (`nft list chain … to6-<vni>`);
+ *                to6- also checks `meta length <= <flannel-v6 MTU>` (fastpath-v6.ts says why).
  * `fwd ip to` (nft_fwd_netdev) decrements the TTL and fills the Ethernet header from the
  * neighbour table, as routing does (`fwd ip6 to`: the hop limit, and the NDP table). A TTL
  * that would expire is left to routing (ICMP time exceeded; `fwd` would pass it on with TTL 0).
@@ -92,8 +93,15 @@ function toOverlayRule(o: FastpathOverlay, peersId: number): Buffer[] {
   ];
 }
 const fromOverlayRule = (o: FastpathOverlay, mapId: number): Buffer[] => [...ipv4TtlAbove1(), loadDaddr(), lookup(endpointMap(o.vni), mapId, REG_DEV), forward()];
+/** `meta length <= max` (skb length, host order, swapped to compare big-endian, as nft writes it). */
+const lengthAtMost = (max: number): Buffer[] => [
+  expr('meta', attr(2 /* KEY */, u32be(0 /* NFT_META_LEN */)), attr(1 /* DREG */, u32be(REG_ADDR))),
+  expr('byteorder', attr(1 /* SREG */, u32be(REG_ADDR)), attr(2 /* DREG */, u32be(REG_ADDR)), attr(3 /* OP */, u32be(1 /* HTON */)), attr(4 /* LEN */, u32be(4)), attr(5 /* SIZE */, u32be(4))),
+  expr('cmp', attr(1, u32be(REG_ADDR)), attr(2, u32be(3 /* LTE */)), nest(3, attr(1, u32be(max)))),
+];
 const toOverlayRule6 = (vni: number, v6: FastpathV6, peersId: number): Buffer[] => [
   ...ipv6HopLimitAbove1(),
+  ...lengthAtMost(v6.mtu),
   loadDaddr6(),
   expr('bitwise', attr(1, u32be(REG_ADDR)), attr(2, u32be(REG_ADDR)), attr(3, u32be(16)), nest(4, attr(1, bytes16(mask6(v6.subnet.len)))), nest(5, attr(1, Buffer.alloc(16)))),
   lookup(peerSet6(vni), peersId),

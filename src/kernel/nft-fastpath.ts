@@ -13,7 +13,7 @@
  *     chain plan-<digest> { }
  *     # a dual-stack overlay's v6 half (domain/fastpath-v6.ts), the same for ip6:
  *     set peers6-<vni>     { type ipv6_addr; … }   map endpoints6-<vni> { type ipv6_addr : iface_index; … }
- *     chain to6-<vni>   { ip6 hoplimit > 1 ip6 daddr & <subnet6 mask> == @peers6-<vni>
+ *     chain to6-<vni>   { ip6 hoplimit > 1 meta length <= <flannel-v6 MTU> ip6 daddr & <subnet6 mask> == @peers6-<vni>
  *                         fwd ip6 to ip6 daddr & <subnet6 mask> device "flannel-v6.<vni>" }
  *     chain from6-<vni> { type filter hook ingress device "flannel-v6.<vni>" priority 0;
  *                         ip6 hoplimit > 1 fwd ip6 to ip6 daddr device ip6 daddr map @endpoints6-<vni> }

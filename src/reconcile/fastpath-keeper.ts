@@ -63,7 +63,7 @@ export async function gatherFastpath(overlays: readonly FastpathOverlaySource[],
     const network6 = o.network6?.() ?? null;
     const subnet6 = o.lease()?.subnet6;
     const dev6 = byName.get(vxlanV6DeviceName(vx.vni));
-    const v6 = network6 && subnet6 && dev6?.up ? { v6: { network: network6, subnet: subnet6, device: dev6.name, index: dev6.index } } : {};
+    const v6 = network6 && subnet6 && dev6?.up ? { v6: { network: network6, subnet: subnet6, device: dev6.name, index: dev6.index, mtu: dev6.mtu } } : {};
     ready.push({ name: o.name, vni: vx.vni, network, subnet, vxlanDevice: vx.device, vxlanIndex: dev.index, ...v6 });
   }
   const routes = ready.length === 0 ? [] : await kernel.listRoutes();

@@ -6,7 +6,9 @@
  * flanneld-style dual-stack peer B with its own container. With IPv6 forwarding switched OFF on
  * A, the only way a ping6 crosses A is the fast path, so a ping6 that passes proves both
  * directions and the rules' counters show which rule carried it; a reply hop limit of 62 and the
- * -t 1/2/3 rows prove `fwd ip6` decrements the hop limit as the two routers would. Then: repair
+ * -t 1/2/3 rows prove `fwd ip6` decrements the hop limit as the two routers would; a packet longer
+ * than flannel-v6's MTU (1430; the container's is 1500, as FLANNEL_MTU is above it) is left to
+ * routing, which answers Packet Too Big, after which the fragments fit the fast path. Then: repair
  * of a deleted element and of a deleted table, and fallback to routing without the table.
  */
 import { after, before, describe, it } from 'node:test';
@@ -63,7 +65,7 @@ function plan(endpoints6: string[]): FastpathPlan {
     vxlanDevice: VX,
     vxlanIndex: ifindex(VX),
     peerRoutes: [],
-    v6: { network: parseCidr6('fd00:77::/48'), subnet: parseCidr6('fd00:77:0:3::/64'), device: VX6, index: ifindex(VX6), peerRoutes: [parseCidr6('fd00:77:0:4::/64')] },
+    v6: { network: parseCidr6('fd00:77::/48'), subnet: parseCidr6('fd00:77:0:3::/64'), device: VX6, index: ifindex(VX6), mtu: 1430, peerRoutes: [parseCidr6('fd00:77:0:4::/64')] },
   };
   const routes6 = endpoints6.map((a) => ({ dst: parseCidr6(`${a}/128`), oif: ifindex(VETH), oifName: VETH }));
   return fastpathPlan([overlay], [], 'ofh', routes6).plan;
@@ -71,7 +73,7 @@ function plan(endpoints6: string[]): FastpathPlan {
 
 /** flanneld's v6 half (docs/ipv6.md §2) and a routed container (network-v6.ts) on one host. */
 function host(exec: (...a: string[]) => string, me: { ip: string; subnet: string; mac: string; veth: string; container: string; cip: string }, peer: { ip: string; subnet: string; mac: string }): void {
-  exec('ip', 'link', 'add', VX6, 'address', me.mac, 'type', 'vxlan', 'id', String(VNI), 'local', me.ip, 'dstport', '8472', 'nolearning');
+  exec('ip', 'link', 'add', VX6, 'address', me.mac, 'mtu', '1430', 'type', 'vxlan', 'id', String(VNI), 'local', me.ip, 'dstport', '8472', 'nolearning');
   exec('ip', 'addr', 'add', `${me.subnet}::/128`, 'dev', VX6, 'nodad');
   exec('ip', 'link', 'set', VX6, 'up');
   exec('ip', '-6', 'neigh', 'replace', `${peer.subnet}::`, 'lladdr', peer.mac, 'dev', VX6, 'nud', 'permanent');
@@ -129,7 +131,7 @@ if (!inScratchNetns()) {
       const p = plan(['fd00:77:0:3::2']);
       assert.equal(await ensureFastpath(p), 'rewritten');
       const listed = sh('nft', 'list', 'table', 'netdev', FASTPATH_TABLE);
-      assert.match(listed, new RegExp(`chain to6-${VNI} \\{[^}]*ip6 hoplimit > 1 ip6 daddr & ffff:ffff:ffff:ffff:: == @peers6-${VNI} counter packets 0 bytes 0 fwd ip6 to ip6 daddr & ffff:ffff:ffff:ffff:: device "${VX6.replace(/\./g, '\\.')}"`));
+      assert.match(listed, new RegExp(`chain to6-${VNI} \\{[^}]*ip6 hoplimit > 1 meta length <= 1430 ip6 daddr & ffff:ffff:ffff:ffff:: == @peers6-${VNI} counter packets 0 bytes 0 fwd ip6 to ip6 daddr & ffff:ffff:ffff:ffff:: device "${VX6.replace(/\./g, '\\.')}"`));
       assert.match(listed, new RegExp(`chain from6-${VNI} \\{[^}]*hook ingress device "${VX6.replace(/\./g, '\\.')}"[^}]*ip6 hoplimit > 1 counter packets 0 bytes 0 fwd ip6 to ip6 daddr device ip6 daddr map @endpoints6-${VNI}`));
       const vethChain = new RegExp(`chain ${VETH}\\.${ifindex(VETH)}\\.${VNI} \\{([^}]*)\\}`).exec(listed)?.[1] ?? '';
       assert.match(vethChain, new RegExp(`jump to-${VNI}\\n`), 'the veth jumps to the v4 chain');
@@ -149,6 +151,29 @@ if (!inScratchNetns()) {
       assert.equal(counted(`to6-${VNI}`), before, 'and the rule did not count it');
       assert.equal(ping6(C, 'fd00:77:0:4::2', ['-t', '2']), null, 'hop limit 2: decremented here, expires at router B');
       assert.equal(ping6(C, 'fd00:77:0:4::2', ['-t', '3']), 62, 'hop limit 3: passes both routers');
+    });
+
+    it('a packet longer than flannel-v6\'s MTU is left to routing (Packet Too Big); then the fragments fit the fast path', () => {
+      const to6 = (): number => counted(`to6-${VNI}`);
+      let before = to6();
+      assert.equal(ping6(C, 'fd00:77:0:4::2', ['-s', '1382', '-M', 'do']), 62, '1430 bytes: flannel-v6\'s MTU, forwarded (v6 forwarding off)');
+      assert.ok(to6() > before);
+      before = to6();
+      assert.equal(ping6(C, 'fd00:77:0:4::2', ['-s', '1383', '-M', 'do']), null, '1431 bytes: not the fast path\'s, and routing is off');
+      assert.equal(to6(), before, 'to6- did not count it');
+      setForwarding6(true);
+      try {
+        ping6(C, 'fd00:77:0:4::2', ['-s', '1383', '-M', 'do']); // routed: answered with Packet Too Big
+        assert.match(sh('ip', 'netns', 'exec', C, 'ip', '-6', 'route', 'get', 'fd00:77:0:4::2'), /mtu 1430/, 'the container learned the path MTU from the routed path');
+      } finally {
+        setForwarding6(false);
+      }
+      // D's first 1448-byte reply meets B's flannel-v6 (B routes it: Packet Too Big to D): not counted.
+      ping6(C, 'fd00:77:0:4::2', ['-s', '1400']);
+      before = to6();
+      const out = sh('ip', 'netns', 'exec', C, 'ping', '-6', '-n', '-c', '3', '-i', '0.3', '-W', '2', '-s', '1400', 'fd00:77:0:4::2');
+      assert.match(out, /3 packets transmitted, 3 received/, 'fragmented to 1430 at the source, every piece fits: forwarded with routing off');
+      assert.ok(to6() - before >= 6, 'two fragments per request went through to6-');
     });
 
     it('the host itself and other destinations are left to routing', () => {

@@ -172,7 +172,7 @@ test('FastpathKeeper: a failing write is logged once per kind and retried; recov
   assert.equal(lines.filter((l) => l.msg.startsWith('fast path (nftables netdev table overlay-flannel) covers')).length, 1);
 });
 
-const v6 = (network: string, subnet: string, index = 30, peers: string[] = []) => ({ network: parseCidr6(network), subnet: parseCidr6(subnet), device: 'flannel-v6.1', index, peerRoutes: peers.map((p) => parseCidr6(p)) });
+const v6 = (network: string, subnet: string, index = 30, peers: string[] = []) => ({ network: parseCidr6(network), subnet: parseCidr6(subnet), device: 'flannel-v6.1', index, mtu: 1430, peerRoutes: peers.map((p) => parseCidr6(p)) });
 const route6 = (dst: string, oif: number, oifName: string) => ({ dst: parseCidr6(dst), oif, oifName });
 
 test('fastpathPlan, v6 half: endpoints are /128 host routes of the v6 subnet on our veths; peers the routed v6 subnets of its length', () => {
@@ -204,6 +204,7 @@ test('fastpathPlan, v6 half: chains, sets, digest; a v4-only overlay has none; o
   const d = (o: FastpathOverlayInput[]) => fastpathPlan(o, [], 'ofh', r6).plan.digest;
   assert.notEqual(d([dual, v4only]), d([overlay('x', 7, '10.2.0.0/16', '10.2.3.0/24', 10), v4only]), 'gaining or losing the v6 half rewrites the table');
   assert.notEqual(d([dual, v4only]), d([{ ...dual, v6: v6('fd00:2::/48', 'fd00:2:0:3::/64', 31) }, v4only]), 'flannel-v6 recreated');
+  assert.notEqual(d([dual, v4only]), d([{ ...dual, v6: { ...dual.v6, mtu: 1380 } }, v4only]), 'flannel-v6 MTU changed (the to6- length check)');
   assert.equal(d([dual, v4only]), d([{ ...dual, v6: v6('fd00:2::/48', 'fd00:2:0:3::/64', 30, ['fd00:2:0:9::/64']) }, v4only]), 'a new v6 peer: in place');
   const overlapping = fastpathPlan([dual, { ...v4only, v6: v6('fd00:2:0:8000::/49', 'fd00:2:0:8001::/64', 31) }], [], 'ofh');
   assert.deepEqual(overlapping.plan.overlays.map((o) => [o.name, o.v6 !== undefined]), [['x', false], ['y', false]]);
@@ -254,6 +255,6 @@ test('gatherFastpath: a dual-stack overlay with flannel-v6 up gets its v6 half f
   });
   assert.deepEqual(families, [undefined, 6]);
   const [dual, down] = plan.overlays;
-  assert.deepEqual([dual!.v6!.device, dual!.v6!.index, dual!.v6!.endpoints.map((e) => `${formatIPv6(e.address)}=${e.veth}`), dual!.v6!.peers.map(formatIPv6)], ['flannel-v6.1', 11, ['fd00:1:0:5::2=ofhaaaa'], ['fd00:1:0:6::']]);
+  assert.deepEqual([dual!.v6!.device, dual!.v6!.index, dual!.v6!.mtu, dual!.v6!.endpoints.map((e) => `${formatIPv6(e.address)}=${e.veth}`), dual!.v6!.peers.map(formatIPv6)], ['flannel-v6.1', 11, 1430, ['fd00:1:0:5::2=ofhaaaa'], ['fd00:1:0:6::']]);
   assert.equal(down!.v6, undefined, 'flannel-v6 down: v4 only');
 });
