@@ -36,6 +36,7 @@ import type { Host, Lab, Ns } from '../helpers/netns-lab';
 import { waitFor } from '../helpers/wait';
 import { startFakeUpstream } from './fake-upstream-dns';
 import * as L from './docker-plugin-lab';
+import { checkV6Fastpath } from './docker-ipv6-fastpath';
 
 const ROOT = resolve(__dirname, '../..');
 const MAIN = join(ROOT, 'dist/main.js');
@@ -217,59 +218,7 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
   });
 
   it('3b. fast path (FASTPATH on): ping6 c1↔c2 goes through to6-/from6- (their counters move, raw PREROUTING does not see the inner packets); with the table deleted it is routed and still passes; the keeper writes the table again', async (t) => {
-    const n6 = `${net6}::/48`;
-    const notrack = `-s ${n6} -d ${n6} -m comment --comment "overlay-flannel notrack ${n6}"`;
-    const nft = async (h: Host, args: string[]): Promise<{ code: number; stdout: string }> => h.exec('nft', args);
-    const ruleCount = async (h: Host, chain: string): Promise<number> => {
-      const r = await nft(h, ['list', 'chain', 'netdev', 'overlay-flannel', chain]);
-      return r.code === 0 ? Number(/counter packets (\d+)/.exec(r.stdout)?.[1] ?? NaN) : NaN;
-    };
-    for (const [h, ip6] of [[h1, addr.c1!.ip6], [h2, addr.c2!.ip6]] as const) {
-      await waitFor(async () => {
-        const r = await nft(h, ['list', 'map', 'netdev', 'overlay-flannel', `endpoints6-${ov.vni}`]);
-        return r.code === 0 && r.stdout.includes(`${ip6} : "ofh`);
-      }, { timeoutMs: 20_000, intervalMs: 250, what: `${ip6} in the v6 fast path map of ${h.ns}` });
-    }
-    const snapshot = async () => Promise.all([h1, h2].map(async (h) => ({ to6: await ruleCount(h, `to6-${ov.vni}`), from6: await ruleCount(h, `from6-${ov.vni}`), inner: await ip6Packets(h, 'raw', 'PREROUTING', notrack) })));
-    const before = await snapshot();
-    const ping = await d1.dockerOk(['exec', 'c1', 'ping6', '-c', '40', '-i', '0.02', '-W', '2', addr.c2!.ip6], { timeoutMs: 30_000 });
-    assert.match(ping.stdout, /40 packets transmitted, 40 (packets )?received/);
-    assert.match(ping.stdout, /ttl=62 /, 'reply hop limit 64 − 2: fwd ip6 decremented it on both hosts, as routing does');
-    const after = await snapshot();
-    t.diagnostic(`counters before ${JSON.stringify(before)} after ${JSON.stringify(after)}`);
-    for (const [i, h] of [h1, h2].entries()) {
-      assert.ok(after[i]!.to6 - before[i]!.to6 >= 40, `${h.ns}: to6-${ov.vni} forwarded ≥ 40 packets (${JSON.stringify([before[i], after[i]])})`);
-      assert.ok(after[i]!.from6 - before[i]!.from6 >= 40, `${h.ns}: from6-${ov.vni} forwarded ≥ 40 packets`);
-      assert.ok(after[i]!.inner - before[i]!.inner < 4, `${h.ns}: inner v6 packets must not be routed by the host (${JSON.stringify([before[i], after[i]])})`);
-    }
-    // TCP, full-size segments both ways: the containers' MTU (1450) is above flannel-v6's (1430),
-    // and `fwd` checks no MTU; to6- leaves longer packets to routing (Packet Too Big), so a 2 MiB
-    // download must complete (before that check it stalled: the bench's v6 TCP rows were empty).
-    for (const [d, c] of [[d1, 'c1'], [d2, 'c2']] as const) await d.dockerOk(['exec', c, 'sh', '-c', 'mkdir -p /www6 && dd if=/dev/zero of=/www6/big bs=1024 count=2048 2>/dev/null && httpd -p [::]:8081 -h /www6']);
-    for (const [d, c, from] of [[d1, 'c1', addr.c2!.ip6], [d2, 'c2', addr.c1!.ip6]] as const) {
-      const r = await d.docker(['exec', c, 'sh', '-c', `printf 'GET /big HTTP/1.0\\r\\n\\r\\n' | nc -w 10 ${from} 8081 | wc -c`], { timeoutMs: 30_000 });
-      assert.ok(Number(r.stdout.trim()) > 2 * 1024 * 1024, `${c} downloaded 2 MiB over TCP/IPv6 from [${from}]:8081: got ${r.stdout.trim()} bytes ${r.stderr}`);
-    }
-    // Fallback: without the table the same ping6s are routed. The keeper rewrites the table within
-    // its 5 s tick, so a try counts only when the table was absent on both hosts before and after.
-    let routed = false;
-    for (let attempt = 0; attempt < 5 && !routed; attempt++) {
-      for (const h of [h1, h2]) await nft(h, ['delete', 'table', 'netdev', 'overlay-flannel']);
-      const inner0 = await ip6Packets(h1, 'raw', 'PREROUTING', notrack);
-      const r1 = await d1.docker(['exec', 'c1', 'ping6', '-c', '1', '-W', '2', addr.c2!.ip6], { timeoutMs: 10_000 });
-      const r2 = await d2.docker(['exec', 'c2', 'ping6', '-c', '1', '-W', '2', addr.c1!.ip6], { timeoutMs: 10_000 });
-      const absent = (await Promise.all([h1, h2].map((h) => nft(h, ['list', 'table', 'netdev', 'overlay-flannel'])))).every((r) => r.code !== 0);
-      if (!absent) continue; // rewritten meanwhile: try again
-      assert.equal(r1.code, 0, `ping6 c1 → c2 without the fast path table: ${r1.stdout}`);
-      assert.equal(r2.code, 0, `ping6 c2 → c1 without the fast path table: ${r2.stdout}`);
-      assert.ok((await ip6Packets(h1, 'raw', 'PREROUTING', notrack)) - inner0 >= 2, 'without the table, h1 routed the ping6s (its NOTRACK rule counted them)');
-      routed = true;
-    }
-    assert.ok(routed, 'the table was rewritten before every one of 5 fallback pings: could not observe the routed fallback');
-    for (const h of [h1, h2]) {
-      await waitFor(async () => (await ruleCount(h, `to6-${ov.vni}`)) >= 0, { timeoutMs: 20_000, intervalMs: 250, what: `the keeper writes ${h.ns}'s fast path table again` });
-    }
-    await ping6Ok(d1, 'c1', addr.c2!.ip6);
+    await checkV6Fastpath({ h1, h2, d1, d2, vni: ov.vni, network6: `${net6}::/48`, ip6: { c1: addr.c1!.ip6, c2: addr.c2!.ip6 }, ping6Ok, ip6Packets, diagnostic: (m) => t.diagnostic(m) });
   });
 
   it('4. ip6 filter FORWARD (policy DROP) holds our accepts; flannel\'s ip6 masquerade and the NOTRACK rules are there, readable by ip6tables, and NOTRACK counted the ping6s', async () => {
