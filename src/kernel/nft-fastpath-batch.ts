@@ -15,14 +15,21 @@
  *                reg2 = ifindex of flannel.<vni>, fwd ip to reg1 device reg2;
  *  - from-<vni>: meta protocol ip, ip ttl > 1, reg1 = ip daddr, reg2 = @endpoints-<vni>[reg1],
  *                fwd ip to reg1 device reg2;
- *  - a veth's:   jump to-<vni>.
+ *  - a veth's:   jump to-<vni> (and jump to6-<vni> on a dual-stack overlay);
+ *  - to6-<vni>/from6-<vni> (the v6 half): the same with meta protocol ip6, ip6 hoplimit > 1 (byte
+ *                7), the 16-byte ip6 daddr (byte 24) in the 128-bit reg1, a 16-byte mask, sets of
+ *                ipv6_addr, and fwd's NFPROTO 10 (`nft --debug=netlink` writes exactly these); a
+ *                `counter` before the fwd shows what the v6 half carried (`nft list chain … to6-<vni>`);
+ *                to6- also checks `meta length <= <flannel-v6 MTU>` (fastpath-v6.ts says why).
  * `fwd ip to` (nft_fwd_netdev) decrements the TTL and fills the Ethernet header from the
- * neighbour table, as routing does. A TTL that would expire is left to routing (ICMP time
- * exceeded; `fwd` would pass it on with TTL 0).
+ * neighbour table, as routing does (`fwd ip6 to`: the hop limit, and the NDP table). A TTL
+ * that would expire is left to routing (ICMP time exceeded; `fwd` would pass it on with TTL 0).
  */
 import { maskOf } from '../domain/ipv4';
+import { mask6 } from '../domain/ipv6';
 import { endpointMap, FASTPATH_TABLE, peerSet, toOverlayChain, type FastpathOverlay } from '../domain/fastpath';
-import { attr, attrsOf, attrText, exchange, expr, kernelError, message, nest, NftTransaction, nftType, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, sequencer, str, u32be } from './nft-netlink';
+import { endpointMap6, fromOverlayChain6, peerSet6, toOverlayChain6, type FastpathV6 } from '../domain/fastpath-v6';
+import { attr, attrsOf, attrText, counter, exchange, expr, kernelError, message, nest, NftTransaction, nftType, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, sequencer, str, u32be } from './nft-netlink';
 import { OverlayError } from '../errors';
 
 export const NFPROTO_NETDEV = 5;
@@ -54,8 +61,24 @@ const ipv4TtlAbove1 = (): Buffer[] => [
   expr('payload', attr(1, u32be(REG_ADDR)), attr(2, u32be(1 /* network header */)), attr(3, u32be(8 /* ttl */)), attr(4, u32be(1))),
   expr('cmp', attr(1, u32be(REG_ADDR)), attr(2, u32be(4 /* GT */)), nest(3, attr(1, Buffer.from([1])))),
 ];
+const ipv6HopLimitAbove1 = (): Buffer[] => [
+  expr('meta', attr(2 /* KEY */, u32be(1 /* NFT_META_PROTOCOL */)), attr(1 /* DREG */, u32be(REG_ADDR))),
+  expr('cmp', attr(1, u32be(REG_ADDR)), attr(2, u32be(0 /* EQ */)), nest(3, attr(1, Buffer.from([0x86, 0xdd])))),
+  expr('payload', attr(1, u32be(REG_ADDR)), attr(2, u32be(1 /* network header */)), attr(3, u32be(7 /* hop limit */)), attr(4, u32be(1))),
+  expr('cmp', attr(1, u32be(REG_ADDR)), attr(2, u32be(4 /* GT */)), nest(3, attr(1, Buffer.from([1])))),
+];
 const loadDaddr = (): Buffer => expr('payload', attr(1, u32be(REG_ADDR)), attr(2, u32be(1 /* network header */)), attr(3, u32be(16)), attr(4, u32be(4)));
-const forward = (): Buffer => expr('fwd', attr(1 /* SREG_DEV */, u32be(REG_DEV)), attr(2 /* SREG_ADDR */, u32be(REG_ADDR)), attr(3 /* NFPROTO */, u32be(2 /* IPv4 */)));
+/** The 16-byte ip6 daddr into the 128-bit NFT_REG_1. */
+const loadDaddr6 = (): Buffer => expr('payload', attr(1, u32be(REG_ADDR)), attr(2, u32be(1 /* network header */)), attr(3, u32be(24)), attr(4, u32be(16)));
+const forward = (nfproto = 2 /* IPv4 */): Buffer => expr('fwd', attr(1 /* SREG_DEV */, u32be(REG_DEV)), attr(2 /* SREG_ADDR */, u32be(REG_ADDR)), attr(3 /* NFPROTO */, u32be(nfproto)));
+const NFPROTO_IPV6 = 10;
+/** A v6 address as 16 network-order bytes. */
+export const bytes16 = (n: bigint): Buffer => {
+  const b = Buffer.alloc(16);
+  b.writeBigUInt64BE(n >> 64n, 0);
+  b.writeBigUInt64BE(n & 0xffffffffffffffffn, 8);
+  return b;
+};
 const lookup = (set: string, setId: number, dreg?: number): Buffer =>
   expr('lookup', attr(1 /* SET */, str(set)), attr(2 /* SREG */, u32be(REG_ADDR)), ...(dreg === undefined ? [] : [attr(3 /* DREG */, u32be(dreg))]), attr(4 /* SET_ID */, u32be(setId)));
 
@@ -70,11 +93,28 @@ function toOverlayRule(o: FastpathOverlay, peersId: number): Buffer[] {
   ];
 }
 const fromOverlayRule = (o: FastpathOverlay, mapId: number): Buffer[] => [...ipv4TtlAbove1(), loadDaddr(), lookup(endpointMap(o.vni), mapId, REG_DEV), forward()];
+/** `meta length <= max` (skb length, host order, swapped to compare big-endian, as nft writes it). */
+const lengthAtMost = (max: number): Buffer[] => [
+  expr('meta', attr(2 /* KEY */, u32be(0 /* NFT_META_LEN */)), attr(1 /* DREG */, u32be(REG_ADDR))),
+  expr('byteorder', attr(1 /* SREG */, u32be(REG_ADDR)), attr(2 /* DREG */, u32be(REG_ADDR)), attr(3 /* OP */, u32be(1 /* HTON */)), attr(4 /* LEN */, u32be(4)), attr(5 /* SIZE */, u32be(4))),
+  expr('cmp', attr(1, u32be(REG_ADDR)), attr(2, u32be(3 /* LTE */)), nest(3, attr(1, u32be(max)))),
+];
+const toOverlayRule6 = (vni: number, v6: FastpathV6, peersId: number): Buffer[] => [
+  ...ipv6HopLimitAbove1(),
+  ...lengthAtMost(v6.mtu),
+  loadDaddr6(),
+  expr('bitwise', attr(1, u32be(REG_ADDR)), attr(2, u32be(REG_ADDR)), attr(3, u32be(16)), nest(4, attr(1, bytes16(mask6(v6.subnet.len)))), nest(5, attr(1, Buffer.alloc(16)))),
+  lookup(peerSet6(vni), peersId),
+  expr('immediate', attr(1 /* DREG */, u32be(REG_DEV)), nest(2, attr(1 /* VALUE */, u32le(v6.index)))),
+  counter(),
+  forward(NFPROTO_IPV6),
+];
+const fromOverlayRule6 = (vni: number, mapId: number): Buffer[] => [...ipv6HopLimitAbove1(), loadDaddr6(), lookup(endpointMap6(vni), mapId, REG_DEV), counter(), forward(NFPROTO_IPV6)];
 const jumpTo = (chain: string): Buffer =>
   expr('immediate', attr(1, u32be(0 /* verdict */)), nest(2, nest(2 /* VERDICT */, attr(1 /* CODE */, u32be(NFT_JUMP >>> 0)), attr(2 /* CHAIN */, str(chain)))));
 
-/** An address-set element: the key and, in a map, the ifindex. */
-export type SetElement = [key: number, ifindex: number | undefined];
+/** An address-set element: the key (a v6 key is a bigint) and, in a map, the ifindex. */
+export type SetElement = [key: number | bigint, ifindex: number | undefined];
 
 type Kind = 'table' | 'chain' | 'rule' | 'fwd-rule' | 'other';
 
@@ -119,13 +159,25 @@ export class FastpathBatch {
       const mapId = this.createSet(endpointMap(o.vni), o.endpoints.map((e) => [e.address, e.vethIndex]), true);
       this.ingressChain(`from-${o.vni}`, o.vxlanDevice);
       this.rule(`from-${o.vni}`, fromOverlayRule(o, mapId), `write the rule from ${o.vxlanDevice} to the endpoints`, 'fwd-rule');
+      if (o.v6) this.createV6Half(o.vni, o.v6);
     }
   }
 
-  /** A chain on the ingress of `veth` that jumps to to-<vni>. */
-  addEndpointChain(name: string, veth: string, vni: number): void {
+  /** The v6 half of an overlay: peers6-/endpoints6- and the to6-/from6- chains (fastpath-v6.ts). */
+  private createV6Half(vni: number, v6: FastpathV6): void {
+    const peersId = this.createSet(peerSet6(vni), v6.peers.map((k) => [k, undefined]), false, true);
+    this.send(NFT_MSG_NEWCHAIN, NLM_F_CREATE, [this.table, attr(3, str(toOverlayChain6(vni)))], `create chain ${toOverlayChain6(vni)}`);
+    this.rule(toOverlayChain6(vni), toOverlayRule6(vni, v6, peersId), `write the rule to ${v6.device} (the IPv6 peer subnets)`, 'fwd-rule');
+    const mapId = this.createSet(endpointMap6(vni), v6.endpoints.map((e) => [e.address, e.vethIndex]), true, true);
+    this.ingressChain(fromOverlayChain6(vni), v6.device);
+    this.rule(fromOverlayChain6(vni), fromOverlayRule6(vni, mapId), `write the rule from ${v6.device} to the IPv6 endpoints`, 'fwd-rule');
+  }
+
+  /** A chain on the ingress of `veth` that jumps to to-<vni> (and to to6-<vni> when `v6`). */
+  addEndpointChain(name: string, veth: string, vni: number, v6 = false): void {
     this.ingressChain(name, veth);
     this.rule(name, [jumpTo(toOverlayChain(vni))], `write the rule of ${veth}`);
+    if (v6) this.rule(name, [jumpTo(toOverlayChain6(vni))], `write the IPv6 rule of ${veth}`);
   }
 
   /** Flush, then delete, a chain (older kernels refuse to delete a chain that has rules). */
@@ -138,7 +190,7 @@ export class FastpathBatch {
     this.elements(NFT_MSG_NEWSETELEM, NLM_F_CREATE, set, elems, 'add', 'to');
   }
 
-  deleteElements(set: string, keys: number[]): void {
+  deleteElements(set: string, keys: (number | bigint)[]): void {
     this.elements(NFT_MSG_DELSETELEM, 0, set, keys.map((k) => [k, undefined]), 'delete', 'of');
   }
 
@@ -173,10 +225,11 @@ export class FastpathBatch {
     this.send(NFT_MSG_NEWRULE, NLM_F_CREATE, [this.table, attr(2, str(chain)), nest(4, ...exprs)], what, kind);
   }
 
-  /** A hash set of addresses (a map address → ifindex when `map`) and its elements; its batch id. */
-  private createSet(name: string, elems: SetElement[], map: boolean): number {
+  /** A hash set of addresses (a map address → ifindex when `map`; ipv6_addr keys when `v6`) and its elements; its batch id. */
+  private createSet(name: string, elems: SetElement[], map: boolean, v6 = false): number {
     const id = this.nextSetId++;
-    const types = map ? [attr(3, u32be(0x8 /* NFT_SET_MAP */)), attr(4, u32be(7 /* ipv4_addr */)), attr(5, u32be(4)), attr(6, u32be(20 /* iface_index */)), attr(7, u32be(4))] : [attr(4, u32be(7)), attr(5, u32be(4))];
+    const key = v6 ? [attr(4, u32be(8 /* ipv6_addr */)), attr(5, u32be(16))] : [attr(4, u32be(7 /* ipv4_addr */)), attr(5, u32be(4))];
+    const types = map ? [attr(3, u32be(0x8 /* NFT_SET_MAP */)), ...key, attr(6, u32be(20 /* iface_index */)), attr(7, u32be(4))] : key;
     this.send(NFT_MSG_NEWSET, NLM_F_CREATE, [this.table, attr(2, str(name)), ...types, attr(10, u32be(id)), attr(13 /* USERDATA */, SET_BYTEORDER_UDATA)], `create ${map ? 'map' : 'set'} ${name}`);
     this.addElements(name, elems);
     return id;
@@ -184,7 +237,7 @@ export class FastpathBatch {
 }
 
 function element([key, ifindex]: SetElement): Buffer {
-  return nest(1, nest(1 /* KEY */, attr(1, u32be(key))), ...(ifindex === undefined ? [] : [nest(2 /* DATA */, attr(1, u32le(ifindex)))]));
+  return nest(1, nest(1 /* KEY */, attr(1, typeof key === 'bigint' ? bytes16(key) : u32be(key))), ...(ifindex === undefined ? [] : [nest(2 /* DATA */, attr(1, u32le(ifindex)))]));
 }
 
 export const noNetdevFamily = (): OverlayError =>

@@ -11,6 +11,13 @@
  *                        ip ttl > 1 fwd ip to ip daddr device ip daddr map @endpoints-<vni> }
  *     chain ofh<id>.<ifindex>.<vni> { type filter hook ingress device "ofh<id>" priority 0; jump to-<vni> }
  *     chain plan-<digest> { }
+ *     # a dual-stack overlay's v6 half (domain/fastpath-v6.ts), the same for ip6:
+ *     set peers6-<vni>     { type ipv6_addr; … }   map endpoints6-<vni> { type ipv6_addr : iface_index; … }
+ *     chain to6-<vni>   { ip6 hoplimit > 1 meta length <= <flannel-v6 MTU> ip6 daddr & <subnet6 mask> == @peers6-<vni>
+ *                         fwd ip6 to ip6 daddr & <subnet6 mask> device "flannel-v6.<vni>" }
+ *     chain from6-<vni> { type filter hook ingress device "flannel-v6.<vni>" priority 0;
+ *                         ip6 hoplimit > 1 fwd ip6 to ip6 daddr device ip6 daddr map @endpoints6-<vni> }
+ *     (and each veth's chain of that overlay also does `jump to6-<vni>`)
  *   }
  *
  * We own the whole table. Its overlay-level part (the marker chain names the digest of VNIs,
@@ -23,7 +30,8 @@
  * Needs CONFIG_NF_TABLES_NETDEV and CONFIG_NFT_FWD_NETDEV (Linux ≥ 4.19 for `fwd ip to`); without
  * them the write fails with an UNSUPPORTED error naming the option and the routed path stays.
  */
-import { endpointChains, endpointMap, FASTPATH_TABLE, overlayChains, peerSet, planMarkerChain, setChanges, type FastpathPlan } from '../domain/fastpath';
+import { endpointChains, endpointMap, FASTPATH_TABLE, overlayChains, peerSet, planMarkerChain, planSets, setChanges, type FastpathPlan } from '../domain/fastpath';
+import { endpointMap6, peerSet6 } from '../domain/fastpath-v6';
 import { attrOffset, attrValueLength } from './codec';
 import { attr, exchange, kernelError, message, nftType, NLM_F_DUMP, NLM_F_REQUEST, sequencer, str } from './nft-netlink';
 import { FASTPATH_BATCH_BYTES, FastpathBatch, NFPROTO_NETDEV, readNetdevChains } from './nft-fastpath-batch';
@@ -33,8 +41,8 @@ const NFT_MSG_GETSETELEM = 13;
 
 interface TableState {
   chains: Set<string>;
-  /** Elements of the sets asked for (key → ifindex for a map); a set that does not exist is absent. */
-  sets: Map<string, Map<number, number | undefined>>;
+  /** Elements of the sets asked for (key → ifindex for a map; a v6 key is a bigint); a set that does not exist is absent. */
+  sets: Map<string, Map<number | bigint, number | undefined>>;
 }
 
 /** The table as the kernel holds it (chains, and the elements of `sets`), or null without a table. */
@@ -53,7 +61,7 @@ async function readTable(sets: string[], timeoutMs: number): Promise<TableState 
     const dump = (await exchange(message(nftType(NFT_MSG_GETSETELEM), NLM_F_REQUEST | NLM_F_DUMP, s, NFPROTO_NETDEV, 0, [table, attr(2, str(name))]), [s], timeoutMs)).get(s);
     if (!dump || dump.errno === -2) continue;
     if (dump.errno < 0) throw kernelError(`nftables: list the elements of ${name}`, dump.errno);
-    const elems = new Map<number, number | undefined>();
+    const elems = new Map<number | bigint, number | undefined>();
     for (const m of dump.msgs) readElements(m.payload, elems);
     state.sets.set(name, elems);
   }
@@ -65,11 +73,11 @@ const valueIn = (p: Buffer, at: number): number => (at < 0 ? -1 : attrOffset(p, 
 
 /**
  * The elements of one GETSETELEM reply (nfgenmsg, then ELEMENTS = a list of LIST_ELEM, each with
- * KEY and, in a map, DATA; both nests hold a DATA_VALUE): 4-byte key → u32 data (a map's
- * ifindex) or undefined. Read in place by offsets: a 10,000-peer set is 10,000 elements every
+ * KEY and, in a map, DATA; both nests hold a DATA_VALUE): 4-byte key (a 16-byte v6 key, as a
+ * bigint) → u32 data (a map's ifindex) or undefined. Read in place by offsets: a 10,000-peer set is 10,000 elements every
  * few seconds, and three Maps and their subarrays per element were the fast path check's garbage.
  */
-function readElements(p: Buffer, into: Map<number, number | undefined>): void {
+function readElements(p: Buffer, into: Map<number | bigint, number | undefined>): void {
   const list = attrOffset(p, 4, p.length, 3 /* ELEMENTS */);
   if (list < 0) return;
   const listEnd = list + attrValueLength(p, list);
@@ -77,9 +85,11 @@ function readElements(p: Buffer, into: Map<number, number | undefined>): void {
     const len = p.readUInt16LE(off);
     if (len < 4 || off + len > listEnd) break;
     const key = valueIn(p, attrOffset(p, off + 4, off + len, 1 /* KEY */));
-    if (key >= 0 && attrValueLength(p, key) === 4) {
+    const keyLength = key >= 0 ? attrValueLength(p, key) : 0;
+    if (keyLength === 4 || keyLength === 16) {
       const data = valueIn(p, attrOffset(p, off + 4, off + len, 2 /* DATA */));
-      into.set(p.readUInt32BE(key), data >= 0 && attrValueLength(p, data) === 4 ? p.readUInt32LE(data) : undefined);
+      const k = keyLength === 4 ? p.readUInt32BE(key) : (p.readBigUInt64BE(key) << 64n) | p.readBigUInt64BE(key + 8);
+      into.set(k, data >= 0 && attrValueLength(p, data) === 4 ? p.readUInt32LE(data) : undefined);
     }
     off += (len + 3) & ~3;
   }
@@ -91,7 +101,7 @@ function readElements(p: Buffer, into: Map<number, number | undefined>): void {
  * `batchBytes`: the size above which the write is divided in batches (nft-fastpath-batch.ts).
  */
 export async function ensureFastpath(plan: FastpathPlan, timeoutMs = 5000, batchBytes = FASTPATH_BATCH_BYTES): Promise<FastpathResult> {
-  const setNames = plan.overlays.flatMap((o) => [endpointMap(o.vni), peerSet(o.vni)]);
+  const setNames = planSets(plan);
   const have = await readTable(setNames, timeoutMs);
   const b = new FastpathBatch(batchBytes);
   if (plan.overlays.length === 0) {
@@ -105,22 +115,27 @@ export async function ensureFastpath(plan: FastpathPlan, timeoutMs = 5000, batch
   if (rewrite) {
     if (have !== null) b.deleteTable();
     b.createTable(planMarkerChain(plan.digest), plan.overlays);
-    for (const [name, { veth, vni }] of endpoints) b.addEndpointChain(name, veth, vni);
+    for (const [name, { veth, vni, v6 }] of endpoints) b.addEndpointChain(name, veth, vni, v6);
     await b.commit(timeoutMs);
     return 'rewritten';
   }
   const keep = new Set([...overlayChains(plan), ...endpoints.keys()]);
   for (const chain of have.chains) if (!keep.has(chain)) b.deleteChain(chain);
-  for (const [name, { veth, vni }] of endpoints) if (!have.chains.has(name)) b.addEndpointChain(name, veth, vni);
+  for (const [name, { veth, vni, v6 }] of endpoints) if (!have.chains.has(name)) b.addEndpointChain(name, veth, vni, v6);
   for (const o of plan.overlays) {
-    const wantEndpoints = new Map<number, number | undefined>();
+    const wantEndpoints = new Map<number | bigint, number | undefined>();
     for (const e of o.endpoints) wantEndpoints.set(e.address, e.vethIndex);
-    const wantPeers = new Map<number, number | undefined>();
+    const wantPeers = new Map<number | bigint, number | undefined>();
     for (const p of o.peers) wantPeers.set(p, undefined);
-    for (const [set, want] of [
+    const sets: [string, Map<number | bigint, number | undefined>][] = [
       [endpointMap(o.vni), wantEndpoints],
       [peerSet(o.vni), wantPeers],
-    ] as const) {
+    ];
+    if (o.v6) {
+      sets.push([endpointMap6(o.vni), new Map(o.v6.endpoints.map((e) => [e.address, e.vethIndex]))]);
+      sets.push([peerSet6(o.vni), new Map(o.v6.peers.map((p) => [p, undefined]))]);
+    }
+    for (const [set, want] of sets) {
       const { remove, add } = setChanges(have.sets.get(set)!, want);
       b.deleteElements(set, remove);
       b.addElements(set, add);

@@ -12,13 +12,18 @@
  * reads through the netlink socket (which serialises dumps), and deleting a veth's chain waits
  * ~10 ms for an RCU grace period that Docker's next plugin call must not wait behind. Endpoint
  * changes are checked after a short delay, so a burst of `docker run` shares one check.
+ * A dual-stack overlay's v6 half is gathered the same way: flannel-v6.<VNI> by name, its peer
+ * routes `<subnet6> via <subnet6 address> onlink`, the endpoints' `<v6>/128 dev ofh<id>`.
  */
 import type { Logger } from 'pino';
 import { errorText, OverlayError } from '../errors';
 import { fastpathPlan, type FastpathOverlayInput, type FastpathPlan, type FastpathSkip } from '../domain/fastpath';
 import { parseCidr, type Cidr } from '../domain/ipv4';
+import { parseCidr6, type Cidr6 } from '../domain/ipv6';
+import type { FastpathV6Input } from '../domain/fastpath-v6';
+import { vxlanV6DeviceName } from '../domain/peers-v6';
 import { HOST_VETH_PREFIX } from '../domain/names';
-import type { FastpathResult, Kernel } from '../kernel';
+import type { FastpathResult, Kernel, RouteEntry } from '../kernel';
 import type { SerialQueue } from '../util/serial-queue';
 import { CoalescedTicker } from '../util/coalesced-ticker';
 import { StateChanges } from '../util/state-changes';
@@ -28,15 +33,21 @@ export interface FastpathOverlaySource {
   name: string;
   vxlan(): { vni: number; device: string; directRouting: boolean } | null;
   network(): Cidr | null;
-  lease(): { subnet: Cidr } | null;
+  /** The IPv6Network of a dual-stack overlay. */
+  network6?(): Cidr6 | null;
+  lease(): { subnet: Cidr; subnet6?: Cidr6 } | null;
 }
+
+/** `<gateway>/<len>` routes through `oif` (the reconciler's peer routes), compared in place: no string built per route. */
+const peerRoutesOf = (routes: readonly RouteEntry[], oif: number): RouteEntry[] =>
+  routes.filter((r) => r.oif === oif && r.onlink && r.gateway !== undefined && r.dst.startsWith(r.gateway) && r.dst.charCodeAt(r.gateway.length) === 47);
 
 /** The plan from the overlays this host joined and the kernel's links and host routes. */
 export async function gatherFastpath(overlays: readonly FastpathOverlaySource[], kernel: Pick<Kernel, 'listLinks' | 'listRoutes'>): Promise<{ plan: FastpathPlan; skipped: FastpathSkip[] }> {
   const links = await kernel.listLinks();
   const byName = new Map(links.map((l) => [l.name, l]));
   const byIndex = new Map(links.map((l) => [l.index, l]));
-  const ready: Omit<FastpathOverlayInput, 'peerRoutes'>[] = [];
+  const ready: (Omit<FastpathOverlayInput, 'peerRoutes' | 'v6'> & { v6?: Omit<FastpathV6Input, 'peerRoutes'> })[] = [];
   const skipped: FastpathSkip[] = [];
   for (const o of overlays) {
     const vx = o.vxlan();
@@ -48,20 +59,30 @@ export async function gatherFastpath(overlays: readonly FastpathOverlaySource[],
       continue;
     }
     const dev = byName.get(vx.device);
-    if (dev?.up) ready.push({ name: o.name, vni: vx.vni, network, subnet, vxlanDevice: vx.device, vxlanIndex: dev.index });
+    if (!dev?.up) continue;
+    const network6 = o.network6?.() ?? null;
+    const subnet6 = o.lease()?.subnet6;
+    const dev6 = byName.get(vxlanV6DeviceName(vx.vni));
+    const v6 = network6 && subnet6 && dev6?.up ? { v6: { network: network6, subnet: subnet6, device: dev6.name, index: dev6.index, mtu: dev6.mtu } } : {};
+    ready.push({ name: o.name, vni: vx.vni, network, subnet, vxlanDevice: vx.device, vxlanIndex: dev.index, ...v6 });
   }
   const routes = ready.length === 0 ? [] : await kernel.listRoutes();
-  // The reconciler's peer routes: `<subnet> via <subnet>.0 dev flannel.<VNI> onlink`.
-  const inputs: FastpathOverlayInput[] = ready.map((o) => ({
+  const routes6 = ready.some((o) => o.v6) ? (await kernel.listRoutes(undefined, 6)).filter((r) => r.dst.includes(':')) : [];
+  // The reconciler's peer routes: `<subnet> via <subnet>.0 dev flannel.<VNI> onlink` (v6: via the subnet6 address).
+  const inputs: FastpathOverlayInput[] = ready.map(({ v6, ...o }) => ({
     ...o,
-    // dst is `<gateway>/<len>`: compared in place (no string built per route; 10,000 at 10,000 peers)
-    peerRoutes: routes.filter((r) => r.oif === o.vxlanIndex && r.onlink && r.gateway !== undefined && r.dst.startsWith(r.gateway) && r.dst.charCodeAt(r.gateway.length) === 47).map((r) => parseCidr(r.dst)),
+    peerRoutes: peerRoutesOf(routes, o.vxlanIndex).map((r) => parseCidr(r.dst)),
+    ...(v6 ? { v6: { ...v6, peerRoutes: peerRoutesOf(routes6, v6.index).map((r) => parseCidr6(r.dst)) } } : {}),
   }));
   const hostRoutes = routes.filter((r) => r.dst.endsWith('/32') && !r.gateway).flatMap((r) => {
     const name = byIndex.get(r.oif)?.name;
     return name ? [{ dst: parseCidr(r.dst), oif: r.oif, oifName: name }] : [];
   });
-  const planned = fastpathPlan(inputs, hostRoutes, HOST_VETH_PREFIX);
+  const hostRoutes6 = routes6.filter((r) => r.dst.endsWith('/128') && !r.gateway).flatMap((r) => {
+    const name = byIndex.get(r.oif)?.name;
+    return name ? [{ dst: parseCidr6(r.dst), oif: r.oif, oifName: name }] : [];
+  });
+  const planned = fastpathPlan(inputs, hostRoutes, HOST_VETH_PREFIX, hostRoutes6);
   return { plan: planned.plan, skipped: [...skipped, ...planned.skipped] };
 }
 

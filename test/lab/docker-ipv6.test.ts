@@ -11,7 +11,9 @@
  * record and keeps a fresh one and c1's, aged by hand but held by Docker), a v6 default route via the
  * network's link-local gateway (routed data path), and the plugin turned on
  * net.ipv6.conf.all.forwarding in each host's namespace; ping6 across hosts both ways, v4 ping
- * too; the ip6 firewall (issue 21): both hosts run with an ip6 FORWARD policy DROP (what Docker
+ * too; the fast path (FASTPATH on): ping6s go through the v6 rules (to6-/from6- counters move, the
+ * hosts' raw PREROUTING does not see them), and with the table deleted they are routed and pass
+ * (fallback) until the keeper writes it again; the ip6 firewall (issue 21): both hosts run with an ip6 FORWARD policy DROP (what Docker
  * ≥ 27 with ip6tables sets; set with ip6tables before the plugin starts), so the ping6s above pass
  * only through our accepts in `ip6 filter FORWARD`; flannel's ip6 masquerade and the NOTRACK rules
  * are there, readable by ip6tables, and the NOTRACK rule counted the ping6s; v6 leaving the overlay
@@ -37,6 +39,7 @@ import type { Host, Lab, Ns } from '../helpers/netns-lab';
 import { waitFor } from '../helpers/wait';
 import { startFakeUpstream } from './fake-upstream-dns';
 import * as L from './docker-plugin-lab';
+import { checkV6Fastpath } from './docker-ipv6-fastpath';
 
 const ROOT = resolve(__dirname, '../..');
 const MAIN = join(ROOT, 'dist/main.js');
@@ -232,6 +235,10 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
     assert.ok(s!.stats64.rx.packets > 0 && s!.stats64.tx.packets > 0, JSON.stringify(s!.stats64));
   });
 
+  it('3b. fast path (FASTPATH on): ping6 c1↔c2 goes through to6-/from6- (their counters move, raw PREROUTING does not see the inner packets); with the table deleted it is routed and still passes; the keeper writes the table again', async (t) => {
+    await checkV6Fastpath({ h1, h2, d1, d2, vni: ov.vni, network6: `${net6}::/48`, ip6: { c1: addr.c1!.ip6, c2: addr.c2!.ip6 }, ping6Ok, ip6Packets, diagnostic: (m) => t.diagnostic(m) });
+  });
+
   it('4. ip6 filter FORWARD (policy DROP) holds our accepts; flannel\'s ip6 masquerade and the NOTRACK rules are there, readable by ip6tables, and NOTRACK counted the ping6s', async () => {
     const n6 = `${net6}::/48`;
     const held6 = await leases6();
@@ -253,7 +260,7 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
       const raw = await ip6Rules(h, 'raw', 'PREROUTING', mark);
       assert.ok(raw.some((l) => l.startsWith(`-A PREROUTING -s ${n6} -d ${n6} `) && l.endsWith('-j CT --notrack')), `${h.ns} ip6 raw:\n${raw.join('\n')}`);
       assert.ok(raw.some((l) => l.startsWith(`-A PREROUTING -d ${h.ip === h1.ip ? `${lan6}::1` : `${lan6}::2`}/128 -p udp -m udp --dport 8472 `)), `${h.ns}: vxlan-v6 packets untracked:\n${raw.join('\n')}`);
-      assert.ok((await ip6Packets(h, 'raw', 'PREROUTING', `-s ${n6} -d ${n6} -m comment --comment "${mark}"`)) > 0, `${h.ns}: the v6 overlay NOTRACK rule saw no packet`);
+      assert.ok((await ip6Packets(h, 'raw', 'PREROUTING', `-s ${n6} -d ${n6} -m comment --comment "${mark}"`)) > 0, `${h.ns}: the v6 overlay NOTRACK rule saw no packet (3b's fallback ping6s were routed)`);
     }
   });
 
