@@ -127,10 +127,39 @@ function putAddr(b: Buffer, off: number, type: number, v: number | Buffer): numb
 
 // ---- decoding (one dumped message's payload, after the 16-byte header) ----
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-const ip4At = (b: Buffer, o: number): string => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
-const macAt = (b: Buffer, o: number): string =>
-  `${HEX[b[o] as number]}:${HEX[b[o + 1] as number]}:${HEX[b[o + 2] as number]}:${HEX[b[o + 3] as number]}:${HEX[b[o + 4] as number]}:${HEX[b[o + 5] as number]}`;
+// Addresses are written as ASCII into one scratch buffer and read back as one flat string: a
+// template literal of 7 or 11 parts builds a chain of intermediate strings that is flattened again
+// when the text is hashed (a full sync at 10,000 peers decodes 30,000 entries, every 10 s).
+const SCRATCH = Buffer.alloc(24);
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
+const ip4At = (b: Buffer, o: number): string => {
+  let k = 0;
+  for (let i = 0; i < 4; i++) {
+    let v = b[o + i] as number;
+    if (i) SCRATCH[k++] = 0x2e; // '.'
+    if (v >= 100) {
+      SCRATCH[k++] = 0x30 + ((v / 100) | 0);
+      v %= 100;
+      SCRATCH[k++] = 0x30 + ((v / 10) | 0);
+      v %= 10;
+    } else if (v >= 10) {
+      SCRATCH[k++] = 0x30 + ((v / 10) | 0);
+      v %= 10;
+    }
+    SCRATCH[k++] = 0x30 + v;
+  }
+  return SCRATCH.toString('latin1', 0, k);
+};
+const macAt = (b: Buffer, o: number): string => {
+  let k = 0;
+  for (let i = 0; i < 6; i++) {
+    const v = b[o + i] as number;
+    if (i) SCRATCH[k++] = 0x3a; // ':'
+    SCRATCH[k++] = HEX_DIGITS[v >> 4] as number;
+    SCRATCH[k++] = HEX_DIGITS[v & 15] as number;
+  }
+  return SCRATCH.toString('latin1', 0, k);
+};
 
 export interface DumpedNeigh {
   family: number;
