@@ -11,7 +11,7 @@
  * IPv6 (issue 21): NDA_DST, RTA_DST and RTA_GATEWAY of 16 bytes; a neighbour's or an FDB entry's
  * family of address is told by its text (codec6.ts), a route's by its rtm_family.
  */
-import { ip4ToInt, macToBuf, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST } from './codec';
+import { checkMac, ip4ToInt, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST, writeMac } from './codec';
 import { AF_INET, AF_INET6, familyOf, ip6At, ip6ToBuf } from './codec6';
 
 export { NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST };
@@ -37,7 +37,7 @@ const HEADER = 16;
 const BODY = 12; // ndmsg and rtmsg are both 12 bytes
 
 function start(type: number, flags: number, size: number): Buffer {
-  const b = Buffer.alloc(size);
+  const b = Buffer.allocUnsafe(size).fill(0); // from node's pool: no ArrayBuffer of its own per write
   b.writeUInt32LE(size, 0);
   b.writeUInt16LE(type, 4);
   b.writeUInt16LE(flags | NLM_F_REQUEST | NLM_F_ACK, 6);
@@ -66,8 +66,9 @@ export function neighMessage(type: number, flags: number, n: NeighMessage): Buff
   const v6 = n.dst !== undefined && familyOf(n.dst) === 6;
   const dst = n.dst === undefined || v6 ? null : ip4ToInt(n.dst, dstWhat);
   const dst6 = n.dst !== undefined && v6 ? ip6ToBuf(n.dst, dstWhat) : null;
-  const mac = n.lladdr === undefined ? null : macToBuf(n.lladdr, `${what} MAC`);
-  const b = start(type, flags, HEADER + BODY + (dst === null ? 0 : 8) + (dst6 ? 20 : 0) + (mac ? 12 : 0));
+  const mac = n.lladdr;
+  if (mac !== undefined) checkMac(mac, what === 'fdb' ? 'fdb MAC' : 'neighbour MAC');
+  const b = start(type, flags, HEADER + BODY + (dst === null ? 0 : 8) + (dst6 ? 20 : 0) + (mac !== undefined ? 12 : 0));
   b[HEADER] = n.family;
   b.writeInt32LE(n.ifindex, HEADER + 4);
   b.writeUInt16LE(n.state, HEADER + 8);
@@ -81,7 +82,7 @@ export function neighMessage(type: number, flags: number, n: NeighMessage): Buff
     dst6.copy(b, putAttr(b, off, NDA_DST, 16));
     off += 20;
   }
-  if (mac) mac.copy(b, putAttr(b, off, NDA_LLADDR, 6));
+  if (mac !== undefined) writeMac(b, putAttr(b, off, NDA_LLADDR, 6), mac);
   return b;
 }
 

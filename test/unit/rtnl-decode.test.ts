@@ -31,3 +31,13 @@ test('route dumps: destination and gateway text; two decodes do not share their 
   }
   assert.deepEqual(decoded.map((r) => r?.dst), ['10.0.0.0', '10.255.199.0', '192.0.2.0', '0.9.99.100'], 'earlier results unchanged by later decodes');
 });
+
+test('write encoding: a MAC in upper case encodes as in lower case; a bad MAC or IPv4 is refused naming the field', () => {
+  const enc = (mac: string, dst = '10.1.2.0') => neighMessage(RTM_NEWNEIGH, 0, { family: 2, ifindex: 3, state: NUD_PERMANENT, ntfFlags: 0, dst, lladdr: mac });
+  assert.deepEqual(enc('0E:2A:FF:02:03:04'), enc('0e:2a:ff:02:03:04'));
+  assert.equal(decodeNeigh(enc('0E:2A:FF:02:03:04'), HEADER)?.lladdr, '0e:2a:ff:02:03:04');
+  for (const dst of ['0.0.0.0', '255.255.255.255', '1.20.199.250']) assert.equal(decodeNeigh(enc('02:00:00:00:00:01', dst), HEADER)?.dst, dst);
+  assert.throws(() => enc('02:00:00:00:00'), /neighbour MAC: "02:00:00:00:00" is not a MAC address/);
+  assert.throws(() => neighMessage(RTM_NEWNEIGH, 0, { family: 7, ifindex: 3, state: 0, ntfFlags: 0, dst: '192.0.2.1', lladdr: 'zz:00:00:00:00:01' }), /fdb MAC: "zz:00:00:00:00:01"/);
+  assert.throws(() => enc('02:00:00:00:00:01', '10.1.2.256'), /neighbour IP: "10.1.2.256" is not an IPv4 address/);
+});
