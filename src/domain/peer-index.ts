@@ -7,10 +7,11 @@
  * the three dumps are done; at 10,000 peers that was ≈ 16 MB of a full sync's ≈ 40 MB of garbage
  * and a good part of its CPU, every 10 s. Here the desired side is indexed once (PeerIndex, kept
  * while the desired states are the same objects: OverlayDataplane's desiredCache makes them so) and
- * each index entry carries a mark; a full sync (PeerPlanner) looks each observed entry up as it
- * comes, emits its deletion at once or marks the wanted entry as present, and at the end writes
- * every wanted entry not marked. Nothing of the observed side is kept. Marks are generation
- * numbers, so starting a sync allocates nothing per entry.
+ * each index entry has a mark (a slot of a typed array); a full sync (PeerPlanner) looks each
+ * observed entry up as it comes, emits its deletion at once or marks the wanted entry as present,
+ * and at the end writes every wanted entry not marked. Nothing of the observed side is kept. Marks
+ * are generation numbers, so starting a sync allocates nothing per entry. The index stays live
+ * between full syncs: 1.6 MB at 10,000 peers (measured with forced collections).
  * Equivalence with planPeers relies on the desired keys being unique (neighbour ip, FDB mac, route
  * dst: one lease each); when two desired entries share one (two leases with one VtepMAC, e.g. a
  * host's stale lease beside its new one) `exact` is false and the caller uses planPeers. Observed
@@ -19,32 +20,42 @@
  */
 import type { FdbWant, NeighbourWant, PeerOp, PeerState, RouteWant } from './peers';
 
-interface Mark<T> {
-  readonly want: T;
-  seen: number; // == the planner's generation: listed by the kernel as wanted
+/** One kind of desired entry: key → slot, the entry, and per slot the generation that saw it listed
+ *  (a typed array, no object per entry: the index of 10,000 peers 2.5 → 1.6 MB live). */
+class Slots<T> {
+  readonly slot = new Map<string, number>();
+  readonly wants: T[] = [];
+  seen = new Int32Array(0);
+  /** false if `key` was there already (the first entry keeps it, as for planPeers' flood Set). */
+  add(key: string, want: T): boolean {
+    if (this.slot.has(key)) return false;
+    this.slot.set(key, this.wants.length);
+    this.wants.push(want);
+    return true;
+  }
+  seal(): void {
+    this.seen = new Int32Array(this.wants.length);
+  }
 }
 
 export class PeerIndex {
-  private readonly neigh = new Map<string, Mark<NeighbourWant>>();
-  private readonly fdb = new Map<string, Mark<FdbWant>>();
-  private readonly routes = new Map<string, Mark<RouteWant>>();
-  private readonly flood = new Map<string, Mark<string>>();
+  private readonly neigh = new Slots<NeighbourWant>();
+  private readonly fdb = new Slots<FdbWant>();
+  private readonly routes = new Slots<RouteWant>();
+  private readonly flood = new Slots<string>();
   /** false when two desired entries share a key: plan with planPeers instead. */
   readonly exact: boolean;
   private gen = 0;
 
   constructor(private readonly states: readonly PeerState[]) {
     let exact = true;
-    const add = <T>(m: Map<string, Mark<T>>, key: string, want: T) => {
-      if (m.has(key)) exact = false;
-      else m.set(key, { want, seen: 0 });
-    };
     for (const s of states) {
-      for (const n of s.neighbours) add(this.neigh, n.ip, n);
-      for (const f of s.fdb) add(this.fdb, f.mac, f);
-      for (const r of s.routes) add(this.routes, r.dst, r);
-      for (const d of s.flood) if (!this.flood.has(d)) this.flood.set(d, { want: d, seen: 0 }); // a Set in planPeers too
+      for (const n of s.neighbours) exact = this.neigh.add(n.ip, n) && exact;
+      for (const f of s.fdb) exact = this.fdb.add(f.mac, f) && exact;
+      for (const r of s.routes) exact = this.routes.add(r.dst, r) && exact;
+      for (const d of s.flood) this.flood.add(d, d); // a Set in planPeers too: duplicates are fine
     }
+    for (const k of [this.neigh, this.fdb, this.routes, this.flood]) k.seal();
     this.exact = exact;
   }
 
@@ -72,28 +83,28 @@ export class PeerPlanner {
 
   constructor(
     private readonly gen: number,
-    private readonly neigh: Map<string, Mark<NeighbourWant>>,
-    private readonly fdbs: Map<string, Mark<FdbWant>>,
-    private readonly routes: Map<string, Mark<RouteWant>>,
-    private readonly floods: Map<string, Mark<string>>,
+    private readonly neigh: Slots<NeighbourWant>,
+    private readonly fdbs: Slots<FdbWant>,
+    private readonly routes: Slots<RouteWant>,
+    private readonly floods: Slots<string>,
   ) {}
 
   neighbour(n: NeighbourWant): void {
-    const m = this.neigh.get(n.ip);
-    if (!m) this.delNeigh.push({ op: 'deleteNeighbour', ip: n.ip });
-    else m.seen = m.want.mac === n.mac ? this.gen : 0;
+    const i = this.neigh.slot.get(n.ip);
+    if (i === undefined) this.delNeigh.push({ op: 'deleteNeighbour', ip: n.ip });
+    else this.neigh.seen[i] = (this.neigh.wants[i] as NeighbourWant).mac === n.mac ? this.gen : 0;
   }
 
   fdb(f: FdbWant): void {
-    const m = this.fdbs.get(f.mac);
-    if (!m || m.want.dst !== f.dst) this.delFdb.push({ op: 'deleteFdb', mac: f.mac, dst: f.dst });
-    else m.seen = this.gen;
+    const i = this.fdbs.slot.get(f.mac);
+    if (i === undefined || (this.fdbs.wants[i] as FdbWant).dst !== f.dst) this.delFdb.push({ op: 'deleteFdb', mac: f.mac, dst: f.dst });
+    else this.fdbs.seen[i] = this.gen;
   }
 
   flood(dst: string): void {
-    const m = this.floods.get(dst);
-    if (m) {
-      m.seen = this.gen;
+    const i = this.floods.slot.get(dst);
+    if (i !== undefined) {
+      this.floods.seen[i] = this.gen;
       return;
     }
     this.floodDeleted ??= new Set();
@@ -103,18 +114,25 @@ export class PeerPlanner {
   }
 
   route(dst: string, gateway: string, dev: RouteWant['dev'], onlink: boolean): void {
-    const m = this.routes.get(dst);
-    if (!m) this.delRoutes.push({ op: 'deleteRoute', dst });
-    else m.seen = m.want.gateway === gateway && m.want.dev === dev && m.want.onlink === onlink ? this.gen : 0;
+    const i = this.routes.slot.get(dst);
+    if (i === undefined) {
+      this.delRoutes.push({ op: 'deleteRoute', dst });
+      return;
+    }
+    const w = this.routes.wants[i] as RouteWant;
+    this.routes.seen[i] = w.gateway === gateway && w.dev === dev && w.onlink === onlink ? this.gen : 0;
   }
 
   /** The plan: planPeers' order (deletions route, flood, FDB, neighbour; then writes neighbour, FDB, flood, route). */
   finish(): PeerOp[] {
     const ops: PeerOp[] = [...this.delRoutes, ...this.delFlood, ...this.delFdb, ...this.delNeigh];
-    for (const m of this.neigh.values()) if (m.seen !== this.gen) ops.push({ op: 'setNeighbour', entry: m.want });
-    for (const m of this.fdbs.values()) if (m.seen !== this.gen) ops.push({ op: 'setFdb', entry: m.want });
-    for (const m of this.floods.values()) if (m.seen !== this.gen) ops.push({ op: 'setFlood', dst: m.want });
-    for (const m of this.routes.values()) if (m.seen !== this.gen) ops.push({ op: 'setRoute', entry: m.want });
+    const unseen = <T>(k: Slots<T>, push: (w: T) => void) => {
+      for (let i = 0; i < k.wants.length; i++) if (k.seen[i] !== this.gen) push(k.wants[i] as T);
+    };
+    unseen(this.neigh, (entry) => ops.push({ op: 'setNeighbour', entry }));
+    unseen(this.fdbs, (entry) => ops.push({ op: 'setFdb', entry }));
+    unseen(this.floods, (dst) => ops.push({ op: 'setFlood', dst }));
+    unseen(this.routes, (entry) => ops.push({ op: 'setRoute', entry }));
     return ops;
   }
 }
