@@ -75,17 +75,29 @@ export interface DriftInput {
 /**
  * A full sync's plan and drift (ops for entries that disagree with what we wrote; 0 for catch-up).
  * Made while the dumps are read, against `index` of the desired states (domain/peer-index.ts; a new
- * one when they changed), unless the drift needs the second plan or two leases want one key: then
- * planPeers over the whole observed state, as before.
+ * one when they changed); when changes were pending, the drift is a second plan made in the same
+ * pass against an index of `applied`. Only when two leases want one key: planPeers over the whole
+ * observed state, as before.
  */
 export async function planFullSync(kernel: Kernel, d: PeerDevices, config: NetworkConfig, states: PeerState[], index: PeerIndex | null, drift: DriftInput): Promise<{ ops: PeerOp[]; drift: number; index: PeerIndex | null }> {
+  if (!index?.sameStates(states)) index = new PeerIndex(states);
   const secondPlan = drift.appliedUnknown === null && drift.caughtUp;
-  if (!secondPlan && !index?.sameStates(states)) index = new PeerIndex(states);
-  if (!secondPlan && index?.exact) {
+  const against = secondPlan ? new PeerIndex([...drift.applied()]) : null;
+  if (index.exact && (!against || against.exact)) {
     const planner = index.plan();
-    await observePeerEntriesInto(kernel, d.vxIndex, d.pubIndex, config, planner);
+    const second = against?.plan();
+    const sink: PeerSink = second
+      ? {
+          neighbour: (n) => (planner.neighbour(n), second.neighbour(n)),
+          fdb: (f) => (planner.fdb(f), second.fdb(f)),
+          flood: (dst) => (planner.flood(dst), second.flood(dst)),
+          route: (dst, gw, dev, onlink) => (planner.route(dst, gw, dev, onlink), second.route(dst, gw, dev, onlink)),
+        }
+      : planner;
+    await observePeerEntriesInto(kernel, d.vxIndex, d.pubIndex, config, sink);
     const ops = planner.finish();
-    return { ops, drift: drift.appliedUnknown === 'catch-up' ? 0 : ops.length, index };
+    const n = second ? second.finish().length : drift.appliedUnknown === 'catch-up' ? 0 : ops.length;
+    return { ops, drift: n, index };
   }
   const observed = await observePeerEntries(kernel, d.vxIndex, d.pubIndex, config);
   const ops = planPeers(mergeStates(states), observed);
