@@ -342,11 +342,8 @@ export class OverlayDataplane {
 
   /** A full sync's plan and its drift (peer-entries.ts planFullSync: made while the dumps are read). */
   private async planFull(states: PeerState[], caughtUp: boolean): Promise<PeerOp[]> {
-    const r = await planFullSync(this.kernel, { vxIndex: this.vxIndex, pubIndex: this.pub.link.index }, this.config, states, this.index, {
-      appliedUnknown: this.appliedUnknown,
-      caughtUp,
-      applied: () => this.applied.values(),
-    });
+    const drift = { appliedUnknown: this.appliedUnknown, caughtUp, applied: () => this.applied.values() };
+    const r = await planFullSync(this.kernel, { vxIndex: this.vxIndex, pubIndex: this.pub.link.index }, this.config, states, this.index, drift);
     this.index = r.index;
     this.stats.lastDrift = r.drift;
     return r.ops;

@@ -20,8 +20,7 @@
  *   (possibly another subnet) → `acquired` (flanneld exits instead). A PUT with other attributes
  *   and our PublicIP (an operator, a duplicate host) → we re-put ours. A PUT with another host's
  *   PublicIP means our subnet was taken: we give it up (`lost`) instead of fighting over it.
- * - The list of the acquire that succeeded is handed over to the overlay's lease watcher
- *   (lease-list-handover.ts), whose first snapshot then needs no second list of every lease.
+ * - The list of a successful acquire goes to the lease watcher's first snapshot (lease-list-handover.ts).
  * - Never deletes its lease on stop(): a restarted host finds it again by PublicIP (flannel).
  * - Writes of one keeper (renew, repair) go through one SerialQueue so they never interleave.
  * - Dual-stack/IPv6-only: one key names both subnets (`10.1.5.0-24&fd00::-64`), written by the
