@@ -73,6 +73,7 @@ async function main(): Promise<void> {
       vxlan: () => null,
       whenReady: async () => undefined,
       addresses,
+      addresses6: ov.addresses6, // unused: the bench is v4
     });
     const dirOf = (h: OverlayHandle): OverlayDirectory => ({ byName: async () => h, all: () => [h] });
     const ipam = new Ipam(dirOf(handleOf(ov.addresses)), logger);

@@ -22,6 +22,7 @@ import { Backoff, sleep } from '../util/backoff';
 import { UndoStack } from '../util/undo-stack';
 import { errorText } from '../errors';
 import { formatCidr } from '../domain/ipv4';
+import { leaseId } from '../domain/lease-v6';
 import { formatCidr6 } from '../domain/ipv6';
 import { HOST_VETH_PREFIX } from '../domain/names';
 import { DEFAULT_OVERLAY } from '../driver/overlays';
@@ -122,7 +123,7 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
     if (metrics) await startStatusServer(settings, metrics, { kernel, store, overlays, pub, plugin }, log, undo);
     agent.whenReady().then(() => {
       const lease = agent.lease();
-      log.info({ subnet: lease ? formatCidr(lease.subnet) : null, mtu: agent.dataplane?.mtu }, 'overlay ready');
+      log.info({ subnet: lease ? leaseId(lease) : null, mtu: agent.dataplane?.mtu }, 'overlay ready');
     });
     if (opts.api !== false) await startPluginSide(settings, { kernel, queue, store, overlays, pub, plugin, keepers, metrics, ready: agent.whenReady() }, log, undo);
     return { agent, overlays, names: plugin.names, stop };
@@ -260,7 +261,14 @@ async function startPluginSide(settings: Settings, p: PluginParts, log: Logger, 
     };
     replicator = new NetworkReplicator(dockerPort(settings.dockerSocket), p.store.overlay().networks, log.child({ component: 'replication' }), { host: p.pub.publicIP, onOverlaysInUse: rejoin });
     audit = new AddressAudit(
-      () => p.overlays.all().map((h) => ({ name: h.name, subnet: () => h.lease()?.subnet ?? null, records: p.store.overlay(h.prefix).addresses })),
+      () =>
+        p.overlays.all().map((h) => ({
+          name: h.name,
+          subnet: () => h.lease()?.subnet ?? null,
+          records: p.store.overlay(h.prefix).addresses,
+          subnet6: () => h.lease()?.subnet6 ?? null,
+          records6: p.store.overlay(h.prefix).addresses6,
+        })),
       dockerEndpoints(settings.dockerSocket),
       log.child({ component: 'address-audit' }),
       {

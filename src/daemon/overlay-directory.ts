@@ -84,8 +84,11 @@ export class AgentDirectory implements OverlayDirectory {
     const handle: OverlayHandle = {
       name,
       prefix,
-      lease: () => agent.lease(),
-      network: () => agent.config?.network ?? null,
+      // An IPv6-only overlay (EnableIPv4 false) has no v4 half: its lease's 0.0.0.0/0 and Network
+      // 0.0.0.0/0 are flannel's zero values, never handed to the v4 parts (IPAM, isolation, fast path, audit).
+      lease: () => (agent.config?.enableIPv4 === false ? null : agent.lease()),
+      network: () => (agent.config?.enableIPv4 === false ? null : (agent.config?.network ?? null)),
+      ipv6Only: () => agent.config?.enableIPv4 === false,
       network6: () => agent.config?.ipv6?.network ?? null,
       mtu: () => agent.dataplane?.mtu ?? null,
       vxlan: () => {
@@ -95,6 +98,7 @@ export class AgentDirectory implements OverlayDirectory {
       },
       setFlooding: (on) => agent.dataplane?.setFlooding(on),
       addresses: ov.addresses,
+      addresses6: ov.addresses6,
       whenReady: (timeoutMs) => waitReady(agent, name, timeoutMs),
       notReadyReason: () => agent.notReadyReason(),
     };

@@ -19,7 +19,7 @@ import { SerialQueue } from '../util/serial-queue';
 import { CoalescedTicker } from '../util/coalesced-ticker';
 import { StateChanges } from '../util/state-changes';
 import { dockerClient, dockerStatusOf } from './client';
-import { createRequestOf, LocalNetwork, localNetworkOf, networksToCreate, overlaysInUse, recordOf, removalOf } from './replication';
+import { createRequestOf, isReplica, LocalNetwork, localNetworkOf, networksToCreate, overlaysInUse, recordOf, removalOf } from './replication';
 
 /** What the replicator needs of the local Docker daemon (dockerode in production, a fake in tests). */
 export interface DockerPort {
@@ -208,7 +208,8 @@ export class NetworkReplicator {
       return;
     }
     this.names.set(id, n.name);
-    if (this.records.has(n.name) || this.replicas.has(n.name)) return; // a replica, or already recorded
+    // A replica (made by this process, or by an earlier one: its label), or already recorded.
+    if (this.records.has(n.name) || this.replicas.has(n.name) || isReplica(n)) return;
     const rec = recordOf(n, this.opts.host);
     if (await this.store.createIfAbsent(rec)) {
       this.stats.recorded++;

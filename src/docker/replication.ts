@@ -6,6 +6,11 @@
  *     container uses it; otherwise keep it (and say why);
  *   - a network our driver created for a user → record it (name, driver and IPAM options, labels),
  *     never its subnet: every host's network gets the subnet of that host's lease.
+ *   - a replica is never recorded: it carries the label REPLICA_LABEL (= the host that defined it),
+ *     so a plugin process that did not make it (restarted while Docker created it) still tells it
+ *     from a user's network. Without the label, a replica whose record was deleted before the new
+ *     process saw its CreateNetwork was recorded again and came back on every host (the soak,
+ *     issue 24). The label never goes into a record.
  */
 import type { NetworkRecord } from '../store/network-records';
 
@@ -15,6 +20,14 @@ export type LocalNetwork = Omit<NetworkRecord, 'createdBy'> & {
   /** Containers attached on this host (undefined when the listing did not say: unknown). */
   containers?: number;
 };
+
+/** The label on every replica: the host (PublicIP) whose network it copies. */
+export const REPLICA_LABEL = 'overlay-flannel.replica-of';
+
+/** Whether a local network is a replica of a network defined on another host (see REPLICA_LABEL). */
+export function isReplica(n: Pick<LocalNetwork, 'labels'>): boolean {
+  return Object.prototype.hasOwnProperty.call(n.labels, REPLICA_LABEL);
+}
 
 /** The records whose network the local Docker lacks (by name), in name order. */
 export function networksToCreate(records: Iterable<NetworkRecord>, local: Iterable<Pick<LocalNetwork, 'name'>>): NetworkRecord[] {
@@ -44,7 +57,7 @@ export function recordOf(n: LocalNetwork, createdBy: string): NetworkRecord {
     ipamDriver: n.ipamDriver || n.driver,
     driverOpts: { ...n.driverOpts },
     ipamOpts: { ...n.ipamOpts },
-    labels: { ...n.labels },
+    labels: withoutReplicaLabel(n.labels),
     internal: n.internal,
     attachable: n.attachable,
     ...(n.enableIPv6 ? { enableIPv6: true as const } : {}),
@@ -71,7 +84,7 @@ export function createRequestOf(r: NetworkRecord): {
     Internal: r.internal,
     Attachable: r.attachable,
     Options: { ...r.driverOpts },
-    Labels: { ...r.labels },
+    Labels: { ...withoutReplicaLabel(r.labels), [REPLICA_LABEL]: r.createdBy },
     IPAM: { Driver: r.ipamDriver, Options: { ...r.ipamOpts }, Config: [] },
     ...(r.enableIPv6 ? { EnableIPv6: true } : {}),
   };
@@ -118,4 +131,10 @@ export function localNetworkOf(info: {
     ...(info.EnableIPv6 === true ? { enableIPv6: true as const } : {}),
     ...(withContainers ? { containers: Object.keys(info.Containers ?? {}).length } : {}),
   };
+}
+
+function withoutReplicaLabel(labels: Record<string, string>): Record<string, string> {
+  const out = { ...labels };
+  delete out[REPLICA_LABEL];
+  return out;
 }

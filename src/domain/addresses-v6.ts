@@ -4,16 +4,17 @@
  * `::1` (the network's IPAM gateway, as `.1` in v4; the routed data path answers with a
  * link-local gateway instead, see routedGateway6).
  *
- * Allocation is random in the host bits, not recorded in etcd: the v4 address store keys
- * addresses by u32 and has no v6 keys yet. A v6 lease is a /64 by default (2^64 addresses), so two
- * random picks collide with probability ~n²/2^65: a process also refuses what it handed out
- * itself, but forgets it on restart, when a pick can meet a running container's address with
- * probability n/2^hostBits: a v6 lease with fewer than 32 host bits (IPv6SubnetLen > 96) is refused.
+ * Allocation is random in the host bits; every address handed out is recorded in etcd
+ * (src/store/address6-store.ts: create-if-absent, so a pick that meets a record, even one from
+ * before a restart, loses its create and picks again, at most MAX_PICKS6 times). Random rather than
+ * walked: a v6 lease is a /64 by default (2^64 addresses), so a pick meets one of n records with
+ * probability n/2^hostBits and the store needs no index or listing per allocation. That bound on
+ * re-picks is why a v6 lease with fewer than 32 host bits (IPv6SubnetLen > 96) is refused.
  */
 import { conflict, invalid } from '../errors';
 import { Cidr6, cidr6Contains, cidr6Size, formatCidr6, formatIPv6, parseIPv6 } from './ipv6';
 
-/** Fewest host bits a v6 lease must have for random allocation to be safe without a record. */
+/** Fewest host bits a v6 lease must have for random picks (at most MAX_PICKS6 re-picks) to stay sparse. */
 export const MIN_HOST_BITS6 = 32;
 
 export function gateway6Of(subnet: Cidr6): bigint {

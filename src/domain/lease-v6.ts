@@ -11,8 +11,8 @@
  * prefix must parse as a 7-bit number (≤ 127); we also refuse host bits, as for the v4 part.
  */
 import { invalid } from '../errors';
-import { Cidr, cidr, formatIPv4, isIPv4, parseIPv4 } from './ipv4';
-import { Cidr6, cidr6, formatIPv6, isIPv6, parseIPv6 } from './ipv6';
+import { Cidr, cidr, formatCidr, formatIPv4, isIPv4, parseIPv4 } from './ipv4';
+import { Cidr6, cidr6, formatCidr6, formatIPv6, isIPv6, parseIPv6 } from './ipv6';
 import { field, intField, isObject, JsonObject, stringField } from './json-fields';
 import { normalizeMac } from './mac';
 import { checkWireguardKey } from './wireguard-config';
@@ -112,4 +112,18 @@ export function decodeLeaseAttrsV6(obj: JsonObject, backendType: string, where: 
 export function leaseOwner(attrs: { readonly publicIP: string } & LeaseAttrsV6): string {
   if (attrs.publicIP !== '' && attrs.publicIP !== '0.0.0.0') return attrs.publicIP;
   return attrs.publicIPv6 ?? '';
+}
+
+/**
+ * The subnet a lease is known by (maps of leases, status rows): its v4 subnet ("10.1.5.0/24"), or,
+ * in an IPv6-only lease, whose v4 part is always 0.0.0.0/0, its v6 subnet ("fd00:10:0:5::/64"):
+ * keyed by the v4 part, every IPv6-only lease would be the same one.
+ */
+export function leaseId(l: { readonly subnet: Cidr; readonly subnet6?: Cidr6 }): string {
+  return l.subnet.len === 0 && l.subnet6 ? formatCidr6(l.subnet6) : formatCidr(l.subnet);
+}
+
+/** Whether a lease is IPv6-only (the key's v4 part is flannel's zero 0.0.0.0-0). */
+export function isIPv6OnlyLease(l: { readonly subnet: Cidr; readonly subnet6?: Cidr6 }): boolean {
+  return l.subnet.len === 0 && l.subnet6 !== undefined;
 }

@@ -119,15 +119,17 @@ export function describeIPv6(v6: Ipv6NetworkConfig): string {
  * Why the daemon cannot run `cfg` yet, or null. The config itself is valid (config set/show, and
  * flanneld reads it the same way); what is missing is named precisely, with the way out. Runs
  * today: dual-stack leases with the alloc backend (no data plane: the operator routes the subnets),
- * dual-stack vxlan (flannel-v6.<VNI> between the hosts, docs/ipv6.md; Docker networks stay v4) and
- * dual-stack wireguard in Mode "separate" (flannel-wg-v6, docs/wireguard.md).
+ * dual-stack vxlan (flannel-v6.<VNI> between the hosts, docs/ipv6.md; Docker networks stay v4),
+ * dual-stack wireguard in Mode "separate" (flannel-wg-v6, docs/wireguard.md), and IPv6-only vxlan
+ * (flannel-v6.<VNI> alone, host to host; Docker networks on it are refused by the IPAM, docs/ipv6.md §8).
  */
 export function ipv6Refusal(cfg: NetworkConfig): string | null {
   if (!cfg.ipv6) return null;
   if (!cfg.enableIPv4) {
+    if (cfg.backend.type === 'vxlan') return null; // flannel-v6.<VNI> only, as flanneld
     return (
-      'EnableIPv4 false: IPv6-only leases are supported, but an IPv6-only overlay carries only Docker --ipv6 networks, ' +
-      'which are not built yet in overlay-flannel (issue 21); add "EnableIPv4": true and a "Network" (dual-stack)'
+      `EnableIPv4 false with the ${cfg.backend.type} backend: IPv6-only overlays run only with the vxlan backend in overlay-flannel ` +
+      '(flannel-v6.<VNI>; issue 21); use "Backend":{"Type":"vxlan"}, or add "EnableIPv4": true and a "Network" (dual-stack)'
     );
   }
   if (cfg.backend.type === 'alloc' || cfg.backend.type === 'vxlan') return null;

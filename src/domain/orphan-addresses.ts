@@ -14,41 +14,42 @@
  */
 import { vethNames } from './names';
 
-/** One address record as the audit sees it. */
-export interface AuditedRecord {
-  /** The address, u32. */
-  ip: number;
+/** One address record as the audit sees it: `I` is number (v4, u32) or bigint (v6). */
+export interface AuditedRecord<I = number> {
+  /** The address, u32 (v4) or bigint (v6). */
+  ip: I;
   /** When it was written (ms since the epoch), or null when the record does not say. */
   createdAt: number | null;
 }
 
 /** What to do with the records of one lease. */
-export interface OrphanDecision {
+export interface OrphanDecision<I = number> {
   /** Records to release: no endpoint holds them and they are older than the grace period. */
-  release: AuditedRecord[];
+  release: AuditedRecord<I>[];
   /** Records without an endpoint, still inside the grace period (kept for now). */
-  waiting: AuditedRecord[];
+  waiting: AuditedRecord<I>[];
   /** The new first-seen map to keep until the next audit (only records still without an endpoint). */
-  firstSeen: Map<number, number>;
+  firstSeen: Map<I, number>;
 }
 
 /**
- * Decide which records of one lease are orphans.
+ * Decide which records of one lease (one family: the v4 and the v6 records of a lease are judged
+ * apart, each against Docker's addresses of that family) are orphans.
  * @param records every address record of the lease
- * @param held the addresses Docker's endpoints hold (u32)
+ * @param held the addresses Docker's endpoints hold (u32, or bigint for v6)
  * @param now the time of the audit (ms since the epoch)
  * @param graceMs how old a record without an endpoint must be before it is released
  * @param firstSeen ip → when an earlier audit first found it without an endpoint
  */
-export function orphanAddresses(
-  records: readonly AuditedRecord[],
-  held: ReadonlySet<number>,
+export function orphanAddresses<I extends number | bigint = number>(
+  records: readonly AuditedRecord<I>[],
+  held: ReadonlySet<I>,
   now: number,
   graceMs: number,
-  firstSeen: ReadonlyMap<number, number> = new Map(),
-): OrphanDecision {
+  firstSeen: ReadonlyMap<I, number> = new Map(),
+): OrphanDecision<I> {
   if (!(graceMs >= 0)) throw new RangeError(`orphanAddresses: graceMs must be ≥ 0, got ${graceMs}`);
-  const out: OrphanDecision = { release: [], waiting: [], firstSeen: new Map() };
+  const out: OrphanDecision<I> = { release: [], waiting: [], firstSeen: new Map() };
   for (const r of records) {
     if (held.has(r.ip)) continue;
     const seen = firstSeen.get(r.ip) ?? now;

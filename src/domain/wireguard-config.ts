@@ -6,8 +6,9 @@
  * configured") and a PSK that is not a base64 32-byte key; so do we, with the same meaning.
  * Keys are WireGuard's: 32 raw bytes in standard base64 (44 characters, one "=").
  * Several wireguard overlays on one host (the default and named ones): each has its own device
- * (wireguardDeviceName) and its own ListenPort; WireguardClaims refuses a second overlay that
- * would take a device name or a port another one on this host already has (docs/wireguard.md).
+ * (wireguardDeviceName) and its own ListenPort (a dual-stack one also its v6 device on ListenPortV6);
+ * WireguardClaims refuses an overlay that would take a device name or a port another device on
+ * this host already has, of either family (docs/wireguard.md).
  */
 import { createHash } from 'node:crypto';
 import { invalid } from '../errors';
@@ -42,26 +43,67 @@ export function wireguardV6DeviceName(v4Device: string): string {
   return v4Device.startsWith(WG_NAMED_PREFIX) ? `fw6-${v4Device.slice(WG_NAMED_PREFIX.length)}` : `${v4Device.slice(0, 12)}-v6`;
 }
 
+/** One device a wireguard overlay runs on this host: its name, its UDP port and the config field
+ *  that port comes from. */
+export interface WireguardDeviceClaim {
+  readonly device: string;
+  readonly port: number;
+  readonly field: 'ListenPort' | 'ListenPortV6';
+}
+
+/** The devices an overlay's wireguard backend runs: `flannel-wg`/`fwg-<name>` on ListenPort, and
+ *  with a v6 network (dual-stack, Mode "separate"; OverlayDataplane's condition) also
+ *  `flannel-wg-v6`/`fw6-<name>` on ListenPortV6. */
+export function wireguardDeviceClaims(overlay: string, backend: WireguardBackend, dualStack: boolean): WireguardDeviceClaim[] {
+  const v4 = wireguardDeviceName(overlay);
+  const claims: WireguardDeviceClaim[] = [{ device: v4, port: backend.listenPort, field: 'ListenPort' }];
+  if (dualStack) claims.push({ device: wireguardV6DeviceName(v4), port: backend.listenPortV6, field: 'ListenPortV6' });
+  return claims;
+}
+
+function portFix(field: WireguardDeviceClaim['field']): string {
+  return field === 'ListenPort'
+    ? 'set "ListenPort" in this overlay\'s Backend (overlay-flannel config set … --backend wireguard --port N)'
+    : 'set "ListenPortV6" in this overlay\'s Backend (write the overlay\'s config with etcdctl put, "ListenPortV6":N; the CLI\'s --port sets ListenPort only)';
+}
+
 /**
- * Which wireguard overlay of this host holds which device and listen port. Two WireGuard devices
- * cannot listen on one UDP port, and flanneld's model gives every host of an overlay the same port
- * (its config's ListenPort), so a second overlay asking for a port already held is refused with
- * the reason (its config must name another port), never left to fail in the device.
+ * Which wireguard overlay of this host holds which devices and listen ports. Every WireGuard device
+ * binds its port for both families (wireguard-go's Bind and the kernel's wg_socket_init open
+ * 0.0.0.0:P and [::]:P; measured with wireguard-go: a second device on P fails "Address already in
+ * use"), so no two devices of this host may share a port, whatever their families: one overlay's
+ * ListenPort against another's ListenPortV6 clashes as ListenPort against ListenPort does, and so
+ * do a dual-stack overlay's own two. flanneld's model gives every host of an overlay the same ports
+ * (its config's), so a second overlay asking for a port already held is refused with the reason
+ * (its config must name another port), never left to fail in the device.
  */
 export class WireguardClaims {
-  private readonly held = new Map<string, { device: string; port: number }>();
+  private readonly held = new Map<string, readonly WireguardDeviceClaim[]>();
 
-  /** Claim `device` and `port` for `overlay`: null when done (or already its own), else why not. */
-  claim(overlay: string, device: string, port: number): string | null {
-    for (const [other, h] of this.held) {
-      if (other === overlay) continue;
-      if (h.port === port) {
-        return `ListenPort ${port} is already the port of the wireguard overlay "${other}" (${h.device}) on this host; ` +
-          `each wireguard overlay needs its own: set "ListenPort" in this overlay's Backend (overlay-flannel config set … --backend wireguard --port N)`;
+  /** Claim `wants` (wireguardDeviceClaims) for `overlay`: null when done (or already its own), else why not. */
+  claim(overlay: string, wants: readonly WireguardDeviceClaim[]): string | null {
+    for (const [i, w] of wants.entries()) {
+      const twin = wants.slice(0, i).find((o) => o.port === w.port);
+      if (twin) {
+        return `"${w.field}" ${w.port} is the same port as its "${twin.field}": ${twin.device} and ${w.device} each listen on their port for IPv4 and IPv6 alike, ` +
+          `so they need two ports: ${portFix(w.field)}`;
       }
-      if (h.device === device) return `its WireGuard device name ${device} is already that of the wireguard overlay "${other}" on this host; rename one of the two overlays`;
     }
-    this.held.set(overlay, { device, port });
+    for (const [other, holds] of this.held) {
+      if (other === overlay) continue;
+      for (const w of wants) {
+        for (const h of holds) {
+          if (h.port === w.port) {
+            const same = w.field === 'ListenPort' && h.field === 'ListenPort';
+            return `${w.field} ${w.port} is already the port of the wireguard overlay "${other}" (${h.device}${same ? '' : `, its "${h.field}"`}) on this host; ` +
+              (same ? 'each wireguard overlay needs its own' : 'each WireGuard device needs its own (a device listens on its port for IPv4 and IPv6 alike)') +
+              `: ${portFix(w.field)}`;
+          }
+          if (h.device === w.device) return `its WireGuard device name ${w.device} is already that of the wireguard overlay "${other}" on this host; rename one of the two overlays`;
+        }
+      }
+    }
+    this.held.set(overlay, [...wants]);
     return null;
   }
 
@@ -69,8 +111,8 @@ export class WireguardClaims {
     this.held.delete(overlay);
   }
 
-  /** overlay → its device and port, for views and tests. */
-  list(): Map<string, { device: string; port: number }> {
+  /** overlay → its devices and ports, for views and tests. */
+  list(): Map<string, readonly WireguardDeviceClaim[]> {
     return new Map(this.held);
   }
 }

@@ -2,7 +2,9 @@
  * IpamDriver use cases. A pool is this host's lease of an overlay: every host asks for "a pool"
  * and gets its own subnet of the same overlay, so containers on different hosts never collide.
  * Addresses come from the lease and are recorded in etcd (create-if-absent), so a restarted
- * plugin, or two plugins on one lease, never hand out an address twice.
+ * plugin, or two plugins on one lease, never hand out an address twice; the v6 ones of a
+ * `--ipv6` network too (random in the v6 lease, src/store/address6-store.ts). No address state is
+ * kept in this process: a release after a restart deletes the record like any other.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -10,9 +12,9 @@ import { addressWithPrefix, gatewayOf } from '../domain/addresses';
 import { cidrEquals, formatCidr, formatIPv4, parseCidr, parseIPv4 } from '../domain/ipv4';
 import { conflict, invalid, unsupported } from '../errors';
 import type { RequestAddressArgs, RequestPoolArgs, RequestPoolResult } from './types';
-import { address6WithPrefix, checkRequestedAddress6, gateway6Of, pickAddress6 } from '../domain/addresses-v6';
+import { address6WithPrefix, gateway6Of } from '../domain/addresses-v6';
 import { cidr6Equals, formatCidr6, formatIPv6, parseCidr6, parseIPv6 } from '../domain/ipv6';
-import { isPoolId6, OverlayDirectory, OverlayHandle, parsePoolId, parsePoolId6, poolIdOf, poolIdOf6 } from './overlays';
+import { DEFAULT_OVERLAY, isPoolId6, OverlayDirectory, OverlayHandle, parsePoolId, parsePoolId6, poolIdOf, poolIdOf6 } from './overlays';
 
 export const ADDRESS_SPACE_LOCAL = 'overlay-flannel-local';
 export const ADDRESS_SPACE_GLOBAL = 'overlay-flannel-global';
@@ -20,8 +22,6 @@ export const GATEWAY_REQUEST = 'com.docker.network.gateway';
 export const READY_TIMEOUT_MS = 10_000;
 
 export class Ipam {
-  /** v6 pool id → the v6 addresses this process handed out (not in etcd: see src/domain/addresses-v6.ts). */
-  private readonly given6 = new Map<string, Set<bigint>>();
   constructor(
     private readonly overlays: OverlayDirectory,
     private readonly log: Logger,
@@ -35,6 +35,7 @@ export class Ipam {
     if (a.v6) return this.requestPool6(a);
     const overlay = await this.overlays.byName(a.options.network);
     await overlay.whenReady(READY_TIMEOUT_MS);
+    if (overlay.ipv6Only?.()) throw ipv6OnlyRefusal(overlay);
     const lease = overlay.lease();
     if (!lease) throw noLeaseNow(overlay);
     const subnet = lease.subnet;
@@ -60,6 +61,7 @@ export class Ipam {
   private async requestPool6(a: RequestPoolArgs): Promise<RequestPoolResult> {
     const overlay = await this.overlays.byName(a.options.network);
     await overlay.whenReady(READY_TIMEOUT_MS);
+    if (overlay.ipv6Only?.()) throw ipv6OnlyRefusal(overlay);
     const lease = overlay.lease();
     if (!lease) throw noLeaseNow(overlay);
     const subnet6 = lease.subnet6;
@@ -105,9 +107,9 @@ export class Ipam {
     return { address: addressWithPrefix(ip, subnet), data: {} };
   }
 
-  /** A v6 address: `--ip6` if given, else random in the lease (src/domain/addresses-v6.ts: not recorded in etcd). */
+  /** A v6 address: `--ip6` if given, else random in the lease; recorded in etcd as a v4 one. */
   private async requestAddress6(a: RequestAddressArgs): Promise<{ address: string; data: Record<string, string> }> {
-    const { subnet6 } = await this.pool6Of(a.poolId);
+    const { overlay, subnet6 } = await this.pool6Of(a.poolId);
     const gw = gateway6Of(subnet6);
     if (a.options.RequestAddressType === GATEWAY_REQUEST) {
       if (a.address && parseIPv6(a.address, '--gateway') !== gw) {
@@ -115,24 +117,19 @@ export class Ipam {
       }
       return { address: address6WithPrefix(gw, subnet6), data: {} };
     }
-    const taken = this.given6.get(a.poolId) ?? new Set<bigint>();
-    this.given6.set(a.poolId, taken);
-    let ip: bigint;
-    if (a.address) {
-      ip = checkRequestedAddress6(subnet6, a.address);
-      if (taken.has(ip)) throw conflict(`address ${a.address} is already in use in ${formatCidr6(subnet6)}`);
-    } else {
-      ip = pickAddress6(subnet6, taken, randomBytes);
-    }
-    taken.add(ip);
+    const owner = `docker/${randomBytes(6).toString('hex')}`;
+    const ip = await overlay.addresses6.allocate(subnet6, owner, a.address || undefined);
     this.log.debug({ pool: a.poolId, address: formatIPv6(ip) }, 'IPv6 address allocated');
     return { address: address6WithPrefix(ip, subnet6), data: {} };
   }
 
   async releaseAddress(poolId: string, address: string): Promise<void> {
     if (isPoolId6(poolId)) {
+      // As v4: the pool's subnet, whether or not it is still this host's lease (the record is ours to delete).
+      const { overlay: name, subnet6 } = parsePoolId6(poolId);
       const ip = parseIPv6(address.split('/')[0], 'address to release');
-      this.given6.get(poolId)?.delete(ip);
+      if (ip === gateway6Of(subnet6)) return;
+      await (await this.overlays.byName(name)).addresses6.release(subnet6, ip);
       return;
     }
     const { overlay, subnet } = await this.poolOf(poolId, false);
@@ -182,4 +179,18 @@ export class Ipam {
 function noLeaseNow(overlay: OverlayHandle): Error {
   const why = overlay.notReadyReason?.();
   return conflict(`overlay "${overlay.name}" has no lease on this host right now${why ? ` (${why})` : ''}; retry in a few seconds`);
+}
+
+/**
+ * An IPv6-only overlay (EnableIPv4 false) leases no v4 subnets, and Docker 20.10 asks every network
+ * for an IPv4 pool first (it has no IPv6-only networks; docs/ipv6.md §8): refused, v4 and v6 alike.
+ */
+function ipv6OnlyRefusal(overlay: OverlayHandle): Error {
+  const named = overlay.name === DEFAULT_OVERLAY ? '' : ` --name ${overlay.name}`;
+  return unsupported(
+    `overlay "${overlay.name}" is IPv6-only (EnableIPv4 false): it leases no IPv4 subnets, and Docker asks every network for an IPv4 pool ` +
+      "(Docker 20.10 has no IPv6-only networks), so no Docker network can use it; it carries only the hosts' own IPv6 (flannel-v6.<VNI>, flanneld peers included). " +
+      `For containers make it dual-stack: overlay-flannel config set${named} --network CIDR --ipv6-network CIDR (e.g. --network 10.1.0.0/16), ` +
+      'restart the plugins, then create the network (with --ipv6 for v6 addresses)',
+  );
 }

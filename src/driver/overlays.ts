@@ -16,12 +16,20 @@ export interface AddressAllocator {
   release(subnet: Cidr, ip: number | string): Promise<boolean>;
 }
 
+/** v6 addresses of a `--ipv6` network, recorded in etcd (src/store/address6-store.ts). */
+export interface Address6Allocator {
+  allocate(subnet6: Cidr6, owner: string, requested?: string): Promise<bigint>;
+  release(subnet6: Cidr6, ip: bigint | string): Promise<boolean>;
+}
+
 /** One joined overlay, as the driver needs it. */
 export interface OverlayHandle {
   readonly name: string;
   readonly prefix: string;
-  /** This host's lease, once held. */
+  /** This host's lease, once held (null on an IPv6-only overlay: it has no v4 subnet). */
   lease(): Lease | null;
+  /** Whether the overlay is IPv6-only (`EnableIPv4: false`): Docker 20.10 networks cannot use it (absent in fakes). */
+  ipv6Only?(): boolean;
   /** The overlay's whole Network, once its config is loaded. */
   network(): Cidr | null;
   /** The overlay's IPv6Network, on a dual-stack overlay (absent in fakes). */
@@ -37,6 +45,7 @@ export interface OverlayHandle {
   /** Why it holds no lease right now (the agent's words, e.g. what etcd said); absent in fakes. */
   notReadyReason?(): string;
   readonly addresses: AddressAllocator;
+  readonly addresses6: Address6Allocator;
 }
 
 export interface OverlayDirectory {

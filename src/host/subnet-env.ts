@@ -3,7 +3,7 @@
  * flannel: dockerd's `--bip=${FLANNEL_SUBNET} --mtu=${FLANNEL_MTU}`, mk-docker-opts.sh, systemd
  * EnvironmentFile=. Same lines, same order, same values as flanneld (pkg/subnet WriteSubnetFile):
  *
- *   FLANNEL_NETWORK=10.5.0.0/16
+ *   FLANNEL_NETWORK=10.5.0.0/16      only with EnableIPv4 (an IPv6-only overlay has neither v4 line)
  *   FLANNEL_SUBNET=10.5.72.1/24      first host address of the lease, not .0
  *   FLANNEL_IPV6_NETWORK=fd00:10::/48     only with EnableIPv6
  *   FLANNEL_IPV6_SUBNET=fd00:10:0:5::1/64 first host address of the v6 lease
@@ -21,10 +21,11 @@ import { Cidr6, formatCidr6, formatIPv6 } from '../domain/ipv6';
 
 export const DEFAULT_SUBNET_FILE = '/run/flannel/subnet.env';
 
-export function subnetEnvContent(network: Cidr, subnet: Cidr, mtu: number, ipMasq: boolean, v6?: { network: Cidr6; subnet: Cidr6 }): string {
-  const first = `${formatIPv4((subnet.base + 1) >>> 0)}/${subnet.len}`;
+/** The file's text; `network` null for an IPv6-only overlay (flanneld's WriteSubnetFile writes the v4 lines only with EnableIPv4). */
+export function subnetEnvContent(network: Cidr | null, subnet: Cidr, mtu: number, ipMasq: boolean, v6?: { network: Cidr6; subnet: Cidr6 }): string {
+  const four = network ? `FLANNEL_NETWORK=${formatCidr(network)}\nFLANNEL_SUBNET=${formatIPv4((subnet.base + 1) >>> 0)}/${subnet.len}\n` : '';
   const six = v6 ? `FLANNEL_IPV6_NETWORK=${formatCidr6(v6.network)}\nFLANNEL_IPV6_SUBNET=${formatIPv6(v6.subnet.base + 1n)}/${v6.subnet.len}\n` : '';
-  return `FLANNEL_NETWORK=${formatCidr(network)}\nFLANNEL_SUBNET=${first}\n${six}FLANNEL_MTU=${mtu}\nFLANNEL_IPMASQ=${ipMasq}\n`;
+  return `${four}${six}FLANNEL_MTU=${mtu}\nFLANNEL_IPMASQ=${ipMasq}\n`;
 }
 
 /** Write `content` to `path` atomically (temp file + rename). Throws on failure; callers warn. */

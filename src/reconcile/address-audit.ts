@@ -20,13 +20,18 @@
  * CreateEndpoint, so Docker never asks to delete them), after the same grace counted from the
  * first round that saw them alone (domain rule orphanVeths). Every network counts, not only those
  * of a current lease, so a network left on an older subnet keeps its containers' veths.
+ * IPv6 (issue 21): an overlay whose lease has a v6 subnet also has its v6 records audited, as a
+ * second "half" judged apart against the v6 addresses Docker's endpoints hold on the network of
+ * that v6 subnet (same grace, same guarded delete, its own first-seen map and `where`, e.g.
+ * `default/fd00:10:0:5::/64`). The v4 half is read and judged exactly as before.
  */
 import type { Logger } from 'pino';
 import type { Cidr } from '../domain/ipv4';
 import { formatCidr, formatIPv4, isIPv4, parseIPv4 } from '../domain/ipv4';
+import { Cidr6, formatCidr6, formatIPv6, isIPv6, parseIPv6 } from '../domain/ipv6';
 import { orphanAddresses, orphanVeths } from '../domain/orphan-addresses';
 import type { DockerEndpoints, EndpointsPort } from '../docker/endpoint-addresses';
-import type { DetailedAddressRecord } from '../store';
+import type { DetailedAddress6Record, DetailedAddressRecord } from '../store';
 import { errorText } from '../errors';
 import { Backoff, sleep } from '../util/backoff';
 import { CoalescedTicker } from '../util/coalesced-ticker';
@@ -45,11 +50,31 @@ export interface AuditRecordsPort {
   releaseIfUnchanged(subnet: Cidr, ip: number, modRevision: bigint): Promise<boolean>;
 }
 
+/** The v6 address records of one overlay (Address6Store in production). */
+export interface AuditRecords6Port {
+  listDetailed(subnet6: Cidr6): Promise<DetailedAddress6Record[]>;
+  releaseIfUnchanged(subnet6: Cidr6, ip: bigint, modRevision: bigint): Promise<boolean>;
+}
+
 /** One joined overlay: its name, this host's lease subnet (null without a lease), its records. */
 export interface AuditTarget {
   name: string;
   subnet(): Cidr | null;
   records: AuditRecordsPort;
+  /** This host's v6 lease subnet (null or absent: no v6 half to audit). */
+  subnet6?(): Cidr6 | null;
+  records6?: AuditRecords6Port;
+}
+
+/** The records of one family of one lease, read, with what judging them needs. */
+interface Half<I extends number | bigint> {
+  t: AuditTarget;
+  where: string;
+  subnetText: string;
+  records: Array<{ ip: I; owner: string; createdAt: number | null; modRevision: bigint }>;
+  release(ip: I, modRevision: bigint): Promise<boolean>;
+  format(ip: I): string;
+  held(texts: ReadonlySet<string> | undefined): Set<I>;
 }
 
 /** The host ends of this plugin's veth pairs (the kernel in production). */
@@ -83,7 +108,7 @@ export interface AuditResult {
 
 export class AddressAudit {
   private readonly abort = new AbortController();
-  private readonly firstSeen = new Map<string, Map<number, number>>(); // overlay/subnet → ip → ms
+  private readonly firstSeen = new Map<string, Map<number | bigint, number>>(); // overlay/subnet → ip → ms
   private vethsFirstSeen = new Map<string, number>(); // veth name → ms
   /** One round at a time; the periodic rounds after the first are this ticker's. */
   private readonly rounds = new SerialQueue();
@@ -134,53 +159,76 @@ export class AddressAudit {
     const result: AuditResult = { released: [], removedVeths: [], waiting: 0, skipped: [] };
     this.stats.runs++;
     // Every overlay's records first (see the note at the top), then ONE picture of Docker for all.
-    const read: Array<{ t: AuditTarget; subnet: Cidr; where: string; records: DetailedAddressRecord[] }> = [];
-    const skip = (t: AuditTarget, subnet: Cidr, where: string, e: unknown): void => {
+    const read: Array<Half<number> | Half<bigint>> = [];
+    const skip = (t: AuditTarget, subnetText: string, where: string, e: unknown): void => {
       result.skipped.push(where);
-      this.log.warn({ overlay: t.name, subnet: formatCidr(subnet), err: errorText(e) }, 'address audit: skipped this round');
+      this.log.warn({ overlay: t.name, subnet: subnetText, err: errorText(e) }, 'address audit: skipped this round');
     };
     for (const t of this.targets()) {
       if (this.abort.signal.aborted) break;
       const subnet = t.subnet();
-      if (!subnet) continue;
-      const where = `${t.name}/${formatCidr(subnet)}`;
-      try {
-        read.push({ t, subnet, where, records: await t.records.listDetailed(subnet) });
-      } catch (e) {
-        skip(t, subnet, where, e);
+      if (subnet) {
+        const subnetText = formatCidr(subnet);
+        const where = `${t.name}/${subnetText}`;
+        try {
+          const records = await t.records.listDetailed(subnet);
+          const half: Half<number> = { t, where, subnetText, records, release: (ip, rev) => t.records.releaseIfUnchanged(subnet, ip, rev), format: formatIPv4, held: heldAddresses };
+          read.push(half);
+        } catch (e) {
+          skip(t, subnetText, where, e);
+        }
+      }
+      const subnet6 = t.subnet6?.();
+      const port6 = t.records6;
+      if (subnet6 && port6 && !this.abort.signal.aborted) {
+        const subnetText = formatCidr6(subnet6);
+        const where = `${t.name}/${subnetText}`;
+        try {
+          const records = await port6.listDetailed(subnet6);
+          const half: Half<bigint> = { t, where, subnetText, records, release: (ip, rev) => port6.releaseIfUnchanged(subnet6, ip, rev), format: formatIPv6, held: heldAddresses6 };
+          read.push(half);
+        } catch (e) {
+          skip(t, subnetText, where, e);
+        }
       }
     }
     let docker: DockerEndpoints | null = null;
     try {
       if (!this.abort.signal.aborted) docker = await this.docker.endpoints();
     } catch (e) {
-      for (const { t, subnet, where } of read) skip(t, subnet, where, e);
+      for (const { t, subnetText, where } of read) skip(t, subnetText, where, e);
       if (read.length === 0) this.log.warn({ err: errorText(e) }, 'address audit: skipped this round');
     }
-    for (const { t, subnet, where, records } of docker ? read : []) {
+    for (const half of docker ? read : []) {
       try {
-        const held = heldAddresses(docker!.addressesBySubnet.get(formatCidr(subnet)));
-        const now = (this.opts.now ?? Date.now)();
-        const d = orphanAddresses(records, held, now, this.opts.graceMs ?? AUDIT_GRACE_MS, this.firstSeen.get(where));
-        this.firstSeen.set(where, d.firstSeen);
-        result.waiting += d.waiting.length;
-        const byIp = new Map(records.map((r) => [r.ip, r]));
-        const { released, failure } = await releaseAll(t.records, subnet, d.release.map((o) => byIp.get(o.ip)!));
-        for (const r of released) {
-          const entry = { overlay: t.name, subnet: formatCidr(subnet), address: formatIPv4(r.ip), owner: r.owner, createdAt: r.createdAt === null ? null : new Date(r.createdAt).toISOString() };
-          result.released.push(entry);
-          d.firstSeen.delete(r.ip);
-          this.stats.released++;
-          this.log.warn(entry, 'address audit: released an address record no Docker endpoint holds');
-        }
-        if (failure !== null) throw failure.err;
+        await this.judge(half as Half<number | bigint>, docker!, result);
       } catch (e) {
-        skip(t, subnet, where, e);
+        skip(half.t, half.subnetText, half.where, e);
       }
     }
     if (docker && this.opts.veths && !this.abort.signal.aborted) await this.auditVeths(this.opts.veths, docker.endpointIds, result);
     this.log.debug({ released: result.released.length, removedVeths: result.removedVeths.length, waiting: result.waiting, skipped: result.skipped }, 'address audit done');
     return result;
+  }
+
+  /** Release the orphans of one half (one family of one lease); throws the first failed delete. */
+  private async judge<I extends number | bigint>(half: Half<I>, docker: DockerEndpoints, result: AuditResult): Promise<void> {
+    const { t, where, subnetText, records } = half;
+    const held = half.held(docker.addressesBySubnet.get(subnetText));
+    const now = (this.opts.now ?? Date.now)();
+    const d = orphanAddresses<I>(records, held, now, this.opts.graceMs ?? AUDIT_GRACE_MS, this.firstSeen.get(where) as Map<I, number> | undefined);
+    this.firstSeen.set(where, d.firstSeen);
+    result.waiting += d.waiting.length;
+    const byIp = new Map(records.map((r) => [r.ip, r]));
+    const { released, failure } = await releaseAll(half.release, d.release.map((o) => byIp.get(o.ip)!));
+    for (const r of released) {
+      const entry = { overlay: t.name, subnet: subnetText, address: half.format(r.ip), owner: r.owner, createdAt: r.createdAt === null ? null : new Date(r.createdAt).toISOString() };
+      result.released.push(entry);
+      d.firstSeen.delete(r.ip);
+      this.stats.released++;
+      this.log.warn(entry, 'address audit: released an address record no Docker endpoint holds');
+    }
+    if (failure !== null) throw failure.err;
   }
 
   /** Remove host veths whose endpoint id no network of the local Docker has (its complete picture of this round). */
@@ -209,12 +257,19 @@ function heldAddresses(addresses: ReadonlySet<string> | undefined): Set<number> 
   return held;
 }
 
+/** Docker's v6 addresses of one v6 subnet as bigint (any spelling; text that is not IPv6 holds nothing). */
+function heldAddresses6(addresses: ReadonlySet<string> | undefined): Set<bigint> {
+  const held = new Set<bigint>();
+  for (const a of addresses ?? []) if (isIPv6(a)) held.add(parseIPv6(a));
+  return held;
+}
+
 /**
  * The guarded deletes of one lease's orphans, RELEASE_CONCURRENCY at a time (100 orphans one by
  * one were 100 round trips). Returns the released records in the order given; the first failure
  * stops the ones not yet started and is returned once those under way have settled.
  */
-async function releaseAll(port: AuditRecordsPort, subnet: Cidr, rs: DetailedAddressRecord[]): Promise<{ released: DetailedAddressRecord[]; failure: { err: unknown } | null }> {
+async function releaseAll<I, R extends { ip: I; modRevision: bigint; owner: string; createdAt: number | null }>(release: (ip: I, modRevision: bigint) => Promise<boolean>, rs: R[]): Promise<{ released: R[]; failure: { err: unknown } | null }> {
   const ok = new Array<boolean>(rs.length).fill(false);
   let failure: { err: unknown } | null = null;
   let next = 0;
@@ -223,7 +278,7 @@ async function releaseAll(port: AuditRecordsPort, subnet: Cidr, rs: DetailedAddr
       while (failure === null && next < rs.length) {
         const i = next++;
         try {
-          ok[i] = await port.releaseIfUnchanged(subnet, rs[i]!.ip, rs[i]!.modRevision);
+          ok[i] = await release(rs[i]!.ip, rs[i]!.modRevision);
         } catch (err) {
           failure ??= { err };
         }

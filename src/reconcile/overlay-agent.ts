@@ -19,6 +19,7 @@ import { vxlanV6DeviceName } from '../domain/peers-v6';
 import { Cidr, cidr, cidrContains, formatCidr, parseIPv4 } from '../domain/ipv4';
 import { vxlanDeviceName } from '../domain/names';
 import { Lease, LeaseAttrs, leaseBackendType } from '../domain/lease';
+import { leaseId } from '../domain/lease-v6';
 import { vtepMacFor } from '../domain/mac';
 import { SerialQueue } from '../util/serial-queue';
 import { OverlayDataplane } from './overlay-dataplane';
@@ -26,7 +27,7 @@ import { PublicInterface } from '../host/public-interface';
 import { errorText } from '../errors';
 import { subnetEnvContent, writeSubnetFile } from '../host/subnet-env';
 import { loadOrCreateWireguardKey, wireguardKeyFile, type WireguardKeyPair } from '../host/wireguard-key';
-import { wireguardDeviceName, WireguardClaims } from '../domain/wireguard-config';
+import { wireguardDeviceClaims, wireguardDeviceName, WireguardClaims } from '../domain/wireguard-config';
 
 /** What the agent needs from the store for one overlay prefix. */
 export interface OverlayStorePort {
@@ -224,7 +225,7 @@ export class OverlayAgent extends EventEmitter {
    * outlives the daemon), so a host whose lease expired while it was down gets its subnet back.
    */
   private async previousSubnet(config: NetworkConfig): Promise<Cidr | null> {
-    if (config.backend.type !== 'vxlan') return null;
+    if (config.backend.type !== 'vxlan' || !config.enableIPv4) return null;
     try {
       const dev = await this.kernel.getVxlan(vxlanDeviceName(config.backend.vni));
       if (!dev) return null;
@@ -255,7 +256,7 @@ export class OverlayAgent extends EventEmitter {
     return null;
   }
 
-  /** When the lease watch last saw `subnet`'s lease written (unix ms): its last renewal or change. */
+  /** When the lease watch last saw `subnet`'s lease (its leaseId) written (unix ms): its last renewal or change. */
   lastSeen(subnet: string): number | undefined {
     return this.seen.get(subnet)?.at;
   }
@@ -268,16 +269,16 @@ export class OverlayAgent extends EventEmitter {
   private noteSeen(ev: LeaseEvent): void {
     const now = Date.now();
     const note = (l: Lease) => {
-      const k = formatCidr(l.subnet);
+      const k = leaseId(l);
       const prev = this.seen.get(k);
       if (!prev || prev.etcdLease !== l.etcdLease || prev.modRevision !== l.modRevision) this.seen.set(k, { etcdLease: l.etcdLease, modRevision: l.modRevision, at: now });
     };
     if (ev.type === 'snapshot') {
-      const present = new Set(ev.leases.map((l) => formatCidr(l.subnet)));
+      const present = new Set(ev.leases.map(leaseId));
       for (const k of this.seen.keys()) if (!present.has(k)) this.seen.delete(k);
       ev.leases.forEach(note);
     } else if (ev.type === 'added') note(ev.lease);
-    else this.seen.delete(formatCidr(ev.lease.subnet));
+    else this.seen.delete(leaseId(ev.lease));
   }
 
   private onLeaseEvent(ev: LeaseEvent): void {
@@ -297,19 +298,20 @@ export class OverlayAgent extends EventEmitter {
     if (!path || !dp || this.state === 'stopped') return;
     try {
       const v6 = config.ipv6 && lease.subnet6 ? { network: config.ipv6.network, subnet: lease.subnet6 } : undefined;
-      await writeSubnetFile(path, subnetEnvContent(config.network, lease.subnet, dp.mtu, this.opts.tuning.ipMasq, v6));
-      this.log.info({ path, subnet: formatCidr(lease.subnet) }, 'subnet.env written');
+      await writeSubnetFile(path, subnetEnvContent(config.enableIPv4 ? config.network : null, lease.subnet, dp.mtu, this.opts.tuning.ipMasq, v6));
+      this.log.info({ path, subnet: leaseId(lease) }, 'subnet.env written');
     } catch (e) {
       this.log.warn({ err: errorText(e), path }, 'could not write subnet.env (SUBNET_FILE); the overlay works without it');
     }
   }
 
-  /** A wireguard config's device (flannel-wg, or fwg-<name> for a named overlay) and ListenPort,
-   *  claimed for this overlay on this host: null when held, else why the config cannot run here
-   *  (another wireguard overlay of this host has that port), handled as an invalid config. */
+  /** A wireguard config's devices (flannel-wg, or fwg-<name> for a named overlay, on ListenPort; when
+   *  dual-stack also flannel-wg-v6 / fw6-<name> on ListenPortV6), claimed for this overlay on this
+   *  host: null when held, else why the config cannot run here (another WireGuard device of this
+   *  host has one of those ports, or its two ports are one), handled as an invalid config. */
   private claimWireguard(config: NetworkConfig): string | null {
     if (config.backend.type !== 'wireguard') return null;
-    return this.wgClaims.claim(this.opts.name, wireguardDeviceName(this.opts.name), config.backend.listenPort);
+    return this.wgClaims.claim(this.opts.name, wireguardDeviceClaims(this.opts.name, config.backend, config.ipv6 !== undefined));
   }
 
   /** The wireguard backend's key pair, kept in STATE_DIR across restarts (one file per overlay:
@@ -328,6 +330,11 @@ export class OverlayAgent extends EventEmitter {
       // Dual-stack (Mode "separate"): PublicIPv6 and BackendV6Data with flannel-wg-v6's key (the same key, as flanneld's one key file).
       const v6 = config.ipv6 ? this.pub.publicIPv6 : undefined;
       return v6 ? { ...attrs, publicIPv6: v6, wireguard6: { publicKey: key.publicKey } } : attrs;
+    }
+    if (b.type === 'vxlan' && !config.enableIPv4) {
+      // IPv6-only, as flanneld's newSubnetAttrs without a v4 device: PublicIP zero, no BackendData (the join checked publicIPv6).
+      const v6 = this.pub.publicIPv6 ?? '';
+      return { publicIP: '0.0.0.0', backendType: 'vxlan', publicIPv6: v6, vxlan6: { vni: b.vni, vtepMac: vtepMacFor(b.vni, v6) } };
     }
     if (b.type === 'vxlan') {
       const attrs: LeaseAttrs = { publicIP: this.pub.publicIP, backendType: 'vxlan', vxlan: { vni: b.vni, vtepMac: vtepMacFor(b.vni, this.pub.publicIP) } };

@@ -12,14 +12,16 @@
  * All kernel writes go through the host's serial queue; runs coalesce while one is in flight.
  * alloc (leases only): no device and no peer entries; a sync keeps forwarding and the firewall
  * rules only, and never lists or deletes routes: those toward the overlay are the operator's.
- * wireguard: WireguardPlane's (a dual-stack one has a second, family 6: flannel-wg-v6); syncs run
- * here. Dual-stack vxlan: flannel-v6.<VNI> is VxlanV6Plane's, synced after flannel.<VNI>.
+ * wireguard: WireguardPlane's (dual-stack: a second one, flannel-wg-v6); syncs run here. Dual-stack
+ * vxlan: flannel-v6.<VNI> is VxlanV6Plane's, synced after flannel.<VNI>; IPv6-only vxlan: it is the
+ * whole data plane, as flanneld's (no flannel.<VNI>, no v4 entries or v4 firewall rules).
  */
 import type { Logger } from 'pino';
 import type { Kernel } from '../kernel';
 import { SerialQueue } from '../util/serial-queue';
 import { Cidr, formatCidr, formatIPv4 } from '../domain/ipv4';
 import { Lease } from '../domain/lease';
+import { leaseId } from '../domain/lease-v6';
 import { vtepMacFor } from '../domain/mac';
 import { vxlanDeviceName } from '../domain/names';
 import { NetworkConfig } from '../domain/network-config';
@@ -33,32 +35,12 @@ import { isOnLink, PublicInterface } from '../host/public-interface';
 import { errorText } from '../errors';
 import { OverlayFirewall, type FirewallOptions } from './overlay-firewall';
 import { VxlanV6Plane } from './vxlan-v6-plane';
+import { dataplaneObserver, type DataplaneStats } from './dataplane-stats';
+export { setDataplaneObserver, type DataplaneObserver, type DataplaneStats } from './dataplane-stats';
 
 export const VXLAN_OVERHEAD = 50;
 const DEFAULT_VXLAN_PORT = 8472; // port 0 in the config: the kernel's default, as flannel
 const EMPTY: PeerState = Object.freeze({ neighbours: [], fdb: [], routes: [], flood: [] }) as PeerState;
-
-export interface DataplaneStats {
-  fullSyncs: number;
-  fastSyncs: number;
-  opsApplied: number;
-  errors: number;
-  /** Lease states planned from scratch (desiredFor's cache misses): a full sync in step adds none. */
-  statesBuilt: number;
-  /** Ops the last full sync needed for entries that disagreed with what we had written; a change not
-   *  applied yet (pending lease event, new snapshot, flooding, retry) is catch-up, not drift. */
-  lastDrift: number;
-}
-
-/** Optional metrics hook (the status server sets it); calls must be cheap and must not throw. */
-export interface DataplaneObserver {
-  onSync(kind: 'fast' | 'full', seconds: number, ok: boolean): void;
-  onOp(op: string): void;
-}
-let observer: DataplaneObserver | null = null;
-export function setDataplaneObserver(o: DataplaneObserver | null): void {
-  observer = o;
-}
 
 export class OverlayDataplane {
   private leases = new Map<string, Lease>();
@@ -85,11 +67,12 @@ export class OverlayDataplane {
   private appliedUnknown: 'catch-up' | 'drift' | null = 'catch-up'; // nothing written yet
   /** A lease snapshot replaced the lease set since the last full sync (a watch restart). */
   private leasesReplaced = false;
-  private readonly firewall: OverlayFirewall;
+  private readonly firewall: OverlayFirewall | null; // the v4 half's rules (none when IPv6-only: Network is 0.0.0.0/0)
   /** The wireguard backend's device and peers (null for the other backends); v6: flannel-wg-v6. */
   readonly wireguard: WireguardPlane | null = null;
   readonly wireguard6: WireguardPlane | null = null;
   readonly v6: VxlanV6Plane | null = null;
+  readonly v6Only: boolean; // IPv6-only vxlan: flannel-v6.<VNI> alone
   readonly stats: DataplaneStats = { fullSyncs: 0, fastSyncs: 0, opsApplied: 0, errors: 0, statesBuilt: 0, lastDrift: 0 };
 
   constructor(
@@ -103,7 +86,8 @@ export class OverlayDataplane {
     /** The wireguard overlay's device: flannel-wg (default overlay) or fwg-<name> (wireguardDeviceName). */
     wireguardDevice: string = WG_DEVICE_NAME,
   ) {
-    this.firewall = new OverlayFirewall(kernel, log, formatCidr(config.network), firewall);
+    this.v6Only = !config.enableIPv4 && config.backend.type === 'vxlan';
+    this.firewall = config.enableIPv4 ? new OverlayFirewall(kernel, log, formatCidr(config.network), firewall) : null;
     const b = config.backend;
     if (b.type === 'wireguard') {
       if (!wireguardKey) throw new Error('OverlayDataplane: the wireguard backend needs this host\'s key pair');
@@ -117,16 +101,18 @@ export class OverlayDataplane {
   get mtu(): number {
     const b = this.config.backend;
     if (this.wireguard) return this.wireguard.mtu;
+    if (this.v6Only && this.v6) return this.v6.mtu; // flannel-v6's parent − 70 (flanneld writes − 50: docs/ipv6.md §8)
     return b.type === 'vxlan' ? (b.mtu ?? this.pub.link.mtu) - VXLAN_OVERHEAD : this.pub.link.mtu;
   }
 
   get deviceName(): string | null {
     const b = this.config.backend;
+    if (this.v6Only) return this.v6?.deviceName ?? null;
     return b.type === 'vxlan' ? vxlanDeviceName(b.vni) : b.type === 'wireguard' ? (this.wireguard?.device ?? WG_DEVICE_NAME) : null;
   }
 
   vtepMac(): string | null {
-    return this.config.backend.type === 'vxlan' ? vtepMacFor(this.config.backend.vni, this.pub.publicIP) : null;
+    return this.config.backend.type === 'vxlan' && !this.v6Only ? vtepMacFor(this.config.backend.vni, this.pub.publicIP) : null;
   }
 
   /** Create or repair this host's device for `own` (our lease); call again when the lease changes. */
@@ -134,9 +120,9 @@ export class OverlayDataplane {
     const previous = this.own;
     this.own = own;
     this.desiredCache.clear();
-    if (previous && formatCidr(previous.subnet) !== formatCidr(own.subnet)) {
+    if (previous && leaseId(previous) !== leaseId(own)) {
       this.log.error(
-        { old: formatCidr(previous.subnet), new: formatCidr(own.subnet) },
+        { old: leaseId(previous), new: leaseId(own) },
         'our subnet changed: the device address follows, but containers started on the old subnet must be restarted or reconnected',
       );
     }
@@ -148,7 +134,7 @@ export class OverlayDataplane {
     const b = this.config.backend;
     if (!this.detached) {
       const vxlan = b.type === 'vxlan' ? { publicIP: this.pub.address, port: b.port || DEFAULT_VXLAN_PORT } : null;
-      await this.firewall.ensure(this.own ? formatCidr(this.own.subnet) : null, vxlan);
+      await this.firewall?.ensure(this.own ? formatCidr(this.own.subnet) : null, vxlan);
       if (this.v6) await this.v6.ensureFirewall(this.own);
     }
     if (this.wireguard) {
@@ -162,6 +148,7 @@ export class OverlayDataplane {
       return;
     }
     if (!this.own) return;
+    if (this.v6Only) return this.v6?.ensureDevice(this.own);
     const name = vxlanDeviceName(b.vni);
     const dev = await this.kernel.ensureVxlan({
       name,
@@ -194,7 +181,7 @@ export class OverlayDataplane {
     await Promise.race([this.idle(), new Promise((r) => (timer = setTimeout(r, 5000)))]);
     clearTimeout(timer);
     await this.queue.run(async () => {
-      await this.firewall.remove();
+      await this.firewall?.remove();
       await this.v6?.firewall.remove();
     }).catch(() => undefined);
   }
@@ -202,21 +189,21 @@ export class OverlayDataplane {
   /** Replace the whole lease set (a watcher snapshot). */
   setLeases(leases: readonly Lease[]): void {
     this.leasesKnown = true;
-    this.leases = new Map(leases.map((l) => [formatCidr(l.subnet), l]));
+    this.leases = new Map(leases.map((l) => [leaseId(l), l]));
     for (const k of this.desiredCache.keys()) if (!this.leases.has(k)) this.desiredCache.delete(k);
     this.leasesReplaced = true;
     this.requestSync('full');
   }
 
   leaseAdded(lease: Lease): void {
-    const key = formatCidr(lease.subnet);
+    const key = leaseId(lease);
     this.leases.set(key, lease);
     this.dirty.add(key);
     this.requestSync('fast');
   }
 
   leaseRemoved(lease: Lease): void {
-    const key = formatCidr(lease.subnet);
+    const key = leaseId(lease);
     this.leases.delete(key);
     this.dirty.add(key);
     this.requestSync('fast');
@@ -264,9 +251,9 @@ export class OverlayDataplane {
       const t0 = performance.now();
       try {
         await this.queue.run(() => this.sync(kind));
-        observer?.onSync(kind, (performance.now() - t0) / 1000, true);
+        dataplaneObserver()?.onSync(kind, (performance.now() - t0) / 1000, true);
       } catch (e) {
-        observer?.onSync(kind, (performance.now() - t0) / 1000, false);
+        dataplaneObserver()?.onSync(kind, (performance.now() - t0) / 1000, false);
         this.stats.errors++;
         this.log.error({ err: errorText(e) }, 'overlay sync failed; retrying with a full sync');
         this.applied.clear();
@@ -280,6 +267,7 @@ export class OverlayDataplane {
   private async sync(kind: 'fast' | 'full'): Promise<void> {
     if (this.wireguard) return this.syncWireguard(kind === 'full');
     if (!this.own && this.config.backend.type === 'vxlan') return; // no device yet
+    if (this.v6Only) return this.syncV6Only(kind === 'full');
     if (this.config.backend.type === 'alloc') {
       if (kind === 'full') await this.ensureDevice();
       this.dirty.clear();
@@ -322,13 +310,25 @@ export class OverlayDataplane {
 
   private countOp(op: PeerOp['op']): void {
     this.stats.opsApplied++;
-    observer?.onOp(op);
+    dataplaneObserver()?.onOp(op);
+  }
+
+  /** IPv6-only vxlan: flannel-v6.<VNI>'s peers (each sync reads the device back: vxlan-v6-plane.ts); before the first snapshot, the device only. */
+  private async syncV6Only(full: boolean): Promise<void> {
+    if (full) await this.ensureDevice();
+    if (!this.leasesKnown || !this.own || !this.v6) return;
+    const caughtUp = this.dirty.size > 0 || this.leasesReplaced;
+    this.dirty.clear();
+    this.leasesReplaced = false;
+    const ops = await this.v6.sync(this.own, this.leases.values(), (op) => this.countOp(op));
+    this.stats[full ? 'fullSyncs' : 'fastSyncs']++;
+    if (full) this.stats.lastDrift = caughtUp ? 0 : ops;
   }
 
   /** wireguard: the device's peers made those of the leases (before the first snapshot: the device only). */
   private async syncWireguard(full: boolean): Promise<void> {
     if (!this.own || !this.wireguard) return;
-    if (full && !this.detached) await this.firewall.ensure(formatCidr(this.own.subnet), null);
+    if (full && !this.detached) await this.firewall?.ensure(formatCidr(this.own.subnet), null);
     const caughtUp = this.dirty.size > 0 || this.leasesReplaced;
     this.dirty.clear();
     this.leasesReplaced = false;

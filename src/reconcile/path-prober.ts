@@ -187,6 +187,7 @@ export function pathTargets(agents: ReadonlyMap<string, Pick<OverlayAgent, 'conf
     const type = a.config?.backend.type;
     if (type !== 'vxlan' && type !== 'wireguard') continue;
     const own = a.lease();
+    if (a.config?.enableIPv4 === false) continue; // IPv6-only: the probes are IPv4 (no v4 address to send from)
     const peers = (a.dataplane?.knownLeases() ?? [])
       .filter((l) => l.attrs.backendType === type && (!own || l.subnet.base !== own.subnet.base))
       .map((l) => ({ subnet: formatCidr(l.subnet), publicIP: l.attrs.publicIP, address: formatIPv4(l.subnet.base) }));

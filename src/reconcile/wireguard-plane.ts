@@ -54,7 +54,8 @@ export class WireguardPlane {
     readonly family: 4 | 6 = 4,
   ) {}
 
-  private get listenPort(): number {
+  /** The UDP port the device listens on (ListenPort, or ListenPortV6 for family 6). */
+  get listenPort(): number {
     return this.family === 6 ? this.backend.listenPortV6 : this.backend.listenPort;
   }
 

@@ -71,7 +71,8 @@ function overlay(o,kv){const hosts=(C?C.hosts:[]).filter((h)=>h.overlay===o.name
  h+=hosts.map(hostRow).join('')+'</tbody></table>';
  h+=matrix(o.name);
  if(kv&&kv.stats)h+='<div class="muted kernel">device '+esc(kv.device??'-')+' · mtu '+esc(kv.mtu)
-  +(kv.wireguard?' · WireGuard '+esc(kv.wireguard.implementation)+' ('+esc(kv.wireguard.reason)+'), public key '+esc(kv.wireguard.publicKey):'')
+  +(kv.wireguard?' · WireGuard '+esc(kv.wireguard.implementation)+' ('+esc(kv.wireguard.reason)+'), port '+esc(kv.wireguard.listenPort)+', public key '+esc(kv.wireguard.publicKey):'')
+  +(kv.wireguard6?' · <span class="wg6">v6 device '+esc(kv.wireguard6.device)+' · WireGuard '+esc(kv.wireguard6.implementation)+', port '+esc(kv.wireguard6.listenPort)+', '+kv.wireguard6.peers.length+(kv.wireguard6.peers.length===1?' peer':' peers')+'</span>':'')
   +' · full syncs '+kv.stats.fullSyncs+' · fast syncs '+kv.stats.fastSyncs+' · ops '+kv.stats.opsApplied+' · errors '+kv.stats.errors+' · last drift '+kv.stats.lastDrift+'</div>';
  return h+'</div>';}
 function problems(){const el=$('problems');if(!C){el.innerHTML='';return;}

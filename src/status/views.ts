@@ -1,13 +1,16 @@
 /**
  * What the status server shows, as plain JSON: the overlays (config, state, every lease with its
  * expiry and when the watch last saw it written), the kernel's view (peers programmed, sync
- * stats), etcd's connection state and the containers on this host. The same objects feed the
+ * stats; a wireguard overlay's device and, dual-stack, its v6 device), etcd's connection state and the containers on this host. The same objects feed the
  * JSON API, the page's first render and the server-sent events. The daemon hands in a
  * StatusSource; unit tests hand in fakes.
  */
 import type { OverlayAgent } from '../reconcile/overlay-agent';
+import type { WireguardPlane } from '../reconcile/wireguard-plane';
 import { formatCidr } from '../domain/ipv4';
 import type { Lease } from '../domain/lease';
+import { leaseId } from '../domain/lease-v6';
+import { formatCidr6 } from '../domain/ipv6';
 import type { ContainersView } from '../docker/containers';
 import type { StatusNames } from './names-view';
 import type { PathsOfOverlay } from '../reconcile/path-prober';
@@ -81,7 +84,7 @@ async function mapLimited<T, R>(items: T[], limit: number, fn: (x: T) => Promise
 }
 
 async function leaseJson(agent: StatusAgent, l: Lease, ownSubnet: string | null, etcdUp: boolean) {
-  const subnet = formatCidr(l.subnet);
+  const subnet = leaseId(l); // an IPv6-only lease: its v6 subnet
   return {
     subnet,
     publicIP: l.attrs.publicIP,
@@ -100,11 +103,11 @@ export async function overlaysView(src: StatusSource) {
   return Promise.all(
     src.overlays().map(async ({ name, prefix, agent }) => {
       const own = agent.lease();
-      const ownSubnet = own ? formatCidr(own.subnet) : null;
+      const ownSubnet = own ? leaseId(own) : null;
       const c = agent.config;
       // Our own entry comes from the keeper: it knows our expiry without asking etcd.
-      const known = (agent.dataplane?.knownLeases() ?? []).map((l) => (own && formatCidr(l.subnet) === ownSubnet ? own : l));
-      if (own && !known.some((l) => formatCidr(l.subnet) === ownSubnet)) known.push(own);
+      const known = (agent.dataplane?.knownLeases() ?? []).map((l) => (own && leaseId(l) === ownSubnet ? own : l));
+      if (own && !known.some((l) => leaseId(l) === ownSubnet)) known.push(own);
       const leases = await mapLimited(known, EXPIRY_LOOKUPS_AT_ONCE, (l) => leaseJson(agent, l, ownSubnet, etcdUp));
       leases.sort((a, b) => bySubnet(a.subnet, b.subnet));
       return {
@@ -112,7 +115,8 @@ export async function overlaysView(src: StatusSource) {
         prefix,
         state: agent.state,
         configError: agent.lastConfigError,
-        config: c ? { network: formatCidr(c.network), subnetLen: c.subnetLen, backend: c.backend } : null,
+        // an IPv6-only overlay: its IPv6Network (its Network is flannel's zero 0.0.0.0/0)
+        config: c ? { ...(c.ipv6 && !c.enableIPv4 ? { network: formatCidr6(c.ipv6.network), subnetLen: c.ipv6.subnetLen } : { network: formatCidr(c.network), subnetLen: c.subnetLen }), backend: c.backend } : null,
         lease: leases.find((l) => l.own) ?? null,
         leases,
       };
@@ -129,6 +133,16 @@ export interface KernelPeerJson {
   wireguard?: { publicKey: string; endpoint: string | null };
 }
 
+/** The v6 WireGuard device of a dual-stack wireguard overlay: its peers by v6 subnet with their endpoints. */
+export interface KernelWireguard6Json {
+  device: string;
+  implementation: string;
+  reason: string;
+  listenPort: number;
+  mtu: number;
+  peers: { subnet: string; endpoint: string | null }[];
+}
+
 export function kernelView(src: StatusSource) {
   return src.overlays().map(({ name, agent }) => {
     const dp = agent.dataplane;
@@ -138,8 +152,14 @@ export function kernelView(src: StatusSource) {
       ? [...wg.programmedPeers()].map(([subnet, p]) => ({ subnet, neighbours: [], fdb: [], routes: [], wireguard: p }))
       : [...(dp?.appliedPeers() ?? [])].map(([subnet, st]) => ({ subnet, neighbours: st.neighbours, fdb: st.fdb, routes: st.routes }));
     const peers = entries.sort((a, b) => bySubnet(a.subnet, b.subnet));
-    const wireguard = wg ? { ...(wg.implementation ?? { implementation: 'not started', reason: '' }), publicKey: wg.publicKey } : null;
-    return { name, device: dp?.deviceName ?? null, mtu: dp?.mtu ?? null, peers, stats: dp ? { ...dp.stats } : null, wireguard };
+    const impl = (p: WireguardPlane) => p.implementation ?? { implementation: 'not started', reason: '' };
+    const wireguard = wg ? { ...impl(wg), publicKey: wg.publicKey, listenPort: wg.listenPort } : null;
+    // A dual-stack overlay's v6 device (flannel-wg-v6 / fw6-<name>): no key here (the key pair is the v4 device's).
+    const wg6 = dp?.wireguard6;
+    const wireguard6: KernelWireguard6Json | null = wg6
+      ? { device: wg6.device, ...impl(wg6), listenPort: wg6.listenPort, mtu: wg6.mtu, peers: [...wg6.programmedPeers()].map(([subnet, p]) => ({ subnet, endpoint: p.endpoint })) }
+      : null;
+    return { name, device: dp?.deviceName ?? null, mtu: dp?.mtu ?? null, peers, stats: dp ? { ...dp.stats } : null, wireguard, wireguard6 };
   });
 }
 

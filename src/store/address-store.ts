@@ -236,7 +236,7 @@ export class AddressStore {
 }
 
 /** A record's value, parsed once: its owner ('' when unreadable) and createdAt (null when unreadable). */
-function valueOf(text: string): { owner: string; createdAt: number | null } {
+export function valueOf(text: string): { owner: string; createdAt: number | null } {
   try {
     const v = JSON.parse(text) as { owner?: unknown; createdAt?: unknown };
     const t = typeof v?.createdAt === 'string' ? Date.parse(v.createdAt) : NaN;

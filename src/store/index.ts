@@ -8,6 +8,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import type { Settings } from '../config/settings';
 import { AddressStore } from './address-store';
+import { Address6Store } from './address6-store';
 import { ConfigStore } from './config-store';
 import { createEtcdClient, EtcdClientOptions } from './etcd-client';
 import { EtcdLeaseKeeper, KeeperTuning } from './lease-keeper';
@@ -22,6 +23,7 @@ import { PathReportPublisher, PathReportWatcher } from './path-reports';
 import type { LeaseKeeperOptions } from './types';
 
 export { AddressStore, type DetailedAddressRecord } from './address-store';
+export { Address6Store, MAX_PICKS6, type Address6Record, type DetailedAddress6Record } from './address6-store';
 export { ConfigStore, configStateOf, type ConfigWatch } from './config-store';
 export { createEtcdClient, toStoreError, isUnavailable } from './etcd-client';
 export { EtcdLeaseKeeper, type KeeperTuning } from './lease-keeper';
@@ -31,7 +33,7 @@ export { NameRegistry, NameWatcher, type NameRegistryOptions } from './name-reco
 export { NameLease, DEFAULT_NAME_TTL_SEC } from './name-lease';
 export { etcdHealthOf, type EtcdHealthView } from './etcd-health';
 export { PathReportPublisher, PathReportWatcher, PATH_REPORT_TTL_SEC } from './path-reports';
-export { overlayKeys, leaseSubnetOfKey, parseAddressKey, parseNameKey, parsePathKey, type OverlayKeys } from './keys';
+export { overlayKeys, leaseSubnetOfKey, parseAddressKey, parseAddress6Key, parseNameKey, parsePathKey, type OverlayKeys } from './keys';
 export type * from './types';
 
 /** One overlay (one flannel prefix). */
@@ -43,6 +45,8 @@ export interface OverlayStore {
   /** A new keeper of this host's lease (call acquire()). */
   keeper(opts: LeaseKeeperOptions, tuning?: KeeperTuning): EtcdLeaseKeeper;
   readonly addresses: AddressStore;
+  /** v6 address records (Docker `--ipv6` networks), apart from the v4 ones. */
+  readonly addresses6: Address6Store;
   /** Replicated Docker networks (used under the default overlay's prefix). */
   readonly networks: NetworkRecordStore;
   /** A new registry of this host's DNS name records, on a short lease of its own (stop() revokes it). */
@@ -111,6 +115,7 @@ export function openStore(
           leases: () => track(new LeaseWatcher(client, keys, olog, handOver)),
           keeper: (o, tuning) => track(new EtcdLeaseKeeper(client, keys, olog, o, tuning, handOver)),
           addresses: track(new AddressStore(client, keys, olog)),
+          addresses6: new Address6Store(client, keys, olog),
           networks: new NetworkRecordStore(client, keys, olog, track),
           nameRegistry: (o) => track(new NameRegistry(client, keys, olog, o)),
           nameWatcher: () => track(new NameWatcher(client, keys, olog)),

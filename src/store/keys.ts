@@ -4,7 +4,8 @@
  *   <prefix>/config                                         flannel's network config (JSON)
  *   <prefix>/subnets/10.1.15.0-24                           flannel's leases, one per host
  *   <prefix>/subnets/10.1.15.0-24&fd00:10:0:f::-64          … dual-stack (IPv6-only: 0.0.0.0-0&…)
- *   <prefix>/overlay-flannel/addresses/10.1.15.0-24/10.1.15.7   our endpoint address records
+ *   <prefix>/overlay-flannel/addresses/10.1.15.0-24/10.1.15.7   our endpoint address records (v4)
+ *   <prefix>/overlay-flannel/addresses6/fd00:10:0:f::-64/fd00:10:0:f::7   … v6 (Docker --ipv6)
  *   <prefix>/overlay-flannel/networks/…                     reserved for replicated Docker networks
  *   <prefix>/overlay-flannel/names/<network id>/<endpoint id>   DNS name records (name-records.ts)
  *   <prefix>/overlay-flannel/paths/<public IP>              one host's path report (path-reports.ts)
@@ -12,12 +13,20 @@
  * flanneld lists and watches the *string* prefix `<prefix>/subnets` (no trailing slash) and reads
  * any key whose suffix looks like a lease key as a lease, so nothing of ours may start with
  * `<prefix>/subnets`; everything we add lives under `<prefix>/overlay-flannel/`.
+ *
+ * v6 address records have a root of their own (`addresses6/`, not a sibling directory under
+ * `addresses/`), so every v4 read (a lease's records, releaseOwner's whole-root list) sees exactly
+ * the keys it saw before v6 existed. Both segments are written as flannel writes the v6 half of a
+ * lease key: Go's net.IP.String() (formatIPv6: lowercase, the longest zero run as `::`) and `-len`
+ * for the subnet. A v6 address holds ':' but never '/', so the key stays two segments; etcd keys
+ * are bytes, and ':' is already in flannel's dual-stack lease keys. Only that canonical spelling
+ * parses (`fd00:10:0:f:0::7` is not a record), so one address has exactly one key.
  */
 import { Cidr, formatIPv4, isIPv4, parseIPv4, cidrContains } from '../domain/ipv4';
 import { decodeLeaseAttrs, Lease, LeaseAttrs, leaseKeyOf, subnetFromLeaseKey } from '../domain/lease';
 import type { IKeyValue } from 'etcd3';
 import { toKeyValue, type KeyValue } from './list-watch';
-import type { Cidr6 } from '../domain/ipv6';
+import { Cidr6, cidr6, cidr6Contains, formatIPv6, isIPv6, parseIPv6 } from '../domain/ipv6';
 import { LeaseSubnets, makeLeaseKey, parseLeaseKey } from '../domain/lease-v6';
 import { isRecordId } from '../domain/name-record';
 import { invalid } from '../errors';
@@ -34,6 +43,8 @@ export interface OverlayKeys {
   readonly subnetsPrefix: string;
   /** `<prefix>/overlay-flannel/addresses/`. */
   readonly addressesRoot: string;
+  /** `<prefix>/overlay-flannel/addresses6/` (v6 address records; not under addressesRoot). */
+  readonly addresses6Root: string;
   /** `<prefix>/overlay-flannel/networks/` (reserved). */
   readonly networksRoot: string;
   /** `<prefix>/overlay-flannel/names/`. */
@@ -48,6 +59,15 @@ export interface OverlayKeys {
   addressesPrefix(subnet: Cidr): string;
   /** `<prefix>/overlay-flannel/addresses/10.1.15.0-24/10.1.15.7`. */
   addressKey(subnet: Cidr, ip: number): string;
+  /** `<prefix>/overlay-flannel/addresses6/fd00:10:0:f::-64/` (with the trailing slash). */
+  addresses6Prefix(subnet6: Cidr6): string;
+  /** `<prefix>/overlay-flannel/addresses6/fd00:10:0:f::-64/fd00:10:0:f::7`. */
+  address6Key(subnet6: Cidr6, ip: bigint): string;
+}
+
+/** The v6 lease segment of a v6 address key: flannel's v6 half of a lease key, `fd00:10:0:f::-64`. */
+export function subnet6Segment(subnet6: Cidr6): string {
+  return `${formatIPv6(subnet6.base)}-${subnet6.len}`;
 }
 
 /** Normalise a flannel prefix: must start with "/", trailing slashes dropped. */
@@ -61,11 +81,13 @@ export function normalizePrefix(prefix: string): string {
 export function overlayKeys(prefix: string): OverlayKeys {
   const p = normalizePrefix(prefix);
   const addressesRoot = `${p}/${OWN_DIR}/addresses/`;
+  const addresses6Root = `${p}/${OWN_DIR}/addresses6/`;
   return {
     prefix: p,
     config: `${p}/config`,
     subnetsPrefix: `${p}/subnets`,
     addressesRoot,
+    addresses6Root,
     networksRoot: `${p}/${OWN_DIR}/networks/`,
     namesRoot: `${p}/${OWN_DIR}/names/`,
     pathsRoot: `${p}/${OWN_DIR}/paths/`,
@@ -73,6 +95,8 @@ export function overlayKeys(prefix: string): OverlayKeys {
     leaseKey: (subnet, subnet6) => `${p}/subnets/${makeLeaseKey(subnet, subnet6)}`,
     addressesPrefix: (subnet) => `${addressesRoot}${leaseKeyOf(subnet)}/`,
     addressKey: (subnet, ip) => `${addressesRoot}${leaseKeyOf(subnet)}/${formatIPv4(ip)}`,
+    addresses6Prefix: (subnet6) => `${addresses6Root}${subnet6Segment(subnet6)}/`,
+    address6Key: (subnet6, ip) => `${addresses6Root}${subnet6Segment(subnet6)}/${formatIPv6(ip)}`,
   };
 }
 
@@ -143,6 +167,24 @@ export function parseAddressKey(keys: OverlayKeys, key: string): { subnet: Cidr;
   if (!subnet || `${leaseKeyOf(subnet)}` !== leasePart) return null;
   const ip = parseIPv4(ipPart);
   return cidrContains(subnet, ip) ? { subnet, ip } : null;
+}
+
+/**
+ * The v6 subnet and address of a v6 address-record key, or null for anything else: both segments
+ * must be the canonical spelling (see the note at the top), the subnet without host bits, the
+ * address inside it.
+ */
+export function parseAddress6Key(keys: OverlayKeys, key: string): { subnet6: Cidr6; ip: bigint } | null {
+  if (!key.startsWith(keys.addresses6Root)) return null;
+  const [leasePart, ipPart, extra] = key.slice(keys.addresses6Root.length).split('/');
+  if (extra !== undefined || ipPart === undefined || !isIPv6(ipPart)) return null;
+  const m = /^([0-9a-f:.]+)-(\d{1,3})$/.exec(leasePart);
+  if (!m || !isIPv6(m[1]) || !(Number(m[2]) <= 128)) return null;
+  const subnet6 = cidr6(parseIPv6(m[1]), Number(m[2]));
+  if (subnet6Segment(subnet6) !== leasePart) return null;
+  const ip = parseIPv6(ipPart);
+  if (formatIPv6(ip) !== ipPart) return null;
+  return cidr6Contains(subnet6, ip) ? { subnet6, ip } : null;
 }
 
 /** The network and endpoint ids of a name-record key, or null for anything else. */

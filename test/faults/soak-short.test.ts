@@ -26,7 +26,7 @@ it('a 3-minute soak with 3 seeded faults leaks nothing and never hands out an ad
   const r = await runSoak({ minutes: 3, seed, faults: 3, kinds: KINDS, log: (l) => t.diagnostic(l) });
   mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true });
   writeFileSync(join(ROOT, 'test-artifacts', 'soak-short.json'), `${JSON.stringify(r, null, 2)}\n`);
-  t.diagnostic(`runs ${r.runs.ok} ok / ${r.runs.failed} failed; probes ${r.probes.sent} sent, ${r.probes.lost} lost, longest gap ${r.probes.longestGapMs} ms; faults: ${r.faults.map((f) => f.kind).join(', ')}`);
+  t.diagnostic(`runs ${r.runs.ok} ok / ${r.runs.failed} failed; probes ${r.probes.sent} sent, ${r.probes.lost} lost, longest gap ${r.probes.longestGapMs} ms; faults: ${r.faults.map((f) => f.kind).join(', ')}; steps ${JSON.stringify(r.steps)}`);
   assert.deepEqual(r.leaks, [], 'leaks after the repair bound');
   assert.deepEqual(r.duplicates, [], 'duplicate addresses');
   assert.equal(r.faults.length, 3, 'every planned fault ran');

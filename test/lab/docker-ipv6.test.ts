@@ -1,12 +1,14 @@
 /**
  * docker-ipv6.test.ts — Docker `--ipv6` networks on a dual-stack vxlan overlay (issue 21): two real
- * dockerds (h1, h2) with the managed plugin, a LAN with 192.0.2.0/24 and a random /64 of
- * 2001:db8::/32 on the hosts' eth0, an overlay with a random Network, IPv6Network (a /48 of
- * fd00::/8) and VNI, written with the CLI.
+ * dockerds (h1, h2) with the managed plugin, a LAN with 192.0.2.0/24 and a random /64 of 2001:db8::/32
+ * on the hosts' eth0, an overlay with a random Network, IPv6Network (a /48 of fd00::/8) and VNI.
  *
  * Scenarios, in order: `docker network create --ipv6` on h1 gets h1's v6 lease as its v6 pool and
  * appears on h2 with h2's (replicated with --ipv6); containers on h1 and h2 get v6 addresses in
- * their hosts' v6 leases (`docker inspect` GlobalIPv6Address), a v6 default route via the
+ * their hosts' v6 leases (`docker inspect` GlobalIPv6Address), each recorded in etcd under
+ * `<prefix>/overlay-flannel/addresses6/<v6 lease>/` (and released at `docker rm`, h1's by a plugin
+ * SIGKILLed and restarted in between, whose first address audit releases an hour-old v6 orphan
+ * record and keeps a fresh one and c1's, aged by hand but held by Docker), a v6 default route via the
  * network's link-local gateway (routed data path), and the plugin turned on
  * net.ipv6.conf.all.forwarding in each host's namespace; ping6 across hosts both ways, v4 ping
  * too; the ip6 firewall (issue 21): both hosts run with an ip6 FORWARD policy DROP (what Docker
@@ -20,8 +22,9 @@
  * the packets); the bridge data path (`-o datapath=bridge`, gateway ::1 on the bridge); names across
  * hosts with Docker's embedded DNS (clients with `--dns` = a fake upstream in the LAN namespace):
  * AAAA of an h2 container answers its v6 address on h1, an empty NOERROR for a v4-only network's
- * container, never reaching the upstream. after() tears everything down and asserts nothing is
- * left. Needs root, docker.io, busybox-static, etcd; `npm run build` first.
+ * container, never reaching the upstream; an IPv6-only overlay refuses `docker network create`
+ * (Docker 20.10 asks every network for an IPv4 pool). after() tears down, asserting nothing is left.
+ * Needs root, docker.io, busybox-static, etcd; `npm run build` first.
  */
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
@@ -115,6 +118,14 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
     }
     return out;
   }
+  /** The v6 address records of one v6 lease (`<prefix>/overlay-flannel/addresses6/<v6 lease>/<ip6>`): address → owner. */
+  async function records6(lease6: string): Promise<Map<bigint, string>> {
+    const dir = `${ov.prefix}/overlay-flannel/addresses6/${lease6.replace('/', '-')}/`;
+    const lines = (await etcd!.etcdctl(['get', '--prefix', dir])).stdout.split('\n').filter(Boolean);
+    const out = new Map<bigint, string>();
+    for (let i = 0; i + 1 < lines.length; i += 2) out.set(v6(lines[i]!.slice(dir.length)), (JSON.parse(lines[i + 1]!) as { owner: string }).owner);
+    return out;
+  }
   const ipamConfig = async (d: DockerHost) =>
     JSON.parse((await d.dockerOk(['network', 'inspect', '-f', '{{json .IPAM.Config}}', NET])).stdout) as { Subnet: string; Gateway?: string }[];
   const ping6Ok = (d: DockerHost, from: string, ip: string): Promise<unknown> =>
@@ -202,6 +213,13 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
       assert.equal(hostRoutes.length, 1, `${h.ns}: one /128 route to ${ip6}`);
       assert.match(hostRoutes[0]!, /^ofh/);
     }
+    // Each v6 address has its record in etcd under its host's v6 lease, and nothing else does (issue 21).
+    for (const [h, c] of [[h1, 'c1'], [h2, 'c2']] as const) {
+      const recs = await records6(held6.get(h.ip)!);
+      assert.deepEqual([...recs.keys()], [v6(addr[c]!.ip6)], `${h.ns}: the v6 records of ${held6.get(h.ip)} are ${c}'s ${addr[c]!.ip6} alone`);
+      assert.match(recs.get(v6(addr[c]!.ip6))!, /^docker\/[0-9a-f]{12}$/);
+    }
+    assert.deepEqual((await etcd!.etcdctl(['get', '--prefix', '--keys-only', `${ov.prefix}/subnets`])).stdout.split('\n').filter((k) => k && !/\/subnets\/[0-9.]+-\d+&[0-9a-f:]+-\d+$/.test(k)), [], 'only leases under <prefix>/subnets');
   });
 
   it('3. ping6 across hosts both ways (ip6 FORWARD policy DROP on both), and v4 ping still works', async () => {
@@ -299,8 +317,44 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
     await waitFor(async () => (await d2.docker(['network', 'inspect', NET_B])).code !== 0, { timeoutMs: 20_000, intervalMs: 200, what: `${NET_B} gone from h2` });
   });
 
-  it('8. removing the containers and the network leaves no v6 route behind', async () => {
+  it('8. plugin SIGKILL on h1: its first audit releases an hour-old v6 orphan record, keeps a fresh one and c1\'s (aged too, but Docker holds it); docker rm releases both hosts\' v6 records, no v6 route behind', async (t) => {
+    const held6 = await leases6();
+    for (const [h, c] of [[h1, 'c1'], [h2, 'c2']] as const) assert.ok((await records6(held6.get(h.ip)!)).has(v6(addr[c]!.ip6)), `${c}'s v6 record before the rm`);
+    // Records no endpoint holds (a plugin that died between RequestAddress and its answer), and c1's own made an hour old.
+    const lease1 = held6.get(h1.ip)!;
+    const dir = `${ov.prefix}/overlay-flannel/addresses6/${lease1.replace('/', '-')}/`;
+    const base1 = lease1.split('/')[0]!; // fd..:..::
+    const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
+    const [orphan, fresh] = [`${base1}dead:1`, `${base1}dead:2`];
+    await etcd!.etcdctl(['put', `${dir}${orphan}`, JSON.stringify({ owner: 'docker/0rphan0ld000', createdAt: hourAgo })]);
+    await etcd!.etcdctl(['put', `${dir}${fresh}`, JSON.stringify({ owner: 'docker/0rphanfresh0', createdAt: new Date().toISOString() })]);
+    const keys1 = (await etcd!.etcdctl(['get', '--prefix', '--keys-only', dir])).stdout.split('\n').filter(Boolean);
+    const c1Key = keys1.find((k) => v6(k.slice(dir.length)) === v6(addr.c1!.ip6))!;
+    const c1Owner = (await records6(lease1)).get(v6(addr.c1!.ip6))!;
+    await etcd!.etcdctl(['put', c1Key, JSON.stringify({ owner: c1Owner, createdAt: hourAgo })]);
+    const [pid] = await L.pluginPids(h1);
+    const t0 = Date.now();
+    process.kill(pid!, 'SIGKILL');
+    await waitFor(async () => !existsSync(`/proc/${pid}`), { timeoutMs: 10_000, what: `plugin pid ${pid} gone` });
+    await waitFor(async () => {
+      const p = await L.pluginPids(h1);
+      return p.length === 1 && p[0] !== pid;
+    }, { timeoutMs: 60_000, what: 'Docker restarted the plugin on h1' }).catch(async () => {
+      // as docker-multicast's scenario 7: a dockerd that gave up restarting it
+      await d1.docker(['plugin', 'disable', '-f', 'overlay-flannel'], { timeoutMs: 60_000 });
+      await d1.dockerOk(['plugin', 'enable', 'overlay-flannel'], { timeoutMs: 60_000 });
+    });
+    t.diagnostic(`h1's plugin restarted by Docker ${Date.now() - t0} ms after the SIGKILL`);
+    await waitFor(async () => !(await records6(lease1)).has(v6(orphan)), { timeoutMs: 60_000, intervalMs: 250, what: `the restarted plugin's audit releases the hour-old v6 orphan ${orphan}\n${dockerLog(d1)}` });
+    t.diagnostic(`v6 orphan released ${Date.now() - t0} ms after the SIGKILL`);
+    const after = await records6(lease1);
+    assert.ok(after.has(v6(fresh)), 'a fresh orphan is inside the grace period: kept');
+    assert.equal(after.get(v6(addr.c1!.ip6)), c1Owner, 'c1\'s record, an hour old but held by Docker (its IPv6Address), is kept');
+    await etcd!.etcdctl(['del', `${dir}${fresh}`]);
     for (const [d, c] of [[d1, 'c1'], [d2, 'c2']] as const) await d.dockerOk(['rm', '-f', c], { timeoutMs: 60_000 });
+    for (const [h, c] of [[h1, 'c1'], [h2, 'c2']] as const) {
+      await waitFor(async () => !(await records6(held6.get(h.ip)!)).has(v6(addr[c]!.ip6)), { timeoutMs: 10_000, intervalMs: 200, what: `${h.ns}: ${c}'s v6 record released with its endpoint\n${dockerLog(h === h1 ? d1 : d2)}` });
+    }
     for (const [h, c] of [[h1, 'c1'], [h2, 'c2']] as const) {
       const left = await h.execJson<unknown[]>(['-6', 'route', 'show', `${addr[c]!.ip6}/128`]);
       assert.deepEqual(left, [], `${h.ns}: the /128 route to ${c} went with its veth`);
@@ -385,5 +439,15 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
     for (const c of [Q6, Q4]) await d1.dockerOk(['rm', '-f', c], { timeoutMs: 60_000 });
     for (const c of [S6, S4]) await d2.dockerOk(['rm', '-f', c], { timeoutMs: 60_000 });
     for (const n of [N6, N4]) await d1.dockerOk(['network', 'rm', n]);
+  });
+
+  it('11. an IPv6-only overlay (config set --ipv6-only) carries no Docker network: create, with or without --ipv6, fails naming why and the dual-stack fix', async () => {
+    const [name, vni, net] = [`v6o${randomBytes(2).toString('hex')}`, [4001, 4002, 4003].find((v) => v !== ov.vni && v !== blue.vni)!, `fd${randomInt(16, 255).toString(16)}:${hex()}::/48`];
+    await h1.execOk('node', [MAIN, 'config', 'set', '--name', name, '--ipv6-only', '--ipv6-network', net, '--vni', String(vni)], { env: { ...process.env, ETCD_ENDPOINTS: etcd!.endpoint, ETCD_PREFIX: ov.prefix }, timeoutMs: 20_000 });
+    for (const v6 of [['--ipv6'], []]) {
+      const r = await d1.docker(['network', 'create', ...v6, '-d', DRIVER, '--ipam-driver', DRIVER, '--ipam-opt', `network=${name}`, `n-${name}`], { timeoutMs: 60_000 });
+      assert.notEqual(r.code, 0, `network create ${v6.join('')} on the IPv6-only overlay must fail: ${r.stdout}`);
+      assert.match(r.stderr, new RegExp(`overlay "${name}" is IPv6-only \\(EnableIPv4 false\\).*\\(Docker 20\\.10 has no IPv6-only networks\\).*config set --name ${name} --network CIDR --ipv6-network CIDR`), r.stderr);
+    }
   });
 });

@@ -8,8 +8,9 @@
  * backend (wireguard-go + `wg set`, its lease written with etcdctl) is a peer both ways; a restart
  * keeps the public key (key file 0600, the private key never in the log); a host whose lease goes
  * disappears from the others' peers; last, a dual-stack config (v6 underlay 2001:db8::/64, Mode
- * "separate"): flannel-wg-v6 with one v6 peer per remote lease and ping6 across it.
- * Needs root, wireguard-go, wireguard-tools, tcpdump, etcd and `npm run build`; fails (never skips).
+ * "separate"): flannel-wg-v6 with one v6 peer per remote lease, listed in /api/v1/kernel beside
+ * flannel-wg (name, implementation, port, its peer; no key), and ping6 across it.
+ * Needs root, wireguard-go, wireguard-tools, tcpdump, etcd, chromium and `npm run build`; fails (never skips).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,6 +22,7 @@ import type { DaemonHandle, Host } from '../helpers/netns-lab';
 import { dump, uapiGet, wg, wgPid } from './wireguard-lab';
 import { run } from '../helpers/run';
 import { waitFor } from '../helpers/wait';
+import { launchBrowserIn } from './status-browser';
 
 const missing = ['/usr/bin/wireguard-go', '/usr/bin/wg', '/usr/bin/tcpdump', MAIN].filter((f) => !existsSync(f));
 if (process.getuid?.() !== 0) throw new Error('the wireguard lab needs root');
@@ -253,7 +255,7 @@ describe('three hosts on the wireguard backend (userspace wireguard-go), real da
     const net6 = `fd${randomInt(0, 255).toString(16).padStart(2, '0')}:${randomInt(1, 0xffff).toString(16)}::/48`;
     await lab.etcd.etcdctl(['del', '--prefix', `${lab.prefix}/subnets/`]);
     await lab.etcd.etcdctl(['put', `${lab.prefix}/config`, JSON.stringify({ Network: lab.network, EnableIPv6: true, IPv6Network: net6, Backend: { Type: 'wireguard', PSK: psk } })]);
-    for (const n of [1, 2]) lab.startDaemon(n, { LEASE_TTL: '20', STATE_DIR: stateDir(n), WIREGUARD_PRIVATE_SOCKET: '1', PUBLIC_IPV6: `${lan6}::${n}` });
+    for (const n of [1, 2]) lab.startDaemon(n, { LEASE_TTL: '20', STATE_DIR: stateDir(n), WIREGUARD_PRIVATE_SOCKET: '1', PUBLIC_IPV6: `${lan6}::${n}`, ...(n === 2 ? { STATUS_ADDR: `192.0.2.2:${STATUS_PORT}` } : {}) });
     // host n → its lease value and v6 subnet (the key's `&v6-len` part)
     const leases6 = await waitFor(async () => {
       const out = (await lab.etcd.etcdctl(['get', '--prefix', `${lab.prefix}/subnets/`])).stdout.trim().split('\n');
@@ -289,6 +291,32 @@ describe('three hosts on the wireguard backend (userspace wireguard-go), real da
       assert.deepEqual(addrs[0].addr_info.filter((a) => a.family === 'inet6' && !a.local.startsWith('fe80')).map((a) => `${a.local}/${a.prefixlen}`), [`${addr6(n)}/128`]);
     }
     t.diagnostic(peerList.join('\n'));
+    // h2's /api/v1/kernel lists flannel-wg-v6 as it lists flannel-wg: name, implementation, port, its peer; no key in it.
+    type Wg6 = { device: string; implementation: string; reason: string; listenPort: number; mtu: number; peers: { subnet: string; endpoint: string | null }[] };
+    const kv = await waitFor(async () => {
+      const r = await lab.host(2).exec('curl', ['-sf', `http://192.0.2.2:${STATUS_PORT}/api/v1/kernel`], { timeoutMs: 5000 });
+      const o = r.code === 0 ? (JSON.parse(r.stdout) as { overlays: { device: string; wireguard: { listenPort: number } | null; wireguard6: Wg6 | null }[] }).overlays[0] : undefined;
+      return o?.wireguard6?.peers.length === 1 ? o : undefined;
+    }, { timeoutMs: 20_000, what: `h2's /api/v1/kernel with flannel-wg-v6 and its one peer; log:\n${lab.logs(2)}` });
+    assert.deepEqual([kv.device, kv.wireguard?.listenPort], ['flannel-wg', 51820]);
+    const w6 = kv.wireguard6!;
+    assert.deepEqual([w6.device, w6.implementation, w6.listenPort, w6.mtu], ['flannel-wg-v6', 'userspace', 51821, 1420]);
+    assert.match(w6.reason, /no wireguard link kind: using wireguard-go/);
+    assert.deepEqual(w6.peers, [{ subnet: leases6.get(1)!.subnet6, endpoint: `[${lan6}::1]:51821` }]);
+    for (const secret of [psk, k6.get(1)!, k6.get(2)!]) assert.ok(!JSON.stringify(w6).includes(secret), 'no key in the v6 device entry');
+    const page = await lab.host(2).exec('curl', ['-sf', `http://192.0.2.2:${STATUS_PORT}/`], { timeoutMs: 5000 });
+    assert.match(page.stdout, /"wireguard6":\{"device":"flannel-wg-v6","implementation":"userspace"/, "the page's inlined data carries the v6 device");
+    t.diagnostic(`h2 /api/v1/kernel wireguard6: ${JSON.stringify(w6)}`);
+    const nsb = await launchBrowserIn(lab.host(2), `wg6-${lab.lab.runId}`); // the page as drawn, in h2's namespace
+    try {
+      const tab = await nsb.browser.newPage();
+      await tab.goto(`http://192.0.2.2:${STATUS_PORT}/`, { waitUntil: 'load', timeout: 30_000 });
+      const line = await tab.locator('.overlay[data-overlay="default"] .kernel .wg6').innerText({ timeout: 10_000 });
+      assert.equal(line, 'v6 device flannel-wg-v6 · WireGuard userspace, port 51821, 1 peer');
+      assert.match(await tab.locator('.overlay[data-overlay="default"] .kernel').innerText(), /^device flannel-wg · mtu 1420 · WireGuard userspace \(.*\), port 51820, public key /);
+    } finally {
+      await nsb.close();
+    }
     for (const [from, to] of [[1, 2], [2, 1]]) {
       await waitFor(async () => (await lab.host(from).exec('ping', ['-6', '-c', '1', '-W', '1', '-I', addr6(from), addr6(to)], { timeoutMs: 5000 })).code === 0, { timeoutMs: 20_000, what: `ping6 h${from} → h${to}'s ${addr6(to)} over flannel-wg-v6` });
     }

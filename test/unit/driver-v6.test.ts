@@ -10,6 +10,7 @@ import { parseCidr } from '../../src/domain/ipv4';
 import { parseCidr6 } from '../../src/domain/ipv6';
 import { bridgeName, vethNames } from '../../src/domain/names';
 import { joinResponse } from '../../src/api/routes';
+import { memoryAddresses6 } from '../fakes/fake-addresses6';
 
 const log = pino({ level: 'silent' });
 const NID = 'b'.repeat(64);
@@ -26,6 +27,7 @@ function overlay(subnet6?: string): OverlayHandle {
     whenReady: async () => undefined,
     vxlan: () => null,
     addresses: { allocate: async () => 0, release: async () => false },
+    addresses6: memoryAddresses6(),
   };
 }
 

@@ -11,6 +11,7 @@ import { Cidr, formatCidr, formatIPv4, parseCidr } from '../../src/domain/ipv4';
 import type { JoinResult } from '../../src/driver/types';
 import { freeAddresses, checkRequestedAddress } from '../../src/domain/addresses';
 import { bridgeName, vethNames } from '../../src/domain/names';
+import { memoryAddresses6 } from '../fakes/fake-addresses6';
 
 const log = pino({ level: 'silent' });
 const NID = 'a'.repeat(64);
@@ -37,6 +38,7 @@ function fakeOverlay(name: string, subnet: string, network: string): OverlayHand
         return taken.delete(typeof ip === 'number' ? ip : Number(ip));
       },
     },
+    addresses6: memoryAddresses6(),
   };
 }
 

@@ -107,6 +107,7 @@ test('gatherFastpath: vxlan overlays with a lease and an up device; host-gw, Dir
       mtu: () => 1450,
       whenReady: async () => undefined,
       addresses: {} as never,
+      addresses6: {} as never,
     }) as OverlayHandle;
   const links: LinkInfo[] = [
     { index: 10, name: 'flannel.1', kind: 'vxlan', mtu: 1450, mac: '', up: true, master: 0 },

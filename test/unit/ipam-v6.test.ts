@@ -8,13 +8,14 @@ import type { OverlayDirectory, OverlayHandle } from '../../src/driver/overlays'
 import { isPoolId6, parsePoolId6 } from '../../src/driver/overlays';
 import { SerialQueue } from '../../src/util/serial-queue';
 import { parseCidr } from '../../src/domain/ipv4';
-import { parseCidr6 } from '../../src/domain/ipv6';
+import { parseCidr6, parseIPv6 } from '../../src/domain/ipv6';
 import { checkRequestedAddress6, pickAddress6, routedGateway6 } from '../../src/domain/addresses-v6';
 import { parseIPv4 } from '../../src/domain/ipv4';
+import { memoryAddresses6 } from '../fakes/fake-addresses6';
 
 const log = pino({ level: 'silent' });
 
-function overlay(name: string, subnet6?: string): OverlayHandle {
+function overlay(name: string, subnet6?: string, addresses6 = memoryAddresses6()): OverlayHandle {
   return {
     name,
     prefix: `/p/${name}`,
@@ -24,11 +25,12 @@ function overlay(name: string, subnet6?: string): OverlayHandle {
     whenReady: async () => undefined,
     vxlan: () => null,
     addresses: { allocate: async () => 0, release: async () => false },
+    addresses6,
   };
 }
 
-function driver() {
-  const m = new Map([['default', overlay('default', 'fd00:10:0:5::/64')], ['v4only', overlay('v4only')]]);
+function driver(addresses6 = memoryAddresses6(), subnet6 = 'fd00:10:0:5::/64') {
+  const m = new Map([['default', overlay('default', subnet6, addresses6)], ['v4only', overlay('v4only')]]);
   const dir: OverlayDirectory = { byName: async (n) => m.get(n || 'default')!, all: () => [...m.values()] };
   return new OverlayPluginDriver(new FakeKernel(), new SerialQueue(), dir, log);
 }
@@ -73,6 +75,27 @@ test('RequestAddress on the v6 pool: random in the lease, --ip6 honoured, duplic
   await assert.rejects(d.requestAddress({ poolId: 'overlay-flannel/default/fd00:10:0:9::/64', address: '', options: {} }), /no longer fd00:10:0:9::\/64/);
 });
 
+test('RequestAddress v6 goes through the overlay\'s v6 records (one owner per request); a restarted driver releases what the old one handed out', async () => {
+  const records = memoryAddresses6(); // etcd's part, outliving the process
+  const before = driver(records);
+  const poolId = (await before.requestPool(pool6())).poolId;
+  const a = (await before.requestAddress({ poolId, address: '', options: {} })).address;
+  const b = (await before.requestAddress({ poolId, address: 'fd00:10:0:5::b', options: {} })).address;
+  assert.equal(records.held.size, 2, 'both recorded; the gateway never is');
+  assert.notEqual(records.held.get(parseIPv6(a.split('/')[0]!)), records.held.get(parseIPv6('fd00:10:0:5::b')), 'one owner per RequestAddress');
+  assert.match(records.held.get(parseIPv6('fd00:10:0:5::b'))!, /^docker\/[0-9a-f]{12}$/);
+  const after = driver(records); // a restarted plugin: no memory of its own
+  await assert.rejects(after.requestAddress({ poolId, address: 'fd00:10:0:5::b', options: {} }), /already in use/);
+  await after.releaseAddress(poolId, a);
+  await after.releaseAddress(poolId, b);
+  await after.releaseAddress(poolId, 'fd00:10:0:5::1/64'); // the gateway: nothing to release
+  assert.equal(records.held.size, 0);
+  // a pool whose v6 subnet is no longer this host's lease still releases its records
+  records.held.set(parseIPv6('fd00:10:0:9::4'), 'docker/old');
+  await driver(records).releaseAddress('overlay-flannel/default/fd00:10:0:9::/64', 'fd00:10:0:9::4/64');
+  assert.equal(records.held.size, 0);
+});
+
 test('pickAddress6: never reserved or taken, bounded, refuses tiny subnets', () => {
   const s = parseCidr6('fd00::/64');
   const zeros = () => new Uint8Array(16);
@@ -95,4 +118,17 @@ test('pickAddress6: never reserved or taken, bounded, refuses tiny subnets', () 
 test('routedGateway6 follows the v4 link-local gateway of the network', () => {
   assert.equal(routedGateway6(parseIPv4('169.254.1.1')), 'fe80::a9fe:101');
   assert.equal(routedGateway6(parseIPv4('169.254.1.2')), 'fe80::a9fe:102');
+});
+
+test('RequestPool on an IPv6-only overlay (EnableIPv4 false): v4 and v6 refused, naming Docker 20.10 and the dual-stack fix', async () => {
+  const v6only: OverlayHandle = { ...overlay('edge', 'fd00:10:0:5::/64'), lease: () => null, network: () => null, ipv6Only: () => true };
+  const dir: OverlayDirectory = { byName: async () => v6only, all: () => [v6only] };
+  const d = new OverlayPluginDriver(new FakeKernel(), new SerialQueue(), dir, log);
+  for (const v6 of [false, true]) {
+    await assert.rejects(d.requestPool({ ...pool6({ network: 'edge' }), v6 }), (e: Error) => {
+      assert.match(e.message, /^overlay "edge" is IPv6-only \(EnableIPv4 false\): it leases no IPv4 subnets, and Docker asks every network for an IPv4 pool \(Docker 20\.10 has no IPv6-only networks\)/);
+      assert.match(e.message, /make it dual-stack: overlay-flannel config set --name edge --network CIDR --ipv6-network CIDR/);
+      return true;
+    });
+  }
 });

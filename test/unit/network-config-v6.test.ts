@@ -162,7 +162,7 @@ test('CLI: config set --ipv6-network …, --ipv6-only', () => {
   assert.throws(() => parseCommand(['config', 'set', '--network', '10.1.0.0/16', '--ipv6-network', 'fd00::/48', '--ipv6-subnet-len', 'x']), /--ipv6-subnet-len: "x" is not a whole number/);
 });
 
-test('the daemon runs v4-only and alloc dual-stack; it refuses the rest naming what is not built (issue 21)', () => {
+test('the daemon runs v4-only, dual-stack alloc, vxlan and wireguard separate; it refuses the rest naming what is not built (issue 21)', () => {
   const cfg = (t: string) => parseNetworkConfig(t);
   assert.equal(ipv6Refusal(cfg(`{"Network":"10.1.0.0/16",${vx}}`)), null);
   assert.equal(ipv6Refusal(cfg('{"Network":"10.1.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"alloc"}}')), null);
@@ -173,7 +173,29 @@ test('the daemon runs v4-only and alloc dual-stack; it refuses the rest naming w
   for (const mode of ['auto', 'ipv4']) {
     assert.match(ipv6Refusal(cfg(`{"Network":"10.1.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"wireguard","Mode":"${mode}"}}`))!, new RegExp(`^EnableIPv6 with wireguard Mode "${mode}": one device for both families is not built .*use Mode "separate" .*flannel-wg-v6 on ListenPortV6\\), which works`));
   }
-  assert.match(ipv6Refusal(cfg('{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00::/48","Backend":{"Type":"alloc"}}'))!, /^EnableIPv4 false: IPv6-only leases are supported, but .*Docker --ipv6 networks, which are not built yet .*issue 21.*"EnableIPv4": true/);
+});
+
+// IPv6-only (EnableIPv4 false): vxlan runs (flannel-v6.<VNI> alone); every other backend is refused naming vxlan and dual-stack.
+const V6ONLY: readonly [string, string, RegExp | null][] = [
+  ['vxlan', '{"Type":"vxlan"}', null],
+  ['vxlan with VNI, Port, MTU', '{"Type":"vxlan","VNI":4097,"Port":4789,"MTU":1400}', null],
+  ['alloc', '{"Type":"alloc"}', /^EnableIPv4 false with the alloc backend: IPv6-only overlays run only with the vxlan backend .*"Backend":\{"Type":"vxlan"\}, or add "EnableIPv4": true and a "Network" \(dual-stack\)$/],
+  ['host-gw', '{"Type":"host-gw"}', /^EnableIPv4 false with the host-gw backend: IPv6-only overlays run only with the vxlan backend/],
+  ['wireguard (Mode separate)', '{"Type":"wireguard","Mode":"separate"}', /^EnableIPv4 false with the wireguard backend: IPv6-only overlays run only with the vxlan backend/],
+];
+for (const [what, backend, want] of V6ONLY) {
+  test(`IPv6-only with ${what}: ${want ? 'refused' : 'runs'}`, () => {
+    const c = parseNetworkConfig(`{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00:7::/48","Backend":${backend}}`);
+    assert.equal(c.enableIPv4, false);
+    const r = ipv6Refusal(c);
+    if (want) assert.match(r ?? '(null)', want);
+    else assert.equal(r, null);
+  });
+}
+
+test("subnet.env of an IPv6-only overlay: flanneld's FLANNEL_IPV6_* lines and no FLANNEL_NETWORK/FLANNEL_SUBNET", () => {
+  const text = subnetEnvContent(null, parseCidr('0.0.0.0/0'), 1430, false, { network: parseCidr6('fd00:10::/48'), subnet: parseCidr6('fd00:10:0:48::/64') });
+  assert.equal(text, 'FLANNEL_IPV6_NETWORK=fd00:10::/48\nFLANNEL_IPV6_SUBNET=fd00:10:0:48::1/64\nFLANNEL_MTU=1430\nFLANNEL_IPMASQ=false\n');
 });
 
 test('subnet.env gets flanneld\'s FLANNEL_IPV6_* lines, after the v4 ones, with the first v6 host address', () => {

@@ -106,7 +106,7 @@ test('not ready: a named wireguard overlay on the port another wireguard overlay
     await until(() => blue.steer.keepers > 0);
     assert.equal(blue.steer.keepers, 1, 'a fixed config is joined without a restart');
     assert.equal(blue.agent.state, 'acquiring');
-    assert.deepEqual([...claims.list()], [['default', { device: 'flannel-wg', port: 51820 }], ['blue', { device: 'fwg-blue', port: 51821 }]]);
+    assert.deepEqual([...claims.list()], [['default', [{ device: 'flannel-wg', port: 51820, field: 'ListenPort' }]], ['blue', [{ device: 'fwg-blue', port: 51821, field: 'ListenPort' }]]]);
     assert.deepEqual(readdirSync(dir).sort(), ['wireguard-blue.key', 'wireguard.key'], 'one key per overlay');
   } finally {
     await def.agent.stop();
@@ -114,6 +114,42 @@ test('not ready: a named wireguard overlay on the port another wireguard overlay
     rmSync(dir, { recursive: true, force: true });
   }
   assert.equal(claims.list().size, 0, 'stopped agents release their port');
+});
+
+test('not ready: a second dual-stack wireguard overlay on the ListenPortV6 the default one holds is refused naming ListenPortV6, and joins on its own', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'of-wg-claims6-'));
+  const claims = new WireguardClaims();
+  const def = rig('default', { wireguardClaims: claims, stateDir: dir });
+  const blue = rig('blue', { wireguardClaims: claims, stateDir: dir });
+  const dual = (net: string, backend: string) => `{"Network":"10.${net}.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:${net}::/48","Backend":{"Type":"wireguard"${backend}}}`;
+  try {
+    await def.agent.start();
+    await blue.agent.start();
+    def.config(dual('8', ''));
+    blue.config(dual('9', ',"ListenPort":51830')); // its own ListenPort, but ListenPortV6 left at 51821
+    const until = async (done: () => boolean) => {
+      for (const end = Date.now() + 5000; !done() && Date.now() < end;) await new Promise((r) => setTimeout(r, 5)); // the key file is real I/O
+    };
+    await until(() => def.steer.keepers > 0 && blue.agent.state === 'config-invalid');
+    assert.equal(def.steer.keepers, 1, 'the default overlay asks for a lease');
+    assert.equal(blue.agent.state, 'config-invalid');
+    assert.equal(blue.steer.keepers, 0, 'refused before any lease is asked for');
+    assert.match(blue.agent.notReadyReason(), /is invalid: ListenPortV6 51821 is already the port of the wireguard overlay "default" \(flannel-wg-v6, its "ListenPortV6"\) on this host; .*set "ListenPortV6"/);
+    blue.config(dual('9', ',"ListenPort":51830,"ListenPortV6":51820')); // v6 on the default's v4 port: a port is a port
+    await until(() => /ListenPortV6 51820/.test(blue.agent.notReadyReason()));
+    assert.match(blue.agent.notReadyReason(), /ListenPortV6 51820 is already the port of the wireguard overlay "default" \(flannel-wg, its "ListenPort"\)/);
+    assert.equal(blue.steer.keepers, 0);
+    blue.config(dual('9', ',"ListenPort":51830,"ListenPortV6":51831'));
+    await until(() => blue.steer.keepers > 0);
+    assert.equal(blue.steer.keepers, 1, 'a fixed config is joined without a restart');
+    assert.deepEqual(claims.list().get('default')?.map((c) => `${c.device}:${c.port}`), ['flannel-wg:51820', 'flannel-wg-v6:51821']);
+    assert.deepEqual(claims.list().get('blue')?.map((c) => `${c.device}:${c.port}`), ['fwg-blue:51830', 'fw6-blue:51831']);
+  } finally {
+    await def.agent.stop();
+    await blue.agent.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.equal(claims.list().size, 0, 'stopped agents release their ports');
 });
 
 test('not ready: an EnableIPv6 config is refused naming what is not built (issue 21); no lease is asked for', async () => {

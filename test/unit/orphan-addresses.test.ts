@@ -9,8 +9,9 @@ import assert from 'node:assert/strict';
 import { orphanAddresses, orphanVeths, type AuditedRecord } from '../../src/domain/orphan-addresses';
 import { formatIPv4, parseCidr, parseIPv4, type Cidr } from '../../src/domain/ipv4';
 import { AddressAudit } from '../../src/reconcile/address-audit';
-import type { EndpointsPort } from '../../src/docker/endpoint-addresses';
-import type { DetailedAddressRecord } from '../../src/store';
+import { addNetwork, type DockerEndpoints, type EndpointsPort } from '../../src/docker/endpoint-addresses';
+import { formatIPv6, parseCidr6, parseIPv6, type Cidr6 } from '../../src/domain/ipv6';
+import type { DetailedAddress6Record, DetailedAddressRecord } from '../../src/store';
 import { captureLogger, testLogger } from '../helpers/store-fixtures';
 
 const NOW = Date.parse('2026-01-01T12:00:00Z');
@@ -62,7 +63,7 @@ for (const row of table) {
 }
 
 test('orphanAddresses: a negative grace period is a clear error', () => {
-  assert.throws(() => orphanAddresses([], new Set(), NOW, -1), /graceMs must be ≥ 0/);
+  assert.throws(() => orphanAddresses([], new Set<number>(), NOW, -1), /graceMs must be ≥ 0/);
 });
 
 // ---- AddressAudit (src/reconcile/address-audit.ts) over fakes of etcd and Docker ----
@@ -205,4 +206,117 @@ test('AddressAudit: removes a host veth no endpoint of any network owned for the
   lease = null; // no lease held right now: the veths are still judged by every network's endpoints
   assert.deepEqual((await audit.runOnce()).removedVeths, ['ofhdddddddddddd']);
   assert.deepEqual([...links], ['ofhaaaaaaaaaaaa', 'ofhbbbbbbbbbbbb']);
+});
+
+// ---- IPv6 (issue 21): the same rule and the same audit for the v6 records of a --ipv6 network ----
+
+const s6 = parseCidr6('fd00:10:0:5::/64');
+const rec6 = (a: string, ageMs: number | null): AuditedRecord<bigint> => ({ ip: parseIPv6(a), createdAt: ageMs === null ? null : NOW - ageMs });
+
+const table6: Array<{ name: string; records: AuditedRecord<bigint>[]; held: string[]; firstSeen?: Array<[string, number]>; release: string[]; waiting: string[] }> = [
+  { name: 'old v6 orphan released, held kept', records: [rec6('fd00:10:0:5::2', 3_600_000), rec6('fd00:10:0:5:a:b:c:d', 3_600_000)], held: ['fd00:10:0:5:a:b:c:d'], release: ['fd00:10:0:5::2'], waiting: [] },
+  { name: 'young v6 record waits', records: [rec6('fd00:10:0:5::3', 5_000)], held: [], release: [], waiting: ['fd00:10:0:5::3'] },
+  { name: 'no createdAt, seen a grace ago (bigint first-seen key)', records: [rec6('fd00:10:0:5::4', null)], held: [], firstSeen: [['fd00:10:0:5::4', GRACE]], release: ['fd00:10:0:5::4'], waiting: [] },
+  { name: 'nothing held in the v6 lease: an old record goes', records: [rec6('fd00:10:0:5::5', 3_600_000)], held: ['fd00:10:0:6::5'], release: ['fd00:10:0:5::5'], waiting: [] },
+];
+for (const row of table6) {
+  test(`orphanAddresses (v6): ${row.name}`, () => {
+    const firstSeen = new Map((row.firstSeen ?? []).map(([a, ago]) => [parseIPv6(a), NOW - ago] as [bigint, number]));
+    const d = orphanAddresses(row.records, new Set(row.held.map((h) => parseIPv6(h))), NOW, GRACE, firstSeen);
+    assert.deepEqual(d.release.map((r) => formatIPv6(r.ip)), row.release);
+    assert.deepEqual(d.waiting.map((r) => formatIPv6(r.ip)), row.waiting);
+    assert.deepEqual([...d.firstSeen.keys()].map(formatIPv6).sort(), [...row.release, ...row.waiting].sort());
+  });
+}
+
+/** v6 records of one lease in memory, as Address6Store keeps them in etcd. */
+function fakeRecords6(rows: Array<{ ip: string; owner: string; ageMs: number | null }>, opts: { failList?: boolean } = {}) {
+  let rev = 50n;
+  const m = new Map(rows.map((r) => [parseIPv6(r.ip), { owner: r.owner, createdAt: r.ageMs === null ? null : NOW - r.ageMs, rev: rev++ }]));
+  return {
+    m,
+    port: {
+      async listDetailed(subnet6: Cidr6): Promise<DetailedAddress6Record[]> {
+        if (opts.failList) throw new Error('etcd: deadline exceeded');
+        return [...m].map(([k, v]) => ({ subnet6, ip: k, owner: v.owner, createdAt: v.createdAt, modRevision: v.rev }));
+      },
+      async releaseIfUnchanged(_s: Cidr6, k: bigint, modRevision: bigint): Promise<boolean> {
+        if (m.get(k)?.rev !== modRevision) return false;
+        m.delete(k);
+        return true;
+      },
+    },
+  };
+}
+
+test('AddressAudit: a dual-stack lease has its v4 and v6 records judged apart, each against Docker\'s addresses of its family', async () => {
+  const subnet = parseCidr('10.1.2.0/24');
+  const recs = fakeRecords([
+    { ip: '10.1.2.2', owner: 'docker/v4-gone', ageMs: 3_600_000 },
+    { ip: '10.1.2.3', owner: 'docker/both', ageMs: 3_600_000 },
+  ]);
+  const recs6 = fakeRecords6([
+    { ip: 'fd00:10:0:5::2', owner: 'docker/v6-gone', ageMs: 3_600_000 },
+    { ip: 'fd00:10:0:5:1234::3', owner: 'docker/both', ageMs: 3_600_000 },
+    { ip: 'fd00:10:0:5::9', owner: 'docker/young', ageMs: 1_000 },
+  ]);
+  const docker: EndpointsPort = {
+    async ping() {},
+    async endpoints() {
+      // held in Docker's own spelling (not canonical): still the same address
+      return { addressesBySubnet: new Map([['10.1.2.0/24', new Set(['10.1.2.3'])], ['fd00:10:0:5::/64', new Set(['fd00:10:0:5:1234:0:0:3'])]]), endpointIds: new Set<string>() };
+    },
+  };
+  const { logger, lines } = captureLogger('warn');
+  const audit = new AddressAudit(() => [{ name: 'default', subnet: () => subnet, records: recs.port, subnet6: () => s6, records6: recs6.port }], docker, logger, { intervalMs: 0, graceMs: GRACE, now: () => NOW });
+  const r = await audit.runOnce();
+  assert.deepEqual(r.released.map((x) => [x.subnet, x.address, x.owner]), [
+    ['10.1.2.0/24', '10.1.2.2', 'docker/v4-gone'],
+    ['fd00:10:0:5::/64', 'fd00:10:0:5::2', 'docker/v6-gone'],
+  ]);
+  assert.equal(r.waiting, 1);
+  assert.deepEqual([...recs.m.keys()].map(formatIPv4), ['10.1.2.3']);
+  assert.deepEqual([...recs6.m.keys()].map(formatIPv6).sort(), ['fd00:10:0:5:1234::3', 'fd00:10:0:5::9']);
+  assert.ok(lines.some((l) => l.address === 'fd00:10:0:5::2' && l.subnet === 'fd00:10:0:5::/64'), JSON.stringify(lines));
+  // Without the v6 network in Docker's picture, every old v6 record is an orphan; the young one still waits.
+  const gone = new AddressAudit(() => [{ name: 'default', subnet: () => subnet, records: recs.port, subnet6: () => s6, records6: recs6.port }], fakeDocker(['10.1.2.3']), testLogger(), { intervalMs: 0, graceMs: GRACE, now: () => NOW });
+  assert.deepEqual((await gone.runOnce()).released.map((x) => x.address), ['fd00:10:0:5:1234::3']);
+  assert.deepEqual([...recs6.m.keys()].map(formatIPv6), ['fd00:10:0:5::9']);
+});
+
+test('AddressAudit: the v6 records failing to read skip only the v6 half; no v6 lease, no v6 read', async () => {
+  const subnet = parseCidr('10.1.2.0/24');
+  const recs = fakeRecords([{ ip: '10.1.2.2', owner: 'docker/aaa', ageMs: 3_600_000 }]);
+  const broken = fakeRecords6([{ ip: 'fd00:10:0:5::2', owner: 'docker/x', ageMs: 3_600_000 }], { failList: true });
+  const audit = new AddressAudit(() => [{ name: 'default', subnet: () => subnet, records: recs.port, subnet6: () => s6, records6: broken.port }], fakeDocker([]), testLogger(), { intervalMs: 0, graceMs: GRACE, now: () => NOW });
+  const r = await audit.runOnce();
+  assert.deepEqual(r.skipped, ['default/fd00:10:0:5::/64']);
+  assert.deepEqual(r.released.map((x) => x.address), ['10.1.2.2'], 'the v4 half is audited as before');
+  assert.equal(broken.m.size, 1);
+  let reads = 0;
+  const counting = { ...broken.port, listDetailed: async (_s: Cidr6) => (reads++, []) as DetailedAddress6Record[] };
+  await new AddressAudit(() => [{ name: 'default', subnet: () => subnet, records: recs.port, subnet6: () => null, records6: counting }], fakeDocker([]), testLogger(), { intervalMs: 0, graceMs: GRACE, now: () => NOW }).runOnce();
+  assert.equal(reads, 0);
+});
+
+test('addNetwork: v4 subnets hold the endpoints\' IPv4Address, v6 subnets (canonical spelling) their IPv6Address', () => {
+  const out: DockerEndpoints = { addressesBySubnet: new Map(), endpointIds: new Set() };
+  addNetwork(out, {
+    Id: 'n1',
+    Name: 'net6',
+    IPAM: { Config: [{ Subnet: '10.1.2.0/24' }, { Subnet: 'fd00:10:0:5:0::/64' }] },
+    Containers: {
+      c1: { EndpointID: 'e1', IPv4Address: '10.1.2.3/24', IPv6Address: 'fd00:10:0:5::3/64' },
+      c2: { EndpointID: 'e2', IPv4Address: '10.1.2.4/24', IPv6Address: '' },
+    },
+  });
+  addNetwork(out, { Id: 'n2', Name: 'odd', IPAM: { Config: [{ Subnet: 'not:a:subnet' }] }, Containers: { c3: { EndpointID: 'e3', IPv6Address: 'fd00::9/64' } } });
+  assert.deepEqual(
+    [...out.addressesBySubnet].map(([k, v]) => [k, [...v]]),
+    [
+      ['10.1.2.0/24', ['10.1.2.3', '10.1.2.4']],
+      ['fd00:10:0:5::/64', ['fd00:10:0:5::3']],
+    ],
+  );
+  assert.deepEqual([...out.endpointIds], ['e1', 'e2', 'e3']);
 });

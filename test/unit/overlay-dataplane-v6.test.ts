@@ -140,3 +140,57 @@ test('desiredPeersV6: skips our own, v4-only and incomplete leases, with reasons
   assert.equal(vxlanV6DeviceName(9), 'flannel-v6.9');
   assert.equal(vxlanV6DeviceName(99999), 'fl6.99999');
 });
+
+// IPv6-only (EnableIPv4 false): flannel-v6.<VNI> is the whole data plane. Leases carry flannel's zero
+// v4 part (0.0.0.0/0), PublicIP 0.0.0.0 and no BackendData, as flanneld writes them.
+const v6only = parseNetworkConfig('{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00:7::/48","Backend":{"Type":"vxlan","VNI":9}}');
+const L6 = (n: number, over: Partial<Lease['attrs']> = {}): Lease => ({
+  subnet: parseCidr('0.0.0.0/0'),
+  subnet6: parseCidr6(`fd00:7:0:${n}::/64`),
+  attrs: { publicIP: '0.0.0.0', backendType: 'vxlan', publicIPv6: `2001:db8::${n}`, vxlan6: { vni: 9, vtepMac: mac6(n) }, ...over },
+  etcdLease: '1',
+});
+
+async function setup6(leases = [L6(1), L6(2), L6(3)]) {
+  const kernel = new FakeKernel();
+  const eth = kernel.addDevice('eth0', { mtu: 1500, up: true, cidr: '192.0.2.1/24', cidr6: '2001:db8::1/64' });
+  const pub: PublicInterface = { link: eth, address: '192.0.2.1', publicIP: '192.0.2.1', networks: [parseCidr('192.0.2.0/24')], address6: '2001:db8::1', publicIPv6: '2001:db8::1' };
+  const dp = new OverlayDataplane(kernel, new SerialQueue(), log, v6only, pub, { ipMasq: true, notrack: true });
+  dp.setLeases(leases);
+  await dp.attach(leases[0]);
+  await dp.idle();
+  return { kernel, dp };
+}
+
+test('IPv6-only: flannel-v6.<VNI> with its /128 and every IPv6-only peer (each its own lease, not one 0.0.0.0/0); no flannel.<VNI>', async () => {
+  const { kernel, dp } = await setup6();
+  assert.equal(await kernel.getVxlan('flannel.9'), null, 'no v4 device');
+  const e = await v6Entries(kernel);
+  assert.deepEqual([e.dev.local, e.dev.mtu, e.dev.mac], ['2001:db8::1', 1430, vtepMacFor(9, '2001:db8::1')]);
+  assert.deepEqual((await kernel.listAddresses(e.dev.index, 6)).map((a) => `${a.address}/${a.prefixLen}`), ['fd00:7:0:1::/128']);
+  assert.deepEqual({ neigh: e.neigh, fdb: e.fdb, routes: e.routes }, want([2, 3]));
+  assert.deepEqual([dp.deviceName, dp.mtu, dp.vtepMac()], ['flannel-v6.9', 1430, null]);
+  assert.equal(dp.knownLeases().length, 3);
+});
+
+test('IPv6-only: a lease added, a flanneld dual-stack one too, and removals move only their own entries', async () => {
+  const { kernel, dp } = await setup6();
+  dp.leaseAdded(L6(4));
+  dp.leaseAdded(L(5)); // a dual-stack flanneld host in the same IPv6Network: its v6 half is programmed
+  await dp.idle();
+  assert.deepEqual((({ neigh, fdb, routes }) => ({ neigh, fdb, routes }))(await v6Entries(kernel)), want([2, 3, 4, 5]));
+  dp.leaseRemoved(L6(3));
+  await dp.idle();
+  assert.deepEqual((({ neigh, fdb, routes }) => ({ neigh, fdb, routes }))(await v6Entries(kernel)), want([2, 4, 5]));
+  assert.equal(await kernel.getVxlan('flannel.9'), null);
+});
+
+test('IPv6-only: no v4 firewall rule (its Network is 0.0.0.0/0), the v6 ones for IPv6Network; removed on detach', async () => {
+  const { kernel, dp } = await setup6();
+  assert.ok(!kernel.writes.some((w) => /0\.0\.0\.0|10\.|192\.0\.2/.test(w)), kernel.writes.join('\n'));
+  assert.deepEqual([...kernel.masquerade.keys()], ['fd00:7::/48']);
+  assert.deepEqual([...kernel.masquerade.values()], ['fd00:7:0:1::/64']);
+  assert.deepEqual([...kernel.notrack.keys()], ['fd00:7::/48']);
+  await dp.detach();
+  assert.deepEqual([...kernel.masquerade.keys()], []);
+});

@@ -9,6 +9,7 @@ import { SerialQueue } from '../../src/util/serial-queue';
 import { parseCidr } from '../../src/domain/ipv4';
 import { isPortCommentOf, portRules, portRuleText, type PortBinding } from '../../src/domain/port-rules';
 import { dnatTarget, portRuleExpressions } from '../../src/kernel/nft-ports';
+import { memoryAddresses6 } from '../fakes/fake-addresses6';
 
 const EID = 'e1'.repeat(32);
 const NID = 'a'.repeat(64);
@@ -74,6 +75,7 @@ function setup() {
     whenReady: async () => undefined,
     vxlan: () => null,
     addresses: { allocate: async () => 2, release: async () => true },
+    addresses6: memoryAddresses6(),
   };
   const dir: OverlayDirectory = { byName: async () => o, all: () => [o] };
   return { kernel, driver: new OverlayPluginDriver(kernel, new SerialQueue(), dir, pino({ level: 'silent' })) };

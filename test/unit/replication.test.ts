@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { createRequestOf, localNetworkOf, networksToCreate, overlaysInUse, recordOf, removalOf, type LocalNetwork } from '../../src/docker/replication';
+import { createRequestOf, isReplica, localNetworkOf, networksToCreate, overlaysInUse, recordOf, removalOf, REPLICA_LABEL, type LocalNetwork } from '../../src/docker/replication';
 import { dockerSocketUsable } from '../../src/docker/client';
 import { NetworkReplicator, type DockerPort, type RecordsPort } from '../../src/docker/network-replicator';
 import { parseNetworkRecord, type NetworkRecord, type NetworkRecordEvents } from '../../src/store/network-records';
@@ -128,7 +128,7 @@ class FakeDocker implements DockerPort {
   }
   async create(r: NetworkRecord) {
     this.calls.push(`create ${r.name}`);
-    this.userCreate(r.name, { ipamOpts: r.ipamOpts, driverOpts: r.driverOpts });
+    this.userCreate(r.name, { ipamOpts: r.ipamOpts, driverOpts: r.driverOpts, labels: { ...createRequestOf(r).Labels } });
   }
   async remove(id: string) {
     const n = [...this.nets.values()].find((x) => x.id === id);
@@ -282,6 +282,37 @@ test('a replica whose record is deleted while it is being created is not recorde
     assert.equal(etcd.recs.get('blue')!.createdBy, '192.0.2.2');
   } finally {
     await h1.rep.stop();
+    await h2.rep.stop();
+  }
+});
+
+test('a replica carries the defining host in a label that never goes into a record', () => {
+  const body = createRequestOf(rec('blue', { labels: { team: 'x' }, createdBy: '192.0.2.9' }));
+  assert.deepEqual(body.Labels, { team: 'x', [REPLICA_LABEL]: '192.0.2.9' });
+  const replica = net('blue', { labels: body.Labels });
+  assert.equal(isReplica(replica), true);
+  assert.equal(isReplica(net('blue', { labels: { team: 'x' } })), false);
+  assert.deepEqual(recordOf(replica, '192.0.2.2').labels, { team: 'x' }, 'the label is stripped from a record');
+  assert.deepEqual(createRequestOf(recordOf(replica, '192.0.2.2')).Labels, { team: 'x', [REPLICA_LABEL]: '192.0.2.2' });
+});
+
+test("a replica made by an earlier plugin process (killed while Docker created it) is not recorded by the new one after its record went (the CI soak's soaknet, issue 24)", async () => {
+  const etcd = new FakeRecords();
+  const h2 = host(etcd, '192.0.2.2');
+  h2.docker.onCreated = () => undefined; // the earlier process got the CreateNetwork, then died
+  // The earlier process's replica of h1's blue; h1 then removed blue, so its record is gone.
+  const replica = h2.docker.userCreate('blue', { labels: { ...createRequestOf(rec('blue')).Labels } });
+  const mine = h2.docker.userCreate('green');
+  h2.rep.start();
+  try {
+    // Docker hands the CreateNetwork calls to the new process (restarted plugin).
+    h2.rep.networkCreated(replica.id);
+    h2.rep.networkCreated(mine.id);
+    await waitFor(async () => etcd.recs.has('green'), { timeoutMs: 3000, what: "h2's own green recorded" });
+    await new Promise((r) => setTimeout(r, 50)); // blue's record() ran before green's (one queue)
+    assert.equal(etcd.recs.has('blue'), false, 'the replica was not recorded as h2\'s own');
+    assert.equal(etcd.recs.get('green')!.createdBy, '192.0.2.2');
+  } finally {
     await h2.rep.stop();
   }
 });

@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import pino from 'pino';
 import { buildStatusServer, StatusAgent, StatusMetrics, StatusSource } from '../../src/status/server';
 import { parseCidr } from '../../src/domain/ipv4';
+import { parseCidr6 } from '../../src/domain/ipv6';
 import type { Lease } from '../../src/domain/lease';
 import { setDataplaneObserver } from '../../src/reconcile/overlay-dataplane';
 
@@ -70,6 +71,19 @@ test('/api/v1/overlays lists config, state, own lease and every lease', async ()
   assert.deepEqual(o.leases.map((l: { subnet: string; own: boolean }) => [l.subnet, l.own]), [['10.5.1.0/24', true], ['10.5.2.0/24', false]]);
   // a peer: expiry asked from etcd (through the agent), last seen from the watch
   assert.deepEqual([o.leases[1].expiresAt, o.leases[1].lastSeen], ['2029-06-02T00:00:00.000Z', '2029-06-01T00:00:00.000Z']);
+  await app.close();
+});
+
+test('/api/v1/overlays on an IPv6-only overlay: its IPv6Network, and each lease by its v6 subnet (not all as 0.0.0.0/0)', async () => {
+  const agent = new FakeAgent();
+  const v6only = (n: number, publicIPv6: string): Lease => ({ subnet: parseCidr('0.0.0.0/0'), subnet6: parseCidr6(`fd00:5:0:${n}::/64`), attrs: { publicIP: '0.0.0.0', backendType: 'vxlan', publicIPv6 }, etcdLease: '1' });
+  Object.assign(agent, { config: { enableIPv4: false, network: parseCidr('0.0.0.0/0'), subnetLen: 0, ipv6: { network: parseCidr6('fd00:5::/48'), subnetLen: 64 }, backend: { type: 'vxlan', vni: 7 } } });
+  agent.own = v6only(1, '2001:db8::1');
+  agent.leases = [agent.own, v6only(2, '2001:db8::2')];
+  const { app } = setup(agent);
+  const o = (await app.inject('/api/v1/overlays')).json().overlays[0];
+  assert.deepEqual([o.config.network, o.config.subnetLen], ['fd00:5::/48', 64]);
+  assert.deepEqual(o.leases.map((l: { subnet: string; own: boolean }) => [l.subnet, l.own]), [['fd00:5:0:1::/64', true], ['fd00:5:0:2::/64', false]]);
   await app.close();
 });
 

@@ -7,7 +7,8 @@ import { formatCidr, parseCidr, parseIPv4 } from '../../src/domain/ipv4';
 import { OverlayError } from '../../src/errors';
 import { createEtcdClient, rawEtcdText, toStoreError, type EtcdTarget } from '../../src/store/etcd-client';
 import { tagError } from '../../src/store/etcd-errors';
-import { leaseSubnetOfKey, overlayKeys, parseAddressKey } from '../../src/store/keys';
+import { formatIPv6, parseCidr6, parseIPv6 } from '../../src/domain/ipv6';
+import { leaseSubnetOfKey, overlayKeys, parseAddress6Key, parseAddressKey } from '../../src/store/keys';
 
 const keys = overlayKeys('/coreos.com/network/');
 const subnet = parseCidr('10.1.15.0/24');
@@ -41,6 +42,57 @@ test('address keys parse back; anything else is null', () => {
   assert.equal(parseAddressKey(keys, `${keys.addressesRoot}10.1.15.0-24/10.1.16.9`), null); // outside its subnet
   assert.equal(parseAddressKey(keys, `${keys.addressesRoot}10.1.15.0-24/x`), null);
   assert.equal(parseAddressKey(keys, `${keys.addressesRoot}10.1.15.0-24/10.1.15.9/more`), null);
+});
+
+const subnet6 = parseCidr6('fd00:10:0:f::/64');
+const root6 = '/coreos.com/network/overlay-flannel/addresses6/';
+
+test('v6 address keys: own root, flannel\'s spelling of the v6 lease, canonical address', () => {
+  assert.equal(keys.addresses6Root, root6);
+  assert.equal(keys.addresses6Prefix(subnet6), `${root6}fd00:10:0:f::-64/`);
+  const rows: Array<[string, string]> = [
+    ['fd00:10:0:f::7', `${root6}fd00:10:0:f::-64/fd00:10:0:f::7`],
+    ['fd00:10:0:f:0:0:0:7', `${root6}fd00:10:0:f::-64/fd00:10:0:f::7`], // one address, one key
+    ['fd00:10:0:f:a:b:c:d', `${root6}fd00:10:0:f::-64/fd00:10:0:f:a:b:c:d`],
+    ['FD00:10:0:F:0:FFFF:0:1', `${root6}fd00:10:0:f::-64/fd00:10:0:f:0:ffff:0:1`],
+  ];
+  for (const [ip, want] of rows) {
+    const k = keys.address6Key(subnet6, parseIPv6(ip));
+    assert.equal(k, want, ip);
+    assert.deepEqual(parseAddress6Key(keys, k), { subnet6, ip: parseIPv6(ip) }, `${k} parses back`);
+  }
+  // A /48 lease (IPv6SubnetLen 48) and a /80 one spell the length as flannel does.
+  assert.equal(keys.address6Key(parseCidr6('fd00:10::/48'), parseIPv6('fd00:10::1:2')), `${root6}fd00:10::-48/fd00:10::1:2`);
+  assert.equal(keys.address6Key(parseCidr6('fd00:10:0:f:1::/80'), parseIPv6('fd00:10:0:f:1::9')), `${root6}fd00:10:0:f:1::-80/fd00:10:0:f:1::9`);
+});
+
+test('v6 and v4 records of one dual-stack lease never share a key, and neither parser reads the other\'s', () => {
+  const k4 = keys.addressKey(subnet, parseIPv4('10.1.15.7'));
+  const k6 = keys.address6Key(subnet6, parseIPv6('fd00:10:0:f::7'));
+  assert.equal(k6.startsWith(keys.addressesRoot), false, 'a v4 listing of addressesRoot never sees v6 records');
+  assert.equal(k4.startsWith(keys.addresses6Root), false);
+  assert.equal(k6.startsWith(keys.subnetsPrefix), false, 'never under <prefix>/subnets');
+  assert.equal(parseAddressKey(keys, k6), null);
+  assert.equal(parseAddress6Key(keys, k4), null);
+  assert.equal(k6.slice(root6.length).split('/').length, 2, 'a v6 address has no "/": two segments');
+});
+
+test('v6 address keys that are not ours, or not canonical, parse to null', () => {
+  for (const tail of [
+    'fd00:10:0:f::-64/fd00:10:0:f:0::7', // non-canonical address (fd00:10:0:f::7 is the key)
+    'fd00:10:0:f:0::-64/fd00:10:0:f::7', // non-canonical subnet
+    'FD00:10:0:F::-64/fd00:10:0:f::7', // upper case
+    'fd00:10:0:f::-64/fd00:10:0:e::7', // outside its subnet
+    'fd00:10:0:f::1-64/fd00:10:0:f::7', // host bits in the subnet
+    'fd00:10:0:f::-129/fd00:10:0:f::7',
+    'fd00:10:0:f::-64/10.1.15.7',
+    'fd00:10:0:f::-64/x',
+    'fd00:10:0:f::-64/fd00:10:0:f::7/more',
+    'fd00:10:0:f::-64',
+    '10.1.15.0-24/fd00:10:0:f::7',
+  ]) assert.equal(parseAddress6Key(keys, `${root6}${tail}`), null, tail);
+  assert.equal(parseAddress6Key(keys, `/coreos.com/network/overlay-flannel/addresses/fd00:10:0:f::-64/fd00:10:0:f::7`), null, 'the v4 root');
+  assert.equal(formatIPv6(parseAddress6Key(keys, `${root6}fd00:10:0:f::-64/fd00:10:0:f::7`)!.ip), 'fd00:10:0:f::7');
 });
 
 test('a bad prefix is refused', () => {

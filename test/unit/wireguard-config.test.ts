@@ -2,7 +2,7 @@
 // the wireguard lease's BackendData, byte for byte as flanneld writes it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isWireguardKey, parseWireguardBackend, WireguardBackend, WireguardClaims, wireguardDeviceName } from '../../src/domain/wireguard-config';
+import { isWireguardKey, parseWireguardBackend, WireguardBackend, WireguardClaims, WireguardDeviceClaim, wireguardDeviceClaims, wireguardDeviceName } from '../../src/domain/wireguard-config';
 import { decodeLeaseAttrs, encodeLeaseAttrs, sameAttrs } from '../../src/domain/lease';
 
 const KEY = 'YAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk='; // 32 bytes, as `wg genkey` prints
@@ -90,14 +90,62 @@ test('wireguardDeviceName: a name past 11 characters is its first 6, "-" and 4 h
   assert.ok(wireguardDeviceName('x'.repeat(63)).length <= 15);
 });
 
+const v4 = (device: string, port: number): WireguardDeviceClaim => ({ device, port, field: 'ListenPort' });
+const v6 = (device: string, port: number): WireguardDeviceClaim => ({ device, port, field: 'ListenPortV6' });
+
+test('wireguardDeviceClaims: the v4 device on ListenPort, and with a v6 network the v6 device on ListenPortV6', () => {
+  const rows: [string, WireguardBackend, boolean, WireguardDeviceClaim[]][] = [
+    ['default, v4 only', dflt, false, [v4('flannel-wg', 51820)]],
+    ['default, dual-stack', dflt, true, [v4('flannel-wg', 51820), v6('flannel-wg-v6', 51821)]],
+    ['blue, dual-stack, own ports', { ...dflt, listenPort: 51830, listenPortV6: 51831 }, true, [v4('fwg-blue', 51830), v6('fw6-blue', 51831)]],
+  ];
+  for (const [name, backend, dual, want] of rows) {
+    assert.deepEqual(wireguardDeviceClaims(name.split(',')[0]!, backend, dual), want, name);
+  }
+});
+
 test('WireguardClaims: one port and one device per overlay on a host; the same overlay may claim again; released on stop', () => {
   const c = new WireguardClaims();
-  assert.equal(c.claim('default', 'flannel-wg', 51820), null);
-  assert.equal(c.claim('default', 'flannel-wg', 51820), null, 'its own claim again');
-  assert.match(c.claim('blue', 'fwg-blue', 51820)!, /^ListenPort 51820 is already the port of the wireguard overlay "default" \(flannel-wg\) on this host; each wireguard overlay needs its own: set "ListenPort"/);
-  assert.equal(c.claim('blue', 'fwg-blue', 51821), null);
-  assert.match(c.claim('other', 'fwg-blue', 51822)!, /device name fwg-blue is already that of the wireguard overlay "blue"/);
-  assert.deepEqual([...c.list()], [['default', { device: 'flannel-wg', port: 51820 }], ['blue', { device: 'fwg-blue', port: 51821 }]]);
+  assert.equal(c.claim('default', [v4('flannel-wg', 51820)]), null);
+  assert.equal(c.claim('default', [v4('flannel-wg', 51820)]), null, 'its own claim again');
+  assert.match(c.claim('blue', [v4('fwg-blue', 51820)])!, /^ListenPort 51820 is already the port of the wireguard overlay "default" \(flannel-wg\) on this host; each wireguard overlay needs its own: set "ListenPort"/);
+  assert.equal(c.claim('blue', [v4('fwg-blue', 51821)]), null);
+  assert.match(c.claim('other', [v4('fwg-blue', 51822)])!, /device name fwg-blue is already that of the wireguard overlay "blue"/);
+  assert.deepEqual([...c.list()], [['default', [v4('flannel-wg', 51820)]], ['blue', [v4('fwg-blue', 51821)]]]);
   c.release('default');
-  assert.equal(c.claim('green', 'fwg-green', 51820), null, 'a released port is free again');
+  assert.equal(c.claim('green', [v4('fwg-green', 51820)]), null, 'a released port is free again');
 });
+
+// Every WireGuard device binds its port for IPv4 and IPv6 (0.0.0.0:P and [::]:P), so a port is a
+// port whatever the field it comes from: each row is [holder's claims, newcomer's claims, answer].
+const dual = (o: string, p4: number, p6: number) => wireguardDeviceClaims(o, { ...dflt, listenPort: p4, listenPortV6: p6 }, true);
+const clashes: [string, WireguardDeviceClaim[], WireguardDeviceClaim[], RegExp | null][] = [
+  ['two dual-stack overlays on the default ports: refused on ListenPort first', dual('default', 51820, 51821), dual('blue', 51820, 51821),
+    /^ListenPort 51820 is already the port of the wireguard overlay "default" \(flannel-wg\) on this host; each wireguard overlay needs its own/],
+  ['two dual-stack overlays, own ListenPorts, both ListenPortV6 51821', dual('red', 51830, 51821), dual('blue', 51840, 51821),
+    /^ListenPortV6 51821 is already the port of the wireguard overlay "red" \(fw6-red, its "ListenPortV6"\) on this host; each WireGuard device needs its own \(a device listens on its port for IPv4 and IPv6 alike\): set "ListenPortV6" in this overlay's Backend \(write the overlay's config with etcdctl put, "ListenPortV6":N; the CLI's --port sets ListenPort only\)$/],
+  ['a v4 ListenPort on the v6 port of a dual-stack holder', dual('default', 51820, 51821), [v4('fwg-green', 51821)],
+    /^ListenPort 51821 is already the port of the wireguard overlay "default" \(flannel-wg-v6, its "ListenPortV6"\) on this host; each WireGuard device needs its own \(a device listens on its port for IPv4 and IPv6 alike\): set "ListenPort" in this overlay's Backend \(overlay-flannel config set … --backend wireguard --port N\)$/],
+  ['a ListenPortV6 on the v4 port of a v4-only holder', [v4('flannel-wg', 51820)], dual('blue', 51830, 51820),
+    /^ListenPortV6 51820 is already the port of the wireguard overlay "default" \(flannel-wg, its "ListenPort"\) on this host; each WireGuard device needs its own .*: set "ListenPortV6"/],
+  ['one dual-stack overlay whose two ports are one', [], dual('blue', 51830, 51830),
+    /^"ListenPortV6" 51830 is the same port as its "ListenPort": fwg-blue and fw6-blue each listen on their port for IPv4 and IPv6 alike, so they need two ports: set "ListenPortV6"/],
+  ['two dual-stack overlays on four distinct ports', dual('default', 51820, 51821), dual('blue', 51830, 51831), null],
+  ['a v4-only overlay on 51821 beside a v4-only default', [v4('flannel-wg', 51820)], [v4('fwg-blue', 51821)], null],
+];
+for (const [name, holder, newcomer, want] of clashes) {
+  test(`WireguardClaims across families: ${name}`, () => {
+    const c = new WireguardClaims();
+    const holderName = holder[0]?.device === 'flannel-wg' ? 'default' : 'red';
+    if (holder.length) assert.equal(c.claim(holderName, holder), null, 'the holder claims first');
+    const answer = c.claim('blue', newcomer);
+    if (want === null) {
+      assert.equal(answer, null);
+      assert.deepEqual(c.list().get('blue'), newcomer, 'held once claimed');
+    } else {
+      assert.match(answer ?? 'null (claimed)', want);
+      assert.equal(c.list().has('blue'), false, 'a refused claim holds nothing');
+      assert.deepEqual(holder.length ? c.list().get(holderName) : undefined, holder.length ? holder : undefined, 'the holder keeps its claims');
+    }
+  });
+}

@@ -16,6 +16,7 @@ import { wireguardV6DeviceName, type WireguardBackend } from '../../src/domain/w
 import { generateWireguardKeyPair } from '../../src/host/wireguard-key';
 import type { PublicInterface } from '../../src/host/public-interface';
 import { checkWireguardPeerAddresses } from '../../src/kernel/kernel-wireguard';
+import { kernelView, type StatusAgent } from '../../src/status/views';
 
 const log = pino({ level: process.env.WG6_LOG ?? 'silent' });
 const PSK = Buffer.alloc(32, 7).toString('base64');
@@ -102,6 +103,25 @@ test('a v4-only wireguard overlay has no flannel-wg-v6', async () => {
   const { kernel, dp } = await setup('{"Network":"10.7.0.0/16","Backend":{"Type":"wireguard"}}');
   assert.equal(await kernel.getLink('flannel-wg-v6'), null);
   assert.equal(dp.wireguard6, null);
+});
+
+test("the status kernel view shows the v6 device as the v4 one: name, implementation, port, MTU, its peers by v6 subnet; no key, no PSK", async () => {
+  const { dp } = await setup(`{"Network":"10.7.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:7::/48","Backend":{"Type":"wireguard","ListenPortV6":52001,"PSK":"${PSK}"}}`);
+  const view = () => kernelView({ defaultOverlay: 'default', socketServing: () => null, overlays: () => [{ name: 'default', prefix: '/x', agent: { dataplane: dp } as unknown as StatusAgent }] })[0]!;
+  const v = view();
+  assert.deepEqual(v.wireguard6, {
+    device: 'flannel-wg-v6', implementation: 'userspace', reason: 'this kernel has no wireguard link kind: using wireguard-go (fake)', listenPort: 52001, mtu: 1420,
+    peers: [{ subnet: 'fd00:7:0:2::/64', endpoint: '[2001:db8::2]:52001' }, { subnet: 'fd00:7:0:3::/64', endpoint: '[2001:db8::3]:52001' }],
+  });
+  assert.equal(v.wireguard?.listenPort, 51820, "the v4 device's port beside it");
+  const text = JSON.stringify(v.wireguard6);
+  for (const secret of [PSK, keys[1].privateKey, keys[1].publicKey, keys[2].publicKey]) assert.ok(!text.includes(secret), 'no keys in the v6 entry');
+  assert.ok(!JSON.stringify(v).includes(PSK) && !JSON.stringify(v).includes(keys[1].privateKey), 'no PSK or private key anywhere in the view');
+  dp.leaseRemoved(L(3));
+  await dp.idle();
+  assert.deepEqual(view().wireguard6?.peers.map((p) => p.subnet), ['fd00:7:0:2::/64'], 'follows a removed lease');
+  const v4only = await setup('{"Network":"10.7.0.0/16","Backend":{"Type":"wireguard"}}');
+  assert.equal(kernelView({ defaultOverlay: 'default', socketServing: () => null, overlays: () => [{ name: 'default', prefix: '/x', agent: { dataplane: v4only.dp } as unknown as StatusAgent }] })[0]!.wireguard6, null);
 });
 
 test('the kernel door takes v6 allowed IPs and [v6]:port endpoints, and refuses malformed ones', () => {
