@@ -12,16 +12,13 @@
  * lease of ours the keeper deleted, other hosts' changes — arrives as watch events. If the
  * revision was compacted meanwhile the watch is cancelled and ListWatch re-lists, as it does for
  * any compaction. Only the first list of a watcher takes it, once; a hand-over nobody takes within
- * {@link HOLD_MS} (a re-acquire after a loss, with the watcher already running; an attach that took
- * long) is dropped, so its memory is not kept and the list-to-watch window stays short: a
- * compaction inside it costs a re-list, and etcd3 may pair the cancel with another watcher being
- * attached at that moment (docs/library-traps.md §2, trap 13). The keeper's race rules do not
- * depend on it: it only keeps what it read.
+ * {@link HOLD_MS} (a re-acquire after a loss, with the watcher already running) is dropped, so its
+ * memory is not kept. The keeper's race rules do not depend on it: it only keeps what it read.
  */
 import type { IKeyValue } from 'etcd3';
 
 /** How long a hand-over waits for the watcher's first list (the agent starts it right after attach). */
-export const HOLD_MS = 10_000;
+export const HOLD_MS = 30_000;
 
 export interface LeaseListing {
   readonly kvs: IKeyValue[];
