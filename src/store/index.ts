@@ -13,7 +13,6 @@ import { ConfigStore } from './config-store';
 import { createEtcdClient, EtcdClientOptions } from './etcd-client';
 import { EtcdLeaseKeeper, KeeperTuning } from './lease-keeper';
 import { LeaseWatcher } from './lease-watcher';
-import { LeaseListHandOver } from './lease-list-handover';
 import { overlayKeys, OverlayKeys } from './keys';
 import { NetworkRecordStore } from './network-records';
 import { listNameRecords, NameRegistry, NameRegistryOptions, NameWatcher } from './name-records';
@@ -108,12 +107,11 @@ export function openStore(
       let ov = overlays.get(keys.prefix);
       if (!ov) {
         const olog = log.child({ overlay: keys.prefix });
-        const handOver = new LeaseListHandOver(); // the keeper's acquire list → the watcher's first snapshot
         ov = {
           keys,
           config: new ConfigStore(client, keys, olog, track),
-          leases: () => track(new LeaseWatcher(client, keys, olog, handOver)),
-          keeper: (o, tuning) => track(new EtcdLeaseKeeper(client, keys, olog, o, tuning, handOver)),
+          leases: () => track(new LeaseWatcher(client, keys, olog)),
+          keeper: (o, tuning) => track(new EtcdLeaseKeeper(client, keys, olog, o, tuning)),
           addresses: track(new AddressStore(client, keys, olog)),
           addresses6: new Address6Store(client, keys, olog),
           networks: new NetworkRecordStore(client, keys, olog, track),

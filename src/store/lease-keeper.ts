@@ -20,7 +20,6 @@
  *   (possibly another subnet) → `acquired` (flanneld exits instead). A PUT with other attributes
  *   and our PublicIP (an operator, a duplicate host) → we re-put ours. A PUT with another host's
  *   PublicIP means our subnet was taken: we give it up (`lost`) instead of fighting over it.
- * - The list of a successful acquire goes to the lease watcher's first snapshot (lease-list-handover.ts).
  * - Never deletes its lease on stop(): a restarted host finds it again by PublicIP (flannel).
  * - Writes of one keeper (renew, repair) go through one SerialQueue so they never interleave.
  * - Dual-stack/IPv6-only: one key names both subnets (`10.1.5.0-24&fd00::-64`), written by the
@@ -42,12 +41,10 @@ import { rawEtcdText, toStoreError } from './etcd-client';
 import { etcdHealthOf } from './etcd-health';
 import { blockingLeaseOf, leasesForAcquire, OverlayKeys } from './keys';
 import { createLeaseKey } from './lease-create';
-import type { LeaseListHandOver } from './lease-list-handover';
 import { KeyValue, ListWatch, toKeyValue } from './list-watch';
 import type { KeeperEvent, LeaseKeeper, LeaseKeeperOptions } from './types';
 
 type Attempt = { kind: 'ok'; lease: Lease; key: string; value: string } | { kind: 'retry'; reason: string; quiet: boolean };
-type RangeResult = Awaited<ReturnType<ReturnType<ReturnType<Etcd3['getAll']>['prefix']>['exec']>>;
 
 export interface EtcdLeaseKeeper {
   on(event: 'event', listener: (e: KeeperEvent) => void): this;
@@ -94,8 +91,6 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
     logger: Logger,
     private readonly opts: LeaseKeeperOptions,
     private readonly tuning: KeeperTuning = {},
-    /** Where the list of a successful acquire is left for the lease watcher (one decode, not two). */
-    private readonly handOver?: LeaseListHandOver,
   ) {
     super();
     this.log = logger.child({ publicIP: opts.publicIP, leases: keys.subnetsPrefix });
@@ -161,19 +156,12 @@ export class EtcdLeaseKeeper extends EventEmitter implements LeaseKeeper {
     }
   }
 
-  /** One list → choose → write round. Throws on etcd errors; returns 'retry' on races. The list
-   *  of a round that succeeded goes to the hand-over (lease-list-handover.ts). */
+  /** One list → choose → write round. Throws on etcd errors; returns 'retry' on races. */
   private async tryAcquire(config: NetworkConfig): Promise<Attempt> {
-    const res = await this.client.getAll().prefix(this.keys.subnetsPrefix).exec();
-    const r = await this.chooseAndWrite(config, res);
-    if (r.kind === 'ok') this.handOver?.put({ kvs: res.kvs, revision: BigInt(res.header.revision) });
-    return r;
-  }
-
-  private async chooseAndWrite(config: NetworkConfig, res: RangeResult): Promise<Attempt> {
     const attrs = this.opts.attrsFor(config);
     const value = encodeLeaseAttrs(attrs);
     this.owner = leaseOwner(attrs);
+    const res = await this.client.getAll().prefix(this.keys.subnetsPrefix).exec();
     const { leases, kvOf } = leasesForAcquire(this.keys, res.kvs, this.owner);
     // After a loss, try the subnet we had (containers on it keep working); at start, the caller's hint.
     const previous = this.lease?.subnet ?? this.lastSubnet ?? this.opts.previousSubnet?.() ?? null;

@@ -12,8 +12,6 @@
  * - A value that does not parse (a foreign or broken writer) is skipped with one warning per
  *   key+value. It counts as "no lease there": a key that turns bad after being good is `removed`,
  *   so that the incremental view always equals what a snapshot of the same moment would say.
- * - The first snapshot is the keeper's own list when it hands one over (lease-list-handover.ts):
- *   one decode of every lease at start instead of two.
  * - No per-lease TTL lookups on the hot path (2000 leases would be 2000 calls): events carry the
  *   etcd lease id; {@link LeaseWatcher.expiryOf} asks etcd lazily and caches per lease id.
  */
@@ -25,7 +23,6 @@ import { errorText } from '../errors';
 import { StateChanges } from '../util/state-changes';
 import { toStoreError } from './etcd-client';
 import { leaseSubnetsOfKey, OverlayKeys } from './keys';
-import type { LeaseListHandOver } from './lease-list-handover';
 import { KeyValue, ListWatch, toKeyValue, WatchChange } from './list-watch';
 import type { LeaseEvent } from './types';
 
@@ -57,7 +54,6 @@ export class LeaseWatcher extends EventEmitter {
     private readonly client: Etcd3,
     private readonly keys: OverlayKeys,
     private readonly logger: Logger,
-    handOver?: LeaseListHandOver,
   ) {
     super();
     this.lw = new ListWatch({
@@ -65,7 +61,6 @@ export class LeaseWatcher extends EventEmitter {
       target: { prefix: keys.subnetsPrefix },
       what: `leases ${keys.subnetsPrefix}`,
       logger,
-      ...(handOver ? { firstList: () => handOver.take() } : {}),
       onSnapshot: (kvs) => this.onSnapshot(kvs),
       onChanges: (changes) => changes.forEach((c) => this.onChange(c)),
     });

@@ -51,9 +51,6 @@ export interface ListWatchOptions {
   /** Changes after the snapshot, in revision order, without duplicates. */
   onChanges(changes: WatchChange[], revision: bigint): void;
   backoff?: BackoffOptions;
-  /** A list someone else just made of the same target (lease-list-handover.ts), used instead of the
-   *  first list when it returns one; later lists (compaction, cancel) always ask etcd. */
-  firstList?: () => { kvs: IKeyValue[]; revision: bigint } | null;
 }
 
 /** Convert etcd3's kv (Buffers and string revisions). */
@@ -87,7 +84,7 @@ export class ListWatch {
   /** Resolves after the first snapshot was delivered, or on stop() (never rejects; waits through outages). */
   readonly ready: Promise<void> = new Promise((r) => (this.resolveReady = r));
   /** Counters for tests and the status page. */
-  readonly stats = { lists: 0, handedOver: 0, watches: 0, disconnects: 0, cancels: 0, duplicates: 0 };
+  readonly stats = { lists: 0, watches: 0, disconnects: 0, cancels: 0, duplicates: 0 };
   /** The last failure while no snapshot or watch works (null once one does): why we are waiting. */
   problem: OverlayError | null = null;
 
@@ -165,11 +162,6 @@ export class ListWatch {
   }
 
   private async list(): Promise<{ kvs: KeyValue[]; revision: bigint }> {
-    const given = this.stats.lists === 0 ? this.opts.firstList?.() : null;
-    if (given) {
-      this.stats.handedOver++;
-      return { kvs: given.kvs.map(toKeyValue), revision: given.revision };
-    }
     const t = this.opts.target;
     const res = 'key' in t ? await this.opts.client.get(t.key).exec() : await this.opts.client.getAll().prefix(t.prefix).exec();
     return { kvs: res.kvs.map(toKeyValue), revision: BigInt(res.header.revision) };
