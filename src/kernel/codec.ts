@@ -97,7 +97,16 @@ export interface ParsedCidr {
 
 export function ip4ToInt(ip: string, what = 'IPv4 address'): number {
   if (typeof ip !== 'string' || !IPV4_RE.test(ip)) throw invalid(`${what}: "${String(ip)}" is not an IPv4 address`);
-  return ip.split('.').reduce((acc, part) => ((acc << 8) | Number(part)) >>> 0, 0);
+  let acc = 0;
+  let part = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i); // digits and dots only (checked above); no split: this runs per kernel write
+    if (c === 0x2e) {
+      acc = ((acc << 8) | part) >>> 0;
+      part = 0;
+    } else part = part * 10 + (c - 0x30);
+  }
+  return ((acc << 8) | part) >>> 0;
 }
 
 export function intToIp4(n: number): string {
@@ -113,6 +122,19 @@ export function ip4ToBuf(ip: string, what?: string): Buffer {
 /** '' for a missing or non-IPv4 attribute. */
 export function bufToIp4(b: Buffer | undefined): string {
   return b && b.length === 4 ? intToIp4(b.readUInt32BE(0)) : '';
+}
+
+const MAC_RE_ANY_CASE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+
+/** Throws INVALID (naming `what`) unless `mac` is a MAC like 0e:2a:01:02:03:04 (either case). */
+export function checkMac(mac: string, what: string): void {
+  if (typeof mac !== 'string' || !MAC_RE_ANY_CASE.test(mac)) throw invalid(`${what}: "${String(mac)}" is not a MAC address like 0e:2a:01:02:03:04`);
+}
+
+/** The 6 bytes of a MAC that passed checkMac, written at `b[off]` (no intermediate strings or arrays). */
+export function writeMac(b: Buffer, off: number, mac: string): void {
+  const nibble = (c: number) => (c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x57);
+  for (let i = 0; i < 6; i++) b[off + i] = (nibble(mac.charCodeAt(i * 3)) << 4) | nibble(mac.charCodeAt(i * 3 + 1));
 }
 
 export function macToBuf(mac: string, what = 'MAC address'): Buffer {

@@ -35,10 +35,12 @@ interface Job {
   fail: (e: Error) => void;
 }
 
-/** A queued write: plain data, no closures (there are tens of thousands of them). */
+/** A queued write: plain data, no closures (there are tens of thousands of them). Its text for
+ *  errors is made only on an error: `describe(subject)`, with a describer shared by every write. */
 interface WriteJob {
   exclusive: false;
-  what: string;
+  describe: (subject: any) => string;
+  subject: unknown;
   msg: Buffer;
   resolve: () => void;
   fail: (e: Error) => void;
@@ -70,11 +72,12 @@ export class NlSocket {
     return this.writer.datagrams;
   }
 
-  /** A pre-encoded write (rtnl-messages.ts), batched with the writes started beside it. */
-  write(what: string, msg: Buffer): Promise<void> {
-    if (this.closed) return Promise.reject(closedError(what));
+  /** A pre-encoded write (rtnl-messages.ts), batched with the writes started beside it; errors
+   *  name it as `describe(subject)` (no text is built for a write that succeeds). */
+  write<T>(msg: Buffer, describe: (subject: T) => string, subject: T): Promise<void> {
+    if (this.closed) return Promise.reject(closedError(describe(subject)));
     return new Promise<void>((resolve, fail) => {
-      this.queue.push({ exclusive: false, what, msg, resolve, fail });
+      this.queue.push({ exclusive: false, describe, subject, msg, resolve, fail });
       this.pump();
     });
   }
@@ -84,7 +87,7 @@ export class NlSocket {
     this.writer.send(job.msg, (e) => {
       this.active--;
       if (e) {
-        const err = toKernelError(job.what, e, this.timeoutMs);
+        const err = toKernelError(job.describe(job.subject), e, this.timeoutMs);
         if (err.code === 'UNAVAILABLE') this.stale = true;
         job.fail(err);
       } else job.resolve();

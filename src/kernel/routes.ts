@@ -73,12 +73,24 @@ function routeTarget(dstCidr: string, gateway?: string): { family: number; dstLe
   return { family: AF_INET, dstLen: d.len, dst: d.len > 0 ? d.net : null, ...(gateway ? { gateway: ip4ToInt(gateway, 'gateway') } : {}) };
 }
 
-export async function replaceRoute(ns: NlSocket, r: RouteEntry): Promise<void> {
+const describeReplace = (r: RouteEntry): string => `replace ${describeRoute(r)}`;
+const describeDelete = (dst: string): string => `delete route ${dst}`;
+
+/** Not async: one promise per write, not two (a full program of 10,000 peers makes 10,000 of these). */
+export function replaceRoute(ns: NlSocket, r: RouteEntry): Promise<void> {
+  try {
+    return ns.write(replaceRouteMessage(r), describeReplace, r);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+function replaceRouteMessage(r: RouteEntry): Buffer {
   const t = routeTarget(r.dst, r.gateway || undefined);
   if (!Number.isInteger(r.oif) || r.oif < 0) throw invalid(`${describeRoute(r)}: bad oif ${r.oif}`);
   if (!r.gateway && !r.oif) throw invalid(`${describeRoute(r)}: needs a gateway or an oif`);
   if (r.onlink && (!r.gateway || !r.oif)) throw invalid(`${describeRoute(r)}: onlink needs both a gateway and an oif`);
-  const msg = routeMessage(RTM_NEWROUTE, CR, {
+  return routeMessage(RTM_NEWROUTE, CR, {
     family: t.family,
     dstLen: t.dstLen,
     dst: t.dst,
@@ -90,7 +102,6 @@ export async function replaceRoute(ns: NlSocket, r: RouteEntry): Promise<void> {
     ...(t.gateway !== undefined ? { gateway: t.gateway } : {}),
     oif: r.oif,
   });
-  await ns.write(`replace ${describeRoute(r)}`, msg);
 }
 
 /** Delete the main-table route to `dst` (whatever its gateway/oif); absent is fine. */
@@ -98,7 +109,7 @@ export async function deleteRoute(ns: NlSocket, dstCidr: string): Promise<void> 
   const t = routeTarget(dstCidr);
   const msg = routeMessage(RTM_DELROUTE, 0, { family: t.family, dstLen: t.dstLen, dst: t.dst, table: MAIN_TABLE, protocol: 0, scope: RT_SCOPE_NOWHERE, type: 0, flags: 0 });
   try {
-    await ns.write(`delete route ${dstCidr}`, msg);
+    await ns.write(msg, describeDelete, dstCidr);
   } catch (e) {
     if (isErrno(e, 'ESRCH')) return;
     throw e;

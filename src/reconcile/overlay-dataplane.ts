@@ -2,7 +2,7 @@
  * The kernel side of one overlay on this host: its vxlan device and the neighbour/FDB/route
  * entries for every remote lease.
  *
- * Reconciliation, not replay. Two paths share one planner (domain/peers.ts):
+ * Reconciliation, not replay. Two paths share one plan (domain/peers.ts; a full sync makes it while the dumps are read, peer-index.ts):
  * - full sync: list what the kernel has for this overlay, diff against the leases, apply. Runs at
  *   start (removing entries of hosts that vanished while we were down), on every lease snapshot
  *   (reconnect, compaction) and on a timer, so drift (a deleted route or device) is repaired.
@@ -25,11 +25,12 @@ import { leaseId } from '../domain/lease-v6';
 import { vtepMacFor } from '../domain/mac';
 import { vxlanDeviceName } from '../domain/names';
 import { NetworkConfig } from '../domain/network-config';
-import { desiredPeers, mergeStates, PeerOp, PeerState, planPeers } from '../domain/peers';
+import { desiredPeers, PeerOp, PeerState, planPeers } from '../domain/peers';
+import type { PeerIndex } from '../domain/peer-index';
 import { WG_DEVICE_NAME, wireguardV6DeviceName } from '../domain/wireguard-config';
 import type { WireguardKeyPair } from '../host/wireguard-key';
 import { WireguardPlane } from './wireguard-plane';
-import { applyPeerOps, observePeerEntries } from './peer-entries';
+import { applyPeerOps, planFullSync } from './peer-entries';
 import { isOnLink, PublicInterface } from '../host/public-interface';
 import { errorText } from '../errors';
 import { OverlayFirewall, type FirewallOptions } from './overlay-firewall';
@@ -51,6 +52,8 @@ export class OverlayDataplane {
   /** desiredFor's answers while the lease object is the same (cleared when our lease or flooding
    *  changes): a full sync does not rebuild 10,000 states (docs/performance.md §7). */
   private desiredCache = new Map<string, { lease: Lease; state: PeerState }>();
+  /** The full sync's index of those states (domain/peer-index.ts), rebuilt when one of them changes. */
+  private index: PeerIndex | null = null;
   /** Whether a lease snapshot came (setLeases): before it, an empty lease set means "not known yet". */
   private leasesKnown = false;
   private pending: 'none' | 'fast' | 'full' = 'none';
@@ -284,10 +287,8 @@ export class OverlayDataplane {
       const caughtUp = this.dirty.size > 0 || this.leasesReplaced;
       this.dirty.clear();
       this.leasesReplaced = false;
-      const observed = await this.observe();
-      ops = planPeers(mergeStates(desired.values()), observed);
+      ops = await this.planFull([...desired.values()], caughtUp);
       this.stats.fullSyncs++;
-      this.stats.lastDrift = this.driftOf(ops, observed, caughtUp);
       this.appliedUnknown = null;
       await this.applyAll(ops);
       this.applied = desired;
@@ -339,11 +340,13 @@ export class OverlayDataplane {
     if (full) this.stats.lastDrift = caughtUp ? 0 : ops;
   }
 
-  /** A full sync's drift (DataplaneStats.lastDrift): a second plan, against what we wrote, only when changes were pending. */
-  private driftOf(ops: PeerOp[], observed: PeerState, caughtUp: boolean): number {
-    if (this.appliedUnknown === 'catch-up') return 0;
-    if (this.appliedUnknown === 'drift' || !caughtUp) return ops.length;
-    return planPeers(mergeStates(this.applied.values()), observed).length;
+  /** A full sync's plan and its drift (peer-entries.ts planFullSync: made while the dumps are read). */
+  private async planFull(states: PeerState[], caughtUp: boolean): Promise<PeerOp[]> {
+    const drift = { appliedUnknown: this.appliedUnknown, caughtUp, applied: () => this.applied.values() };
+    const r = await planFullSync(this.kernel, { vxIndex: this.vxIndex, pubIndex: this.pub.link.index }, this.config, states, this.index, drift);
+    this.index = r.index;
+    this.stats.lastDrift = r.drift;
+    return r.ops;
   }
 
   /** The entries one lease asks for (none if it is gone, ours, or cannot be programmed). */
@@ -367,16 +370,11 @@ export class OverlayDataplane {
       this.warned.add(warnKey);
     }
     if (skipped.length === 0) this.desiredCache.set(key, { lease, state });
-    return state;
+    return skipped.length ? EMPTY : state; // one lease: skipped means no entries (EMPTY keeps the full sync's index valid)
   }
 
   private async applyAll(ops: PeerOp[]): Promise<void> {
     await applyPeerOps(this.kernel, ops, { vxIndex: this.vxIndex, pubIndex: this.pub.link.index }, (op) => this.countOp(op));
-  }
-
-  /** What the kernel holds that this overlay owns. */
-  private observe(): Promise<PeerState> {
-    return observePeerEntries(this.kernel, this.vxIndex, this.pub.link.index, this.config);
   }
 
   ownSubnet(): Cidr | null {

@@ -97,6 +97,14 @@ test('a full sync counts drift only: a change it catches up with (flooding, a pe
   dp.setLeases([own, ours(2), ours(3), L(4, 4), ours(5)]);
   await dp.idle();
   assert.equal(dp.stats.lastDrift, 0, 'a new snapshot with one more lease is catch-up');
+  // Pending changes and drift in one full sync: the drift is the second plan, against what we wrote.
+  await kernel.deleteRoute('10.7.2.0/24');
+  await kernel.deleteNeighbour(vx.index, '10.7.3.0');
+  dp.setLeases([own, ours(2), ours(3), L(4, 4), ours(5), ours(6)]);
+  await dp.idle();
+  assert.ok((await kernel.listRoutes(vx.index)).some((r) => r.dst === '10.7.2.0/24'), 'the deleted route is back');
+  assert.ok((await kernel.listRoutes(vx.index)).some((r) => r.dst === '10.7.6.0/24'), 'the new lease is programmed');
+  assert.equal(dp.stats.lastDrift, 2, 'the deleted route and neighbour are drift, the new lease is not');
 });
 
 test('a changed VtepMAC replaces the neighbour and drops the old FDB entry', async () => {

@@ -1,0 +1,138 @@
+/**
+ * A full sync's plan made while the kernel's lists are read (issue 23), instead of planPeers over
+ * two complete PeerStates. Pure; the same ops, in the same order, as planPeers(desired, observed).
+ *
+ * Design note: planPeers builds six Maps per call (three of the desired entries, three of the
+ * observed ones, with a `mac|dst` string per FDB entry) and needs every observed entry kept until
+ * the three dumps are done; at 10,000 peers that was ≈ 16 MB of a full sync's ≈ 40 MB of garbage
+ * and a good part of its CPU, every 10 s. Here the desired side is indexed once (PeerIndex, kept
+ * while the desired states are the same objects: OverlayDataplane's desiredCache makes them so) and
+ * each index entry has a mark (a slot of a typed array); a full sync (PeerPlanner) looks each
+ * observed entry up as it comes, emits its deletion at once or marks the wanted entry as present,
+ * and at the end writes every wanted entry not marked. Nothing of the observed side is kept. Marks
+ * are generation numbers, so starting a sync allocates nothing per entry. The index stays live
+ * between full syncs: 1.6 MB at 10,000 peers (measured with forced collections).
+ * Equivalence with planPeers relies on the desired keys being unique (neighbour ip, FDB mac, route
+ * dst: one lease each); when two desired entries share one (two leases with one VtepMAC, e.g. a
+ * host's stale lease beside its new one) `exact` is false and the caller uses planPeers. Observed
+ * duplicates keep planPeers' rules: for neighbours and routes the last one listed counts, for FDB
+ * entries any exact one.
+ */
+import type { FdbWant, NeighbourWant, PeerOp, PeerState, RouteWant } from './peers';
+
+/** One kind of desired entry: key → slot, the entry, and per slot the generation that saw it listed
+ *  (a typed array, no object per entry: the index of 10,000 peers 2.5 → 1.6 MB live). */
+class Slots<T> {
+  readonly slot = new Map<string, number>();
+  readonly wants: T[] = [];
+  seen = new Int32Array(0);
+  /** false if `key` was there already (the first entry keeps it, as for planPeers' flood Set). */
+  add(key: string, want: T): boolean {
+    if (this.slot.has(key)) return false;
+    this.slot.set(key, this.wants.length);
+    this.wants.push(want);
+    return true;
+  }
+  seal(): void {
+    this.seen = new Int32Array(this.wants.length);
+  }
+}
+
+export class PeerIndex {
+  private readonly neigh = new Slots<NeighbourWant>();
+  private readonly fdb = new Slots<FdbWant>();
+  private readonly routes = new Slots<RouteWant>();
+  private readonly flood = new Slots<string>();
+  /** false when two desired entries share a key: plan with planPeers instead. */
+  readonly exact: boolean;
+  private gen = 0;
+
+  constructor(private readonly states: readonly PeerState[]) {
+    let exact = true;
+    for (const s of states) {
+      for (const n of s.neighbours) exact = this.neigh.add(n.ip, n) && exact;
+      for (const f of s.fdb) exact = this.fdb.add(f.mac, f) && exact;
+      for (const r of s.routes) exact = this.routes.add(r.dst, r) && exact;
+      for (const d of s.flood) this.flood.add(d, d); // a Set in planPeers too: duplicates are fine
+    }
+    for (const k of [this.neigh, this.fdb, this.routes, this.flood]) k.seal();
+    this.exact = exact;
+  }
+
+  /** Whether this index was built from exactly these state objects, in this order. */
+  sameStates(states: readonly PeerState[]): boolean {
+    if (states.length !== this.states.length) return false;
+    for (let i = 0; i < states.length; i++) if (states[i] !== this.states[i]) return false;
+    return true;
+  }
+
+  /** Start one full sync's plan (one at a time per index: a new one forgets the marks of the last). */
+  plan(): PeerPlanner {
+    this.gen++;
+    return new PeerPlanner(this.gen, this.neigh, this.fdb, this.routes, this.flood);
+  }
+}
+
+/** Fed every entry the kernel holds for the overlay (observePeerEntries' filter), then finish(). */
+export class PeerPlanner {
+  private readonly delRoutes: PeerOp[] = [];
+  private readonly delFlood: PeerOp[] = [];
+  private readonly delFdb: PeerOp[] = [];
+  private readonly delNeigh: PeerOp[] = [];
+  private floodDeleted: Set<string> | null = null;
+
+  constructor(
+    private readonly gen: number,
+    private readonly neigh: Slots<NeighbourWant>,
+    private readonly fdbs: Slots<FdbWant>,
+    private readonly routes: Slots<RouteWant>,
+    private readonly floods: Slots<string>,
+  ) {}
+
+  neighbour(n: NeighbourWant): void {
+    const i = this.neigh.slot.get(n.ip);
+    if (i === undefined) this.delNeigh.push({ op: 'deleteNeighbour', ip: n.ip });
+    else this.neigh.seen[i] = (this.neigh.wants[i] as NeighbourWant).mac === n.mac ? this.gen : 0;
+  }
+
+  fdb(f: FdbWant): void {
+    const i = this.fdbs.slot.get(f.mac);
+    if (i === undefined || (this.fdbs.wants[i] as FdbWant).dst !== f.dst) this.delFdb.push({ op: 'deleteFdb', mac: f.mac, dst: f.dst });
+    else this.fdbs.seen[i] = this.gen;
+  }
+
+  flood(dst: string): void {
+    const i = this.floods.slot.get(dst);
+    if (i !== undefined) {
+      this.floods.seen[i] = this.gen;
+      return;
+    }
+    this.floodDeleted ??= new Set();
+    if (this.floodDeleted.has(dst)) return;
+    this.floodDeleted.add(dst);
+    this.delFlood.push({ op: 'deleteFlood', dst });
+  }
+
+  route(dst: string, gateway: string, dev: RouteWant['dev'], onlink: boolean): void {
+    const i = this.routes.slot.get(dst);
+    if (i === undefined) {
+      this.delRoutes.push({ op: 'deleteRoute', dst });
+      return;
+    }
+    const w = this.routes.wants[i] as RouteWant;
+    this.routes.seen[i] = w.gateway === gateway && w.dev === dev && w.onlink === onlink ? this.gen : 0;
+  }
+
+  /** The plan: planPeers' order (deletions route, flood, FDB, neighbour; then writes neighbour, FDB, flood, route). */
+  finish(): PeerOp[] {
+    const ops: PeerOp[] = [...this.delRoutes, ...this.delFlood, ...this.delFdb, ...this.delNeigh];
+    const unseen = <T>(k: Slots<T>, push: (w: T) => void) => {
+      for (let i = 0; i < k.wants.length; i++) if (k.seen[i] !== this.gen) push(k.wants[i] as T);
+    };
+    unseen(this.neigh, (entry) => ops.push({ op: 'setNeighbour', entry }));
+    unseen(this.fdbs, (entry) => ops.push({ op: 'setFdb', entry }));
+    unseen(this.floods, (dst) => ops.push({ op: 'setFlood', dst }));
+    unseen(this.routes, (entry) => ops.push({ op: 'setRoute', entry }));
+    return ops;
+  }
+}
