@@ -231,6 +231,7 @@ test('gatherFastpath: a dual-stack overlay with flannel-v6 up gets its v6 half f
       mtu: () => 1450,
       whenReady: async () => undefined,
       addresses: {} as never,
+      addresses6: {} as never,
     }) as OverlayHandle;
   const links: LinkInfo[] = [
     { index: 10, name: 'flannel.1', kind: 'vxlan', mtu: 1450, mac: '', up: true, master: 0 },
