@@ -25,6 +25,11 @@ const overlay = (name: string, vni: number, network: string, subnet: string, vxl
 });
 const route = (dst: string, oif: number, oifName: string) => ({ dst: parseCidr(dst), oif, oifName });
 
+
+/** An OverlayHandle as gatherFastpath reads it (name, Networks, lease, vxlan); the rest is never touched. */
+function fakeHandle(h: Pick<OverlayHandle, 'name' | 'network' | 'lease' | 'vxlan'> & Partial<Pick<OverlayHandle, 'network6'>>): OverlayHandle {
+  return { prefix: `/p/${h.name}`, mtu: () => 1450, whenReady: async () => undefined, addresses: {} as never, addresses6: {} as never, ...h } as OverlayHandle;
+}
 test('fastpathPlan: an overlay takes the /32 host routes of its subnet on our veths, nothing else', () => {
   const rows: [string, ReturnType<typeof route>[], string[]][] = [
     ['none', [], []],
@@ -100,17 +105,12 @@ test('setChanges: keys to delete and entries to add; a changed value is both', (
 
 test('gatherFastpath: vxlan overlays with a lease and an up device; host-gw, DirectRouting, not ready and down devices left out', async () => {
   const handle = (name: string, vxlan: ReturnType<OverlayHandle['vxlan']>, network: string | null, subnet: string | null): OverlayHandle =>
-    ({
+    fakeHandle({
       name,
-      prefix: `/p/${name}`,
       network: () => (network ? parseCidr(network) : null),
       lease: () => (subnet ? ({ subnet: parseCidr(subnet) } as never) : null),
       vxlan: () => vxlan,
-      mtu: () => 1450,
-      whenReady: async () => undefined,
-      addresses: {} as never,
-      addresses6: {} as never,
-    }) as OverlayHandle;
+    });
   const links: LinkInfo[] = [
     { index: 10, name: 'flannel.1', kind: 'vxlan', mtu: 1450, mac: '', up: true, master: 0 },
     { index: 11, name: 'flannel.2', kind: 'vxlan', mtu: 1450, mac: '', up: true, master: 0 },
@@ -221,18 +221,13 @@ test('setChanges: v6 keys (bigints) as v4 ones', () => {
 
 test('gatherFastpath: a dual-stack overlay with flannel-v6 up gets its v6 half from the v6 routes; without the device, v4 only', async () => {
   const handle = (name: string, vni: number, subnet6: string | null): OverlayHandle =>
-    ({
+    fakeHandle({
       name,
-      prefix: `/p/${name}`,
       network: () => parseCidr(`10.${vni}.0.0/16`),
       network6: () => parseCidr6(`fd00:${vni}::/48`),
       lease: () => ({ subnet: parseCidr(`10.${vni}.5.0/24`), ...(subnet6 ? { subnet6: parseCidr6(subnet6) } : {}) }) as never,
       vxlan: () => ({ vni, device: `flannel.${vni}`, directRouting: false }),
-      mtu: () => 1450,
-      whenReady: async () => undefined,
-      addresses: {} as never,
-      addresses6: {} as never,
-    }) as OverlayHandle;
+    });
   const links: LinkInfo[] = [
     { index: 10, name: 'flannel.1', kind: 'vxlan', mtu: 1450, mac: '', up: true, master: 0 },
     { index: 11, name: 'flannel-v6.1', kind: 'vxlan', mtu: 1430, mac: '', up: true, master: 0 },
