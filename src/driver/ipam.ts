@@ -14,6 +14,7 @@ import { conflict, invalid, unsupported } from '../errors';
 import type { RequestAddressArgs, RequestPoolArgs, RequestPoolResult } from './types';
 import { address6WithPrefix, gateway6Of } from '../domain/addresses-v6';
 import { cidr6Equals, formatCidr6, formatIPv6, parseCidr6, parseIPv6 } from '../domain/ipv6';
+import { PendingReleases } from './pending-releases';
 import { DEFAULT_OVERLAY, isPoolId6, OverlayDirectory, OverlayHandle, parsePoolId, parsePoolId6, poolIdOf, poolIdOf6 } from './overlays';
 
 export const ADDRESS_SPACE_LOCAL = 'overlay-flannel-local';
@@ -22,10 +23,16 @@ export const GATEWAY_REQUEST = 'com.docker.network.gateway';
 export const READY_TIMEOUT_MS = 10_000;
 
 export class Ipam {
+  /** Releases etcd could not take when Docker asked, retried until it does (pending-releases.ts). */
+  readonly pendingReleases: PendingReleases;
+
   constructor(
     private readonly overlays: OverlayDirectory,
     private readonly log: Logger,
-  ) {}
+    retry?: { initialMs?: number; maxMs?: number },
+  ) {
+    this.pendingReleases = new PendingReleases(log, retry);
+  }
 
   getDefaultAddressSpaces() {
     return { local: ADDRESS_SPACE_LOCAL, global: ADDRESS_SPACE_GLOBAL };
@@ -129,13 +136,19 @@ export class Ipam {
       const { overlay: name, subnet6 } = parsePoolId6(poolId);
       const ip = parseIPv6(address.split('/')[0], 'address to release');
       if (ip === gateway6Of(subnet6)) return;
-      await (await this.overlays.byName(name)).addresses6.release(subnet6, ip);
+      const store = (await this.overlays.byName(name)).addresses6;
+      const askedAt = Date.now();
+      const later = store.releaseIfCreatedBefore ? () => store.releaseIfCreatedBefore!(subnet6, ip, askedAt) : undefined;
+      await this.pendingReleases.release(`${name} ${formatIPv6(ip)}`, `${formatIPv6(ip)} in ${formatCidr6(subnet6)}`, () => store.release(subnet6, ip), later);
       return;
     }
     const { overlay, subnet } = await this.poolOf(poolId, false);
     const ip = parseIPv4(address.split('/')[0], 'address to release');
     if (ip === gatewayOf(subnet)) return;
-    await overlay.addresses.release(subnet, ip);
+    const store = overlay.addresses;
+    const askedAt = Date.now();
+    const later = store.releaseIfCreatedBefore ? () => store.releaseIfCreatedBefore!(subnet, ip, askedAt) : undefined;
+    await this.pendingReleases.release(`${overlay.name} ${formatIPv4(ip)}`, `${formatIPv4(ip)} in ${formatCidr(subnet)}`, () => store.release(subnet, ip), later);
   }
 
   /** The v6 subnet of a v6 pool, which must still be this host's v6 lease. */

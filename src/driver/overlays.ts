@@ -3,6 +3,7 @@
  * "default" without it), by pool id, and by address. Pool ids name the overlay and the subnet
  * ("overlay-flannel/default/10.1.15.0/24"), so every IPAM call after RequestPool is stateless.
  */
+import type { RetryOutcome } from './pending-releases';
 import type { Cidr } from '../domain/ipv4';
 import { formatCidr, parseCidr } from '../domain/ipv4';
 import { Cidr6, formatCidr6, parseCidr6 } from '../domain/ipv6';
@@ -14,12 +15,15 @@ export const DEFAULT_OVERLAY = 'default';
 export interface AddressAllocator {
   allocate(subnet: Cidr, owner: string, requested?: string): Promise<number>;
   release(subnet: Cidr, ip: number | string): Promise<boolean>;
+  /** A retried release (pending-releases.ts): delete the record only if created before `before` (ms). */
+  releaseIfCreatedBefore?(subnet: Cidr, ip: number, before: number): Promise<RetryOutcome>;
 }
 
 /** v6 addresses of a `--ipv6` network, recorded in etcd (src/store/address6-store.ts). */
 export interface Address6Allocator {
   allocate(subnet6: Cidr6, owner: string, requested?: string): Promise<bigint>;
   release(subnet6: Cidr6, ip: bigint | string): Promise<boolean>;
+  releaseIfCreatedBefore?(subnet6: Cidr6, ip: bigint, before: number): Promise<RetryOutcome>;
 }
 
 /** One joined overlay, as the driver needs it. */

@@ -142,6 +142,26 @@ export class AddressStore {
     }
   }
 
+  /**
+   * A retried release (src/driver/pending-releases.ts): delete the record of `ip` only if it was
+   * created before `before` (ms since the epoch) and is unchanged since read, so a retry never
+   * deletes a newer allocation of the same address. A record without a readable createdAt is kept.
+   */
+  async releaseIfCreatedBefore(subnet: Cidr, ip: number, before: number): Promise<'released' | 'absent' | 'kept'> {
+    const key = this.keys.addressKey(subnet, ip);
+    try {
+      const kv = (await this.client.get(key).exec()).kvs[0];
+      if (!kv) return 'absent';
+      const { createdAt } = valueOf(kv.value.toString('utf8'));
+      if (createdAt === null || createdAt > before) return 'kept';
+      const r = await this.client.if(key, 'Mod', '==', kv.mod_revision).then(this.client.delete().key(key)).commit();
+      if (r.succeeded) this.watches.with(subnet, (x) => x.delete(ip, BigInt(r.header.revision)));
+      return r.succeeded ? 'released' : 'kept';
+    } catch (e) {
+      throw toStoreError(e, `release address ${formatIPv4(ip)} in ${formatCidr(subnet)}`);
+    }
+  }
+
   /** Every recorded address of the lease, in address order. */
   async list(subnet: Cidr): Promise<AddressRecord[]> {
     try {

@@ -103,6 +103,21 @@ export class Address6Store {
     }
   }
 
+  /** As AddressStore.releaseIfCreatedBefore: a retried release never deletes a newer allocation. */
+  async releaseIfCreatedBefore(subnet6: Cidr6, ip: bigint, before: number): Promise<'released' | 'absent' | 'kept'> {
+    const key = this.keys.address6Key(subnet6, ip);
+    try {
+      const kv = (await this.client.get(key).exec()).kvs[0];
+      if (!kv) return 'absent';
+      const { createdAt } = valueOf(kv.value.toString('utf8'));
+      if (createdAt === null || createdAt > before) return 'kept';
+      const r = await this.client.if(key, 'Mod', '==', kv.mod_revision).then(this.client.delete().key(key)).commit();
+      return r.succeeded ? 'released' : 'kept';
+    } catch (e) {
+      throw toStoreError(e, `release IPv6 address ${formatIPv6(ip)} in ${formatCidr6(subnet6)}`);
+    }
+  }
+
   /** Every recorded v6 address of the lease, in address order. */
   async list(subnet6: Cidr6): Promise<Address6Record[]> {
     return (await this.listDetailed(subnet6)).map(({ subnet6: s, ip, owner }) => ({ subnet6: s, ip, owner }));

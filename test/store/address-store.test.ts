@@ -185,4 +185,19 @@ describe('address store', () => {
     assert.equal(await ov.addresses.releaseIfUnchanged(subnet, mine, rows[0]!.modRevision), true);
     assert.deepEqual((await ov.addresses.list(subnet)).map((r) => r.owner), ['docker/new']);
   });
+
+  it('releaseIfCreatedBefore (a retried release): deletes a record created before the bound, keeps a newer one or one without createdAt', async () => {
+    const ov = a.overlay(randomPrefix());
+    const old = await ov.addresses.allocate(subnet, 'ep-old');
+    const askedAt = Date.now();
+    await new Promise((r) => setTimeout(r, 20));
+    const newer = await ov.addresses.allocate(subnet, 'ep-new');
+    const legacy = parseIPv4('10.1.15.200');
+    await etcd.etcdctl(['put', ov.keys.addressKey(subnet, legacy), '{"owner":"docker/old"}']);
+    assert.equal(await ov.addresses.releaseIfCreatedBefore(subnet, old, askedAt), 'released');
+    assert.equal(await ov.addresses.releaseIfCreatedBefore(subnet, newer, askedAt), 'kept', 'a newer allocation of the address is never deleted');
+    assert.equal(await ov.addresses.releaseIfCreatedBefore(subnet, legacy, askedAt), 'kept', 'no createdAt: left to the audit');
+    assert.equal(await ov.addresses.releaseIfCreatedBefore(subnet, old, askedAt), 'absent');
+    assert.deepEqual((await ov.addresses.list(subnet)).map((r) => r.owner).sort(), ['docker/old', 'ep-new']);
+  });
 });

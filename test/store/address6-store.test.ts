@@ -151,6 +151,18 @@ describe('v6 address store', () => {
     assert.equal(raw.owner, 'docker/new');
   });
 
+  it('releaseIfCreatedBefore (a retried release): deletes only a record created before the bound', async () => {
+    const ov = a.overlay(randomPrefix());
+    const old = await ov.addresses6.allocate(subnet6, 'ep-old', 'fd00:10:0:f::b');
+    const askedAt = Date.now();
+    await new Promise((r) => setTimeout(r, 20));
+    const newer = await ov.addresses6.allocate(subnet6, 'ep-new', 'fd00:10:0:f::c');
+    assert.equal(await ov.addresses6.releaseIfCreatedBefore(subnet6, old, askedAt), 'released');
+    assert.equal(await ov.addresses6.releaseIfCreatedBefore(subnet6, newer, askedAt), 'kept');
+    assert.equal(await ov.addresses6.releaseIfCreatedBefore(subnet6, old, askedAt), 'absent');
+    assert.deepEqual((await ov.addresses6.list(subnet6)).map((r) => r.owner), ['ep-new']);
+  });
+
   it('v4 and v6 records of one dual-stack lease are apart: each list, release and releaseOwner sees only its own', async () => {
     const prefix = randomPrefix();
     const ov = a.overlay(prefix);
