@@ -13,6 +13,7 @@ import { describeNetworkConfig, formatNetworkConfig, parseNetworkConfig } from '
 import { formatCidr } from '../domain/ipv4';
 import { formatCidr6 } from '../domain/ipv6';
 import { Lease } from '../domain/lease';
+import { leaseOwner } from '../domain/lease-v6';
 import { Command } from './args';
 import { createNetlinkKernel } from '../kernel';
 import { resolvePublicInterface } from '../host/public-interface';
@@ -78,14 +79,15 @@ export async function runCommand(cmd: Exclude<Command, { cmd: 'daemon' | 'help' 
     const watcher = ov.leases();
     try {
       const leases = await watcher.listOnce();
-      const ownIP = settings.publicIP ?? (await ownPublicIP(settings));
+      const own = await ownPublicIPs(settings);
+      const ownIP = own.v4;
       if (cmd.paths) return await printPaths({ leases, ownIP, port: settings.probePort || 8479, json: cmd.json }, out);
       if (cmd.containers) {
         const { records, skipped } = await store.overlay().listNames();
         const expiries = await Promise.all(leases.map((l) => watcher.expiryOf(l)));
         return printContainers({ overlay: cmd.name ?? DEFAULT_OVERLAY, leases, expiries, records, skipped, ownIP, json: cmd.json }, out);
       }
-      const rows = await Promise.all(leases.map(async (l) => leaseRow(l, await watcher.expiryOf(l), ownIP)));
+      const rows = await Promise.all(leases.map(async (l) => leaseRow(l, await watcher.expiryOf(l), own)));
       rows.sort((a, b) => a.subnet.localeCompare(b.subnet, 'en', { numeric: true }));
       if (cmd.json) out(JSON.stringify(rows, null, 2));
       else out(formatTable(rows));
@@ -98,13 +100,14 @@ export async function runCommand(cmd: Exclude<Command, { cmd: 'daemon' | 'help' 
   }
 }
 
-/** This host's public IP as the daemon would pick it; undefined if it cannot be told. */
-async function ownPublicIP(settings: Settings): Promise<string | undefined> {
+/** This host's public IPs as the daemon would pick them (v6: what a v6 lease publishes); undefined where they cannot be told. */
+async function ownPublicIPs(settings: Settings): Promise<{ v4?: string; v6?: string }> {
   const kernel = createNetlinkKernel({ timeoutMs: 2000 });
   try {
-    return (await resolvePublicInterface(kernel, { iface: settings.iface, publicIP: settings.publicIP })).publicIP;
+    const pi = await resolvePublicInterface(kernel, { iface: settings.iface, publicIP: settings.publicIP, publicIPv6: settings.publicIPv6 });
+    return { v4: settings.publicIP ?? pi.publicIP, v6: settings.publicIPv6 ?? pi.publicIPv6 };
   } catch {
-    return undefined;
+    return { v4: settings.publicIP, v6: settings.publicIPv6 };
   } finally {
     await kernel.close();
   }
@@ -121,7 +124,8 @@ interface LeaseRow {
   thisHost: boolean;
 }
 
-function leaseRow(l: Lease, expiresAt: number | undefined, ownIP: string | undefined): LeaseRow {
+/** A lease row; `thisHost` by the lease's owner (leaseOwner: PublicIP, or PublicIPv6 in an IPv6-only lease). */
+export function leaseRow(l: Lease, expiresAt: number | undefined, own: { v4?: string; v6?: string }): LeaseRow {
   const expires = l.etcdLease === '0' ? 'never (reservation)' : expiresAt ? new Date(expiresAt).toISOString() : 'unknown';
   return {
     subnet: formatCidr(l.subnet),
@@ -131,8 +135,13 @@ function leaseRow(l: Lease, expiresAt: number | undefined, ownIP: string | undef
     backend: l.attrs.backendType || 'alloc', // flanneld's alloc leases carry no BackendType
     vtepMac: l.attrs.vxlan?.vtepMac ?? '-',
     expires,
-    thisHost: ownIP !== undefined && l.attrs.publicIP === ownIP,
+    thisHost: isOwnLease(l, own),
   };
+}
+
+function isOwnLease(l: Lease, own: { v4?: string; v6?: string }): boolean {
+  const owner = leaseOwner(l.attrs);
+  return owner !== '' && (owner === own.v4 || (own.v6 !== undefined && owner === own.v6));
 }
 
 function formatTable(rows: LeaseRow[]): string {

@@ -15,9 +15,9 @@ const MAIN = join(resolve(__dirname, '../..'), 'dist/main.js');
 describe('operator commands against a real etcd', { timeout: 120_000 }, () => {
   let etcd: EtcdServer;
   const prefix = randomPrefix('cli');
-  const cli = (args: string[]): Promise<RunResult> => {
+  const cli = (args: string[], more: Record<string, string> = {}): Promise<RunResult> => {
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_') && k !== 'LOG_LEVEL'));
-    return run(process.execPath, [MAIN, ...args], { env: { ...env, ETCD_ENDPOINTS: etcd.endpoint, ETCD_PREFIX: prefix, PUBLIC_IP: '192.0.2.7' }, timeoutMs: 20_000, check: false });
+    return run(process.execPath, [MAIN, ...args], { env: { ...env, ETCD_ENDPOINTS: etcd.endpoint, ETCD_PREFIX: prefix, PUBLIC_IP: '192.0.2.7', ...more }, timeoutMs: 20_000, check: false });
   };
 
   before(async () => {
@@ -98,5 +98,16 @@ describe('operator commands against a real etcd', { timeout: 120_000 }, () => {
     assert.match(lines[1], /^10\.33\.9\.0\/24\s+fd00:33:0:9::\/64\s+192\.0\.2\.7\s+2001:db8::7\s+vxlan\s+0e:00:00:00:00:07\s/);
     const rows = JSON.parse((await cli(['status', '--json', '--prefix', p6])).stdout) as Array<{ subnet6?: string; publicIPv6?: string }>;
     assert.deepEqual([rows[0].subnet6, rows[0].publicIPv6], ['fd00:33:0:9::/64', '2001:db8::7']);
+  });
+
+  it('status marks an IPv6-only lease (PublicIP 0.0.0.0) as this host by its PublicIPv6', async () => {
+    const p6only = randomPrefix('cli6only');
+    const v = (ip6: string, mac: string) => `{"PublicIP":"0.0.0.0","PublicIPv6":"${ip6}","BackendType":"vxlan","BackendV6Data":{"VNI":1,"VtepMAC":"${mac}"}}`;
+    await etcd.etcdctl(['put', `${p6only}/subnets/0.0.0.0-0&fd00:44:0:7::-64`, v('2001:db8::7', '0e:00:00:00:06:07')]);
+    await etcd.etcdctl(['put', `${p6only}/subnets/0.0.0.0-0&fd00:44:0:8::-64`, v('2001:db8::8', '0e:00:00:00:06:08')]);
+    const rows = JSON.parse((await cli(['status', '--json', '--prefix', p6only], { PUBLIC_IPV6: '2001:db8::7' })).stdout) as Array<{ subnet6?: string; thisHost: boolean }>;
+    assert.deepEqual(rows.map((r) => [r.subnet6, r.thisHost]).sort(), [['fd00:44:0:7::/64', true], ['fd00:44:0:8::/64', false]]);
+    const none = JSON.parse((await cli(['status', '--json', '--prefix', p6only])).stdout) as Array<{ thisHost: boolean }>;
+    assert.deepEqual(none.map((r) => r.thisHost), [false, false], 'PublicIP 0.0.0.0 is nobody (this host has no such v6 address)');
   });
 });
