@@ -11,10 +11,9 @@
  * record and keeps a fresh one and c1's, aged by hand but held by Docker), a v6 default route via the
  * network's link-local gateway (routed data path), and the plugin turned on
  * net.ipv6.conf.all.forwarding in each host's namespace; ping6 across hosts both ways, v4 ping
- * too; the fast path (FASTPATH on): ping6s go through the v6 rules (to6-/from6- counters move, the
- * hosts' raw PREROUTING does not see them), and with the table deleted they are routed and pass
- * (fallback) until the keeper writes it again; the ip6 firewall (issue 21): both hosts run with an ip6 FORWARD policy DROP (what Docker
- * ≥ 27 with ip6tables sets; set with ip6tables before the plugin starts), so the ping6s above pass
+ * too; the fast path (FASTPATH on: to6-/from6- counters move; with the table deleted, routed);
+ * a host set up by hand as flanneld's dual-stack backend reaches c1 over v6 and back; the ip6
+ * firewall: both hosts run with an ip6 FORWARD policy DROP (Docker ≥ 27's), so the ping6s above pass
  * only through our accepts in `ip6 filter FORWARD`; flannel's ip6 masquerade and the NOTRACK rules
  * are there, readable by ip6tables, and the NOTRACK rule counted the ping6s; v6 leaving the overlay
  * reaches a v6 host in the LAN namespace (`<LAN /64>::fe`, which has no route to the overlay) as its
@@ -37,9 +36,10 @@ import { DOCKER, DOCKERD, createDockerLab, labRoot, leftovers, stopAll, type Doc
 import { startEtcd, type EtcdServer } from '../helpers/etcd-server';
 import type { Host, Lab, Ns } from '../helpers/netns-lab';
 import { waitFor } from '../helpers/wait';
-import { startFakeUpstream } from './fake-upstream-dns';
 import * as L from './docker-plugin-lab';
 import { checkV6Fastpath } from './docker-ipv6-fastpath';
+import { checkFlanneldV6Peer } from './docker-ipv6-flanneld';
+import { checkV6Names, inCidr6, v6 } from './docker-ipv6-names';
 
 const ROOT = resolve(__dirname, '../..');
 const MAIN = join(ROOT, 'dist/main.js');
@@ -53,45 +53,6 @@ const NET_B = 'blue6';
 const BLUE = 'blue';
 const CGI = '#!/bin/sh\necho "Content-Type: text/plain"\necho\necho "$REMOTE_ADDR"\n';
 const hex = (): string => randomInt(1, 0xffff).toString(16);
-
-/** The v6 address as bigint (independent of src/domain), for containment checks. */
-function v6(ip: string): bigint {
-  const [head = '', tail = ''] = ip.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = ip.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
-  return groups.reduce((a, g) => (a << 16n) | BigInt(parseInt(g, 16)), 0n);
-}
-function inCidr6(ip: string, cidr: string): boolean {
-  const [base = '', len = '128'] = cidr.split('/');
-  const shift = BigInt(128 - Number(len));
-  return v6(ip) >> shift === v6(base) >> shift;
-}
-
-/**
- * python3 run in a container's network namespace (nsenter from the host): ask Docker's embedded
- * DNS (127.0.0.11) for NAME with QTYPE (1 = A, 28 = AAAA) over UDP and print the answer's rcode
- * and addresses (busybox nslookup prints NODATA and NXDOMAIN alike as "can't find").
- */
-const ASK_PY = String.raw`
-import socket, struct, sys, json
-name, qtype = sys.argv[1], int(sys.argv[2])
-q = struct.pack('!HHHHHH', 0x4343, 0x0100, 1, 0, 0, 0) + b''.join(bytes([len(l)]) + l.encode() for l in name.split('.')) + b'\0' + struct.pack('!HH', qtype, 1)
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(5); u.sendto(q, ('127.0.0.11', 53))
-m = u.recv(4096); an = struct.unpack('!H', m[6:8])[0]; p = 12
-while m[p]: p += 1 + m[p]
-def skip(p):
-    while not m[p] & 0xc0 and m[p]: p += 1 + m[p]
-    return p + (2 if m[p] & 0xc0 else 1)
-p += 5; ips = []
-for _ in range(an):
-    p = skip(p)
-    t, c, ttl, n = struct.unpack('!HHIH', m[p:p + 10]); p += 10
-    if t == 1: ips.append(socket.inet_ntop(socket.AF_INET, m[p:p + 4]))
-    if t == 28: ips.append(socket.inet_ntop(socket.AF_INET6, m[p:p + 16]))
-    p += n
-print(json.dumps({'rcode': m[3] & 15, 'addresses': ips}))
-`;
 
 describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_000 }, () => {
   const ov = L.randomOverlay();
@@ -237,6 +198,10 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
 
   it('3b. fast path (FASTPATH on): ping6 c1↔c2 goes through to6-/from6- (their counters move, raw PREROUTING does not see the inner packets); with the table deleted it is routed and still passes; the keeper writes the table again', async (t) => {
     await checkV6Fastpath({ h1, h2, d1, d2, vni: ov.vni, network6: `${net6}::/48`, ip6: { c1: addr.c1!.ip6, c2: addr.c2!.ip6 }, ping6Ok, ip6Packets, diagnostic: (m) => t.diagnostic(m) });
+  });
+
+  it("3c. a host set up by hand as flanneld's dual-stack vxlan backend (lease, flannel-v6, entries) reaches c1 over v6 and c1 reaches it; its lease gone, h1's route goes", async () => {
+    await checkFlanneldV6Peer({ lab: lab!, etcd: etcd!, prefix: ov.prefix, vni: ov.vni, network: ov.network, net6, lan6, h1, d1, c1ip6: addr.c1!.ip6, ping6Ok });
   });
 
   it('4. ip6 filter FORWARD (policy DROP) holds our accepts; flannel\'s ip6 masquerade and the NOTRACK rules are there, readable by ip6tables, and NOTRACK counted the ping6s', async () => {
@@ -393,59 +358,7 @@ describe('Docker --ipv6 networks on a dual-stack vxlan overlay', { timeout: 300_
   });
 
   it('10. names across hosts: AAAA of an h2 container answers its v6 address on h1 (nslookup, ping6 by name); a v4-only network\'s AAAA is an empty NOERROR', async (t) => {
-    const tag = randomBytes(3).toString('hex');
-    const N6 = `n6-${tag}`, N4 = `n4-${tag}`, S6 = `s6-${tag}`, S4 = `s4-${tag}`, Q6 = `q6-${tag}`, Q4 = `q4-${tag}`;
-    const upstream = await startFakeUpstream(await lab!.lan(), {});
-    await d1.dockerOk(['network', 'create', '--ipv6', '-d', DRIVER, '--ipam-driver', DRIVER, N6], { timeoutMs: 60_000 });
-    // one Docker network per overlay and host: the v4-only network gets a named v4-only overlay of its own
-    let ov4 = L.randomOverlay();
-    while (ov4.network === ov.network || ov4.vni === ov.vni) ov4 = L.randomOverlay();
-    const env = { ...process.env, ETCD_ENDPOINTS: etcd!.endpoint, ETCD_PREFIX: ov.prefix };
-    await h1.execOk('node', [MAIN, 'config', 'set', '--name', `v4${tag}`, '--network', ov4.network, '--vni', String(ov4.vni)], { env, timeoutMs: 20_000 });
-    await d1.dockerOk(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '--ipam-opt', `network=v4${tag}`, N4], { timeoutMs: 60_000 });
-    for (const n of [N6, N4]) await waitFor(async () => (await d2.docker(['network', 'inspect', n])).code === 0, { timeoutMs: 20_000, intervalMs: 200, what: `${n} on h2` });
-    // the clients' Docker forwards what it does not know to the lab's fake upstream (their own --dns; the daemons have none)
-    const client = (name: string, net: string) => d1.dockerOk(['run', '-d', '--init', '--name', name, '--network', net, '--dns', '192.0.2.254', 'ofbox:1', 'sleep', '3600'], { timeoutMs: 120_000 });
-    await Promise.all([L.runBox(d2, S6, N6), L.runBox(d2, S4, N4), client(Q6, N6), client(Q4, N4)]);
-    const f = (net: string) => `{{with index .NetworkSettings.Networks "${net}"}}{{.IPAddress}} {{.GlobalIPv6Address}}{{end}}`;
-    const [s6ip = '', s6ip6 = ''] = (await d2.dockerOk(['inspect', '-f', f(N6), S6])).stdout.trim().split(' ');
-    const [s4ip = '', s4ip6 = ''] = (await d2.dockerOk(['inspect', '-f', f(N4), S4])).stdout.trim().split(' ');
-    assert.ok(s6ip6 && inCidr6(s6ip6, `${net6}::/48`), `${S6} has a v6 address: "${s6ip6}"`);
-    assert.equal(s4ip6, '', `${S4} on a v4-only network has no v6 address`);
-    t.diagnostic(`${S6} ${s6ip} ${s6ip6}; ${S4} ${s4ip}`);
-    const ask = async (c: string, name: string, qtype: 1 | 28) => {
-      const pid = (await d1.dockerOk(['inspect', '-f', '{{.State.Pid}}', c])).stdout.trim();
-      const out = (await h1.execOk('nsenter', [`--net=/proc/${pid}/ns/net`, 'python3', '-c', ASK_PY, name, String(qtype)], { timeoutMs: 30_000 })).stdout;
-      return JSON.parse(out) as { rcode: number; addresses: string[] };
-    };
-    // the records reach h1 through etcd within a few seconds (A queries until then may go to the upstream)
-    await waitFor(async () => (await ask(Q6, S6, 1)).addresses.includes(s6ip), { timeoutMs: 30_000, intervalMs: 300, what: `A ${S6} from ${Q6} on h1\n${dockerLog(d1)}` });
-    await waitFor(async () => (await ask(Q4, S4, 1)).addresses.includes(s4ip), { timeoutMs: 30_000, intervalMs: 300, what: `A ${S4} from ${Q4} on h1` });
-    const mark = upstream.queries().length;
-    // busybox nslookup, as a user would
-    const r = await d1.docker(['exec', Q6, 'nslookup', '-type=AAAA', S6], { timeoutMs: 20_000 });
-    const shownBy = [...r.stdout.split(/^Name:/m).slice(1).join('\n').matchAll(/^Address:\s*([0-9a-f:]+)\s*$/gim)].map((m) => m[1]!);
-    assert.deepEqual(shownBy.map((a) => v6(a)), [v6(s6ip6)], `nslookup -type=AAAA ${S6}: ${r.stdout}${r.stderr}`);
-    // the exact answers: AAAA and A of the dual-stack container; A and an empty NOERROR AAAA (not NXDOMAIN) of the v4-only one
-    const aaaa = await ask(Q6, S6, 28);
-    assert.deepEqual({ rcode: aaaa.rcode, addresses: aaaa.addresses.map((a) => v6(a)) }, { rcode: 0, addresses: [v6(s6ip6)] }, JSON.stringify(aaaa));
-    assert.deepEqual(await ask(Q6, S6, 1), { rcode: 0, addresses: [s6ip] });
-    assert.deepEqual(await ask(Q4, S4, 28), { rcode: 0, addresses: [] }, 'a v4-only container: AAAA is NODATA (NOERROR, no answer)');
-    // ping6 by name goes to the v6 address across hosts
-    const p6 = await d1.docker(['exec', Q6, 'ping6', '-c', '1', '-W', '5', S6], { timeoutMs: 30_000 });
-    assert.equal(p6.code, 0, `ping6 ${S6}: ${p6.stdout}${p6.stderr}`);
-    const pinged = /PING \S+ \(([0-9a-f:]+)\)/i.exec(p6.stdout)?.[1] ?? '';
-    assert.equal(pinged && v6(pinged), v6(s6ip6), `ping6 used ${S6}'s v6 address: ${p6.stdout}`);
-    // all of that was answered on h1 on the way out: the upstream saw none of it
-    const names = new Set([S6, S4].map((n) => n.toLowerCase()));
-    const leaked = upstream.queries().slice(mark).filter((q) => names.has(q.name));
-    assert.deepEqual(leaked, [], 'the upstream saw no query for the overlay names');
-    // isolation: the v4-only network's name asked from the --ipv6 network is not ours to answer: the upstream's NXDOMAIN
-    assert.equal((await ask(Q6, S4, 28)).rcode, 3, `AAAA ${S4} from ${N6}`);
-    assert.ok(upstream.queries().slice(mark).some((q) => q.name === S4.toLowerCase() && q.qtype === 28), 'that one reached the upstream');
-    for (const c of [Q6, Q4]) await d1.dockerOk(['rm', '-f', c], { timeoutMs: 60_000 });
-    for (const c of [S6, S4]) await d2.dockerOk(['rm', '-f', c], { timeoutMs: 60_000 });
-    for (const n of [N6, N4]) await d1.dockerOk(['network', 'rm', n]);
+    await checkV6Names({ lab: lab!, etcd: etcd!, ov, net6, h1, d1, d2, dockerLog, diagnostic: (m) => t.diagnostic(m) });
   });
 
   it('11. an IPv6-only overlay (config set --ipv6-only) carries no Docker network: create, with or without --ipv6, fails naming why and the dual-stack fix', async () => {
