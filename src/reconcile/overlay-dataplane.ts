@@ -15,11 +15,14 @@
  * wireguard: WireguardPlane's (dual-stack: a second one, flannel-wg-v6); syncs run here. Dual-stack
  * vxlan: flannel-v6.<VNI> is VxlanV6Plane's, synced after flannel.<VNI>; IPv6-only vxlan: it is the
  * whole data plane, as flanneld's (no flannel.<VNI>, no v4 entries or v4 firewall rules).
+ * Firewall: an OverlayFirewall per family (IPv6Network's in the `ip6` tables; vxlan's is
+ * VxlanV6Plane's, wireguard's made here), kept on full syncs, masquerade/NOTRACK removed on detach.
  */
 import type { Logger } from 'pino';
 import type { Kernel } from '../kernel';
 import { SerialQueue } from '../util/serial-queue';
 import { Cidr, formatCidr, formatIPv4 } from '../domain/ipv4';
+import { formatCidr6 } from '../domain/ipv6';
 import { Lease } from '../domain/lease';
 import { leaseId } from '../domain/lease-v6';
 import { vtepMacFor } from '../domain/mac';
@@ -68,6 +71,7 @@ export class OverlayDataplane {
   /** A lease snapshot replaced the lease set since the last full sync (a watch restart). */
   private leasesReplaced = false;
   private readonly firewall: OverlayFirewall | null; // the v4 half's rules (none when IPv6-only: Network is 0.0.0.0/0)
+  private readonly firewall6: OverlayFirewall | null; // IPv6Network's (dual-stack vxlan or wireguard)
   /** The wireguard backend's device and peers (null for the other backends); v6: flannel-wg-v6. */
   readonly wireguard: WireguardPlane | null = null;
   readonly wireguard6: WireguardPlane | null = null;
@@ -95,6 +99,7 @@ export class OverlayDataplane {
       if (config.ipv6) this.wireguard6 = new WireguardPlane(kernel, log, config, b, pub, wireguardKey, wireguardV6DeviceName(wireguardDevice), 6);
     }
     if (b.type === 'vxlan' && config.ipv6) this.v6 = new VxlanV6Plane(kernel, log, { ...config, ipv6: config.ipv6 }, b, pub, firewall);
+    this.firewall6 = this.v6?.firewall ?? (this.wireguard6 && config.ipv6 ? new OverlayFirewall(kernel, log, formatCidr6(config.ipv6.network), firewall) : null);
   }
 
   /** The MTU containers on this overlay must use. */
@@ -132,11 +137,7 @@ export class OverlayDataplane {
 
   private async ensureDevice(): Promise<void> {
     const b = this.config.backend;
-    if (!this.detached) {
-      const vxlan = b.type === 'vxlan' ? { publicIP: this.pub.address, port: b.port || DEFAULT_VXLAN_PORT } : null;
-      await this.firewall?.ensure(this.own ? formatCidr(this.own.subnet) : null, vxlan);
-      if (this.v6) await this.v6.ensureFirewall(this.own);
-    }
+    if (!this.detached) await this.ensureFirewalls();
     if (this.wireguard) {
       if (this.own) for (const p of [this.wireguard, this.wireguard6]) await p?.ensureDevice(this.own);
       return;
@@ -150,17 +151,8 @@ export class OverlayDataplane {
     if (!this.own) return;
     if (this.v6Only) return this.v6?.ensureDevice(this.own);
     const name = vxlanDeviceName(b.vni);
-    const dev = await this.kernel.ensureVxlan({
-      name,
-      vni: b.vni,
-      parentIndex: this.pub.link.index,
-      local: this.pub.address,
-      port: b.port,
-      learning: b.learning,
-      gbp: b.gbp,
-      mtu: this.mtu,
-      mac: vtepMacFor(b.vni, this.pub.publicIP),
-    });
+    const { vni, port, learning, gbp } = b;
+    const dev = await this.kernel.ensureVxlan({ name, vni, parentIndex: this.pub.link.index, local: this.pub.address, port, learning, gbp, mtu: this.mtu, mac: vtepMacFor(vni, this.pub.publicIP) });
     if (dev.index !== this.vxIndex && this.vxIndex !== 0) {
       this.log.warn({ device: name }, 'vxlan device was recreated; reprogramming all peers');
       this.applied.clear();
@@ -170,6 +162,15 @@ export class OverlayDataplane {
     await this.kernel.setForwarding(dev.index, true); // decapsulated packets are routed to local bridges
     await this.kernel.ensureOnlyAddress(dev.index, `${formatIPv4(this.own.subnet.base)}/32`, formatCidr(this.config.network));
     if (this.v6) await this.v6.ensureDevice(this.own);
+  }
+
+  /** Both families' rules for our lease (before it: FORWARD accepts only); no tunnel NOTRACK on wireguard. */
+  private async ensureFirewalls(): Promise<void> {
+    const b = this.config.backend;
+    const vxlan = b.type === 'vxlan' ? { publicIP: this.pub.address, port: b.port || DEFAULT_VXLAN_PORT } : null;
+    await this.firewall?.ensure(this.own ? formatCidr(this.own.subnet) : null, vxlan);
+    if (this.v6) await this.v6.ensureFirewall(this.own);
+    else await this.firewall6?.ensure(this.own?.subnet6 ? formatCidr6(this.own.subnet6) : null, null);
   }
 
   /** Leaving the overlay (clean stop): stop syncing, wait for a sync in flight, remove our masquerade
@@ -182,7 +183,7 @@ export class OverlayDataplane {
     clearTimeout(timer);
     await this.queue.run(async () => {
       await this.firewall?.remove();
-      await this.v6?.firewall.remove();
+      await this.firewall6?.remove();
     }).catch(() => undefined);
   }
 
@@ -328,7 +329,7 @@ export class OverlayDataplane {
   /** wireguard: the device's peers made those of the leases (before the first snapshot: the device only). */
   private async syncWireguard(full: boolean): Promise<void> {
     if (!this.own || !this.wireguard) return;
-    if (full && !this.detached) await this.firewall?.ensure(formatCidr(this.own.subnet), null);
+    if (full && !this.detached) await this.ensureFirewalls(); // v4 and (dual-stack) v6 rules
     const caughtUp = this.dirty.size > 0 || this.leasesReplaced;
     this.dirty.clear();
     this.leasesReplaced = false;

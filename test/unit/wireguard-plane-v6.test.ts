@@ -1,6 +1,7 @@
 // The wireguard backend's v6 half (flanneld's Mode "separate" on a dual-stack overlay): the peers of
 // flannel-wg-v6 from the leases' v6 parts (domain/wg-peers.ts, family 6), the device as flanneld's
-// on the fake kernel, and the dual-stack wireguard lease as flanneld writes it.
+// on the fake kernel, the dual-stack wireguard lease as flanneld writes it, and the ip6 firewall of
+// IPv6Network (FORWARD accepts, masquerade, NOTRACK without a tunnel rule) a v6 container needs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
@@ -17,6 +18,7 @@ import { generateWireguardKeyPair } from '../../src/host/wireguard-key';
 import type { PublicInterface } from '../../src/host/public-interface';
 import { checkWireguardPeerAddresses } from '../../src/kernel/kernel-wireguard';
 import { kernelView, type StatusAgent } from '../../src/status/views';
+import { notrackRules, notrackRuleText } from '../../src/domain/notrack-rules';
 
 const log = pino({ level: process.env.WG6_LOG ?? 'silent' });
 const PSK = Buffer.alloc(32, 7).toString('base64');
@@ -132,4 +134,32 @@ test('the kernel door takes v6 allowed IPs and [v6]:port endpoints, and refuses 
   assert.throws(() => checkWireguardPeerAddresses(p('[2001:db8::2]:0')), /not IPv4:port or \[IPv6\]:port/);
   assert.throws(() => checkWireguardPeerAddresses(p('[2001:db8:::2]:51821')), /wireguard peer endpoint/);
   assert.throws(() => checkWireguardPeerAddresses(p('[2001:db8::2]:51821', ['fd00:7:0:2::1/64'])), /wireguard peer allowed IP/);
+});
+
+test('dual-stack wireguard keeps the ip6 firewall of IPv6Network as vxlan does: FORWARD accepts, masquerade of the v6 subnet, NOTRACK (no tunnel rule); repaired on a full sync, removed on detach', async () => {
+  const kernel = new FakeKernel();
+  kernel.forwardChain6 = true; // Docker ≥ 27: ip6 filter FORWARD exists (policy DROP)
+  const eth = kernel.addDevice('eth0', { mtu: 1500, up: true, cidr: '192.0.2.1/24', cidr6: '2001:db8::1/64' });
+  const pub: PublicInterface = { link: eth, address: '192.0.2.1', publicIP: '192.0.2.1', publicIPv6: '2001:db8::1', address6: '2001:db8::1', networks: [parseCidr('192.0.2.0/24')] };
+  const dp = new OverlayDataplane(kernel, new SerialQueue(), log, parseNetworkConfig(DUAL), pub, { ipMasq: true, notrack: true }, keys[1]);
+  dp.setLeases([L(1), L(2)]);
+  await dp.attach(L(1));
+  await dp.idle();
+  assert.deepEqual([...kernel.forwardAccept].sort(), ['10.7.0.0/16', 'fd00:7::/48']);
+  assert.deepEqual([...kernel.masquerade].sort(), [['10.7.0.0/16', '10.7.1.0/24'], ['fd00:7::/48', 'fd00:7:0:1::/64']]);
+  assert.deepEqual(kernel.notrack.get('fd00:7::/48'), notrackRules('fd00:7::/48', 'fd00:7:0:1::/64', null).map(notrackRuleText));
+  assert.ok(!kernel.notrack.get('fd00:7::/48')!.some((r) => r.includes('udp')), 'no rule for the tunnel port: wireguard-go\'s UDP stays tracked, as in v4');
+  kernel.masquerade.delete('fd00:7::/48'); // someone flushed ip6 nat
+  await dp.requestSync('full');
+  assert.equal(kernel.masquerade.get('fd00:7::/48'), 'fd00:7:0:1::/64', 'repaired on a full sync');
+  await dp.detach();
+  assert.deepEqual([kernel.masquerade.size, kernel.notrack.size], [0, 0]);
+  const v4 = new FakeKernel();
+  v4.forwardChain6 = true;
+  const eth4 = v4.addDevice('eth0', { mtu: 1500, up: true, cidr: '192.0.2.1/24' });
+  const dp4 = new OverlayDataplane(v4, new SerialQueue(), log, parseNetworkConfig('{"Network":"10.7.0.0/16","Backend":{"Type":"wireguard"}}'), { ...pub, link: eth4 }, { ipMasq: true, notrack: true }, keys[1]);
+  await dp4.attach(L(1, { subnet6: false }));
+  await dp4.idle();
+  assert.deepEqual([...v4.forwardAccept, ...v4.masquerade.keys(), ...v4.notrack.keys()], ['10.7.0.0/16', '10.7.0.0/16', '10.7.0.0/16'], 'a v4-only wireguard overlay writes no v6 rule');
+  await dp4.detach();
 });
