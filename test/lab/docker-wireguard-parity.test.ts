@@ -18,10 +18,12 @@
  * last, a named overlay `green` on wireguard beside the default one (its own device fwg-green,
  * ListenPort and key; traffic across, isolated from the default overlay) and a named wireguard
  * overlay on the port the default one holds refused with that reason (made in case 7, not in before(),
- * so the earlier cases do not depend on it).
+ * so the earlier cases do not depend on it); then Docker `--ipv6` containers over a dual-stack wireguard
+ * overlay `six` (docker-wireguard-v6.ts: h1/h2 have `<lan6>::1/2` on eth0 and an ip6 FORWARD policy
+ * DROP from before(), harmless to the v4-only cases).
  * Peer address as the server saw it: busybox httpd with a CGI printing $REMOTE_ADDR, fetched with
  * busybox nc (HTTP/1.0 by hand). All traffic stays in the lab's namespaces.
- * Needs root, docker.io, busybox-static, python3, wireguard-go, etcd and `npm run build`; fails (never skips).
+ * Needs root, docker.io, busybox-static, python3, wireguard-go, tcpdump, etcd and `npm run build`; fails (never skips).
  */
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
@@ -35,12 +37,13 @@ import { waitFor } from '../helpers/wait';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream-dns';
 import * as L from './docker-plugin-lab';
 import { uapiGet, wgPid } from './wireguard-lab';
+import { checkWireguardV6 } from './docker-wireguard-v6';
 
 const ROOT = resolve(__dirname, '../..');
 const MAIN = join(ROOT, 'dist/main.js');
-const missing = [DOCKERD, DOCKER, '/bin/busybox', '/usr/bin/wireguard-go', '/usr/bin/python3', MAIN].filter((f) => !existsSync(f));
+const missing = [DOCKERD, DOCKER, '/bin/busybox', '/usr/bin/wireguard-go', '/usr/bin/python3', '/usr/bin/tcpdump', MAIN].filter((f) => !existsSync(f));
 if (process.getuid?.() !== 0) throw new Error('the docker wireguard parity lab needs root');
-if (missing.length) throw new Error(`the docker wireguard parity lab needs ${missing.join(', ')} (apt-get install docker.io busybox-static wireguard-go python3-minimal; npm run build)`);
+if (missing.length) throw new Error(`the docker wireguard parity lab needs ${missing.join(', ')} (apt-get install docker.io busybox-static wireguard-go python3-minimal tcpdump; npm run build)`);
 
 const OUTSIDE = '198.51.100.1';
 const STATUS = '127.0.0.1:9890';
@@ -62,12 +65,13 @@ describe('a wireguard overlay does what a vxlan one does: masquerade, published 
   const NET = `wgp-${tag}`, NET2 = `wgb-${tag}`;
   const C1 = `c1-${tag}`, C2 = `c2-${tag}`, WEB = `web-${tag}`, B1 = `b1-${tag}`, B2 = `b2-${tag}`, G1 = `g1-${tag}`, G2 = `g2-${tag}`;
   const PORT = randomInt(20_000, 30_000);
+  const lan6 = `2001:db8:${randomInt(1, 0xffff).toString(16)}:${randomInt(1, 0xffff).toString(16)}`;
   let lab: Lab | undefined;
   let etcd: EtcdServer | undefined;
   let upstream: FakeUpstream;
   let h1: Host, h2: Host;
   let d1: DockerHost, d2: DockerHost;
-  let outside: Ns;
+  let outside: Ns, lan: Ns;
   const lease = new Map<DockerHost, string>();
   const ips: Record<string, string> = {};
 
@@ -110,12 +114,17 @@ describe('a wireguard overlay does what a vxlan one does: masquerade, published 
 
   before(async () => {
     lab = await createDockerLab('owp');
-    const lan = await lab.lan();
+    lan = await lab.lan();
     etcd = await startEtcd({ netns: lan.ns, host: '192.0.2.254' });
     upstream = await startFakeUpstream(lan, {});
     let pluginDir: string;
     ({ h1, h2, d1, d2, pluginDir } = await L.twoDockerHosts(lab, { extraArgs: ['--dns', '192.0.2.254'] }));
     outside = await L.addOutsideNamespace(lab, lan, OUTSIDE);
+    // case 8's v6 underlay and Docker ≥ 27's ip6 FORWARD policy, before the plugins read eth0
+    for (const [h, n] of [[h1, 1], [h2, 2]] as const) {
+      await h.execOk('ip', ['-6', 'addr', 'add', `${lan6}::${n}/64`, 'dev', 'eth0', 'nodad']);
+      await h.execOk('ip6tables', ['-P', 'FORWARD', 'DROP']);
+    }
     const www = join(labRoot(lab.runId), 'www');
     mkdirSync(join(www, 'cgi-bin'), { recursive: true });
     writeFileSync(join(www, 'cgi-bin', 'peer'), CGI);
@@ -280,5 +289,9 @@ describe('a wireguard overlay does what a vxlan one does: masquerade, published 
     const r = await d1.docker(['network', 'create', '-d', L.DRIVER, '--ipam-driver', L.DRIVER, '--ipam-opt', 'network=red', `wgr-${tag}`], { timeoutMs: 90_000 });
     assert.notEqual(r.code, 0, 'red on the default overlay\'s port is refused');
     assert.match(r.stderr, /ListenPort 51820 is already the port of the wireguard overlay "default" \(flannel-wg\) on this host/);
+  });
+
+  it('8. Docker --ipv6 over a dual-stack wireguard overlay: v6 addresses in the hosts\' v6 leases, fw6-six peers and routes, ping6 across hosts with ip6 FORWARD policy DROP (through our accepts), the LAN sees only UDP to ListenPortV6', async (t) => {
+    await checkWireguardV6({ etcd: etcd!, h1, h2, d1, d2, lan, prefix: ov.prefix, lan6, taken: [ov.network, blue.network, green.network], tag, create, diagnostic: (m) => t.diagnostic(m) });
   });
 });

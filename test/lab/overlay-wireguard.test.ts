@@ -19,7 +19,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync 
 import { join } from 'node:path';
 import { OverlayLab, LeaseView, MAIN } from './overlay-lab';
 import type { DaemonHandle, Host } from '../helpers/netns-lab';
-import { dump, uapiGet, wg, wgPid } from './wireguard-lab';
+import { dump, packetsOf, uapiGet, wg, wgPid } from './wireguard-lab';
 import { run } from '../helpers/run';
 import { waitFor } from '../helpers/wait';
 import { launchBrowserIn } from './status-browser';
@@ -31,15 +31,6 @@ if (missing.length) throw new Error(`the wireguard lab needs ${missing.join(', '
 const PORT = 51820;
 const STATUS_PORT = 9890;
 
-/** tcpdump -n -l -x text: each packet's header line and its bytes (from the IP header on) as hex. */
-function packetsOf(text: string): { header: string; hex: string }[] {
-  const out: { header: string; hex: string }[] = [];
-  for (const line of text.split('\n')) {
-    if (/^\d\d:\d\d:\d\d\.\d+ /.test(line)) out.push({ header: line, hex: '' });
-    else if (/^\s+0x[0-9a-f]+:/.test(line) && out.length) out[out.length - 1].hex += line.replace(/^\s+0x[0-9a-f]+:/, '').replace(/\s+/g, '');
-  }
-  return out;
-}
 const KEY_RE = /^[A-Za-z0-9+/]{43}=$/;
 
 describe('three hosts on the wireguard backend (userspace wireguard-go), real daemons', { timeout: 600_000 }, () => {

@@ -63,3 +63,13 @@ export async function uapiGet(h: Ns, dev = 'flannel-wg'): Promise<UapiDevice> {
   });
   return parseUapiGet(text);
 }
+
+/** tcpdump -n -l -x text: each packet's header line and its bytes (from the IP header on) as hex. */
+export function packetsOf(text: string): { header: string; hex: string }[] {
+  const out: { header: string; hex: string }[] = [];
+  for (const line of text.split('\n')) {
+    if (/^\d\d:\d\d:\d\d\.\d+ /.test(line)) out.push({ header: line, hex: '' });
+    else if (/^\s+0x[0-9a-f]+:/.test(line) && out.length) out[out.length - 1]!.hex += line.replace(/^\s+0x[0-9a-f]+:/, '').replace(/\s+/g, '');
+  }
+  return out;
+}
