@@ -72,6 +72,7 @@ describe('a wireguard overlay does what a vxlan one does: masquerade, published 
   let h1: Host, h2: Host;
   let d1: DockerHost, d2: DockerHost;
   let outside: Ns, lan: Ns;
+  let www: string;
   const lease = new Map<DockerHost, string>();
   const ips: Record<string, string> = {};
 
@@ -125,7 +126,7 @@ describe('a wireguard overlay does what a vxlan one does: masquerade, published 
       await h.execOk('ip', ['-6', 'addr', 'add', `${lan6}::${n}/64`, 'dev', 'eth0', 'nodad']);
       await h.execOk('ip6tables', ['-P', 'FORWARD', 'DROP']);
     }
-    const www = join(labRoot(lab.runId), 'www');
+    www = join(labRoot(lab.runId), 'www');
     mkdirSync(join(www, 'cgi-bin'), { recursive: true });
     writeFileSync(join(www, 'cgi-bin', 'peer'), CGI);
     chmodSync(join(www, 'cgi-bin', 'peer'), 0o755);
@@ -291,7 +292,7 @@ describe('a wireguard overlay does what a vxlan one does: masquerade, published 
     assert.match(r.stderr, /ListenPort 51820 is already the port of the wireguard overlay "default" \(flannel-wg\) on this host/);
   });
 
-  it('8. Docker --ipv6 over a dual-stack wireguard overlay: v6 addresses in the hosts\' v6 leases, fw6-six peers and routes, ping6 across hosts with ip6 FORWARD policy DROP (through our accepts), the LAN sees only UDP to ListenPortV6', async (t) => {
-    await checkWireguardV6({ etcd: etcd!, h1, h2, d1, d2, lan, prefix: ov.prefix, lan6, taken: [ov.network, blue.network, green.network], tag, create, diagnostic: (m) => t.diagnostic(m) });
+  it('8. Docker --ipv6 over a dual-stack wireguard overlay: v6 addresses in the hosts\' v6 leases, fw6-six peers and routes, ping6 across hosts with ip6 FORWARD policy DROP (through our accepts), v6 egress masqueraded, the LAN sees only UDP to ListenPortV6', async (t) => {
+    await checkWireguardV6({ etcd: etcd!, h1, h2, d1, d2, lan, prefix: ov.prefix, lan6, www, taken: [ov.network, blue.network, green.network], tag, create, diagnostic: (m) => t.diagnostic(m) });
   });
 });

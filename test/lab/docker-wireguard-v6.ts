@@ -6,10 +6,14 @@
  * ListenPortV6), makes a `--ipv6` network on it and a container on each host, then checks: each
  * container's GlobalIPv6Address is in its host's v6 lease; each host's fw6-six has the other as its
  * one peer (`[<lan6>::n]:ListenPortV6`, allowed IPs = its v6 subnet) and routes the other container
- * via fw6-six; ping6 both ways with a one-byte payload pattern passes (so through our ip6 FORWARD
- * accepts: their counters grow by at least the packets forwarded), flannel's ip6 masquerade rules
- * are there, and a capture on the LAN bridge meanwhile holds only UDP between the hosts'
- * ListenPortV6 (and the underlay's own neighbour discovery), no ICMPv6 echo and no payload pattern.
+ * via fw6-six; v6 leaving the overlay is masqueraded and let through the DROP policy (a v6 host
+ * `<lan6>::fe` on the LAN bridge, with no route to the overlay, answers each container and sees its
+ * host's v6 address: this is what needs flannel's ip6 FORWARD accepts and ip6 masquerade, where
+ * container ↔ container across hosts already passed the isolation block's intra accept); ping6 both
+ * ways with a one-byte payload pattern passes (the ip6 FORWARD accepts of IPv6Network count at least
+ * the packets forwarded), flannel's ip6 masquerade rules are there, and a capture on the LAN bridge
+ * meanwhile holds only UDP between the hosts' ListenPortV6 (and the underlay's own neighbour
+ * discovery), no ICMPv6 echo and no payload pattern.
  */
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
@@ -32,6 +36,8 @@ export interface WireguardV6Lab {
   prefix: string;
   /** `2001:db8:x:y`: h1 is `<lan6>::1`, h2 `<lan6>::2` (eth0). */
   lan6: string;
+  /** A folder with cgi-bin/peer (prints $REMOTE_ADDR), served by busybox httpd from the LAN namespace. */
+  www: string;
   /** IPv4 Networks already in use in the lab (six's is picked apart from them). */
   taken: string[];
   tag: string;
@@ -77,6 +83,14 @@ export async function checkWireguardV6(x: WireguardV6Lab): Promise<void> {
     const [route] = await h.execJson<{ dev: string }[]>(['-6', 'route', 'get', ip6[c]!]);
     assert.equal(route?.dev, 'fw6-six', `${h.ns} routes ${c}'s ${ip6[c]} via fw6-six`);
   }
+  // v6 leaving the overlay: answered by a LAN host only if masqueraded (it has no route to n6) and let through FORWARD
+  const lanHost6 = `${lan6}::fe`;
+  await x.lan.execOk('ip', ['-6', 'addr', 'add', `${lanHost6}/64`, 'dev', 'br0', 'nodad']);
+  x.lan.spawnDaemon('/bin/busybox', ['httpd', '-f', '-p', '[::]:8080', '-h', x.www]);
+  for (const [d, c, n] of [[d1, S1, 1], [d2, S2, 2]] as const) {
+    const seen = await waitFor(async () => (await L.peerSeen(d, c, lanHost6)) || undefined, { timeoutMs: 20_000, what: `${c} → ${lanHost6} (ip6 FORWARD accepts and masquerade)` });
+    assert.equal(L.v6(seen), L.v6(`${lan6}::${n}`), `the LAN host saw ${c} as ${seen}, not as its host's v6 address`);
+  }
   const accepted = async (h: Host): Promise<number> =>
     (await h.execOk('ip6tables', ['-v', '-S', 'FORWARD'])).stdout.split('\n').filter((l) => l.includes(n6) && l.endsWith('-j ACCEPT')).reduce((s, l) => s + Number(/ -c (\d+) \d+/.exec(l)?.[1] ?? 0), 0);
   // a first ping6 each way until answered (peers and routes settle), then the counted ones under capture
@@ -109,7 +123,7 @@ export async function checkWireguardV6(x: WireguardV6Lab): Promise<void> {
   const packets = packetsOf(cap.logs());
   const tunnel = new RegExp(`^\\S+ IP6 ${esc(lan6)}::[12]\\.(\\d+) > ${esc(lan6)}::[12]\\.(\\d+): UDP`);
   // the LAN's own neighbour discovery and MLD, from the hosts' underlay or link-local addresses
-  const underlay = new RegExp(`^\\S+ IP6 (${esc(lan6)}::[12]|fe80::[0-9a-f:]+|::) > \\S+: (HBH )?ICMP6, (neighbor (solicitation|advertisement)|multicast listener|router solicitation)`);
+  const underlay = new RegExp(`^\\S+ IP6 (${esc(lan6)}::(1|2|fe)|fe80::[0-9a-f:]+|::) > \\S+: (HBH )?ICMP6, (neighbor (solicitation|advertisement)|multicast listener|router solicitation)`);
   const udp = packets.filter((p) => tunnel.exec(p.header)?.slice(1).every((v) => Number(v) === port6));
   const other = packets.filter((p) => !udp.includes(p) && !underlay.test(p.header));
   assert.deepEqual(other.map((p) => p.header), [], `only UDP between the hosts' ListenPortV6 ${port6} on the LAN`);
