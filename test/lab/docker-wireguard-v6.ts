@@ -113,9 +113,11 @@ export async function checkWireguardV6(x: WireguardV6Lab): Promise<void> {
     await cap.exited;
   }
   // each host forwards PINGS requests and PINGS replies per direction, all through the accepts (policy DROP)
+  const grown: number[] = [];
   for (const [i, h] of [h1, h2].entries()) {
     assert.match((await h.execOk('ip6tables', ['-S', 'FORWARD'])).stdout, /^-P FORWARD DROP$/m, `${h.ns}: ip6 FORWARD policy DROP`);
     const grew = (await accepted(h)) - before[i]!;
+    grown.push(grew);
     assert.ok(grew >= 4 * PINGS, `${h.ns}: the ip6 FORWARD accepts of ${n6} counted ${grew} packets, want ≥ ${4 * PINGS}`);
     const masq = (await h.execOk('ip6tables', ['-t', 'nat', '-S', 'POSTROUTING'])).stdout.split('\n').filter((l) => l.includes(L.masqMark(n6)));
     assert.deepEqual(masq, L.flannelMasqRules(held6.get(h.ip)!, n6).map((l) => l.replace('224.0.0.0/4', 'ff00::/8')), `${h.ns}: flannel's ip6 masquerade rules`);
@@ -128,6 +130,7 @@ export async function checkWireguardV6(x: WireguardV6Lab): Promise<void> {
   const other = packets.filter((p) => !udp.includes(p) && !underlay.test(p.header));
   assert.deepEqual(other.map((p) => p.header), [], `only UDP between the hosts' ListenPortV6 ${port6} on the LAN`);
   assert.ok(udp.length >= 4 * PINGS, `WireGuard datagrams on ${port6}: ${udp.length}`);
+  x.diagnostic(`ip6 FORWARD accepts of ${n6} grew by ${grown.join(' / ')} packets (h1 / h2) for ${4 * PINGS} forwarded each; LAN capture: ${packets.length} IPv6 packets, ${udp.length} UDP ${port6}↔${port6}, ${packets.length - udp.length} underlay NDP/MLD`);
   assert.ok(!packets.some((p) => /ICMP6, echo/.test(p.header)), 'no ICMPv6 echo in clear');
   assert.ok(!packets.some((p) => p.hex.includes(byte.repeat(16))), `the ping payload (0x${byte} × 56) never appears on the wire`);
 }
