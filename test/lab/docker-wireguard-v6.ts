@@ -89,7 +89,7 @@ export async function checkWireguardV6(x: WireguardV6Lab): Promise<void> {
   x.lan.spawnDaemon('/bin/busybox', ['httpd', '-f', '-p', '[::]:8080', '-h', x.www]);
   for (const [d, c, n] of [[d1, S1, 1], [d2, S2, 2]] as const) {
     const seen = await waitFor(async () => (await L.peerSeen(d, c, lanHost6)) || undefined, { timeoutMs: 20_000, what: `${c} → ${lanHost6} (ip6 FORWARD accepts and masquerade)` });
-    assert.equal(L.v6(seen), L.v6(`${lan6}::${n}`), `the LAN host saw ${c} as ${seen}, not as its host's v6 address`);
+    assert.equal(v6(seen), v6(`${lan6}::${n}`), `the LAN host saw ${c} as ${seen}, not as its host's v6 address`);
   }
   const accepted = async (h: Host): Promise<number> =>
     (await h.execOk('ip6tables', ['-v', '-S', 'FORWARD'])).stdout.split('\n').filter((l) => l.includes(n6) && l.endsWith('-j ACCEPT')).reduce((s, l) => s + Number(/ -c (\d+) \d+/.exec(l)?.[1] ?? 0), 0);
