@@ -148,15 +148,10 @@ export class AddressStore {
    * deletes a newer allocation of the same address. A record without a readable createdAt is kept.
    */
   async releaseIfCreatedBefore(subnet: Cidr, ip: number, before: number): Promise<'released' | 'absent' | 'kept'> {
-    const key = this.keys.addressKey(subnet, ip);
     try {
-      const kv = (await this.client.get(key).exec()).kvs[0];
-      if (!kv) return 'absent';
-      const { createdAt } = valueOf(kv.value.toString('utf8'));
-      if (createdAt === null || createdAt > before) return 'kept';
-      const r = await this.client.if(key, 'Mod', '==', kv.mod_revision).then(this.client.delete().key(key)).commit();
-      if (r.succeeded) this.watches.with(subnet, (x) => x.delete(ip, BigInt(r.header.revision)));
-      return r.succeeded ? 'released' : 'kept';
+      const r = await deleteIfCreatedBefore(this.client, this.keys.addressKey(subnet, ip), before);
+      if (r.revision !== undefined) this.watches.with(subnet, (x) => x.delete(ip, r.revision!));
+      return r.outcome;
     } catch (e) {
       throw toStoreError(e, `release address ${formatIPv4(ip)} in ${formatCidr(subnet)}`);
     }
@@ -253,6 +248,20 @@ export class AddressStore {
     }
     return rows.sort((a, b) => a.record.ip - b.record.ip);
   }
+}
+
+/**
+ * The guarded delete of a retried release (v4 and v6 records alike): read the record, delete it
+ * only if its createdAt is at or before `before` and its mod revision is still the one read.
+ * `revision` is the delete's store revision when it happened.
+ */
+export async function deleteIfCreatedBefore(client: Etcd3, key: string, before: number): Promise<{ outcome: 'released' | 'absent' | 'kept'; revision?: bigint }> {
+  const kv = (await client.get(key).exec()).kvs[0];
+  if (!kv) return { outcome: 'absent' };
+  const { createdAt } = valueOf(kv.value.toString('utf8'));
+  if (createdAt === null || createdAt > before) return { outcome: 'kept' };
+  const r = await client.if(key, 'Mod', '==', kv.mod_revision).then(client.delete().key(key)).commit();
+  return r.succeeded ? { outcome: 'released', revision: BigInt(r.header.revision) } : { outcome: 'kept' };
 }
 
 /** A record's value, parsed once: its owner ('' when unreadable) and createdAt (null when unreadable). */

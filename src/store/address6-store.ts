@@ -22,7 +22,7 @@ import type { Logger } from 'pino';
 import { checkRequestedAddress6, pickAddress6 } from '../domain/addresses-v6';
 import { Cidr6, formatCidr6, formatIPv6, parseIPv6 } from '../domain/ipv6';
 import { conflict, invalid } from '../errors';
-import { valueOf } from './address-store';
+import { deleteIfCreatedBefore, valueOf } from './address-store';
 import { toStoreError } from './etcd-client';
 import { OverlayKeys, parseAddress6Key } from './keys';
 import { toKeyValue } from './list-watch';
@@ -105,14 +105,8 @@ export class Address6Store {
 
   /** As AddressStore.releaseIfCreatedBefore: a retried release never deletes a newer allocation. */
   async releaseIfCreatedBefore(subnet6: Cidr6, ip: bigint, before: number): Promise<'released' | 'absent' | 'kept'> {
-    const key = this.keys.address6Key(subnet6, ip);
     try {
-      const kv = (await this.client.get(key).exec()).kvs[0];
-      if (!kv) return 'absent';
-      const { createdAt } = valueOf(kv.value.toString('utf8'));
-      if (createdAt === null || createdAt > before) return 'kept';
-      const r = await this.client.if(key, 'Mod', '==', kv.mod_revision).then(this.client.delete().key(key)).commit();
-      return r.succeeded ? 'released' : 'kept';
+      return (await deleteIfCreatedBefore(this.client, this.keys.address6Key(subnet6, ip), before)).outcome;
     } catch (e) {
       throw toStoreError(e, `release IPv6 address ${formatIPv6(ip)} in ${formatCidr6(subnet6)}`);
     }
