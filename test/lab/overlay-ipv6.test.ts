@@ -78,6 +78,8 @@ describe('dual-stack vxlan: our daemon and a flanneld-programmed host', () => {
       },
       { timeoutMs: 30_000, intervalMs: 200, what: `host 1's dual-stack lease; log:\n${lab.logs(1)}` },
     );
+    // the lease carries the MACs before the devices exist (they are derived, vtepMacFor): wait for both
+    await waitFor(async () => (await a.exec('ip', ['link', 'show', dev()])).code === 0 && (await a.exec('ip', ['link', 'show', dev6()])).code === 0, { timeoutMs: 15_000, intervalMs: 100, what: `host 1's ${dev()} and ${dev6()}` });
     // host 2, by hand, as flanneld: v4 device and v6 device, then host 1 as its peer in both families
     const l = aLease;
     const aMac = JSON.parse(l.raw).BackendData.VtepMAC as string;
