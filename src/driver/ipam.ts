@@ -14,7 +14,7 @@ import { conflict, invalid, unsupported } from '../errors';
 import type { RequestAddressArgs, RequestPoolArgs, RequestPoolResult } from './types';
 import { address6WithPrefix, gateway6Of } from '../domain/addresses-v6';
 import { cidr6Equals, formatCidr6, formatIPv6, parseCidr6, parseIPv6 } from '../domain/ipv6';
-import { PendingReleases } from './pending-releases';
+import { PendingReleases, type RetryOutcome } from './pending-releases';
 import { DEFAULT_OVERLAY, isPoolId6, OverlayDirectory, OverlayHandle, parsePoolId, parsePoolId6, poolIdOf, poolIdOf6 } from './overlays';
 
 export const ADDRESS_SPACE_LOCAL = 'overlay-flannel-local';
@@ -137,18 +137,24 @@ export class Ipam {
       const ip = parseIPv6(address.split('/')[0], 'address to release');
       if (ip === gateway6Of(subnet6)) return;
       const store = (await this.overlays.byName(name)).addresses6;
-      const askedAt = Date.now();
-      const later = store.releaseIfCreatedBefore ? () => store.releaseIfCreatedBefore!(subnet6, ip, askedAt) : undefined;
-      await this.pendingReleases.release(`${name} ${formatIPv6(ip)}`, `${formatIPv6(ip)} in ${formatCidr6(subnet6)}`, () => store.release(subnet6, ip), later);
-      return;
+      const guarded = store.releaseIfCreatedBefore && ((t: number) => store.releaseIfCreatedBefore!(subnet6, ip, t));
+      return this.releaseRecord(`${name} ${formatIPv6(ip)}`, `${formatIPv6(ip)} in ${formatCidr6(subnet6)}`, () => store.release(subnet6, ip), guarded);
     }
     const { overlay, subnet } = await this.poolOf(poolId, false);
     const ip = parseIPv4(address.split('/')[0], 'address to release');
     if (ip === gatewayOf(subnet)) return;
     const store = overlay.addresses;
+    const guarded = store.releaseIfCreatedBefore && ((t: number) => store.releaseIfCreatedBefore!(subnet, ip, t));
+    return this.releaseRecord(`${overlay.name} ${formatIPv4(ip)}`, `${formatIPv4(ip)} in ${formatCidr(subnet)}`, () => store.release(subnet, ip), guarded);
+  }
+
+  /**
+   * Docker's release of one address record, v4 or v6: now; if etcd cannot take it, retried by
+   * pendingReleases with `guarded`, bound to the time Docker asked (a retry never deletes a newer record).
+   */
+  private releaseRecord(key: string, what: string, now: () => Promise<unknown>, guarded?: (createdBefore: number) => Promise<RetryOutcome>): Promise<void> {
     const askedAt = Date.now();
-    const later = store.releaseIfCreatedBefore ? () => store.releaseIfCreatedBefore!(subnet, ip, askedAt) : undefined;
-    await this.pendingReleases.release(`${overlay.name} ${formatIPv4(ip)}`, `${formatIPv4(ip)} in ${formatCidr(subnet)}`, () => store.release(subnet, ip), later);
+    return this.pendingReleases.release(key, what, now, guarded && (() => guarded(askedAt)));
   }
 
   /** The v6 subnet of a v6 pool, which must still be this host's v6 lease. */
