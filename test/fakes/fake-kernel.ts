@@ -4,7 +4,7 @@
  *
  * Design note: the netlink half (links, addresses, routes, neighbours, FDB, the test hooks
  * addDevice/failNext/writes, and the kernel behaviour it models) is FakeNetlink in fake-netlink.ts;
- * this file adds the firewall rule tables the real adapter keeps with nftables/iptables:
+ * this file adds the forwarding and accept_ra sysctls, and the firewall rule tables the real adapter keeps with nftables/iptables:
  * - FORWARD accept rules per network (`forwardChain` false = no nftables FORWARD chain);
  * - ip-masq rules per network (`natChain` false = no nftables nat chain);
  * - NOTRACK rules per network, and published-port rules per endpoint, as their rule text, with
@@ -27,7 +27,7 @@ import { checkIfName, parseNetworkCidr } from '../../src/kernel/codec';
 import { checkWireguardPeerAddresses } from '../../src/kernel/kernel-wireguard';
 import { checkNameSpec, KernelError, WG_INSTALL_HINT, type WireguardInfo, type WireguardPeer, type WireguardSpec, type FastpathResult, type MulticastResult, type ForwardHeadResult, type Kernel, type NameInterceptionSpec, type PacketHandler, type PacketQueueOptions } from '../../src/kernel';
 import { FakePacketQueue } from './fake-packet-queue';
-import { invalid, notFound, OverlayError, unsupported } from '../../src/errors';
+import { invalid, notFound, OverlayError, unavailable, unsupported } from '../../src/errors';
 import { isWireguardKey } from '../../src/domain/wireguard-config';
 import { forwardHeadRules } from '../../src/domain/forward-head';
 import type { FastpathPlan } from '../../src/domain/fastpath';
@@ -41,6 +41,41 @@ export class FakeKernel extends FakeNetlink implements Kernel {
   protected override enter(method: keyof Kernel, arg = '', write = false): void {
     this.calls.set(method, (this.calls.get(method) ?? 0) + 1);
     super.enter(method, arg, write);
+  }
+
+  // ---- sysctls: forwarding, accept_ra
+
+  /** ifindexes with forwarding on */
+  readonly forwarding = new Set<number>();
+
+  /** net.ipv6.conf.all.forwarding */
+  ipv6Forwarding = false;
+  async ensureIpv6Forwarding(): Promise<{ state: 'already' | 'set'; path: string }> {
+    const path = '/proc/sys/net/ipv6/conf/all/forwarding';
+    if (this.ipv6Forwarding) return { state: 'already', path };
+    this.ipv6Forwarding = true;
+    return { state: 'set', path };
+  }
+  /** net.ipv6.conf.<name>.accept_ra of a link (a new link's is 1, the kernel's default). */
+  acceptRa(name: string): number | null {
+    const l = this.byName(name);
+    return l ? (l.acceptRa ?? 1) : null;
+  }
+  async disableAcceptRa(name: string): Promise<{ state: 'already' | 'set'; path: string }> {
+    this.enter('disableAcceptRa', name, true);
+    checkIfName(name);
+    const path = `/proc/sys/net/ipv6/conf/${name}/accept_ra`;
+    const l = this.byName(name);
+    if (!l) throw unavailable(`could not set net.ipv6.conf.${name}.accept_ra=0 (${path}: ENOENT)`);
+    if (l.acceptRa === 0) return { state: 'already', path };
+    l.acceptRa = 0;
+    return { state: 'set', path };
+  }
+  async setForwarding(ifindex: number, on: boolean): Promise<void> {
+    this.enter('setForwarding', String(ifindex), true);
+    if (!this.hasLink(ifindex)) throw new KernelError(`set forwarding on link #${ifindex}: ENODEV`, 'ENODEV');
+    if (on) this.forwarding.add(ifindex);
+    else this.forwarding.delete(ifindex);
   }
 
   /** Networks whose FORWARD accept rules exist; `forwardChain` false = no nftables FORWARD chain. */

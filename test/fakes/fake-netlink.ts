@@ -7,6 +7,7 @@
  * - links get fresh ifindexes when recreated; deleting a link takes its veth peer, addresses,
  *   routes, neighbours and FDB entries with it, and releases bridge ports;
  * - an address with prefix < 32 on an UP link adds the connected ("proto kernel") route;
+ * - neighbours and FDB entries as the kernel keys them (fake-neighbours.ts);
  * - a route needs its oif up (ENETDOWN) and, without onlink, a gateway on a connected route
  *   (ENETUNREACH); neighbours/FDB need an existing link (ENODEV);
  * - errors are the same KernelError/OverlayError kinds and messages as the real adapter;
@@ -15,8 +16,9 @@
  * Test hooks: addDevice() (a plain NIC), failNext() (inject a failure), writes (a call log).
  * Subclasses go through enter() on every call, so failNext(), close() and the call log apply to them.
  */
-import { conflict, invalid, notFound, OverlayError, unavailable } from '../../src/errors';
+import { conflict, invalid, notFound, OverlayError } from '../../src/errors';
 import { checkIfName, ip4ToInt, macToBuf, parseCidr } from '../../src/kernel/codec';
+import { FakeNeighbourTables } from './fake-neighbours';
 import { anyCidr, anyContains, anyIp, anyNetwork, connectedRouteOf, familyOf } from './fake-v6';
 import { KernelError } from '../../src/kernel/errno';
 import { bridgeMacFor } from '../../src/domain/mac';
@@ -57,8 +59,7 @@ export class FakeNetlink {
   private readonly links = new Map<number, FakeLink>();
   private addrs: AddressEntry[] = [];
   private routes: FakeRoute[] = [];
-  private neighs: NeighbourEntry[] = [];
-  private fdb: FdbEntry[] = [];
+  private readonly neighbours = new FakeNeighbourTables((ifindex) => this.links.has(ifindex));
   private closed = false;
   private readonly failures: { method: string; error: Error }[] = [];
   /** Every write call, as "method arg…", in order. */
@@ -187,39 +188,6 @@ export class FakeNetlink {
     if (l) this.removeLink(l);
   }
 
-  /** ifindexes with forwarding on */
-  readonly forwarding = new Set<number>();
-
-  /** net.ipv6.conf.all.forwarding */
-  ipv6Forwarding = false;
-  async ensureIpv6Forwarding(): Promise<{ state: 'already' | 'set'; path: string }> {
-    const path = '/proc/sys/net/ipv6/conf/all/forwarding';
-    if (this.ipv6Forwarding) return { state: 'already', path };
-    this.ipv6Forwarding = true;
-    return { state: 'set', path };
-  }
-  /** net.ipv6.conf.<name>.accept_ra of a link (a new link's is 1, the kernel's default). */
-  acceptRa(name: string): number | null {
-    const l = this.byName(name);
-    return l ? (l.acceptRa ?? 1) : null;
-  }
-  async disableAcceptRa(name: string): Promise<{ state: 'already' | 'set'; path: string }> {
-    this.enter('disableAcceptRa', name, true);
-    checkIfName(name);
-    const path = `/proc/sys/net/ipv6/conf/${name}/accept_ra`;
-    const l = this.byName(name);
-    if (!l) throw unavailable(`could not set net.ipv6.conf.${name}.accept_ra=0 (${path}: ENOENT)`);
-    if (l.acceptRa === 0) return { state: 'already', path };
-    l.acceptRa = 0;
-    return { state: 'set', path };
-  }
-  async setForwarding(ifindex: number, on: boolean): Promise<void> {
-    this.enter('setForwarding', String(ifindex), true);
-    if (!this.links.has(ifindex)) throw kerr(`set forwarding on link #${ifindex}`, 'ENODEV');
-    if (on) this.forwarding.add(ifindex);
-    else this.forwarding.delete(ifindex);
-  }
-
   async setLinkUp(name: string): Promise<void> {
     this.enter('setLinkUp', name, true);
     const l = this.byName(name);
@@ -304,48 +272,31 @@ export class FakeNetlink {
     return l ? pub(l) : null;
   }
 
-  // ---- neighbours and FDB
+  // ---- neighbours and FDB (fake-neighbours.ts)
 
   async listNeighbours(ifindex: number, family: IpFamily = 4): Promise<NeighbourEntry[]> {
     this.enter('listNeighbours');
-    return this.neighs.filter((n) => n.ifindex === ifindex && familyOf(n.ip) === family).map((n) => ({ ...n }));
+    return this.neighbours.listNeighbours(ifindex, family);
   }
-
   async replaceNeighbour(n: NeighbourEntry): Promise<void> {
     this.enter('replaceNeighbour', `${n.ip} ${n.mac}`, true);
-    const ip = anyIp(n.ip, 'neighbour IP');
-    const mac = macToBuf(n.mac, 'neighbour MAC') && n.mac.toLowerCase();
-    if (!this.links.has(n.ifindex)) throw kerr(`replace neighbour ${n.ip} lladdr ${n.mac} dev #${n.ifindex}`, 'ENODEV');
-    this.neighs = this.neighs.filter((x) => !(x.ifindex === n.ifindex && x.ip === ip));
-    this.neighs.push({ ifindex: n.ifindex, ip, mac, permanent: n.permanent });
+    this.neighbours.replaceNeighbour(n);
   }
-
   async deleteNeighbour(ifindex: number, ip: string): Promise<void> {
     this.enter('deleteNeighbour', ip, true);
-    const key = anyIp(ip, 'neighbour IP');
-    this.neighs = this.neighs.filter((x) => !(x.ifindex === ifindex && x.ip === key));
+    this.neighbours.deleteNeighbour(ifindex, ip);
   }
-
   async listFdb(ifindex: number): Promise<FdbEntry[]> {
     this.enter('listFdb');
-    return this.fdb.filter((f) => f.ifindex === ifindex).map((f) => ({ ...f }));
+    return this.neighbours.listFdb(ifindex);
   }
-
   async replaceFdb(f: FdbEntry): Promise<void> {
     this.enter('replaceFdb', `${f.mac} ${f.dst}`, true);
-    const mac = macToBuf(f.mac, 'fdb MAC') && f.mac.toLowerCase();
-    const dst = anyIp(f.dst, 'fdb dst');
-    if (!this.links.has(f.ifindex)) throw kerr(`replace fdb ${f.mac} dst ${f.dst} dev #${f.ifindex}`, 'ENODEV');
-    const zero = mac === '00:00:00:00:00:00'; // flood entries: one per dst (APPEND)
-    this.fdb = this.fdb.filter((x) => !(x.ifindex === f.ifindex && x.mac === mac && (!zero || x.dst === dst)));
-    this.fdb.push({ ifindex: f.ifindex, mac, dst, permanent: f.permanent });
+    this.neighbours.replaceFdb(f);
   }
-
   async deleteFdb(ifindex: number, mac: string, dst?: string): Promise<void> {
     this.enter('deleteFdb', `${mac} ${dst ?? ''}`, true);
-    const m = macToBuf(mac, 'fdb MAC') && mac.toLowerCase();
-    const d = dst ? anyIp(dst, 'fdb dst') : undefined;
-    this.fdb = this.fdb.filter((x) => !(x.ifindex === ifindex && x.mac === m && (!d || x.dst === d)));
+    this.neighbours.deleteFdb(ifindex, mac, dst);
   }
 
   async close(): Promise<void> {
@@ -362,6 +313,10 @@ export class FakeNetlink {
       throw (f as { error: Error }).error;
     }
     if (write) this.writes.push(arg ? `${method} ${arg}` : method);
+  }
+
+  protected hasLink(ifindex: number): boolean {
+    return this.links.has(ifindex);
   }
 
   protected byName(name: string): FakeLink | undefined {
@@ -383,8 +338,7 @@ export class FakeNetlink {
     for (const other of this.links.values()) if (other.master === l.index) other.master = 0;
     this.addrs = this.addrs.filter((a) => a.ifindex !== l.index);
     this.routes = this.routes.filter((r) => r.oif !== l.index);
-    this.neighs = this.neighs.filter((n) => n.ifindex !== l.index);
-    this.fdb = this.fdb.filter((f) => f.ifindex !== l.index);
+    this.neighbours.dropDevice(l.index);
   }
 
   protected bringUp(l: FakeLink): void {
