@@ -120,7 +120,30 @@ export function leaseOwner(attrs: { readonly publicIP: string } & LeaseAttrsV6):
  * keyed by the v4 part, every IPv6-only lease would be the same one.
  */
 export function leaseId(l: { readonly subnet: Cidr; readonly subnet6?: Cidr6 }): string {
-  return l.subnet.len === 0 && l.subnet6 ? formatCidr6(l.subnet6) : formatCidr(l.subnet);
+  let id = ids.get(l);
+  if (id === undefined) {
+    id = flatString(l.subnet.len === 0 && l.subnet6 ? formatCidr6(l.subnet6) : formatCidr(l.subnet));
+    ids.set(l, id);
+  }
+  return id;
+}
+
+/** leaseId's answers per (immutable) lease object: the watcher's, the agent's and the dataplane's
+ *  maps of one lease share one flat key string instead of each holding its own concatenation. */
+const ids = new WeakMap<object, string>();
+
+const WIDE = /[^\x00-\xff]/;
+
+/**
+ * A flat copy of a string built by concatenation. V8 keeps `a + b` (and template literals of 13+
+ * characters) as a tree of cons strings: "10.39.87.0/24" from formatCidr is three or four heap
+ * objects, a decimal etcd lease id from Long.toString half a dozen. Strings kept per lease (map
+ * keys, etcd lease ids) are copied once into one sequential string (docs/performance.md §7).
+ * Only for text of code units ≤ 0xFF (addresses, decimal ids); other text is returned as it is.
+ */
+export function flatString(s: string): string {
+  if (s.length < 13 || WIDE.test(s)) return s; // V8 builds shorter concatenations flat already
+  return Buffer.from(s, 'latin1').toString('latin1');
 }
 
 /** Whether a lease is IPv6-only (the key's v4 part is flannel's zero 0.0.0.0-0). */

@@ -23,7 +23,7 @@
  * parses (`fd00:10:0:f:0::7` is not a record), so one address has exactly one key.
  */
 import { Cidr, formatIPv4, isIPv4, parseIPv4, cidrContains } from '../domain/ipv4';
-import { decodeLeaseAttrs, Lease, LeaseAttrs, leaseKeyOf, subnetFromLeaseKey } from '../domain/lease';
+import { decodeLeaseAttrs, Lease, LeaseAttrs, leaseKeyOf, makeLease, subnetFromLeaseKey } from '../domain/lease';
 import type { IKeyValue } from 'etcd3';
 import { toKeyValue, type KeyValue } from './list-watch';
 import { Cidr6, cidr6, cidr6Contains, formatIPv6, isIPv6, parseIPv6 } from '../domain/ipv6';
@@ -128,7 +128,7 @@ export function blockingLeaseOf(keys: OverlayKeys, kv: KeyValue): Lease | null {
   } catch {
     attrs = { publicIP: '', backendType: '' };
   }
-  return { ...subnets, attrs, etcdLease: kv.lease, modRevision: kv.modRevision };
+  return makeLease(subnets, attrs, kv.lease, kv.modRevision);
 }
 
 const NOT_OURS: LeaseAttrs = Object.freeze({ publicIP: '', backendType: '' }); // undecoded: not ours
@@ -146,7 +146,7 @@ export function leasesForAcquire(keys: OverlayKeys, kvs: readonly IKeyValue[], o
   for (const raw of kvs) {
     if (!raw.value.includes(ours) && !raw.value.includes(0x5c /* \\ */)) {
       const subnets = leaseSubnetsOfKey(keys, raw.key.toString('utf8'));
-      if (subnets) leases.push({ ...subnets, attrs: NOT_OURS, etcdLease: String(raw.lease ?? '0') });
+      if (subnets) leases.push(makeLease(subnets, NOT_OURS, String(raw.lease ?? '0')));
       continue;
     }
     const kv = toKeyValue(raw);

@@ -18,7 +18,7 @@
 import { EventEmitter } from 'node:events';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
-import { decodeLeaseAttrs, Lease } from '../domain/lease';
+import { decodeLeaseAttrs, Lease, makeLease } from '../domain/lease';
 import { errorText } from '../errors';
 import { StateChanges } from '../util/state-changes';
 import { toStoreError } from './etcd-client';
@@ -132,7 +132,7 @@ export class LeaseWatcher extends EventEmitter {
     try {
       const attrs = decodeLeaseAttrs(text, `lease ${kv.key}`);
       this.warned.forget(kv.key);
-      return { ...subnets, attrs, etcdLease: kv.lease, modRevision: kv.modRevision };
+      return makeLease(subnets, attrs, kv.lease, kv.modRevision);
     } catch (e) {
       if (this.warned.changed(kv.key, text)) {
         this.logger.warn({ key: kv.key, value: text.slice(0, 200), err: errorText(e) }, 'skipping a lease value that does not parse');
@@ -178,7 +178,7 @@ export class LeaseWatcher extends EventEmitter {
     const lease = prev ?? cached;
     if (lease) {
       this.expiries.delete(lease.etcdLease);
-      this.fire({ type: 'removed', lease: { ...lease, modRevision: c.modRevision } });
+      this.fire({ type: 'removed', lease: makeLease(lease, lease.attrs, lease.etcdLease, c.modRevision) });
     }
   }
 

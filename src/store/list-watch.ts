@@ -21,6 +21,7 @@
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { Backoff, BackoffOptions, sleep } from '../util/backoff';
+import { flatString } from '../domain/lease-v6';
 import { errorText, OverlayError } from '../errors';
 import { rawEtcdText, tagWithTarget, toStoreError } from './etcd-client';
 import { etcdHealthOf } from './etcd-health';
@@ -58,7 +59,7 @@ export function toKeyValue(kv: IKeyValue): KeyValue {
   return {
     key: kv.key.toString('utf8'),
     value: kv.value,
-    lease: String(kv.lease ?? '0'),
+    lease: flatString(String(kv.lease ?? '0')), // Long.toString's cons tree, kept per lease
     modRevision: BigInt(kv.mod_revision),
     createRevision: BigInt(kv.create_revision),
   };

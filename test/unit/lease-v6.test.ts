@@ -2,11 +2,11 @@
 // MakeSubnetKey/ParseSubnetKey, values as Go's json.Marshal of LeaseAttrs, and the v6 subnet choice.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeLeaseAttrs, encodeLeaseAttrs, Lease, subnetFromLeaseKey } from '../../src/domain/lease';
-import { leaseOwner, makeLeaseKey, parseLeaseKey } from '../../src/domain/lease-v6';
+import { decodeLeaseAttrs, encodeLeaseAttrs, Lease, makeLease, subnetFromLeaseKey } from '../../src/domain/lease';
+import { flatString, leaseId, leaseOwner, makeLeaseKey, parseLeaseKey } from '../../src/domain/lease-v6';
 import { parseNetworkConfig } from '../../src/domain/network-config';
-import { cidr, formatCidr, parseCidr } from '../../src/domain/ipv4';
-import { formatCidr6, parseCidr6 } from '../../src/domain/ipv6';
+import { cidr, formatCidr, parseCidr, parseIPv4 } from '../../src/domain/ipv4';
+import { cidr6, formatCidr6, parseCidr6, parseIPv6 } from '../../src/domain/ipv6';
 import { chooseSubnet } from '../../src/domain/subnet-choice';
 import { freeSubnets6 } from '../../src/domain/subnet-choice-v6';
 
@@ -154,4 +154,20 @@ test('v6 exhaustion names the family; a wide taken block is skipped in one step'
   assert.ok(Date.now() - started < 1000);
   assert.deepEqual(free.slice(0, 2).map(formatCidr6), ['fd80::/64', 'fd80:0:0:2::/64']);
   assert.equal(free.length, 100);
+});
+
+test('flatString keeps the text; leaseId answers one string per lease object', () => {
+  for (const s of ['', '10.1.5.0/24', `${'10.39.87.0'}/${24}`, '7587885617311734017', 'fd00:10:0:5::/64', 'ünïcode/ʷide ∞ text']) assert.equal(flatString(s), s);
+  const l = { subnet: cidr(parseIPv4('10.39.87.0'), 24) };
+  assert.equal(leaseId(l), '10.39.87.0/24');
+  assert.equal(leaseId({ subnet: cidr(0, 0), subnet6: cidr6(parseIPv6('fd00:10:0:5::'), 64) }), 'fd00:10:0:5::/64');
+});
+
+test('makeLease: the fields a spread would give, no undefined ones (subnet6, modRevision only when known)', () => {
+  const attrs = decodeLeaseAttrs('{"PublicIP":"192.0.2.1","PublicIPv6":null,"BackendType":"host-gw"}');
+  const cases: [string, bigint | undefined][] = [['/p/subnets/10.1.5.0-24', 7n], ['/p/subnets/10.1.5.0-24', undefined], ['/p/subnets/10.1.5.0-24&fd00:10:0:5::-64', 9n], ['/p/subnets/0.0.0.0-0&fd00:10:0:5::-64', undefined]];
+  for (const [key, rev] of cases) {
+    const s = parseLeaseKey(key)!;
+    assert.deepEqual(makeLease(s, attrs, '42', rev), { ...s, attrs, etcdLease: '42', ...(rev !== undefined ? { modRevision: rev } : {}) }, key);
+  }
 });
