@@ -20,6 +20,20 @@
  */
 import type { FdbWant, NeighbourWant, PeerOp, PeerState, RouteWant } from './peers';
 
+const NONE: never[] = Object.freeze([]) as unknown as never[];
+const tight = <T>(a: T[]): T[] => (a.length === 0 ? NONE : a.length === 1 ? [a[0] as T] : a.slice());
+
+/**
+ * `s` as kept between syncs (OverlayDataplane's desiredCache, `applied`, this index's states):
+ * arrays of exactly their length (a pushed-to array keeps room for 16), one shared frozen empty
+ * array for every absent kind, and the route's dst the lease key's string when equal (leaseId is
+ * formatCidr of the subnet: one string, not two). Same entries; the wants are not copied.
+ */
+export function compactPeerState(s: PeerState, key?: string): PeerState {
+  for (const r of s.routes) if (r.dst === key) r.dst = key;
+  return { neighbours: tight(s.neighbours), fdb: tight(s.fdb), routes: tight(s.routes), flood: tight(s.flood) };
+}
+
 /** One kind of desired entry: key → slot, the entry, and per slot the generation that saw it listed
  *  (a typed array, no object per entry: the index of 10,000 peers 2.5 → 1.6 MB live). */
 class Slots<T> {

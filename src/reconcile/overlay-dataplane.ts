@@ -29,7 +29,7 @@ import { vtepMacFor } from '../domain/mac';
 import { vxlanDeviceName } from '../domain/names';
 import { NetworkConfig } from '../domain/network-config';
 import { desiredPeers, PeerOp, PeerState, planPeers } from '../domain/peers';
-import type { PeerIndex } from '../domain/peer-index';
+import { compactPeerState, type PeerIndex } from '../domain/peer-index';
 import { WG_DEVICE_NAME, wireguardV6DeviceName } from '../domain/wireguard-config';
 import type { WireguardKeyPair } from '../host/wireguard-key';
 import { WireguardPlane } from './wireguard-plane';
@@ -370,8 +370,10 @@ export class OverlayDataplane {
       if (!this.warned.has(warnKey)) this.log.warn(s, 'peer lease not programmed');
       this.warned.add(warnKey);
     }
-    if (skipped.length === 0) this.desiredCache.set(key, { lease, state });
-    return skipped.length ? EMPTY : state; // one lease: skipped means no entries (EMPTY keeps the full sync's index valid)
+    if (skipped.length) return EMPTY; // one lease: skipped means no entries (EMPTY keeps the full sync's index valid)
+    const kept = compactPeerState(state, key); // ≈ 230 bytes a peer less than desiredPeers' arrays (peer-index.ts)
+    this.desiredCache.set(key, { lease, state: kept });
+    return kept;
   }
 
   private async applyAll(ops: PeerOp[]): Promise<void> {
