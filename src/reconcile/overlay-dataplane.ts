@@ -53,7 +53,7 @@ export class OverlayDataplane {
   private applied = new Map<string, PeerState>();
   private dirty = new Set<string>(); // subnets changed since the last sync
   /** desiredFor's answers while the lease object is the same (cleared when our lease or flooding
-   *  changes): a full sync does not rebuild 10,000 states (docs/performance.md §7). */
+   *  changes), compacted (peer-index.ts compactPeerState): a full sync does not rebuild 10,000 states (docs/performance.md §7). */
   private desiredCache = new Map<string, { lease: Lease; state: PeerState }>();
   /** The full sync's index of those states (domain/peer-index.ts), rebuilt when one of them changes. */
   private index: PeerIndex | null = null;
@@ -353,8 +353,7 @@ export class OverlayDataplane {
   /** The entries one lease asks for (none if it is gone, ours, or cannot be programmed). */
   private desiredFor(key: string): PeerState {
     const lease = this.leases.get(key);
-    if (!lease) this.desiredCache.delete(key);
-    if (!lease) return EMPTY;
+    if (!lease) { this.desiredCache.delete(key); return EMPTY; }
     const cached = this.desiredCache.get(key);
     if (cached?.lease === lease) return cached.state;
     this.stats.statesBuilt++;
