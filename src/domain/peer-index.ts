@@ -69,10 +69,11 @@ export class PeerIndex {
   constructor(private readonly states: readonly PeerState[]) {
     let exact = true;
     for (const s of states) {
-      for (const n of s.neighbours) exact = this.neigh.add(n.ip, n) && exact;
-      for (const f of s.fdb) exact = this.fdb.add(f.mac, f) && exact;
-      for (const r of s.routes) exact = this.routes.add(r.dst, r) && exact;
-      for (const d of s.flood) this.flood.add(d, d); // a Set in planPeers too: duplicates are fine
+      // indexed loops: for-of over the shared frozen empty array (compactPeerState) made this 20 % slower
+      for (let i = 0; i < s.neighbours.length; i++) exact = this.neigh.add(s.neighbours[i]!.ip, s.neighbours[i]!) && exact;
+      for (let i = 0; i < s.fdb.length; i++) exact = this.fdb.add(s.fdb[i]!.mac, s.fdb[i]!) && exact;
+      for (let i = 0; i < s.routes.length; i++) exact = this.routes.add(s.routes[i]!.dst, s.routes[i]!) && exact;
+      for (let i = 0; i < s.flood.length; i++) this.flood.add(s.flood[i]!, s.flood[i]!); // a Set in planPeers too: duplicates are fine
     }
     for (const k of [this.neigh, this.fdb, this.routes, this.flood]) k.seal();
     this.exact = exact;
