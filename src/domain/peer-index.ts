@@ -16,7 +16,7 @@
  * caching): desiredPeers' pushed-to arrays each keep room for 16 entries, so the cached states, the
  * applied map and this index (one set of objects) were 12.6 MB at 10,000 peers in a heap snapshot,
  * 8.0 MB with exact-length arrays, one shared frozen empty array and the route dst shared with the
- * lease key (VmHWM 127.1 → 121.1 MB, mean of 3 alternated runs; docs/performance.md §7).
+ * lease key (VmHWM 127.1 → 122.2 MB, medians of 7 alternated runs; docs/performance.md §7).
  * Equivalence with planPeers relies on the desired keys being unique (neighbour ip, FDB mac, route
  * dst: one lease each); when two desired entries share one (two leases with one VtepMAC, e.g. a
  * host's stale lease beside its new one) `exact` is false and the caller uses planPeers. Observed
