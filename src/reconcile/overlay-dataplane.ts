@@ -29,7 +29,7 @@ import { vtepMacFor } from '../domain/mac';
 import { vxlanDeviceName } from '../domain/names';
 import { NetworkConfig } from '../domain/network-config';
 import { desiredPeers, PeerOp, PeerState, planPeers } from '../domain/peers';
-import type { PeerIndex } from '../domain/peer-index';
+import { compactPeerState, type PeerIndex } from '../domain/peer-index';
 import { WG_DEVICE_NAME, wireguardV6DeviceName } from '../domain/wireguard-config';
 import type { WireguardKeyPair } from '../host/wireguard-key';
 import { WireguardPlane } from './wireguard-plane';
@@ -53,7 +53,7 @@ export class OverlayDataplane {
   private applied = new Map<string, PeerState>();
   private dirty = new Set<string>(); // subnets changed since the last sync
   /** desiredFor's answers while the lease object is the same (cleared when our lease or flooding
-   *  changes): a full sync does not rebuild 10,000 states (docs/performance.md §7). */
+   *  changes), compacted (peer-index.ts compactPeerState): a full sync does not rebuild 10,000 states (docs/performance.md §7). */
   private desiredCache = new Map<string, { lease: Lease; state: PeerState }>();
   /** The full sync's index of those states (domain/peer-index.ts), rebuilt when one of them changes. */
   private index: PeerIndex | null = null;
@@ -353,8 +353,7 @@ export class OverlayDataplane {
   /** The entries one lease asks for (none if it is gone, ours, or cannot be programmed). */
   private desiredFor(key: string): PeerState {
     const lease = this.leases.get(key);
-    if (!lease) this.desiredCache.delete(key);
-    if (!lease) return EMPTY;
+    if (!lease) { this.desiredCache.delete(key); return EMPTY; }
     const cached = this.desiredCache.get(key);
     if (cached?.lease === lease) return cached.state;
     this.stats.statesBuilt++;
@@ -370,8 +369,10 @@ export class OverlayDataplane {
       if (!this.warned.has(warnKey)) this.log.warn(s, 'peer lease not programmed');
       this.warned.add(warnKey);
     }
-    if (skipped.length === 0) this.desiredCache.set(key, { lease, state });
-    return skipped.length ? EMPTY : state; // one lease: skipped means no entries (EMPTY keeps the full sync's index valid)
+    if (skipped.length) return EMPTY; // one lease: skipped means no entries (EMPTY keeps the full sync's index valid)
+    const kept = compactPeerState(state, key); // ≈ 230 bytes a peer less than desiredPeers' arrays (peer-index.ts)
+    this.desiredCache.set(key, { lease, state: kept });
+    return kept;
   }
 
   private async applyAll(ops: PeerOp[]): Promise<void> {

@@ -93,3 +93,22 @@ test('seeded random kernel states: the same plan as planPeers (500 rounds)', () 
     assert.deepEqual(streamed(index, observed), planPeers(all, observed), `round ${round}`);
   }
 });
+
+test('compactPeerState: the same entries in exact-length arrays, one frozen empty array, the route dst shared with the key', async () => {
+  const { compactPeerState } = await import('../../src/domain/peer-index');
+  const key = ['10.1.7.0', '24'].join('/'); // a string of its own, as leaseId's
+  const pushed: PeerState = { neighbours: [], fdb: [], routes: [], flood: [] };
+  const p = peer(7);
+  pushed.neighbours.push(...p.neighbours);
+  pushed.fdb.push(...p.fdb);
+  pushed.routes.push({ ...p.routes[0]!, dst: `10.1.7.0/${24}` });
+  const c = compactPeerState(pushed, key);
+  assert.deepEqual(c, { ...p, flood: [] });
+  assert.equal(c.neighbours[0], pushed.neighbours[0], 'the wants themselves, not copies');
+  assert.ok(Object.isFrozen(c.flood), 'an absent kind is the shared frozen empty array');
+  assert.equal(compactPeerState({ neighbours: [], fdb: [], routes: [], flood: [] }).flood, c.flood);
+  assert.throws(() => (c.flood as string[]).push('192.0.2.1'), TypeError, 'nobody can grow the shared empty array');
+  const two = compactPeerState({ ...p, flood: ['192.0.2.1', '192.0.2.2'] });
+  assert.deepEqual(two.flood, ['192.0.2.1', '192.0.2.2']);
+  assert.deepEqual(new PeerIndex([c]).plan().finish(), planPeers(c, { neighbours: [], fdb: [], routes: [], flood: [] }), 'the index plans a compact state as any');
+});
