@@ -28,7 +28,7 @@ import { HOST_VETH_PREFIX } from '../domain/names';
 import { DEFAULT_OVERLAY } from '../driver/overlays';
 import { OverlayPluginDriver } from '../driver/plugin-driver';
 import { servePluginApi } from '../api/server';
-import { buildStatusServer, parseHostPort, StatusMetrics } from '../status/server';
+import type { StatusMetrics } from '../status/server';
 import type { OverlayAgent, OverlayTuning } from '../reconcile/overlay-agent';
 import { OverlayIsolation } from '../reconcile/isolation-keeper';
 import { FastpathKeeper, gatherFastpath } from '../reconcile/fastpath-keeper';
@@ -108,7 +108,9 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
       sysctlRoots: settings.dockerSearchRoot === '/' ? ['/proc/sys'] : ['/proc/sys', `${settings.dockerSearchRoot.replace(/\/$/, '')}/proc/sys`],
     });
     undo.push('closing the kernel', () => kernel.close());
-    const metrics = settings.statusAddr ? new StatusMetrics() : null;
+    // The status server's modules (prom-client, the page) only with STATUS_ADDR: ~5 MB a daemon without it never uses.
+    const statusModule = settings.statusAddr ? await import('../status/server') : null;
+    const metrics = statusModule ? new statusModule.StatusMetrics() : null;
     metrics?.install();
     const pub = await waitForPublicInterface(kernel, settings, log, abort.signal);
     log.info({ public: describePublic(pub) }, 'public interface');
@@ -120,7 +122,7 @@ export async function startDaemon(settings: Settings, log: Logger, opts: { api?:
     const keepers = await startKeepers(settings, kernel, queue, overlays, log, undo);
     const { agent } = await overlays.join(DEFAULT_OVERLAY);
     const plugin: PluginSide = { socketServing: opts.api === false ? null : false, dockerUnusable: 'not checked yet', driver: null, names: null };
-    if (metrics) await startStatusServer(settings, metrics, { kernel, store, overlays, pub, plugin }, log, undo);
+    if (statusModule && metrics) await startStatusServer(statusModule, settings, metrics, { kernel, store, overlays, pub, plugin }, log, undo);
     agent.whenReady().then(() => {
       const lease = agent.lease();
       log.info({ subnet: lease ? leaseId(lease) : null, mtu: agent.dataplane?.mtu }, 'overlay ready');
@@ -189,7 +191,14 @@ interface StatusParts {
 }
 
 /** STATUS_ADDR: the status server; one that cannot listen is logged and left out (the daemon runs on). */
-async function startStatusServer(settings: Settings, metrics: StatusMetrics, p: StatusParts, log: Logger, undo: UndoStack): Promise<void> {
+async function startStatusServer(
+  { buildStatusServer, parseHostPort }: typeof import('../status/server'),
+  settings: Settings,
+  metrics: StatusMetrics,
+  p: StatusParts,
+  log: Logger,
+  undo: UndoStack,
+): Promise<void> {
   const addr = parseHostPort(settings.statusAddr)!;
   const listDocker = dockerEndpointLister(settings.dockerSocket);
   // Path probes through the overlay (PROBE_PORT; 0 = none): bounded, see reconcile/path-prober.ts.

@@ -9,16 +9,23 @@
  * (its calls go through node's shared HTTP agent), so separate clients cost nothing. What they
  * share is here: how the socket is dialled, whether it is usable at all, and how a failed call's
  * HTTP status is read (dockerode puts it on the error as `statusCode`: 404 unknown, 409 conflict).
+ *
+ * dockerode is loaded at the first client, not with this module: with its docker-modem and ssh2
+ * (required at load for ssh:// hosts, which this plugin never dials) it is ~7 MB of RSS, and a
+ * daemon whose Docker socket is absent (a bare host, the kernel bench) never makes a client.
  */
 import { access, constants, stat } from 'node:fs/promises';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { errorText } from '../errors';
 
 export type DockerClient = Docker;
 
+let dockerode: typeof Docker | null = null;
+
 /** A client of the Docker API at the unix socket `socketPath`; each call fails after `timeoutMs`. */
 export function dockerClient(socketPath: string, timeoutMs: number): DockerClient {
-  return new Docker({ socketPath, timeout: timeoutMs });
+  dockerode ??= require('dockerode') as typeof Docker;
+  return new dockerode({ socketPath, timeout: timeoutMs });
 }
 
 /** The HTTP status of a failed Docker API call (undefined when the call never got an answer). */
