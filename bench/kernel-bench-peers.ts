@@ -8,9 +8,13 @@
  * 203.0.113.0/24 and 192.0.2.0/24 less our own .1 and the gateway .254), reused round-robin; no
  * packet is ever sent to them (the FDB only names them). Split out of kernel-bench.ts.
  */
+import type { Etcd3 } from 'etcd3';
 import { cidr, parseIPv4 } from '../src/domain/ipv4';
-import { encodeLeaseAttrs } from '../src/domain/lease';
+import { encodeLeaseAttrs, leaseKeyOf } from '../src/domain/lease';
+import { stableMac } from '../src/domain/mac';
 import type { Kernel } from '../src/kernel';
+
+const TXN_OPS = 100; // etcd's --max-txn-ops is 128
 
 export const PREFIX = '/coreos.com/network';
 export const VNI = 1;
@@ -44,6 +48,31 @@ export function slotSubnet(i: number) {
 
 export function leaseValue(publicIP: string, vtepMac: string): string {
   return encodeLeaseAttrs({ publicIP, backendType: 'vxlan', vxlan: { vni: VNI, vtepMac } });
+}
+
+/** Writes PEERS leases (slots 1 … PEERS) under `etcdLeaseId`, TXN_OPS a transaction; their keys. */
+export async function seedPeerLeases(client: Etcd3, etcdLeaseId: string): Promise<string[]> {
+  const ips = peerPublicIPs();
+  const keys: string[] = [];
+  for (let first = 1; first <= PEERS; first += TXN_OPS) {
+    const ops = [];
+    for (let i = first; i < Math.min(first + TXN_OPS, PEERS + 1); i++) {
+      const key = `${PREFIX}/subnets/${leaseKeyOf(slotSubnet(i))}`;
+      keys.push(key);
+      const value = leaseValue(ips[(i - 1) % ips.length] as string, stableMac('bench-peer', i));
+      ops.push({ request_put: { key: Buffer.from(key), value: Buffer.from(value), lease: etcdLeaseId } });
+    }
+    await client.kv.txn({ success: ops });
+  }
+  return keys;
+}
+
+/** Deletes these lease keys, TXN_OPS a transaction. */
+export async function deletePeerLeases(client: Etcd3, keys: readonly string[]): Promise<void> {
+  for (let i = 0; i < keys.length; i += TXN_OPS) {
+    const ops = keys.slice(i, i + TXN_OPS).map((key) => ({ request_delete_range: { key: Buffer.from(key) } }));
+    await client.kv.txn({ success: ops });
+  }
 }
 
 /** The peer entries on the vxlan device: permanent FDB entries (not the flood ones), neighbours, gateway routes. */

@@ -70,7 +70,7 @@ import { startEtcd, type EtcdServer } from '../test/helpers/etcd-server';
 import { inScratchNetns } from '../test/kernel/netns';
 import type { DaemonStats } from './kernel-bench-daemon';
 import { CHILD_ENV, recordPid, runInScratchNetns } from './kernel-bench-parent';
-import { countKernel, fdbCount, LAST_SLOT, leaseValue, NETWORK, PEERS, peerPublicIPs, PREFIX, SCALE, slotSubnet, VNI } from './kernel-bench-peers';
+import { countKernel, deletePeerLeases, fdbCount, LAST_SLOT, leaseValue, NETWORK, PEERS, peerPublicIPs, PREFIX, SCALE, seedPeerLeases, slotSubnet, VNI } from './kernel-bench-peers';
 import { buildDaemon, DaemonProc, shippedRuntime } from './kernel-bench-proc';
 import { dpDelta, judge, mb, printTable, round, summary } from './kernel-bench-report';
 
@@ -85,7 +85,6 @@ const GATEWAY = '192.0.2.254';
 const WARMUP = 20;
 const SAMPLES = 200;
 const FULL_SYNCS = 3;
-const TXN_OPS = 100; // etcd's --max-txn-ops is 128
 
 // ---------------------------------------------------------------------------------------------
 // child (in the scratch namespace): the benchmark
@@ -170,18 +169,8 @@ async function runBench(): Promise<number> {
     const grant = await client.leaseClient.leaseGrant({ TTL: 600 });
     const etcdLeaseId = String(grant.ID);
     const ips = peerPublicIPs();
-    const peerKeys: string[] = [];
     const s0 = hr();
-    for (let first = 1; first <= PEERS; first += TXN_OPS) {
-      const ops = [];
-      for (let i = first; i < Math.min(first + TXN_OPS, PEERS + 1); i++) {
-        const key = `${PREFIX}/subnets/${leaseKeyOf(slotSubnet(i))}`;
-        peerKeys.push(key);
-        const value = leaseValue(ips[(i - 1) % ips.length] as string, stableMac('bench-peer', i));
-        ops.push({ request_put: { key: Buffer.from(key), value: Buffer.from(value), lease: etcdLeaseId } });
-      }
-      await client.kv.txn({ success: ops });
-    }
+    const peerKeys = await seedPeerLeases(client, etcdLeaseId);
     const seedMs = ms(s0, hr());
 
     // --- the daemon process -----------------------------------------------------------------------
@@ -287,10 +276,7 @@ async function runBench(): Promise<number> {
     // --- phase 3: remove all PEERS leases ---------------------------------------------------------
     const beforeRemove = await proc.stats();
     const d0 = hr();
-    for (let i = 0; i < peerKeys.length; i += TXN_OPS) {
-      const ops = peerKeys.slice(i, i + TXN_OPS).map((key) => ({ request_delete_range: { key: Buffer.from(key) } }));
-      await client.kv.txn({ success: ops });
-    }
+    await deletePeerLeases(client, peerKeys);
     const deletesWrittenMs = ms(d0, hr());
     const rDone = await proc.count({ atMost: 1 }, within(60_000)); // only our own lease left
     let removeMs = ms(d0, rDone);
