@@ -73,7 +73,7 @@ export class FakeKernel extends FakeNetlink implements Kernel {
   }
   async setForwarding(ifindex: number, on: boolean): Promise<void> {
     this.enter('setForwarding', String(ifindex), true);
-    if (!this.hasLink(ifindex)) throw new KernelError(`set forwarding on link #${ifindex}: ENODEV`, 'ENODEV');
+    this.requireLink(ifindex, `set forwarding on link #${ifindex}`);
     if (on) this.forwarding.add(ifindex);
     else this.forwarding.delete(ifindex);
   }

@@ -7,7 +7,6 @@
  * deleting a device drops its entries here (dropDevice).
  */
 import { macToBuf } from '../../src/kernel/codec';
-import { KernelError } from '../../src/kernel/errno';
 import type { FdbEntry, IpFamily, NeighbourEntry } from '../../src/kernel/types';
 import { anyIp, familyOf } from './fake-v6';
 
@@ -17,11 +16,8 @@ export class FakeNeighbourTables {
   private neighs: NeighbourEntry[] = [];
   private fdb: FdbEntry[] = [];
 
-  constructor(private readonly hasDevice: (ifindex: number) => boolean) {}
-
-  private device(ifindex: number, what: string): void {
-    if (!this.hasDevice(ifindex)) throw new KernelError(`${what}: ENODEV`, 'ENODEV');
-  }
+  /** `requireDevice` throws FakeNetlink's ENODEV, naming `what`, when the device does not exist. */
+  constructor(private readonly requireDevice: (ifindex: number, what: string) => unknown) {}
 
   listNeighbours(ifindex: number, family: IpFamily): NeighbourEntry[] {
     return this.neighs.filter((n) => n.ifindex === ifindex && familyOf(n.ip) === family).map((n) => ({ ...n }));
@@ -31,7 +27,7 @@ export class FakeNeighbourTables {
   replaceNeighbour(n: NeighbourEntry): void {
     const ip = anyIp(n.ip, 'neighbour IP');
     const mac = macToBuf(n.mac, 'neighbour MAC') && n.mac.toLowerCase();
-    this.device(n.ifindex, `replace neighbour ${n.ip} lladdr ${n.mac} dev #${n.ifindex}`);
+    this.requireDevice(n.ifindex, `replace neighbour ${n.ip} lladdr ${n.mac} dev #${n.ifindex}`);
     const entry = { ifindex: n.ifindex, ip, mac, permanent: n.permanent };
     this.neighs = this.neighs.filter((x) => !(x.ifindex === entry.ifindex && x.ip === entry.ip));
     this.neighs.push(entry);
@@ -50,7 +46,7 @@ export class FakeNeighbourTables {
   replaceFdb(f: FdbEntry): void {
     const mac = macToBuf(f.mac, 'fdb MAC') && f.mac.toLowerCase();
     const dst = anyIp(f.dst, 'fdb dst');
-    this.device(f.ifindex, `replace fdb ${f.mac} dst ${f.dst} dev #${f.ifindex}`);
+    this.requireDevice(f.ifindex, `replace fdb ${f.mac} dst ${f.dst} dev #${f.ifindex}`);
     const entry = { ifindex: f.ifindex, mac, dst, permanent: f.permanent };
     const zero = entry.mac === ZERO_MAC; // flood entries: one per dst (APPEND)
     this.fdb = this.fdb.filter((x) => !(x.ifindex === entry.ifindex && x.mac === entry.mac && (!zero || x.dst === entry.dst)));

@@ -59,7 +59,7 @@ export class FakeNetlink {
   private readonly links = new Map<number, FakeLink>();
   private addrs: AddressEntry[] = [];
   private routes: FakeRoute[] = [];
-  private readonly neighbours = new FakeNeighbourTables((ifindex) => this.links.has(ifindex));
+  private readonly neighbours = new FakeNeighbourTables((ifindex, what) => this.requireLink(ifindex, what));
   private closed = false;
   private readonly failures: { method: string; error: Error }[] = [];
   /** Every write call, as "method arg…", in order. */
@@ -208,7 +208,7 @@ export class FakeNetlink {
     const want = anyCidr(cidr, 'address');
     const scope = within === undefined ? undefined : anyCidr(within, 'address scope');
     if (scope && scope.family !== want.family) throw invalid(`address ${cidr} within ${within}: both must be of one family`);
-    if (!this.links.has(ifindex)) throw kerr(`add address ${want.ip}/${want.len} to link #${ifindex}`, 'ENODEV');
+    this.requireLink(ifindex, `add address ${want.ip}/${want.len} to link #${ifindex}`);
     for (const a of this.addrs.filter((x) => x.ifindex === ifindex && familyOf(x.address) === want.family)) {
       if (a.address === want.ip && a.prefixLen === want.len) continue;
       if (scope === undefined || anyContains(within as string, a.address)) this.delAddr(a);
@@ -241,9 +241,7 @@ export class FakeNetlink {
     if (r.onlink && (!r.gateway || !r.oif)) throw invalid(`${what}: onlink needs both a gateway and an oif`);
     let oif = r.oif;
     if (oif) {
-      const l = this.links.get(oif);
-      if (!l) throw kerr(what, 'ENODEV');
-      if (!l.up) throw kerr(what, 'ENETDOWN');
+      if (!this.requireLink(oif, what).up) throw kerr(what, 'ENETDOWN');
     }
     if (r.gateway && !r.onlink) {
       const gw = r.gateway;
@@ -315,8 +313,11 @@ export class FakeNetlink {
     if (write) this.writes.push(arg ? `${method} ${arg}` : method);
   }
 
-  protected hasLink(ifindex: number): boolean {
-    return this.links.has(ifindex);
+  /** The link with this ifindex; ENODEV naming `what` (as the real adapter) when there is none. */
+  protected requireLink(ifindex: number, what: string): FakeLink {
+    const l = this.links.get(ifindex);
+    if (!l) throw kerr(what, 'ENODEV');
+    return l;
   }
 
   protected byName(name: string): FakeLink | undefined {
