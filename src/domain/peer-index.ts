@@ -26,7 +26,7 @@
 import type { FdbWant, NeighbourWant, PeerOp, PeerState, RouteWant } from './peers';
 
 const NONE: never[] = Object.freeze([]) as unknown as never[];
-const tight = <T>(a: T[]): T[] => (a.length === 0 ? NONE : a.length === 1 ? [a[0] as T] : a.slice());
+const tight = <T>(a: T[]): T[] => (a.length === 0 ? NONE : a.slice()); // slice(): exactly a.length
 
 /**
  * `s` as kept between syncs (OverlayDataplane's desiredCache, `applied`, this index's states):
